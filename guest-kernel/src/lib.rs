@@ -1,0 +1,13 @@
+//! The EL1 guest kernel.
+//!
+//! Each subsystem has a pure-Rust core that is unit-tested on the host; the
+//! hardware glue lives under [`arch`] and is built only for bare metal.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod mm;
+pub mod sched;
+pub mod task;
+pub mod time;

@@ -1,0 +1,5 @@
+//! `init`: the first EL0 program.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

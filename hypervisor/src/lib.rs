@@ -1,0 +1,15 @@
+//! The EL2 hypervisor.
+//!
+//! Pure cores (host-tested) sit at the top level; everything that touches
+//! hardware lives under [`arch`] and is built only for `aarch64-unknown-none`.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod esr;
+pub mod mmio;
+pub mod psci;
+pub mod vgic;
+pub mod vmspec;
+pub mod vpl011;

@@ -1,0 +1,31 @@
+//! The guest-physical (IPA) memory map the hypervisor gives each VM.
+//!
+//! The guest learns all of this from the DTB the hypervisor generates; these
+//! constants are the hypervisor's choice, kept here so that tests and docs
+//! agree. The shape follows QEMU's `virt` machine so that stock Linux finds
+//! nothing unusual.
+
+/// Emulated GIC distributor.
+pub const GICD_BASE: u64 = 0x0800_0000;
+/// Size of the distributor frame.
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// GICv2 CPU interface (backed by the physical GICV frame through stage-2).
+pub const GICC_BASE: u64 = 0x0801_0000;
+/// Size of the GICv2 CPU interface window.
+pub const GICC_SIZE: u64 = 0x2000;
+/// GICv3 redistributors, one 128 KiB frame pair per vCPU.
+pub const GICR_BASE: u64 = 0x080A_0000;
+/// Size of one redistributor (RD_base + SGI_base frames).
+pub const GICR_STRIDE: u64 = 0x2_0000;
+/// Emulated PL011 UART.
+pub const UART_BASE: u64 = 0x0900_0000;
+/// Size of the PL011 register window.
+pub const UART_SIZE: u64 = 0x1000;
+/// SPI number of the emulated UART (GIC INTID 32 + 1).
+pub const UART_SPI: u32 = 1;
+/// Default base of guest RAM.
+pub const RAM_BASE: u64 = 0x4000_0000;
+
+/// Architected timer PPIs (INTIDs 16 + n), as on QEMU virt and Linux's binding:
+/// secure physical, non-secure physical, virtual, hypervisor.
+pub const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];

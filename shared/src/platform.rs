@@ -1,0 +1,240 @@
+//! What a program learns about its machine from the flattened device tree.
+//!
+//! Boot ABI (design §4): the hypervisor and the guest kernel take the DTB
+//! address in x0 and hard-code no platform address; everything they need is
+//! in a [`Platform`], built by [`Platform::from_fdt`]. Fixed-capacity
+//! containers keep this usable before any heap exists.
+//!
+//! Bindings followed: Linux `Documentation/devicetree/bindings/`
+//! (`arm/cpus.yaml`, `interrupt-controller/arm,gic*.yaml`,
+//! `timer/arm,arch_timer.yaml`, `serial/pl011.yaml`, `serial/8250.yaml`,
+//! `serial/snps-dw-apb-uart.yaml`, `arm/psci.yaml`).
+
+use heapless::{String, Vec};
+
+/// Most memory regions kept.
+pub const MAX_MEMORY: usize = 8;
+/// Most reserved regions kept (`/memreserve/` plus `/reserved-memory`).
+pub const MAX_RESERVED: usize = 16;
+/// Most CPUs kept.
+pub const MAX_CPUS: usize = 8;
+/// Most redistributor regions kept (GICv3).
+pub const MAX_GICR: usize = 4;
+
+/// A physical address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Region {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub const fn end(&self) -> u64 {
+        self.base + self.size
+    }
+    /// True when the two ranges share a byte.
+    pub const fn overlaps(&self, other: &Region) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+}
+
+/// The register interface of a UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011 (`arm,pl011`): QEMU virt.
+    Pl011,
+    /// 16550-compatible (`ns16550a`, `snps,dw-apb-uart`, `allwinner,sun50i-a64-uart`...),
+    /// registers `1 << reg_shift` bytes apart, accessed `reg_io_width` bytes wide.
+    Ns16550 { reg_shift: u8, reg_io_width: u8 },
+}
+
+/// The console UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uart {
+    pub kind: UartKind,
+    pub region: Region,
+    /// Its interrupt, if the node has one.
+    pub irq: Option<Irq>,
+    /// Baud rate from `stdout-path` options ("serial2:1500000n8"), if given.
+    pub baud: Option<u32>,
+}
+
+/// Interrupt type, as in the GIC binding's first cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqKind {
+    /// Shared peripheral interrupt: INTID = 32 + number.
+    Spi,
+    /// Private peripheral interrupt: INTID = 16 + number.
+    Ppi,
+}
+
+/// One interrupt specifier from a GIC-parented node (three cells).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    pub kind: IrqKind,
+    /// The binding's number (not the INTID).
+    pub number: u32,
+    /// The binding's flags cell (trigger type in bits 0-3).
+    pub flags: u32,
+}
+
+impl Irq {
+    /// The GIC interrupt ID this specifier names.
+    pub const fn intid(&self) -> u32 {
+        match self.kind {
+            IrqKind::Spi => 32 + self.number,
+            IrqKind::Ppi => 16 + self.number,
+        }
+    }
+}
+
+/// GIC architecture version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv2 (`arm,cortex-a15-gic`, `arm,gic-400`).
+    V2,
+    /// GICv3 (`arm,gic-v3`, GIC-500/600).
+    V3,
+}
+
+/// The interrupt controller and all its register frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gic {
+    pub version: GicVersion,
+    /// Distributor.
+    pub gicd: Region,
+    /// Redistributor regions (GICv3 only).
+    pub gicr: Vec<Region, MAX_GICR>,
+    /// CPU interface (GICv2, or GICv3's legacy interface when present).
+    pub gicc: Option<Region>,
+    /// Virtual interface control (GICH).
+    pub gich: Option<Region>,
+    /// Virtual CPU interface (GICV).
+    pub gicv: Option<Region>,
+    /// The virtualization maintenance interrupt.
+    pub maintenance_irq: Option<Irq>,
+}
+
+/// The architected generic timer's interrupts (`arm,armv8-timer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timer {
+    pub secure_phys: Irq,
+    pub phys: Irq,
+    pub virt: Irq,
+    /// EL2 physical timer; absent on some old DTBs.
+    pub hyp_phys: Option<Irq>,
+    /// `clock-frequency` override, if present (normally CNTFRQ_EL0 is right).
+    pub frequency: Option<u32>,
+}
+
+/// How a secondary CPU is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnableMethod {
+    Psci,
+    SpinTable { release_addr: u64 },
+    /// No or unknown `enable-method` (e.g. the boot CPU of a uniprocessor DTB).
+    None,
+}
+
+/// One `/cpus/cpu@N` node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cpu {
+    /// MPIDR affinity fields as in the `reg` property (Aff3 in bits 32-39).
+    pub mpidr: u64,
+    pub enable_method: EnableMethod,
+}
+
+/// The PSCI conduit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciMethod {
+    Smc,
+    Hvc,
+}
+
+/// Everything the boot code needs to know about the machine.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Platform {
+    /// Root `model` property (or first `compatible`), truncated.
+    pub model: String<64>,
+    /// `/memory` `reg` ranges, in DTB order; zero-sized ones dropped.
+    pub memory: Vec<Region, MAX_MEMORY>,
+    /// `/memreserve/` entries and `/reserved-memory` children with `reg`.
+    pub reserved: Vec<Region, MAX_RESERVED>,
+    /// The console: `/chosen/stdout-path` (through `/aliases`), else the first
+    /// enabled UART the parser knows.
+    pub uart: Option<Uart>,
+    pub gic: Option<Gic>,
+    pub timer: Option<Timer>,
+    pub cpus: Vec<Cpu, MAX_CPUS>,
+    pub psci: Option<PsciMethod>,
+    /// `/chosen` `linux,initrd-start` / `linux,initrd-end`.
+    pub initrd: Option<Region>,
+    /// `/chosen` `bootargs`, truncated to 256 bytes.
+    pub bootargs: String<256>,
+}
+
+/// Why a DTB could not be turned into a [`Platform`]. Each names what was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtbError {
+    /// No DTB at all (null pointer or empty slice).
+    Missing,
+    /// Header magic is not 0xd00dfeed; the value found is given.
+    BadMagic(u32),
+    /// The header or structure block is malformed (what fdt-rs reported).
+    Malformed(&'static str),
+    /// A node the boot code cannot do without is absent ("/memory", "/cpus").
+    MissingNode(&'static str),
+    /// A property is absent or has the wrong size; names node and property.
+    BadProperty { node: &'static str, property: &'static str },
+}
+
+impl core::fmt::Display for DtbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Missing => write!(f, "no device tree was passed in x0"),
+            Self::BadMagic(m) => write!(f, "device tree magic is {m:#010x}, expected 0xd00dfeed"),
+            Self::Malformed(why) => write!(f, "device tree is malformed: {why}"),
+            Self::MissingNode(n) => write!(f, "device tree has no {n} node"),
+            Self::BadProperty { node, property } => {
+                write!(f, "device tree node {node}: property {property} is missing or malformed")
+            }
+        }
+    }
+}
+
+/// FDT header magic.
+pub const FDT_MAGIC: u32 = 0xd00d_feed;
+
+/// Reads the `totalsize` of a DTB from its header, checking the magic.
+///
+/// # Safety
+/// `ptr` must point to at least 8 readable bytes.
+pub unsafe fn fdt_total_size(ptr: *const u8) -> Result<usize, DtbError> {
+    if ptr.is_null() {
+        return Err(DtbError::Missing);
+    }
+    let mut hdr = [0u8; 8];
+    // SAFETY: the caller guarantees 8 readable bytes at `ptr`.
+    unsafe { core::ptr::copy_nonoverlapping(ptr, hdr.as_mut_ptr(), 8) };
+    let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+    if magic != FDT_MAGIC {
+        return Err(DtbError::BadMagic(magic));
+    }
+    Ok(u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize)
+}
+
+impl Platform {
+    /// Parses a whole DTB blob.
+    pub fn from_fdt(dtb: &[u8]) -> Result<Platform, DtbError> {
+        parse::parse(dtb)
+    }
+
+    /// The boot CPU's entry in [`Platform::cpus`] given its MPIDR (affinity bits only).
+    pub fn cpu_index(&self, mpidr: u64) -> Option<usize> {
+        let aff = mpidr & 0xff_00ff_ffff;
+        self.cpus.iter().position(|c| c.mpidr == aff)
+    }
+}
+
+mod parse;
