@@ -152,6 +152,48 @@ pub enum PsciMethod {
     Hvc,
 }
 
+/// Most VMs described in `/chosen/hypervisor`.
+pub const MAX_VMS: usize = 8;
+/// Most vCPUs in one VM.
+pub const MAX_VCPUS: usize = 8;
+/// Most pass-through devices per VM.
+pub const MAX_PASSTHROUGH: usize = 4;
+
+/// A device given to a VM (`passthrough@N`, see `docs/vm-config.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Passthrough {
+    /// Host-physical registers.
+    pub region: Region,
+    /// Guest-physical base (defaults to `region.base`).
+    pub guest_base: u64,
+    /// Physical INTIDs routed to the VM.
+    pub interrupts: Vec<u32, 8>,
+}
+
+/// One `/chosen/hypervisor/vm@N` node: a VM as the boot loader described it.
+/// Unchecked: `hypervisor::vmspec` validates it against the machine.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct VmSpec {
+    /// `vm-name`.
+    pub name: String<16>,
+    /// `memory`: guest-physical RAM base and size.
+    pub memory: Region,
+    /// `cpus`.
+    pub vcpus: u32,
+    /// `cpu-affinity`: physical CPU index per vCPU (empty: no pinning).
+    pub affinity: Vec<u32, MAX_VCPUS>,
+    /// `kernel`: where the image lies in host-physical memory.
+    pub kernel: Region,
+    /// `initrd`.
+    pub initrd: Option<Region>,
+    /// `bootargs`.
+    pub bootargs: String<256>,
+    /// `console` is not "none".
+    pub console: bool,
+    /// `passthrough@N` children.
+    pub passthrough: Vec<Passthrough, MAX_PASSTHROUGH>,
+}
+
 /// Everything the boot code needs to know about the machine.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Platform {
@@ -172,6 +214,11 @@ pub struct Platform {
     pub initrd: Option<Region>,
     /// `/chosen` `bootargs`, truncated to 256 bytes.
     pub bootargs: String<256>,
+    /// VMs from `/chosen/hypervisor` (`docs/vm-config.md`). A malformed VM
+    /// node does not fail the whole parse: it is recorded in `vm_errors`.
+    pub vms: Vec<VmSpec, MAX_VMS>,
+    /// VM nodes that could not be read: node name and the error.
+    pub vm_errors: Vec<(String<32>, DtbError), MAX_VMS>,
 }
 
 /// Why a DTB could not be turned into a [`Platform`]. Each names what was wrong.
