@@ -12,6 +12,16 @@
 //! block), so the header is validated here first, the reservation block is
 //! read here, and the cursor never lets `fdt-rs` step outside the structure
 //! block. The blob must be 4-byte aligned (the boot protocol gives 8).
+//!
+//! Choices where the bindings leave room:
+//! - GIC `interrupts` are decoded with 3 cells, or 4 where GICv3's fourth
+//!   cell names a PPI partition (RK3399 uses 4 everywhere).
+//! - `passthrough@N` `reg`/`guest-reg` use the VM node's `#address-cells` /
+//!   `#size-cells` when it has them, else the hypervisor node's: the example
+//!   in `docs/vm-config.md` gives the VM node none but writes 2+2 cells.
+//!   Its `interrupts` are plain INTIDs, not GIC specifiers.
+//! - Capacity: memory regions, CPUs and GICR regions past the `MAX_*` limits
+//!   are left unused (safe); a reservation that does not fit is an error.
 
 // `usize::is_multiple_of` is newer than the workspace's rust-version (1.85).
 #![allow(clippy::manual_is_multiple_of)]
