@@ -7,9 +7,16 @@
 
 extern crate alloc;
 
+pub mod arch;
+pub mod console;
 pub mod esr;
+pub mod fdtgen;
+pub mod mm;
 pub mod mmio;
 pub mod psci;
+pub mod stats;
+pub mod vcpu;
 pub mod vgic;
+pub mod vm;
 pub mod vmspec;
 pub mod vpl011;

@@ -1,0 +1,208 @@
+//! Boot: from `hyp_main` (entry.S, MMU off, x0 = DTB) to every physical
+//! CPU running vCPUs.
+//!
+//! 1. read the DTB into a [`Platform`] and bring up the console it names;
+//! 2. refuse to go on below EL2;
+//! 3. build the frame allocator (RAM minus image, DTB, reserved regions and
+//!    the VM images the loader placed) and the heap;
+//! 4. turn the EL2 MMU on, install the vectors, set the EL2 controls;
+//! 5. build every VM the DTB's `/chosen/hypervisor` describes (a bad one is
+//!    reported and skipped, the others start);
+//! 6. start the secondary CPUs; every CPU enters [`cpu_loop`].
+
+use super::mmu::El2Map;
+use super::sysreg::{read_sysreg, write_sysreg};
+use super::uart::UartDriver;
+use super::{firmware, smp, vmm};
+use crate::console::ByteSink;
+use crate::mm::frame::FrameAllocator;
+use crate::println;
+use buddy_system_allocator::LockedHeap;
+use shared::platform::{GicVersion, Platform, Region};
+
+/// The global allocator: a buddy heap over frames taken at boot.
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// Heap size taken from RAM at boot (page tables, VM state, DTBs).
+const HEAP_SIZE: u64 = 16 << 20;
+
+/// Physical memory, after boot reservations.
+pub static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::new());
+
+/// What boot learnt about the machine.
+pub static PLATFORM: spin::Once<Platform> = spin::Once::new();
+
+static mut UART: Option<UartDriver> = None;
+
+/// Reads the DTB at `dtb` (its header gives the size).
+///
+/// # Safety
+/// `dtb` must be null or the address of readable memory holding a DTB
+/// header, followed by `totalsize` readable bytes if the magic is right.
+unsafe fn read_platform(dtb: usize) -> Result<(Platform, Region), shared::platform::DtbError> {
+    // SAFETY: the caller guarantees the header is readable.
+    let size = unsafe { shared::platform::fdt_total_size(dtb as *const u8)? };
+    // SAFETY: the header says `size` bytes follow; the caller guarantees they are readable.
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    Ok((Platform::from_fdt(blob)?, Region { base: dtb as u64, size: size as u64 }))
+}
+
+/// Rust entry of the boot CPU (entry.S), MMU off.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_el2: u64) -> ! {
+    // SAFETY: x0 is the DTB address per the arm64 boot protocol; a bad
+    // value is caught by the magic check (RAM is readable with the MMU off).
+    let (platform, dtb_region) = match unsafe { read_platform(dtb) } {
+        Ok(p) => p,
+        // No DTB means no console to complain on: stop the machine.
+        Err(_) => super::halt(),
+    };
+    if let Some(uart) = platform.uart {
+        // SAFETY: the DTB names this UART as the console; nothing else drives it.
+        let driver = unsafe { UartDriver::new(&uart) };
+        // SAFETY: single-threaded boot; UART is written once, before any reader.
+        let uart_ref: &'static mut dyn ByteSink = unsafe {
+            let slot = &mut *core::ptr::addr_of_mut!(UART);
+            *slot = Some(driver);
+            slot.as_mut().unwrap()
+        };
+        crate::console::init(uart_ref);
+    }
+    firmware::init(platform.psci);
+    if below_el2 != 0 {
+        println!("el2-hyp: started at EL1: enable virtualization, e.g. QEMU -M virt,virtualization=on");
+        firmware::system_off();
+        super::halt();
+    }
+    smp::set_this_cpu(0, super::sysreg::mpidr());
+    println!(
+        "el2-hyp: {} at EL2, {} CPU(s), {}, {} MiB RAM",
+        if platform.model.is_empty() { "unknown machine" } else { platform.model.as_str() },
+        platform.cpus.len(),
+        match platform.gic.as_ref().map(|g| g.version) {
+            Some(GicVersion::V3) => "GICv3",
+            Some(GicVersion::V2) => "GICv2",
+            None => "no GIC",
+        },
+        platform.memory.iter().map(|r| r.size).sum::<u64>() >> 20
+    );
+    for (node, err) in platform.vm_errors.iter() {
+        println!("el2-hyp: VM node {node} refused: {err}");
+    }
+
+    // Physical memory.
+    let image = Region { base: image_start as u64, size: (image_end - image_start) as u64 };
+    {
+        let mut frames = FRAMES.lock();
+        for r in platform.memory.iter() {
+            let _ = frames.add(*r);
+        }
+        let mut reserved: heapless::Vec<Region, 48> = heapless::Vec::new();
+        let _ = reserved.push(image);
+        let _ = reserved.push(dtb_region);
+        for r in platform.reserved.iter().chain(platform.initrd.iter()) {
+            let _ = reserved.push(*r);
+        }
+        for vm in platform.vms.iter() {
+            let _ = reserved.push(vm.kernel);
+            if let Some(rd) = vm.initrd {
+                let _ = reserved.push(rd);
+            }
+        }
+        for r in reserved.iter().filter(|r| r.size != 0) {
+            let _ = frames.reserve(*r);
+        }
+        let heap = match frames.alloc(HEAP_SIZE, 4096) {
+            Ok(h) => h,
+            Err(e) => {
+                println!("el2-hyp: no memory for the hypervisor heap: {e}");
+                super::halt();
+            }
+        };
+        // SAFETY: the range was just taken from the frame allocator and is
+        // used by nothing else.
+        unsafe { HEAP.lock().init(heap as usize, HEAP_SIZE as usize) };
+    }
+
+    // EL2 stage 1: all RAM and the devices we drive, identity mapped.
+    let mut map = El2Map::new();
+    for r in platform.memory.iter() {
+        map.map_ram(r.base, r.size);
+    }
+    // The image and DTB are normally inside RAM; map them anyway in case
+    // the loader put them elsewhere (harmless if already covered).
+    map.map_ram(image.base & !0xfff, (image.size + 0xfff) & !0xfff);
+    if let Some(u) = platform.uart {
+        map.map_device(u.region.base, u.region.size.max(0x1000));
+    }
+    if let Some(g) = platform.gic.as_ref() {
+        map.map_device(g.gicd.base, g.gicd.size);
+        for r in g.gicr.iter().chain(g.gicc.iter()).chain(g.gich.iter()) {
+            map.map_device(r.base, r.size);
+        }
+    }
+    // SAFETY: the map covers RAM (image, stacks, heap, DTB) and the console.
+    unsafe { map.activate() };
+    let platform = PLATFORM.call_once(|| platform);
+    init_el2_controls();
+    smp::report_started(0);
+
+    vmm::create_vms(platform);
+
+    // Secondary CPUs.
+    let me = super::sysreg::mpidr();
+    let mut next = 1;
+    for cpu in platform.cpus.iter().filter(|c| c.mpidr != me) {
+        if next >= super::MAX_CPUS {
+            break;
+        }
+        if smp::start_cpu(next, cpu.mpidr) {
+            next += 1;
+        }
+    }
+    println!("el2-hyp: {} CPU(s) online", smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::Acquire));
+    vmm::assign_vcpus(next);
+    cpu_loop(0)
+}
+
+/// EL2 controls every CPU sets once: vectors, no traps of our own FP use,
+/// the guests' view of the counter and timers, and (GICv3) EL1 access to
+/// the system-register CPU interface.
+pub fn init_el2_controls() {
+    unsafe extern "C" {
+        static hyp_vectors: u8;
+    }
+    let vbar = core::ptr::addr_of!(hyp_vectors) as u64;
+    write_sysreg!(vbar_el2, vbar);
+    // HCR_EL2: only RW until a guest is loaded.
+    write_sysreg!(hcr_el2, 1 << 31);
+    // CPTR_EL2: RES1 bits [13:12], [9:0]; TFP clear (FP not trapped yet).
+    write_sysreg!(cptr_el2, 0x33ff);
+    // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not
+    // use the physical timer (EL1PCEN clear): that traps and is refused.
+    write_sysreg!(cnthctl_el2, 1 << 0);
+    write_sysreg!(cntvoff_el2, 0);
+    // MDCR_EL2: HPMN = all counters to EL1, no debug traps.
+    let pmcr_n = (read_sysreg!(pmcr_el0) >> 11) & 0x1f;
+    write_sysreg!(mdcr_el2, pmcr_n);
+    if let Some(GicVersion::V3) = PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.version) {
+        // ICC_SRE_EL2: SRE (system registers), Enable (EL1 may use ICC_SRE_EL1).
+        write_sysreg!(icc_sre_el2, read_sysreg!(icc_sre_el2) | 0b1001);
+    }
+    super::sysreg::isb();
+}
+
+/// Every physical CPU ends here: run vCPUs until every VM has stopped.
+pub fn cpu_loop(cpu: usize) -> ! {
+    vmm::run_cpu(cpu);
+    if cpu == 0 {
+        // Wait a moment for other CPUs to finish printing, then power off.
+        println!("el2-hyp: all VMs have stopped; powering off");
+        let e = firmware::system_off();
+        println!("el2-hyp: SYSTEM_OFF failed: {e:?}");
+    } else {
+        firmware::cpu_off();
+    }
+    super::halt()
+}

@@ -1,0 +1,137 @@
+/*
+ * Hypervisor entry: the arm64 Image header, the drop from EL3 (if a board
+ * starts us there), self-relocation and the jump into Rust.
+ *
+ * Boot protocol (Linux Documentation/arch/arm64/booting.rst): x0 = physical
+ * address of the DTB, x1-x3 = 0, MMU off, D-cache off or cleaned, image at a
+ * 2 MiB aligned address + text_offset. We may be entered at EL3, EL2 or EL1.
+ */
+
+
+.section .text.head, "ax"
+.global _start
+_start:
+    /* Image header: 64 bytes. */
+    b       primary_entry           /* code0 */
+    .long   0                       /* code1 */
+    .quad   0                       /* text_offset */
+    .quad   __image_size            /* image_size, including BSS */
+    .quad   0xa                     /* flags: LE, 4K pages, place anywhere */
+    .quad   0                       /* res2 */
+    .quad   0                       /* res3 */
+    .quad   0                       /* res4 */
+    .ascii  "ARM\x64"               /* magic */
+    .long   0                       /* res5 (PE header offset) */
+
+.text
+primary_entry:
+    mov     x19, x0                 /* x19 = DTB for the whole boot path */
+
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+    cmp     x1, #3
+    b.eq    drop_from_el3
+    cmp     x1, #2
+    b.eq    at_el2
+    /* At EL1 (or EL0): no hypervisor possible. Rust prints why and powers off. */
+    mov     x20, #1
+    b       common_setup
+
+drop_from_el3:
+    /* SCR_EL3: NS, SMD clear (SMC allowed), HCE (HVC enabled), RW (EL2 is AArch64). */
+    mov     x1, #((1 << 0) | (1 << 8) | (1 << 10))
+    msr     scr_el3, x1
+    mov     x1, #0x3c9              /* SPSR: EL2h, DAIF masked */
+    msr     spsr_el3, x1
+    adr     x1, at_el2
+    msr     elr_el3, x1
+    isb
+    eret
+
+at_el2:
+    mov     x20, #0
+    /* SCTLR_EL2: RES1 bits only, MMU and caches off, little-endian. */
+    ldr     x1, =0x30c50830
+    msr     sctlr_el2, x1
+    isb
+
+common_setup:
+    /* Zero BSS (it holds the boot stack, so before any call). */
+    adr_l   x1, __bss_start
+    adr_l   x2, __bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:
+    /* Apply R_AARCH64_RELATIVE relocations for where we were loaded. */
+    adr_l   x0, __image_start       /* load address = offset to add */
+    mov     x1, x0
+    bl      apply_relocations
+
+    /* Boot stack: the top of CPU 0's stack. */
+    adr_l   x1, BOOT_STACKS
+    add     x1, x1, #BOOT_STACK_SIZE
+    mov     sp, x1
+
+    mov     x0, x19                 /* DTB */
+    adr_l   x1, __image_start       /* image base */
+    adr_l   x2, __image_end
+    mov     x3, x20                 /* 1 if we started below EL2 */
+    bl      hyp_main
+3:  wfe
+    b       3b
+
+/*
+ * apply_relocations(x0 = load address, x1 = value to add to each addend)
+ * Walks .rela.dyn; every entry must be R_AARCH64_RELATIVE (1027), which is
+ * all a static PIE has. Clobbers x2-x7.
+ */
+.global apply_relocations
+apply_relocations:
+    adr_l   x2, __rela_start
+    adr_l   x3, __rela_end
+1:  cmp     x2, x3
+    b.hs    3f
+    ldp     x4, x5, [x2], #16       /* r_offset, r_info */
+    ldr     x6, [x2], #8            /* r_addend */
+    cmp     x5, #1027
+    b.ne    2f
+    add     x6, x6, x1
+    str     x6, [x0, x4]
+    b       1b
+2:  /* Unknown relocation type: stop here rather than run a broken image. */
+    wfe
+    b       2b
+3:  ret
+
+/*
+ * Secondary CPU entry, started by PSCI CPU_ON with x0 = &SecondaryBoot
+ * (see arch/aarch64/smp.rs). That block was cleaned to the point of
+ * coherency, so it can be read with the MMU and caches off.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    ldr     x1, =0x30c50830
+    msr     sctlr_el2, x1
+    isb
+    ldp     x1, x2, [x19, #0]       /* mair, tcr */
+    msr     mair_el2, x1
+    msr     tcr_el2, x2
+    ldp     x1, x2, [x19, #16]      /* ttbr0, sctlr */
+    msr     ttbr0_el2, x1
+    isb
+    tlbi    alle2
+    dsb     nsh
+    isb
+    msr     sctlr_el2, x2
+    isb
+    ldp     x1, x2, [x19, #32]      /* stack top, vbar */
+    mov     sp, x1
+    msr     vbar_el2, x2
+    isb
+    ldr     x0, [x19, #48]          /* cpu index */
+    bl      secondary_main
+4:  wfe
+    b       4b

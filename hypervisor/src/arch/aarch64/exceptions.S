@@ -1,0 +1,189 @@
+/*
+ * EL2 exception vectors and the world switch.
+ *
+ * The shape is KVM's nVHE one (arch/arm64/kvm/hyp/entry.S):
+ *
+ *   exit = __guest_enter(&vcpu.regs, &cpu.host)
+ *
+ * saves the host's callee-saved registers and stack pointer, loads the
+ * guest's general registers, PC and PSTATE, and ERETs to EL1. The next
+ * exception from the guest lands in a "lower EL" vector below, which stores
+ * the guest's registers back and returns from __guest_enter with the exit
+ * kind in x0, as if it were an ordinary function call. Everything else
+ * (EL1 system registers, stage-2, vGIC, timer) is switched by Rust code
+ * around that call, and only when another vCPU takes over the CPU.
+ *
+ * TPIDR_EL2 holds this CPU's HostRegs; HostRegs.guest points to the
+ * GuestRegs of the vCPU that is running. Layouts: arch/aarch64/vcpu_regs.rs.
+ */
+
+
+.equ GUEST_PC,      8 * 31
+.equ GUEST_PSTATE,  8 * 32
+.equ HOST_SP,       8 * 13
+.equ HOST_GUEST,    8 * 14
+
+.equ EXIT_SYNC,     0
+.equ EXIT_IRQ,      1
+.equ EXIT_FIQ,      2
+.equ EXIT_SERROR,   3
+.equ EXIT_AARCH32,  4
+
+/* u64 __guest_enter(GuestRegs *x0, HostRegs *x1) */
+.global __guest_enter
+__guest_enter:
+    /* Host callee-saved state, per AAPCS64: x18-x30 and sp. */
+    stp     x18, x19, [x1, #8 * 0]
+    stp     x20, x21, [x1, #8 * 2]
+    stp     x22, x23, [x1, #8 * 4]
+    stp     x24, x25, [x1, #8 * 6]
+    stp     x26, x27, [x1, #8 * 8]
+    stp     x28, x29, [x1, #8 * 10]
+    str     x30, [x1, #8 * 12]
+    mov     x2, sp
+    str     x2, [x1, #HOST_SP]
+    str     x0, [x1, #HOST_GUEST]
+    msr     tpidr_el2, x1
+
+    /* Guest PC and PSTATE go where ERET takes them from. */
+    ldp     x2, x3, [x0, #GUEST_PC]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+
+    /* Guest general registers; x0 last since it is the base. */
+    ldp     x2, x3, [x0, #8 * 2]
+    ldp     x4, x5, [x0, #8 * 4]
+    ldp     x6, x7, [x0, #8 * 6]
+    ldp     x8, x9, [x0, #8 * 8]
+    ldp     x10, x11, [x0, #8 * 10]
+    ldp     x12, x13, [x0, #8 * 12]
+    ldp     x14, x15, [x0, #8 * 14]
+    ldp     x16, x17, [x0, #8 * 16]
+    ldp     x18, x19, [x0, #8 * 18]
+    ldp     x20, x21, [x0, #8 * 20]
+    ldp     x22, x23, [x0, #8 * 22]
+    ldp     x24, x25, [x0, #8 * 24]
+    ldp     x26, x27, [x0, #8 * 26]
+    ldp     x28, x29, [x0, #8 * 28]
+    ldr     x30, [x0, #8 * 30]
+    ldp     x0, x1, [x0, #8 * 0]
+    eret
+    dsb     nsh                     /* no speculation past ERET (SB is */
+    isb                             /* not in every core we support)  */
+
+/*
+ * Common exit path. Expects: [sp] = guest x0, x1 (pushed by the vector),
+ * x0 = exit kind. Leaves: guest state in GuestRegs, host state restored,
+ * x0 = exit kind, returning to __guest_enter's caller.
+ */
+guest_exit:
+    mrs     x1, tpidr_el2
+    ldr     x1, [x1, #HOST_GUEST]
+    stp     x2, x3, [x1, #8 * 2]
+    stp     x4, x5, [x1, #8 * 4]
+    stp     x6, x7, [x1, #8 * 6]
+    stp     x8, x9, [x1, #8 * 8]
+    stp     x10, x11, [x1, #8 * 10]
+    stp     x12, x13, [x1, #8 * 12]
+    stp     x14, x15, [x1, #8 * 14]
+    stp     x16, x17, [x1, #8 * 16]
+    stp     x18, x19, [x1, #8 * 18]
+    stp     x20, x21, [x1, #8 * 20]
+    stp     x22, x23, [x1, #8 * 22]
+    stp     x24, x25, [x1, #8 * 24]
+    stp     x26, x27, [x1, #8 * 26]
+    stp     x28, x29, [x1, #8 * 28]
+    str     x30, [x1, #8 * 30]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x1, #8 * 0]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [x1, #GUEST_PC]
+
+    mrs     x1, tpidr_el2
+    ldp     x18, x19, [x1, #8 * 0]
+    ldp     x20, x21, [x1, #8 * 2]
+    ldp     x22, x23, [x1, #8 * 4]
+    ldp     x24, x25, [x1, #8 * 6]
+    ldp     x26, x27, [x1, #8 * 8]
+    ldp     x28, x29, [x1, #8 * 10]
+    ldr     x30, [x1, #8 * 12]
+    ldr     x2, [x1, #HOST_SP]
+    mov     sp, x2
+    ret
+
+/* A vector slot for an exit from the guest: 3 of 32 instructions. */
+.macro guest_vector kind
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x0, #\kind
+    b       guest_exit
+.endm
+
+/*
+ * A vector slot for an exception taken from EL2 itself: a hypervisor bug.
+ * Saves every register in a CrashFrame on the stack and calls
+ * hyp_crash(frame, kind), which prints a report and never returns.
+ */
+.macro crash_vector kind
+    .balign 0x80
+    sub     sp, sp, #8 * 36
+    stp     x0, x1, [sp, #8 * 0]
+    mov     x0, #\kind
+    b       crash_common
+.endm
+
+crash_common:
+    stp     x2, x3, [sp, #8 * 2]
+    stp     x4, x5, [sp, #8 * 4]
+    stp     x6, x7, [sp, #8 * 6]
+    stp     x8, x9, [sp, #8 * 8]
+    stp     x10, x11, [sp, #8 * 10]
+    stp     x12, x13, [sp, #8 * 12]
+    stp     x14, x15, [sp, #8 * 14]
+    stp     x16, x17, [sp, #8 * 16]
+    stp     x18, x19, [sp, #8 * 18]
+    stp     x20, x21, [sp, #8 * 20]
+    stp     x22, x23, [sp, #8 * 22]
+    stp     x24, x25, [sp, #8 * 24]
+    stp     x26, x27, [sp, #8 * 26]
+    stp     x28, x29, [sp, #8 * 28]
+    str     x30, [sp, #8 * 30]
+    add     x2, sp, #8 * 36
+    str     x2, [sp, #8 * 31]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [sp, #8 * 32]
+    mrs     x2, esr_el2
+    mrs     x3, far_el2
+    stp     x2, x3, [sp, #8 * 34]
+    mov     x1, x0
+    mov     x0, sp
+    bl      hyp_crash
+1:  wfe
+    b       1b
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global hyp_vectors
+hyp_vectors:
+    /* Current EL with SP_EL0: never used. */
+    crash_vector 0
+    crash_vector 1
+    crash_vector 2
+    crash_vector 3
+    /* Current EL with SP_ELx: a fault in the hypervisor. */
+    crash_vector 4
+    crash_vector 5
+    crash_vector 6
+    crash_vector 7
+    /* Lower EL, AArch64: the guest. */
+    guest_vector EXIT_SYNC
+    guest_vector EXIT_IRQ
+    guest_vector EXIT_FIQ
+    guest_vector EXIT_SERROR
+    /* Lower EL, AArch32: we never run AArch32 guests (HCR_EL2.RW = 1). */
+    guest_vector EXIT_AARCH32
+    guest_vector EXIT_AARCH32
+    guest_vector EXIT_AARCH32
+    guest_vector EXIT_AARCH32

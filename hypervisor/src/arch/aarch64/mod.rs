@@ -1,0 +1,105 @@
+//! The aarch64 glue: entry and exception vectors (assembly), EL2 MMU,
+//! the world switch, exit handling, secondary CPU bring-up, the UART.
+//!
+//! Everything that executes `mrs`/`msr`, touches MMIO or needs an
+//! address to be mapped lives here; the decisions it acts on come from the
+//! pure modules one level up.
+
+pub mod boot;
+pub mod exit;
+pub mod firmware;
+pub mod mmu;
+pub mod smp;
+pub mod switch;
+pub mod sysreg;
+pub mod uart;
+pub mod vmm;
+
+use core::fmt::Write;
+
+core::arch::global_asm!(
+    include_str!("macros.S"),
+    include_str!("entry.S"),
+    include_str!("exceptions.S"),
+);
+
+/// Size of each CPU's EL2 stack (BOOT_STACK_SIZE in macros.S).
+pub const STACK_SIZE: usize = 0x10000;
+/// Most physical CPUs the hypervisor drives.
+pub const MAX_CPUS: usize = shared::platform::MAX_CPUS;
+
+/// Per-CPU EL2 stacks; entry.S starts CPU 0 on the first one.
+#[repr(C, align(4096))]
+pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+
+/// The stacks, in BSS.
+#[unsafe(no_mangle)]
+pub static mut BOOT_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+/// Registers saved by a crash vector (exceptions.S `crash_common`).
+#[repr(C)]
+pub struct CrashFrame {
+    pub x: [u64; 31],
+    pub sp: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+}
+
+/// Called from a crash vector: an exception taken at EL2 itself, which is
+/// always a hypervisor bug. Prints a readable report and stops the machine.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_crash(frame: &CrashFrame, kind: u64) -> ! {
+    const KINDS: [&str; 8] = [
+        "synchronous (SP_EL0)",
+        "IRQ (SP_EL0)",
+        "FIQ (SP_EL0)",
+        "SError (SP_EL0)",
+        "synchronous",
+        "IRQ",
+        "FIQ",
+        "SError",
+    ];
+    let kind = KINDS.get(kind as usize).copied().unwrap_or("unknown");
+    let mut w = EmergencyWriter;
+    let _ = writeln!(w, "\n*** HYPERVISOR CRASH: {kind} exception at EL2 on CPU {}", smp::cpu_index());
+    let _ = writeln!(w, "    {}", crate::esr::describe(frame.esr));
+    let _ = writeln!(w, "    ESR_EL2 {:#018x}  FAR_EL2 {:#018x}", frame.esr, frame.far);
+    let _ = writeln!(w, "    ELR_EL2 {:#018x}  SPSR_EL2 {:#018x}  SP {:#018x}", frame.elr, frame.spsr, frame.sp);
+    for row in 0..8 {
+        let _ = write!(w, "   ");
+        for col in 0..4 {
+            let n = row * 4 + col;
+            if n < 31 {
+                let _ = write!(w, " x{n:<2} {:#018x}", frame.x[n]);
+            }
+        }
+        let _ = writeln!(w);
+    }
+    halt()
+}
+
+struct EmergencyWriter;
+impl Write for EmergencyWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::console::emergency_print(format_args!("{s}"));
+        Ok(())
+    }
+}
+
+/// Stops the whole machine after a fatal hypervisor error.
+pub fn halt() -> ! {
+    let _ = firmware::system_off();
+    loop {
+        // SAFETY: `wfe` only waits.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let mut w = EmergencyWriter;
+    let _ = writeln!(w, "\n*** HYPERVISOR PANIC on CPU {}: {info}", smp::cpu_index());
+    halt()
+}

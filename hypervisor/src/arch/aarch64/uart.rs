@@ -1,0 +1,80 @@
+//! UART drivers for the hypervisor's own console: PL011 (QEMU virt) and
+//! 16550-compatible parts (DesignWare APB UART on RK3399, the A64's UART),
+//! chosen from the DTB. Transmit only, polled.
+
+use crate::console::ByteSink;
+use shared::platform::{Uart, UartKind};
+
+/// A UART at a fixed (identity-mapped) MMIO address.
+pub struct UartDriver {
+    base: usize,
+    kind: UartKind,
+}
+
+// PL011 (ARM DDI 0183): data register and flag register.
+const PL011_DR: usize = 0x00;
+const PL011_FR: usize = 0x18;
+const PL011_FR_TXFF: u32 = 1 << 5;
+// 16550: transmit holding register and line status register (index 5).
+const UART_THR: usize = 0;
+const UART_LSR: usize = 5;
+const UART_LSR_THRE: u32 = 1 << 5;
+
+impl UartDriver {
+    /// Wraps the UART the DTB named.
+    ///
+    /// # Safety
+    /// `uart.region` must be the device's MMIO window, mapped as device
+    /// memory (or the MMU off), and not used by anything else.
+    pub const unsafe fn new(uart: &Uart) -> Self {
+        Self { base: uart.region.base as usize, kind: uart.kind }
+    }
+
+    fn reg_addr(&self, index: usize) -> usize {
+        match self.kind {
+            UartKind::Pl011 => self.base + index,
+            UartKind::Ns16550 { reg_shift, .. } => self.base + (index << reg_shift),
+        }
+    }
+
+    fn read(&self, index: usize) -> u32 {
+        let addr = self.reg_addr(index);
+        // SAFETY: `new`'s contract: the address is inside the UART's MMIO window.
+        unsafe {
+            match self.kind {
+                UartKind::Ns16550 { reg_io_width: 1, .. } => core::ptr::read_volatile(addr as *const u8) as u32,
+                _ => core::ptr::read_volatile(addr as *const u32),
+            }
+        }
+    }
+
+    fn write(&self, index: usize, v: u32) {
+        let addr = self.reg_addr(index);
+        // SAFETY: `new`'s contract: the address is inside the UART's MMIO window.
+        unsafe {
+            match self.kind {
+                UartKind::Ns16550 { reg_io_width: 1, .. } => core::ptr::write_volatile(addr as *mut u8, v as u8),
+                _ => core::ptr::write_volatile(addr as *mut u32, v),
+            }
+        }
+    }
+}
+
+impl ByteSink for UartDriver {
+    fn put(&mut self, b: u8) {
+        match self.kind {
+            UartKind::Pl011 => {
+                while self.read(PL011_FR) & PL011_FR_TXFF != 0 {
+                    core::hint::spin_loop();
+                }
+                self.write(PL011_DR, b as u32);
+            }
+            UartKind::Ns16550 { .. } => {
+                while self.read(UART_LSR) & UART_LSR_THRE == 0 {
+                    core::hint::spin_loop();
+                }
+                self.write(UART_THR, b as u32);
+            }
+        }
+    }
+}

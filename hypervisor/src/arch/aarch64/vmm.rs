@@ -1,0 +1,371 @@
+//! VMs and vCPUs at run time: building a VM from its DTB description,
+//! running vCPUs on physical CPUs, and stopping or resetting a VM.
+
+use super::boot::FRAMES;
+use super::exit::{self, Action};
+use super::switch::{self, ExitKind};
+use super::sysreg::{clean_dcache_range, read_sysreg};
+use super::{smp, MAX_CPUS};
+use crate::fdtgen::{self, GuestDtb};
+use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
+use crate::println;
+use crate::stats::ExitStats;
+use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
+use crate::vm::{self, VmLayout};
+use crate::vpl011::Pl011;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use shared::image::ImageHeader;
+use shared::platform::{GicVersion, Platform, VmSpec};
+use spin::Mutex;
+
+/// A vCPU: its registers and what the scheduler needs.
+pub struct Vcpu {
+    pub index: usize,
+    pub regs: GuestRegs,
+    pub sys: El1Sysregs,
+    pub state: VcpuState,
+    /// The physical CPU it runs on.
+    pub pcpu: usize,
+    pub stats: ExitStats,
+}
+
+/// The emulated console of a VM: the PL011 model and a line buffer, so
+/// that lines from different VMs do not interleave mid-line.
+pub struct VmConsole {
+    pub uart: Pl011,
+    line: heapless::Vec<u8, 160>,
+}
+
+impl VmConsole {
+    /// Takes one byte the guest wrote; prints the line when complete.
+    pub fn output(&mut self, name: &str, b: u8) {
+        if b == b'\r' {
+            return;
+        }
+        if b == b'\n' || self.line.push(b).is_err() {
+            self.flush(name);
+            if b != b'\n' {
+                let _ = self.line.push(b);
+            }
+        }
+    }
+
+    /// Prints what is buffered as one line.
+    pub fn flush(&mut self, name: &str) {
+        let text = core::str::from_utf8(&self.line).unwrap_or("<non-UTF-8 output>");
+        println!("[{name}] {text}");
+        self.line.clear();
+    }
+}
+
+/// A virtual machine.
+pub struct Vm {
+    pub id: usize,
+    pub name: String,
+    pub spec: VmSpec,
+    pub header: ImageHeader,
+    pub layout: VmLayout,
+    /// Host-physical base of the VM's RAM.
+    pub host_ram: u64,
+    pub gic: GicVersion,
+    pub vttbr: u64,
+    pub vtcr: u64,
+    pub stage2: Mutex<Stage2Table>,
+    pub vcpus: Vec<Mutex<Vcpu>>,
+    pub stopped: AtomicBool,
+    pub console: Mutex<VmConsole>,
+    /// Bumped on SYSTEM_RESET; a vCPU that sees a new generation stops running.
+    pub generation: AtomicUsize,
+}
+
+static VMS: spin::Once<Vec<Vm>> = spin::Once::new();
+
+/// The VMs that were built at boot.
+pub fn vms() -> &'static [Vm] {
+    VMS.get().map(|v| v.as_slice()).unwrap_or(&[])
+}
+
+/// Builds every VM the DTB describes. A VM that cannot be built is
+/// reported with its name and the reason, and the others still start.
+pub fn create_vms(platform: &Platform) {
+    let ipa = IpaConfig::from_parange(read_sysreg!(id_aa64mmfr0_el1));
+    let gic = platform.gic.as_ref().map(|g| g.version).unwrap_or(GicVersion::V3);
+    let mut vms = Vec::new();
+    if platform.vms.is_empty() {
+        println!("el2-hyp: the DTB describes no VMs (/chosen/hypervisor); nothing to run");
+    }
+    for spec in platform.vms.iter() {
+        let id = vms.len();
+        match build_vm(id, spec, ipa, gic) {
+            Ok(vm) => {
+                println!(
+                    "el2-hyp: VM {id} \"{}\": {} MiB at IPA {:#x} (host {:#x}), {} vCPU(s)",
+                    vm.name,
+                    spec.memory.size >> 20,
+                    spec.memory.base,
+                    vm.host_ram,
+                    spec.vcpus
+                );
+                vms.push(vm);
+            }
+            Err(msg) => println!("el2-hyp: VM \"{}\" not started: {msg}", spec.name),
+        }
+    }
+    VMS.call_once(|| vms);
+}
+
+/// Reads a host-physical range as bytes.
+///
+/// # Safety
+/// The range must be identity-mapped RAM that nothing writes meanwhile.
+unsafe fn phys_slice(base: u64, size: u64) -> &'static [u8] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts(base as *const u8, size as usize) }
+}
+
+fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result<Vm, String> {
+    if spec.vcpus == 0 || spec.vcpus as usize > shared::platform::MAX_VCPUS {
+        return Err(format!("cpus: {} is not in 1..={}", spec.vcpus, shared::platform::MAX_VCPUS));
+    }
+    // SAFETY: the kernel range was reserved at boot from RAM the DTB
+    // describes (validated by the frame allocator's reservation), and is
+    // identity mapped; nothing writes it.
+    let kernel = unsafe { phys_slice(spec.kernel.base, spec.kernel.size) };
+    let header = ImageHeader::parse(kernel).map_err(|e| format!("kernel: {e}"))?;
+    let layout = vm::plan(spec.memory, header.text_offset, header.image_size, spec.initrd.map(|r| r.size))
+        .map_err(|e| format!("{e}"))?;
+    let host_ram = FRAMES.lock().alloc(spec.memory.size, 2 << 20).map_err(|e| format!("memory: {e}"))?;
+    let mut stage2 = Stage2Table::new(ipa);
+    if let Err(e) = stage2.map(spec.memory.base, host_ram, spec.memory.size, MapKind::Ram) {
+        let _ = FRAMES.lock().free(host_ram, spec.memory.size);
+        return Err(format!("memory: {e}"));
+    }
+    let vmid = (id + 1) as u64;
+    let vttbr = stage2.root_pa() | (vmid << 48);
+    let vm = Vm {
+        id,
+        name: String::from(spec.name.as_str()),
+        spec: spec.clone(),
+        header,
+        layout,
+        host_ram,
+        gic,
+        vttbr,
+        vtcr: ipa.vtcr(),
+        stage2: Mutex::new(stage2),
+        vcpus: (0..spec.vcpus as usize)
+            .map(|i| {
+                Mutex::new(Vcpu {
+                    index: i,
+                    regs: GuestRegs::default(),
+                    sys: El1Sysregs::default(),
+                    state: VcpuState::Off,
+                    pcpu: 0,
+                    stats: ExitStats::default(),
+                })
+            })
+            .collect(),
+        stopped: AtomicBool::new(false),
+        console: Mutex::new(VmConsole { uart: Pl011::new(), line: heapless::Vec::new() }),
+        generation: AtomicUsize::new(0),
+    };
+    load_images(&vm, None)?;
+    switch::flush_vmid(vttbr);
+    Ok(vm)
+}
+
+/// (Re)loads a VM's RAM: zeroes it, copies the kernel and initrd, writes
+/// the DTB, and puts vCPU 0 at the kernel entry with every other vCPU off.
+fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
+    let l = &vm.layout;
+    let to_host = |ipa: u64| vm.host_ram + (ipa - l.ram.base);
+    let dtb = fdtgen::build(&GuestDtb {
+        name: &vm.name,
+        ram: l.ram,
+        vcpus: vm.spec.vcpus,
+        gic: vm.gic,
+        bootargs: vm.spec.bootargs.as_str(),
+        initrd: l.initrd,
+        console: vm.spec.console,
+        passthrough: Vec::new(),
+    })
+    .map_err(|e| format!("device tree: {e:?}"))?;
+    if dtb.len() as u64 > vm::DTB_MAX {
+        return Err(String::from("device tree: larger than 2 MiB"));
+    }
+    // SAFETY: [host_ram, host_ram + size) was allocated for this VM alone
+    // and is identity mapped; the source images are reserved RAM.
+    unsafe {
+        let ram = core::slice::from_raw_parts_mut(vm.host_ram as *mut u8, l.ram.size as usize);
+        ram.fill(0);
+        let k = to_host(l.kernel.base) - vm.host_ram;
+        let kernel = phys_slice(vm.spec.kernel.base, vm.spec.kernel.size);
+        ram[k as usize..k as usize + kernel.len()].copy_from_slice(kernel);
+        if let (Some(rd), Some(src)) = (l.initrd, vm.spec.initrd) {
+            let off = (to_host(rd.base) - vm.host_ram) as usize;
+            ram[off..off + src.size as usize].copy_from_slice(phys_slice(src.base, src.size));
+        }
+        let off = (to_host(l.dtb) - vm.host_ram) as usize;
+        ram[off..off + dtb.len()].copy_from_slice(&dtb);
+    }
+    // The guest starts with its MMU off, reading memory uncached: push our
+    // writes out to the point of coherency and drop stale instructions.
+    clean_dcache_range(vm.host_ram as usize, l.ram.size as usize);
+    // SAFETY: instruction-cache invalidation does not change memory.
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        if held == Some(i) {
+            continue;
+        }
+        let mut v = v.lock();
+        let (regs, sys) = vcpu::reset_state(i, l.kernel.base, l.dtb);
+        v.regs = regs;
+        v.sys = sys;
+        v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
+    }
+    Ok(())
+}
+
+/// Places vCPUs on physical CPUs: pinned ones where asked, the rest
+/// round-robin over the `online` CPUs.
+pub fn assign_vcpus(online: usize) {
+    let mut next = 0;
+    for vm in vms() {
+        for v in vm.vcpus.iter() {
+            let mut v = v.lock();
+            v.pcpu = match vm.spec.affinity.get(v.index) {
+                Some(&p) if (p as usize) < online => p as usize,
+                _ => {
+                    let p = next % online.max(1);
+                    next += 1;
+                    p
+                }
+            };
+        }
+    }
+    ASSIGNED.store(true, Ordering::Release);
+}
+
+static ASSIGNED: AtomicBool = AtomicBool::new(false);
+
+/// Runs this CPU's vCPUs until every VM has stopped.
+pub fn run_cpu(cpu: usize) {
+    while !ASSIGNED.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    let _ = MAX_CPUS;
+    loop {
+        if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
+            return;
+        }
+        let mut ran = false;
+        for vm in vms() {
+            if vm.stopped.load(Ordering::Acquire) {
+                continue;
+            }
+            for v in vm.vcpus.iter() {
+                let Some(mut v) = v.try_lock() else { continue };
+                if v.pcpu != cpu {
+                    continue;
+                }
+                if v.state == VcpuState::Waiting {
+                    // No interrupt sources yet: a waiting vCPU simply runs again.
+                    v.state = VcpuState::Runnable;
+                }
+                if v.state == VcpuState::Runnable {
+                    run_vcpu(vm, &mut v);
+                    ran = true;
+                }
+            }
+        }
+        if !ran {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs one vCPU until it yields the CPU or its VM stops.
+fn run_vcpu(vm: &Vm, v: &mut Vcpu) {
+    let generation = vm.generation.load(Ordering::Acquire);
+    switch::load_vm(vm.vttbr, vm.vtcr);
+    switch::restore_el1(&v.sys);
+    loop {
+        // SAFETY: the VM's stage-2, trap configuration and EL1 context
+        // were loaded just above.
+        let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
+        let action = match kind {
+            ExitKind::Sync => exit::handle_sync(vm, v),
+            ExitKind::Irq => exit::handle_irq(vm, v),
+            ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
+        };
+        if vm.stopped.load(Ordering::Acquire) || vm.generation.load(Ordering::Acquire) != generation {
+            break;
+        }
+        match action {
+            Action::Continue => continue,
+            Action::Yield => break,
+        }
+    }
+    switch::save_el1(&mut v.sys);
+    switch::unload_vm();
+}
+
+/// Stops a VM: it runs no more, its console is flushed, its exit
+/// statistics are printed. The other VMs are not affected.
+pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
+    if vm.stopped.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    {
+        let mut c = vm.console.lock();
+        if !c.line.is_empty() {
+            c.flush(&vm.name);
+        }
+    }
+    println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
+    print_stats(vm, Some(me));
+}
+
+/// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
+/// whose lock the caller holds.
+pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
+    let mut total = ExitStats::default();
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        let stats = match me {
+            Some(m) if m.index == i => m.stats,
+            _ => match v.try_lock() {
+                Some(v) => v.stats,
+                None => continue,
+            },
+        };
+        println!("el2-hyp:   vCPU {i} exits: {stats}");
+        total.add(&stats);
+    }
+    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
+}
+
+/// SYSTEM_RESET: reloads the VM from its pristine images and restarts
+/// vCPU 0 (the caller). Other vCPUs are turned off and stop at their next exit.
+pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
+    println!("el2-hyp: VM \"{}\" reset", vm.name);
+    vm.generation.fetch_add(1, Ordering::AcqRel);
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        if i != me.index {
+            if let Some(mut v) = v.try_lock() {
+                v.state = VcpuState::Off;
+            }
+        }
+    }
+    if let Err(e) = load_images(vm, Some(me.index)) {
+        stop_vm(vm, me, &format!("reset failed: {e}"));
+        return;
+    }
+    // The caller holds vCPU `me`'s lock, so load_images skipped it.
+    let (regs, sys) = vcpu::reset_state(me.index, vm.layout.kernel.base, vm.layout.dtb);
+    me.regs = regs;
+    me.sys = sys;
+    me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
+}
