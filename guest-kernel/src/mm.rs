@@ -2,5 +2,7 @@
 
 pub mod buddy;
 pub mod gfp;
+pub mod memblock;
 pub mod page;
+pub mod slab;
 pub mod zone;
