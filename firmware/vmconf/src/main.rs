@@ -1,1 +1,275 @@
-fn main() {}
+//! `vmconf`: turns a VM configuration (TOML, `docs/vm-config.md`) into the
+//! `/chosen/hypervisor` DTS fragment and the QEMU loader arguments (or
+//! U-Boot load commands) that put the VM images in host RAM.
+//!
+//! ```text
+//! vmconf --config firmware/qemu-two-vms.toml --images DIR
+//!        [--ram-base 0x40000000 --ram-size 1G --cpus 2 | --dtb machine.dtb]
+//!        [--ipa-bits 40] [--load-base 0x48000000]
+//!        [--out-dts out.dtsi] [--out-qemu-args out.args] [--out-uboot out.cmds]
+//! ```
+//!
+//! Any error: the message on stderr, exit code 2.
+
+extern crate alloc;
+
+mod config;
+mod emit;
+mod images;
+
+/// The hypervisor's own validator, compiled in here so that the tool and the
+/// hypervisor refuse exactly the same VMs. It is pure `core` + `alloc` code
+/// that needs only `shared`; including the file (rather than depending on the
+/// whole EL2 crate) keeps this host tool independent of the arch code.
+#[path = "../../../hypervisor/src/vmspec.rs"]
+#[allow(dead_code)]
+mod vmspec;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use shared::platform::{Passthrough, Platform, Region, VmSpec};
+
+use config::{ConfigError, VmConfig, parse_number, parse_size};
+use images::{Dirs, Placer};
+use vmspec::MachineFacts;
+
+const USAGE: &str = "usage: vmconf --config FILE [--images DIR] \
+[--ram-base ADDR --ram-size SIZE --cpus N | --dtb FILE] [--ipa-bits N] [--load-base ADDR] \
+[--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE]";
+
+/// Default guest-physical address size: what a Cortex-A53 supports.
+const DEFAULT_IPA_BITS: u32 = 40;
+/// Default distance from the start of RAM to the first image: room for the
+/// hypervisor, the DTB and the hypervisor's early heap.
+const DEFAULT_LOAD_OFFSET: u64 = 128 << 20;
+
+#[derive(Default)]
+struct Args {
+    config: Option<PathBuf>,
+    images: Option<PathBuf>,
+    ram_base: Option<u64>,
+    ram_size: Option<u64>,
+    cpus: Option<u32>,
+    dtb: Option<PathBuf>,
+    ipa_bits: Option<u32>,
+    load_base: Option<u64>,
+    out_dts: Option<PathBuf>,
+    out_qemu_args: Option<PathBuf>,
+    out_uboot: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_args(argv: Vec<String>) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = argv.into_iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("vmconf: {flag} needs a value\n{USAGE}"))?;
+        let bad = |what: &str| format!("vmconf: {flag}: {value:?} is not {what}");
+        match flag.as_str() {
+            "--config" => a.config = Some(value.into()),
+            "--images" => a.images = Some(value.into()),
+            "--dtb" => a.dtb = Some(value.into()),
+            "--out-dts" => a.out_dts = Some(value.into()),
+            "--out-qemu-args" => a.out_qemu_args = Some(value.into()),
+            "--out-uboot" => a.out_uboot = Some(value.into()),
+            "--ram-base" => {
+                a.ram_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?)
+            }
+            "--load-base" => {
+                a.load_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?)
+            }
+            "--ram-size" => {
+                a.ram_size =
+                    Some(parse_size(&value).ok_or_else(|| bad("a size (use 1G, 512M, ...)"))?)
+            }
+            "--cpus" => a.cpus = Some(value.parse().map_err(|_| bad("a number"))?),
+            "--ipa-bits" => a.ipa_bits = Some(value.parse().map_err(|_| bad("a number"))?),
+            _ => return Err(format!("vmconf: unknown option {flag}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn run(argv: Vec<String>) -> Result<(), String> {
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let args = parse_args(argv)?;
+    let Some(config_path) = args.config.clone() else {
+        return Err(format!("vmconf: --config is required\n{USAGE}"));
+    };
+    let (mut machine, load_base) = machine_facts(&args)?;
+    let src = config_path.display().to_string();
+    let text = std::fs::read_to_string(&config_path).map_err(|e| format!("{src}: {e}"))?;
+    let confs = config::parse(&text).map_err(|e| format!("{src}: {e}"))?;
+
+    let dirs = Dirs {
+        images: args.images.clone(),
+        cache: std::env::var_os("EL2_CACHE").map_or_else(|| PathBuf::from(".cache"), PathBuf::from),
+        config_dir: config_path
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf),
+    };
+    let mut placer = Placer::new(load_base);
+    let mut specs = Vec::new();
+    for (i, conf) in confs.iter().enumerate() {
+        let err = |field: &str, message: String| {
+            let e = ConfigError {
+                vm: Some((i, Some(conf.name.clone()))),
+                field: field.into(),
+                message,
+            };
+            format!("{src}: {e}")
+        };
+        let kernel = images::resolve(&conf.kernel, false, &dirs).map_err(|m| err("kernel", m))?;
+        let kernel = placer.place(&kernel).map_err(|m| err("kernel", m))?;
+        let initrd = match &conf.initrd {
+            None => None,
+            Some(r) => {
+                let path = images::resolve(r, true, &dirs).map_err(|m| err("initrd", m))?;
+                Some(placer.place(&path).map_err(|m| err("initrd", m))?)
+            }
+        };
+        specs.push(vm_spec(conf, kernel, initrd));
+    }
+
+    // Images must lie in RAM the hypervisor does not use: the region below
+    // --load-base is the hypervisor's (see DEFAULT_LOAD_OFFSET).
+    for r in machine.ram.clone() {
+        if r.base < load_base {
+            let size = load_base.min(r.base.saturating_add(r.size)) - r.base;
+            machine.reserved.push(Region { base: r.base, size });
+        }
+    }
+    let results = vmspec::validate(&specs, &machine);
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| {
+            let c = ConfigError {
+                vm: Some((e.vm, Some(confs[e.vm].name.clone()))),
+                field: e.field.toml_name().to_string(),
+                message: e.problem.to_string(),
+            };
+            format!("{src}: {c}")
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+
+    let name = config_path
+        .file_name()
+        .map_or(src.clone(), |n| n.to_string_lossy().into_owned());
+    let pairs: Vec<(VmConfig, VmSpec)> = confs.into_iter().zip(specs).collect();
+    write_out(&args.out_dts, &emit::dts(&name, &pairs))?;
+    write_out(&args.out_qemu_args, &emit::qemu_args(&placer.placed))?;
+    if args.out_uboot.is_some() {
+        let cmds = emit::uboot(&placer.placed).map_err(|m| format!("{src}: {m}"))?;
+        write_out(&args.out_uboot, &cmds)?;
+    }
+    Ok(())
+}
+
+fn write_out(path: &Option<PathBuf>, text: &str) -> Result<(), String> {
+    match path {
+        None => Ok(()),
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("vmconf: {}: {e}", p.display())),
+    }
+}
+
+/// The machine from `--dtb`, or from `--ram-base/--ram-size/--cpus`; and the load base.
+fn machine_facts(args: &Args) -> Result<(MachineFacts, u64), String> {
+    let ipa_bits = args.ipa_bits.unwrap_or(DEFAULT_IPA_BITS);
+    let machine = match &args.dtb {
+        Some(path) => {
+            if args.ram_base.is_some() || args.ram_size.is_some() || args.cpus.is_some() {
+                return Err(
+                    "vmconf: give either --dtb or --ram-base/--ram-size/--cpus, not both".into(),
+                );
+            }
+            let blob =
+                std::fs::read(path).map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
+            let platform = Platform::from_fdt(&blob)
+                .map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
+            facts_from_platform(&platform, ipa_bits)
+        }
+        None => {
+            let (Some(size), Some(cpus)) = (args.ram_size, args.cpus) else {
+                return Err(format!(
+                    "vmconf: give --dtb, or --ram-size and --cpus\n{USAGE}"
+                ));
+            };
+            let base = args.ram_base.unwrap_or(shared::layout::RAM_BASE);
+            MachineFacts::new(vec![Region { base, size }], cpus, ipa_bits)
+        }
+    };
+    let Some(first) = machine.ram.first() else {
+        return Err("vmconf: the machine has no RAM".into());
+    };
+    let load_base = args.load_base.unwrap_or(first.base + DEFAULT_LOAD_OFFSET);
+    Ok((machine, load_base))
+}
+
+/// RAM, CPUs and what the hypervisor keeps (reserved memory, its console UART, the GIC).
+fn facts_from_platform(p: &Platform, ipa_bits: u32) -> MachineFacts {
+    let mut m = MachineFacts::new(p.memory.to_vec(), p.cpus.len() as u32, ipa_bits);
+    m.reserved.extend(p.reserved.iter().copied());
+    if let Some(uart) = &p.uart {
+        m.reserved.push(uart.region);
+        m.reserved_intids.extend(uart.irq.map(|i| i.intid()));
+    }
+    if let Some(gic) = &p.gic {
+        m.reserved.push(gic.gicd);
+        m.reserved.extend(gic.gicr.iter().copied());
+        m.reserved
+            .extend(gic.gicc.iter().chain(&gic.gich).chain(&gic.gicv).copied());
+    }
+    m
+}
+
+/// The `VmSpec` the hypervisor will read back from the DTB. Lengths were
+/// checked by `config::parse`, so the fixed-capacity pushes cannot fail.
+fn vm_spec(c: &VmConfig, kernel: (u64, u64), initrd: Option<(u64, u64)>) -> VmSpec {
+    let region = |(base, size): (u64, u64)| Region { base, size };
+    let mut vm = VmSpec {
+        name: c.name.as_str().try_into().unwrap_or_default(),
+        memory: Region {
+            base: c.ipa_base,
+            size: c.memory,
+        },
+        vcpus: c.vcpus,
+        kernel: region(kernel),
+        initrd: initrd.map(region),
+        bootargs: c.cmdline.as_str().try_into().unwrap_or_default(),
+        console: c.console,
+        ..Default::default()
+    };
+    vm.affinity.extend(c.pin.iter().copied());
+    for d in &c.passthrough {
+        let mut p = Passthrough {
+            region: Region {
+                base: d.base,
+                size: d.size,
+            },
+            guest_base: d.guest_reg.unwrap_or(d.base),
+            ..Default::default()
+        };
+        p.interrupts.extend(d.interrupts.iter().copied());
+        let _ = vm.passthrough.push(p);
+    }
+    vm
+}

@@ -1,0 +1,475 @@
+//! The TOML VM configuration (`docs/vm-config.md`), read key by key so that
+//! every error names the VM and the field.
+
+use toml::{Table, Value};
+
+/// Which image a `kernel` or `initrd` key names, before it is looked up on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    /// `"guest-kernel"`: `IMAGES/guest-kernel.bin`.
+    GuestKernel,
+    /// `"linux"`: the cached Linux `Image` (or `initramfs.cpio.gz` for an initrd).
+    Linux,
+    /// Any other value: a path, relative to the configuration file.
+    Path(String),
+}
+
+/// A pass-through device, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub base: u64,
+    pub size: u64,
+    pub guest_reg: Option<u64>,
+    pub interrupts: Vec<u32>,
+}
+
+/// One `[[vm]]` table, as written (not yet validated against the machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    pub name: String,
+    pub kernel: ImageRef,
+    pub initrd: Option<ImageRef>,
+    pub cmdline: String,
+    pub memory: u64,
+    pub ipa_base: u64,
+    pub vcpus: u32,
+    pub pin: Vec<u32>,
+    pub console: bool,
+    pub passthrough: Vec<Device>,
+}
+
+/// A configuration error: which VM (index and name, when known), which field, what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub vm: Option<(usize, Option<String>)>,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((i, name)) = &self.vm {
+            write!(f, "vm[{i}]")?;
+            if let Some(n) = name {
+                write!(f, " {n:?}")?;
+            }
+            write!(f, ": ")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+const VM_KEYS: &[&str] = &[
+    "name",
+    "kernel",
+    "initrd",
+    "cmdline",
+    "memory",
+    "ipa_base",
+    "vcpus",
+    "pin",
+    "console",
+    "passthrough",
+];
+const DEVICE_KEYS: &[&str] = &["reg", "guest_reg", "interrupts"];
+/// Longest command line: `VmSpec::bootargs` holds 255 bytes.
+pub const MAX_CMDLINE: usize = 255;
+
+/// Parses a whole configuration file.
+pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
+    let top: Table = toml::from_str(text).map_err(|e| ConfigError {
+        vm: None,
+        field: String::new(),
+        message: format!("not valid TOML: {}", e.to_string().trim_end()),
+    })?;
+    let plain = |field: &str, message: String| ConfigError {
+        vm: None,
+        field: field.into(),
+        message,
+    };
+    if let Some(key) = top.keys().find(|k| k.as_str() != "vm") {
+        return Err(plain(
+            key,
+            "unknown key (the file holds only [[vm]] tables)".into(),
+        ));
+    }
+    let Some(vms) = top.get("vm") else {
+        return Err(plain("", "no [[vm]] table".into()));
+    };
+    let Some(vms) = vms.as_array() else {
+        return Err(plain(
+            "vm",
+            "must be an array of tables: write [[vm]]".into(),
+        ));
+    };
+    if vms.is_empty() {
+        return Err(plain("", "no [[vm]] table".into()));
+    }
+    if vms.len() > shared::platform::MAX_VMS {
+        let message = format!(
+            "{} VMs, at most {} allowed",
+            vms.len(),
+            shared::platform::MAX_VMS
+        );
+        return Err(plain("vm", message));
+    }
+    vms.iter()
+        .enumerate()
+        .map(|(i, v)| parse_vm(i, v))
+        .collect()
+}
+
+/// Reads the keys of one VM table; errors carry the VM's index and name.
+struct VmReader<'a> {
+    index: usize,
+    name: Option<String>,
+    table: &'a Table,
+}
+
+impl VmReader<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            vm: Some((self.index, self.name.clone())),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.err(key, wrong_type("a string", v))),
+        }
+    }
+
+    fn required_string(&self, key: &str) -> Result<String, ConfigError> {
+        self.string(key)?.ok_or_else(|| self.err(key, "missing"))
+    }
+
+    fn int(&self, field: &str, v: &Value, max: u64) -> Result<u64, ConfigError> {
+        match v {
+            Value::Integer(n) if *n >= 0 && *n as u64 <= max => Ok(*n as u64),
+            Value::Integer(n) => Err(self.err(field, format!("{n} is out of range 0..={max:#x}"))),
+            v => Err(self.err(field, wrong_type("an integer", v))),
+        }
+    }
+
+    fn int_list(&self, field: &str, v: &Value, max: u64) -> Result<Vec<u64>, ConfigError> {
+        let Value::Array(items) = v else {
+            return Err(self.err(field, wrong_type("an array of integers", v)));
+        };
+        items.iter().map(|x| self.int(field, x, max)).collect()
+    }
+}
+
+fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
+    let Value::Table(table) = v else {
+        let r = VmReader {
+            index,
+            name: None,
+            table: &Table::new(),
+        };
+        return Err(r.err("", wrong_type("a table", v)));
+    };
+    let mut r = VmReader {
+        index,
+        name: None,
+        table,
+    };
+    let name = r.required_string("name")?;
+    if let Err(p) = crate::vmspec::check_name(&name) {
+        return Err(r.err("name", p.to_string()));
+    }
+    r.name = Some(name.clone());
+    if let Some(key) = table.keys().find(|k| !VM_KEYS.contains(&k.as_str())) {
+        return Err(r.err(key, format!("unknown key (known: {})", VM_KEYS.join(", "))));
+    }
+
+    let kernel = image_ref(&r.required_string("kernel")?);
+    let initrd = r.string("initrd")?.map(|s| image_ref(&s));
+    let cmdline = r.string("cmdline")?.unwrap_or_default();
+    if cmdline.len() > MAX_CMDLINE {
+        let message = format!(
+            "{} bytes long, at most {MAX_CMDLINE} allowed",
+            cmdline.len()
+        );
+        return Err(r.err("cmdline", message));
+    }
+    let memory = match table.get("memory") {
+        None => return Err(r.err("memory", "missing")),
+        Some(Value::Integer(n)) if *n >= 0 => *n as u64,
+        Some(Value::String(s)) => parse_size(s)
+            .ok_or_else(|| r.err("memory", format!("{s:?} is not a size (use 64M, 1G, ...)")))?,
+        Some(v) => {
+            let message = format!("{} is not a size (use 64M, 1G, ...)", show(v));
+            return Err(r.err("memory", message));
+        }
+    };
+    let ipa_base = match table.get("ipa_base") {
+        None => shared::layout::RAM_BASE,
+        Some(v) => r.int("ipa_base", v, i64::MAX as u64)?,
+    };
+    let vcpus = match table.get("vcpus") {
+        None => 1,
+        Some(v) => r.int("vcpus", v, u32::MAX.into())? as u32,
+    };
+    let pin = match table.get("pin") {
+        None => Vec::new(),
+        Some(v) => r
+            .int_list("pin", v, u32::MAX.into())?
+            .into_iter()
+            .map(|c| c as u32)
+            .collect(),
+    };
+    if pin.len() > shared::platform::MAX_VCPUS {
+        let message = format!(
+            "{} entries, at most {} allowed",
+            pin.len(),
+            shared::platform::MAX_VCPUS
+        );
+        return Err(r.err("pin", message));
+    }
+    let console = match r.string("console")?.as_deref() {
+        None | Some("pl011") => true,
+        Some("none") => false,
+        Some(other) => {
+            return Err(r.err("console", format!("{other:?} is not \"pl011\" or \"none\"")));
+        }
+    };
+    let passthrough = match table.get("passthrough") {
+        None => Vec::new(),
+        Some(Value::Array(devs)) => {
+            let mut out = Vec::new();
+            for (d, dev) in devs.iter().enumerate() {
+                out.push(parse_device(&r, d, dev)?);
+            }
+            out
+        }
+        Some(v) => {
+            let message = wrong_type("an array of tables: write [[vm.passthrough]]", v);
+            return Err(r.err("passthrough", message));
+        }
+    };
+    if passthrough.len() > shared::platform::MAX_PASSTHROUGH {
+        let message = format!(
+            "{} devices, at most {} allowed",
+            passthrough.len(),
+            shared::platform::MAX_PASSTHROUGH
+        );
+        return Err(r.err("passthrough", message));
+    }
+    Ok(VmConfig {
+        name,
+        kernel,
+        initrd,
+        cmdline,
+        memory,
+        ipa_base,
+        vcpus,
+        pin,
+        console,
+        passthrough,
+    })
+}
+
+fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError> {
+    let field = |key: &str| format!("passthrough[{d}].{key}");
+    let Value::Table(t) = v else {
+        return Err(r.err(&format!("passthrough[{d}]"), wrong_type("a table", v)));
+    };
+    if let Some(key) = t.keys().find(|k| !DEVICE_KEYS.contains(&k.as_str())) {
+        return Err(r.err(
+            &field(key),
+            format!("unknown key (known: {})", DEVICE_KEYS.join(", ")),
+        ));
+    }
+    let Some(reg) = t.get("reg") else {
+        return Err(r.err(&field("reg"), "missing"));
+    };
+    let reg = r.int_list(&field("reg"), reg, i64::MAX as u64)?;
+    let [base, size] = reg[..] else {
+        return Err(r.err(
+            &field("reg"),
+            format!("has {} numbers, expected [base, size]", reg.len()),
+        ));
+    };
+    let guest_reg = match t.get("guest_reg") {
+        None => None,
+        Some(v) => Some(r.int(&field("guest_reg"), v, i64::MAX as u64)?),
+    };
+    let interrupts: Vec<u32> = match t.get("interrupts") {
+        None => Vec::new(),
+        Some(v) => r
+            .int_list(&field("interrupts"), v, u32::MAX.into())?
+            .into_iter()
+            .map(|i| i as u32)
+            .collect(),
+    };
+    if interrupts.len() > 8 {
+        return Err(r.err(
+            &field("interrupts"),
+            format!("{} interrupts, at most 8 allowed", interrupts.len()),
+        ));
+    }
+    Ok(Device {
+        base,
+        size,
+        guest_reg,
+        interrupts,
+    })
+}
+
+fn image_ref(s: &str) -> ImageRef {
+    match s {
+        "guest-kernel" => ImageRef::GuestKernel,
+        "linux" => ImageRef::Linux,
+        path => ImageRef::Path(path.into()),
+    }
+}
+
+/// `1234`, `64K`, `64M`, `1G` (binary units, either case) to bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (digits, shift) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1 << shift)
+}
+
+/// A number as on a command line: decimal or `0x` hex, `_` allowed.
+pub fn parse_number(s: &str) -> Option<u64> {
+    let s = s.replace('_', "");
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn wrong_type(expected: &str, v: &Value) -> String {
+    format!("expected {expected}, found {}", show(v))
+}
+
+/// A TOML value, short, for messages.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Integer(n) => n.to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Datetime(d) => d.to_string(),
+        Value::Array(_) => "an array".into(),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("4k"), Some(4096));
+        assert_eq!(parse_size("123"), Some(123));
+        for bad in [
+            "",
+            "M",
+            "64Q",
+            "-1M",
+            "1.5G",
+            "0x10M",
+            "99999999999999999999G",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("0x4800_0000"), Some(0x4800_0000));
+        assert_eq!(parse_number("1024"), Some(1024));
+        assert_eq!(parse_number("0xz"), None);
+    }
+
+    #[test]
+    fn minimal_vm_gets_defaults() {
+        let vms = parse("[[vm]]\nname = \"a\"\nkernel = \"k.bin\"\nmemory = \"64M\"\n").unwrap();
+        assert_eq!(
+            vms,
+            [VmConfig {
+                name: "a".into(),
+                kernel: ImageRef::Path("k.bin".into()),
+                initrd: None,
+                cmdline: String::new(),
+                memory: 64 << 20,
+                ipa_base: 0x4000_0000,
+                vcpus: 1,
+                pin: vec![],
+                console: true,
+                passthrough: vec![],
+            }]
+        );
+    }
+
+    #[test]
+    fn errors_name_vm_and_field() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        let vm = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n";
+        assert_eq!(e(""), "no [[vm]] table");
+        assert_eq!(
+            e("x = 1\n"),
+            "x: unknown key (the file holds only [[vm]] tables)"
+        );
+        assert_eq!(e("[[vm]]\nkernel = \"k\"\n"), "vm[0]: name: missing");
+        assert_eq!(
+            e("[[vm]]\nname = 3\n"),
+            "vm[0]: name: expected a string, found 3"
+        );
+        assert_eq!(
+            e("[[vm]]\nname = \"A\"\n"),
+            "vm[0]: name: 'A' is not allowed (use a-z, 0-9, '_', '-')"
+        );
+        assert_eq!(
+            e(&format!("{vm}vcpus = \"2\"\n")),
+            "vm[0] \"a\": vcpus: expected an integer, found \"2\""
+        );
+        assert_eq!(
+            e(&format!("{vm}vcpus = -1\n")),
+            "vm[0] \"a\": vcpus: -1 is out of range 0..=0xffffffff"
+        );
+        assert_eq!(
+            e(&format!("{vm}console = \"vga\"\n")),
+            "vm[0] \"a\": console: \"vga\" is not \"pl011\" or \"none\""
+        );
+        assert_eq!(
+            e(&format!("{vm}[[vm.passthrough]]\nreg = [1]\n")),
+            "vm[0] \"a\": passthrough[0].reg: has 1 numbers, expected [base, size]"
+        );
+        assert_eq!(
+            e(&format!(
+                "{vm}[[vm.passthrough]]\nreg = [0x9040000, 0x1000]\nirq = [40]\n"
+            )),
+            "vm[0] \"a\": passthrough[0].irq: unknown key (known: reg, guest_reg, interrupts)"
+        );
+        assert_eq!(
+            e(&format!("{vm}cmdline = \"{}\"\n", "x".repeat(256))),
+            "vm[0] \"a\": cmdline: 256 bytes long, at most 255 allowed"
+        );
+        assert_eq!(
+            e("[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = 1.5\n"),
+            "vm[0] \"a\": memory: 1.5 is not a size (use 64M, 1G, ...)"
+        );
+        assert!(e("[[vm]\n").starts_with("not valid TOML: "));
+    }
+}
