@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! vmconf --config firmware/qemu-two-vms.toml --images DIR
-//!        [--ram-base 0x40000000 --ram-size 1G --cpus 2 | --dtb machine.dtb]
+//!        [--dtb machine.dtb] [--ram-base 0x40000000 --ram-size 1G --cpus 2]
 //!        [--ipa-bits 40] [--load-base 0x48000000]
 //!        [--out-dts out.dtsi] [--out-qemu-args out.args] [--out-uboot out.cmds]
 //! ```
 //!
+//! `--ram-*`/`--cpus` describe the machine, or override what `--dtb` says.
 //! Any error: the message on stderr, exit code 2.
 
 extern crate alloc;
@@ -35,7 +36,7 @@ use images::{Dirs, Placer};
 use vmspec::MachineFacts;
 
 const USAGE: &str = "usage: vmconf --config FILE [--images DIR] \
-[--ram-base ADDR --ram-size SIZE --cpus N | --dtb FILE] [--ipa-bits N] [--load-base ADDR] \
+[--dtb FILE] [--ram-base ADDR --ram-size SIZE --cpus N] [--ipa-bits N] [--load-base ADDR] \
 [--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE]";
 
 /// Default guest-physical address size: what a Cortex-A53 supports.
@@ -191,16 +192,13 @@ fn write_out(path: &Option<PathBuf>, text: &str) -> Result<(), String> {
     }
 }
 
-/// The machine from `--dtb`, or from `--ram-base/--ram-size/--cpus`; and the load base.
+/// The machine from `--dtb` and/or `--ram-base/--ram-size/--cpus` (which
+/// override the DTB: board DTBs leave `/memory` for U-Boot to fill in); and
+/// the load base.
 fn machine_facts(args: &Args) -> Result<(MachineFacts, u64), String> {
     let ipa_bits = args.ipa_bits.unwrap_or(DEFAULT_IPA_BITS);
-    let machine = match &args.dtb {
+    let mut machine = match &args.dtb {
         Some(path) => {
-            if args.ram_base.is_some() || args.ram_size.is_some() || args.cpus.is_some() {
-                return Err(
-                    "vmconf: give either --dtb or --ram-base/--ram-size/--cpus, not both".into(),
-                );
-            }
             let blob =
                 std::fs::read(path).map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
             let platform = Platform::from_fdt(&blob)
@@ -208,17 +206,26 @@ fn machine_facts(args: &Args) -> Result<(MachineFacts, u64), String> {
             facts_from_platform(&platform, ipa_bits)
         }
         None => {
-            let (Some(size), Some(cpus)) = (args.ram_size, args.cpus) else {
+            if args.ram_size.is_none() || args.cpus.is_none() {
                 return Err(format!(
                     "vmconf: give --dtb, or --ram-size and --cpus\n{USAGE}"
                 ));
-            };
-            let base = args.ram_base.unwrap_or(shared::layout::RAM_BASE);
-            MachineFacts::new(vec![Region { base, size }], cpus, ipa_bits)
+            }
+            MachineFacts::new(Vec::new(), 0, ipa_bits)
         }
     };
+    if let Some(size) = args.ram_size {
+        let base = args.ram_base.unwrap_or(shared::layout::RAM_BASE);
+        machine.ram = vec![Region { base, size }];
+    }
+    if let Some(cpus) = args.cpus {
+        machine.nr_pcpus = cpus;
+    }
     let Some(first) = machine.ram.first() else {
-        return Err("vmconf: the machine has no RAM".into());
+        let dtb = args.dtb.as_deref().unwrap_or(Path::new("")).display();
+        return Err(format!(
+            "vmconf: {dtb}: no /memory size (U-Boot fills it in on boards): give --ram-base and --ram-size"
+        ));
     };
     let load_base = args.load_base.unwrap_or(first.base + DEFAULT_LOAD_OFFSET);
     Ok((machine, load_base))

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use shared::platform::{Passthrough, Platform, Region, VmSpec};
+
 /// A fresh, empty temporary folder (canonical path), removed on drop.
 struct TempDir(PathBuf);
 
@@ -145,7 +147,18 @@ fn two_vms_default_config() {
         t.read("out.cmds"),
         "load ${devtype} ${devnum}:${bootpart} 0x48000000 guest-kernel.bin\n"
     );
-    compile_with_machine(&t, "out.dtsi");
+    if let Some(p) = compile_with_machine(&t, "out.dtsi") {
+        let names: Vec<&str> = p.vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta"]);
+        assert_eq!(p.vms[0].bootargs.as_str(), "hz=100");
+        assert_eq!(
+            p.vms[1].kernel,
+            Region {
+                base: 0x4800_0000,
+                size: 70000
+            }
+        );
+    }
 }
 
 #[test]
@@ -280,7 +293,39 @@ guest_reg = 0xb000000
 };
 "#;
     assert_eq!(t.read("out.dtsi"), expected);
-    compile_with_machine(&t, "out.dtsi");
+    let Some(platform) = compile_with_machine(&t, "out.dtsi") else {
+        return;
+    };
+    // What the hypervisor reads back is what vmconf validated.
+    let dev = |base, size, guest_base, irqs: &[u32]| Passthrough {
+        region: Region { base, size },
+        guest_base,
+        interrupts: heapless::Vec::from_slice(irqs).unwrap(),
+    };
+    let vm = VmSpec {
+        name: "dev_vm-1".try_into().unwrap(),
+        memory: Region {
+            base: 0x1_0000_0000,
+            size: 32 << 20,
+        },
+        vcpus: 2,
+        affinity: heapless::Vec::from_slice(&[1, 0]).unwrap(),
+        kernel: Region {
+            base: 0x4800_0000,
+            size: 0x1000,
+        },
+        initrd: Some(Region {
+            base: 0x4820_0000,
+            size: 70000,
+        }),
+        bootargs: r#"say "hi" \ bye"#.try_into().unwrap(),
+        console: false,
+        passthrough: heapless::Vec::from_iter([
+            dev(0x904_0000, 0x1000, 0x904_0000, &[40, 41]),
+            dev(0xa00_0000, 0x2000, 0xb00_0000, &[]),
+        ]),
+    };
+    assert_eq!(platform.vms[..], [vm]);
 }
 
 /// A small machine DTS like `dtc -I dtb -O dts` of QEMU virt's DTB.
@@ -305,18 +350,44 @@ const MACHINE_DTS: &str = r#"/dts-v1/;
 		interrupt-controller;
 	};
 
+	cpus {
+		#size-cells = <0x00>;
+		#address-cells = <0x01>;
+
+		cpu@0 {
+			reg = <0x00>;
+			enable-method = "psci";
+			compatible = "arm,cortex-a53";
+			device_type = "cpu";
+		};
+
+		cpu@1 {
+			reg = <0x01>;
+			enable-method = "psci";
+			compatible = "arm,cortex-a53";
+			device_type = "cpu";
+		};
+	};
+
+	pl011@9000000 {
+		interrupts = <0x00 0x01 0x04>;
+		reg = <0x00 0x9000000 0x00 0x1000>;
+		compatible = "arm,pl011", "arm,primecell";
+	};
+
 	chosen {
 		stdout-path = "/pl011@9000000";
 	};
 };
 "#;
 
-/// Appends the fragment to a decompiled machine DTB and compiles the whole
-/// with `dtc` (skipped with a note when `dtc` is not installed).
-fn compile_with_machine(t: &TempDir, fragment: &str) {
+/// Appends the fragment to a decompiled machine DTB, compiles the whole with
+/// `dtc` and parses it back with `shared::platform` (skipped with a note when
+/// `dtc` is not installed).
+fn compile_with_machine(t: &TempDir, fragment: &str) -> Option<Platform> {
     if Command::new("dtc").arg("--version").output().is_err() {
         println!("note: dtc is not installed; the generated DTS was not compiled");
-        return;
+        return None;
     }
     let machine = t.write("machine.dts", MACHINE_DTS.as_bytes());
     let dtc = |args: &[&str]| {
@@ -374,6 +445,9 @@ fn compile_with_machine(t: &TempDir, fragment: &str) {
         back.contains("stdout-path"),
         "the machine's /chosen is kept: {back}"
     );
+    let platform = Platform::from_fdt(&std::fs::read(&out_dtb).unwrap()).unwrap();
+    assert!(platform.vm_errors.is_empty(), "{:?}", platform.vm_errors);
+    Some(platform)
 }
 
 #[test]
@@ -383,11 +457,10 @@ fn dtb_machine_facts() {
         return;
     }
     let t = with_images();
-    let dts = MACHINE_DTS.replace(
-        "\tchosen {",
-        "\tcpus {\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;\n\
-         \t\tcpu@0 { device_type = \"cpu\"; compatible = \"arm,cortex-a53\"; reg = <0>; };\n\t};\n\n\tchosen {",
-    );
+    // The machine with its second CPU removed.
+    let cpu1 = MACHINE_DTS.find("\t\tcpu@1 {").unwrap();
+    let end = cpu1 + MACHINE_DTS[cpu1..].find("};\n").unwrap() + 3;
+    let dts = format!("{}{}", &MACHINE_DTS[..cpu1], &MACHINE_DTS[end..]);
     let src = t.write("m.dts", dts.as_bytes());
     let dtb = t.path("m.dtb");
     let out = Command::new("dtc")
@@ -434,6 +507,52 @@ fn dtb_machine_facts() {
         err.contains("vm[0] \"alpha\": pin: CPU 1 does not exist (the machine has 1)"),
         "{err}"
     );
+
+    // A board DTB leaves /memory to U-Boot: then --ram-* give the RAM.
+    let board = dts.replace("0x00 0x40000000 0x00 0x40000000", "0x00 0x00 0x00 0x00");
+    let src = t.write("board.dts", board.as_bytes());
+    let board_dtb = t.path("board.dtb");
+    let out = Command::new("dtc")
+        .args([
+            "-q",
+            "-o",
+            board_dtb.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = firmware("qemu-two-vms.toml");
+    let img = t.path("img");
+    let mut args = vec![
+        "--config",
+        c.to_str().unwrap(),
+        "--images",
+        img.to_str().unwrap(),
+    ];
+    args.extend(["--dtb", board_dtb.to_str().unwrap()]);
+    let (code, err) = vmconf(&args, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmconf: {}: no /memory size (U-Boot fills it in on boards): give --ram-base and --ram-size",
+            board_dtb.display()
+        )
+    );
+    args.extend([
+        "--ram-base",
+        "0",
+        "--ram-size",
+        "512M",
+        "--load-base",
+        "0x2000000",
+    ]);
+    assert_eq!(vmconf(&args, &[]), (0, String::new()));
 }
 
 #[test]
@@ -695,10 +814,7 @@ fn usage_errors() {
         run(&["--config", c, "--cpus"]),
         "vmconf: --cpus needs a value"
     );
-    assert_eq!(
-        run(&["--config", c, "--dtb", "x.dtb", "--cpus", "1"]),
-        "vmconf: give either --dtb or --ram-base/--ram-size/--cpus, not both"
-    );
+
     let help = Command::new(env!("CARGO_BIN_EXE_vmconf"))
         .arg("--help")
         .output()
