@@ -7,6 +7,11 @@
 
 extern crate alloc;
 
+pub mod arch;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod boot;
+pub mod cmdline;
+pub mod console;
 pub mod mm;
 pub mod sched;
 pub mod task;

@@ -86,7 +86,7 @@ impl ImageHeader {
         if hdr.image_size == 0 || (hdr.image_size as usize) < image.len() {
             return Err(ImageError::BadImageSize { image_size: hdr.image_size, file_size: image.len() });
         }
-        if hdr.text_offset % 4096 != 0 || hdr.text_offset >= 2 << 20 {
+        if !hdr.text_offset.is_multiple_of(4096) || hdr.text_offset >= 2 << 20 {
             return Err(ImageError::BadTextOffset(hdr.text_offset));
         }
         Ok(hdr)

@@ -214,6 +214,9 @@ pub struct Platform {
     pub initrd: Option<Region>,
     /// `/chosen` `bootargs`, truncated to 256 bytes.
     pub bootargs: String<256>,
+    /// `/chosen` `el2-hyp,vm-name`: the name our hypervisor gave this VM
+    /// (empty on bare metal or under another hypervisor).
+    pub vm_name: String<32>,
     /// VMs from `/chosen/hypervisor` (`docs/vm-config.md`). A malformed VM
     /// node does not fail the whole parse: it is recorded in `vm_errors`.
     pub vms: Vec<VmSpec, MAX_VMS>,

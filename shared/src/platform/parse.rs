@@ -819,6 +819,9 @@ impl<'r, 'a> Builder<'r, 'a> {
         if let Some(args) = node.str(blob, "bootargs")? {
             push_truncated(&mut self.p.bootargs, args);
         }
+        if let Some(name) = node.str(blob, "el2-hyp,vm-name")? {
+            push_truncated(&mut self.p.vm_name, name);
+        }
         let start = node.prop(blob, "linux,initrd-start")?;
         let end = node.prop(blob, "linux,initrd-end")?;
         let bad = |property| DtbError::BadProperty {

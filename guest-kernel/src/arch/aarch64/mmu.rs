@@ -1,0 +1,72 @@
+//! Kernel address space: the linear map of all RAM at PAGE_OFFSET + PA in
+//! the upper VA range (TTBR1_EL1), as Linux's arm64 kernel does, built
+//! with `aarch64-paging`'s `LinearMap`. Device windows the kernel drives
+//! (UART, GIC) are mapped at the same offset with device attributes.
+//! TTBR0_EL1 is left to user address spaces.
+
+use aarch64_paging::descriptor::El1Attributes as A;
+use aarch64_paging::linearmap::LinearMap;
+use aarch64_paging::paging::{El1And0, MemoryRegion, VaRange};
+use shared::platform::Platform;
+
+/// Start of the linear map (T1SZ = 16: the top 256 TiB).
+pub const PAGE_OFFSET: u64 = 0xffff_0000_0000_0000;
+
+/// The kernel virtual address of a physical address in the linear map.
+pub const fn phys_to_virt(pa: u64) -> usize {
+    (PAGE_OFFSET + pa) as usize
+}
+
+/// The physical address of a linear-map virtual address.
+pub const fn virt_to_phys(va: usize) -> u64 {
+    va as u64 - PAGE_OFFSET
+}
+
+// MAIR_EL1 as entry.S set it: index 0 Device-nGnRE, index 1 Normal WB.
+const NORMAL: A = A::VALID.union(A::ATTRIBUTE_INDEX_1).union(A::INNER_SHAREABLE).union(A::ACCESSED).union(A::UXN);
+const DEVICE: A = A::VALID.union(A::ATTRIBUTE_INDEX_0).union(A::ACCESSED).union(A::UXN).union(A::PXN);
+
+/// Builds the kernel's TTBR1 tables from the DTB and switches to them.
+pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
+    // LinearTranslation maps VA -> VA + offset; our offset is -PAGE_OFFSET.
+    let offset = (PAGE_OFFSET as isize).wrapping_neg();
+    let mut map = LinearMap::with_asid(0, 0, offset, El1And0, VaRange::Upper);
+    let mut map_range = |pa: u64, size: u64, attrs: A| {
+        let start = phys_to_virt(pa & !0xfff);
+        let end = phys_to_virt((pa + size + 0xfff) & !0xfff);
+        map.map_range(&MemoryRegion::new(start, end), attrs).expect("kernel map");
+    };
+    for r in platform.memory.iter() {
+        map_range(r.base, r.size, NORMAL);
+    }
+    map_range(load_pa, image_size, NORMAL);
+    if let Some(u) = platform.uart {
+        map_range(u.region.base, u.region.size.max(0x1000), DEVICE);
+    }
+    if let Some(g) = platform.gic.as_ref() {
+        map_range(g.gicd.base, g.gicd.size, DEVICE);
+        for r in g.gicr.iter().chain(g.gicc.iter()) {
+            map_range(r.base, r.size, DEVICE);
+        }
+    }
+    // SAFETY: the new tables map the image, stack, heap and DTB at the
+    // same virtual addresses as the boot tables (all in the linear map).
+    unsafe { map.activate() };
+    // TTBR0 (the boot identity map) is no longer needed: walks of the
+    // lower half fault until a user address space is installed.
+    // SAFETY: nothing runs from the identity map any more.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, tcr_el1",
+            "orr {t}, {t}, #(1 << 7)", // EPD0
+            "msr tcr_el1, {t}",
+            "isb",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+    core::mem::forget(map);
+}

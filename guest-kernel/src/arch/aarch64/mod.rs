@@ -1,0 +1,146 @@
+//! aarch64 glue of the guest kernel: entry (entry.S), exception vectors,
+//! the MMU, the PL011 console, PSCI calls to the hypervisor.
+
+pub mod mmu;
+pub mod psci;
+pub mod uart;
+
+use crate::cmdline::Cmdline;
+use crate::console::ByteSink;
+use crate::println;
+use buddy_system_allocator::LockedHeap;
+use core::fmt::Write;
+use shared::platform::Platform;
+
+core::arch::global_asm!(include_str!("macros.S"), include_str!("entry.S"), include_str!("exceptions.S"));
+
+/// Size of each kernel stack (KERNEL_STACK_SIZE in macros.S).
+pub const KERNEL_STACK_SIZE: usize = 0x10000;
+/// Most CPUs the kernel drives.
+pub const MAX_CPUS: usize = shared::platform::MAX_CPUS;
+
+/// Per-CPU kernel stacks for boot and idle.
+#[repr(C, align(4096))]
+pub struct Stacks(pub [[u8; KERNEL_STACK_SIZE]; MAX_CPUS]);
+
+/// The stacks, in BSS; entry.S starts CPU 0 on the first.
+#[unsafe(no_mangle)]
+pub static mut KERNEL_STACKS: Stacks = Stacks([[0; KERNEL_STACK_SIZE]; MAX_CPUS]);
+
+/// Boot translation tables used by entry.S until `mmu::init` replaces them.
+#[repr(C, align(4096))]
+pub struct BootTable(pub [u64; 512]);
+#[unsafe(no_mangle)]
+pub static mut BOOT_L0: BootTable = BootTable([0; 512]);
+#[unsafe(no_mangle)]
+pub static mut BOOT_L1: BootTable = BootTable([0; 512]);
+
+/// The early heap: the global allocator until the page allocator and
+/// slab take over (`mm`), big enough for page tables and boot data.
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+const EARLY_HEAP_SIZE: usize = 2 << 20;
+#[repr(C, align(4096))]
+struct EarlyHeap([u8; EARLY_HEAP_SIZE]);
+static mut EARLY_HEAP: EarlyHeap = EarlyHeap([0; EARLY_HEAP_SIZE]);
+
+static mut UART: Option<uart::Pl011> = None;
+
+/// Registers saved by a trap vector (exceptions.S).
+#[repr(C)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub sp: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+}
+
+/// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
+    // SAFETY: the early heap is a static array used by nothing else.
+    unsafe {
+        let heap = core::ptr::addr_of_mut!(EARLY_HEAP);
+        HEAP.lock().init(heap as usize, EARLY_HEAP_SIZE);
+    }
+    let dtb_va = mmu::phys_to_virt(dtb_pa);
+    // SAFETY: the DTB lies in the same 1 GiB block as the image (the
+    // hypervisor puts it at the top of our RAM), which the boot tables map.
+    let platform = match unsafe { read_platform(dtb_va) } {
+        Ok(p) => p,
+        // No console without a DTB: tell the hypervisor we are done.
+        Err(_) => psci::system_off(),
+    };
+    let image_size = image_end - mmu::phys_to_virt(load_pa) as u64;
+    mmu::init(&platform, load_pa, image_size);
+    if let Some(u) = platform.uart {
+        // SAFETY: the DTB names this PL011 as our console; mmu::init mapped it.
+        let driver = unsafe { uart::Pl011::new(mmu::phys_to_virt(u.region.base)) };
+        // SAFETY: single CPU at boot; written once before any reader.
+        let sink: &'static mut dyn ByteSink = unsafe {
+            let slot = &mut *core::ptr::addr_of_mut!(UART);
+            *slot = Some(driver);
+            slot.as_mut().unwrap()
+        };
+        crate::console::init(sink);
+    }
+    let cmdline = Cmdline::parse(platform.bootargs.as_str());
+    let ram: u64 = platform.memory.iter().map(|r| r.size).sum();
+    println!(
+        "guest-kernel: hello from VM \"{}\": {} MiB RAM, {} CPU(s), HZ={}",
+        if platform.vm_name.is_empty() { "?" } else { platform.vm_name.as_str() },
+        ram >> 20,
+        platform.cpus.len(),
+        cmdline.hz
+    );
+    crate::boot::run(&platform, &cmdline)
+}
+
+/// Reads the DTB at virtual address `va`.
+///
+/// # Safety
+/// `va` must be mapped and hold a DTB header and `totalsize` bytes.
+unsafe fn read_platform(va: usize) -> Result<Platform, shared::platform::DtbError> {
+    // SAFETY: guaranteed by the caller.
+    let size = unsafe { shared::platform::fdt_total_size(va as *const u8)? };
+    // SAFETY: guaranteed by the caller.
+    let blob = unsafe { core::slice::from_raw_parts(va as *const u8, size) };
+    Platform::from_fdt(blob)
+}
+
+/// An exception the kernel does not handle yet: report and power off.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_trap(frame: &TrapFrame, kind: u64) -> ! {
+    let mut w = Emergency;
+    let _ = writeln!(
+        w,
+        "\n*** guest-kernel: unexpected exception (vector {kind}): ESR_EL1 {:#x} FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR {:#x}",
+        frame.esr, frame.far, frame.elr, frame.spsr
+    );
+    for row in 0..8 {
+        for col in 0..4 {
+            let n = row * 4 + col;
+            if n < 31 {
+                let _ = write!(w, " x{n:<2} {:#018x}", frame.x[n]);
+            }
+        }
+        let _ = writeln!(w);
+    }
+    psci::system_off()
+}
+
+struct Emergency;
+impl Write for Emergency {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::console::emergency_print(format_args!("{s}"));
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let _ = writeln!(Emergency, "\n*** guest-kernel panic: {info}");
+    psci::system_off()
+}

@@ -1,0 +1,53 @@
+//! The kernel console: formatted output through whatever device the DTB
+//! named (`/chosen/stdout-path`), behind a spin lock.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+
+/// A byte-at-a-time output device.
+pub trait ByteSink: Send {
+    /// Sends one byte, waiting until the device takes it.
+    fn put(&mut self, b: u8);
+}
+
+struct Console {
+    sink: Option<&'static mut dyn ByteSink>,
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(sink) = self.sink.as_mut() {
+            for b in s.bytes() {
+                sink.put(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console { sink: None });
+
+/// Installs the console device.
+pub fn init(sink: &'static mut dyn ByteSink) {
+    CONSOLE.lock().sink = Some(sink);
+}
+
+/// Prints under the console lock.
+pub fn print(args: fmt::Arguments) {
+    let _ = CONSOLE.lock().write_fmt(args);
+}
+
+/// Prints without waiting for the lock (trap and panic reports only).
+pub fn emergency_print(args: fmt::Arguments) {
+    // SAFETY: the lock guards plain data; forcing it can only interleave
+    // output, and the callers never return to the interrupted holder.
+    unsafe { CONSOLE.force_unlock() };
+    print(args);
+}
+
+/// Prints a line to the kernel console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::console::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
