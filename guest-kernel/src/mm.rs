@@ -1,10 +1,69 @@
-//! Memory management (being written).
+//! Memory management, as LKD (ch. 12 "Memory Management", ch. 15 "The
+//! Process Address Space") and 《Linux内核深度解析》 (ch. 3 内存管理) describe it.
+//!
+//! Every file is a pure core: no asm, no MMIO, no system registers. What the
+//! hardware must do (zero or copy a frame, edit a page table, know the CPU
+//! number) is behind a small trait the arch glue implements and the host
+//! tests fake.
+//!
+//! | file | what | book |
+//! | --- | --- | --- |
+//! | [`memblock`] | boot memory: RAM and reserved regions from the DTB, early top-down allocation, hand-over to the buddy allocator | 《深度解析》§3.6 |
+//! | [`page`] | `struct page`, PFNs, migrate and zone types, page flags | LKD ch. 12 "Pages"; §3.5.3 |
+//! | [`gfp`] | GFP flags | LKD ch. 12 "gfp_mask Flags" |
+//! | [`buddy`] | per-zone free lists per order and migrate type, split/merge, fallback stealing | LKD ch. 12 "Getting Pages"; §3.7.1, §3.7.3 |
+//! | [`zone`] | zones, watermarks, lowmem_reserve, zonelist, per-CPU page sets, `alloc_pages`/`__free_pages`, buddyinfo | LKD ch. 12 "Zones"; §3.7.2, §3.7.4, §3.7.5 |
+//! | [`slab`] | `kmem_cache` with full/partial/free slabs and per-CPU array caches, kmalloc, the kernel heap | LKD ch. 12 "Slab Layer"; §3.8 |
+//! | [`vmalloc`] | virtually contiguous areas | LKD ch. 12 "vmalloc()"; §3.9 |
+//! | [`percpu`] | per-CPU variables with a preempt-disable guard | LKD ch. 12 "Per-CPU Allocations"; §3.10 |
+//! | [`vma`] | `vm_area_struct` and the ordered VMA tree | LKD ch. 15 "Virtual Memory Areas"; §3.4.2 |
+//! | [`mm_struct`] | address-space layout and ASLR, mmap, munmap, mprotect, brk, stack growth, fork copy | LKD ch. 15; §3.2.2, §3.4 |
+//! | [`fault`] | demand paging, copy-on-write, stack growth, SIGSEGV kinds | LKD ch. 15; ch. 3 页错误异常处理 |
+//! | [`oom`] | overcommit policies and the OOM killer's victim choice | §3.4.4; ch. 3 内存耗尽杀手 |
+//!
+//! Boot order for the arch glue: [`memblock::Memblock`] (add RAM, reserve
+//! image/DTB/initrd) → allocate the mem_map with `Memblock::alloc` and
+//! [`page::mem_map_init`] → [`zone::PageAllocator::free_area_init`] →
+//! `Memblock::free_all` (hand-over + watermarks) → [`slab::KernelHeap`]
+//! switches from its early heap to kmalloc.
 
 pub mod buddy;
+pub mod fault;
 pub mod gfp;
 pub mod memblock;
+pub mod mm_struct;
+pub mod oom;
 pub mod page;
 pub mod percpu;
 pub mod slab;
+pub mod vma;
 pub mod vmalloc;
 pub mod zone;
+
+/// A Linux errno value (returned negated by system calls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// Operation not permitted.
+    pub const EPERM: Errno = Errno(1);
+    /// Bad file descriptor.
+    pub const EBADF: Errno = Errno(9);
+    /// Try again.
+    pub const EAGAIN: Errno = Errno(11);
+    /// Out of memory.
+    pub const ENOMEM: Errno = Errno(12);
+    /// Permission denied.
+    pub const EACCES: Errno = Errno(13);
+    /// Bad address.
+    pub const EFAULT: Errno = Errno(14);
+    /// Exists.
+    pub const EEXIST: Errno = Errno(17);
+    /// Invalid argument.
+    pub const EINVAL: Errno = Errno(22);
+
+    /// The value a system call returns in x0.
+    pub const fn to_syscall_ret(self) -> isize {
+        -(self.0 as isize)
+    }
+}

@@ -61,7 +61,7 @@ pub enum SlabError {
     BadFree(&'static str),
 }
 
-/// A per-CPU constructor callback, run once for every object of a new slab.
+/// An object constructor, run once for every object of a new slab.
 pub type Ctor = fn(*mut u8);
 
 const SLAB_MAGIC: u32 = 0x51AB_0000;

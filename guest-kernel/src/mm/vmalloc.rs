@@ -9,6 +9,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use super::Errno;
 use super::gfp::Gfp;
 use super::page::{PAGE_SIZE, Pfn, align_up};
 
@@ -19,7 +20,7 @@ pub trait VmallocBackend {
     /// Give a page back.
     fn free_page(&mut self, pfn: Pfn);
     /// Map `va` to `pfn`, kernel read/write, non-executable.
-    fn map_page(&mut self, va: usize, pfn: Pfn) -> Result<(), ()>;
+    fn map_page(&mut self, va: usize, pfn: Pfn) -> Result<(), Errno>;
     /// Unmap `[va, va + size)` and flush the TLB for it.
     fn unmap_range(&mut self, va: usize, size: usize);
 }
@@ -161,7 +162,7 @@ mod tests {
         fn free_page(&mut self, pfn: Pfn) {
             self.free.push(pfn);
         }
-        fn map_page(&mut self, va: usize, pfn: Pfn) -> Result<(), ()> {
+        fn map_page(&mut self, va: usize, pfn: Pfn) -> Result<(), Errno> {
             assert!(self.mapped.insert(va, pfn).is_none(), "double map");
             Ok(())
         }
