@@ -338,7 +338,7 @@ fn check_access(offset: u64, size: u8) -> Result<(), MmioError> {
     if offset >= PL011_WINDOW {
         return Err(MmioError::OutOfRange { offset });
     }
-    if offset % 4 != 0 {
+    if offset & 3 != 0 {
         return Err(MmioError::Unaligned { offset, size });
     }
     Ok(())

@@ -66,7 +66,7 @@ pub(super) fn check_common(offset: u64, size: u8, frame_size: u64) -> Result<(),
     if offset >= frame_size {
         return Err(MmioError::OutOfRange { offset });
     }
-    if offset % u64::from(size) != 0 {
+    if offset & (u64::from(size) - 1) != 0 {
         return Err(MmioError::Unaligned { offset, size });
     }
     Ok(())

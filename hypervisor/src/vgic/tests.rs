@@ -820,7 +820,7 @@ fn fuzz(version: GicVersion, nr_vcpus: usize, nr_spis: usize, seed: u64) {
             3 => 0xF000 + rng.next() % 0x1000,
             _ => rng.next() % 0x1000,
         };
-        let offset = if (r >> 20) % 4 != 0 {
+        let offset = if (r >> 20) & 3 != 0 {
             offset & !3
         } else {
             offset
