@@ -90,6 +90,8 @@ pub mod int {
 
 /// UARTLCR_H.FEN, enable FIFOs (DDI 0183G §3.3.7).
 const LCR_H_FEN: u32 = 1 << 4;
+/// UARTCR.LBE, loopback enable (DDI 0183G §3.3.8).
+const CR_LBE: u32 = 1 << 7;
 /// UARTRSR.OE, overrun error (DDI 0183G §3.3.2).
 const RSR_OE: u32 = 1 << 3;
 
@@ -238,6 +240,12 @@ impl Pl011 {
         match offset {
             reg::DR => {
                 self.ris |= int::TX;
+                // Loopback (CR.LBE, §3.3.8) feeds the byte to the receiver
+                // instead of the line.
+                if self.cr & CR_LBE != 0 {
+                    self.push_input(value as u8);
+                    return Ok(None);
+                }
                 return Ok(Some(value as u8));
             }
             // Any write to UARTECR clears the error flags (§3.3.2).

@@ -257,3 +257,17 @@ fn line_buffer_yields_lines_and_flushes_when_full() {
         "empty lines survive"
     );
 }
+
+#[test]
+fn loopback_feeds_the_receiver() {
+    let mut u = Pl011::new();
+    write(&mut u, reg::CR, 0x381); // UARTEN | TXE | RXE | LBE
+    assert_eq!(
+        write(&mut u, reg::DR, u32::from(b'z')),
+        None,
+        "nothing reaches the console"
+    );
+    assert_eq!(read(&mut u, reg::DR), u32::from(b'z'));
+    write(&mut u, reg::CR, 0x301);
+    assert_eq!(write(&mut u, reg::DR, u32::from(b'z')), Some(b'z'));
+}
