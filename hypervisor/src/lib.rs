@@ -14,6 +14,7 @@ pub mod fdtgen;
 pub mod mm;
 pub mod mmio;
 pub mod psci;
+pub mod smccc;
 pub mod stats;
 pub mod vcpu;
 pub mod vgic;
