@@ -636,11 +636,7 @@ impl Wfx {
             0b10 => WfxKind::Wfit,
             _ => WfxKind::Wfet,
         };
-        Self {
-            kind,
-            rv: bit(iss, 2),
-            rn: bits(iss, 9, 5) as u8,
-        }
+        Self { kind, rv: bit(iss, 2), rn: bits(iss, 9, 5) as u8 }
     }
 }
 
@@ -678,13 +674,7 @@ impl SysReg {
     /// Builds `S<op0>_<op1>_C<crn>_C<crm>_<op2>`; out-of-range fields are
     /// masked to their widths (2, 3, 4, 4, 3 bits).
     pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
-        Self {
-            op0: op0 & 3,
-            op1: op1 & 7,
-            crn: crn & 15,
-            crm: crm & 15,
-            op2: op2 & 7,
-        }
+        Self { op0: op0 & 3, op1: op1 & 7, crn: crn & 15, crm: crm & 15, op2: op2 & 7 }
     }
 
     // GICv3 CPU interface (GIC architecture spec IHI 0069, §12.2).
@@ -853,10 +843,7 @@ impl SysReg {
 
     /// The architectural name, if this is one of the encodings above.
     pub fn name(&self) -> Option<&'static str> {
-        Self::NAMES
-            .iter()
-            .find(|(reg, _)| reg == self)
-            .map(|(_, name)| *name)
+        Self::NAMES.iter().find(|(reg, _)| reg == self).map(|(_, name)| *name)
     }
 
     /// An ID register in the HCR_EL2.TID3 group: op0=3, op1=0, CRn=0,
@@ -881,11 +868,7 @@ impl fmt::Display for SysReg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(name) => f.write_str(name),
-            None => write!(
-                f,
-                "S{}_{}_C{}_C{}_{}",
-                self.op0, self.op1, self.crn, self.crm, self.op2
-            ),
+            None => write!(f, "S{}_{}_C{}_C{}_{}", self.op0, self.op1, self.crn, self.crm, self.op2),
         }
     }
 }
@@ -970,11 +953,7 @@ impl fmt::Display for SysRegAccess {
 /// register in every transfer-register field of the ISS).
 fn write_gpr(f: &mut fmt::Formatter<'_>, n: u8, sixty_four: bool) -> fmt::Result {
     let prefix = if sixty_four { 'x' } else { 'w' };
-    if n >= 31 {
-        write!(f, "{prefix}zr")
-    } else {
-        write!(f, "{prefix}{n}")
-    }
+    if n >= 31 { write!(f, "{prefix}zr") } else { write!(f, "{prefix}{n}") }
 }
 
 /// A one-line account of an ESR_EL2 value, for crash reports:
@@ -1023,10 +1002,7 @@ mod tests {
             // Every class has a name, and Other only for unlisted codes.
             assert!(!ec.to_string().is_empty());
         }
-        assert_eq!(
-            ExceptionClass::from_code(0x24),
-            ExceptionClass::DataAbortLower
-        );
+        assert_eq!(ExceptionClass::from_code(0x24), ExceptionClass::DataAbortLower);
         assert_eq!(ExceptionClass::from_code(0x02), ExceptionClass::Other(0x02));
         assert_eq!(ExceptionClass::from_code(0x3f), ExceptionClass::Other(0x3f));
     }
@@ -1109,29 +1085,11 @@ mod tests {
                 text: "EC 0x17 SMC from AArch64: #0x1234",
             },
             // wfi.
-            Case {
-                raw: 0x0600_0000,
-                ec: ExceptionClass::Wfx,
-                il: true,
-                iss: 0,
-                text: "EC 0x01 WFI/WFE: WFI",
-            },
+            Case { raw: 0x0600_0000, ec: ExceptionClass::Wfx, il: true, iss: 0, text: "EC 0x01 WFI/WFE: WFI" },
             // wfe.
-            Case {
-                raw: 0x0600_0001,
-                ec: ExceptionClass::Wfx,
-                il: true,
-                iss: 1,
-                text: "EC 0x01 WFI/WFE: WFE",
-            },
+            Case { raw: 0x0600_0001, ec: ExceptionClass::Wfx, il: true, iss: 1, text: "EC 0x01 WFI/WFE: WFE" },
             // wfit x5: TI=0b10, RV, Rn=5.
-            Case {
-                raw: 0x0600_00a6,
-                ec: ExceptionClass::Wfx,
-                il: true,
-                iss: 0xa6,
-                text: "EC 0x01 WFI/WFE: WFIT x5",
-            },
+            Case { raw: 0x0600_00a6, ec: ExceptionClass::Wfx, il: true, iss: 0xa6, text: "EC 0x01 WFI/WFE: WFIT x5" },
             // msr ICC_SGI1R_EL1, x3: Op0=3, Op2=5, Op1=0, CRn=12, Rt=3,
             // CRm=11, write.
             Case {
@@ -1205,12 +1163,7 @@ mod tests {
             assert_eq!(e.iss, case.iss, "{:#x}", case.raw);
             assert_eq!(describe(case.raw).to_string(), case.text);
             // The values were derived by hand; rebuild them from the fields.
-            assert_eq!(
-                esr(case.ec.code(), case.il, case.iss),
-                case.raw & 0xffff_ffff,
-                "{:#x}",
-                case.raw
-            );
+            assert_eq!(esr(case.ec.code(), case.il, case.iss), case.raw & 0xffff_ffff, "{:#x}", case.raw);
         }
     }
 
@@ -1261,70 +1214,22 @@ mod tests {
     #[test]
     fn fault_status_table() {
         let cases: &[(u8, FaultStatus, &str)] = &[
-            (
-                0b000000,
-                FaultStatus::AddressSize { level: 0 },
-                "address size fault level 0",
-            ),
-            (
-                0b101001,
-                FaultStatus::AddressSize { level: -1 },
-                "address size fault level -1",
-            ),
-            (
-                0b000101,
-                FaultStatus::Translation { level: 1 },
-                "translation fault level 1",
-            ),
-            (
-                0b101011,
-                FaultStatus::Translation { level: -1 },
-                "translation fault level -1",
-            ),
-            (
-                0b001011,
-                FaultStatus::AccessFlag { level: 3 },
-                "access flag fault level 3",
-            ),
-            (
-                0b001111,
-                FaultStatus::Permission { level: 3 },
-                "permission fault level 3",
-            ),
-            (
-                0b010000,
-                FaultStatus::SyncExternal,
-                "synchronous external abort",
-            ),
+            (0b000000, FaultStatus::AddressSize { level: 0 }, "address size fault level 0"),
+            (0b101001, FaultStatus::AddressSize { level: -1 }, "address size fault level -1"),
+            (0b000101, FaultStatus::Translation { level: 1 }, "translation fault level 1"),
+            (0b101011, FaultStatus::Translation { level: -1 }, "translation fault level -1"),
+            (0b001011, FaultStatus::AccessFlag { level: 3 }, "access flag fault level 3"),
+            (0b001111, FaultStatus::Permission { level: 3 }, "permission fault level 3"),
+            (0b010000, FaultStatus::SyncExternal, "synchronous external abort"),
             (0b010001, FaultStatus::TagCheck, "tag check fault"),
-            (
-                0b010101,
-                FaultStatus::SyncExternalWalk { level: 1 },
-                "synchronous external abort on table walk level 1",
-            ),
+            (0b010101, FaultStatus::SyncExternalWalk { level: 1 }, "synchronous external abort on table walk level 1"),
             (0b011000, FaultStatus::SyncParity, "parity/ECC error"),
-            (
-                0b011110,
-                FaultStatus::SyncParityWalk { level: 2 },
-                "parity/ECC error on table walk level 2",
-            ),
+            (0b011110, FaultStatus::SyncParityWalk { level: 2 }, "parity/ECC error on table walk level 2"),
             (0b100001, FaultStatus::Alignment, "alignment fault"),
-            (
-                0b101000,
-                FaultStatus::GranuleProtection,
-                "granule protection fault",
-            ),
+            (0b101000, FaultStatus::GranuleProtection, "granule protection fault"),
             (0b110000, FaultStatus::TlbConflict, "TLB conflict abort"),
-            (
-                0b110001,
-                FaultStatus::UnsupportedAtomicUpdate,
-                "unsupported atomic hardware update fault",
-            ),
-            (
-                0b111111,
-                FaultStatus::Other(0x3f),
-                "reserved fault status 0x3f",
-            ),
+            (0b110001, FaultStatus::UnsupportedAtomicUpdate, "unsupported atomic hardware update fault"),
+            (0b111111, FaultStatus::Other(0x3f), "reserved fault status 0x3f"),
         ];
         for (code, status, text) in cases {
             assert_eq!(FaultStatus::from_code(*code), *status, "{code:#b}");
@@ -1337,11 +1242,7 @@ mod tests {
         for (reg, name) in SysReg::NAMES {
             assert_eq!(reg.name(), Some(*name));
             for read in [false, true] {
-                let access = SysRegAccess {
-                    reg: *reg,
-                    rt: 7,
-                    read,
-                };
+                let access = SysRegAccess { reg: *reg, rt: 7, read };
                 assert_eq!(SysRegAccess::from_iss(access.to_iss()), access);
             }
         }
@@ -1351,23 +1252,11 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
-        let unnamed = SysRegAccess {
-            reg: SysReg::new(3, 4, 15, 2, 7),
-            rt: 31,
-            read: true,
-        };
+        let unnamed = SysRegAccess { reg: SysReg::new(3, 4, 15, 2, 7), rt: 31, read: true };
         assert_eq!(unnamed.to_string(), "MRS xzr, S3_4_C15_C2_7");
-        let sys = SysRegAccess {
-            reg: SysReg::new(1, 2, 7, 3, 4),
-            rt: 1,
-            read: false,
-        };
+        let sys = SysRegAccess { reg: SysReg::new(1, 2, 7, 3, 4), rt: 1, read: false };
         assert_eq!(sys.to_string(), "SYS #2, C7, C3, #4, x1");
-        let sysl = SysRegAccess {
-            reg: SysReg::DC_ISW,
-            rt: 3,
-            read: true,
-        };
+        let sysl = SysRegAccess { reg: SysReg::DC_ISW, rt: 3, read: true };
         assert_eq!(sysl.to_string(), "SYSL x3, #0, C7, C6, #2");
     }
 

@@ -104,10 +104,7 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
             w.property_string("compatible", "arm,gic-v3")?;
             w.property_u32("#redistributor-regions", 1)?;
             let gicr_size = layout::GICR_STRIDE * cfg.vcpus as u64;
-            w.property_array_u32(
-                "reg",
-                &cells(&[layout::GICD_BASE, layout::GICD_SIZE, layout::GICR_BASE, gicr_size]),
-            )?;
+            w.property_array_u32("reg", &cells(&[layout::GICD_BASE, layout::GICD_SIZE, layout::GICR_BASE, gicr_size]))?;
         }
         GicVersion::V2 => {
             w.property_string("compatible", "arm,cortex-a15-gic")?;

@@ -106,10 +106,7 @@ impl Psci {
     /// A VM with `vcpu_count` vCPUs (clamped to 1..=[`MAX_VCPUS`]): vCPU 0
     /// is on (the boot CPU), the others off until CPU_ON.
     pub fn new(vcpu_count: usize) -> Self {
-        let mut psci = Self {
-            power: [VcpuPower::Off; MAX_VCPUS],
-            count: vcpu_count.clamp(1, MAX_VCPUS),
-        };
+        let mut psci = Self { power: [VcpuPower::Off; MAX_VCPUS], count: vcpu_count.clamp(1, MAX_VCPUS) };
         psci.reset();
         psci
     }
@@ -127,19 +124,12 @@ impl Psci {
 
     /// The power state of `vcpu`, or `None` if there is no such vCPU.
     pub fn power(&self, vcpu: usize) -> Option<VcpuPower> {
-        if vcpu < self.count {
-            self.power.get(vcpu).copied()
-        } else {
-            None
-        }
+        if vcpu < self.count { self.power.get(vcpu).copied() } else { None }
     }
 
     /// No vCPU is on or pending: the VM has nothing left to run.
     pub fn all_off(&self) -> bool {
-        self.power
-            .iter()
-            .take(self.count)
-            .all(|p| *p == VcpuPower::Off)
+        self.power.iter().take(self.count).all(|p| *p == VcpuPower::Off)
     }
 
     /// The vCPU index `target_cpu` names in this VM.
@@ -154,13 +144,7 @@ impl Psci {
     /// a running one ALREADY_ON, one already being started ON_PENDING, an
     /// entry point outside guest RAM (`ram`) INVALID_ADDRESS. On success the
     /// target is OnPending until the glue reports [`Psci::vcpu_started`].
-    pub fn cpu_on(
-        &mut self,
-        target_cpu: u64,
-        entry: u64,
-        context_id: u64,
-        ram: Range<u64>,
-    ) -> Result<CpuOn, Error> {
+    pub fn cpu_on(&mut self, target_cpu: u64, entry: u64, context_id: u64, ram: Range<u64>) -> Result<CpuOn, Error> {
         let vcpu = self.target(target_cpu)?;
         match self.power[vcpu] {
             VcpuPower::On => return Err(Error::AlreadyOn),
@@ -171,11 +155,7 @@ impl Psci {
             return Err(Error::InvalidAddress);
         }
         self.power[vcpu] = VcpuPower::OnPending;
-        Ok(CpuOn {
-            vcpu,
-            entry,
-            context_id,
-        })
+        Ok(CpuOn { vcpu, entry, context_id })
     }
 
     /// The glue has started `vcpu` after a CPU_ON: OnPending becomes On.
@@ -196,11 +176,7 @@ impl Psci {
     /// AFFINITY_INFO (DEN 0022D AFFINITY_INFO). Only `lowest_affinity_level` 0 is
     /// supported (levels above 0 are optional since PSCI 1.0); others, and
     /// unknown targets, are INVALID_PARAMETERS.
-    pub fn affinity_info(
-        &self,
-        target_affinity: u64,
-        lowest_affinity_level: u32,
-    ) -> Result<AffinityState, Error> {
+    pub fn affinity_info(&self, target_affinity: u64, lowest_affinity_level: u32) -> Result<AffinityState, Error> {
         if lowest_affinity_level != 0 {
             return Err(Error::InvalidParameters);
         }
@@ -220,11 +196,7 @@ impl Psci {
         if power_state & !POWER_STATE_MASK != 0 {
             return Err(Error::InvalidParameters);
         }
-        if power_state & (1 << 16) != 0 {
-            Ok(SuspendKind::PowerDown)
-        } else {
-            Ok(SuspendKind::Standby)
-        }
+        if power_state & (1 << 16) != 0 { Ok(SuspendKind::PowerDown) } else { Ok(SuspendKind::Standby) }
     }
 }
 
@@ -287,14 +259,7 @@ mod tests {
     #[test]
     fn cpu_on_twice_then_started() {
         let mut psci = Psci::new(2);
-        assert_eq!(
-            psci.cpu_on(1, ENTRY, 0xc0ffee, RAM),
-            Ok(CpuOn {
-                vcpu: 1,
-                entry: ENTRY,
-                context_id: 0xc0ffee
-            })
-        );
+        assert_eq!(psci.cpu_on(1, ENTRY, 0xc0ffee, RAM), Ok(CpuOn { vcpu: 1, entry: ENTRY, context_id: 0xc0ffee }));
         assert_eq!(psci.affinity_info(1, 0), Ok(AffinityState::OnPending));
         assert_eq!(psci.cpu_on(1, ENTRY, 0, RAM), Err(Error::OnPending));
         psci.vcpu_started(1);
@@ -326,20 +291,11 @@ mod tests {
         let mut psci = Psci::new(2);
         // vCPU 2 does not exist; Aff1 or a stray bit make it another CPU.
         assert_eq!(psci.cpu_on(2, ENTRY, 0, RAM), Err(Error::InvalidParameters));
-        assert_eq!(
-            psci.cpu_on(0x101, ENTRY, 0, RAM),
-            Err(Error::InvalidParameters)
-        );
-        assert_eq!(
-            psci.cpu_on(1 << 63 | 1, ENTRY, 0, RAM),
-            Err(Error::InvalidParameters)
-        );
+        assert_eq!(psci.cpu_on(0x101, ENTRY, 0, RAM), Err(Error::InvalidParameters));
+        assert_eq!(psci.cpu_on(1 << 63 | 1, ENTRY, 0, RAM), Err(Error::InvalidParameters));
         // Entry outside RAM, at both edges.
         assert_eq!(psci.cpu_on(1, RAM.end, 0, RAM), Err(Error::InvalidAddress));
-        assert_eq!(
-            psci.cpu_on(1, RAM.start - 4, 0, RAM),
-            Err(Error::InvalidAddress)
-        );
+        assert_eq!(psci.cpu_on(1, RAM.start - 4, 0, RAM), Err(Error::InvalidAddress));
         assert_eq!(psci.cpu_on(1, u64::MAX, 0, RAM), Err(Error::InvalidAddress));
         // None of that changed anything.
         assert_eq!(psci, Psci::new(2));

@@ -60,11 +60,7 @@ pub enum Outcome {
     /// CPU_ON succeeded (the target is now OnPending): reset `target_vcpu`
     /// to enter `entry` with `context_id` in x0, make it runnable, then call
     /// `Psci::vcpu_started`. The caller gets SUCCESS (0).
-    CpuOn {
-        target_vcpu: usize,
-        entry: u64,
-        context_id: u64,
-    },
+    CpuOn { target_vcpu: usize, entry: u64, context_id: u64 },
     /// CPU_OFF: the caller is now Off; stop running it. It never returns.
     CpuOff,
     /// SYSTEM_OFF: stop the VM.
@@ -125,12 +121,10 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
 
         psci_id::VERSION => ret(psci::VERSION.into()),
         // power_state is a uint32 in both conventions.
-        psci_id::CPU_SUSPEND_32 | psci_id::CPU_SUSPEND_64 => {
-            match vm.psci().cpu_suspend(w(a[0]) as u32) {
-                Ok(SuspendKind::Standby | SuspendKind::PowerDown) => Outcome::Suspend,
-                Err(error) => ret_psci::<u64>(Err(error)),
-            }
-        }
+        psci_id::CPU_SUSPEND_32 | psci_id::CPU_SUSPEND_64 => match vm.psci().cpu_suspend(w(a[0]) as u32) {
+            Ok(SuspendKind::Standby | SuspendKind::PowerDown) => Outcome::Suspend,
+            Err(error) => ret_psci::<u64>(Err(error)),
+        },
         psci_id::CPU_OFF => {
             let vcpu = vm.vcpu_index();
             vm.psci().cpu_off(vcpu);
@@ -179,11 +173,7 @@ fn arch_features(arch_fid: u32) -> u64 {
 fn cpu_on(vm: &mut impl VmOps, target_cpu: u64, entry: u64, context_id: u64) -> Outcome {
     let ram = vm.guest_ram();
     match vm.psci().cpu_on(target_cpu, entry, context_id, ram) {
-        Ok(on) => Outcome::CpuOn {
-            target_vcpu: on.vcpu,
-            entry: on.entry,
-            context_id: on.context_id,
-        },
+        Ok(on) => Outcome::CpuOn { target_vcpu: on.vcpu, entry: on.entry, context_id: on.context_id },
         Err(error) => ret_psci::<u64>(Err(error)),
     }
 }
@@ -223,11 +213,7 @@ mod tests {
 
     impl MockVm {
         fn new(vcpus: usize) -> Self {
-            Self {
-                id: 3,
-                vcpu: 0,
-                psci: Psci::new(vcpus),
-            }
+            Self { id: 3, vcpu: 0, psci: Psci::new(vcpus) }
         }
     }
 
@@ -288,43 +274,21 @@ mod tests {
         }
         let version = ::smccc::arch::Version { major: 1, minor: 1 };
         assert_eq!(u32::from(version), SMCCC_VERSION_1_1);
-        assert_eq!(
-            u32::from(::smccc::psci::Version { major: 1, minor: 1 }),
-            psci::VERSION
-        );
+        assert_eq!(u32::from(::smccc::psci::Version { major: 1, minor: 1 }), psci::VERSION);
     }
 
     #[test]
     fn smccc_version_and_arch_features() {
         let mut vm = MockVm::new(1);
-        assert_eq!(
-            dispatch(&call(hvc::SMCCC_VERSION, &[]), &mut vm),
-            Outcome::Return([0x10001, 0, 0, 0])
-        );
-        let features =
-            |vm: &mut MockVm, x1: u64| x0(&dispatch(&call(hvc::SMCCC_ARCH_FEATURES, &[x1]), vm));
+        assert_eq!(dispatch(&call(hvc::SMCCC_VERSION, &[]), &mut vm), Outcome::Return([0x10001, 0, 0, 0]));
+        let features = |vm: &mut MockVm, x1: u64| x0(&dispatch(&call(hvc::SMCCC_ARCH_FEATURES, &[x1]), vm));
         assert_eq!(features(&mut vm, hvc::SMCCC_VERSION.into()), 0);
         assert_eq!(features(&mut vm, hvc::SMCCC_ARCH_FEATURES.into()), 0);
         // SMC32: the upper half of x1 is ignored.
-        assert_eq!(
-            features(
-                &mut vm,
-                0xdead_beef_0000_0000 | u64::from(hvc::SMCCC_VERSION)
-            ),
-            0
-        );
-        assert_eq!(
-            features(&mut vm, SMCCC_ARCH_WORKAROUND_1.into()),
-            NOT_SUPPORTED
-        );
-        assert_eq!(
-            features(&mut vm, SMCCC_ARCH_WORKAROUND_2.into()),
-            NOT_SUPPORTED
-        );
-        assert_eq!(
-            features(&mut vm, ::smccc::arch::SMCCC_ARCH_WORKAROUND_3.into()),
-            NOT_SUPPORTED
-        );
+        assert_eq!(features(&mut vm, 0xdead_beef_0000_0000 | u64::from(hvc::SMCCC_VERSION)), 0);
+        assert_eq!(features(&mut vm, SMCCC_ARCH_WORKAROUND_1.into()), NOT_SUPPORTED);
+        assert_eq!(features(&mut vm, SMCCC_ARCH_WORKAROUND_2.into()), NOT_SUPPORTED);
+        assert_eq!(features(&mut vm, ::smccc::arch::SMCCC_ARCH_WORKAROUND_3.into()), NOT_SUPPORTED);
         assert_eq!(features(&mut vm, psci_id::CPU_ON_64.into()), NOT_SUPPORTED);
         assert_eq!(features(&mut vm, 0), NOT_SUPPORTED);
     }
@@ -332,30 +296,13 @@ mod tests {
     #[test]
     fn psci_version_features_migrate() {
         let mut vm = MockVm::new(1);
-        assert_eq!(
-            x0(&dispatch(&call(psci_id::VERSION, &[]), &mut vm)),
-            0x10001
-        );
-        assert_eq!(
-            x0(&dispatch(&call(psci_id::MIGRATE_INFO_TYPE, &[]), &mut vm)),
-            2
-        );
-        for fid in [
-            psci_id::CPU_ON_64,
-            psci_id::CPU_SUSPEND_32,
-            psci_id::FEATURES,
-            hvc::SMCCC_VERSION,
-        ] {
-            let out = dispatch(
-                &call(psci_id::FEATURES, &[0xffff_ffff_0000_0000 | u64::from(fid)]),
-                &mut vm,
-            );
+        assert_eq!(x0(&dispatch(&call(psci_id::VERSION, &[]), &mut vm)), 0x10001);
+        assert_eq!(x0(&dispatch(&call(psci_id::MIGRATE_INFO_TYPE, &[]), &mut vm)), 2);
+        for fid in [psci_id::CPU_ON_64, psci_id::CPU_SUSPEND_32, psci_id::FEATURES, hvc::SMCCC_VERSION] {
+            let out = dispatch(&call(psci_id::FEATURES, &[0xffff_ffff_0000_0000 | u64::from(fid)]), &mut vm);
             assert_eq!(x0(&out), 0, "{fid:#x}");
         }
-        let out = dispatch(
-            &call(psci_id::FEATURES, &[::smccc::psci::PSCI_MIGRATE_64.into()]),
-            &mut vm,
-        );
+        let out = dispatch(&call(psci_id::FEATURES, &[::smccc::psci::PSCI_MIGRATE_64.into()]), &mut vm);
         assert_eq!(x0(&out), NOT_SUPPORTED);
     }
 
@@ -363,22 +310,10 @@ mod tests {
     fn cpu_on_sequence() {
         let mut vm = MockVm::new(4);
         let on = dispatch(&call(psci_id::CPU_ON_64, &[2, ENTRY, 0xfeed]), &mut vm);
-        assert_eq!(
-            on,
-            Outcome::CpuOn {
-                target_vcpu: 2,
-                entry: ENTRY,
-                context_id: 0xfeed
-            }
-        );
+        assert_eq!(on, Outcome::CpuOn { target_vcpu: 2, entry: ENTRY, context_id: 0xfeed });
         assert_eq!(on.return_regs(), Some([0; 4]));
-        let info =
-            |vm: &mut MockVm, fid, target, level| x0(&dispatch(&call(fid, &[target, level]), vm));
-        assert_eq!(
-            info(&mut vm, psci_id::AFFINITY_INFO_64, 2, 0),
-            2,
-            "ON_PENDING"
-        );
+        let info = |vm: &mut MockVm, fid, target, level| x0(&dispatch(&call(fid, &[target, level]), vm));
+        assert_eq!(info(&mut vm, psci_id::AFFINITY_INFO_64, 2, 0), 2, "ON_PENDING");
         let again = dispatch(&call(psci_id::CPU_ON_64, &[2, ENTRY, 0]), &mut vm);
         assert_eq!(x0(&again), neg(hvc::PSCI_ON_PENDING));
         vm.psci.vcpu_started(2);
@@ -386,19 +321,10 @@ mod tests {
         let again = dispatch(&call(psci_id::CPU_ON_64, &[2, ENTRY, 0]), &mut vm);
         assert_eq!(x0(&again), neg(hvc::PSCI_ALREADY_ON));
         assert_eq!(info(&mut vm, psci_id::AFFINITY_INFO_64, 3, 0), 1, "OFF");
-        assert_eq!(
-            info(&mut vm, psci_id::AFFINITY_INFO_64, 3, 1),
-            neg(hvc::PSCI_INVALID_PARAMETERS)
-        );
-        assert_eq!(
-            info(&mut vm, psci_id::AFFINITY_INFO_64, 9, 0),
-            neg(hvc::PSCI_INVALID_PARAMETERS)
-        );
+        assert_eq!(info(&mut vm, psci_id::AFFINITY_INFO_64, 3, 1), neg(hvc::PSCI_INVALID_PARAMETERS));
+        assert_eq!(info(&mut vm, psci_id::AFFINITY_INFO_64, 9, 0), neg(hvc::PSCI_INVALID_PARAMETERS));
         // The SMC32 variant ignores the upper halves; the SMC64 one does not.
-        assert_eq!(
-            info(&mut vm, psci_id::AFFINITY_INFO_32, 0xffff_ffff_0000_0003, 0),
-            1
-        );
+        assert_eq!(info(&mut vm, psci_id::AFFINITY_INFO_32, 0xffff_ffff_0000_0003, 0), 1);
         assert_eq!(
             info(&mut vm, psci_id::AFFINITY_INFO_64, 0xffff_ffff_0000_0003, 0),
             neg(hvc::PSCI_INVALID_PARAMETERS)
@@ -407,47 +333,24 @@ mod tests {
         // vCPU 2 turns itself off, then vCPU 0 turns it on again with the
         // SMC32 call and garbage in the upper halves.
         vm.vcpu = 2;
-        assert_eq!(
-            dispatch(&call(psci_id::CPU_OFF, &[]), &mut vm),
-            Outcome::CpuOff
-        );
+        assert_eq!(dispatch(&call(psci_id::CPU_OFF, &[]), &mut vm), Outcome::CpuOff);
         assert_eq!(vm.psci.power(2), Some(VcpuPower::Off));
         vm.vcpu = 0;
         let on = dispatch(
-            &call(
-                psci_id::CPU_ON_32,
-                &[0xaaaa_0000_0000_0002, 0x5555_0000_4020_0000, 0x1_0000_0007],
-            ),
+            &call(psci_id::CPU_ON_32, &[0xaaaa_0000_0000_0002, 0x5555_0000_4020_0000, 0x1_0000_0007]),
             &mut vm,
         );
-        assert_eq!(
-            on,
-            Outcome::CpuOn {
-                target_vcpu: 2,
-                entry: ENTRY,
-                context_id: 7
-            }
-        );
+        assert_eq!(on, Outcome::CpuOn { target_vcpu: 2, entry: ENTRY, context_id: 7 });
     }
 
     #[test]
     fn cpu_on_errors() {
         let mut vm = MockVm::new(2);
         let before = vm.clone();
-        let err =
-            |vm: &mut MockVm, args: &[u64]| x0(&dispatch(&call(psci_id::CPU_ON_64, args), vm));
-        assert_eq!(
-            err(&mut vm, &[5, ENTRY, 0]),
-            neg(hvc::PSCI_INVALID_PARAMETERS)
-        );
-        assert_eq!(
-            err(&mut vm, &[1 << 40 | 1, ENTRY, 0]),
-            neg(hvc::PSCI_INVALID_PARAMETERS)
-        );
-        assert_eq!(
-            err(&mut vm, &[1, RAM.end, 0]),
-            neg(hvc::PSCI_INVALID_ADDRESS)
-        );
+        let err = |vm: &mut MockVm, args: &[u64]| x0(&dispatch(&call(psci_id::CPU_ON_64, args), vm));
+        assert_eq!(err(&mut vm, &[5, ENTRY, 0]), neg(hvc::PSCI_INVALID_PARAMETERS));
+        assert_eq!(err(&mut vm, &[1 << 40 | 1, ENTRY, 0]), neg(hvc::PSCI_INVALID_PARAMETERS));
+        assert_eq!(err(&mut vm, &[1, RAM.end, 0]), neg(hvc::PSCI_INVALID_ADDRESS));
         assert_eq!(err(&mut vm, &[1, 0, 0]), neg(hvc::PSCI_INVALID_ADDRESS));
         assert_eq!(err(&mut vm, &[0, ENTRY, 0]), neg(hvc::PSCI_ALREADY_ON));
         assert_eq!(vm, before);
@@ -457,14 +360,8 @@ mod tests {
     fn suspend_and_system_calls() {
         let mut vm = MockVm::new(1);
         for fid in [psci_id::CPU_SUSPEND_32, psci_id::CPU_SUSPEND_64] {
-            assert_eq!(
-                dispatch(&call(fid, &[0, ENTRY, 0]), &mut vm),
-                Outcome::Suspend
-            );
-            assert_eq!(
-                dispatch(&call(fid, &[0x0001_0000, ENTRY, 0]), &mut vm),
-                Outcome::Suspend
-            );
+            assert_eq!(dispatch(&call(fid, &[0, ENTRY, 0]), &mut vm), Outcome::Suspend);
+            assert_eq!(dispatch(&call(fid, &[0x0001_0000, ENTRY, 0]), &mut vm), Outcome::Suspend);
             let bad = dispatch(&call(fid, &[1 << 30, ENTRY, 0]), &mut vm);
             assert_eq!(x0(&bad), neg(hvc::PSCI_INVALID_PARAMETERS));
         }
@@ -472,56 +369,29 @@ mod tests {
         let off = dispatch(&call(psci_id::SYSTEM_OFF, &[]), &mut vm);
         assert_eq!(off, Outcome::SystemOff);
         assert_eq!(off.return_regs(), None);
-        assert_eq!(
-            dispatch(&call(psci_id::SYSTEM_RESET, &[]), &mut vm),
-            Outcome::SystemReset
-        );
+        assert_eq!(dispatch(&call(psci_id::SYSTEM_RESET, &[]), &mut vm), Outcome::SystemReset);
     }
 
     #[test]
     fn vendor_calls() {
         let mut vm = MockVm::new(4);
         vm.vcpu = 1;
-        assert_eq!(
-            dispatch(&call(vendor::VM_INFO, &[]), &mut vm),
-            Outcome::Return([3, 1, 4, 0])
-        );
-        assert_eq!(
-            dispatch(&call(vendor::NOP, &[1, 2, 3]), &mut vm),
-            Outcome::Return([0; 4])
-        );
-        assert_eq!(
-            dispatch(&call(vendor::PRINT_STATS, &[]), &mut vm),
-            Outcome::PrintStats
-        );
+        assert_eq!(dispatch(&call(vendor::VM_INFO, &[]), &mut vm), Outcome::Return([3, 1, 4, 0]));
+        assert_eq!(dispatch(&call(vendor::NOP, &[1, 2, 3]), &mut vm), Outcome::Return([0; 4]));
+        assert_eq!(dispatch(&call(vendor::PRINT_STATS, &[]), &mut vm), Outcome::PrintStats);
 
         let regs = hvc::pack_console_bytes(b"hello");
-        let out = dispatch(
-            &call(
-                vendor::CONSOLE_WRITE,
-                &[5, regs[0], regs[1], regs[2], regs[3], regs[4]],
-            ),
-            &mut vm,
-        );
-        let Outcome::ConsoleWrite { bytes } = &out else {
-            panic!("{out:?}")
-        };
+        let out = dispatch(&call(vendor::CONSOLE_WRITE, &[5, regs[0], regs[1], regs[2], regs[3], regs[4]]), &mut vm);
+        let Outcome::ConsoleWrite { bytes } = &out else { panic!("{out:?}") };
         assert_eq!(bytes.as_slice(), b"hello");
         assert_eq!(out.return_regs(), Some([5, 0, 0, 0]));
 
         // An oversized length is clamped to 40.
         let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCD";
         let regs = hvc::pack_console_bytes(line);
-        let out = dispatch(
-            &call(
-                vendor::CONSOLE_WRITE,
-                &[u64::MAX, regs[0], regs[1], regs[2], regs[3], regs[4]],
-            ),
-            &mut vm,
-        );
-        let Outcome::ConsoleWrite { bytes } = &out else {
-            panic!("{out:?}")
-        };
+        let out =
+            dispatch(&call(vendor::CONSOLE_WRITE, &[u64::MAX, regs[0], regs[1], regs[2], regs[3], regs[4]]), &mut vm);
+        let Outcome::ConsoleWrite { bytes } = &out else { panic!("{out:?}") };
         assert_eq!(bytes.as_slice(), line);
         // Zero bytes is a valid, empty write.
         let out = dispatch(&call(vendor::CONSOLE_WRITE, &[0, 0x41]), &mut vm);
@@ -581,14 +451,7 @@ mod tests {
             let fid = if r & 1 == 0 {
                 (r >> 32) as u32
             } else {
-                let bases = [
-                    0x8000_0000u32,
-                    0x8400_0000,
-                    0xc400_0000,
-                    0x8600_0000,
-                    0xc600_0000,
-                    0x0400_0000,
-                ];
+                let bases = [0x8000_0000u32, 0x8400_0000, 0xc400_0000, 0x8600_0000, 0xc600_0000, 0x0400_0000];
                 bases[((r >> 1) % 6) as usize] | ((r >> 8) as u32 & 0xffff)
             };
             if KNOWN.contains(&fid) {

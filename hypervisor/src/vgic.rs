@@ -195,11 +195,8 @@ impl Vgic {
         // starts in group 1, a GICv2 guest in group 0 (IHI 0048B §4.3.5).
         let group1 = version == GicVersion::V3;
         let private_row: [IrqState; NR_PRIVATE] = core::array::from_fn(|intid| {
-            let mut irq = if intid < 16 {
-                IrqState::new(Trigger::Edge, group1)
-            } else {
-                IrqState::new(Trigger::Level, group1)
-            };
+            let mut irq =
+                if intid < 16 { IrqState::new(Trigger::Edge, group1) } else { IrqState::new(Trigger::Level, group1) };
             // GICv2 SGIs are permanently enabled on many implementations
             // (IHI 0048B §4.3.5); KVM starts them enabled.
             irq.enabled = version == GicVersion::V2 && intid < 16;
@@ -250,13 +247,7 @@ impl Vgic {
 
     /// A guest read of `size` bytes at `offset` of `frame` by vCPU `vcpu`
     /// (the accessor matters for the banked GICv2 registers).
-    pub fn mmio_read(
-        &mut self,
-        vcpu: usize,
-        frame: Frame,
-        offset: u64,
-        size: u8,
-    ) -> Result<u64, MmioError> {
+    pub fn mmio_read(&mut self, vcpu: usize, frame: Frame, offset: u64, size: u8) -> Result<u64, MmioError> {
         let vcpu = vcpu.min(self.nr_vcpus - 1);
         match frame {
             Frame::Dist => self.dist_read(vcpu, offset, size),
@@ -302,12 +293,7 @@ impl Vgic {
     /// Maps a virtual PPI/SPI to a physical INTID (or unmaps it with
     /// `None`): its LRs then carry HW = 1 and pINTID, so the guest's
     /// deactivation deactivates the physical interrupt too (IHI 0069H §11.5).
-    pub fn map_hw(
-        &mut self,
-        vcpu: usize,
-        intid: u32,
-        pintid: Option<u32>,
-    ) -> Result<(), VgicError> {
+    pub fn map_hw(&mut self, vcpu: usize, intid: u32, pintid: Option<u32>) -> Result<(), VgicError> {
         if intid < 16 {
             return Err(VgicError::NoSuchIrq(intid));
         }
@@ -349,8 +335,7 @@ impl Vgic {
         if vcpu >= self.nr_vcpus {
             return false;
         }
-        self.irqs_of(vcpu)
-            .any(|(intid, irq)| self.deliverable(vcpu, intid, irq))
+        self.irqs_of(vcpu).any(|(intid, irq)| self.deliverable(vcpu, intid, irq))
     }
 
     /// INTIDs pending and deliverable to `vcpu`, most urgent first
@@ -395,11 +380,7 @@ impl Vgic {
     /// All interrupts `vcpu` can see: its private ones, then the SPIs.
     fn irqs_of(&self, vcpu: usize) -> impl Iterator<Item = (u32, &IrqState)> {
         let private = self.private[vcpu].iter().enumerate();
-        let spis = self
-            .spis
-            .iter()
-            .enumerate()
-            .map(|(i, irq)| (i + NR_PRIVATE, irq));
+        let spis = self.spis.iter().enumerate().map(|(i, irq)| (i + NR_PRIVATE, irq));
         private.chain(spis).map(|(intid, irq)| (intid as u32, irq))
     }
 
@@ -455,11 +436,7 @@ impl Vgic {
             return;
         }
         if (intid as usize) < NR_PRIVATE || irq.in_lr || irq.active {
-            let owner = if (intid as usize) < NR_PRIVATE {
-                vcpu
-            } else {
-                usize::from(irq.lr_vcpu)
-            };
+            let owner = if (intid as usize) < NR_PRIVATE { vcpu } else { usize::from(irq.lr_vcpu) };
             self.kicks.insert(owner);
         } else {
             let targets = self.spi_targets(&irq);

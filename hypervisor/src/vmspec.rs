@@ -70,18 +70,11 @@ impl MachineFacts {
 /// The guest-physical device windows of `shared::layout`, sized for
 /// [`MAX_VCPUS`] redistributors.
 pub fn layout_windows() -> Vec<Window> {
-    let w = |name, base, size| Window {
-        name,
-        region: Region { base, size },
-    };
+    let w = |name, base, size| Window { name, region: Region { base, size } };
     alloc::vec![
         w("GICD", layout::GICD_BASE, layout::GICD_SIZE),
         w("GICC", layout::GICC_BASE, layout::GICC_SIZE),
-        w(
-            "GICR",
-            layout::GICR_BASE,
-            layout::GICR_STRIDE * MAX_VCPUS as u64
-        ),
+        w("GICR", layout::GICR_BASE, layout::GICR_STRIDE * MAX_VCPUS as u64),
         w("UART", layout::UART_BASE, layout::UART_SIZE),
     ]
 }
@@ -109,17 +102,11 @@ pub enum Field {
 impl Field {
     /// The device-tree property name (`docs/vm-config.md`).
     pub fn dt_name(&self) -> FieldName {
-        FieldName {
-            field: *self,
-            toml: false,
-        }
+        FieldName { field: *self, toml: false }
     }
     /// The TOML key name (`docs/vm-config.md`).
     pub fn toml_name(&self) -> FieldName {
-        FieldName {
-            field: *self,
-            toml: true,
-        }
+        FieldName { field: *self, toml: true }
     }
 }
 
@@ -142,11 +129,7 @@ impl fmt::Display for FieldName {
             Field::Initrd => f.write_str("initrd"),
             Field::PassthroughReg(i) => write!(f, "passthrough[{i}].reg"),
             Field::PassthroughGuestReg(i) => {
-                write!(
-                    f,
-                    "passthrough[{i}].{}",
-                    if t { "guest_reg" } else { "guest-reg" }
-                )
+                write!(f, "passthrough[{i}].{}", if t { "guest_reg" } else { "guest-reg" })
             }
             Field::PassthroughInterrupts(i) => write!(f, "passthrough[{i}].interrupts"),
         }
@@ -254,23 +237,13 @@ impl fmt::Display for Problem {
                 write!(f, "base {base:#x} is not aligned to {granule:#x}")
             }
             Self::AboveIpaSpace { end, ipa_bits } => {
-                write!(
-                    f,
-                    "ends at {end:#x}, above the {ipa_bits}-bit guest address space"
-                )
+                write!(f, "ends at {end:#x}, above the {ipa_bits}-bit guest address space")
             }
-            Self::OverlapsWindow { region, window } => write!(
-                f,
-                "{} overlaps the guest {} window {}",
-                R(region),
-                window.name,
-                R(&window.region)
-            ),
+            Self::OverlapsWindow { region, window } => {
+                write!(f, "{} overlaps the guest {} window {}", R(region), window.name, R(&window.region))
+            }
             Self::NotEnoughRam { size, left } => {
-                write!(
-                    f,
-                    "{size:#x} bytes is more than the {left:#x} bytes of RAM left"
-                )
+                write!(f, "{size:#x} bytes is more than the {left:#x} bytes of RAM left")
             }
             Self::VcpusOutOfRange(n) => write!(f, "{n} is not in 1..={MAX_VCPUS}"),
             Self::AffinityLength { len, vcpus } => {
@@ -280,12 +253,9 @@ impl fmt::Display for Problem {
                 write!(f, "CPU {cpu} does not exist (the machine has {nr_pcpus})")
             }
             Self::OutsideRam(r) => write!(f, "{} is not inside host RAM", R(r)),
-            Self::OverlapsReserved { region, reserved } => write!(
-                f,
-                "{} overlaps {} which the hypervisor keeps",
-                R(region),
-                R(reserved)
-            ),
+            Self::OverlapsReserved { region, reserved } => {
+                write!(f, "{} overlaps {} which the hypervisor keeps", R(region), R(reserved))
+            }
             Self::OverlapsKernel(r) => write!(f, "{} overlaps the kernel image", R(r)),
             Self::OverlapsRam(r) => write!(f, "{} overlaps host RAM", R(r)),
             Self::OverlapsGuestRam { region, ram } => {
@@ -314,12 +284,7 @@ struct R<'a>(&'a Region);
 
 impl fmt::Display for R<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{:#x}, {:#x})",
-            self.0.base,
-            self.0.base.saturating_add(self.0.size)
-        )
+        write!(f, "[{:#x}, {:#x})", self.0.base, self.0.base.saturating_add(self.0.size))
     }
 }
 
@@ -351,10 +316,7 @@ pub fn check_name(name: &str) -> Result<(), Problem> {
     if name.is_empty() {
         return Err(Problem::NameEmpty);
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-'))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')) {
         return Err(Problem::NameBadChar(c));
     }
     if name.len() > MAX_NAME {
@@ -376,13 +338,11 @@ pub fn validate(vms: &[VmSpec], machine: &MachineFacts) -> Vec<Result<(), VmSpec
     let mut accepted: Vec<usize> = Vec::new();
     let mut results = Vec::with_capacity(vms.len());
     for (i, vm) in vms.iter().enumerate() {
-        let r = check_vm(vm, vms, &accepted, ram_left, machine).map_err(|(field, problem)| {
-            VmSpecError {
-                vm: i,
-                name: vm.name.clone(),
-                field,
-                problem,
-            }
+        let r = check_vm(vm, vms, &accepted, ram_left, machine).map_err(|(field, problem)| VmSpecError {
+            vm: i,
+            name: vm.name.clone(),
+            field,
+            problem,
         });
         if r.is_ok() {
             accepted.push(i);
@@ -395,12 +355,7 @@ pub fn validate(vms: &[VmSpec], machine: &MachineFacts) -> Vec<Result<(), VmSpec
 
 /// Indices of the VMs that start: every VM whose result is `Ok`.
 pub fn vms_to_start(results: &[Result<(), VmSpecError>]) -> Vec<usize> {
-    results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(i, _)| i)
-        .collect()
+    results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect()
 }
 
 /// Bytes of host RAM, counted in whole [`RAM_GRANULE`] blocks, that no `used` region touches.
@@ -412,10 +367,7 @@ pub fn free_ram(ram: &[Region], used: &[Region]) -> u64 {
             if end > end_of(r) {
                 break;
             }
-            let b = Region {
-                base: block,
-                size: RAM_GRANULE,
-            };
+            let b = Region { base: block, size: RAM_GRANULE };
             if !used.iter().any(|u| overlaps(u, &b)) {
                 free += RAM_GRANULE;
             }
@@ -427,13 +379,7 @@ pub fn free_ram(ram: &[Region], used: &[Region]) -> u64 {
 
 type Check = Result<(), (Field, Problem)>;
 
-fn check_vm(
-    vm: &VmSpec,
-    vms: &[VmSpec],
-    accepted: &[usize],
-    ram_left: u64,
-    m: &MachineFacts,
-) -> Check {
+fn check_vm(vm: &VmSpec, vms: &[VmSpec], accepted: &[usize], ram_left: u64, m: &MachineFacts) -> Check {
     check_name(&vm.name).map_err(|p| (Field::Name, p))?;
     if let Some(&other) = accepted.iter().find(|&&j| vms[j].name == vm.name) {
         return Err((Field::Name, Problem::NameTaken(other)));
@@ -451,13 +397,7 @@ fn check_vm(
         check_device(vm, d, accepted, vms, m)?;
     }
     if vm.memory.size > ram_left {
-        return Err((
-            Field::Memory,
-            Problem::NotEnoughRam {
-                size: vm.memory.size,
-                left: ram_left,
-            },
-        ));
+        return Err((Field::Memory, Problem::NotEnoughRam { size: vm.memory.size, left: ram_left }));
     }
     Ok(())
 }
@@ -468,22 +408,10 @@ fn check_memory(vm: &VmSpec, m: &MachineFacts) -> Check {
         return Err((Field::Memory, Problem::SizeZero));
     }
     if !mem.size.is_multiple_of(RAM_GRANULE) {
-        return Err((
-            Field::Memory,
-            Problem::SizeNotMultiple {
-                size: mem.size,
-                granule: RAM_GRANULE,
-            },
-        ));
+        return Err((Field::Memory, Problem::SizeNotMultiple { size: mem.size, granule: RAM_GRANULE }));
     }
     if !mem.base.is_multiple_of(RAM_GRANULE) {
-        return Err((
-            Field::IpaBase,
-            Problem::BaseNotAligned {
-                base: mem.base,
-                granule: RAM_GRANULE,
-            },
-        ));
+        return Err((Field::IpaBase, Problem::BaseNotAligned { base: mem.base, granule: RAM_GRANULE }));
     }
     check_ipa_range(&mem, m).map_err(|p| (Field::IpaBase, p))
 }
@@ -494,16 +422,10 @@ fn check_ipa_range(r: &Region, m: &MachineFacts) -> Result<(), Problem> {
         return Err(Problem::Overflow(*r));
     };
     if m.ipa_bits < 64 && end > 1u64 << m.ipa_bits {
-        return Err(Problem::AboveIpaSpace {
-            end,
-            ipa_bits: m.ipa_bits,
-        });
+        return Err(Problem::AboveIpaSpace { end, ipa_bits: m.ipa_bits });
     }
     if let Some(w) = m.windows.iter().find(|w| overlaps(&w.region, r)) {
-        return Err(Problem::OverlapsWindow {
-            region: *r,
-            window: *w,
-        });
+        return Err(Problem::OverlapsWindow { region: *r, window: *w });
     }
     Ok(())
 }
@@ -516,22 +438,10 @@ fn check_cpus(vm: &VmSpec, m: &MachineFacts) -> Check {
         return Ok(());
     }
     if vm.affinity.len() != vm.vcpus as usize {
-        return Err((
-            Field::Affinity,
-            Problem::AffinityLength {
-                len: vm.affinity.len(),
-                vcpus: vm.vcpus,
-            },
-        ));
+        return Err((Field::Affinity, Problem::AffinityLength { len: vm.affinity.len(), vcpus: vm.vcpus }));
     }
     if let Some(&cpu) = vm.affinity.iter().find(|&&c| c >= m.nr_pcpus) {
-        return Err((
-            Field::Affinity,
-            Problem::NoSuchCpu {
-                cpu,
-                nr_pcpus: m.nr_pcpus,
-            },
-        ));
+        return Err((Field::Affinity, Problem::NoSuchCpu { cpu, nr_pcpus: m.nr_pcpus }));
     }
     Ok(())
 }
@@ -545,10 +455,7 @@ fn check_image(r: &Region, m: &MachineFacts) -> Result<(), Problem> {
         return Err(Problem::OutsideRam(*r));
     }
     if let Some(res) = m.reserved.iter().find(|res| overlaps(res, r)) {
-        return Err(Problem::OverlapsReserved {
-            region: *r,
-            reserved: *res,
-        });
+        return Err(Problem::OverlapsReserved { region: *r, reserved: *res });
     }
     Ok(())
 }
@@ -560,13 +467,7 @@ fn inside_ram(r: &Region, ram: &[Region]) -> bool {
     }
 }
 
-fn check_device(
-    vm: &VmSpec,
-    d: usize,
-    accepted: &[usize],
-    vms: &[VmSpec],
-    m: &MachineFacts,
-) -> Check {
+fn check_device(vm: &VmSpec, d: usize, accepted: &[usize], vms: &[VmSpec], m: &MachineFacts) -> Check {
     let dev = &vm.passthrough[d];
     let reg = dev.region;
     let f = Field::PassthroughReg(d);
@@ -574,22 +475,10 @@ fn check_device(
         return Err((f, Problem::SizeZero));
     }
     if !reg.base.is_multiple_of(PAGE) {
-        return Err((
-            f,
-            Problem::BaseNotAligned {
-                base: reg.base,
-                granule: PAGE,
-            },
-        ));
+        return Err((f, Problem::BaseNotAligned { base: reg.base, granule: PAGE }));
     }
     if !reg.size.is_multiple_of(PAGE) {
-        return Err((
-            f,
-            Problem::SizeNotMultiple {
-                size: reg.size,
-                granule: PAGE,
-            },
-        ));
+        return Err((f, Problem::SizeNotMultiple { size: reg.size, granule: PAGE }));
     }
     if reg.base.checked_add(reg.size).is_none() {
         return Err((f, Problem::Overflow(reg)));
@@ -598,23 +487,11 @@ fn check_device(
         return Err((f, Problem::OverlapsRam(reg)));
     }
     if let Some(res) = m.reserved.iter().find(|res| overlaps(res, &reg)) {
-        return Err((
-            f,
-            Problem::OverlapsReserved {
-                region: reg,
-                reserved: *res,
-            },
-        ));
+        return Err((f, Problem::OverlapsReserved { region: reg, reserved: *res }));
     }
     for (e, other) in vm.passthrough.iter().enumerate().take(d) {
         if overlaps(&other.region, &reg) {
-            return Err((
-                f,
-                Problem::OverlapsDevice {
-                    region: reg,
-                    other: e,
-                },
-            ));
+            return Err((f, Problem::OverlapsDevice { region: reg, other: e }));
         }
     }
     for &j in accepted {
@@ -624,42 +501,18 @@ fn check_device(
     }
 
     let g = Field::PassthroughGuestReg(d);
-    let guest = Region {
-        base: dev.guest_base,
-        size: reg.size,
-    };
+    let guest = Region { base: dev.guest_base, size: reg.size };
     if !guest.base.is_multiple_of(PAGE) {
-        return Err((
-            g,
-            Problem::BaseNotAligned {
-                base: guest.base,
-                granule: PAGE,
-            },
-        ));
+        return Err((g, Problem::BaseNotAligned { base: guest.base, granule: PAGE }));
     }
     check_ipa_range(&guest, m).map_err(|p| (g, p))?;
     if overlaps(&guest, &vm.memory) {
-        return Err((
-            g,
-            Problem::OverlapsGuestRam {
-                region: guest,
-                ram: vm.memory,
-            },
-        ));
+        return Err((g, Problem::OverlapsGuestRam { region: guest, ram: vm.memory }));
     }
     for (e, other) in vm.passthrough.iter().enumerate().take(d) {
-        let o = Region {
-            base: other.guest_base,
-            size: other.region.size,
-        };
+        let o = Region { base: other.guest_base, size: other.region.size };
         if overlaps(&o, &guest) {
-            return Err((
-                g,
-                Problem::OverlapsDevice {
-                    region: guest,
-                    other: e,
-                },
-            ));
+            return Err((g, Problem::OverlapsDevice { region: guest, other: e }));
         }
     }
 
@@ -669,10 +522,8 @@ fn check_device(
         if !(SPI_FIRST..SPI_END).contains(&intid) {
             return Err((f, Problem::NotSpi(intid)));
         }
-        let in_vm = vm.passthrough[..d]
-            .iter()
-            .any(|o| o.interrupts.contains(&intid))
-            || dev.interrupts[..k].contains(&intid);
+        let in_vm =
+            vm.passthrough[..d].iter().any(|o| o.interrupts.contains(&intid)) || dev.interrupts[..k].contains(&intid);
         if in_vm {
             return Err((f, Problem::IntidRepeated(intid)));
         }
@@ -682,12 +533,7 @@ fn check_device(
         if vm.console && intid == uart_intid {
             return Err((f, Problem::IntidUart(intid)));
         }
-        if let Some(&j) = accepted.iter().find(|&&j| {
-            vms[j]
-                .passthrough
-                .iter()
-                .any(|o| o.interrupts.contains(&intid))
-        }) {
+        if let Some(&j) = accepted.iter().find(|&&j| vms[j].passthrough.iter().any(|o| o.interrupts.contains(&intid))) {
             return Err((f, Problem::IntidTaken { intid, vm: j }));
         }
     }
@@ -718,19 +564,10 @@ mod tests {
     use shared::platform::Passthrough;
 
     const M: u64 = 1 << 20;
-    const RAM: Region = Region {
-        base: 0x4000_0000,
-        size: 1024 * M,
-    };
+    const RAM: Region = Region { base: 0x4000_0000, size: 1024 * M };
     /// The hypervisor keeps the first 32 MiB of RAM and the host UART.
-    const HYP: Region = Region {
-        base: 0x4000_0000,
-        size: 32 * M,
-    };
-    const HOST_UART: Region = Region {
-        base: 0x0900_0000,
-        size: 0x1000,
-    };
+    const HYP: Region = Region { base: 0x4000_0000, size: 32 * M };
+    const HOST_UART: Region = Region { base: 0x0900_0000, size: 0x1000 };
 
     fn machine() -> MachineFacts {
         let mut m = MachineFacts::new(alloc::vec![RAM], 4, 40);
@@ -743,15 +580,9 @@ mod tests {
     fn vm(name: &str, mem: u64, slot: u64) -> VmSpec {
         VmSpec {
             name: name.try_into().unwrap(),
-            memory: Region {
-                base: layout::RAM_BASE,
-                size: mem * M,
-            },
+            memory: Region { base: layout::RAM_BASE, size: mem * M },
             vcpus: 1,
-            kernel: Region {
-                base: 0x4800_0000 + slot * 2 * M,
-                size: 0x1234,
-            },
+            kernel: Region { base: 0x4800_0000 + slot * 2 * M, size: 0x1234 },
             console: true,
             ..Default::default()
         }
@@ -802,30 +633,18 @@ mod tests {
         assert_eq!(check_name(""), Err(Problem::NameEmpty));
         assert_eq!(check_name("Alpha"), Err(Problem::NameBadChar('A')));
         assert_eq!(check_name("a b"), Err(Problem::NameBadChar(' ')));
-        assert_eq!(
-            check_name("abcdefghijklmnop"),
-            Err(Problem::NameTooLong(16))
-        );
+        assert_eq!(check_name("abcdefghijklmnop"), Err(Problem::NameTooLong(16)));
         assert_eq!(check_name("abcdefghijklmno"), Ok(()));
         assert_eq!(check_name("vm_1-x"), Ok(()));
         assert_eq!(err(vm("", 64, 0)), (Field::Name, Problem::NameEmpty));
-        assert_eq!(
-            err(vm("a.b", 64, 0)),
-            (Field::Name, Problem::NameBadChar('.'))
-        );
-        assert_eq!(
-            err(vm("abcdefghijklmnop", 64, 0)),
-            (Field::Name, Problem::NameTooLong(16))
-        );
+        assert_eq!(err(vm("a.b", 64, 0)), (Field::Name, Problem::NameBadChar('.')));
+        assert_eq!(err(vm("abcdefghijklmnop", 64, 0)), (Field::Name, Problem::NameTooLong(16)));
     }
 
     #[test]
     fn vmspec_duplicate_name_refuses_the_later_vm() {
         let e = err_after(&[vm("alpha", 64, 0)], vm("alpha", 64, 1));
-        assert_eq!(
-            (e.vm, e.field, e.problem),
-            (1, Field::Name, Problem::NameTaken(0))
-        );
+        assert_eq!((e.vm, e.field, e.problem), (1, Field::Name, Problem::NameTaken(0)));
     }
 
     #[test]
@@ -842,44 +661,17 @@ mod tests {
         assert_eq!(err(vm("a", 0, 0)), (Field::Memory, Problem::SizeZero));
         let mut v = vm("a", 64, 0);
         v.memory.size += 4096;
-        assert_eq!(
-            err(v),
-            (
-                Field::Memory,
-                Problem::SizeNotMultiple {
-                    size: 64 * M + 4096,
-                    granule: RAM_GRANULE
-                }
-            )
-        );
+        assert_eq!(err(v), (Field::Memory, Problem::SizeNotMultiple { size: 64 * M + 4096, granule: RAM_GRANULE }));
     }
 
     #[test]
     fn vmspec_ipa_base_rules() {
         let mut v = vm("a", 64, 0);
         v.memory.base = 0x4010_0000;
-        assert_eq!(
-            err(v),
-            (
-                Field::IpaBase,
-                Problem::BaseNotAligned {
-                    base: 0x4010_0000,
-                    granule: RAM_GRANULE
-                }
-            )
-        );
+        assert_eq!(err(v), (Field::IpaBase, Problem::BaseNotAligned { base: 0x4010_0000, granule: RAM_GRANULE }));
         let mut v = vm("a", 64, 0);
         v.memory.base = (1 << 40) - 32 * M;
-        assert_eq!(
-            err(v),
-            (
-                Field::IpaBase,
-                Problem::AboveIpaSpace {
-                    end: (1 << 40) + 32 * M,
-                    ipa_bits: 40
-                }
-            )
-        );
+        assert_eq!(err(v), (Field::IpaBase, Problem::AboveIpaSpace { end: (1 << 40) + 32 * M, ipa_bits: 40 }));
         let mut v = vm("a", 64, 0);
         v.memory.base = u64::MAX - RAM_GRANULE + 1;
         assert!(matches!(err(v), (Field::IpaBase, Problem::Overflow(_))));
@@ -894,11 +686,7 @@ mod tests {
 
     #[test]
     fn vmspec_ram_must_miss_the_device_windows() {
-        for (base, window) in [
-            (0x0800_0000, "GICD"),
-            (0x0900_0000 - 2 * M, "UART"),
-            (0x0600_0000, "GICD"),
-        ] {
+        for (base, window) in [(0x0800_0000, "GICD"), (0x0900_0000 - 2 * M, "UART"), (0x0600_0000, "GICD")] {
             let mut v = vm("a", 64, 0);
             v.memory.base = base;
             match err(v) {
@@ -913,81 +701,34 @@ mod tests {
     #[test]
     fn vmspec_ram_budget_refuses_the_vm_that_tips_it_over() {
         // 1 GiB - 32 MiB reserved - one 2 MiB kernel block = 990 MiB left.
-        let r = validate(
-            &[vm("a", 600, 0), vm("b", 400, 0), vm("c", 390, 0)],
-            &machine(),
-        );
+        let r = validate(&[vm("a", 600, 0), vm("b", 400, 0), vm("c", 390, 0)], &machine());
         assert_eq!(r[0], Ok(()));
         assert_eq!(r[2], Ok(()));
         let e = r[1].clone().unwrap_err();
         assert_eq!((e.vm, e.field), (1, Field::Memory));
-        assert_eq!(
-            e.problem,
-            Problem::NotEnoughRam {
-                size: 400 * M,
-                left: 390 * M
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            r#"vm "b": memory: 0x19000000 bytes is more than the 0x18600000 bytes of RAM left"#
-        );
+        assert_eq!(e.problem, Problem::NotEnoughRam { size: 400 * M, left: 390 * M });
+        assert_eq!(e.to_string(), r#"vm "b": memory: 0x19000000 bytes is more than the 0x18600000 bytes of RAM left"#);
         assert_eq!(vms_to_start(&r), [0, 2]);
     }
 
     #[test]
     fn vmspec_ram_budget_exact_fit() {
         ok(&[vm("a", 990, 0)]);
-        assert!(
-            matches!(err(vm("a", 992, 0)).1, Problem::NotEnoughRam { left, .. } if left == 990 * M)
-        );
+        assert!(matches!(err(vm("a", 992, 0)).1, Problem::NotEnoughRam { left, .. } if left == 990 * M));
     }
 
     #[test]
     fn vmspec_free_ram_counts_whole_blocks() {
-        let ram = [Region {
-            base: 0x4000_0000,
-            size: 16 * M,
-        }];
+        let ram = [Region { base: 0x4000_0000, size: 16 * M }];
         assert_eq!(free_ram(&ram, &[]), 16 * M);
         // One byte used spoils one block; a range across a boundary spoils two.
-        assert_eq!(
-            free_ram(
-                &ram,
-                &[Region {
-                    base: 0x4000_0000,
-                    size: 1
-                }]
-            ),
-            14 * M
-        );
-        assert_eq!(
-            free_ram(
-                &ram,
-                &[Region {
-                    base: 0x401f_f000,
-                    size: 0x2000
-                }]
-            ),
-            12 * M
-        );
+        assert_eq!(free_ram(&ram, &[Region { base: 0x4000_0000, size: 1 }]), 14 * M);
+        assert_eq!(free_ram(&ram, &[Region { base: 0x401f_f000, size: 0x2000 }]), 12 * M);
         // Unaligned RAM edges do not count.
-        let ram = [Region {
-            base: 0x4010_0000,
-            size: 4 * M,
-        }];
+        let ram = [Region { base: 0x4010_0000, size: 4 * M }];
         assert_eq!(free_ram(&ram, &[]), 2 * M);
         // Several regions add up; zero-sized used regions are ignored.
-        let ram = [
-            Region {
-                base: 0,
-                size: 4 * M,
-            },
-            Region {
-                base: 1 << 32,
-                size: 2 * M,
-            },
-        ];
+        let ram = [Region { base: 0, size: 4 * M }, Region { base: 1 << 32, size: 2 * M }];
         assert_eq!(free_ram(&ram, &[Region { base: 0, size: 0 }]), 6 * M);
     }
 
@@ -1009,26 +750,11 @@ mod tests {
         let mut v = vm("a", 64, 0);
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[0]).unwrap();
-        assert_eq!(
-            err(v),
-            (
-                Field::Affinity,
-                Problem::AffinityLength { len: 1, vcpus: 2 }
-            )
-        );
+        assert_eq!(err(v), (Field::Affinity, Problem::AffinityLength { len: 1, vcpus: 2 }));
         let mut v = vm("a", 64, 0);
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[3, 4]).unwrap();
-        assert_eq!(
-            err(v),
-            (
-                Field::Affinity,
-                Problem::NoSuchCpu {
-                    cpu: 4,
-                    nr_pcpus: 4
-                }
-            )
-        );
+        assert_eq!(err(v), (Field::Affinity, Problem::NoSuchCpu { cpu: 4, nr_pcpus: 4 }));
         let mut v = vm("a", 64, 0);
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[3, 3]).unwrap();
@@ -1052,13 +778,7 @@ mod tests {
             err(v),
             (
                 Field::Kernel,
-                Problem::OverlapsReserved {
-                    region: Region {
-                        base: 0x4100_0000,
-                        size: 0x1234
-                    },
-                    reserved: HYP
-                }
+                Problem::OverlapsReserved { region: Region { base: 0x4100_0000, size: 0x1234 }, reserved: HYP }
             )
         );
     }
@@ -1066,41 +786,23 @@ mod tests {
     #[test]
     fn vmspec_initrd_rules() {
         let mut v = vm("a", 64, 0);
-        v.initrd = Some(Region {
-            base: 0x4820_0000,
-            size: 0x10_0000,
-        });
+        v.initrd = Some(Region { base: 0x4820_0000, size: 0x10_0000 });
         ok(&[v]);
         let mut v = vm("a", 64, 0);
-        v.initrd = Some(Region {
-            base: 0x4800_1000,
-            size: 0x1000,
-        });
-        assert!(matches!(
-            err(v),
-            (Field::Initrd, Problem::OverlapsKernel(_))
-        ));
+        v.initrd = Some(Region { base: 0x4800_1000, size: 0x1000 });
+        assert!(matches!(err(v), (Field::Initrd, Problem::OverlapsKernel(_))));
         let mut v = vm("a", 64, 0);
-        v.initrd = Some(Region {
-            base: 0x1000,
-            size: 0x1000,
-        });
+        v.initrd = Some(Region { base: 0x1000, size: 0x1000 });
         assert!(matches!(err(v), (Field::Initrd, Problem::OutsideRam(_))));
         let mut v = vm("a", 64, 0);
-        v.initrd = Some(Region {
-            base: 0x4820_0000,
-            size: 0,
-        });
+        v.initrd = Some(Region { base: 0x4820_0000, size: 0 });
         assert_eq!(err(v), (Field::Initrd, Problem::SizeZero));
     }
 
     #[test]
     fn vmspec_images_count_against_the_ram_budget() {
         let mut v = vm("a", 990, 0);
-        v.initrd = Some(Region {
-            base: 0x4820_0000,
-            size: 0x10_0000,
-        });
+        v.initrd = Some(Region { base: 0x4820_0000, size: 0x10_0000 });
         assert!(matches!(err(v).1, Problem::NotEnoughRam { left, .. } if left == 988 * M));
     }
 
@@ -1120,74 +822,35 @@ mod tests {
     #[test]
     fn vmspec_passthrough_reg_rules() {
         let f = Field::PassthroughReg(0);
-        assert_eq!(
-            err(with_dev("a", 0, dev(0x0904_0000, 0, &[]))),
-            (f, Problem::SizeZero)
-        );
+        assert_eq!(err(with_dev("a", 0, dev(0x0904_0000, 0, &[]))), (f, Problem::SizeZero));
         assert_eq!(
             err(with_dev("a", 0, dev(0x0904_0800, 0x1000, &[]))),
-            (
-                f,
-                Problem::BaseNotAligned {
-                    base: 0x0904_0800,
-                    granule: PAGE
-                }
-            )
+            (f, Problem::BaseNotAligned { base: 0x0904_0800, granule: PAGE })
         );
         assert_eq!(
             err(with_dev("a", 0, dev(0x0904_0000, 0x800, &[]))),
-            (
-                f,
-                Problem::SizeNotMultiple {
-                    size: 0x800,
-                    granule: PAGE
-                }
-            )
+            (f, Problem::SizeNotMultiple { size: 0x800, granule: PAGE })
         );
-        assert!(matches!(
-            err(with_dev("a", 0, dev(0x6000_0000, 0x1000, &[]))),
-            (_, Problem::OverlapsRam(_))
-        ));
+        assert!(matches!(err(with_dev("a", 0, dev(0x6000_0000, 0x1000, &[]))), (_, Problem::OverlapsRam(_))));
         assert!(matches!(
             err(with_dev("a", 0, dev(0x0900_0000, 0x1000, &[]))),
-            (
-                _,
-                Problem::OverlapsReserved {
-                    reserved: HOST_UART,
-                    ..
-                }
-            )
+            (_, Problem::OverlapsReserved { reserved: HOST_UART, .. })
         ));
-        assert!(matches!(
-            err(with_dev("a", 0, dev(0xffff_ffff_ffff_f000, 0x2000, &[]))),
-            (_, Problem::Overflow(_))
-        ));
+        assert!(matches!(err(with_dev("a", 0, dev(0xffff_ffff_ffff_f000, 0x2000, &[]))), (_, Problem::Overflow(_))));
         let mut v = with_dev("a", 0, dev(0x0904_0000, 0x2000, &[]));
         v.passthrough.push(dev(0x0904_1000, 0x1000, &[])).unwrap();
-        assert!(matches!(
-            err(v),
-            (
-                Field::PassthroughReg(1),
-                Problem::OverlapsDevice { other: 0, .. }
-            )
-        ));
+        assert!(matches!(err(v), (Field::PassthroughReg(1), Problem::OverlapsDevice { other: 0, .. })));
     }
 
     #[test]
     fn vmspec_passthrough_reg_given_twice_refuses_the_later_vm() {
         let first = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[]));
         let e = err_after(&[first], with_dev("b", 1, dev(0x0904_0000, 0x1000, &[])));
-        assert!(
-            matches!(e.problem, Problem::DeviceTaken { vm: 0, .. }),
-            "{e:?}"
-        );
+        assert!(matches!(e.problem, Problem::DeviceTaken { vm: 0, .. }), "{e:?}");
         // A refused VM does not hold its device.
         let mut refused = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[]));
         refused.vcpus = 0;
-        let r = validate(
-            &[refused, with_dev("b", 1, dev(0x0904_0000, 0x1000, &[]))],
-            &machine(),
-        );
+        let r = validate(&[refused, with_dev("b", 1, dev(0x0904_0000, 0x1000, &[]))], &machine());
         assert_eq!(vms_to_start(&r), [1]);
     }
 
@@ -1196,9 +859,7 @@ mod tests {
         let g = Field::PassthroughGuestReg(0);
         let mut d = dev(0x0904_0000, 0x1000, &[]);
         d.guest_base = 0x4000_0000;
-        assert!(
-            matches!(err(with_dev("a", 0, d)), (f, Problem::OverlapsGuestRam { .. }) if f == g)
-        );
+        assert!(matches!(err(with_dev("a", 0, d)), (f, Problem::OverlapsGuestRam { .. }) if f == g));
         let mut d = dev(0x0904_0000, 0x1000, &[]);
         d.guest_base = 0x0800_0000;
         assert!(
@@ -1206,27 +867,15 @@ mod tests {
         );
         let mut d = dev(0x0904_0000, 0x1000, &[]);
         d.guest_base = 0x0904_0800;
-        assert!(matches!(
-            err(with_dev("a", 0, d)),
-            (_, Problem::BaseNotAligned { .. })
-        ));
+        assert!(matches!(err(with_dev("a", 0, d)), (_, Problem::BaseNotAligned { .. })));
         let mut d = dev(0x0904_0000, 0x1000, &[]);
         d.guest_base = 1 << 40;
-        assert!(matches!(
-            err(with_dev("a", 0, d)),
-            (_, Problem::AboveIpaSpace { .. })
-        ));
+        assert!(matches!(err(with_dev("a", 0, d)), (_, Problem::AboveIpaSpace { .. })));
         let mut v = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[]));
         let mut d = dev(0x0905_0000, 0x1000, &[]);
         d.guest_base = 0x0904_0000;
         v.passthrough.push(d).unwrap();
-        assert!(matches!(
-            err(v),
-            (
-                Field::PassthroughGuestReg(1),
-                Problem::OverlapsDevice { other: 0, .. }
-            )
-        ));
+        assert!(matches!(err(v), (Field::PassthroughGuestReg(1), Problem::OverlapsDevice { other: 0, .. })));
     }
 
     #[test]
@@ -1240,17 +889,11 @@ mod tests {
         let mut m = machine();
         m.reserved_intids = alloc::vec![40];
         let r = validate(&[d(&[40])], &m);
-        assert_eq!(
-            r[0].clone().unwrap_err().problem,
-            Problem::IntidReserved(40)
-        );
+        assert_eq!(r[0].clone().unwrap_err().problem, Problem::IntidReserved(40));
         // INTID 33 is the emulated UART's, unless the VM has no console.
         let mut m = machine();
         m.reserved_intids.clear();
-        assert_eq!(
-            validate(&[d(&[33])], &m)[0].clone().unwrap_err().problem,
-            Problem::IntidUart(33)
-        );
+        assert_eq!(validate(&[d(&[33])], &m)[0].clone().unwrap_err().problem, Problem::IntidUart(33));
         let mut v = d(&[33]);
         v.console = false;
         assert_eq!(validate(&[v], &m)[0], Ok(()));
@@ -1260,19 +903,10 @@ mod tests {
     fn vmspec_interrupt_claimed_twice_refuses_the_later_vm() {
         let a = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[40]));
         let e = err_after(&[a], with_dev("b", 1, dev(0x0905_0000, 0x1000, &[40])));
-        assert_eq!(
-            (e.field, e.problem),
-            (
-                Field::PassthroughInterrupts(0),
-                Problem::IntidTaken { intid: 40, vm: 0 }
-            )
-        );
+        assert_eq!((e.field, e.problem), (Field::PassthroughInterrupts(0), Problem::IntidTaken { intid: 40, vm: 0 }));
         let mut v = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[40]));
         v.passthrough.push(dev(0x0905_0000, 0x1000, &[40])).unwrap();
-        assert_eq!(
-            err(v),
-            (Field::PassthroughInterrupts(1), Problem::IntidRepeated(40))
-        );
+        assert_eq!(err(v), (Field::PassthroughInterrupts(1), Problem::IntidRepeated(40)));
     }
 
     #[test]
@@ -1280,18 +914,12 @@ mod tests {
         let mut v = vm("", 64, 0);
         v.vcpus = 3;
         let r = validate(&[vm("alpha", 64, 0), v], &machine());
-        assert_eq!(
-            r[1].clone().unwrap_err().to_string(),
-            "vm[1]: vm-name: is empty"
-        );
+        assert_eq!(r[1].clone().unwrap_err().to_string(), "vm[1]: vm-name: is empty");
         let mut v = vm("alpha", 64, 0);
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[0]).unwrap();
         let e = err_after(&[], v);
-        assert_eq!(
-            e.to_string(),
-            r#"vm "alpha": cpu-affinity: has 1 entries for 2 vCPUs"#
-        );
+        assert_eq!(e.to_string(), r#"vm "alpha": cpu-affinity: has 1 entries for 2 vCPUs"#);
         assert_eq!(e.field.toml_name().to_string(), "pin");
         let mut d = dev(0x0904_0000, 0x1000, &[]);
         d.guest_base = 0x4000_0000;

@@ -229,12 +229,7 @@ impl Pl011 {
 
     /// A guest write of `size` bytes at `offset`. Returns the byte the guest
     /// transmitted, if this was a write to DR, for the glue to print.
-    pub fn mmio_write(
-        &mut self,
-        offset: u64,
-        size: u8,
-        value: u64,
-    ) -> Result<Option<u8>, MmioError> {
+    pub fn mmio_write(&mut self, offset: u64, size: u8, value: u64) -> Result<Option<u8>, MmioError> {
         check_access(offset, size)?;
         let value = (value as u32) & size_mask(size);
         match offset {
@@ -289,11 +284,7 @@ impl Pl011 {
     }
 
     fn rx_depth(&self) -> usize {
-        if self.lcr_h & LCR_H_FEN != 0 {
-            RX_FIFO_DEPTH
-        } else {
-            1
-        }
+        if self.lcr_h & LCR_H_FEN != 0 { RX_FIFO_DEPTH } else { 1 }
     }
 
     /// RX trigger level from IFLS.RXIFLSEL (DDI 0183G §3.3.9): 1/8, 1/4,

@@ -48,7 +48,9 @@ impl core::fmt::Display for ImageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::TooShort(n) => write!(f, "image is {n} bytes, shorter than the 64-byte Image header"),
-            Self::BadMagic(m) => write!(f, "no arm64 Image header: magic at 0x38 is {m:#010x}, expected 0x644d5241 (\"ARM\\x64\")"),
+            Self::BadMagic(m) => {
+                write!(f, "no arm64 Image header: magic at 0x38 is {m:#010x}, expected 0x644d5241 (\"ARM\\x64\")")
+            }
             Self::BigEndian => write!(f, "Image header asks for a big-endian kernel"),
             Self::BadImageSize { image_size, file_size } => write!(
                 f,
@@ -75,11 +77,7 @@ impl ImageHeader {
         if magic != MAGIC {
             return Err(ImageError::BadMagic(magic));
         }
-        let hdr = Self {
-            text_offset: le64(image, 0x08),
-            image_size: le64(image, 0x10),
-            flags: le64(image, 0x18),
-        };
+        let hdr = Self { text_offset: le64(image, 0x08), image_size: le64(image, 0x10), flags: le64(image, 0x18) };
         if hdr.flags & FLAG_BE != 0 {
             return Err(ImageError::BigEndian);
         }

@@ -132,7 +132,9 @@ pub struct Timer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnableMethod {
     Psci,
-    SpinTable { release_addr: u64 },
+    SpinTable {
+        release_addr: u64,
+    },
     /// No or unknown `enable-method` (e.g. the boot CPU of a uniprocessor DTB).
     None,
 }

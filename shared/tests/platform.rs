@@ -39,27 +39,13 @@ fn region(base: u64, size: u64) -> Region {
     Region { base, size }
 }
 fn ppi(number: u32, flags: u32) -> Irq {
-    Irq {
-        kind: IrqKind::Ppi,
-        number,
-        flags,
-    }
+    Irq { kind: IrqKind::Ppi, number, flags }
 }
 fn spi(number: u32, flags: u32) -> Irq {
-    Irq {
-        kind: IrqKind::Spi,
-        number,
-        flags,
-    }
+    Irq { kind: IrqKind::Spi, number, flags }
 }
 fn psci_cpus(mpidrs: &[u64]) -> Vec<Cpu> {
-    mpidrs
-        .iter()
-        .map(|&mpidr| Cpu {
-            mpidr,
-            enable_method: EnableMethod::Psci,
-        })
-        .collect()
+    mpidrs.iter().map(|&mpidr| Cpu { mpidr, enable_method: EnableMethod::Psci }).collect()
 }
 
 /// RK3399 (RockPro64 and Pinebook Pro share the SoC part of the tree).
@@ -68,10 +54,7 @@ fn assert_rk3399(p: &Platform) {
     assert_eq!(
         p.uart,
         Some(Uart {
-            kind: UartKind::Ns16550 {
-                reg_shift: 2,
-                reg_io_width: 4
-            },
+            kind: UartKind::Ns16550 { reg_shift: 2, reg_io_width: 4 },
             region: region(0xff1a_0000, 0x100),
             irq: Some(spi(100, 4)),
             baud: Some(1_500_000),
@@ -100,10 +83,7 @@ fn assert_rk3399(p: &Platform) {
     );
     assert_eq!(p.timer.unwrap().virt.intid(), 27);
     // /cpus #address-cells = <2>: four A53 (Aff0 0-3), two A72 (Aff1 = 1).
-    assert_eq!(
-        p.cpus.as_slice(),
-        psci_cpus(&[0x0, 0x1, 0x2, 0x3, 0x100, 0x101])
-    );
+    assert_eq!(p.cpus.as_slice(), psci_cpus(&[0x0, 0x1, 0x2, 0x3, 0x100, 0x101]));
     assert_eq!(p.cpu_index(0x8000_0101), Some(5));
     assert_eq!(p.psci, Some(PsciMethod::Smc));
     // No /memory node and no reservations: U-Boot adds /memory at boot.
@@ -137,10 +117,7 @@ fn a64_pine64_plus() {
     assert_eq!(
         p.uart,
         Some(Uart {
-            kind: UartKind::Ns16550 {
-                reg_shift: 2,
-                reg_io_width: 4
-            },
+            kind: UartKind::Ns16550 { reg_shift: 2, reg_io_width: 4 },
             region: region(0x01c2_8000, 0x400),
             irq: Some(spi(0, 4)),
             baud: Some(115_200),
@@ -185,12 +162,7 @@ fn assert_qemu_virt(p: &Platform) {
     // stdout-path = "/pl011@9000000", no options.
     assert_eq!(
         p.uart,
-        Some(Uart {
-            kind: UartKind::Pl011,
-            region: region(0x0900_0000, 0x1000),
-            irq: Some(spi(1, 4)),
-            baud: None,
-        })
+        Some(Uart { kind: UartKind::Pl011, region: region(0x0900_0000, 0x1000), irq: Some(spi(1, 4)), baud: None })
     );
     // virtualization=on: QEMU emulates EL3, so PSCI is reached by SMC.
     assert_eq!(p.psci, Some(PsciMethod::Smc));
@@ -263,22 +235,10 @@ fn hypervisor_vms_fixture() {
     let p = Platform::from_fdt(hypervisor_vms()).unwrap();
     assert_eq!(p.model.as_str(), "el2-hyp test machine");
     // The zero-sized middle entry of /memory's reg is dropped.
-    assert_eq!(
-        p.memory.as_slice(),
-        &[
-            region(0x4000_0000, 0x2000_0000),
-            region(0x1_0000_0000, 0x1000_0000)
-        ]
-    );
+    assert_eq!(p.memory.as_slice(), &[region(0x4000_0000, 0x2000_0000), region(0x1_0000_0000, 0x1000_0000)]);
     // /memreserve/ first, then /reserved-memory children with reg (not the
     // size-only "cma" pool).
-    assert_eq!(
-        p.reserved.as_slice(),
-        &[
-            region(0x4800_0000, 0x20_0000),
-            region(0x5e00_0000, 0x10_0000)
-        ]
-    );
+    assert_eq!(p.reserved.as_slice(), &[region(0x4800_0000, 0x20_0000), region(0x5e00_0000, 0x10_0000)]);
     assert_eq!(
         p.uart.map(|u| (u.kind, u.region, u.baud)),
         Some((UartKind::Pl011, region(0x0900_0000, 0x1000), Some(115_200)))
@@ -289,27 +249,13 @@ fn hypervisor_vms_fixture() {
     assert_eq!(
         p.cpus.as_slice(),
         &[
-            Cpu {
-                mpidr: 0,
-                enable_method: EnableMethod::Psci
-            },
-            Cpu {
-                mpidr: 1,
-                enable_method: EnableMethod::SpinTable {
-                    release_addr: 0x4000_00f8
-                }
-            },
+            Cpu { mpidr: 0, enable_method: EnableMethod::Psci },
+            Cpu { mpidr: 1, enable_method: EnableMethod::SpinTable { release_addr: 0x4000_00f8 } },
         ]
     );
     assert_eq!(p.timer.and_then(|t| t.frequency), Some(62_500_000));
     let gic = p.gic.unwrap();
-    assert_eq!(
-        gic.gicr.as_slice(),
-        &[
-            region(0x080a_0000, 0x10_0000),
-            region(0x081a_0000, 0x10_0000)
-        ]
-    );
+    assert_eq!(gic.gicr.as_slice(), &[region(0x080a_0000, 0x10_0000), region(0x081a_0000, 0x10_0000)]);
     assert_eq!(gic.gicc, None);
 
     assert_eq!(p.vms.len(), 2);
@@ -343,13 +289,7 @@ fn hypervisor_vms_fixture() {
     // others still parse.
     assert_eq!(p.vm_errors.len(), 1);
     assert_eq!(p.vm_errors[0].0.as_str(), "vm@2");
-    assert_eq!(
-        p.vm_errors[0].1,
-        DtbError::BadProperty {
-            node: "/chosen/hypervisor/vm",
-            property: "memory"
-        }
-    );
+    assert_eq!(p.vm_errors[0].1, DtbError::BadProperty { node: "/chosen/hypervisor/vm", property: "memory" });
 }
 
 /// A tiny xorshift64 PRNG, so the fuzz run repeats exactly.
@@ -370,20 +310,8 @@ impl XorShift {
 }
 
 /// Words that make interesting lengths, offsets and tokens.
-const INTERESTING: [u32; 12] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    9,
-    0x7fff_ffff,
-    0x8000_0000,
-    0xffff_fff0,
-    0xffff_fffc,
-    0xffff_ffff,
-    0x28,
-];
+const INTERESTING: [u32; 12] =
+    [0, 1, 2, 3, 4, 9, 0x7fff_ffff, 0x8000_0000, 0xffff_fff0, 0xffff_fffc, 0xffff_ffff, 0x28];
 
 /// Mutates and truncates valid DTBs many times: `from_fdt` must return
 /// (Ok or Err) every time, never panic or read out of bounds.
@@ -394,10 +322,7 @@ fn fuzz_mutated_dtbs_never_panic() {
     let mut oks = 0;
     let mut buf = Box::new(Aligned([0u8; 70 * 1024]));
     let seeds = [qemu_v3(), qemu_v2(), hypervisor_vms(), pine64_plus()];
-    let rounds = std::env::var("DTB_FUZZ_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(6000);
+    let rounds = std::env::var("DTB_FUZZ_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(6000);
     for round in 0..rounds {
         let seed = seeds[round % seeds.len()];
         // The A64 tree is big: give it fewer rounds.

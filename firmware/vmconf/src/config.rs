@@ -62,18 +62,8 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-const VM_KEYS: &[&str] = &[
-    "name",
-    "kernel",
-    "initrd",
-    "cmdline",
-    "memory",
-    "ipa_base",
-    "vcpus",
-    "pin",
-    "console",
-    "passthrough",
-];
+const VM_KEYS: &[&str] =
+    &["name", "kernel", "initrd", "cmdline", "memory", "ipa_base", "vcpus", "pin", "console", "passthrough"];
 const DEVICE_KEYS: &[&str] = &["reg", "guest_reg", "interrupts"];
 /// Longest command line: `VmSpec::bootargs` holds 255 bytes.
 pub const MAX_CMDLINE: usize = 255;
@@ -85,41 +75,24 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
         field: String::new(),
         message: format!("not valid TOML: {}", e.to_string().trim_end()),
     })?;
-    let plain = |field: &str, message: String| ConfigError {
-        vm: None,
-        field: field.into(),
-        message,
-    };
+    let plain = |field: &str, message: String| ConfigError { vm: None, field: field.into(), message };
     if let Some(key) = top.keys().find(|k| k.as_str() != "vm") {
-        return Err(plain(
-            key,
-            "unknown key (the file holds only [[vm]] tables)".into(),
-        ));
+        return Err(plain(key, "unknown key (the file holds only [[vm]] tables)".into()));
     }
     let Some(vms) = top.get("vm") else {
         return Err(plain("", "no [[vm]] table".into()));
     };
     let Some(vms) = vms.as_array() else {
-        return Err(plain(
-            "vm",
-            "must be an array of tables: write [[vm]]".into(),
-        ));
+        return Err(plain("vm", "must be an array of tables: write [[vm]]".into()));
     };
     if vms.is_empty() {
         return Err(plain("", "no [[vm]] table".into()));
     }
     if vms.len() > shared::platform::MAX_VMS {
-        let message = format!(
-            "{} VMs, at most {} allowed",
-            vms.len(),
-            shared::platform::MAX_VMS
-        );
+        let message = format!("{} VMs, at most {} allowed", vms.len(), shared::platform::MAX_VMS);
         return Err(plain("vm", message));
     }
-    vms.iter()
-        .enumerate()
-        .map(|(i, v)| parse_vm(i, v))
-        .collect()
+    vms.iter().enumerate().map(|(i, v)| parse_vm(i, v)).collect()
 }
 
 /// Reads the keys of one VM table; errors carry the VM's index and name.
@@ -131,11 +104,7 @@ struct VmReader<'a> {
 
 impl VmReader<'_> {
     fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            vm: Some((self.index, self.name.clone())),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError { vm: Some((self.index, self.name.clone())), field: field.into(), message: message.into() }
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
@@ -168,18 +137,10 @@ impl VmReader<'_> {
 
 fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
     let Value::Table(table) = v else {
-        let r = VmReader {
-            index,
-            name: None,
-            table: &Table::new(),
-        };
+        let r = VmReader { index, name: None, table: &Table::new() };
         return Err(r.err("", wrong_type("a table", v)));
     };
-    let mut r = VmReader {
-        index,
-        name: None,
-        table,
-    };
+    let mut r = VmReader { index, name: None, table };
     let name = r.required_string("name")?;
     if let Err(p) = crate::vmspec::check_name(&name) {
         return Err(r.err("name", p.to_string()));
@@ -193,17 +154,15 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
     let initrd = r.string("initrd")?.map(|s| image_ref(&s));
     let cmdline = r.string("cmdline")?.unwrap_or_default();
     if cmdline.len() > MAX_CMDLINE {
-        let message = format!(
-            "{} bytes long, at most {MAX_CMDLINE} allowed",
-            cmdline.len()
-        );
+        let message = format!("{} bytes long, at most {MAX_CMDLINE} allowed", cmdline.len());
         return Err(r.err("cmdline", message));
     }
     let memory = match table.get("memory") {
         None => return Err(r.err("memory", "missing")),
         Some(Value::Integer(n)) if *n >= 0 => *n as u64,
-        Some(Value::String(s)) => parse_size(s)
-            .ok_or_else(|| r.err("memory", format!("{s:?} is not a size (use 64M, 1G, ...)")))?,
+        Some(Value::String(s)) => {
+            parse_size(s).ok_or_else(|| r.err("memory", format!("{s:?} is not a size (use 64M, 1G, ...)")))?
+        }
         Some(v) => {
             let message = format!("{} is not a size (use 64M, 1G, ...)", show(v));
             return Err(r.err("memory", message));
@@ -219,18 +178,10 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
     };
     let pin = match table.get("pin") {
         None => Vec::new(),
-        Some(v) => r
-            .int_list("pin", v, u32::MAX.into())?
-            .into_iter()
-            .map(|c| c as u32)
-            .collect(),
+        Some(v) => r.int_list("pin", v, u32::MAX.into())?.into_iter().map(|c| c as u32).collect(),
     };
     if pin.len() > shared::platform::MAX_VCPUS {
-        let message = format!(
-            "{} entries, at most {} allowed",
-            pin.len(),
-            shared::platform::MAX_VCPUS
-        );
+        let message = format!("{} entries, at most {} allowed", pin.len(), shared::platform::MAX_VCPUS);
         return Err(r.err("pin", message));
     }
     let console = match r.string("console")?.as_deref() {
@@ -255,25 +206,10 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         }
     };
     if passthrough.len() > shared::platform::MAX_PASSTHROUGH {
-        let message = format!(
-            "{} devices, at most {} allowed",
-            passthrough.len(),
-            shared::platform::MAX_PASSTHROUGH
-        );
+        let message = format!("{} devices, at most {} allowed", passthrough.len(), shared::platform::MAX_PASSTHROUGH);
         return Err(r.err("passthrough", message));
     }
-    Ok(VmConfig {
-        name,
-        kernel,
-        initrd,
-        cmdline,
-        memory,
-        ipa_base,
-        vcpus,
-        pin,
-        console,
-        passthrough,
-    })
+    Ok(VmConfig { name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, console, passthrough })
 }
 
 fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError> {
@@ -282,20 +218,14 @@ fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError
         return Err(r.err(&format!("passthrough[{d}]"), wrong_type("a table", v)));
     };
     if let Some(key) = t.keys().find(|k| !DEVICE_KEYS.contains(&k.as_str())) {
-        return Err(r.err(
-            &field(key),
-            format!("unknown key (known: {})", DEVICE_KEYS.join(", ")),
-        ));
+        return Err(r.err(&field(key), format!("unknown key (known: {})", DEVICE_KEYS.join(", "))));
     }
     let Some(reg) = t.get("reg") else {
         return Err(r.err(&field("reg"), "missing"));
     };
     let reg = r.int_list(&field("reg"), reg, i64::MAX as u64)?;
     let [base, size] = reg[..] else {
-        return Err(r.err(
-            &field("reg"),
-            format!("has {} numbers, expected [base, size]", reg.len()),
-        ));
+        return Err(r.err(&field("reg"), format!("has {} numbers, expected [base, size]", reg.len())));
     };
     let guest_reg = match t.get("guest_reg") {
         None => None,
@@ -303,24 +233,12 @@ fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError
     };
     let interrupts: Vec<u32> = match t.get("interrupts") {
         None => Vec::new(),
-        Some(v) => r
-            .int_list(&field("interrupts"), v, u32::MAX.into())?
-            .into_iter()
-            .map(|i| i as u32)
-            .collect(),
+        Some(v) => r.int_list(&field("interrupts"), v, u32::MAX.into())?.into_iter().map(|i| i as u32).collect(),
     };
     if interrupts.len() > 8 {
-        return Err(r.err(
-            &field("interrupts"),
-            format!("{} interrupts, at most 8 allowed", interrupts.len()),
-        ));
+        return Err(r.err(&field("interrupts"), format!("{} interrupts, at most 8 allowed", interrupts.len())));
     }
-    Ok(Device {
-        base,
-        size,
-        guest_reg,
-        interrupts,
-    })
+    Ok(Device { base, size, guest_reg, interrupts })
 }
 
 fn image_ref(s: &str) -> ImageRef {
@@ -382,15 +300,7 @@ mod tests {
         assert_eq!(parse_size("1G"), Some(1 << 30));
         assert_eq!(parse_size("4k"), Some(4096));
         assert_eq!(parse_size("123"), Some(123));
-        for bad in [
-            "",
-            "M",
-            "64Q",
-            "-1M",
-            "1.5G",
-            "0x10M",
-            "99999999999999999999G",
-        ] {
+        for bad in ["", "M", "64Q", "-1M", "1.5G", "0x10M", "99999999999999999999G"] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
     }
@@ -427,27 +337,12 @@ mod tests {
         let e = |t: &str| parse(t).unwrap_err().to_string();
         let vm = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n";
         assert_eq!(e(""), "no [[vm]] table");
-        assert_eq!(
-            e("x = 1\n"),
-            "x: unknown key (the file holds only [[vm]] tables)"
-        );
+        assert_eq!(e("x = 1\n"), "x: unknown key (the file holds only [[vm]] tables)");
         assert_eq!(e("[[vm]]\nkernel = \"k\"\n"), "vm[0]: name: missing");
-        assert_eq!(
-            e("[[vm]]\nname = 3\n"),
-            "vm[0]: name: expected a string, found 3"
-        );
-        assert_eq!(
-            e("[[vm]]\nname = \"A\"\n"),
-            "vm[0]: name: 'A' is not allowed (use a-z, 0-9, '_', '-')"
-        );
-        assert_eq!(
-            e(&format!("{vm}vcpus = \"2\"\n")),
-            "vm[0] \"a\": vcpus: expected an integer, found \"2\""
-        );
-        assert_eq!(
-            e(&format!("{vm}vcpus = -1\n")),
-            "vm[0] \"a\": vcpus: -1 is out of range 0..=0xffffffff"
-        );
+        assert_eq!(e("[[vm]]\nname = 3\n"), "vm[0]: name: expected a string, found 3");
+        assert_eq!(e("[[vm]]\nname = \"A\"\n"), "vm[0]: name: 'A' is not allowed (use a-z, 0-9, '_', '-')");
+        assert_eq!(e(&format!("{vm}vcpus = \"2\"\n")), "vm[0] \"a\": vcpus: expected an integer, found \"2\"");
+        assert_eq!(e(&format!("{vm}vcpus = -1\n")), "vm[0] \"a\": vcpus: -1 is out of range 0..=0xffffffff");
         assert_eq!(
             e(&format!("{vm}console = \"vga\"\n")),
             "vm[0] \"a\": console: \"vga\" is not \"pl011\" or \"none\""
@@ -457,9 +352,7 @@ mod tests {
             "vm[0] \"a\": passthrough[0].reg: has 1 numbers, expected [base, size]"
         );
         assert_eq!(
-            e(&format!(
-                "{vm}[[vm.passthrough]]\nreg = [0x9040000, 0x1000]\nirq = [40]\n"
-            )),
+            e(&format!("{vm}[[vm.passthrough]]\nreg = [0x9040000, 0x1000]\nirq = [40]\n")),
             "vm[0] \"a\": passthrough[0].irq: unknown key (known: reg, guest_reg, interrupts)"
         );
         assert_eq!(

@@ -55,23 +55,16 @@ pub struct Placer {
 
 impl Placer {
     pub fn new(load_base: u64) -> Self {
-        Placer {
-            placed: Vec::new(),
-            next: align_up(load_base, IMAGE_ALIGN),
-        }
+        Placer { placed: Vec::new(), next: align_up(load_base, IMAGE_ALIGN) }
     }
 
     /// Loads `path` (once) and returns its address and size.
     pub fn place(&mut self, path: &Path) -> Result<(u64, u64), String> {
-        let path = path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
         if let Some(p) = self.placed.iter().find(|p| p.path == path) {
             return Ok((p.addr, p.size));
         }
-        let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
+        let size = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
         let addr = self.next;
         let end = addr.checked_add(size).ok_or("load address overflows")?;
         // Empty files still take a slot, so no two images share an address.

@@ -37,12 +37,12 @@ use vmspec::MachineFacts;
 
 const USAGE: &str = "usage: vmconf --config FILE [--images DIR] \
 [--dtb FILE] [--ram-base ADDR --ram-size SIZE --cpus N] [--ipa-bits N] [--load-base ADDR] \
-[--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE]";
+[--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE] [--allow-invalid]";
 
 /// Default guest-physical address size: what a Cortex-A53 supports.
 const DEFAULT_IPA_BITS: u32 = 40;
 /// Default distance from the start of RAM to the first image: room for the
-/// hypervisor, the DTB and the hypervisor's early heap.
+/// hypervisor, its early heap and the DTB (QEMU puts it 128 MiB into RAM).
 const DEFAULT_LOAD_OFFSET: u64 = 128 << 20;
 
 #[derive(Default)]
@@ -58,6 +58,10 @@ struct Args {
     out_dts: Option<PathBuf>,
     out_qemu_args: Option<PathBuf>,
     out_uboot: Option<PathBuf>,
+    /// `--allow-invalid`: emit VMs that fail validation anyway (with the
+    /// errors as warnings), so tests can check that the hypervisor itself
+    /// refuses them.
+    allow_invalid: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,9 +78,11 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
     let mut a = Args::default();
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("vmconf: {flag} needs a value\n{USAGE}"))?;
+        if flag == "--allow-invalid" {
+            a.allow_invalid = true;
+            continue;
+        }
+        let value = it.next().ok_or_else(|| format!("vmconf: {flag} needs a value\n{USAGE}"))?;
         let bad = |what: &str| format!("vmconf: {flag}: {value:?} is not {what}");
         match flag.as_str() {
             "--config" => a.config = Some(value.into()),
@@ -85,16 +91,9 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
             "--out-dts" => a.out_dts = Some(value.into()),
             "--out-qemu-args" => a.out_qemu_args = Some(value.into()),
             "--out-uboot" => a.out_uboot = Some(value.into()),
-            "--ram-base" => {
-                a.ram_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?)
-            }
-            "--load-base" => {
-                a.load_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?)
-            }
-            "--ram-size" => {
-                a.ram_size =
-                    Some(parse_size(&value).ok_or_else(|| bad("a size (use 1G, 512M, ...)"))?)
-            }
+            "--ram-base" => a.ram_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?),
+            "--load-base" => a.load_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?),
+            "--ram-size" => a.ram_size = Some(parse_size(&value).ok_or_else(|| bad("a size (use 1G, 512M, ...)"))?),
             "--cpus" => a.cpus = Some(value.parse().map_err(|_| bad("a number"))?),
             "--ipa-bits" => a.ipa_bits = Some(value.parse().map_err(|_| bad("a number"))?),
             _ => return Err(format!("vmconf: unknown option {flag}\n{USAGE}")),
@@ -120,19 +119,13 @@ fn run(argv: Vec<String>) -> Result<(), String> {
     let dirs = Dirs {
         images: args.images.clone(),
         cache: std::env::var_os("EL2_CACHE").map_or_else(|| PathBuf::from(".cache"), PathBuf::from),
-        config_dir: config_path
-            .parent()
-            .map_or_else(PathBuf::new, Path::to_path_buf),
+        config_dir: config_path.parent().map_or_else(PathBuf::new, Path::to_path_buf),
     };
     let mut placer = Placer::new(load_base);
     let mut specs = Vec::new();
     for (i, conf) in confs.iter().enumerate() {
         let err = |field: &str, message: String| {
-            let e = ConfigError {
-                vm: Some((i, Some(conf.name.clone()))),
-                field: field.into(),
-                message,
-            };
+            let e = ConfigError { vm: Some((i, Some(conf.name.clone()))), field: field.into(), message };
             format!("{src}: {e}")
         };
         let kernel = images::resolve(&conf.kernel, false, &dirs).map_err(|m| err("kernel", m))?;
@@ -169,12 +162,15 @@ fn run(argv: Vec<String>) -> Result<(), String> {
         })
         .collect();
     if !errors.is_empty() {
-        return Err(errors.join("\n"));
+        if !args.allow_invalid {
+            return Err(errors.join("\n"));
+        }
+        for e in &errors {
+            eprintln!("vmconf: warning (--allow-invalid): {e}");
+        }
     }
 
-    let name = config_path
-        .file_name()
-        .map_or(src.clone(), |n| n.to_string_lossy().into_owned());
+    let name = config_path.file_name().map_or(src.clone(), |n| n.to_string_lossy().into_owned());
     let pairs: Vec<(VmConfig, VmSpec)> = confs.into_iter().zip(specs).collect();
     write_out(&args.out_dts, &emit::dts(&name, &pairs))?;
     write_out(&args.out_qemu_args, &emit::qemu_args(&placer.placed))?;
@@ -199,17 +195,13 @@ fn machine_facts(args: &Args) -> Result<(MachineFacts, u64), String> {
     let ipa_bits = args.ipa_bits.unwrap_or(DEFAULT_IPA_BITS);
     let mut machine = match &args.dtb {
         Some(path) => {
-            let blob =
-                std::fs::read(path).map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
-            let platform = Platform::from_fdt(&blob)
-                .map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
+            let blob = std::fs::read(path).map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
+            let platform = Platform::from_fdt(&blob).map_err(|e| format!("vmconf: {}: {e}", path.display()))?;
             facts_from_platform(&platform, ipa_bits)
         }
         None => {
             if args.ram_size.is_none() || args.cpus.is_none() {
-                return Err(format!(
-                    "vmconf: give --dtb, or --ram-size and --cpus\n{USAGE}"
-                ));
+                return Err(format!("vmconf: give --dtb, or --ram-size and --cpus\n{USAGE}"));
             }
             MachineFacts::new(Vec::new(), 0, ipa_bits)
         }
@@ -242,8 +234,7 @@ fn facts_from_platform(p: &Platform, ipa_bits: u32) -> MachineFacts {
     if let Some(gic) = &p.gic {
         m.reserved.push(gic.gicd);
         m.reserved.extend(gic.gicr.iter().copied());
-        m.reserved
-            .extend(gic.gicc.iter().chain(&gic.gich).chain(&gic.gicv).copied());
+        m.reserved.extend(gic.gicc.iter().chain(&gic.gich).chain(&gic.gicv).copied());
     }
     m
 }
@@ -254,10 +245,7 @@ fn vm_spec(c: &VmConfig, kernel: (u64, u64), initrd: Option<(u64, u64)>) -> VmSp
     let region = |(base, size): (u64, u64)| Region { base, size };
     let mut vm = VmSpec {
         name: c.name.as_str().try_into().unwrap_or_default(),
-        memory: Region {
-            base: c.ipa_base,
-            size: c.memory,
-        },
+        memory: Region { base: c.ipa_base, size: c.memory },
         vcpus: c.vcpus,
         kernel: region(kernel),
         initrd: initrd.map(region),
@@ -268,10 +256,7 @@ fn vm_spec(c: &VmConfig, kernel: (u64, u64), initrd: Option<(u64, u64)>) -> VmSp
     vm.affinity.extend(c.pin.iter().copied());
     for d in &c.passthrough {
         let mut p = Passthrough {
-            region: Region {
-                base: d.base,
-                size: d.size,
-            },
+            region: Region { base: d.base, size: d.size },
             guest_base: d.guest_reg.unwrap_or(d.base),
             ..Default::default()
         };

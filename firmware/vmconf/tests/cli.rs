@@ -45,11 +45,7 @@ impl Drop for TempDir {
 
 /// `firmware/NAME`, as the repository has it.
 fn firmware(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(name)
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name).canonicalize().unwrap()
 }
 
 /// Runs vmconf; returns (exit code, stderr).
@@ -60,10 +56,7 @@ fn vmconf(args: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
 }
 
 /// A test folder with a 70000-byte guest-kernel.bin in `img/`.
@@ -136,28 +129,13 @@ fn two_vms_default_config() {
     assert_eq!(t.read("out.dtsi"), TWO_VMS_DTS);
     let kernel = t.path("img/guest-kernel.bin");
     // One file named by two VMs is loaded once.
-    assert_eq!(
-        t.read("out.args"),
-        format!(
-            "-device loader,file={},addr=0x48000000,force-raw=on\n",
-            kernel.display()
-        )
-    );
-    assert_eq!(
-        t.read("out.cmds"),
-        "load ${devtype} ${devnum}:${bootpart} 0x48000000 guest-kernel.bin\n"
-    );
+    assert_eq!(t.read("out.args"), format!("-device loader,file={},addr=0x48000000,force-raw=on\n", kernel.display()));
+    assert_eq!(t.read("out.cmds"), "load ${devtype} ${devnum}:${bootpart} 0x48000000 guest-kernel.bin\n");
     if let Some(p) = compile_with_machine(&t, "out.dtsi") {
         let names: Vec<&str> = p.vms.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, ["alpha", "beta"]);
         assert_eq!(p.vms[0].bootargs.as_str(), "hz=100");
-        assert_eq!(
-            p.vms[1].kernel,
-            Region {
-                base: 0x4800_0000,
-                size: 70000
-            }
-        );
+        assert_eq!(p.vms[1].kernel, Region { base: 0x4800_0000, size: 70000 });
     }
 }
 
@@ -166,10 +144,7 @@ fn smp_config() {
     let t = with_images();
     assert_eq!(generate(&t, &firmware("qemu-smp.toml"), &[]).0, 0);
     let dts = t.read("out.dtsi");
-    assert!(
-        dts.contains("\t\t\t\tcpus = <2>;\n\t\t\t\tcpu-affinity = <0 1>;\n"),
-        "{dts}"
-    );
+    assert!(dts.contains("\t\t\t\tcpus = <2>;\n\t\t\t\tcpu-affinity = <0 1>;\n"), "{dts}");
     assert_eq!(dts.matches("cpus = <2>;").count(), 2);
     assert_eq!(dts.matches("cpu-affinity").count(), 1);
     compile_with_machine(&t, "out.dtsi");
@@ -184,17 +159,10 @@ fn linux_config_uses_the_cache() {
     let (code, err) = generate(&t, &firmware("qemu-linux.toml"), &[("EL2_CACHE", &cache)]);
     assert_eq!((code, err.as_str()), (0, ""));
     let kernel = t.path("img/guest-kernel.bin");
-    let loader = |p: &Path, a: &str| {
-        format!(
-            "-device loader,file={},addr={a},force-raw=on\n",
-            p.display()
-        )
-    };
+    let loader = |p: &Path, a: &str| format!("-device loader,file={},addr={a},force-raw=on\n", p.display());
     assert_eq!(
         t.read("out.args"),
-        loader(&image, "0x48000000")
-            + &loader(&initrd, "0x48400000")
-            + &loader(&kernel, "0x48600000")
+        loader(&image, "0x48000000") + &loader(&initrd, "0x48400000") + &loader(&kernel, "0x48600000")
     );
     assert_eq!(
         t.read("out.cmds"),
@@ -304,20 +272,11 @@ guest_reg = 0xb000000
     };
     let vm = VmSpec {
         name: "dev_vm-1".try_into().unwrap(),
-        memory: Region {
-            base: 0x1_0000_0000,
-            size: 32 << 20,
-        },
+        memory: Region { base: 0x1_0000_0000, size: 32 << 20 },
         vcpus: 2,
         affinity: heapless::Vec::from_slice(&[1, 0]).unwrap(),
-        kernel: Region {
-            base: 0x4800_0000,
-            size: 0x1000,
-        },
-        initrd: Some(Region {
-            base: 0x4820_0000,
-            size: 70000,
-        }),
+        kernel: Region { base: 0x4800_0000, size: 0x1000 },
+        initrd: Some(Region { base: 0x4820_0000, size: 70000 }),
         bootargs: r#"say "hi" \ bye"#.try_into().unwrap(),
         console: false,
         passthrough: heapless::Vec::from_iter([
@@ -392,59 +351,19 @@ fn compile_with_machine(t: &TempDir, fragment: &str) -> Option<Platform> {
     let machine = t.write("machine.dts", MACHINE_DTS.as_bytes());
     let dtc = |args: &[&str]| {
         let out = Command::new("dtc").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "dtc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "dtc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     };
     let machine_dtb = t.path("machine.dtb");
-    dtc(&[
-        "-q",
-        "-I",
-        "dts",
-        "-O",
-        "dtb",
-        "-o",
-        machine_dtb.to_str().unwrap(),
-        machine.to_str().unwrap(),
-    ]);
-    let mut merged = dtc(&[
-        "-q",
-        "-I",
-        "dtb",
-        "-O",
-        "dts",
-        machine_dtb.to_str().unwrap(),
-    ]);
+    dtc(&["-q", "-I", "dts", "-O", "dtb", "-o", machine_dtb.to_str().unwrap(), machine.to_str().unwrap()]);
+    let mut merged = dtc(&["-q", "-I", "dtb", "-O", "dts", machine_dtb.to_str().unwrap()]);
     merged.extend(t.read(fragment).bytes());
     let merged_path = t.write("merged.dts", &merged);
     let out_dtb = t.path("merged.dtb");
-    dtc(&[
-        "-q",
-        "-I",
-        "dts",
-        "-O",
-        "dtb",
-        "-o",
-        out_dtb.to_str().unwrap(),
-        merged_path.to_str().unwrap(),
-    ]);
-    let back = String::from_utf8(dtc(&[
-        "-q",
-        "-I",
-        "dtb",
-        "-O",
-        "dts",
-        out_dtb.to_str().unwrap(),
-    ]))
-    .unwrap();
+    dtc(&["-q", "-I", "dts", "-O", "dtb", "-o", out_dtb.to_str().unwrap(), merged_path.to_str().unwrap()]);
+    let back = String::from_utf8(dtc(&["-q", "-I", "dtb", "-O", "dts", out_dtb.to_str().unwrap()])).unwrap();
     assert!(back.contains("compatible = \"el2-hyp,vms\""), "{back}");
-    assert!(
-        back.contains("stdout-path"),
-        "the machine's /chosen is kept: {back}"
-    );
+    assert!(back.contains("stdout-path"), "the machine's /chosen is kept: {back}");
     let platform = Platform::from_fdt(&std::fs::read(&out_dtb).unwrap()).unwrap();
     assert!(platform.vm_errors.is_empty(), "{:?}", platform.vm_errors);
     Some(platform)
@@ -464,23 +383,10 @@ fn dtb_machine_facts() {
     let src = t.write("m.dts", dts.as_bytes());
     let dtb = t.path("m.dtb");
     let out = Command::new("dtc")
-        .args([
-            "-q",
-            "-I",
-            "dts",
-            "-O",
-            "dtb",
-            "-o",
-            dtb.to_str().unwrap(),
-            src.to_str().unwrap(),
-        ])
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o", dtb.to_str().unwrap(), src.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = |config: &Path| {
         vmconf(
             &[
@@ -503,37 +409,18 @@ fn dtb_machine_facts() {
     // One CPU in this DTB: pinning to CPU 1 is refused.
     let (code, err) = run(&firmware("qemu-smp.toml"));
     assert_eq!(code, 2);
-    assert!(
-        err.contains("vm[0] \"alpha\": pin: CPU 1 does not exist (the machine has 1)"),
-        "{err}"
-    );
+    assert!(err.contains("vm[0] \"alpha\": pin: CPU 1 does not exist (the machine has 1)"), "{err}");
 
     // A board DTB leaves /memory to U-Boot: then --ram-* give the RAM.
     let board = dts.replace("0x00 0x40000000 0x00 0x40000000", "0x00 0x00 0x00 0x00");
     let src = t.write("board.dts", board.as_bytes());
     let board_dtb = t.path("board.dtb");
-    let out = Command::new("dtc")
-        .args([
-            "-q",
-            "-o",
-            board_dtb.to_str().unwrap(),
-            src.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("dtc").args(["-q", "-o", board_dtb.to_str().unwrap(), src.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let c = firmware("qemu-two-vms.toml");
     let img = t.path("img");
-    let mut args = vec![
-        "--config",
-        c.to_str().unwrap(),
-        "--images",
-        img.to_str().unwrap(),
-    ];
+    let mut args = vec!["--config", c.to_str().unwrap(), "--images", img.to_str().unwrap()];
     args.extend(["--dtb", board_dtb.to_str().unwrap()]);
     let (code, err) = vmconf(&args, &[]);
     assert_eq!(code, 2);
@@ -544,14 +431,7 @@ fn dtb_machine_facts() {
             board_dtb.display()
         )
     );
-    args.extend([
-        "--ram-base",
-        "0",
-        "--ram-size",
-        "512M",
-        "--load-base",
-        "0x2000000",
-    ]);
+    args.extend(["--ram-base", "0", "--ram-size", "512M", "--load-base", "0x2000000"]);
     assert_eq!(vmconf(&args, &[]), (0, String::new()));
 }
 
@@ -602,11 +482,7 @@ fn bad_missing_image() {
     let missing = c.parent().unwrap().join("images/no-such-kernel.bin");
     assert_eq!(
         error_of(&t, &c, &[]),
-        format!(
-            "{}: vm[1] \"beta\": kernel: {} does not exist",
-            c.display(),
-            missing.display()
-        )
+        format!("{}: vm[1] \"beta\": kernel: {} does not exist", c.display(), missing.display())
     );
 }
 
@@ -616,18 +492,12 @@ fn bad_inline_configs() {
     let vm = "[[vm]]\nname = \"alpha\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n";
     let beta = "[[vm]]\nname = \"beta\"\nkernel = \"guest-kernel\"\n";
     let cases: Vec<(String, &str)> = vec![
-        (
-            format!("{vm}{beta}memory = \"64Q\"\n"),
-            "vm[1] \"beta\": memory: \"64Q\" is not a size (use 64M, 1G, ...)",
-        ),
+        (format!("{vm}{beta}memory = \"64Q\"\n"), "vm[1] \"beta\": memory: \"64Q\" is not a size (use 64M, 1G, ...)"),
         (
             format!("{vm}{beta}memory = \"3M\"\n"),
             "vm[1] \"beta\": memory: 0x300000 bytes is not a multiple of 0x200000",
         ),
-        (
-            format!("{vm}{beta}memory = 0\n"),
-            "vm[1] \"beta\": memory: size is zero",
-        ),
+        (format!("{vm}{beta}memory = 0\n"), "vm[1] \"beta\": memory: size is zero"),
         (
             format!("{vm}{beta}memory = \"64M\"\nipa_base = 0x40100000\n"),
             "vm[1] \"beta\": ipa_base: base 0x40100000 is not aligned to 0x200000",
@@ -636,10 +506,7 @@ fn bad_inline_configs() {
             format!("{vm}{beta}memory = \"64M\"\nipa_base = 0xfffe000000\n"),
             "vm[1] \"beta\": ipa_base: ends at 0x10002000000, above the 40-bit guest address space",
         ),
-        (
-            format!("{vm}{beta}memory = \"64M\"\nvcpus = 9\n"),
-            "vm[1] \"beta\": vcpus: 9 is not in 1..=8",
-        ),
+        (format!("{vm}{beta}memory = \"64M\"\nvcpus = 9\n"), "vm[1] \"beta\": vcpus: 9 is not in 1..=8"),
         (
             format!("{vm}{beta}memory = \"64M\"\nvcpus = 2\npin = [0]\n"),
             "vm[1] \"beta\": pin: has 1 entries for 2 vCPUs",
@@ -653,10 +520,7 @@ fn bad_inline_configs() {
             format!("{vm}[[vm]]\nname = \"alpha\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n"),
             "vm[1] \"alpha\": name: is already the name of vm[0]",
         ),
-        (
-            format!("{vm}[[vm]]\nname = \"Beta\"\n"),
-            "vm[1]: name: 'B' is not allowed (use a-z, 0-9, '_', '-')",
-        ),
+        (format!("{vm}[[vm]]\nname = \"Beta\"\n"), "vm[1]: name: 'B' is not allowed (use a-z, 0-9, '_', '-')"),
         (
             format!("{vm}[[vm]]\nname = \"a-very-long-name\"\n"),
             "vm[1]: name: is 16 characters long, at most 15 allowed",
@@ -693,22 +557,13 @@ fn bad_inline_configs() {
             format!("{vm}[[vm.passthrough]]\nreg = [0x9040800, 0x1000]\n"),
             "vm[0] \"alpha\": passthrough[0].reg: base 0x9040800 is not aligned to 0x1000",
         ),
-        (
-            format!("{vm}initrd = \"linux\"\n"),
-            "vm[0] \"alpha\": initrd: .cache/linux/initramfs.cpio.gz does not exist",
-        ),
+        (format!("{vm}initrd = \"linux\"\n"), "vm[0] \"alpha\": initrd: .cache/linux/initramfs.cpio.gz does not exist"),
         (
             format!("{vm}[vm.passthrough]\nreg = [0x9040000, 0x1000]\n"),
             "vm[0] \"alpha\": passthrough: expected an array of tables: write [[vm.passthrough]], found a table",
         ),
-        (
-            "[vm]\nname = \"a\"\n".into(),
-            "vm: must be an array of tables: write [[vm]]",
-        ),
-        (
-            "name = \"a\"\n".into(),
-            "name: unknown key (the file holds only [[vm]] tables)",
-        ),
+        ("[vm]\nname = \"a\"\n".into(), "vm: must be an array of tables: write [[vm]]"),
+        ("name = \"a\"\n".into(), "name: unknown key (the file holds only [[vm]] tables)"),
         ("# nothing\n".into(), "no [[vm]] table"),
     ];
     for (text, expected) in cases {
@@ -716,11 +571,7 @@ fn bad_inline_configs() {
         let c = config(&t, &text);
         // Run from the test folder so that ".cache" is the test's (empty) one.
         let err = error_in(&t, &c);
-        assert_eq!(
-            err,
-            format!("{}: {expected}", c.display()),
-            "config:\n{text}"
-        );
+        assert_eq!(err, format!("{}: {expected}", c.display()), "config:\n{text}");
     }
 }
 
@@ -729,23 +580,11 @@ fn error_in(t: &TempDir, config: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_vmconf"))
         .current_dir(&t.0)
         .env_remove("EL2_CACHE")
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--images",
-            "img",
-            "--ram-size",
-            "1G",
-            "--cpus",
-            "2",
-        ])
+        .args(["--config", config.to_str().unwrap(), "--images", "img", "--ram-size", "1G", "--cpus", "2"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    String::from_utf8(out.stderr)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    String::from_utf8(out.stderr).unwrap().trim_end().to_string()
 }
 
 #[test]
@@ -753,34 +592,18 @@ fn toml_syntax_error_names_the_file() {
     let t = with_images();
     let c = config(&t, "[[vm]\n");
     let err = error_of(&t, &c, &[]);
-    assert!(
-        err.starts_with(&format!("{}: not valid TOML: ", c.display())),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}: not valid TOML: ", c.display())), "{err}");
 }
 
 #[test]
 fn guest_kernel_needs_images() {
     let t = with_images();
     let c = firmware("qemu-two-vms.toml");
-    let (code, err) = vmconf(
-        &[
-            "--config",
-            c.to_str().unwrap(),
-            "--ram-size",
-            "1G",
-            "--cpus",
-            "1",
-        ],
-        &[],
-    );
+    let (code, err) = vmconf(&["--config", c.to_str().unwrap(), "--ram-size", "1G", "--cpus", "1"], &[]);
     assert_eq!(code, 2);
     assert_eq!(
         err.trim_end(),
-        format!(
-            "{}: vm[0] \"alpha\": kernel: \"guest-kernel\" needs --images DIR",
-            c.display()
-        )
+        format!("{}: vm[0] \"alpha\": kernel: \"guest-kernel\" needs --images DIR", c.display())
     );
     drop(t);
 }
@@ -794,35 +617,16 @@ fn usage_errors() {
         assert_eq!(code, 2, "{args:?}");
         err.lines().next().unwrap_or_default().to_string()
     };
-    assert_eq!(
-        run(&["--ram-size", "1G", "--cpus", "1"]),
-        "vmconf: --config is required"
-    );
-    assert_eq!(
-        run(&["--config", c, "--bogus", "1"]),
-        "vmconf: unknown option --bogus"
-    );
-    assert_eq!(
-        run(&["--config", c]),
-        "vmconf: give --dtb, or --ram-size and --cpus"
-    );
+    assert_eq!(run(&["--ram-size", "1G", "--cpus", "1"]), "vmconf: --config is required");
+    assert_eq!(run(&["--config", c, "--bogus", "1"]), "vmconf: unknown option --bogus");
+    assert_eq!(run(&["--config", c]), "vmconf: give --dtb, or --ram-size and --cpus");
     assert_eq!(
         run(&["--config", c, "--ram-size", "1Q"]),
         "vmconf: --ram-size: \"1Q\" is not a size (use 1G, 512M, ...)"
     );
-    assert_eq!(
-        run(&["--config", c, "--cpus"]),
-        "vmconf: --cpus needs a value"
-    );
+    assert_eq!(run(&["--config", c, "--cpus"]), "vmconf: --cpus needs a value");
 
-    let help = Command::new(env!("CARGO_BIN_EXE_vmconf"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_vmconf")).arg("--help").output().unwrap();
     assert!(help.status.success());
-    assert!(
-        String::from_utf8(help.stdout)
-            .unwrap()
-            .starts_with("usage: vmconf --config FILE")
-    );
+    assert!(String::from_utf8(help.stdout).unwrap().starts_with("usage: vmconf --config FILE"));
 }

@@ -8,8 +8,7 @@
 //! by mobility) and §3.7.5 (allocating pages).
 
 use super::page::{
-    MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page,
-    PageFlags, Pfn,
+    MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page, PageFlags, Pfn,
 };
 use super::zone::Zone;
 
@@ -86,11 +85,7 @@ pub struct FreeArea {
 
 impl FreeArea {
     /// An empty free area.
-    pub const EMPTY: FreeArea = FreeArea {
-        heads: [NIL; MIGRATE_TYPES],
-        nr_free: 0,
-        nr_free_mt: [0; MIGRATE_TYPES],
-    };
+    pub const EMPTY: FreeArea = FreeArea { heads: [NIL; MIGRATE_TYPES], nr_free: 0, nr_free_mt: [0; MIGRATE_TYPES] };
 
     /// Whether the list of `mt` is empty.
     pub fn list_empty(&self, mt: MigrateType) -> bool {
@@ -118,10 +113,7 @@ pub(crate) fn list_unlink(map: &mut MemMap<'_>, head: &mut u32, pfn: Pfn) {
     let idx = map.idx(pfn) as usize;
     let (prev, next) = (map.pages[idx].prev, map.pages[idx].next);
     if prev == NIL {
-        debug_assert_eq!(
-            *head, idx as u32,
-            "unlinking a page that is not on this list"
-        );
+        debug_assert_eq!(*head, idx as u32, "unlinking a page that is not on this list");
         *head = next;
     } else {
         map.pages[prev as usize].next = next;
@@ -140,13 +132,7 @@ impl Zone {
     }
 
     /// `add_to_free_list()`: make `pfn` a free block head of `order` on `mt`.
-    pub(crate) fn add_to_free_list(
-        &mut self,
-        map: &mut MemMap<'_>,
-        pfn: Pfn,
-        order: usize,
-        mt: MigrateType,
-    ) {
+    pub(crate) fn add_to_free_list(&mut self, map: &mut MemMap<'_>, pfn: Pfn, order: usize, mt: MigrateType) {
         {
             let p = map.page_mut(pfn);
             p.flags.set(PageFlags::PG_BUDDY);
@@ -178,17 +164,8 @@ impl Zone {
 
     /// `__free_one_page()`: free an order-`order` block and merge it with its
     /// buddy as long as the buddy is free and of the same order.
-    pub(crate) fn __free_one_page(
-        &mut self,
-        map: &mut MemMap<'_>,
-        mut pfn: Pfn,
-        mut order: usize,
-        mt: MigrateType,
-    ) {
-        debug_assert!(
-            pfn & ((1 << order) - 1) == 0,
-            "misaligned free of pfn {pfn:#x}"
-        );
+    pub(crate) fn __free_one_page(&mut self, map: &mut MemMap<'_>, mut pfn: Pfn, mut order: usize, mt: MigrateType) {
+        debug_assert!(pfn & ((1 << order) - 1) == 0, "misaligned free of pfn {pfn:#x}");
         while order < MAX_ORDER - 1 {
             let buddy = find_buddy_pfn(pfn, order);
             if !self.zone_spans_pfn(buddy) || !map.valid(buddy) {
@@ -207,14 +184,7 @@ impl Zone {
 
     /// `expand()`: split the order-`high` block at `pfn` down to `low`,
     /// giving the upper halves back to the `mt` free lists.
-    fn expand(
-        &mut self,
-        map: &mut MemMap<'_>,
-        pfn: Pfn,
-        low: usize,
-        mut high: usize,
-        mt: MigrateType,
-    ) {
+    fn expand(&mut self, map: &mut MemMap<'_>, pfn: Pfn, low: usize, mut high: usize, mt: MigrateType) {
         while high > low {
             high -= 1;
             self.add_to_free_list(map, pfn + (1 << high), high, mt);
@@ -223,12 +193,7 @@ impl Zone {
 
     /// `__rmqueue_smallest()`: the smallest free block of at least `order` on
     /// the `mt` lists, split down to `order`.
-    pub(crate) fn __rmqueue_smallest(
-        &mut self,
-        map: &mut MemMap<'_>,
-        order: usize,
-        mt: MigrateType,
-    ) -> Option<Pfn> {
+    pub(crate) fn __rmqueue_smallest(&mut self, map: &mut MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
         for current in order..MAX_ORDER {
             let head = self.free_area[current].heads[mt as usize];
             if head == NIL {
@@ -246,18 +211,12 @@ impl Zone {
     /// whole pageblock it steals from? Large blocks, and unmovable/reclaimable
     /// allocations (which fragment most), may.
     fn can_steal_fallback(order: usize, start_mt: MigrateType) -> bool {
-        order >= PAGEBLOCK_ORDER / 2
-            || start_mt == MigrateType::Reclaimable
-            || start_mt == MigrateType::Unmovable
+        order >= PAGEBLOCK_ORDER / 2 || start_mt == MigrateType::Reclaimable || start_mt == MigrateType::Unmovable
     }
 
     /// `find_suitable_fallback()`: the first fallback type with a free block of
     /// exactly `order`, and whether the whole pageblock may be stolen.
-    fn find_suitable_fallback(
-        &self,
-        order: usize,
-        start_mt: MigrateType,
-    ) -> Option<(MigrateType, bool)> {
+    fn find_suitable_fallback(&self, order: usize, start_mt: MigrateType) -> Option<(MigrateType, bool)> {
         if self.free_area[order].nr_free == 0 {
             return None;
         }
@@ -272,8 +231,7 @@ impl Zone {
     /// holds `pfn` to the `mt` lists; returns the number of free pages moved.
     fn move_freepages_block(&mut self, map: &mut MemMap<'_>, pfn: Pfn, mt: MigrateType) -> usize {
         let start = pageblock_start(pfn).max(self.zone_start_pfn);
-        let end = (pageblock_start(pfn) + PAGEBLOCK_NR_PAGES)
-            .min(self.zone_start_pfn + self.spanned_pages);
+        let end = (pageblock_start(pfn) + PAGEBLOCK_NR_PAGES).min(self.zone_start_pfn + self.spanned_pages);
         let mut moved = 0;
         let mut p = start;
         while p < end {
@@ -323,16 +281,10 @@ impl Zone {
     /// the largest order down so that one big steal serves many later
     /// allocations (fewer mixed pageblocks); a movable allocation that may not
     /// claim the block takes the smallest suitable block instead.
-    fn __rmqueue_fallback(
-        &mut self,
-        map: &mut MemMap<'_>,
-        order: usize,
-        start_mt: MigrateType,
-    ) -> bool {
+    fn __rmqueue_fallback(&mut self, map: &mut MemMap<'_>, order: usize, start_mt: MigrateType) -> bool {
         let mut found = None;
         for current in (order..MAX_ORDER).rev() {
-            let Some((fallback_mt, can_steal)) = self.find_suitable_fallback(current, start_mt)
-            else {
+            let Some((fallback_mt, can_steal)) = self.find_suitable_fallback(current, start_mt) else {
                 continue;
             };
             if !can_steal && start_mt == MigrateType::Movable && current > order {
@@ -357,12 +309,7 @@ impl Zone {
     }
 
     /// `__rmqueue()`: take a block of `order` for `mt`, stealing if needed.
-    pub(crate) fn __rmqueue(
-        &mut self,
-        map: &mut MemMap<'_>,
-        order: usize,
-        mt: MigrateType,
-    ) -> Option<Pfn> {
+    pub(crate) fn __rmqueue(&mut self, map: &mut MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
         loop {
             if let Some(pfn) = self.__rmqueue_smallest(map, order, mt) {
                 return Some(pfn);

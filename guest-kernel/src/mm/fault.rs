@@ -69,18 +69,14 @@ pub fn handle_mm_fault<T: PageTable, P: PageOps>(
     addr: usize,
     access: Access,
 ) -> Result<FaultAction, FaultError> {
-    let vma = *mm
-        .find_vma(addr)
-        .ok_or(FaultError::Segv(SegvCode::MapErr))?;
+    let vma = *mm.find_vma(addr).ok_or(FaultError::Segv(SegvCode::MapErr))?;
     let vma = if vma.start > addr {
         // Below a VMA: only a stack may grow to cover it.
         if vma.flags & VM_GROWSDOWN == 0 {
             return Err(FaultError::Segv(SegvCode::MapErr));
         }
-        mm.expand_stack(acct, vma.start, addr)
-            .map_err(|_| FaultError::Segv(SegvCode::MapErr))?;
-        *mm.find_vma(addr)
-            .ok_or(FaultError::Segv(SegvCode::MapErr))?
+        mm.expand_stack(acct, vma.start, addr).map_err(|_| FaultError::Segv(SegvCode::MapErr))?;
+        *mm.find_vma(addr).ok_or(FaultError::Segv(SegvCode::MapErr))?
     } else {
         vma
     };
@@ -145,23 +141,14 @@ mod tests {
     fn demand_zero_then_spurious() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, 2 * PAGE_SIZE, RW, ANON, None)
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, 2 * PAGE_SIZE, RW, ANON, None).unwrap();
         let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, a + 8, Access::Write);
         assert_eq!(r, Ok(FaultAction::DemandZero));
         assert!(pt.lookup(a).unwrap().writable);
         let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, a + 16, Access::Read);
         assert_eq!(r, Ok(FaultAction::Spurious));
         pg.fail = true;
-        let r = handle_mm_fault(
-            &mut mm,
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            a + PAGE_SIZE,
-            Access::Read,
-        );
+        let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, a + PAGE_SIZE, Access::Read);
         assert_eq!(r, Err(FaultError::Oom));
     }
 
@@ -169,36 +156,14 @@ mod tests {
     fn segv_kinds() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let ro = mm
-            .mmap(
-                &mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None,
-            )
-            .unwrap();
-        let none = mm
-            .mmap(
-                &mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_NONE, ANON, None,
-            )
-            .unwrap();
+        let ro = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None).unwrap();
+        let none = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_NONE, ANON, None).unwrap();
         let mut f = |addr, acc| handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, addr, acc);
-        assert_eq!(
-            f(0x1234, Access::Read),
-            Err(FaultError::Segv(SegvCode::MapErr)),
-            "below a non-stack VMA"
-        );
-        assert_eq!(
-            f(usize::MAX - 5, Access::Read),
-            Err(FaultError::Segv(SegvCode::MapErr)),
-            "above all VMAs"
-        );
-        assert_eq!(
-            f(ro, Access::Write),
-            Err(FaultError::Segv(SegvCode::AccErr))
-        );
+        assert_eq!(f(0x1234, Access::Read), Err(FaultError::Segv(SegvCode::MapErr)), "below a non-stack VMA");
+        assert_eq!(f(usize::MAX - 5, Access::Read), Err(FaultError::Segv(SegvCode::MapErr)), "above all VMAs");
+        assert_eq!(f(ro, Access::Write), Err(FaultError::Segv(SegvCode::AccErr)));
         assert_eq!(f(ro, Access::Exec), Err(FaultError::Segv(SegvCode::AccErr)));
-        assert_eq!(
-            f(none, Access::Read),
-            Err(FaultError::Segv(SegvCode::AccErr))
-        );
+        assert_eq!(f(none, Access::Read), Err(FaultError::Segv(SegvCode::AccErr)));
         assert_eq!(f(ro, Access::Read), Ok(FaultAction::DemandZero));
     }
 
@@ -209,35 +174,18 @@ mod tests {
         let (mut pt, mut child_pt) = (FakePt::default(), FakePt::default());
         let mut mm = MmStruct::new(norand());
         let a = {
-            let mut pg = UserPages {
-                pa: &mut pa,
-                cpu: 0,
-            };
-            let a = mm
-                .mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None)
-                .unwrap();
+            let mut pg = UserPages { pa: &mut pa, cpu: 0 };
+            let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None).unwrap();
             handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, a, Access::Write).unwrap();
             a
         };
         let orig = pt.lookup(a).unwrap().pfn;
         let free_before = pa.nr_free_pages();
-        let mut pg = UserPages {
-            pa: &mut pa,
-            cpu: 0,
-        };
-        let mut child = mm
-            .dup_mmap(&mut pt, &mut child_pt, &mut pg, &mut oc)
-            .unwrap();
+        let mut pg = UserPages { pa: &mut pa, cpu: 0 };
+        let mut child = mm.dup_mmap(&mut pt, &mut child_pt, &mut pg, &mut oc).unwrap();
         assert_eq!(pg.page_count(orig), 2);
         // Child writes: refcount 2 -> copy.
-        let r = handle_mm_fault(
-            &mut child,
-            &mut child_pt,
-            &mut pg,
-            &mut oc,
-            a + 4,
-            Access::Write,
-        );
+        let r = handle_mm_fault(&mut child, &mut child_pt, &mut pg, &mut oc, a + 4, Access::Write);
         assert_eq!(r, Ok(FaultAction::CowCopy));
         let copy = child_pt.lookup(a).unwrap();
         assert!(copy.writable && copy.pfn != orig);
@@ -249,10 +197,7 @@ mod tests {
         assert_eq!(pt.lookup(a).unwrap().pfn, orig);
         assert_eq!(pa.nr_free_pages(), free_before - 1);
         // Exit of both gives every page back.
-        let mut pg = UserPages {
-            pa: &mut pa,
-            cpu: 0,
-        };
+        let mut pg = UserPages { pa: &mut pa, cpu: 0 };
         child.exit_mmap(&mut child_pt, &mut pg, &mut oc);
         mm.exit_mmap(&mut pt, &mut pg, &mut oc);
         assert_eq!(pa.nr_free_pages(), free_before + 1);
@@ -263,29 +208,11 @@ mod tests {
     fn shared_mapping_write_after_fork_stays_shared() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let s = mm
-            .mmap(
-                &mut pt,
-                &mut pg,
-                &mut oc,
-                0,
-                PAGE_SIZE,
-                RW,
-                MAP_SHARED | MAP_ANONYMOUS,
-                None,
-            )
-            .unwrap();
+        let s = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS, None).unwrap();
         handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, s, Access::Read).unwrap();
         mm.mprotect(&mut pt, s, PAGE_SIZE, PROT_READ).unwrap();
         mm.mprotect(&mut pt, s, PAGE_SIZE, RW).unwrap();
-        pt.protect(
-            s,
-            PteProt {
-                read: true,
-                write: false,
-                exec: false,
-            },
-        );
+        pt.protect(s, PteProt { read: true, write: false, exec: false });
         let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, s, Access::Write);
         assert_eq!(r, Ok(FaultAction::SharedWrite));
         assert!(pg.copies.is_empty());
@@ -310,30 +237,11 @@ mod tests {
         // Another mapping within the guard gap below blocks growth.
         let v_start = mm.find_vma(below).unwrap().start;
         let blocker = v_start - STACK_GUARD_GAP - 4 * PAGE_SIZE;
-        mm.mmap(
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            blocker,
-            PAGE_SIZE,
-            RW,
-            ANON | MAP_FIXED,
-            None,
-        )
-        .unwrap();
-        let r = handle_mm_fault(
-            &mut mm,
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            v_start - 4 * PAGE_SIZE,
-            Access::Read,
-        );
+        mm.mmap(&mut pt, &mut pg, &mut oc, blocker, PAGE_SIZE, RW, ANON | MAP_FIXED, None).unwrap();
+        let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, v_start - 4 * PAGE_SIZE, Access::Read);
         assert_eq!(r, Err(FaultError::Segv(SegvCode::MapErr)));
         // ... and get_unmapped_area keeps the gap free too.
-        let placed = mm
-            .get_unmapped_area(v_start - PAGE_SIZE, PAGE_SIZE)
-            .unwrap();
+        let placed = mm.get_unmapped_area(v_start - PAGE_SIZE, PAGE_SIZE).unwrap();
         assert!(placed + PAGE_SIZE + STACK_GUARD_GAP <= v_start || placed > mm.stack_top);
     }
 }

@@ -72,11 +72,7 @@ impl Gfp {
 
     /// `gfp_zone()`: the highest zone the allocation may use.
     pub const fn zone(self) -> ZoneType {
-        if self.contains(Self::__GFP_DMA32) {
-            ZoneType::Dma32
-        } else {
-            ZoneType::Normal
-        }
+        if self.contains(Self::__GFP_DMA32) { ZoneType::Dma32 } else { ZoneType::Normal }
     }
 
     /// `gfp_migratetype()`: which free lists the allocation prefers.
@@ -160,15 +156,9 @@ mod tests {
         assert_eq!(Gfp::GFP_KERNEL.zone(), ZoneType::Normal);
         assert_eq!((Gfp::GFP_KERNEL | Gfp::__GFP_DMA32).zone(), ZoneType::Dma32);
         assert_eq!(Gfp::GFP_KERNEL.migratetype(), MigrateType::Unmovable);
-        assert_eq!(
-            Gfp::GFP_HIGHUSER_MOVABLE.migratetype(),
-            MigrateType::Movable
-        );
+        assert_eq!(Gfp::GFP_HIGHUSER_MOVABLE.migratetype(), MigrateType::Movable);
         assert!(Gfp::GFP_KERNEL.allows_blocking());
         assert!(!Gfp::GFP_ATOMIC.allows_blocking());
-        assert_eq!(
-            alloc::format!("{:?}", Gfp::GFP_ATOMIC),
-            "__GFP_HIGH|__GFP_KSWAPD_RECLAIM"
-        );
+        assert_eq!(alloc::format!("{:?}", Gfp::GFP_ATOMIC), "__GFP_HIGH|__GFP_KSWAPD_RECLAIM");
     }
 }

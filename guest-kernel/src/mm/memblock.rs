@@ -80,19 +80,9 @@ impl MemblockType {
                 i += 1;
             }
         }
-        let pos = self
-            .regions
-            .iter()
-            .position(|r| r.base > start)
-            .unwrap_or(self.regions.len());
+        let pos = self.regions.iter().position(|r| r.base > start).unwrap_or(self.regions.len());
         self.regions
-            .insert(
-                pos,
-                MemblockRegion {
-                    base: start,
-                    size: end - start,
-                },
-            )
+            .insert(pos, MemblockRegion { base: start, size: end - start })
             .map_err(|_| MemblockError::TooManyRegions)
     }
 
@@ -110,25 +100,13 @@ impl MemblockType {
             self.regions.remove(i);
             if r.base < base {
                 self.regions
-                    .insert(
-                        i,
-                        MemblockRegion {
-                            base: r.base,
-                            size: base - r.base,
-                        },
-                    )
+                    .insert(i, MemblockRegion { base: r.base, size: base - r.base })
                     .map_err(|_| MemblockError::TooManyRegions)?;
                 i += 1;
             }
             if r.end() > end {
                 self.regions
-                    .insert(
-                        i,
-                        MemblockRegion {
-                            base: end,
-                            size: r.end() - end,
-                        },
-                    )
+                    .insert(i, MemblockRegion { base: end, size: r.end() - end })
                     .map_err(|_| MemblockError::TooManyRegions)?;
                 i += 1;
             }
@@ -161,11 +139,7 @@ impl Memblock {
     }
 
     fn check_live(&self) -> Result<(), MemblockError> {
-        if self.retired {
-            Err(MemblockError::Retired)
-        } else {
-            Ok(())
-        }
+        if self.retired { Err(MemblockError::Retired) } else { Ok(()) }
     }
 
     /// `memblock_add()`: a /memory range from the DTB.
@@ -209,19 +183,12 @@ impl Memblock {
 
     /// The frame range the mem_map must describe (`[min_low_pfn, max_pfn)`).
     pub fn pfn_range(&self) -> Option<(Pfn, Pfn)> {
-        Some((
-            phys_to_pfn(self.start_of_dram()?),
-            phys_to_pfn(align_up(self.end_of_dram()?, PAGE_SIZE)),
-        ))
+        Some((phys_to_pfn(self.start_of_dram()?), phys_to_pfn(align_up(self.end_of_dram()?, PAGE_SIZE))))
     }
 
     /// `for_each_free_mem_range()`: RAM minus reserved, in ascending order.
     pub fn free_ranges(&self) -> FreeRanges<'_> {
-        FreeRanges {
-            mb: self,
-            mem_idx: 0,
-            cursor: 0,
-        }
+        FreeRanges { mb: self, mem_idx: 0, cursor: 0 }
     }
 
     /// `memblock_phys_alloc()` (`memblock_find_in_range` top-down): the
@@ -254,10 +221,7 @@ impl Memblock {
     pub fn free_all<M: PhysMem>(&mut self, pa: &mut PageAllocator<'_, M>) -> usize {
         let mut pages = 0;
         for (start, end) in self.free_ranges() {
-            let (s, e) = (
-                phys_to_pfn(align_up(start, PAGE_SIZE)),
-                phys_to_pfn(align_down(end, PAGE_SIZE)),
-            );
+            let (s, e) = (phys_to_pfn(align_up(start, PAGE_SIZE)), phys_to_pfn(align_down(end, PAGE_SIZE)));
             if s < e {
                 pa.free_range(s, e);
                 pages += e - s;
@@ -342,13 +306,7 @@ mod tests {
         mb.add(0x4000_0000, 64 * MB).unwrap();
         mb.add(0x4000_0000 + 64 * MB, 64 * MB).unwrap();
         mb.add(0x4000_0000 + 32 * MB, MB).unwrap();
-        assert_eq!(
-            mb.memory.regions(),
-            &[MemblockRegion {
-                base: 0x4000_0000,
-                size: 128 * MB
-            }]
-        );
+        assert_eq!(mb.memory.regions(), &[MemblockRegion { base: 0x4000_0000, size: 128 * MB }]);
         mb.remove(0x4000_0000 + MB, MB).unwrap();
         assert_eq!(mb.memory.regions().len(), 2);
         assert_eq!(mb.phys_mem_size(), 127 * MB);
@@ -364,10 +322,7 @@ mod tests {
         mb.reserve(0x2800, 0x1000).unwrap(); // overlapping DTB -> merged
         mb.reserve(0x9000, 0x2000).unwrap(); // initrd beyond the end of RAM
         let free: StdVec<_> = mb.free_ranges().collect();
-        assert_eq!(
-            free,
-            vec![(0x1000, 0x2000), (0x3800, 0x9000), (0x20000, 0x21000)]
-        );
+        assert_eq!(free, vec![(0x1000, 0x2000), (0x3800, 0x9000), (0x20000, 0x21000)]);
     }
 
     #[test]
@@ -404,10 +359,7 @@ mod tests {
             assert!(got.iter().all(|&(b, s)| a + size <= b || b + s <= a));
             got.push((a, size));
         }
-        assert_eq!(
-            mb.reserved.total_size(),
-            3 * MB + got.iter().map(|g| g.1).sum::<usize>()
-        );
+        assert_eq!(mb.reserved.total_size(), 3 * MB + got.iter().map(|g| g.1).sum::<usize>());
     }
 
     #[test]
@@ -421,17 +373,13 @@ mod tests {
         let map_bytes = (e - s) * core::mem::size_of::<crate::mm::page::Page>();
         let map_pa = mb.alloc(map_bytes, PAGE_SIZE).unwrap();
         let mem_map = vec![crate::mm::page::Page::RESERVED; e - s].leak();
-        let mut pa =
-            PageAllocator::free_area_init(mem_map, s, ZoneLimits::ARM64, FakeMem::default());
+        let mut pa = PageAllocator::free_area_init(mem_map, s, ZoneLimits::ARM64, FakeMem::default());
         let released = mb.free_all(&mut pa);
         let map_pages = align_up(map_bytes, PAGE_SIZE) / PAGE_SIZE;
         assert_eq!(released, 4096 - 513 - 1 - map_pages);
         assert_eq!(pa.totalram_pages(), released);
         assert!(pa.map.page(phys_to_pfn(map_pa)).is_reserved());
-        assert!(
-            pa.map.page(s + 512).is_reserved(),
-            "partial kernel page stays reserved"
-        );
+        assert!(pa.map.page(s + 512).is_reserved(), "partial kernel page stays reserved");
         assert!(!pa.map.page(s + 513).is_reserved());
         assert!(pa.zones[0].wmark_pages(crate::mm::zone::Wmark::Min) > 0);
         assert!(mb.is_retired());

@@ -142,8 +142,7 @@ pub struct UserPages<'p, 'a, M: PhysMem> {
 
 impl<M: PhysMem> PageOps for UserPages<'_, '_, M> {
     fn alloc_user_page(&mut self) -> Option<Pfn> {
-        self.pa
-            .alloc_page(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::__GFP_ZERO, self.cpu)
+        self.pa.alloc_page(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::__GFP_ZERO, self.cpu)
     }
     fn copy_page(&mut self, dst: Pfn, src: Pfn) {
         self.pa.mem.copy_page(dst, src);
@@ -229,18 +228,9 @@ impl MmStruct {
         }
         // mmap_base(): leave room for the stack limit, the guard gap and the
         // stack randomization, then subtract the mmap randomization.
-        let pad = STACK_GUARD_GAP
-            + if mm.randomize {
-                STACK_RND_MASK << PAGE_SHIFT
-            } else {
-                0
-            };
+        let pad = STACK_GUARD_GAP + if mm.randomize { STACK_RND_MASK << PAGE_SHIFT } else { 0 };
         let gap = (mm.stack_rlimit + pad).clamp(MIN_GAP, MAX_GAP);
-        let rnd = if mm.randomize {
-            (mm.next_random() as usize & ((1 << MMAP_RND_BITS) - 1)) << PAGE_SHIFT
-        } else {
-            0
-        };
+        let rnd = if mm.randomize { (mm.next_random() as usize & ((1 << MMAP_RND_BITS) - 1)) << PAGE_SHIFT } else { 0 };
         mm.mmap_base = align_down(TASK_SIZE - gap - rnd, PAGE_SIZE);
         mm
     }
@@ -260,15 +250,8 @@ impl MmStruct {
         let size = align_up(size.max(PAGE_SIZE), PAGE_SIZE);
         let start = self.stack_top - size;
         acct.vm_enough_memory(size >> PAGE_SHIFT, self.cap_sys_admin, self.total_vm)?;
-        let flags =
-            VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_GROWSDOWN | VM_ACCOUNT;
-        self.vmas.insert_merge(Vma {
-            start,
-            end: self.stack_top,
-            flags,
-            pgoff: start >> PAGE_SHIFT,
-            file: None,
-        });
+        let flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_GROWSDOWN | VM_ACCOUNT;
+        self.vmas.insert_merge(Vma { start, end: self.stack_top, flags, pgoff: start >> PAGE_SHIFT, file: None });
         self.total_vm += size >> PAGE_SHIFT;
         Ok(start)
     }
@@ -295,11 +278,7 @@ impl MmStruct {
         match self.vmas.find_vma(start) {
             None => true,
             Some(v) => {
-                let limit = if v.flags & VM_GROWSDOWN != 0 {
-                    v.start.saturating_sub(STACK_GUARD_GAP)
-                } else {
-                    v.start
-                };
+                let limit = if v.flags & VM_GROWSDOWN != 0 { v.start.saturating_sub(STACK_GUARD_GAP) } else { v.start };
                 end <= limit
             }
         }
@@ -313,19 +292,14 @@ impl MmStruct {
         }
         if hint != 0 {
             let addr = align_up(hint, PAGE_SIZE);
-            if addr >= MMAP_MIN_ADDR && addr + len <= TASK_SIZE && self.range_free(addr, addr + len)
-            {
+            if addr >= MMAP_MIN_ADDR && addr + len <= TASK_SIZE && self.range_free(addr, addr + len) {
                 return Ok(addr);
             }
         }
         // Walk the VMAs downwards from mmap_base looking at each gap.
         let mut gap_end = self.mmap_base;
         for v in self.vmas.iter().collect::<Vec<_>>().into_iter().rev() {
-            let floor = if v.flags & VM_GROWSDOWN != 0 {
-                v.start.saturating_sub(STACK_GUARD_GAP)
-            } else {
-                v.start
-            };
+            let floor = if v.flags & VM_GROWSDOWN != 0 { v.start.saturating_sub(STACK_GUARD_GAP) } else { v.start };
             if v.end <= gap_end && gap_end - v.end >= len {
                 return Ok(gap_end - len);
             }
@@ -412,13 +386,7 @@ impl MmStruct {
             Some((f, pgoff)) => (Some(f), pgoff),
             None => (None, addr >> PAGE_SHIFT),
         };
-        self.vmas.insert_merge(Vma {
-            start: addr,
-            end: addr + len,
-            flags: vm,
-            pgoff,
-            file,
-        });
+        self.vmas.insert_merge(Vma { start: addr, end: addr + len, flags: vm, pgoff, file });
         self.total_vm += npages;
         Ok(addr)
     }
@@ -432,10 +400,7 @@ impl MmStruct {
         start: usize,
         len: usize,
     ) -> Result<(), Errno> {
-        if !start.is_multiple_of(PAGE_SIZE)
-            || len == 0
-            || start.checked_add(len).is_none_or(|e| e > TASK_SIZE)
-        {
+        if !start.is_multiple_of(PAGE_SIZE) || len == 0 || start.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
             return Err(Errno::EINVAL);
         }
         self.do_munmap(pt, pages, acct, start, align_up(len, PAGE_SIZE))
@@ -468,13 +433,7 @@ impl MmStruct {
     /// `mprotect()`: new access bits for `[start, start + len)`, splitting and
     /// merging VMAs; PTEs lose write at once, private pages regain it only
     /// through a write fault (COW or reuse).
-    pub fn mprotect<T: PageTable>(
-        &mut self,
-        pt: &mut T,
-        start: usize,
-        len: usize,
-        prot: u32,
-    ) -> Result<(), Errno> {
+    pub fn mprotect<T: PageTable>(&mut self, pt: &mut T, start: usize, len: usize, prot: u32) -> Result<(), Errno> {
         if !start.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
@@ -484,17 +443,11 @@ impl MmStruct {
         if len == 0 {
             return Ok(());
         }
-        let end = start
-            .checked_add(align_up(len, PAGE_SIZE))
-            .ok_or(Errno::ENOMEM)?;
+        let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(Errno::ENOMEM)?;
         // The whole range must be mapped, and each VMA must allow the change.
         let mut cursor = start;
         while cursor < end {
-            let v = self
-                .vmas
-                .find_vma(cursor)
-                .filter(|v| v.start <= cursor)
-                .ok_or(Errno::ENOMEM)?;
+            let v = self.vmas.find_vma(cursor).filter(|v| v.start <= cursor).ok_or(Errno::ENOMEM)?;
             let want = prot as u64;
             if want & !(v.flags >> 4) & (VM_READ | VM_WRITE | VM_EXEC) != 0 {
                 return Err(Errno::EACCES);
@@ -502,8 +455,7 @@ impl MmStruct {
             cursor = v.end;
         }
         let bits = prot as u64 & (VM_READ | VM_WRITE | VM_EXEC);
-        self.vmas
-            .set_flags_range(start, end, |f| (f & !VM_ACCESS_FLAGS) | bits);
+        self.vmas.set_flags_range(start, end, |f| (f & !VM_ACCESS_FLAGS) | bits);
         for (va, pte) in pt.mapped(start, end) {
             let v = *self.vmas.find_vma(va).ok_or(Errno::EFAULT)?;
             let keep_write = pte.writable && v.flags & VM_WRITE != 0;
@@ -532,10 +484,7 @@ impl MmStruct {
             return self.brk;
         }
         if new_al < old_al {
-            if self
-                .do_munmap(pt, pages, acct, new_al, old_al - new_al)
-                .is_ok()
-            {
+            if self.do_munmap(pt, pages, acct, new_al, old_al - new_al).is_ok() {
                 self.brk = newbrk;
             }
             return self.brk;
@@ -545,10 +494,7 @@ impl MmStruct {
             return self.brk;
         }
         let npages = (new_al - old_al) >> PAGE_SHIFT;
-        if acct
-            .vm_enough_memory(npages, self.cap_sys_admin, self.total_vm)
-            .is_err()
-        {
+        if acct.vm_enough_memory(npages, self.cap_sys_admin, self.total_vm).is_err() {
             return self.brk;
         }
         self.vmas.insert_merge(Vma {
@@ -566,17 +512,8 @@ impl MmStruct {
     /// `expand_stack()` (`expand_downwards`): grow the growsdown VMA that
     /// starts at `vma_start` down to cover `addr`, within RLIMIT_STACK and
     /// keeping the guard gap to the VMA below.
-    pub fn expand_stack(
-        &mut self,
-        acct: &mut Overcommit,
-        vma_start: usize,
-        addr: usize,
-    ) -> Result<(), Errno> {
-        let v = *self
-            .vmas
-            .find_vma(vma_start)
-            .filter(|v| v.start == vma_start)
-            .ok_or(Errno::EFAULT)?;
+    pub fn expand_stack(&mut self, acct: &mut Overcommit, vma_start: usize, addr: usize) -> Result<(), Errno> {
+        let v = *self.vmas.find_vma(vma_start).filter(|v| v.start == vma_start).ok_or(Errno::EFAULT)?;
         if v.flags & VM_GROWSDOWN == 0 {
             return Err(Errno::EFAULT);
         }
@@ -612,12 +549,7 @@ impl MmStruct {
         pages: &mut P,
         acct: &mut Overcommit,
     ) -> Result<MmStruct, Errno> {
-        let charge: usize = self
-            .vmas
-            .iter()
-            .filter(|v| v.flags & VM_ACCOUNT != 0)
-            .map(Vma::pages)
-            .sum();
+        let charge: usize = self.vmas.iter().filter(|v| v.flags & VM_ACCOUNT != 0).map(Vma::pages).sum();
         acct.vm_enough_memory(charge, self.cap_sys_admin, self.total_vm)?;
         let mut child = self.clone();
         child.rng = child.next_random();
@@ -636,12 +568,7 @@ impl MmStruct {
     }
 
     /// `exit_mmap()`: unmap everything.
-    pub fn exit_mmap<T: PageTable, P: PageOps>(
-        &mut self,
-        pt: &mut T,
-        pages: &mut P,
-        acct: &mut Overcommit,
-    ) {
+    pub fn exit_mmap<T: PageTable, P: PageOps>(&mut self, pt: &mut T, pages: &mut P, acct: &mut Overcommit) {
         let _ = self.do_munmap(pt, pages, acct, 0, TASK_SIZE);
     }
 }
@@ -658,10 +585,7 @@ pub(crate) mod tests {
 
     impl PageTable for FakePt {
         fn lookup(&self, va: usize) -> Option<Pte> {
-            self.0.get(&va).map(|&(pfn, p)| Pte {
-                pfn,
-                writable: p.write,
-            })
+            self.0.get(&va).map(|&(pfn, p)| Pte { pfn, writable: p.write })
         }
         fn map(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<(), Errno> {
             assert_eq!(va % PAGE_SIZE, 0);
@@ -675,18 +599,7 @@ pub(crate) mod tests {
             self.0.get_mut(&va).unwrap().1 = prot;
         }
         fn mapped(&self, start: usize, end: usize) -> Vec<(usize, Pte)> {
-            self.0
-                .range(start..end)
-                .map(|(&va, &(pfn, p))| {
-                    (
-                        va,
-                        Pte {
-                            pfn,
-                            writable: p.write,
-                        },
-                    )
-                })
-                .collect()
+            self.0.range(start..end).map(|(&va, &(pfn, p))| (va, Pte { pfn, writable: p.write })).collect()
         }
     }
 
@@ -727,47 +640,28 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn acct() -> Overcommit {
-        Overcommit::new(MemInfo {
-            totalram: 1 << 18,
-            free: 1 << 18,
-            ..MemInfo::default()
-        })
+        Overcommit::new(MemInfo { totalram: 1 << 18, free: 1 << 18, ..MemInfo::default() })
     }
 
     pub(crate) fn norand() -> MmConfig {
-        MmConfig {
-            randomize: false,
-            ..MmConfig::default()
-        }
+        MmConfig { randomize: false, ..MmConfig::default() }
     }
 
     const RW: u32 = PROT_READ | PROT_WRITE;
     const ANON: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 
     fn spans(mm: &MmStruct) -> Vec<(usize, usize, u64)> {
-        mm.vmas
-            .iter()
-            .map(|v| (v.start, v.end, v.flags & VM_ACCESS_FLAGS))
-            .collect()
+        mm.vmas.iter().map(|v| (v.start, v.end, v.flags & VM_ACCESS_FLAGS)).collect()
     }
 
     #[test]
     fn layout_is_randomized_by_default_and_fixed_without() {
-        let a = MmStruct::new(MmConfig {
-            seed: 1,
-            ..MmConfig::default()
-        });
-        let b = MmStruct::new(MmConfig {
-            seed: 2,
-            ..MmConfig::default()
-        });
+        let a = MmStruct::new(MmConfig { seed: 1, ..MmConfig::default() });
+        let b = MmStruct::new(MmConfig { seed: 2, ..MmConfig::default() });
         assert_ne!(a.mmap_base, b.mmap_base);
         assert_ne!(a.stack_top, b.stack_top);
         let c = MmStruct::new(norand());
-        let d = MmStruct::new(MmConfig {
-            seed: 2,
-            ..norand()
-        });
+        let d = MmStruct::new(MmConfig { seed: 2, ..norand() });
         assert_eq!((c.mmap_base, c.stack_top), (d.mmap_base, d.stack_top));
         assert_eq!(c.stack_top, TASK_SIZE);
         assert_eq!(c.mmap_base, TASK_SIZE - MIN_GAP);
@@ -775,10 +669,7 @@ pub(crate) mod tests {
             assert!(mm.mmap_base + DEFAULT_STACK_RLIMIT + STACK_GUARD_GAP <= mm.stack_top);
             assert!(TASK_SIZE - mm.mmap_base <= MIN_GAP + (STACK_RND_MASK << 12) * 2);
         }
-        let mut e = MmStruct::new(MmConfig {
-            seed: 3,
-            ..MmConfig::default()
-        });
+        let mut e = MmStruct::new(MmConfig { seed: 3, ..MmConfig::default() });
         e.setup_brk(0x41_0123);
         assert!(e.start_brk >= 0x41_1000 && e.start_brk < 0x41_1000 + BRK_RND_RANGE);
     }
@@ -787,45 +678,20 @@ pub(crate) mod tests {
     fn mmap_places_top_down_and_merges_adjacent() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, 3 * PAGE_SIZE, RW, ANON, None)
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, 3 * PAGE_SIZE, RW, ANON, None).unwrap();
         assert_eq!(a, mm.mmap_base - 3 * PAGE_SIZE);
-        let b = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None)
-            .unwrap();
+        let b = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None).unwrap();
         assert_eq!(b, a - PAGE_SIZE);
         assert_eq!(mm.vmas.len(), 1, "adjacent anonymous mappings merge");
-        let c = mm
-            .mmap(
-                &mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None,
-            )
-            .unwrap();
+        let c = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None).unwrap();
         assert_eq!(mm.vmas.len(), 2, "different protection does not merge");
         assert_eq!(oc.committed, 4, "read-only private memory is not committed");
         // A hint that is free is honoured.
-        let h = mm
-            .mmap(
-                &mut pt,
-                &mut pg,
-                &mut oc,
-                0x1000_0000,
-                PAGE_SIZE,
-                RW,
-                ANON,
-                None,
-            )
-            .unwrap();
+        let h = mm.mmap(&mut pt, &mut pg, &mut oc, 0x1000_0000, PAGE_SIZE, RW, ANON, None).unwrap();
         assert_eq!(h, 0x1000_0000);
         // The gap left by an unmap is reused.
         mm.munmap(&mut pt, &mut pg, &mut oc, c, PAGE_SIZE).unwrap();
-        assert_eq!(
-            mm.mmap(
-                &mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None
-            )
-            .unwrap(),
-            c
-        );
+        assert_eq!(mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None).unwrap(), c);
         assert_eq!(mm.total_vm, 6);
     }
 
@@ -833,38 +699,17 @@ pub(crate) mod tests {
     fn mmap_argument_errors() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let mut m = |addr, len, prot, flags, file| {
-            mm.mmap(&mut pt, &mut pg, &mut oc, addr, len, prot, flags, file)
-        };
+        let mut m = |addr, len, prot, flags, file| mm.mmap(&mut pt, &mut pg, &mut oc, addr, len, prot, flags, file);
         assert_eq!(m(0, 0, RW, ANON, None), Err(Errno::EINVAL));
-        assert_eq!(
-            m(0, PAGE_SIZE, RW, MAP_ANONYMOUS, None),
-            Err(Errno::EINVAL),
-            "neither shared nor private"
-        );
+        assert_eq!(m(0, PAGE_SIZE, RW, MAP_ANONYMOUS, None), Err(Errno::EINVAL), "neither shared nor private");
         assert_eq!(m(0, PAGE_SIZE, 0x80, ANON, None), Err(Errno::EINVAL));
-        assert_eq!(
-            m(0x10_0001, PAGE_SIZE, RW, ANON | MAP_FIXED, None),
-            Err(Errno::EINVAL)
-        );
-        assert_eq!(
-            m(0x1000, PAGE_SIZE, RW, ANON | MAP_FIXED, None),
-            Err(Errno::EPERM)
-        );
+        assert_eq!(m(0x10_0001, PAGE_SIZE, RW, ANON | MAP_FIXED, None), Err(Errno::EINVAL));
+        assert_eq!(m(0x1000, PAGE_SIZE, RW, ANON | MAP_FIXED, None), Err(Errno::EPERM));
         assert_eq!(m(0, PAGE_SIZE, RW, MAP_PRIVATE, None), Err(Errno::EBADF));
-        assert_eq!(
-            m(0, PAGE_SIZE, RW, MAP_PRIVATE, Some((3, 100))),
-            Err(Errno::EINVAL)
-        );
+        assert_eq!(m(0, PAGE_SIZE, RW, MAP_PRIVATE, Some((3, 100))), Err(Errno::EINVAL));
         assert_eq!(m(0, usize::MAX, RW, ANON, None), Err(Errno::ENOMEM));
-        assert_eq!(
-            m(0x10_0000, PAGE_SIZE, RW, ANON | MAP_FIXED, None),
-            Ok(0x10_0000)
-        );
-        assert_eq!(
-            m(0x10_0000, PAGE_SIZE, RW, ANON | MAP_FIXED_NOREPLACE, None),
-            Err(Errno::EEXIST)
-        );
+        assert_eq!(m(0x10_0000, PAGE_SIZE, RW, ANON | MAP_FIXED, None), Ok(0x10_0000));
+        assert_eq!(m(0x10_0000, PAGE_SIZE, RW, ANON | MAP_FIXED_NOREPLACE, None), Err(Errno::EEXIST));
         assert_eq!(m(0, 1 << 50, RW, ANON, None), Err(Errno::ENOMEM));
     }
 
@@ -872,121 +717,57 @@ pub(crate) mod tests {
     fn munmap_middle_splits_and_frees_pages() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, 5 * PAGE_SIZE, RW, ANON, None)
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, 5 * PAGE_SIZE, RW, ANON, None).unwrap();
         for i in 0..5 {
             let pfn = pg.alloc_user_page().unwrap();
-            pt.map(
-                a + i * PAGE_SIZE,
-                pfn,
-                PteProt::from_vm_flags(VM_READ | VM_WRITE, true),
-            )
-            .unwrap();
+            pt.map(a + i * PAGE_SIZE, pfn, PteProt::from_vm_flags(VM_READ | VM_WRITE, true)).unwrap();
         }
-        mm.munmap(&mut pt, &mut pg, &mut oc, a + PAGE_SIZE, 2 * PAGE_SIZE)
-            .unwrap();
+        mm.munmap(&mut pt, &mut pg, &mut oc, a + PAGE_SIZE, 2 * PAGE_SIZE).unwrap();
         let rw = VM_READ | VM_WRITE;
-        assert_eq!(
-            spans(&mm),
-            [
-                (a, a + PAGE_SIZE, rw),
-                (a + 3 * PAGE_SIZE, a + 5 * PAGE_SIZE, rw)
-            ]
-        );
+        assert_eq!(spans(&mm), [(a, a + PAGE_SIZE, rw), (a + 3 * PAGE_SIZE, a + 5 * PAGE_SIZE, rw)]);
         assert_eq!(pt.0.len(), 3);
         assert_eq!(pg.counts.len(), 3, "unmapped pages were freed");
         assert_eq!(oc.committed, 3);
         assert_eq!(mm.vmas.iter().nth(1).unwrap().pgoff, (a >> 12) + 3);
-        assert_eq!(
-            mm.munmap(&mut pt, &mut pg, &mut oc, a + 1, PAGE_SIZE),
-            Err(Errno::EINVAL)
-        );
+        assert_eq!(mm.munmap(&mut pt, &mut pg, &mut oc, a + 1, PAGE_SIZE), Err(Errno::EINVAL));
         // Unmapping a hole is fine.
-        mm.munmap(&mut pt, &mut pg, &mut oc, 0x10_0000, PAGE_SIZE)
-            .unwrap();
+        mm.munmap(&mut pt, &mut pg, &mut oc, 0x10_0000, PAGE_SIZE).unwrap();
     }
 
     #[test]
     fn mprotect_middle_makes_three_then_merges_back() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, 4 * PAGE_SIZE, RW, ANON, None)
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, 4 * PAGE_SIZE, RW, ANON, None).unwrap();
         let pfn = pg.alloc_user_page().unwrap();
-        pt.map(
-            a + PAGE_SIZE,
-            pfn,
-            PteProt::from_vm_flags(VM_READ | VM_WRITE, true),
-        )
-        .unwrap();
-        mm.mprotect(&mut pt, a + PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ)
-            .unwrap();
+        pt.map(a + PAGE_SIZE, pfn, PteProt::from_vm_flags(VM_READ | VM_WRITE, true)).unwrap();
+        mm.mprotect(&mut pt, a + PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ).unwrap();
         let (r, rw) = (VM_READ, VM_READ | VM_WRITE);
         assert_eq!(
             spans(&mm),
-            [
-                (a, a + PAGE_SIZE, rw),
-                (a + PAGE_SIZE, a + 3 * PAGE_SIZE, r),
-                (a + 3 * PAGE_SIZE, a + 4 * PAGE_SIZE, rw)
-            ]
+            [(a, a + PAGE_SIZE, rw), (a + PAGE_SIZE, a + 3 * PAGE_SIZE, r), (a + 3 * PAGE_SIZE, a + 4 * PAGE_SIZE, rw)]
         );
-        assert!(
-            !pt.lookup(a + PAGE_SIZE).unwrap().writable,
-            "PTE lost write"
-        );
-        mm.mprotect(&mut pt, a + PAGE_SIZE, 2 * PAGE_SIZE, RW)
-            .unwrap();
+        assert!(!pt.lookup(a + PAGE_SIZE).unwrap().writable, "PTE lost write");
+        mm.mprotect(&mut pt, a + PAGE_SIZE, 2 * PAGE_SIZE, RW).unwrap();
         assert_eq!(spans(&mm), [(a, a + 4 * PAGE_SIZE, rw)]);
-        assert!(
-            !pt.lookup(a + PAGE_SIZE).unwrap().writable,
-            "private pages regain write by fault"
-        );
-        assert_eq!(
-            mm.mprotect(&mut pt, a, 8 * PAGE_SIZE, PROT_READ),
-            Err(Errno::ENOMEM),
-            "hole in range"
-        );
-        assert_eq!(
-            mm.mprotect(&mut pt, a + 1, PAGE_SIZE, PROT_READ),
-            Err(Errno::EINVAL)
-        );
+        assert!(!pt.lookup(a + PAGE_SIZE).unwrap().writable, "private pages regain write by fault");
+        assert_eq!(mm.mprotect(&mut pt, a, 8 * PAGE_SIZE, PROT_READ), Err(Errno::ENOMEM), "hole in range");
+        assert_eq!(mm.mprotect(&mut pt, a + 1, PAGE_SIZE, PROT_READ), Err(Errno::EINVAL));
     }
 
     #[test]
     fn mprotect_respects_mayshare_and_maywrite() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(
-                &mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None,
-            )
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, ANON, None).unwrap();
         // Take VM_MAYWRITE away as a read-only file mapping would.
-        mm.vmas
-            .set_flags_range(a, a + PAGE_SIZE, |f| f & !VM_MAYWRITE);
+        mm.vmas.set_flags_range(a, a + PAGE_SIZE, |f| f & !VM_MAYWRITE);
         assert_eq!(mm.mprotect(&mut pt, a, PAGE_SIZE, RW), Err(Errno::EACCES));
-        let s = mm
-            .mmap(
-                &mut pt,
-                &mut pg,
-                &mut oc,
-                0,
-                PAGE_SIZE,
-                PROT_READ,
-                MAP_SHARED | MAP_ANONYMOUS,
-                None,
-            )
-            .unwrap();
+        let s = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, None).unwrap();
         let pfn = pg.alloc_user_page().unwrap();
-        pt.map(s, pfn, PteProt::from_vm_flags(VM_READ, false))
-            .unwrap();
+        pt.map(s, pfn, PteProt::from_vm_flags(VM_READ, false)).unwrap();
         mm.mprotect(&mut pt, s, PAGE_SIZE, RW).unwrap();
-        assert!(
-            pt.lookup(s).unwrap().writable,
-            "shared mappings are writable at once"
-        );
+        assert!(pt.lookup(s).unwrap().writable, "shared mappings are writable at once");
     }
 
     #[test]
@@ -994,49 +775,24 @@ pub(crate) mod tests {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
         mm.setup_brk(0x40_0000);
-        assert_eq!(
-            mm.brk(&mut pt, &mut pg, &mut oc, 0x40_0000 + 100),
-            0x40_0064
-        );
+        assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_0000 + 100), 0x40_0064);
         assert_eq!(mm.vmas.len(), 1);
         assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_3000), 0x40_3000);
         assert_eq!(spans(&mm), [(0x40_0000, 0x40_3000, VM_READ | VM_WRITE)]);
         assert_eq!(oc.committed, 3);
         let pfn = pg.alloc_user_page().unwrap();
-        pt.map(
-            0x40_2000,
-            pfn,
-            PteProt::from_vm_flags(VM_READ | VM_WRITE, true),
-        )
-        .unwrap();
+        pt.map(0x40_2000, pfn, PteProt::from_vm_flags(VM_READ | VM_WRITE, true)).unwrap();
         assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_1800), 0x40_1800);
         assert_eq!(spans(&mm), [(0x40_0000, 0x40_2000, VM_READ | VM_WRITE)]);
         assert!(pg.counts.is_empty() && pt.0.is_empty());
-        assert_eq!(
-            mm.brk(&mut pt, &mut pg, &mut oc, 0x10),
-            0x40_1800,
-            "below start_brk: unchanged"
-        );
+        assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x10), 0x40_1800, "below start_brk: unchanged");
         // A mapping right above the heap stops it.
-        mm.mmap(
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            0x40_5000,
-            PAGE_SIZE,
-            RW,
-            ANON | MAP_FIXED,
-            None,
-        )
-        .unwrap();
+        mm.mmap(&mut pt, &mut pg, &mut oc, 0x40_5000, PAGE_SIZE, RW, ANON | MAP_FIXED, None).unwrap();
         assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_5000), 0x40_1800);
         assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_4000), 0x40_4000);
         // Overcommit NEVER refuses a heap beyond CommitLimit.
         oc.policy = OvercommitPolicy::Never;
-        assert_eq!(
-            mm.brk(&mut pt, &mut pg, &mut oc, 0x40_0000 + (1 << 40)),
-            0x40_4000
-        );
+        assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, 0x40_0000 + (1 << 40)), 0x40_4000);
     }
 
     #[test]
@@ -1046,40 +802,14 @@ pub(crate) mod tests {
         let mut mm = MmStruct::new(norand());
         let limit = oc.commit_limit();
         let big = limit * PAGE_SIZE;
-        assert_eq!(
-            mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, RW, ANON, None),
-            Err(Errno::ENOMEM)
-        );
+        assert_eq!(mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, RW, ANON, None), Err(Errno::ENOMEM));
         assert!(mm.vmas.is_empty());
         // Not accounted: read-only, shared, or MAP_NORESERVE.
-        mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, PROT_READ, ANON, None)
-            .unwrap();
-        mm.mmap(
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            0,
-            big,
-            RW,
-            MAP_SHARED | MAP_ANONYMOUS,
-            None,
-        )
-        .unwrap();
-        mm.mmap(
-            &mut pt,
-            &mut pg,
-            &mut oc,
-            0,
-            big,
-            RW,
-            ANON | MAP_NORESERVE,
-            None,
-        )
-        .unwrap();
+        mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, PROT_READ, ANON, None).unwrap();
+        mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, RW, MAP_SHARED | MAP_ANONYMOUS, None).unwrap();
+        mm.mmap(&mut pt, &mut pg, &mut oc, 0, big, RW, ANON | MAP_NORESERVE, None).unwrap();
         assert_eq!(oc.committed, 0);
-        let ok = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, big / 4, RW, ANON, None)
-            .unwrap();
+        let ok = mm.mmap(&mut pt, &mut pg, &mut oc, 0, big / 4, RW, ANON, None).unwrap();
         assert_eq!(oc.committed, limit / 4);
         mm.munmap(&mut pt, &mut pg, &mut oc, ok, big / 4).unwrap();
         assert_eq!(oc.committed, 0);
@@ -1089,30 +819,13 @@ pub(crate) mod tests {
     fn fork_shares_pages_copy_on_write() {
         let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
         let mut mm = MmStruct::new(norand());
-        let a = mm
-            .mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None)
-            .unwrap();
-        let s = mm
-            .mmap(
-                &mut pt,
-                &mut pg,
-                &mut oc,
-                0,
-                PAGE_SIZE,
-                RW,
-                MAP_SHARED | MAP_ANONYMOUS,
-                None,
-            )
-            .unwrap();
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, ANON, None).unwrap();
+        let s = mm.mmap(&mut pt, &mut pg, &mut oc, 0, PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS, None).unwrap();
         let (p1, p2) = (pg.alloc_user_page().unwrap(), pg.alloc_user_page().unwrap());
-        pt.map(a, p1, PteProt::from_vm_flags(VM_READ | VM_WRITE, true))
-            .unwrap();
-        pt.map(s, p2, PteProt::from_vm_flags(VM_READ | VM_WRITE, true))
-            .unwrap();
+        pt.map(a, p1, PteProt::from_vm_flags(VM_READ | VM_WRITE, true)).unwrap();
+        pt.map(s, p2, PteProt::from_vm_flags(VM_READ | VM_WRITE, true)).unwrap();
         let mut child_pt = FakePt::default();
-        let child = mm
-            .dup_mmap(&mut pt, &mut child_pt, &mut pg, &mut oc)
-            .unwrap();
+        let child = mm.dup_mmap(&mut pt, &mut child_pt, &mut pg, &mut oc).unwrap();
         assert_eq!(child.vmas, mm.vmas);
         assert_eq!((pg.page_count(p1), pg.page_count(p2)), (2, 2));
         assert!(!pt.lookup(a).unwrap().writable && !child_pt.lookup(a).unwrap().writable);

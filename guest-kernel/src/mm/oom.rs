@@ -83,11 +83,8 @@ impl Overcommit {
 
     /// `vm_commit_limit()`: CommitLimit = RAM * ratio / 100 + swap.
     pub fn commit_limit(&self) -> usize {
-        let ram = if self.kbytes != 0 {
-            Self::kb_to_pages(self.kbytes)
-        } else {
-            self.meminfo.totalram * self.ratio / 100
-        };
+        let ram =
+            if self.kbytes != 0 { Self::kb_to_pages(self.kbytes) } else { self.meminfo.totalram * self.ratio / 100 };
         ram + self.meminfo.total_swap
     }
 
@@ -96,12 +93,7 @@ impl Overcommit {
     ///
     /// `mm_total_vm` is the caller's address-space size in pages (the user
     /// reserve is at most 1/32 of it).
-    pub fn vm_enough_memory(
-        &mut self,
-        pages: usize,
-        cap_sys_admin: bool,
-        mm_total_vm: usize,
-    ) -> Result<(), Errno> {
+    pub fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno> {
         self.committed += pages;
         let admin_reserve = Self::kb_to_pages(self.admin_reserve_kbytes);
         let ok = match self.policy {
@@ -213,10 +205,7 @@ pub fn oom_score(t: &OomTask, totalpages: usize) -> i64 {
 
 /// Tasks sorted by decreasing badness (for a kernel log report).
 pub fn dump_tasks(tasks: &[OomTask], totalpages: usize) -> Vec<(u32, Option<i64>)> {
-    let mut v: Vec<_> = tasks
-        .iter()
-        .map(|t| (t.pid, oom_badness(t, totalpages)))
-        .collect();
+    let mut v: Vec<_> = tasks.iter().map(|t| (t.pid, oom_badness(t, totalpages))).collect();
     v.sort_by_key(|e| core::cmp::Reverse(e.1));
     v
 }
@@ -226,23 +215,11 @@ mod tests {
     use super::*;
 
     fn task(pid: u32, rss: usize, adj: i32) -> OomTask {
-        OomTask {
-            pid,
-            rss,
-            swapents: 0,
-            pgtables_bytes: 0,
-            oom_score_adj: adj,
-            is_kthread: false,
-            oom_victim: false,
-        }
+        OomTask { pid, rss, swapents: 0, pgtables_bytes: 0, oom_score_adj: adj, is_kthread: false, oom_victim: false }
     }
 
     fn meminfo() -> MemInfo {
-        MemInfo {
-            totalram: 1 << 18,
-            free: 1 << 17,
-            ..MemInfo::default()
-        }
+        MemInfo { totalram: 1 << 18, free: 1 << 17, ..MemInfo::default() }
     }
 
     #[test]
@@ -255,17 +232,10 @@ mod tests {
         assert_eq!(oc.vm_enough_memory(allowed, false, 0), Ok(()));
         assert_eq!(oc.vm_enough_memory(1, false, 0), Err(Errno::ENOMEM));
         assert_eq!(oc.committed, allowed, "a refusal is unaccounted");
-        assert_eq!(
-            oc.vm_enough_memory(1, true, 0),
-            Ok(()),
-            "root may use the admin reserve"
-        );
+        assert_eq!(oc.vm_enough_memory(1, true, 0), Ok(()), "root may use the admin reserve");
         oc.vm_unacct_memory(1000);
         // The user reserve: min(total_vm / 32, 128 MiB) is kept back.
-        assert_eq!(
-            oc.vm_enough_memory(999, false, 32 * 1000),
-            Err(Errno::ENOMEM)
-        );
+        assert_eq!(oc.vm_enough_memory(999, false, 32 * 1000), Err(Errno::ENOMEM));
         assert_eq!(oc.vm_enough_memory(999, false, 0), Ok(()));
     }
 
@@ -290,42 +260,20 @@ mod tests {
         let big = task(10, 20_000, 0);
         let mut small_but_hated = task(11, 1_000, 500); // +50000
         let protected = task(12, 60_000, OOM_SCORE_ADJ_MIN);
-        let tasks = [
-            init.clone(),
-            kthread.clone(),
-            big.clone(),
-            small_but_hated.clone(),
-            protected,
-        ];
-        assert_eq!(
-            select_bad_process(&tasks, total),
-            OomChoice::Kill(11, 51_000)
-        );
+        let tasks = [init.clone(), kthread.clone(), big.clone(), small_but_hated.clone(), protected];
+        assert_eq!(select_bad_process(&tasks, total), OomChoice::Kill(11, 51_000));
         small_but_hated.oom_score_adj = -500;
         let mut with_tables = big.clone();
         with_tables.pgtables_bytes = 10 * PAGE_SIZE;
         assert_eq!(oom_badness(&with_tables, total), Some(20_010));
-        assert_eq!(
-            oom_badness(&small_but_hated, total),
-            Some(1),
-            "clamped to 1"
-        );
+        assert_eq!(oom_badness(&small_but_hated, total), Some(1), "clamped to 1");
         let tasks = [init.clone(), big.clone(), small_but_hated];
-        assert_eq!(
-            select_bad_process(&tasks, total),
-            OomChoice::Kill(10, 20_000)
-        );
+        assert_eq!(select_bad_process(&tasks, total), OomChoice::Kill(10, 20_000));
         assert_eq!(oom_score(&big, total), 200);
-        assert_eq!(
-            select_bad_process(&[init.clone(), kthread], total),
-            OomChoice::NoVictim
-        );
+        assert_eq!(select_bad_process(&[init.clone(), kthread], total), OomChoice::NoVictim);
         init.oom_victim = true; // init cannot be a victim, ignored
         let mut dying = task(20, 5, 0);
         dying.oom_victim = true;
-        assert_eq!(
-            select_bad_process(&[init, big, dying], total),
-            OomChoice::Wait(20)
-        );
+        assert_eq!(select_bad_process(&[init, big, dying], total), OomChoice::Wait(20));
     }
 }

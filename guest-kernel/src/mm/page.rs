@@ -63,11 +63,8 @@ pub const MIGRATE_TYPES: usize = 3;
 
 impl MigrateType {
     /// All types, in index order.
-    pub const ALL: [MigrateType; MIGRATE_TYPES] = [
-        MigrateType::Unmovable,
-        MigrateType::Movable,
-        MigrateType::Reclaimable,
-    ];
+    pub const ALL: [MigrateType; MIGRATE_TYPES] =
+        [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable];
 
     /// `fallbacks[]` in mm/page_alloc.c: where to steal from when this type's
     /// own lists are empty, in order of preference.
@@ -263,11 +260,7 @@ impl Page {
 
     /// The zone this page belongs to.
     pub fn zone(&self) -> ZoneType {
-        if self.zone == ZoneType::Normal as u8 {
-            ZoneType::Normal
-        } else {
-            ZoneType::Dma32
-        }
+        if self.zone == ZoneType::Normal as u8 { ZoneType::Normal } else { ZoneType::Dma32 }
     }
 
     /// The buddy or compound order (meaningful on free heads and compound heads).

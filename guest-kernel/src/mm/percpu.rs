@@ -41,9 +41,7 @@ pub struct PerCpu<T> {
 impl<T> PerCpu<T> {
     /// Every CPU's copy starts as `init()`.
     pub fn new(mut init: impl FnMut() -> T) -> Self {
-        PerCpu {
-            slots: core::array::from_fn(|_| Slot(spin::Mutex::new(init()))),
-        }
+        PerCpu { slots: core::array::from_fn(|_| Slot(spin::Mutex::new(init()))) }
     }
 
     /// `get_cpu_var()`: this CPU's copy with preemption disabled until the
@@ -53,15 +51,9 @@ impl<T> PerCpu<T> {
         let cpu = preempt.smp_processor_id();
         let Some(guard) = self.slots[cpu].0.try_lock() else {
             preempt.preempt_enable();
-            panic!(
-                "per-CPU variable re-entered on cpu {cpu} (interrupt handlers need irqsave access)"
-            );
+            panic!("per-CPU variable re-entered on cpu {cpu} (interrupt handlers need irqsave access)");
         };
-        PerCpuGuard {
-            guard,
-            preempt,
-            cpu,
-        }
+        PerCpuGuard { guard, preempt, cpu }
     }
 
     /// `per_cpu(var, cpu)`: another CPU's copy, e.g. to sum counters.
@@ -144,10 +136,7 @@ mod tests {
         let b = &v.slots[1] as *const _ as usize;
         assert_eq!(a % 64, 0);
         assert_eq!(b - a, 64);
-        let p = FakeCpu {
-            count: Cell::new(0),
-            cpu: Cell::new(2),
-        };
+        let p = FakeCpu { count: Cell::new(0), cpu: Cell::new(2) };
         {
             let mut g = v.get_cpu_var(&p);
             assert_eq!(p.count.get(), 1, "preemption disabled while in use");
@@ -165,10 +154,7 @@ mod tests {
     #[should_panic(expected = "re-entered on cpu 1")]
     fn reentry_is_reported() {
         let v: PerCpu<u32> = PerCpu::new(|| 0);
-        let p = FakeCpu {
-            count: Cell::new(0),
-            cpu: Cell::new(1),
-        };
+        let p = FakeCpu { count: Cell::new(0), cpu: Cell::new(1) };
         let _g = v.get_cpu_var(&p);
         let _h = v.get_cpu_var(&p);
     }

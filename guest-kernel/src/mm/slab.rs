@@ -194,12 +194,7 @@ impl KmemCache {
             _ => AC_MAX,
         };
         let batchcount = limit.div_ceil(2);
-        let ac = ArrayCache {
-            avail: 0,
-            limit,
-            batchcount,
-            entry: [0; AC_MAX],
-        };
+        let ac = ArrayCache { avail: 0, limit, batchcount, entry: [0; AC_MAX] };
         Ok(KmemCache {
             name,
             object_size: size,
@@ -319,14 +314,7 @@ impl KmemCache {
     fn cache_grow<P: PageSource>(&mut self, src: &mut P, gfp: Gfp) -> Option<usize> {
         let base = src.alloc_pages(self.gfporder, gfp & !(Gfp::__GFP_ZERO | Gfp::__GFP_COMP))?;
         src.set_slab(base, true);
-        let h = SlabHeader {
-            magic: SLAB_MAGIC,
-            cache_id: self.id,
-            active: 0,
-            list: ListKind::Free,
-            prev: 0,
-            next: 0,
-        };
+        let h = SlabHeader { magic: SLAB_MAGIC, cache_id: self.id, active: 0, list: ListKind::Free, prev: 0, next: 0 };
         self.write_hdr(base, &h);
         for i in 0..self.num {
             self.fl_set(base, i, i);
@@ -363,9 +351,7 @@ impl KmemCache {
 
     /// `slab_put_obj()` after validating that `obj` is a live object here.
     fn slab_put_obj<P: PageSource>(&mut self, src: &P, obj: usize) -> Result<usize, SlabError> {
-        let (base, order, is_slab) = src
-            .lookup(obj)
-            .ok_or(SlabError::BadFree("not in any page block"))?;
+        let (base, order, is_slab) = src.lookup(obj).ok_or(SlabError::BadFree("not in any page block"))?;
         if !is_slab || order != self.gfporder {
             return Err(SlabError::BadFree("not a slab page of this cache"));
         }
@@ -431,12 +417,7 @@ impl KmemCache {
     }
 
     /// `kmem_cache_alloc()`.
-    pub fn alloc<P: PageSource>(
-        &mut self,
-        src: &mut P,
-        cpu: usize,
-        gfp: Gfp,
-    ) -> Option<NonNull<u8>> {
+    pub fn alloc<P: PageSource>(&mut self, src: &mut P, cpu: usize, gfp: Gfp) -> Option<NonNull<u8>> {
         if self.array[cpu].avail > 0 {
             self.stats.ac_hits += 1;
         } else {
@@ -462,16 +443,9 @@ impl KmemCache {
     ///
     /// Invalid pointers are detected when they reach the slab (immediately
     /// for the checks that need no slab walk, otherwise at flush time).
-    pub fn free<P: PageSource>(
-        &mut self,
-        src: &mut P,
-        cpu: usize,
-        obj: NonNull<u8>,
-    ) -> Result<(), SlabError> {
+    pub fn free<P: PageSource>(&mut self, src: &mut P, cpu: usize, obj: NonNull<u8>) -> Result<(), SlabError> {
         let obj = obj.as_ptr() as usize;
-        let (base, _, is_slab) = src
-            .lookup(obj)
-            .ok_or(SlabError::BadFree("not in any page block"))?;
+        let (base, _, is_slab) = src.lookup(obj).ok_or(SlabError::BadFree("not in any page block"))?;
         if !is_slab || self.read_hdr(base).cache_id != self.id {
             return Err(SlabError::BadFree("object does not belong to this cache"));
         }
@@ -486,11 +460,7 @@ impl KmemCache {
     }
 
     /// `cache_flusharray()`.
-    fn cache_flusharray<P: PageSource>(
-        &mut self,
-        src: &mut P,
-        cpu: usize,
-    ) -> Result<(), SlabError> {
+    fn cache_flusharray<P: PageSource>(&mut self, src: &mut P, cpu: usize) -> Result<(), SlabError> {
         let n = self.array[cpu].batchcount.min(self.array[cpu].avail);
         let mut result = Ok(());
         for i in 0..n {
@@ -534,9 +504,7 @@ impl KmemCache {
     /// Objects currently handed out to users.
     pub fn live_objects(&self) -> usize {
         let in_arrays: usize = self.array.iter().map(|a| a.avail).sum();
-        (self.full.len + self.partial.len + self.free.len) * self.num
-            - self.free_objects
-            - in_arrays
+        (self.full.len + self.partial.len + self.free.len) * self.num - self.free_objects - in_arrays
     }
 
     /// Slabs per list: (full, partial, free).
@@ -638,27 +606,15 @@ impl Kmalloc {
     pub fn new() -> Kmalloc {
         let caches = core::array::from_fn(|i| {
             let (size, align) = KMALLOC_SIZES[i];
-            KmemCache::create_with_id(
-                KMALLOC_NAMES[i],
-                size,
-                align,
-                0,
-                None,
-                KMALLOC_ID | i as u32,
-            )
-            .expect("kmalloc size classes fit in a slab")
+            KmemCache::create_with_id(KMALLOC_NAMES[i], size, align, 0, None, KMALLOC_ID | i as u32)
+                .expect("kmalloc size classes fit in a slab")
         });
-        Kmalloc {
-            caches,
-            large_live: 0,
-        }
+        Kmalloc { caches, large_live: 0 }
     }
 
     /// `kmalloc_index()`: the smallest class that fits size and alignment.
     pub fn kmalloc_index(size: usize, align: usize) -> Option<usize> {
-        KMALLOC_SIZES
-            .iter()
-            .position(|&(s, a)| s >= size && a >= align)
+        KMALLOC_SIZES.iter().position(|&(s, a)| s >= size && a >= align)
     }
 
     /// `kmalloc()` with an explicit alignment (the global allocator needs it).
@@ -685,16 +641,10 @@ impl Kmalloc {
 
     /// `kfree()`: find the owner through the page (`PG_slab` or a large
     /// block) and free there.
-    pub fn kfree<P: PageSource>(
-        &mut self,
-        src: &mut P,
-        cpu: usize,
-        ptr: NonNull<u8>,
-    ) -> Result<(), SlabError> {
+    pub fn kfree<P: PageSource>(&mut self, src: &mut P, cpu: usize, ptr: NonNull<u8>) -> Result<(), SlabError> {
         let addr = ptr.as_ptr() as usize;
-        let (base, order, is_slab) = src.lookup(addr).ok_or(SlabError::BadFree(
-            "kfree of a pointer kmalloc never returned",
-        ))?;
+        let (base, order, is_slab) =
+            src.lookup(addr).ok_or(SlabError::BadFree("kfree of a pointer kmalloc never returned"))?;
         if !is_slab {
             if base != addr {
                 return Err(SlabError::BadFree("kfree inside a large allocation"));
@@ -711,25 +661,17 @@ impl Kmalloc {
         // Any cache can read the header: the layout is the same for all.
         let h = self.caches[0].read_hdr_at_any(base);
         match h {
-            Some(id)
-                if id & 0xff00_0000 == KMALLOC_ID && ((id & 0xff) as usize) < self.caches.len() =>
-            {
+            Some(id) if id & 0xff00_0000 == KMALLOC_ID && ((id & 0xff) as usize) < self.caches.len() => {
                 Ok((id & 0xff) as usize)
             }
-            _ => Err(SlabError::BadFree(
-                "kfree of an object from a non-kmalloc cache",
-            )),
+            _ => Err(SlabError::BadFree("kfree of an object from a non-kmalloc cache")),
         }
     }
 
     /// `ksize()`: usable size of an allocation.
     pub fn ksize<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Option<usize> {
         let (base, order, is_slab) = src.lookup(ptr.as_ptr() as usize)?;
-        if is_slab {
-            Some(self.caches[self.class_of(base).ok()?].object_size)
-        } else {
-            Some(PAGE_SIZE << order)
-        }
+        if is_slab { Some(self.caches[self.class_of(base).ok()?].object_size) } else { Some(PAGE_SIZE << order) }
     }
 
     /// Drain the per-CPU arrays and free empty slabs of every class.
@@ -899,12 +841,7 @@ pub(crate) mod tests {
             assert_eq!(o, order);
             let bytes = PAGE_SIZE << order;
             // SAFETY: allocated above with this very layout.
-            unsafe {
-                std::alloc::dealloc(
-                    addr as *mut u8,
-                    Layout::from_size_align(bytes, bytes).unwrap(),
-                )
-            };
+            unsafe { std::alloc::dealloc(addr as *mut u8, Layout::from_size_align(bytes, bytes).unwrap()) };
         }
         fn set_slab(&mut self, addr: usize, on: bool) {
             self.blocks.get_mut(&addr).unwrap().1 = on;
@@ -920,12 +857,7 @@ pub(crate) mod tests {
             for (addr, (order, _)) in core::mem::take(&mut self.blocks) {
                 let bytes = PAGE_SIZE << order;
                 // SAFETY: every block in the map came from std::alloc with this layout.
-                unsafe {
-                    std::alloc::dealloc(
-                        addr as *mut u8,
-                        Layout::from_size_align(bytes, bytes).unwrap(),
-                    )
-                };
+                unsafe { std::alloc::dealloc(addr as *mut u8, Layout::from_size_align(bytes, bytes).unwrap()) };
             }
         }
     }
@@ -951,24 +883,11 @@ pub(crate) mod tests {
         let k = Kmalloc::new();
         for c in &k.caches {
             let waste = (PAGE_SIZE << c.gfporder) - c.num * (c.size + 2) - HDR;
-            assert!(
-                waste * 8 <= PAGE_SIZE << c.gfporder || c.gfporder == MAX_SLAB_ORDER,
-                "{}",
-                c.name
-            );
+            assert!(waste * 8 <= PAGE_SIZE << c.gfporder || c.gfporder == MAX_SLAB_ORDER, "{}", c.name);
         }
-        assert_eq!(
-            KmemCache::create("x", 8, 3, 0, None).unwrap_err(),
-            SlabError::BadAlign
-        );
-        assert_eq!(
-            KmemCache::create("x", 8, 8192, 0, None).unwrap_err(),
-            SlabError::BadAlign
-        );
-        assert_eq!(
-            KmemCache::create("x", 1 << 20, 8, 0, None).unwrap_err(),
-            SlabError::TooLarge
-        );
+        assert_eq!(KmemCache::create("x", 8, 3, 0, None).unwrap_err(), SlabError::BadAlign);
+        assert_eq!(KmemCache::create("x", 8, 8192, 0, None).unwrap_err(), SlabError::BadAlign);
+        assert_eq!(KmemCache::create("x", 1 << 20, 8, 0, None).unwrap_err(), SlabError::TooLarge);
         assert_eq!(get_order(1), 0);
         assert_eq!(get_order(4097), 1);
         assert_eq!(get_order(16384), 2);
@@ -1006,21 +925,16 @@ pub(crate) mod tests {
                 // SAFETY: a is a live object we wrote above.
                 unsafe { assert_eq!(((a + 8) as *const u64).read(), tag, "object corrupted") };
                 live.remove(&a);
-                c.free(&mut src, cpu, NonNull::new(a as *mut u8).unwrap())
-                    .unwrap();
+                c.free(&mut src, cpu, NonNull::new(a as *mut u8).unwrap()).unwrap();
             }
             assert_eq!(c.live_objects(), live.len());
         }
         let grown = c.stats.grown as usize;
         assert_eq!(CTOR_CALLS.load(Ordering::Relaxed) - before, grown * c.num);
         assert!(c.stats.ac_hits > 0);
-        assert_eq!(
-            c.destroy(&mut src),
-            Err(SlabError::Busy { live: live.len() })
-        );
+        assert_eq!(c.destroy(&mut src), Err(SlabError::Busy { live: live.len() }));
         for (a, _) in core::mem::take(&mut live) {
-            c.free(&mut src, 0, NonNull::new(a as *mut u8).unwrap())
-                .unwrap();
+            c.free(&mut src, 0, NonNull::new(a as *mut u8).unwrap()).unwrap();
         }
         c.destroy(&mut src).unwrap();
         assert!(src.blocks.is_empty(), "slabs leaked");
@@ -1032,9 +946,7 @@ pub(crate) mod tests {
         let mut src = FakePages::default();
         let mut c = KmemCache::create("big", 1000, 8, 0, None).unwrap();
         let num = c.num;
-        let objs: Vec<_> = (0..num)
-            .map(|_| c.alloc(&mut src, 0, Gfp::GFP_KERNEL).unwrap())
-            .collect();
+        let objs: Vec<_> = (0..num).map(|_| c.alloc(&mut src, 0, Gfp::GFP_KERNEL).unwrap()).collect();
         // The array cache prefetched a batch into a second slab.
         c.drain(&mut src).unwrap();
         let (full, partial, free) = c.slab_counts();
@@ -1067,22 +979,14 @@ pub(crate) mod tests {
         a.free(&mut src, 0, x).unwrap();
         assert!(matches!(a.drain(&mut src), Err(SlabError::BadFree(_))));
         // With other objects live, the free-list scan catches it.
-        let objs: Vec<_> = (0..3)
-            .map(|_| a.alloc(&mut src, 0, Gfp::GFP_KERNEL).unwrap())
-            .collect();
+        let objs: Vec<_> = (0..3).map(|_| a.alloc(&mut src, 0, Gfp::GFP_KERNEL).unwrap()).collect();
         a.drain(&mut src).unwrap();
         a.free(&mut src, 0, objs[0]).unwrap();
         a.free(&mut src, 0, objs[0]).unwrap();
-        assert_eq!(
-            a.drain(&mut src),
-            Err(SlabError::BadFree("double free of an object"))
-        );
+        assert_eq!(a.drain(&mut src), Err(SlabError::BadFree("double free of an object")));
         let stack = 0u64;
         let bogus = NonNull::from(&stack).cast::<u8>();
-        assert!(matches!(
-            a.free(&mut src, 0, bogus),
-            Err(SlabError::BadFree(_))
-        ));
+        assert!(matches!(a.free(&mut src, 0, bogus), Err(SlabError::BadFree(_))));
     }
 
     #[test]
@@ -1093,9 +997,7 @@ pub(crate) mod tests {
         // SAFETY: p is a live 128-byte object.
         unsafe { p.as_ptr().write_bytes(0xAA, 128) };
         c.free(&mut src, 0, p).unwrap();
-        let q = c
-            .alloc(&mut src, 0, Gfp::GFP_KERNEL | Gfp::__GFP_ZERO)
-            .unwrap();
+        let q = c.alloc(&mut src, 0, Gfp::GFP_KERNEL | Gfp::__GFP_ZERO).unwrap();
         assert_eq!(p, q);
         // SAFETY: q is a live 128-byte object.
         let bytes = unsafe { core::slice::from_raw_parts(q.as_ptr(), 128) };
@@ -1120,10 +1022,7 @@ pub(crate) mod tests {
                     _ => 1 + rng.below(200) as usize,
                 };
                 let align = 1 << rng.below(8);
-                let p = k
-                    .kmalloc(&mut src, cpu, size, align, Gfp::GFP_KERNEL)
-                    .unwrap()
-                    .as_ptr() as usize;
+                let p = k.kmalloc(&mut src, cpu, size, align, Gfp::GFP_KERNEL).unwrap().as_ptr() as usize;
                 assert_eq!(p % align, 0);
                 assert!(k.ksize(&src, NonNull::new(p as *mut u8).unwrap()).unwrap() >= size);
                 if let Some((&b, &s)) = live.range(..=p).next_back() {
@@ -1137,13 +1036,11 @@ pub(crate) mod tests {
                 let nth = rng.below(live.len() as u64) as usize;
                 let (&p, _) = live.iter().nth(nth).unwrap();
                 live.remove(&p);
-                k.kfree(&mut src, cpu, NonNull::new(p as *mut u8).unwrap())
-                    .unwrap();
+                k.kfree(&mut src, cpu, NonNull::new(p as *mut u8).unwrap()).unwrap();
             }
         }
         for (p, _) in core::mem::take(&mut live) {
-            k.kfree(&mut src, 0, NonNull::new(p as *mut u8).unwrap())
-                .unwrap();
+            k.kfree(&mut src, 0, NonNull::new(p as *mut u8).unwrap()).unwrap();
         }
         assert_eq!(k.large_live, 0);
         k.shrink(&mut src).unwrap();
@@ -1151,10 +1048,7 @@ pub(crate) mod tests {
         // A non-kmalloc slab object is refused by kfree.
         let mut other = KmemCache::create("other", 32, 8, 0, None).unwrap();
         let o = other.alloc(&mut src, 0, Gfp::GFP_KERNEL).unwrap();
-        assert!(matches!(
-            k.kfree(&mut src, 0, o),
-            Err(SlabError::BadFree(_))
-        ));
+        assert!(matches!(k.kfree(&mut src, 0, o), Err(SlabError::BadFree(_))));
     }
 
     #[test]

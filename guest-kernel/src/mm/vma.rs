@@ -136,10 +136,7 @@ impl VmaTree {
         {
             return Some(v);
         }
-        self.map
-            .range(addr.saturating_add(1)..)
-            .next()
-            .map(|(_, v)| v)
+        self.map.range(addr.saturating_add(1)..).next().map(|(_, v)| v)
     }
 
     /// `find_vma_prev()`: [`Self::find_vma`] and the VMA before it.
@@ -167,11 +164,7 @@ impl VmaTree {
         {
             let prev = *prev;
             self.map.remove(&prev.start);
-            v = Vma {
-                start: prev.start,
-                pgoff: prev.pgoff,
-                ..v
-            };
+            v = Vma { start: prev.start, pgoff: prev.pgoff, ..v };
         }
         if let Some(next) = self.map.get(&v.end).copied()
             && v.can_merge_with_next(&next)
@@ -191,11 +184,7 @@ impl VmaTree {
         if v.start >= addr {
             return;
         }
-        let hi = Vma {
-            start: addr,
-            pgoff: v.pgoff_at(addr),
-            ..v
-        };
+        let hi = Vma { start: addr, pgoff: v.pgoff_at(addr), ..v };
         self.map.insert(v.start, Vma { end: addr, ..v });
         self.map.insert(addr, hi);
     }
@@ -206,31 +195,18 @@ impl VmaTree {
         self.split_vma(start);
         self.split_vma(end);
         let keys: alloc::vec::Vec<usize> = self.map.range(start..end).map(|(k, _)| *k).collect();
-        keys.into_iter()
-            .filter_map(|k| self.map.remove(&k))
-            .collect()
+        keys.into_iter().filter_map(|k| self.map.remove(&k)).collect()
     }
 
     /// Replace the flags of every VMA within `[start, end)` (after splitting)
     /// and merge the result with its neighbours.
     pub fn set_flags_range(&mut self, start: usize, end: usize, f: impl Fn(u64) -> u64) {
         for v in self.detach_range(start, end) {
-            self.map.insert(
-                v.start,
-                Vma {
-                    flags: f(v.flags),
-                    ..v
-                },
-            );
+            self.map.insert(v.start, Vma { flags: f(v.flags), ..v });
         }
         // Merge pass around the changed range.
-        let keys: alloc::vec::Vec<usize> = self
-            .map
-            .range(..=end)
-            .rev()
-            .take_while(|(_, v)| v.end >= start)
-            .map(|(k, _)| *k)
-            .collect();
+        let keys: alloc::vec::Vec<usize> =
+            self.map.range(..=end).rev().take_while(|(_, v)| v.end >= start).map(|(k, _)| *k).collect();
         for k in keys.into_iter().rev() {
             if let Some(v) = self.map.remove(&k) {
                 self.insert_merge(v);
@@ -264,13 +240,7 @@ mod tests {
     use alloc::vec::Vec;
 
     fn anon(start: usize, end: usize, flags: u64) -> Vma {
-        Vma {
-            start,
-            end,
-            flags,
-            pgoff: start >> 12,
-            file: None,
-        }
+        Vma { start, end, flags, pgoff: start >> 12, file: None }
     }
 
     #[test]
@@ -283,10 +253,7 @@ mod tests {
         assert_eq!(t.find_vma(0x3000).unwrap().start, 0x5000);
         assert!(t.find_vma(0x6000).is_none());
         assert!(t.find_vma_intersection(0x3000, 0x5000).is_none());
-        assert_eq!(
-            t.find_vma_intersection(0x3000, 0x5001).unwrap().start,
-            0x5000
-        );
+        assert_eq!(t.find_vma_intersection(0x3000, 0x5001).unwrap().start, 0x5000);
         let (v, p) = t.find_vma_prev(0x4000);
         assert_eq!((v.unwrap().start, p.unwrap().start), (0x5000, 0x1000));
         assert_eq!(t.find_vma_prev(0x7000).1.unwrap().start, 0x5000);
@@ -298,20 +265,11 @@ mod tests {
         t.insert_merge(anon(0x1000, 0x2000, VM_READ));
         t.insert_merge(anon(0x3000, 0x4000, VM_READ));
         t.insert_merge(anon(0x2000, 0x3000, VM_READ));
-        assert_eq!(
-            t.iter().copied().collect::<Vec<_>>(),
-            [anon(0x1000, 0x4000, VM_READ)]
-        );
+        assert_eq!(t.iter().copied().collect::<Vec<_>>(), [anon(0x1000, 0x4000, VM_READ)]);
         t.insert_merge(anon(0x4000, 0x5000, VM_READ | VM_WRITE));
         assert_eq!(t.len(), 2, "different flags do not merge");
         // File VMAs merge only when their offsets continue.
-        let f = |s: usize, e: usize, pgoff| Vma {
-            start: s,
-            end: e,
-            flags: VM_READ,
-            pgoff,
-            file: Some(7),
-        };
+        let f = |s: usize, e: usize, pgoff| Vma { start: s, end: e, flags: VM_READ, pgoff, file: Some(7) };
         t.insert_merge(f(0x10000, 0x11000, 0));
         t.insert_merge(f(0x11000, 0x12000, 5));
         assert_eq!(t.len(), 4);
@@ -324,13 +282,7 @@ mod tests {
         let mut t = VmaTree::new();
         t.insert_merge(anon(0x1000, 0x9000, VM_READ));
         let gone = t.detach_range(0x3000, 0x5000);
-        assert_eq!(
-            gone,
-            [Vma {
-                pgoff: 3,
-                ..anon(0x3000, 0x5000, VM_READ)
-            }]
-        );
+        assert_eq!(gone, [Vma { pgoff: 3, ..anon(0x3000, 0x5000, VM_READ) }]);
         let left: Vec<_> = t.iter().map(|v| (v.start, v.end, v.pgoff)).collect();
         assert_eq!(left, [(0x1000, 0x3000, 1), (0x5000, 0x9000, 5)]);
     }

@@ -47,11 +47,7 @@ pub struct Vmalloc {
 impl Vmalloc {
     /// Manage `[start, end)` (`VMALLOC_START`..`VMALLOC_END`).
     pub fn new(start: usize, end: usize) -> Self {
-        Vmalloc {
-            start,
-            end,
-            areas: BTreeMap::new(),
-        }
+        Vmalloc { start, end, areas: BTreeMap::new() }
     }
 
     /// `get_vm_area()`: the lowest free range of `size` bytes plus a guard page.
@@ -68,12 +64,7 @@ impl Vmalloc {
     }
 
     /// `vmalloc()`: `size` bytes (rounded up to pages) of mapped memory.
-    pub fn vmalloc<B: VmallocBackend>(
-        &mut self,
-        b: &mut B,
-        size: usize,
-        gfp: Gfp,
-    ) -> Option<usize> {
+    pub fn vmalloc<B: VmallocBackend>(&mut self, b: &mut B, size: usize, gfp: Gfp) -> Option<usize> {
         if size == 0 {
             return None;
         }
@@ -94,23 +85,13 @@ impl Vmalloc {
                 return None;
             }
         }
-        self.areas.insert(
-            addr,
-            VmStruct {
-                addr,
-                size: size + PAGE_SIZE,
-                pages,
-            },
-        );
+        self.areas.insert(addr, VmStruct { addr, size: size + PAGE_SIZE, pages });
         Some(addr)
     }
 
     /// `vfree()`: unmap and free an area from [`Self::vmalloc`].
     pub fn vfree<B: VmallocBackend>(&mut self, b: &mut B, addr: usize) -> Result<(), &'static str> {
-        let area = self
-            .areas
-            .remove(&addr)
-            .ok_or("vfree: not the start of a vmalloc area")?;
+        let area = self.areas.remove(&addr).ok_or("vfree: not the start of a vmalloc area")?;
         b.unmap_range(area.addr, area.size - PAGE_SIZE);
         for pfn in area.pages {
             b.free_page(pfn);
@@ -178,46 +159,25 @@ mod tests {
     fn vmalloc_maps_scattered_pages_with_guard_gaps() {
         let base = 0xffff_8000_0000_0000;
         let mut v = Vmalloc::new(base, base + 64 * PAGE_SIZE);
-        let mut b = Fake {
-            limit: 1000,
-            ..Fake::default()
-        };
-        let a = v
-            .vmalloc(&mut b, 3 * PAGE_SIZE - 5, Gfp::GFP_KERNEL)
-            .unwrap();
+        let mut b = Fake { limit: 1000, ..Fake::default() };
+        let a = v.vmalloc(&mut b, 3 * PAGE_SIZE - 5, Gfp::GFP_KERNEL).unwrap();
         let c = v.vmalloc(&mut b, PAGE_SIZE, Gfp::GFP_KERNEL).unwrap();
         assert_eq!(a, base);
         assert_eq!(c, base + 4 * PAGE_SIZE, "one guard page between areas");
         assert_eq!(b.mapped.len(), 4);
         assert_eq!(v.vmalloc_to_pfn(a + PAGE_SIZE + 12), Some(6));
-        assert!(
-            v.find_vm_area(a + 3 * PAGE_SIZE).is_none(),
-            "guard page is not part of the area"
-        );
+        assert!(v.find_vm_area(a + 3 * PAGE_SIZE).is_none(), "guard page is not part of the area");
         v.vfree(&mut b, a).unwrap();
-        assert_eq!(
-            b.free.iter().copied().collect::<BTreeSet<_>>(),
-            [3, 6, 9].into()
-        );
-        assert_eq!(
-            v.vmalloc(&mut b, 2 * PAGE_SIZE, Gfp::GFP_KERNEL),
-            Some(base),
-            "hole reused"
-        );
+        assert_eq!(b.free.iter().copied().collect::<BTreeSet<_>>(), [3, 6, 9].into());
+        assert_eq!(v.vmalloc(&mut b, 2 * PAGE_SIZE, Gfp::GFP_KERNEL), Some(base), "hole reused");
         assert!(v.vfree(&mut b, c + PAGE_SIZE).is_err());
-        assert!(
-            v.vmalloc(&mut b, 64 * PAGE_SIZE, Gfp::GFP_KERNEL).is_none(),
-            "area full"
-        );
+        assert!(v.vmalloc(&mut b, 64 * PAGE_SIZE, Gfp::GFP_KERNEL).is_none(), "area full");
     }
 
     #[test]
     fn vmalloc_failure_undoes_partial_work() {
         let mut v = Vmalloc::new(0x1000_0000, 0x2000_0000);
-        let mut b = Fake {
-            limit: 2,
-            ..Fake::default()
-        };
+        let mut b = Fake { limit: 2, ..Fake::default() };
         assert!(v.vmalloc(&mut b, 4 * PAGE_SIZE, Gfp::GFP_KERNEL).is_none());
         assert!(b.mapped.is_empty());
         assert_eq!(b.free.len(), 2);

@@ -11,8 +11,7 @@ use core::fmt;
 use super::buddy::{FreeArea, MemMap, list_push, list_unlink};
 use super::gfp::Gfp;
 use super::page::{
-    MAX_NR_ZONES, MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGE_SHIFT, PAGE_SIZE, Page,
-    PageFlags, Pfn, ZoneType,
+    MAX_NR_ZONES, MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, Pfn, ZoneType,
 };
 
 /// CPUs the per-CPU structures have room for.
@@ -84,10 +83,7 @@ struct PcpList {
 }
 
 impl PcpList {
-    const EMPTY: PcpList = PcpList {
-        head: NIL,
-        tail: NIL,
-    };
+    const EMPTY: PcpList = PcpList { head: NIL, tail: NIL };
 
     fn push_head(&mut self, map: &mut MemMap<'_>, pfn: Pfn) {
         list_push(map, &mut self.head, pfn);
@@ -144,14 +140,8 @@ pub struct PerCpuPages {
 }
 
 impl PerCpuPages {
-    const EMPTY: PerCpuPages = PerCpuPages {
-        count: 0,
-        high: 0,
-        batch: 1,
-        lists: [PcpList::EMPTY; MIGRATE_TYPES],
-        hits: 0,
-        refills: 0,
-    };
+    const EMPTY: PerCpuPages =
+        PerCpuPages { count: 0, high: 0, batch: 1, lists: [PcpList::EMPTY; MIGRATE_TYPES], hits: 0, refills: 0 };
 }
 
 /// `struct zone`.
@@ -252,9 +242,7 @@ pub struct ZoneLimits {
 
 impl ZoneLimits {
     /// arm64: ZONE_DMA32 is the memory below 4 GiB.
-    pub const ARM64: ZoneLimits = ZoneLimits {
-        dma32_end_pfn: (1usize << 32) >> PAGE_SHIFT,
-    };
+    pub const ARM64: ZoneLimits = ZoneLimits { dma32_end_pfn: (1usize << 32) >> PAGE_SHIFT };
 }
 
 /// Allocator-wide counters (a little of /proc/vmstat).
@@ -302,28 +290,13 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     /// `free_area_init()`: build the node over `mem_map`, whose first entry
     /// describes `start_pfn`. Every page starts reserved; memory reaches the
     /// buddy lists only through [`Self::free_range`] (memblock's hand-over).
-    pub fn free_area_init(
-        mem_map: &'a mut [Page],
-        start_pfn: Pfn,
-        limits: ZoneLimits,
-        mem: M,
-    ) -> Self {
+    pub fn free_area_init(mem_map: &'a mut [Page], start_pfn: Pfn, limits: ZoneLimits, mem: M) -> Self {
         let end_pfn = start_pfn + mem_map.len();
         let split = limits.dma32_end_pfn.clamp(start_pfn, end_pfn);
-        let zones = [
-            Zone::new(ZoneType::Dma32, start_pfn, split),
-            Zone::new(ZoneType::Normal, split, end_pfn),
-        ];
-        let mut map = MemMap {
-            pages: mem_map,
-            start_pfn,
-        };
+        let zones = [Zone::new(ZoneType::Dma32, start_pfn, split), Zone::new(ZoneType::Normal, split, end_pfn)];
+        let mut map = MemMap { pages: mem_map, start_pfn };
         for pfn in start_pfn..end_pfn {
-            let zone = if pfn < split {
-                ZoneType::Dma32
-            } else {
-                ZoneType::Normal
-            };
+            let zone = if pfn < split { ZoneType::Dma32 } else { ZoneType::Normal };
             let p = map.page_mut(pfn);
             *p = Page::RESERVED;
             p.zone = zone as u8;
@@ -385,10 +358,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
 
     /// `nr_free_buffer_pages()`: managed pages above the high watermark.
     fn nr_free_buffer_pages(&self) -> usize {
-        self.zones
-            .iter()
-            .map(|z| z.managed_pages.saturating_sub(z.wmark_pages(Wmark::High)))
-            .sum()
+        self.zones.iter().map(|z| z.managed_pages.saturating_sub(z.wmark_pages(Wmark::High))).sum()
     }
 
     /// `__setup_per_zone_wmarks()`: share `min_free_kbytes` among the zones
@@ -398,9 +368,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         let pages_min = self.min_free_kbytes >> (PAGE_SHIFT - 10);
         let lowmem_pages: usize = self.zones.iter().map(|z| z.managed_pages).sum();
         for zone in self.zones.iter_mut() {
-            let min = (pages_min * zone.managed_pages)
-                .checked_div(lowmem_pages)
-                .unwrap_or(0);
+            let min = (pages_min * zone.managed_pages).checked_div(lowmem_pages).unwrap_or(0);
             let gap = (min >> 2).max(zone.managed_pages * WATERMARK_SCALE_FACTOR / 10_000);
             zone.watermark = [min, min + gap, min + 2 * gap];
         }
@@ -440,10 +408,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     /// The zonelist for an allocation whose highest zone is `highest`:
     /// highest first, then lower zones (UMA: {NORMAL, DMA32}).
     pub fn zonelist(highest: ZoneType) -> impl Iterator<Item = ZoneType> {
-        ZoneType::ALL
-            .into_iter()
-            .rev()
-            .filter(move |z| *z <= highest)
+        ZoneType::ALL.into_iter().rev().filter(move |z| *z <= highest)
     }
 
     /// `alloc_pages()`: a block of 2^`order` frames, or `None`.
@@ -495,13 +460,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
 
     /// `get_page_from_freelist()`: walk the zonelist and take from the first
     /// zone whose watermark check passes.
-    fn get_page_from_freelist(
-        &mut self,
-        gfp: Gfp,
-        order: usize,
-        flags: AllocFlags,
-        cpu: usize,
-    ) -> Option<Pfn> {
+    fn get_page_from_freelist(&mut self, gfp: Gfp, order: usize, flags: AllocFlags, cpu: usize) -> Option<Pfn> {
         let highest = gfp.zone();
         let mt = gfp.migratetype();
         for zt in Self::zonelist(highest) {
@@ -592,11 +551,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     /// `compound_head()`: the head frame of the (possibly compound) page.
     pub fn compound_head(&self, pfn: Pfn) -> Pfn {
         let page = self.map.page(pfn);
-        if page.is_tail() {
-            self.map.pfn(page.compound_head)
-        } else {
-            pfn
-        }
+        if page.is_tail() { self.map.pfn(page.compound_head) } else { pfn }
     }
 
     /// `compound_order()`: 0 for a plain page.
@@ -614,10 +569,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     pub fn get_page(&mut self, pfn: Pfn) {
         let head = self.compound_head(pfn);
         let page = self.map.page_mut(head);
-        assert!(
-            page.refcount > 0,
-            "bad page: get_page on free pfn {head:#x}"
-        );
+        assert!(page.refcount > 0, "bad page: get_page on free pfn {head:#x}");
         page.refcount += 1;
     }
 
@@ -633,10 +585,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     pub fn __free_pages(&mut self, pfn: Pfn, order: usize, cpu: usize) {
         let page = self.map.page_mut(pfn);
         assert!(
-            !page.is_tail()
-                && !page.is_reserved()
-                && !page.is_buddy()
-                && !page.flags.has(PageFlags::PG_PCP),
+            !page.is_tail() && !page.is_reserved() && !page.is_buddy() && !page.flags.has(PageFlags::PG_PCP),
             "bad page: freeing pfn {pfn:#x} with flags {:?}",
             page.flags
         );
@@ -646,11 +595,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
             return;
         }
         if page.is_head() {
-            assert_eq!(
-                page.order(),
-                order,
-                "bad page: compound order mismatch at pfn {pfn:#x}"
-            );
+            assert_eq!(page.order(), order, "bad page: compound order mismatch at pfn {pfn:#x}");
             page.flags.clear(PageFlags::PG_HEAD);
             for p in pfn + 1..pfn + (1 << order) {
                 self.map.page_mut(p).flags.clear(PageFlags::PG_TAIL);
@@ -744,9 +689,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
 
     /// A snapshot of the free lists: /proc/buddyinfo.
     pub fn buddyinfo(&self) -> BuddyInfo {
-        let mut info = BuddyInfo {
-            zones: [None; MAX_NR_ZONES],
-        };
+        let mut info = BuddyInfo { zones: [None; MAX_NR_ZONES] };
         for (i, zone) in self.zones.iter().enumerate() {
             if zone.populated() {
                 let mut counts = [0; MAX_ORDER];
@@ -855,17 +798,9 @@ pub(crate) mod tests {
 
     /// A node over `[start, end)` with the DMA32/NORMAL split at `split`;
     /// everything in `free` is handed over.
-    pub(crate) fn node(
-        start: Pfn,
-        end: Pfn,
-        split: Pfn,
-        free: &[(Pfn, Pfn)],
-    ) -> PageAllocator<'static, FakeMem> {
-        let map: &'static mut [Page] =
-            Box::leak(vec![Page::RESERVED; end - start].into_boxed_slice());
-        let limits = ZoneLimits {
-            dma32_end_pfn: split,
-        };
+    pub(crate) fn node(start: Pfn, end: Pfn, split: Pfn, free: &[(Pfn, Pfn)]) -> PageAllocator<'static, FakeMem> {
+        let map: &'static mut [Page] = Box::leak(vec![Page::RESERVED; end - start].into_boxed_slice());
+        let limits = ZoneLimits { dma32_end_pfn: split };
         let mut pa = PageAllocator::free_area_init(map, start, limits, FakeMem::default());
         for &(s, e) in free {
             pa.free_range(s, e);
@@ -878,12 +813,7 @@ pub(crate) mod tests {
     fn handover_builds_maximal_blocks() {
         // 0x40000..0x41000 = 4096 pages = four order-10 blocks; a hole in
         // the middle of the second block splits it.
-        let pa = node(
-            0x40000,
-            0x41000,
-            0x100000,
-            &[(0x40000, 0x40500), (0x40510, 0x41000)],
-        );
+        let pa = node(0x40000, 0x41000, 0x100000, &[(0x40000, 0x40500), (0x40510, 0x41000)]);
         assert_eq!(pa.check(), Ok(4096 - 16));
         let z = &pa.zones[0];
         assert_eq!(z.managed_pages, 4096 - 16);
@@ -926,12 +856,7 @@ pub(crate) mod tests {
     #[test]
     fn random_alloc_free_matches_model_and_coalesces_fully() {
         let (start, end, split) = (0x8000, 0x8000 + 16384, 0x8000 + 6144);
-        let mut pa = node(
-            start,
-            end,
-            split,
-            &[(start, 0x8000 + 100), (0x8000 + 130, end)],
-        );
+        let mut pa = node(start, end, split, &[(start, 0x8000 + 100), (0x8000 + 130, end)]);
         let initial = pa.buddyinfo();
         let managed = pa.totalram_pages();
         let mut rng = XorShift(0x1234_5678_9abc_def1);
@@ -952,10 +877,7 @@ pub(crate) mod tests {
                 if let Some(pfn) = pa.alloc_pages(gfp, order, cpu) {
                     assert_eq!(pfn % (1 << order), 0, "misaligned block");
                     if gfp.contains(Gfp::__GFP_DMA32) {
-                        assert!(
-                            pfn + (1 << order) <= split,
-                            "DMA32 allocation above the zone"
-                        );
+                        assert!(pfn + (1 << order) <= split, "DMA32 allocation above the zone");
                     }
                     // No overlap with a live block on either side.
                     if let Some((&p, &(o, _))) = live.range(..=pfn).next_back() {
@@ -1000,27 +922,18 @@ pub(crate) mod tests {
             n += 1;
         }
         let free = pa.zones[0].nr_free_pages;
-        assert!(
-            free <= min && free + batch > min,
-            "GFP_KERNEL stopped at {free}, min {min}"
-        );
+        assert!(free <= min && free + batch > min, "GFP_KERNEL stopped at {free}, min {min}");
         assert!(n > 0 && pa.vmstat.alloc_fail_warn == 1);
         // GFP_ATOMIC: ALLOC_HIGH takes half of min, ALLOC_HARDER a quarter
         // of the rest.
         let atomic_min = min - min / 2 - (min - min / 2) / 4;
         let mut extra = 0;
-        while pa
-            .alloc_page(Gfp::GFP_ATOMIC | Gfp::__GFP_NOWARN, 0)
-            .is_some()
-        {
+        while pa.alloc_page(Gfp::GFP_ATOMIC | Gfp::__GFP_NOWARN, 0).is_some() {
             extra += 1;
         }
         let free = pa.zones[0].nr_free_pages;
         assert!(extra > 0, "atomic allocation could not use the reserve");
-        assert!(
-            free <= atomic_min && free + batch > atomic_min,
-            "atomic stopped at {free}, expected {atomic_min}"
-        );
+        assert!(free <= atomic_min && free + batch > atomic_min, "atomic stopped at {free}, expected {atomic_min}");
         assert_eq!(pa.vmstat.alloc_fail_nowarn, 1);
         // GFP_NOWAIT cannot sleep (ALLOC_HARDER) but has no __GFP_HIGH.
         let nowait_min = min - min / 4;
@@ -1031,10 +944,7 @@ pub(crate) mod tests {
     #[test]
     fn fast_path_uses_low_slow_path_uses_min() {
         let mut pa = node(0, 8192, 1 << 20, &[(0, 8192)]);
-        let (min, low) = (
-            pa.zones[0].wmark_pages(Wmark::Min),
-            pa.zones[0].wmark_pages(Wmark::Low),
-        );
+        let (min, low) = (pa.zones[0].wmark_pages(Wmark::Min), pa.zones[0].wmark_pages(Wmark::Low));
         // Order-3 blocks never touch pcp lists, so the count is exact.
         while pa.zones[0].nr_free_pages - 7 > low {
             pa.alloc_pages(Gfp::GFP_KERNEL, 3, 0).unwrap();
@@ -1070,16 +980,10 @@ pub(crate) mod tests {
         assert!(pa.vmstat.zone_fallback > 0);
         // NORMAL allocations stop short of DMA32's min + reserve ...
         let free = pa.zones[0].nr_free_pages;
-        assert!(
-            free <= dma_min + reserve + 3 && free + 4 > dma_min + reserve,
-            "{free} vs {dma_min}+{reserve}"
-        );
+        assert!(free <= dma_min + reserve + 3 && free + 4 > dma_min + reserve, "{free} vs {dma_min}+{reserve}");
         // ... but DMA32 allocations may use the reserved part.
         let mut dma = 0;
-        while pa
-            .alloc_pages(Gfp::GFP_DMA32 | Gfp::__GFP_DIRECT_RECLAIM, 2, 0)
-            .is_some()
-        {
+        while pa.alloc_pages(Gfp::GFP_DMA32 | Gfp::__GFP_DIRECT_RECLAIM, 2, 0).is_some() {
             dma += 1;
         }
         assert!(dma * 4 >= reserve, "only {dma} blocks from the reserve");
@@ -1089,17 +993,10 @@ pub(crate) mod tests {
     #[test]
     fn unmovable_steals_whole_movable_pageblock() {
         let mut pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
-        assert!(
-            MigrateType::ALL
-                .iter()
-                .all(|_| pa.map.pageblock_migratetype(0) == MigrateType::Movable)
-        );
+        assert!(MigrateType::ALL.iter().all(|_| pa.map.pageblock_migratetype(0) == MigrateType::Movable));
         let pfn = pa.alloc_pages(Gfp::GFP_KERNEL, 0, 0).unwrap();
         assert_eq!(pa.map.pageblock_migratetype(pfn), MigrateType::Unmovable);
-        assert_eq!(
-            pa.zones[0].steal_count, 0,
-            "an order-10 block changes type outright"
-        );
+        assert_eq!(pa.zones[0].steal_count, 0, "an order-10 block changes type outright");
         // The rest of that pageblock now serves unmovable requests.
         let again = pa.alloc_pages(Gfp::GFP_KERNEL, 4, 0).unwrap();
         assert_eq!(again / 1024, pfn / 1024);
@@ -1116,21 +1013,14 @@ pub(crate) mod tests {
         // split into blocks of orders 0..=9, none of order 10.
         let mut pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
         let used = pa.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
-        let reclaimable = pa
-            .alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_RECLAIMABLE, 1, 0)
-            .unwrap();
+        let reclaimable = pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_RECLAIMABLE, 1, 0).unwrap();
         assert_ne!(used / 2, reclaimable / 2);
         // Largest-first search found the order-9 block; reclaimable may claim
         // the pageblock: every free page moved, and >= half was free.
         assert_eq!(pa.zones[0].steal_count, 1);
         assert_eq!(pa.map.pageblock_migratetype(0), MigrateType::Reclaimable);
         let area_mt = |pa: &PageAllocator<'_, FakeMem>, mt: MigrateType| -> usize {
-            pa.zones[0]
-                .free_area
-                .iter()
-                .enumerate()
-                .map(|(o, a)| a.nr_free_mt[mt as usize] << o)
-                .sum()
+            pa.zones[0].free_area.iter().enumerate().map(|(o, a)| a.nr_free_mt[mt as usize] << o).sum()
         };
         assert_eq!(area_mt(&pa, MigrateType::Movable), 0);
         assert!(area_mt(&pa, MigrateType::Reclaimable) > 0);
@@ -1163,10 +1053,7 @@ pub(crate) mod tests {
         assert!(m == a || m == b, "took {m}, not one of the lone pages");
         assert_eq!(pa.zones[0].steal_count, steals);
         assert_eq!(pa.map.pageblock_migratetype(m), MigrateType::Reclaimable);
-        assert_eq!(
-            pa.zones[0].free_area[1].nr_free, 1,
-            "the order-1 block was not split"
-        );
+        assert_eq!(pa.zones[0].free_area[1].nr_free, 1, "the order-1 block was not split");
     }
 
     #[test]
@@ -1183,9 +1070,7 @@ pub(crate) mod tests {
         assert!(pa.zones[0].pcp[1].hits >= 1);
         assert_eq!(pa.zones[0].pcp[0].count, 0, "other CPUs untouched");
         // Freeing many pages never lets the list pass `high`.
-        let pages: Vec<Pfn> = (0..3 * high)
-            .filter_map(|_| pa.alloc_page(Gfp::GFP_KERNEL, 1))
-            .collect();
+        let pages: Vec<Pfn> = (0..3 * high).filter_map(|_| pa.alloc_page(Gfp::GFP_KERNEL, 1)).collect();
         for p in pages {
             pa.__free_pages(p, 0, 1);
             assert!(pa.zones[0].pcp[1].count < high);
@@ -1200,9 +1085,7 @@ pub(crate) mod tests {
     #[test]
     fn compound_pages_and_refcounts() {
         let mut pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
-        let head = pa
-            .alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_COMP | Gfp::__GFP_ZERO, 3, 0)
-            .unwrap();
+        let head = pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_COMP | Gfp::__GFP_ZERO, 3, 0).unwrap();
         assert_eq!(pa.mem.zeroed, vec![(head, 8)]);
         assert!(pa.map.page(head).is_head());
         for t in head + 1..head + 8 {
@@ -1245,9 +1128,6 @@ pub(crate) mod tests {
     fn too_large_order_fails() {
         let mut pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
         assert!(pa.alloc_pages(Gfp::GFP_KERNEL, MAX_ORDER, 0).is_none());
-        assert!(
-            pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_DMA32, 0, 0)
-                .is_some()
-        );
+        assert!(pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_DMA32, 0, 0).is_some());
     }
 }

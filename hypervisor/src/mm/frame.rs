@@ -27,10 +27,9 @@ pub enum FrameError {
 impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::OutOfMemory { requested, largest_free } => write!(
-                f,
-                "out of memory: asked for {requested:#x} bytes, largest free run is {largest_free:#x}"
-            ),
+            Self::OutOfMemory { requested, largest_free } => {
+                write!(f, "out of memory: asked for {requested:#x} bytes, largest free run is {largest_free:#x}")
+            }
             Self::BadRequest => write!(f, "bad allocation request (zero size or bad alignment)"),
             Self::TooFragmented => write!(f, "physical memory too fragmented"),
         }
@@ -99,11 +98,15 @@ impl FrameAllocator {
             }
             self.free.remove(i);
             if f.base < base {
-                self.free.insert(i, Region { base: f.base, size: base - f.base }).map_err(|_| FrameError::TooFragmented)?;
+                self.free
+                    .insert(i, Region { base: f.base, size: base - f.base })
+                    .map_err(|_| FrameError::TooFragmented)?;
                 i += 1;
             }
             if f.end() > end {
-                self.free.insert(i, Region { base: end, size: f.end() - end }).map_err(|_| FrameError::TooFragmented)?;
+                self.free
+                    .insert(i, Region { base: end, size: f.end() - end })
+                    .map_err(|_| FrameError::TooFragmented)?;
                 i += 1;
             }
         }

@@ -213,25 +213,12 @@ pub fn decode_instruction(insn: u32, ipa: u64) -> Result<MmioAccess, DecodeError
             }
             // imm9 `[20:12]`, sign-extended.
             let delta = ((field(insn, 20, 12) as i64) << 55) >> 55;
-            let base = if rn == 31 {
-                BaseReg::Sp
-            } else {
-                BaseReg::X(rn)
-            };
+            let base = if rn == 31 { BaseReg::Sp } else { BaseReg::X(rn) };
             Some(Writeback { base, delta })
         }
     };
 
-    Ok(MmioAccess {
-        ipa,
-        size: 1 << size,
-        write,
-        reg: rt,
-        sign_extend,
-        sixty_four,
-        acquire_release: false,
-        writeback,
-    })
+    Ok(MmioAccess { ipa, size: 1 << size, write, reg: rt, sign_extend, sixty_four, acquire_release: false, writeback })
 }
 
 /// The value a load leaves in its transfer register: the low `size` bytes
@@ -252,11 +239,7 @@ pub fn apply_load(value: u64, access: &MmioAccess) -> u64 {
     } else {
         data
     };
-    if access.sixty_four {
-        extended
-    } else {
-        extended & 0xffff_ffff
-    }
+    if access.sixty_four { extended } else { extended & 0xffff_ffff }
 }
 
 #[cfg(test)]
@@ -278,14 +261,7 @@ mod tests {
         }
     }
 
-    fn access(
-        size: u8,
-        write: bool,
-        reg: u8,
-        sign: bool,
-        x: bool,
-        wb: Option<Writeback>,
-    ) -> MmioAccess {
+    fn access(size: u8, write: bool, reg: u8, sign: bool, x: bool, wb: Option<Writeback>) -> MmioAccess {
         MmioAccess {
             ipa: IPA,
             size,
@@ -308,123 +284,31 @@ mod tests {
     fn real_instruction_words() {
         use BaseReg::{Sp, X};
         let cases: &[(u32, &str, MmioAccess)] = &[
-            (
-                0xb800_4401,
-                "str w1, [x0], #4",
-                access(4, true, 1, false, false, wb(X(0), 4)),
-            ),
-            (
-                0x3980_0462,
-                "ldrsb x2, [x3, #1]",
-                access(1, false, 2, true, true, None),
-            ),
-            (
-                0xf862_7820,
-                "ldr x0, [x1, x2, lsl #3]",
-                access(8, false, 0, false, true, None),
-            ),
-            (
-                0xb900_0001,
-                "str w1, [x0]",
-                access(4, true, 1, false, false, None),
-            ),
-            (
-                0xb940_1001,
-                "ldr w1, [x0, #16]",
-                access(4, false, 1, false, false, None),
-            ),
-            (
-                0x381f_fc22,
-                "strb w2, [x1, #-1]!",
-                access(1, true, 2, false, false, wb(X(1), -1)),
-            ),
-            (
-                0x7840_2c83,
-                "ldrh w3, [x4, #2]!",
-                access(2, false, 3, false, false, wb(X(4), 2)),
-            ),
-            (
-                0x78df_e4c5,
-                "ldrsh w5, [x6], #-2",
-                access(2, false, 5, true, false, wb(X(6), -2)),
-            ),
-            (
-                0xb980_0507,
-                "ldrsw x7, [x8, #4]",
-                access(4, false, 7, true, true, None),
-            ),
-            (
-                0xf85f_8149,
-                "ldur x9, [x10, #-8]",
-                access(8, false, 9, false, true, None),
-            ),
-            (
-                0xb800_317f,
-                "stur wzr, [x11, #3]",
-                access(4, true, 31, false, false, None),
-            ),
-            (
-                0x782e_59ac,
-                "strh w12, [x13, w14, uxtw #1]",
-                access(2, true, 12, false, false, None),
-            ),
-            (
-                0x3871_6a0f,
-                "ldrb w15, [x16, x17]",
-                access(1, false, 15, false, false, None),
-            ),
-            (
-                0x38f4_ca72,
-                "ldrsb w18, [x19, w20, sxtw]",
-                access(1, false, 18, true, false, None),
-            ),
-            (
-                0xf900_07f5,
-                "str x21, [sp, #8]",
-                access(8, true, 21, false, true, None),
-            ),
-            (
-                0xf841_07f6,
-                "ldr x22, [sp], #16",
-                access(8, false, 22, false, true, wb(Sp, 16)),
-            ),
-            (
-                0xf81f_0ff7,
-                "str x23, [sp, #-16]!",
-                access(8, true, 23, false, true, wb(Sp, -16)),
-            ),
-            (
-                0xb862_f820,
-                "ldr w0, [x1, x2, sxtx #2]",
-                access(4, false, 0, false, false, None),
-            ),
-            (
-                0x784f_f020,
-                "ldurh w0, [x1, #255]",
-                access(2, false, 0, false, false, None),
-            ),
-            (
-                0x3890_0020,
-                "ldursb x0, [x1, #-256]",
-                access(1, false, 0, true, true, None),
-            ),
-            (
-                0x799f_fc49,
-                "ldrsh x9, [x2, #4094]",
-                access(2, false, 9, true, true, None),
-            ),
-            (
-                0xf97f_fc41,
-                "ldr x1, [x2, #32760]",
-                access(8, false, 1, false, true, None),
-            ),
+            (0xb800_4401, "str w1, [x0], #4", access(4, true, 1, false, false, wb(X(0), 4))),
+            (0x3980_0462, "ldrsb x2, [x3, #1]", access(1, false, 2, true, true, None)),
+            (0xf862_7820, "ldr x0, [x1, x2, lsl #3]", access(8, false, 0, false, true, None)),
+            (0xb900_0001, "str w1, [x0]", access(4, true, 1, false, false, None)),
+            (0xb940_1001, "ldr w1, [x0, #16]", access(4, false, 1, false, false, None)),
+            (0x381f_fc22, "strb w2, [x1, #-1]!", access(1, true, 2, false, false, wb(X(1), -1))),
+            (0x7840_2c83, "ldrh w3, [x4, #2]!", access(2, false, 3, false, false, wb(X(4), 2))),
+            (0x78df_e4c5, "ldrsh w5, [x6], #-2", access(2, false, 5, true, false, wb(X(6), -2))),
+            (0xb980_0507, "ldrsw x7, [x8, #4]", access(4, false, 7, true, true, None)),
+            (0xf85f_8149, "ldur x9, [x10, #-8]", access(8, false, 9, false, true, None)),
+            (0xb800_317f, "stur wzr, [x11, #3]", access(4, true, 31, false, false, None)),
+            (0x782e_59ac, "strh w12, [x13, w14, uxtw #1]", access(2, true, 12, false, false, None)),
+            (0x3871_6a0f, "ldrb w15, [x16, x17]", access(1, false, 15, false, false, None)),
+            (0x38f4_ca72, "ldrsb w18, [x19, w20, sxtw]", access(1, false, 18, true, false, None)),
+            (0xf900_07f5, "str x21, [sp, #8]", access(8, true, 21, false, true, None)),
+            (0xf841_07f6, "ldr x22, [sp], #16", access(8, false, 22, false, true, wb(Sp, 16))),
+            (0xf81f_0ff7, "str x23, [sp, #-16]!", access(8, true, 23, false, true, wb(Sp, -16))),
+            (0xb862_f820, "ldr w0, [x1, x2, sxtx #2]", access(4, false, 0, false, false, None)),
+            (0x784f_f020, "ldurh w0, [x1, #255]", access(2, false, 0, false, false, None)),
+            (0x3890_0020, "ldursb x0, [x1, #-256]", access(1, false, 0, true, true, None)),
+            (0x799f_fc49, "ldrsh x9, [x2, #4094]", access(2, false, 9, true, true, None)),
+            (0xf97f_fc41, "ldr x1, [x2, #32760]", access(8, false, 1, false, true, None)),
         ];
         for (word, text, expected) in cases {
-            assert_eq!(
-                decode_instruction(*word, IPA),
-                Ok(*expected),
-                "{text} ({word:#010x})"
-            );
+            assert_eq!(decode_instruction(*word, IPA), Ok(*expected), "{text} ({word:#010x})");
         }
     }
 
@@ -470,11 +354,7 @@ mod tests {
             (0x0000_0000, "udf #0", NotLoadStore),
         ];
         for (word, text, expected) in cases {
-            assert_eq!(
-                decode_instruction(*word, IPA),
-                Err(*expected),
-                "{text} ({word:#010x})"
-            );
+            assert_eq!(decode_instruction(*word, IPA), Err(*expected), "{text} ({word:#010x})");
         }
     }
 
@@ -483,20 +363,12 @@ mod tests {
         // EC 0x24 ISS: ISV, SAS=0b10, SRT=1, WnR, DFSC=translation L3
         // (`str w1, [x0]`).
         let da = DataAbort::from_iss(0x0181_0047);
-        assert_eq!(
-            decode(&da, IPA, None),
-            Ok(access(4, true, 1, false, false, None))
-        );
+        assert_eq!(decode(&da, IPA, None), Ok(access(4, true, 1, false, false, None)));
         // ldrsh w2: SAS=0b01, SSE, SRT=2, SF=0.
         let da = DataAbort::from_iss((1 << 24) | (0b01 << 22) | (1 << 21) | (2 << 16) | 0x07);
-        assert_eq!(
-            decode(&da, IPA, None),
-            Ok(access(2, false, 2, true, false, None))
-        );
+        assert_eq!(decode(&da, IPA, None), Ok(access(2, false, 2, true, false, None)));
         // ldar x3: SAS=0b11, SRT=3, SF, AR.
-        let da = DataAbort::from_iss(
-            (1 << 24) | (0b11 << 22) | (3 << 16) | (1 << 15) | (1 << 14) | 0x07,
-        );
+        let da = DataAbort::from_iss((1 << 24) | (0b11 << 22) | (3 << 16) | (1 << 15) | (1 << 14) | 0x07);
         let mut expected = access(8, false, 3, false, true, None);
         expected.acquire_release = true;
         assert_eq!(decode(&da, IPA, None), Ok(expected));
@@ -507,20 +379,11 @@ mod tests {
         // ISV=0, WnR, translation L3: post-indexed `str w1, [x0], #4`.
         let da = DataAbort::from_iss(0x47);
         assert_eq!(decode(&da, IPA, None), Err(DecodeError::NoSyndrome));
-        assert_eq!(
-            decode(&da, IPA, Some(0xb800_4401)),
-            Ok(access(4, true, 1, false, false, wb(BaseReg::X(0), 4)))
-        );
+        assert_eq!(decode(&da, IPA, Some(0xb800_4401)), Ok(access(4, true, 1, false, false, wb(BaseReg::X(0), 4))));
         // The syndrome says write but the word is a load.
-        assert_eq!(
-            decode(&da, IPA, Some(0xb940_1001)),
-            Err(DecodeError::DirectionMismatch)
-        );
+        assert_eq!(decode(&da, IPA, Some(0xb940_1001)), Err(DecodeError::DirectionMismatch));
         // S1PTW and CM are refused even with a decodable word.
-        assert_eq!(
-            decode(&DataAbort::from_iss(0x47 | 1 << 7), IPA, Some(0xb800_4401)),
-            Err(DecodeError::TableWalk)
-        );
+        assert_eq!(decode(&DataAbort::from_iss(0x47 | 1 << 7), IPA, Some(0xb800_4401)), Err(DecodeError::TableWalk));
         assert_eq!(
             decode(&DataAbort::from_iss(0x47 | 1 << 8), IPA, Some(0xb800_4401)),
             Err(DecodeError::CacheMaintenance)
@@ -532,10 +395,7 @@ mod tests {
         // IPA 0x0900_0abc: FIPA = 0x9000 in HPFAR[43:4].
         assert_eq!(fault_ipa(0x9000 << 4, 0xffff_0000_dead_0abc), 0x0900_0abc);
         // NS bit 63 and the RES0 bits are ignored; 52-bit IPAs survive.
-        assert_eq!(
-            fault_ipa((1 << 63) | (0xff_ffff_ffff << 4) | 0xf, 0x123),
-            0x000f_ffff_ffff_f123
-        );
+        assert_eq!(fault_ipa((1 << 63) | (0xff_ffff_ffff << 4) | 0xf, 0x123), 0x000f_ffff_ffff_f123);
     }
 
     #[test]
@@ -550,17 +410,11 @@ mod tests {
         assert_eq!(apply_load(0x7fff, &ldrsh_x), 0x7fff);
         assert_eq!(apply_load(0x8000, &ldrsh_x), 0xffff_ffff_ffff_8000);
         let ldrsw = access(4, false, 0, true, true, None);
-        assert_eq!(
-            apply_load(0xdead_beef_8000_0001, &ldrsw),
-            0xffff_ffff_8000_0001
-        );
+        assert_eq!(apply_load(0xdead_beef_8000_0001, &ldrsw), 0xffff_ffff_8000_0001);
         let ldr_w = access(4, false, 0, false, false, None);
         assert_eq!(apply_load(0xdead_beef_8000_0001, &ldr_w), 0x8000_0001);
         let ldr_x = access(8, false, 0, false, true, None);
-        assert_eq!(
-            apply_load(0xdead_beef_8000_0001, &ldr_x),
-            0xdead_beef_8000_0001
-        );
+        assert_eq!(apply_load(0xdead_beef_8000_0001, &ldr_x), 0xdead_beef_8000_0001);
         // A W register never keeps bits [63:32], even for an 8-byte size
         // (impossible from a real decode, but a field the glue can set).
         let odd = access(8, false, 0, true, false, None);
@@ -575,22 +429,10 @@ mod tests {
     fn store_value_masks_and_reads_zero_register() {
         let mut regs = [0u64; 31];
         regs[1] = 0x1122_3344_5566_7788;
-        assert_eq!(
-            access(1, true, 1, false, false, None).store_value(&regs),
-            0x88
-        );
-        assert_eq!(
-            access(2, true, 1, false, false, None).store_value(&regs),
-            0x7788
-        );
-        assert_eq!(
-            access(4, true, 1, false, false, None).store_value(&regs),
-            0x5566_7788
-        );
-        assert_eq!(
-            access(8, true, 1, false, true, None).store_value(&regs),
-            0x1122_3344_5566_7788
-        );
+        assert_eq!(access(1, true, 1, false, false, None).store_value(&regs), 0x88);
+        assert_eq!(access(2, true, 1, false, false, None).store_value(&regs), 0x7788);
+        assert_eq!(access(4, true, 1, false, false, None).store_value(&regs), 0x5566_7788);
+        assert_eq!(access(8, true, 1, false, true, None).store_value(&regs), 0x1122_3344_5566_7788);
         regs[30] = u64::MAX;
         assert_eq!(access(8, true, 31, false, true, None).store_value(&regs), 0);
     }
@@ -656,16 +498,7 @@ mod tests {
                         _ => {}
                     }
                 }
-                out.push(Pattern {
-                    mask,
-                    value,
-                    indexed,
-                    register,
-                    size: bytes,
-                    write,
-                    sign,
-                    x,
-                });
+                out.push(Pattern { mask, value, indexed, register, size: bytes, write, sign, x });
             }
         }
         out
@@ -674,15 +507,8 @@ mod tests {
     /// The reference decision for `word`: the matching pattern, if the
     /// word is a valid, supported encoding.
     fn reference(patterns: &[Pattern], word: u32) -> Option<MmioAccess> {
-        let matches: Vec<&Pattern> = patterns
-            .iter()
-            .filter(|p| word & p.mask == p.value)
-            .collect();
-        assert!(
-            matches.len() <= 1,
-            "{word:#010x} matches {} patterns",
-            matches.len()
-        );
+        let matches: Vec<&Pattern> = patterns.iter().filter(|p| word & p.mask == p.value).collect();
+        assert!(matches.len() <= 1, "{word:#010x} matches {} patterns", matches.len());
         let p = matches.first()?;
         let rt = (word & 31) as u8;
         let rn = ((word >> 5) & 31) as u8;
@@ -694,16 +520,8 @@ mod tests {
             Some(_) if rn == rt && rn != 31 => return None,
             Some(_) => {
                 let imm9 = (word >> 12) & 0x1ff;
-                let delta = if imm9 & 0x100 != 0 {
-                    imm9 as i64 - 512
-                } else {
-                    imm9 as i64
-                };
-                let base = if rn == 31 {
-                    BaseReg::Sp
-                } else {
-                    BaseReg::X(rn)
-                };
+                let delta = if imm9 & 0x100 != 0 { imm9 as i64 - 512 } else { imm9 as i64 };
+                let base = if rn == 31 { BaseReg::Sp } else { BaseReg::X(rn) };
                 Some(Writeback { base, delta })
             }
         };
@@ -728,11 +546,7 @@ mod tests {
         for p in &patterns {
             for _ in 0..300 {
                 let word = (rng.next() as u32 & !p.mask) | p.value;
-                assert_eq!(
-                    decode_instruction(word, IPA).ok(),
-                    reference(&patterns, word),
-                    "{word:#010x}"
-                );
+                assert_eq!(decode_instruction(word, IPA).ok(), reference(&patterns, word), "{word:#010x}");
             }
         }
     }

@@ -75,11 +75,7 @@ pub(super) fn check_common(offset: u64, size: u8, frame_size: u64) -> Result<(),
 /// Checks that a register accepts `size` (IHI 0069H §12.1.3: GICD/GICR
 /// registers are 32-bit, some byte-accessible, 64-bit ones also 32-bit halves).
 pub(super) fn check_size(offset: u64, size: u8, allowed: &[u8]) -> Result<(), MmioError> {
-    if allowed.contains(&size) {
-        Ok(())
-    } else {
-        Err(MmioError::BadSize { offset, size })
-    }
+    if allowed.contains(&size) { Ok(()) } else { Err(MmioError::BadSize { offset, size }) }
 }
 
 /// The identification registers at the top of a frame (IHI 0069H §12.1.7,
@@ -167,14 +163,7 @@ impl Vgic {
     }
 
     /// Writes `size` bytes of a byte-per-interrupt array from INTID `first`.
-    pub(super) fn write_bytes(
-        &mut self,
-        vcpu: usize,
-        first: u32,
-        size: u8,
-        array: ByteArray,
-        value: u64,
-    ) {
+    pub(super) fn write_bytes(&mut self, vcpu: usize, first: u32, size: u8, array: ByteArray, value: u64) {
         let cpu_mask = self.v2_cpu_mask();
         for i in 0..u32::from(size) {
             let intid = first + i;
@@ -213,32 +202,19 @@ impl Vgic {
         for i in 0..16u32 {
             let intid = n as u32 * 16 + i;
             if let Some(irq) = self.irq_mut(vcpu, intid) {
-                irq.trigger = if value & (2 << (2 * i)) != 0 {
-                    Trigger::Edge
-                } else {
-                    Trigger::Level
-                };
+                irq.trigger = if value & (2 << (2 * i)) != 0 { Trigger::Edge } else { Trigger::Level };
                 self.note(vcpu, intid);
             }
         }
     }
 
-    pub(super) fn dist_read(
-        &mut self,
-        vcpu: usize,
-        offset: u64,
-        size: u8,
-    ) -> Result<u64, MmioError> {
+    pub(super) fn dist_read(&mut self, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         check_common(offset, size, GICD_FRAME_SIZE)?;
         let v3 = self.version == GicVersion::V3;
         let value = match offset {
             0x000 => {
                 check_size(offset, size, &[4])?;
-                let ctlr = if v3 {
-                    self.ctlr | CTLR_ARE_DS
-                } else {
-                    self.ctlr
-                };
+                let ctlr = if v3 { self.ctlr | CTLR_ARE_DS } else { self.ctlr };
                 u64::from(ctlr)
             }
             0x004 => {
@@ -260,11 +236,7 @@ impl Vgic {
                     return Ok(0);
                 };
                 // With ARE = 1 the SGI/PPI words live in the GICR (IHI 0069H §12.9).
-                if v3 && n == 0 {
-                    0
-                } else {
-                    u64::from(self.read_bits(vcpu, n as u32 * 32, array))
-                }
+                if v3 && n == 0 { 0 } else { u64::from(self.read_bits(vcpu, n as u32 * 32, array)) }
             }
             0x400..0x800 => {
                 check_size(offset, size, &[1, 4])?;
@@ -277,20 +249,12 @@ impl Vgic {
             }
             0x800..0xC00 => {
                 check_size(offset, size, &[1, 4])?;
-                if v3 {
-                    0
-                } else {
-                    self.read_bytes(vcpu, (offset - 0x800) as u32, size, ByteArray::Targets)
-                }
+                if v3 { 0 } else { self.read_bytes(vcpu, (offset - 0x800) as u32, size, ByteArray::Targets) }
             }
             0xC00..0xD00 => {
                 check_size(offset, size, &[4])?;
                 let n = ((offset - 0xC00) / 4) as usize;
-                if v3 && n < 2 {
-                    0
-                } else {
-                    u64::from(self.read_icfgr(vcpu, n))
-                }
+                if v3 && n < 2 { 0 } else { u64::from(self.read_icfgr(vcpu, n)) }
             }
             // GICv2 GICD_SGIR is write-only.
             0xF00 if !v3 => {
@@ -315,11 +279,7 @@ impl Vgic {
                     Some(irq) if intid >= NR_PRIVATE as u32 => irq.route,
                     _ => 0,
                 };
-                if offset % 8 == 4 {
-                    route >> 32
-                } else {
-                    route & size_mask(size)
-                }
+                if offset % 8 == 4 { route >> 32 } else { route & size_mask(size) }
             }
             0xFFD0..0x10000 if v3 => {
                 check_size(offset, size, &[4])?;
@@ -335,13 +295,7 @@ impl Vgic {
         Ok(value)
     }
 
-    pub(super) fn dist_write(
-        &mut self,
-        vcpu: usize,
-        offset: u64,
-        size: u8,
-        value: u64,
-    ) -> Result<(), MmioError> {
+    pub(super) fn dist_write(&mut self, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         check_common(offset, size, GICD_FRAME_SIZE)?;
         let v3 = self.version == GicVersion::V3;
         let word = value as u32;
@@ -372,13 +326,7 @@ impl Vgic {
             0x800..0xC00 => {
                 check_size(offset, size, &[1, 4])?;
                 if !v3 {
-                    self.write_bytes(
-                        vcpu,
-                        (offset - 0x800) as u32,
-                        size,
-                        ByteArray::Targets,
-                        value,
-                    );
+                    self.write_bytes(vcpu, (offset - 0x800) as u32, size, ByteArray::Targets, value);
                 }
             }
             0xC00..0xD00 => {

@@ -70,9 +70,7 @@ impl IrqState {
     /// Whether the interrupt is pending (IHI 0069H §4.1.2: a level-sensitive
     /// interrupt is pending while its line is asserted).
     pub fn is_pending(&self) -> bool {
-        self.pending_latch
-            || self.sgi_sources != 0
-            || (self.trigger == Trigger::Level && self.line_level)
+        self.pending_latch || self.sgi_sources != 0 || (self.trigger == Trigger::Level && self.line_level)
     }
 
     /// Drives the input line. On an edge-triggered interrupt a rising edge

@@ -13,12 +13,7 @@ const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
 impl Vgic {
-    pub(super) fn redist_read(
-        &mut self,
-        rd: usize,
-        offset: u64,
-        size: u8,
-    ) -> Result<u64, MmioError> {
+    pub(super) fn redist_read(&mut self, rd: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         self.check_redist(rd, offset, size)?;
         if offset >= SGI_BASE {
             return self.sgi_frame_read(rd, offset - SGI_BASE, size);
@@ -36,21 +31,14 @@ impl Vgic {
             0x0008 | 0x000C => {
                 check_size(offset, size, &[4, 8])?;
                 let typer = self.gicr_typer(rd);
-                if offset == 0x000C {
-                    typer >> 32
-                } else {
-                    typer & size_mask(size)
-                }
+                if offset == 0x000C { typer >> 32 } else { typer & size_mask(size) }
             }
             0x0014 => {
                 check_size(offset, size, &[4])?;
                 // The redistributor follows ProcessorSleep at once, so the
                 // handshake Linux waits for completes on the next read.
-                let waker = if self.redist[rd].processor_sleep {
-                    WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
-                } else {
-                    0
-                };
+                let waker =
+                    if self.redist[rd].processor_sleep { WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP } else { 0 };
                 u64::from(waker)
             }
             0xFFD0..0x10000 => {
@@ -63,13 +51,7 @@ impl Vgic {
         Ok(value)
     }
 
-    pub(super) fn redist_write(
-        &mut self,
-        rd: usize,
-        offset: u64,
-        size: u8,
-        value: u64,
-    ) -> Result<(), MmioError> {
+    pub(super) fn redist_write(&mut self, rd: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         self.check_redist(rd, offset, size)?;
         if offset >= SGI_BASE {
             return self.sgi_frame_write(rd, offset - SGI_BASE, size, value);
@@ -111,13 +93,7 @@ impl Vgic {
         Ok(value)
     }
 
-    fn sgi_frame_write(
-        &mut self,
-        rd: usize,
-        offset: u64,
-        size: u8,
-        value: u64,
-    ) -> Result<(), MmioError> {
+    fn sgi_frame_write(&mut self, rd: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         let full = offset + SGI_BASE;
         match offset {
             0x080..0x400 => {
@@ -128,13 +104,7 @@ impl Vgic {
             }
             0x400..0x420 => {
                 check_size(full, size, &[1, 4])?;
-                self.write_bytes(
-                    rd,
-                    (offset - 0x400) as u32,
-                    size,
-                    ByteArray::Priority,
-                    value,
-                );
+                self.write_bytes(rd, (offset - 0x400) as u32, size, ByteArray::Priority, value);
             }
             0xC00 | 0xC04 => {
                 check_size(full, size, &[4])?;

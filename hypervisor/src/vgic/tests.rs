@@ -31,8 +31,7 @@ fn rr(g: &mut Vgic, rd: usize, offset: u64) -> u64 {
 }
 
 fn rw(g: &mut Vgic, rd: usize, offset: u64, value: u64) {
-    g.mmio_write(rd, Frame::Redist(rd), offset, 4, value)
-        .unwrap()
+    g.mmio_write(rd, Frame::Redist(rd), offset, 4, value).unwrap()
 }
 
 /// A guest that acknowledges and EOIs everything pending in its LRs.
@@ -60,22 +59,10 @@ fn run_guest_eoi_all(g: &mut Vgic, vcpu: usize, nr_lrs: usize) -> (Vec<u32>, boo
 
 #[test]
 fn new_checks_its_configuration() {
-    assert_eq!(
-        Vgic::new(GicVersion::V3, 0, 32).unwrap_err(),
-        VgicError::BadVcpuCount(0)
-    );
-    assert_eq!(
-        Vgic::new(GicVersion::V2, 9, 32).unwrap_err(),
-        VgicError::BadVcpuCount(9)
-    );
-    assert_eq!(
-        Vgic::new(GicVersion::V3, 65, 32).unwrap_err(),
-        VgicError::BadVcpuCount(65)
-    );
-    assert_eq!(
-        Vgic::new(GicVersion::V3, 1, 961).unwrap_err(),
-        VgicError::BadSpiCount(961)
-    );
+    assert_eq!(Vgic::new(GicVersion::V3, 0, 32).unwrap_err(), VgicError::BadVcpuCount(0));
+    assert_eq!(Vgic::new(GicVersion::V2, 9, 32).unwrap_err(), VgicError::BadVcpuCount(9));
+    assert_eq!(Vgic::new(GicVersion::V3, 65, 32).unwrap_err(), VgicError::BadVcpuCount(65));
+    assert_eq!(Vgic::new(GicVersion::V3, 1, 961).unwrap_err(), VgicError::BadSpiCount(961));
     assert_eq!(Vgic::new(GicVersion::V3, 1, 33).unwrap().nr_spis(), 64);
     assert_eq!(Vgic::new(GicVersion::V3, 64, 960).unwrap().nr_vcpus(), 64);
 }
@@ -83,18 +70,12 @@ fn new_checks_its_configuration() {
 #[test]
 fn frame_from_ipa_follows_the_layout() {
     use shared::layout::{GICD_BASE, GICR_BASE, GICR_STRIDE};
-    assert_eq!(
-        Frame::from_ipa(GicVersion::V3, 2, GICD_BASE + 4),
-        Some((Frame::Dist, 4))
-    );
+    assert_eq!(Frame::from_ipa(GicVersion::V3, 2, GICD_BASE + 4), Some((Frame::Dist, 4)));
     assert_eq!(
         Frame::from_ipa(GicVersion::V3, 2, GICR_BASE + GICR_STRIDE + 0x1_0100),
         Some((Frame::Redist(1), 0x1_0100))
     );
-    assert_eq!(
-        Frame::from_ipa(GicVersion::V3, 2, GICR_BASE + 2 * GICR_STRIDE),
-        None
-    );
+    assert_eq!(Frame::from_ipa(GicVersion::V3, 2, GICR_BASE + 2 * GICR_STRIDE), None);
     assert_eq!(Frame::from_ipa(GicVersion::V2, 2, GICR_BASE), None);
     assert_eq!(GICR_STRIDE, GICR_FRAME_SIZE);
 }
@@ -116,11 +97,7 @@ fn v3_gicd_id_registers() {
     dw(&mut g, 0x000, 0);
     assert_eq!(dr(&mut g, 0x000), 0x50);
     let big = v3(17, 0);
-    assert_ne!(
-        big.clone().mmio_read(0, Frame::Dist, 4, 4).unwrap() & (1 << 26),
-        0,
-        "RSS"
-    );
+    assert_ne!(big.clone().mmio_read(0, Frame::Dist, 4, 4).unwrap() & (1 << 26), 0, "RSS");
 }
 
 #[test]
@@ -176,19 +153,10 @@ fn v3_priorities_are_byte_accessible() {
     // Five priority bits: the low three are RAZ/WI.
     assert_eq!(dr(&mut g, 0x420), 0x40A0_2010);
     assert_eq!(g.irq_state(0, 34).unwrap().priority, 0xA0);
-    assert_eq!(
-        g.mmio_read(0, Frame::Dist, 0x421, 2),
-        Err(MmioError::Unaligned {
-            offset: 0x421,
-            size: 2
-        })
-    );
+    assert_eq!(g.mmio_read(0, Frame::Dist, 0x421, 2), Err(MmioError::Unaligned { offset: 0x421, size: 2 }));
     assert_eq!(
         g.mmio_read(0, Frame::Dist, 0x422, 2),
-        Err(MmioError::BadSize {
-            offset: 0x422,
-            size: 2
-        }),
+        Err(MmioError::BadSize { offset: 0x422, size: 2 }),
         "halfwords are not allowed"
     );
     // Private priorities live in the GICR when ARE = 1.
@@ -201,11 +169,7 @@ fn v3_icfgr() {
     let mut g = v3(1, 32);
     assert_eq!(dr(&mut g, 0xC08), 0, "SPIs reset to level");
     dw(&mut g, 0xC08, 0xFFFF_FFFF); // INTIDs 32..47 edge
-    assert_eq!(
-        dr(&mut g, 0xC08),
-        0xAAAA_AAAA,
-        "only Int_config[1] is implemented"
-    );
+    assert_eq!(dr(&mut g, 0xC08), 0xAAAA_AAAA, "only Int_config[1] is implemented");
     assert_eq!(g.irq_state(0, 40).unwrap().trigger, Trigger::Edge);
     dw(&mut g, 0xC08, 0x0000_0008); // only 33 stays edge
     assert_eq!(g.irq_state(0, 33).unwrap().trigger, Trigger::Edge);
@@ -223,13 +187,8 @@ fn v3_icfgr() {
 fn v3_irouter() {
     let mut g = v3(4, 32);
     let at = |intid: u64| 0x6000 + 8 * intid;
-    g.mmio_write(0, Frame::Dist, at(33), 8, 0xFFFF_FFFF_FFFF_FFFF)
-        .unwrap();
-    assert_eq!(
-        g.mmio_read(0, Frame::Dist, at(33), 8),
-        Ok(0xFF_00FF_FFFF),
-        "IRM and RES0 bits drop"
-    );
+    g.mmio_write(0, Frame::Dist, at(33), 8, 0xFFFF_FFFF_FFFF_FFFF).unwrap();
+    assert_eq!(g.mmio_read(0, Frame::Dist, at(33), 8), Ok(0xFF_00FF_FFFF), "IRM and RES0 bits drop");
     g.mmio_write(0, Frame::Dist, at(33), 4, 2).unwrap();
     g.mmio_write(0, Frame::Dist, at(33) + 4, 4, 0).unwrap();
     assert_eq!(g.mmio_read(0, Frame::Dist, at(33), 8), Ok(2));
@@ -239,10 +198,7 @@ fn v3_irouter() {
     assert_eq!(g.mmio_read(0, Frame::Dist, at(5), 8), Ok(0));
     assert_eq!(g.mmio_read(0, Frame::Dist, at(64), 8), Ok(0));
     assert!(g.mmio_read(0, Frame::Dist, at(33), 2).is_err());
-    assert!(
-        g.mmio_read(0, Frame::Dist, at(33) + 4, 8).is_err(),
-        "unaligned 64-bit"
-    );
+    assert!(g.mmio_read(0, Frame::Dist, at(33) + 4, 8).is_err(), "unaligned 64-bit");
 
     // Routing decides the vCPU that gets the SPI, and which is kicked.
     dw(&mut g, 0x104, 1 << 1);
@@ -260,54 +216,15 @@ fn v3_irouter() {
 fn v3_bad_accesses_are_errors() {
     let mut g = v3(2, 32);
     let d = Frame::Dist;
-    assert_eq!(
-        g.mmio_read(0, d, 0x004, 8),
-        Err(MmioError::Unaligned { offset: 4, size: 8 })
-    );
-    assert_eq!(
-        g.mmio_read(0, d, 0x000, 8),
-        Err(MmioError::BadSize { offset: 0, size: 8 })
-    );
-    assert_eq!(
-        g.mmio_read(0, d, 0x104, 1),
-        Err(MmioError::BadSize {
-            offset: 0x104,
-            size: 1
-        })
-    );
-    assert_eq!(
-        g.mmio_read(0, d, 0x102, 2),
-        Err(MmioError::BadSize {
-            offset: 0x102,
-            size: 2
-        })
-    );
-    assert_eq!(
-        g.mmio_read(0, d, 0x101, 4),
-        Err(MmioError::Unaligned {
-            offset: 0x101,
-            size: 4
-        })
-    );
-    assert_eq!(
-        g.mmio_read(0, d, 0x10000, 4),
-        Err(MmioError::OutOfRange { offset: 0x10000 })
-    );
-    assert_eq!(
-        g.mmio_write(0, d, 0, 3, 0),
-        Err(MmioError::BadSize { offset: 0, size: 3 })
-    );
-    assert_eq!(
-        g.mmio_write(0, d, 0, 16, 0),
-        Err(MmioError::BadSize {
-            offset: 0,
-            size: 16
-        })
-    );
-    assert!(
-        g.mmio_read(0, Frame::Redist(2), 0, 4).is_err(),
-        "no third redistributor"
-    );
+    assert_eq!(g.mmio_read(0, d, 0x004, 8), Err(MmioError::Unaligned { offset: 4, size: 8 }));
+    assert_eq!(g.mmio_read(0, d, 0x000, 8), Err(MmioError::BadSize { offset: 0, size: 8 }));
+    assert_eq!(g.mmio_read(0, d, 0x104, 1), Err(MmioError::BadSize { offset: 0x104, size: 1 }));
+    assert_eq!(g.mmio_read(0, d, 0x102, 2), Err(MmioError::BadSize { offset: 0x102, size: 2 }));
+    assert_eq!(g.mmio_read(0, d, 0x101, 4), Err(MmioError::Unaligned { offset: 0x101, size: 4 }));
+    assert_eq!(g.mmio_read(0, d, 0x10000, 4), Err(MmioError::OutOfRange { offset: 0x10000 }));
+    assert_eq!(g.mmio_write(0, d, 0, 3, 0), Err(MmioError::BadSize { offset: 0, size: 3 }));
+    assert_eq!(g.mmio_write(0, d, 0, 16, 0), Err(MmioError::BadSize { offset: 0, size: 16 }));
+    assert!(g.mmio_read(0, Frame::Redist(2), 0, 4).is_err(), "no third redistributor");
     assert!(g.mmio_read(0, Frame::Redist(usize::MAX), 0, 4).is_err());
     assert!(g.mmio_read(0, Frame::Redist(0), 0x20000, 4).is_err());
     // Unknown offsets are RAZ/WI at any aligned size.
@@ -355,15 +272,10 @@ fn gicr_sgi_frame_is_per_vcpu() {
     assert_eq!(rr(&mut g, 0, SGI + 0x100), 0);
     rw(&mut g, 1, SGI + 0x180, 0x0000_FF00);
     assert_eq!(rr(&mut g, 1, SGI + 0x100), 0x0800_00FF);
-    assert_eq!(
-        rr(&mut g, 1, SGI + 0x080),
-        0xFFFF_FFFF,
-        "v3 resets to group 1"
-    );
+    assert_eq!(rr(&mut g, 1, SGI + 0x080), 0xFFFF_FFFF, "v3 resets to group 1");
     rw(&mut g, 1, SGI + 0x080, 0);
     assert_eq!(rr(&mut g, 1, SGI + 0x080), 0);
-    g.mmio_write(1, Frame::Redist(1), SGI + 0x41B, 1, 0x88)
-        .unwrap();
+    g.mmio_write(1, Frame::Redist(1), SGI + 0x41B, 1, 0x88).unwrap();
     assert_eq!(g.irq_state(1, 27).unwrap().priority, 0x88);
     assert_eq!(rr(&mut g, 1, SGI + 0x418), 0x8800_0000);
     assert_eq!(g.irq_state(0, 27).unwrap().priority, 0);
@@ -390,10 +302,7 @@ fn sgi1r_decoding() {
     assert!(decode_sgi1r((1 << 32) | 1, 0, 4).targets.is_empty());
     assert!(decode_sgi1r((1 << 48) | 1, 0, 4).targets.is_empty());
     // RS selects Aff0 16..31.
-    assert_eq!(
-        decode_sgi1r((1 << 44) | 0b11, 0, 18).targets.bits(),
-        0b11 << 16
-    );
+    assert_eq!(decode_sgi1r((1 << 44) | 0b11, 0, 18).targets.bits(), 0b11 << 16);
     // IRM: everyone but the sender, whatever the list says.
     let r = decode_sgi1r((1 << 40) | (15 << 24) | 0xFFFF, 2, 4);
     assert_eq!((r.intid, r.targets.bits()), (15, 0b1011));
@@ -423,13 +332,7 @@ fn gicv2_sgir_filters() {
     assert_eq!((list.intid, list.targets.bits()), (7, 0b0110));
     assert_eq!(decode_sgir(0xFF << 16, 0, 3).unwrap().targets.bits(), 0b111);
     assert_eq!(decode_sgir(1 << 24, 1, 4).unwrap().targets.bits(), 0b1101);
-    assert_eq!(
-        decode_sgir(2 << 24 | (0xFF << 16), 2, 4)
-            .unwrap()
-            .targets
-            .bits(),
-        0b0100
-    );
+    assert_eq!(decode_sgir(2 << 24 | (0xFF << 16), 2, 4).unwrap().targets.bits(), 0b0100);
     assert_eq!(decode_sgir(3 << 24, 0, 4), None);
 }
 
@@ -450,10 +353,7 @@ fn v2_banked_private_registers() {
     let mut g = v2(2, 32);
     // SGIs start enabled; PPI 27 is enabled on vCPU 1 only.
     g.mmio_write(1, Frame::Dist, 0x100, 4, 1 << 27).unwrap();
-    assert_eq!(
-        g.mmio_read(1, Frame::Dist, 0x100, 4),
-        Ok((1 << 27) | 0xFFFF)
-    );
+    assert_eq!(g.mmio_read(1, Frame::Dist, 0x100, 4), Ok((1 << 27) | 0xFFFF));
     assert_eq!(g.mmio_read(0, Frame::Dist, 0x100, 4), Ok(0xFFFF));
     g.mmio_write(1, Frame::Dist, 0x41B, 1, 0xA0).unwrap();
     assert_eq!(g.irq_state(1, 27).unwrap().priority, 0xA0);
@@ -485,21 +385,11 @@ fn v2_itargetsr() {
 fn v2_sgis_are_pending_per_source() {
     let mut g = v2(3, 0);
     // vCPU 0 and vCPU 2 each send SGI 1 to vCPU 1.
-    g.mmio_write(0, Frame::Dist, 0xF00, 4, (0b010 << 16) | 1)
-        .unwrap();
-    g.mmio_write(2, Frame::Dist, 0xF00, 4, (0b010 << 16) | 1)
-        .unwrap();
+    g.mmio_write(0, Frame::Dist, 0xF00, 4, (0b010 << 16) | 1).unwrap();
+    g.mmio_write(2, Frame::Dist, 0xF00, 4, (0b010 << 16) | 1).unwrap();
     assert_eq!(g.irq_state(1, 1).unwrap().sgi_sources, 0b101);
-    assert_eq!(
-        g.mmio_read(1, Frame::Dist, 0xF21, 1),
-        Ok(0b101),
-        "SPENDSGIR byte 1"
-    );
-    assert_eq!(
-        g.mmio_read(1, Frame::Dist, 0xF10, 4),
-        Ok(0b101 << 8),
-        "CPENDSGIR0"
-    );
+    assert_eq!(g.mmio_read(1, Frame::Dist, 0xF21, 1), Ok(0b101), "SPENDSGIR byte 1");
+    assert_eq!(g.mmio_read(1, Frame::Dist, 0xF10, 4), Ok(0b101 << 8), "CPENDSGIR0");
     // Each source is delivered separately, with its CPUID in the LR.
     let plan = g.flush_lrs(1, 4);
     assert_eq!(plan.lrs.len(), 1);
@@ -532,45 +422,15 @@ fn lr_encodings() {
         eoi_maintenance: false,
         source: 0,
     };
-    assert_eq!(
-        encode_v3(&entry),
-        27 | (26 << 32) | (0xA0 << 48) | (1 << 60) | (1 << 61) | (1 << 62)
-    );
-    assert_eq!(
-        encode_v2(&entry),
-        27 | (26 << 10) | (0x14 << 23) | (1 << 28) | (1 << 30) | (1 << 31)
-    );
-    let soft = LrEntry {
-        pintid: None,
-        eoi_maintenance: true,
-        state: LrState::PendingActive,
-        ..entry
-    };
-    assert_eq!(
-        encode_v3(&soft),
-        27 | (1 << 41) | (0xA0 << 48) | (1 << 60) | (3 << 62)
-    );
-    assert_eq!(
-        encode_v2(&soft),
-        27 | (1 << 19) | (0x14 << 23) | (3 << 28) | (1 << 30)
-    );
-    let sgi = LrEntry {
-        intid: 3,
-        pintid: None,
-        eoi_maintenance: false,
-        source: 5,
-        group1: false,
-        ..entry
-    };
+    assert_eq!(encode_v3(&entry), 27 | (26 << 32) | (0xA0 << 48) | (1 << 60) | (1 << 61) | (1 << 62));
+    assert_eq!(encode_v2(&entry), 27 | (26 << 10) | (0x14 << 23) | (1 << 28) | (1 << 30) | (1 << 31));
+    let soft = LrEntry { pintid: None, eoi_maintenance: true, state: LrState::PendingActive, ..entry };
+    assert_eq!(encode_v3(&soft), 27 | (1 << 41) | (0xA0 << 48) | (1 << 60) | (3 << 62));
+    assert_eq!(encode_v2(&soft), 27 | (1 << 19) | (0x14 << 23) | (3 << 28) | (1 << 30));
+    let sgi = LrEntry { intid: 3, pintid: None, eoi_maintenance: false, source: 5, group1: false, ..entry };
     assert_eq!(encode_v2(&sgi), 3 | (5 << 10) | (0x14 << 23) | (1 << 28));
-    assert_eq!(
-        decode_state(GicVersion::V3, encode_v3(&soft)),
-        LrState::PendingActive
-    );
-    assert_eq!(
-        decode_state(GicVersion::V2, encode_v2(&sgi)),
-        LrState::Pending
-    );
+    assert_eq!(decode_state(GicVersion::V3, encode_v3(&soft)), LrState::PendingActive);
+    assert_eq!(decode_state(GicVersion::V2, encode_v2(&sgi)), LrState::Pending);
 }
 
 #[test]
@@ -615,8 +475,7 @@ fn more_pending_than_lrs_are_delivered_in_priority_order_exactly_once() {
     for i in 0..40u32 {
         let intid = 32 + i;
         let priority = ((i * 7) % 5) as u8 * 0x20;
-        g.mmio_write(0, Frame::Dist, 0x400 + u64::from(intid), 1, priority.into())
-            .unwrap();
+        g.mmio_write(0, Frame::Dist, 0x400 + u64::from(intid), 1, priority.into()).unwrap();
         dw(&mut g, 0x100 + 4 * u64::from(intid / 32), 1 << (intid % 32));
         g.inject(0, intid).unwrap();
         expected.push((priority, intid));
@@ -687,8 +546,7 @@ fn active_interrupts_stay_in_their_lr() {
     let mut g = v3(2, 32);
     dw(&mut g, 0xC08, 0xAAAA_AAAA);
     for intid in 32..40u32 {
-        g.mmio_write(0, Frame::Dist, 0x400 + u64::from(intid), 1, 0x80)
-            .unwrap();
+        g.mmio_write(0, Frame::Dist, 0x400 + u64::from(intid), 1, 0x80).unwrap();
     }
     dw(&mut g, 0x104, 0xFF);
     // INTID 39 has the lowest urgency but becomes active first.
@@ -757,10 +615,7 @@ fn host_api_rejects_bad_ids() {
     let mut g = v3(2, 32);
     assert_eq!(g.inject(0, 64), Err(VgicError::NoSuchIrq(64)));
     assert_eq!(g.inject(2, 20), Err(VgicError::NoSuchVcpu(2)));
-    assert_eq!(
-        g.set_level(0, u32::MAX, true),
-        Err(VgicError::NoSuchIrq(u32::MAX))
-    );
+    assert_eq!(g.set_level(0, u32::MAX, true), Err(VgicError::NoSuchIrq(u32::MAX)));
     assert!(g.inject(7, 40).is_ok(), "SPIs ignore the vCPU");
     assert!(g.flush_lrs(5, 4).lrs.is_empty());
     g.sync_lrs(5, &[1, 2, 3]);
@@ -820,11 +675,7 @@ fn fuzz(version: GicVersion, nr_vcpus: usize, nr_spis: usize, seed: u64) {
             3 => 0xF000 + rng.next() % 0x1000,
             _ => rng.next() % 0x1000,
         };
-        let offset = if (r >> 20) & 3 != 0 {
-            offset & !3
-        } else {
-            offset
-        };
+        let offset = if (r >> 20) & 3 != 0 { offset & !3 } else { offset };
         let size = [1u8, 2, 4, 8, 4, 4, 0, 3][((r >> 24) % 8) as usize];
         let value = rng.next();
         match (r >> 28) % 10 {
@@ -846,11 +697,7 @@ fn fuzz(version: GicVersion, nr_vcpus: usize, nr_spis: usize, seed: u64) {
                 let plan = g.flush_lrs(vcpu, nr_lrs);
                 assert!(plan.lrs.len() <= nr_lrs.min(MAX_LRS));
                 // The guest leaves arbitrary states behind.
-                let back: Vec<u64> = plan
-                    .lrs
-                    .iter()
-                    .map(|&lr| lr ^ (rng.next() & (0xF << 60)))
-                    .collect();
+                let back: Vec<u64> = plan.lrs.iter().map(|&lr| lr ^ (rng.next() & (0xF << 60))).collect();
                 if value & 0x100 != 0 {
                     g.sync_lrs(vcpu, &back);
                 }
@@ -867,16 +714,9 @@ fn fuzz(version: GicVersion, nr_vcpus: usize, nr_spis: usize, seed: u64) {
     }
     check_invariants(&g);
     assert!((0..nr_vcpus).all(|v| (0..32).all(|i| !g.irq_state(v, i).unwrap().in_lr)));
-    assert_eq!(
-        format!("{other:?}"),
-        before,
-        "another VM's vGIC is untouched"
-    );
+    assert_eq!(format!("{other:?}"), before, "another VM's vGIC is untouched");
     other.take_kicks();
-    assert_eq!(
-        format!("{bystander:?}"),
-        format!("{:?}", Vgic::new(version, nr_vcpus, nr_spis).unwrap())
-    );
+    assert_eq!(format!("{bystander:?}"), format!("{:?}", Vgic::new(version, nr_vcpus, nr_spis).unwrap()));
 }
 
 #[test]

@@ -16,9 +16,7 @@ pub struct LineBuffer {
 impl LineBuffer {
     /// An empty buffer.
     pub const fn new() -> Self {
-        Self {
-            buf: heapless::Vec::new(),
-        }
+        Self { buf: heapless::Vec::new() }
     }
 
     /// Adds one byte. Returns a line when `byte` is a newline or when the
@@ -31,22 +29,14 @@ impl LineBuffer {
             _ => {
                 // The buffer is never left full, so this push cannot fail.
                 let _ = self.buf.push(byte);
-                if self.buf.is_full() {
-                    Some(self.take())
-                } else {
-                    None
-                }
+                if self.buf.is_full() { Some(self.take()) } else { None }
             }
         }
     }
 
     /// The partial line collected so far, if any (for a VM that stops).
     pub fn flush(&mut self) -> Option<Line> {
-        if self.buf.is_empty() {
-            None
-        } else {
-            Some(self.take())
-        }
+        if self.buf.is_empty() { None } else { Some(self.take()) }
     }
 
     /// Bytes waiting for their line to end.

@@ -99,11 +99,7 @@ fn interrupt_line_follows_imsc_ris_mis_icr() {
     for b in 0..16 {
         u.push_input(b);
     }
-    assert_eq!(
-        read(&mut u, reg::RIS) & int::RX,
-        int::RX,
-        "16 of 32 reaches 1/2"
-    );
+    assert_eq!(read(&mut u, reg::RIS) & int::RX, int::RX, "16 of 32 reaches 1/2");
     read(&mut u, reg::DR);
     assert_eq!(read(&mut u, reg::RIS) & int::RX, 0, "below the level again");
     write(&mut u, reg::ICR, int::RT);
@@ -153,42 +149,17 @@ fn registers_keep_their_implemented_bits() {
     assert_eq!(read(&mut u, reg::IMSC), 0x7FF);
     assert_eq!(read(&mut u, reg::DMACR), 0x7);
     write(&mut u, reg::FR, 0);
-    assert_eq!(
-        read(&mut u, reg::FR),
-        fr::TXFE | fr::RXFE,
-        "FR is read-only"
-    );
+    assert_eq!(read(&mut u, reg::FR), fr::TXFE | fr::RXFE, "FR is read-only");
 }
 
 #[test]
 fn bad_accesses_are_errors_not_panics() {
     let mut u = Pl011::new();
-    assert_eq!(
-        u.mmio_read(0x1, 1),
-        Err(MmioError::Unaligned { offset: 1, size: 1 })
-    );
-    assert_eq!(
-        u.mmio_read(0x18, 8),
-        Err(MmioError::BadSize {
-            offset: 0x18,
-            size: 8
-        })
-    );
-    assert_eq!(
-        u.mmio_read(0x18, 3),
-        Err(MmioError::BadSize {
-            offset: 0x18,
-            size: 3
-        })
-    );
-    assert_eq!(
-        u.mmio_write(0x1000, 4, 0),
-        Err(MmioError::OutOfRange { offset: 0x1000 })
-    );
-    assert_eq!(
-        u.mmio_write(u64::MAX, 4, 0),
-        Err(MmioError::OutOfRange { offset: u64::MAX })
-    );
+    assert_eq!(u.mmio_read(0x1, 1), Err(MmioError::Unaligned { offset: 1, size: 1 }));
+    assert_eq!(u.mmio_read(0x18, 8), Err(MmioError::BadSize { offset: 0x18, size: 8 }));
+    assert_eq!(u.mmio_read(0x18, 3), Err(MmioError::BadSize { offset: 0x18, size: 3 }));
+    assert_eq!(u.mmio_write(0x1000, 4, 0), Err(MmioError::OutOfRange { offset: 0x1000 }));
+    assert_eq!(u.mmio_write(u64::MAX, 4, 0), Err(MmioError::OutOfRange { offset: u64::MAX }));
     assert_eq!(u.mmio_read(0x800, 4), Ok(0), "reserved offsets are RAZ");
     assert_eq!(u.mmio_read(0x30, 2), Ok(0x300));
 }
@@ -251,22 +222,14 @@ fn line_buffer_yields_lines_and_flushes_when_full() {
     assert_eq!(full, 2);
     assert_eq!(lb.pending().len(), 5);
     assert_eq!(lb.push(b'\n').map(|l| l.len()), Some(5));
-    assert_eq!(
-        lb.push(b'\n').map(|l| l.len()),
-        Some(0),
-        "empty lines survive"
-    );
+    assert_eq!(lb.push(b'\n').map(|l| l.len()), Some(0), "empty lines survive");
 }
 
 #[test]
 fn loopback_feeds_the_receiver() {
     let mut u = Pl011::new();
     write(&mut u, reg::CR, 0x381); // UARTEN | TXE | RXE | LBE
-    assert_eq!(
-        write(&mut u, reg::DR, u32::from(b'z')),
-        None,
-        "nothing reaches the console"
-    );
+    assert_eq!(write(&mut u, reg::DR, u32::from(b'z')), None, "nothing reaches the console");
     assert_eq!(read(&mut u, reg::DR), u32::from(b'z'));
     write(&mut u, reg::CR, 0x301);
     assert_eq!(write(&mut u, reg::DR, u32::from(b'z')), Some(b'z'));

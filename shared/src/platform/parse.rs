@@ -129,10 +129,7 @@ impl<'a> Blob<'a> {
             return Err(Malformed("totalsize is larger than the blob (truncated?)"));
         }
         let buf = &dtb[..total];
-        if off_struct % 4 != 0
-            || off_struct < HEADER_SIZE
-            || size_struct < 4
-            || !inside(off_struct, size_struct, total)
+        if off_struct % 4 != 0 || off_struct < HEADER_SIZE || size_struct < 4 || !inside(off_struct, size_struct, total)
         {
             return Err(Malformed("structure block lies outside the blob"));
         }
@@ -159,11 +156,8 @@ impl<'a> Blob<'a> {
     fn reservations(&self, out: &mut Vec<Region, MAX_RESERVED>) -> Result<(), DtbError> {
         let mut off = self.rsvmap;
         loop {
-            let (Some(base), Some(size)) = (be64_at(self.buf, off), be64_at(self.buf, off + 8))
-            else {
-                return Err(DtbError::Malformed(
-                    "memory reservation block has no terminator",
-                ));
+            let (Some(base), Some(size)) = (be64_at(self.buf, off), be64_at(self.buf, off + 8)) else {
+                return Err(DtbError::Malformed("memory reservation block has no terminator"));
             };
             if base == 0 && size == 0 {
                 return Ok(());
@@ -184,15 +178,12 @@ impl<'a> Blob<'a> {
 
     /// The NUL-terminated name at `off` in the strings block.
     fn string(&self, off: usize) -> Result<&'a str, DtbError> {
-        let tail = self.strings.get(off..).ok_or(DtbError::Malformed(
-            "property name offset is outside the strings block",
-        ))?;
+        let tail =
+            self.strings.get(off..).ok_or(DtbError::Malformed("property name offset is outside the strings block"))?;
         let len = tail
             .iter()
             .position(|&c| c == 0)
-            .ok_or(DtbError::Malformed(
-                "property name runs past the strings block",
-            ))?;
+            .ok_or(DtbError::Malformed("property name runs past the strings block"))?;
         from_utf8(&tail[..len]).map_err(|_| DtbError::Malformed("property name is not UTF-8"))
     }
 
@@ -292,8 +283,7 @@ impl<'a> Cursor<'_, 'a> {
                 None => return Ok(None),
                 Some(ParsedTok::Nop) => continue,
                 Some(ParsedTok::BeginNode(n)) => {
-                    let name = from_utf8(n.name)
-                        .map_err(|_| DtbError::Malformed("node name is not UTF-8"))?;
+                    let name = from_utf8(n.name).map_err(|_| DtbError::Malformed("node name is not UTF-8"))?;
                     return Ok(Some(Token::Begin(name)));
                 }
                 Some(ParsedTok::EndNode) => return Ok(Some(Token::End)),
@@ -322,11 +312,7 @@ fn list_has(raw: &[u8], s: &str) -> bool {
 
 /// A one-cell property.
 fn u32_prop(raw: &[u8]) -> Option<u32> {
-    if raw.len() == 4 {
-        be32_at(raw, 0)
-    } else {
-        None
-    }
+    if raw.len() == 4 { be32_at(raw, 0) } else { None }
 }
 
 /// A one- or two-cell property (`cpu-release-addr`, `linux,initrd-start`).
@@ -351,12 +337,7 @@ fn take_cells(raw: &[u8], pos: &mut usize, cells: u32) -> Option<u64> {
 }
 
 /// A region whose end does not overflow, so [`Region::end`] is safe to call.
-fn checked_region(
-    base: u64,
-    size: u64,
-    node: &'static str,
-    property: &'static str,
-) -> Result<Region, DtbError> {
+fn checked_region(base: u64, size: u64, node: &'static str, property: &'static str) -> Result<Region, DtbError> {
     match base.checked_add(size) {
         Some(_) => Ok(Region { base, size }),
         None => Err(DtbError::BadProperty { node, property }),
@@ -387,12 +368,7 @@ impl<'a> RegIter<'a> {
         if ac == 0 || ac > 2 || sc > 2 || raw.len() % stride != 0 {
             return None;
         }
-        Some(RegIter {
-            raw,
-            pos: 0,
-            ac,
-            sc,
-        })
+        Some(RegIter { raw, pos: 0, ac, sc })
     }
 
     fn entries(&self) -> usize {
@@ -410,13 +386,7 @@ impl Iterator for RegIter<'_> {
 }
 
 /// Exactly one (address, size) pair.
-fn single_region(
-    raw: &[u8],
-    ac: u32,
-    sc: u32,
-    node: &'static str,
-    property: &'static str,
-) -> Result<Region, DtbError> {
+fn single_region(raw: &[u8], ac: u32, sc: u32, node: &'static str, property: &'static str) -> Result<Region, DtbError> {
     let bad = DtbError::BadProperty { node, property };
     let mut it = RegIter::new(raw, ac, sc).ok_or(bad)?;
     if it.entries() != 1 {
@@ -459,11 +429,7 @@ fn gic_irq(raw: &[u8], cells: u32, index: usize) -> Option<Irq> {
         1 => IrqKind::Ppi,
         _ => return None,
     };
-    Some(Irq {
-        kind,
-        number: be32_at(raw, at + 4)?,
-        flags: be32_at(raw, at + 8)?,
-    })
+    Some(Irq { kind, number: be32_at(raw, at + 4)?, flags: be32_at(raw, at + 8)? })
 }
 
 /// Parses the baud rate at the start of `stdout-path` options ("1500000n8").
@@ -491,12 +457,7 @@ struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    fn read(
-        blob: &Blob<'a>,
-        name: &'a str,
-        props: usize,
-        parent: Option<&Node<'a>>,
-    ) -> Result<Self, DtbError> {
+    fn read(blob: &Blob<'a>, name: &'a str, props: usize, parent: Option<&Node<'a>>) -> Result<Self, DtbError> {
         let mut node = Node {
             name,
             props,
@@ -507,19 +468,12 @@ impl<'a> Node<'a> {
         };
         let mut c = blob.cursor(props);
         while let Some(Token::Prop(n, v)) = c.next()? {
-            let bad = |property| DtbError::BadProperty {
-                node: "(any)",
-                property,
-            };
+            let bad = |property| DtbError::BadProperty { node: "(any)", property };
             match n {
-                "#address-cells" => {
-                    node.address_cells = u32_prop(v).ok_or(bad("#address-cells"))?
-                }
+                "#address-cells" => node.address_cells = u32_prop(v).ok_or(bad("#address-cells"))?,
                 "#size-cells" => node.size_cells = u32_prop(v).ok_or(bad("#size-cells"))?,
                 "ranges" => node.ranges = Some(v),
-                "interrupt-parent" => {
-                    node.interrupt_parent = Some(u32_prop(v).ok_or(bad("interrupt-parent"))?)
-                }
+                "interrupt-parent" => node.interrupt_parent = Some(u32_prop(v).ok_or(bad("interrupt-parent"))?),
                 _ => {}
             }
         }
@@ -536,10 +490,7 @@ impl<'a> Node<'a> {
 
     /// `status` absent, "okay" or "ok".
     fn enabled(&self, blob: &Blob<'a>) -> Result<bool, DtbError> {
-        Ok(matches!(
-            self.str(blob, "status")?,
-            None | Some("okay" | "ok")
-        ))
+        Ok(matches!(self.str(blob, "status")?, None | Some("okay" | "ok")))
     }
 }
 
@@ -555,11 +506,7 @@ fn translate(stack: &[Node<'_>], mut addr: u64) -> Option<u64> {
         if ranges.is_empty() {
             continue;
         }
-        let (cac, pac, csc) = (
-            bus.address_cells,
-            stack[i - 1].address_cells,
-            bus.size_cells,
-        );
+        let (cac, pac, csc) = (bus.address_cells, stack[i - 1].address_cells, bus.size_cells);
         let stride = 4 * (cac as usize + pac as usize + csc as usize);
         if cac > 2 || pac > 2 || csc > 2 || ranges.len() % stride != 0 {
             return None;
@@ -581,29 +528,14 @@ fn translate(stack: &[Node<'_>], mut addr: u64) -> Option<u64> {
 }
 
 /// Entry `index` of the `reg` of the node on top of `stack`, translated.
-fn reg_region(
-    stack: &[Node<'_>],
-    raw: &[u8],
-    index: usize,
-    node: &'static str,
-) -> Result<Option<Region>, DtbError> {
-    let bad = DtbError::BadProperty {
-        node,
-        property: "reg",
-    };
-    let parent = stack
-        .len()
-        .checked_sub(2)
-        .and_then(|i| stack.get(i))
-        .ok_or(bad)?;
+fn reg_region(stack: &[Node<'_>], raw: &[u8], index: usize, node: &'static str) -> Result<Option<Region>, DtbError> {
+    let bad = DtbError::BadProperty { node, property: "reg" };
+    let parent = stack.len().checked_sub(2).and_then(|i| stack.get(i)).ok_or(bad)?;
     let mut it = RegIter::new(raw, parent.address_cells, parent.size_cells).ok_or(bad)?;
     let Some((base, size)) = it.nth(index) else {
         return Ok(None);
     };
-    let base = translate(stack, base).ok_or(DtbError::BadProperty {
-        node,
-        property: "ranges",
-    })?;
+    let base = translate(stack, base).ok_or(DtbError::BadProperty { node, property: "ranges" })?;
     checked_region(base, size, node, "reg").map(Some)
 }
 
@@ -710,9 +642,7 @@ impl<'r, 'a> Builder<'r, 'a> {
                         seen_root = true;
                     }
                     let node = Node::read(blob, name, c.offset(), stack.last())?;
-                    stack
-                        .push(node)
-                        .map_err(|_| Malformed("nodes nested too deeply"))?;
+                    stack.push(node).map_err(|_| Malformed("nodes nested too deeply"))?;
                     self.enter(&stack)?;
                 }
                 Some(Token::End) => {
@@ -767,9 +697,7 @@ impl<'r, 'a> Builder<'r, 'a> {
         if self.gic.is_none() {
             if list_has(compatible, "arm,gic-v3") {
                 self.gic(stack, GicVersion::V3)?;
-            } else if ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"]
-                .iter()
-                .any(|c| list_has(compatible, c))
+            } else if ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"].iter().any(|c| list_has(compatible, c))
             {
                 self.gic(stack, GicVersion::V2)?;
             }
@@ -789,13 +717,14 @@ impl<'r, 'a> Builder<'r, 'a> {
         let Some((name, spec)) = self.vm.take() else {
             return;
         };
-        let rejected = match spec {
-            Ok(spec) => self.p.vms.push(spec).err().map(|_| DtbError::BadProperty {
-                node: "/chosen/hypervisor",
-                property: "vm@N (more than MAX_VMS)",
-            }),
-            Err(e) => Some(e),
-        };
+        let rejected =
+            match spec {
+                Ok(spec) => self.p.vms.push(spec).err().map(|_| DtbError::BadProperty {
+                    node: "/chosen/hypervisor",
+                    property: "vm@N (more than MAX_VMS)",
+                }),
+                Err(e) => Some(e),
+            };
         if let Some(e) = rejected {
             // Beyond MAX_VMS errors, the rest are dropped.
             let _ = self.p.vm_errors.push((name, e));
@@ -824,10 +753,7 @@ impl<'r, 'a> Builder<'r, 'a> {
         }
         let start = node.prop(blob, "linux,initrd-start")?;
         let end = node.prop(blob, "linux,initrd-end")?;
-        let bad = |property| DtbError::BadProperty {
-            node: "/chosen",
-            property,
-        };
+        let bad = |property| DtbError::BadProperty { node: "/chosen", property };
         match (start, end) {
             (None, None) => {}
             (Some(start), Some(end)) => {
@@ -846,10 +772,7 @@ impl<'r, 'a> Builder<'r, 'a> {
 
     /// A `device_type = "memory"` node under the root; the root's cells apply.
     fn memory(&mut self, stack: &[Node<'a>]) -> Result<(), DtbError> {
-        let bad = DtbError::BadProperty {
-            node: "/memory",
-            property: "reg",
-        };
+        let bad = DtbError::BadProperty { node: "/memory", property: "reg" };
         let (Some(root), Some(node)) = (stack.first(), stack.last()) else {
             return Err(bad);
         };
@@ -859,10 +782,7 @@ impl<'r, 'a> Builder<'r, 'a> {
         for (base, size) in RegIter::new(reg, root.address_cells, root.size_cells).ok_or(bad)? {
             if size != 0 {
                 // Past MAX_MEMORY the rest is left unused, which is safe.
-                let _ = self
-                    .p
-                    .memory
-                    .push(checked_region(base, size, "/memory", "reg")?);
+                let _ = self.p.memory.push(checked_region(base, size, "/memory", "reg")?);
             }
         }
         Ok(())
@@ -876,10 +796,7 @@ impl<'r, 'a> Builder<'r, 'a> {
             Some("smc") => Some(PsciMethod::Smc),
             Some("hvc") => Some(PsciMethod::Hvc),
             _ => {
-                return Err(DtbError::BadProperty {
-                    node: "/psci",
-                    property: "method",
-                });
+                return Err(DtbError::BadProperty { node: "/psci", property: "method" });
             }
         };
         Ok(())
@@ -888,40 +805,26 @@ impl<'r, 'a> Builder<'r, 'a> {
     /// `/cpus/cpu@N` (Linux `arm/cpus.yaml`): `reg` is the MPIDR.
     fn cpu(&mut self, stack: &[Node<'a>]) -> Result<(), DtbError> {
         let blob = self.blob;
-        let bad = |property| DtbError::BadProperty {
-            node: "/cpus/cpu",
-            property,
-        };
-        let (Some(cpus), Some(node)) = (stack.len().checked_sub(2).map(|i| stack[i]), stack.last())
-        else {
+        let bad = |property| DtbError::BadProperty { node: "/cpus/cpu", property };
+        let (Some(cpus), Some(node)) = (stack.len().checked_sub(2).map(|i| stack[i]), stack.last()) else {
             return Err(bad("reg"));
         };
         let cells = cpus.address_cells;
         if !(1..=2).contains(&cells) {
-            return Err(DtbError::BadProperty {
-                node: "/cpus",
-                property: "#address-cells",
-            });
+            return Err(DtbError::BadProperty { node: "/cpus", property: "#address-cells" });
         }
         let reg = node.prop(blob, "reg")?.ok_or(bad("reg"))?;
         let mpidr = take_cells(reg, &mut 0, cells).ok_or(bad("reg"))?;
         let enable_method = match node.str(blob, "enable-method")? {
             Some("psci") => EnableMethod::Psci,
             Some("spin-table") => {
-                let raw = node
-                    .prop(blob, "cpu-release-addr")?
-                    .ok_or(bad("cpu-release-addr"))?;
-                EnableMethod::SpinTable {
-                    release_addr: u64_prop(raw).ok_or(bad("cpu-release-addr"))?,
-                }
+                let raw = node.prop(blob, "cpu-release-addr")?.ok_or(bad("cpu-release-addr"))?;
+                EnableMethod::SpinTable { release_addr: u64_prop(raw).ok_or(bad("cpu-release-addr"))? }
             }
             _ => EnableMethod::None,
         };
         // Past MAX_CPUS the rest stay off, which is safe.
-        let _ = self.p.cpus.push(Cpu {
-            mpidr,
-            enable_method,
-        });
+        let _ = self.p.cpus.push(Cpu { mpidr, enable_method });
         Ok(())
     }
 
@@ -957,14 +860,9 @@ impl<'r, 'a> Builder<'r, 'a> {
             return Ok(());
         }
         let reg = node.prop(self.blob, "reg")?;
-        let reg = reg.ok_or(DtbError::BadProperty {
-            node: "serial",
-            property: "reg",
-        })?;
-        let region = reg_region(stack, reg, 0, "serial")?.ok_or(DtbError::BadProperty {
-            node: "serial",
-            property: "reg",
-        })?;
+        let reg = reg.ok_or(DtbError::BadProperty { node: "serial", property: "reg" })?;
+        let region =
+            reg_region(stack, reg, 0, "serial")?.ok_or(DtbError::BadProperty { node: "serial", property: "reg" })?;
         let seen = UartSeen {
             kind,
             region,
@@ -989,22 +887,12 @@ impl<'r, 'a> Builder<'r, 'a> {
             return Ok(());
         }
         const NODE: &str = "interrupt-controller";
-        let bad = |property| DtbError::BadProperty {
-            node: NODE,
-            property,
-        };
+        let bad = |property| DtbError::BadProperty { node: NODE, property };
         let reg = node.prop(blob, "reg")?.ok_or(bad("reg"))?;
         let region = |i: usize| reg_region(stack, reg, i, NODE);
         let gicd = region(0)?.ok_or(bad("reg"))?;
-        let mut gic = Gic {
-            version,
-            gicd,
-            gicr: Vec::new(),
-            gicc: None,
-            gich: None,
-            gicv: None,
-            maintenance_irq: None,
-        };
+        let mut gic =
+            Gic { version, gicd, gicr: Vec::new(), gicc: None, gich: None, gicv: None, maintenance_irq: None };
         // GICv3: GICD, #redistributor-regions GICR regions, then optional
         // GICC, GICH, GICV. GICv2: GICD, GICC, then optional GICH, GICV.
         let first_cpu_frame = match version {
@@ -1045,40 +933,25 @@ impl<'r, 'a> Builder<'r, 'a> {
             None => None,
         };
         let interrupts = node.prop(blob, "interrupts")?;
-        self.gic = Some(GicSeen {
-            gic,
-            phandle,
-            cells,
-            interrupts,
-        });
+        self.gic = Some(GicSeen { gic, phandle, cells, interrupts });
         Ok(())
     }
 
     /// The architected timer (Linux `timer/arm,arch_timer.yaml`).
     fn timer_node(&mut self, node: &Node<'a>) -> Result<(), DtbError> {
-        let bad = |property| DtbError::BadProperty {
-            node: "timer",
-            property,
-        };
-        let interrupts = node
-            .prop(self.blob, "interrupts")?
-            .ok_or(bad("interrupts"))?;
+        let bad = |property| DtbError::BadProperty { node: "timer", property };
+        let interrupts = node.prop(self.blob, "interrupts")?.ok_or(bad("interrupts"))?;
         let frequency = match node.prop(self.blob, "clock-frequency")? {
             Some(raw) => Some(u32_prop(raw).ok_or(bad("clock-frequency"))?),
             None => None,
         };
-        self.timer = Some(TimerSeen {
-            interrupts,
-            interrupt_parent: node.interrupt_parent,
-            frequency,
-        });
+        self.timer = Some(TimerSeen { interrupts, interrupt_parent: node.interrupt_parent, frequency });
         Ok(())
     }
 
     /// Opens `/chosen/hypervisor/vm@N`; its cells are the hypervisor node's.
     fn vm_begin(&mut self, stack: &[Node<'a>]) {
-        let (Some(node), Some(hyp)) = (stack.last(), stack.len().checked_sub(2).map(|i| stack[i]))
-        else {
+        let (Some(node), Some(hyp)) = (stack.last(), stack.len().checked_sub(2).map(|i| stack[i])) else {
             return;
         };
         let mut name = String::new();
@@ -1089,9 +962,7 @@ impl<'r, 'a> Builder<'r, 'a> {
 
     /// A `passthrough@N` child of the open VM node.
     fn passthrough(&mut self, stack: &[Node<'a>]) {
-        let (Some(node), Some(vm_node)) =
-            (stack.last(), stack.len().checked_sub(2).map(|i| stack[i]))
-        else {
+        let (Some(node), Some(vm_node)) = (stack.last(), stack.len().checked_sub(2).map(|i| stack[i])) else {
             return;
         };
         let Some((_, Ok(spec))) = &mut self.vm else {
@@ -1113,12 +984,10 @@ impl<'r, 'a> Builder<'r, 'a> {
             read_passthrough(self.blob, node, ac, sc)
         });
         let result = result.and_then(|pt| {
-            spec.passthrough
-                .push(pt)
-                .map_err(|_| DtbError::BadProperty {
-                    node: "/chosen/hypervisor/vm",
-                    property: "passthrough (more than MAX_PASSTHROUGH)",
-                })
+            spec.passthrough.push(pt).map_err(|_| DtbError::BadProperty {
+                node: "/chosen/hypervisor/vm",
+                property: "passthrough (more than MAX_PASSTHROUGH)",
+            })
         });
         if let (Err(e), Some(vm)) = (result, self.vm.as_mut()) {
             vm.1 = Err(e);
@@ -1146,10 +1015,7 @@ impl<'r, 'a> Builder<'r, 'a> {
             self.p.gic = Some(gic);
         }
         if let Some(t) = self.timer.take() {
-            let bad = DtbError::BadProperty {
-                node: "timer",
-                property: "interrupts",
-            };
+            let bad = DtbError::BadProperty { node: "timer", property: "interrupts" };
             let irq = |i| decode(t.interrupts, t.interrupt_parent, i);
             self.p.timer = Some(Timer {
                 secure_phys: irq(0).ok_or(bad)?,
@@ -1166,9 +1032,7 @@ impl<'r, 'a> Builder<'r, 'a> {
         self.p.uart = uart.map(|u| Uart {
             kind: u.kind,
             region: u.region,
-            irq: u
-                .interrupts
-                .and_then(|raw| decode(raw, u.interrupt_parent, 0)),
+            irq: u.interrupts.and_then(|raw| decode(raw, u.interrupt_parent, 0)),
             baud,
         });
         Ok(self.p)
@@ -1177,11 +1041,7 @@ impl<'r, 'a> Builder<'r, 'a> {
 
 /// The register interface of a node, if it is a UART this crate can drive
 /// (Linux `serial/pl011.yaml`, `serial/8250.yaml`, `serial/snps-dw-apb-uart.yaml`).
-fn uart_kind<'a>(
-    blob: &Blob<'a>,
-    node: &Node<'a>,
-    compatible: &[u8],
-) -> Result<Option<UartKind>, DtbError> {
+fn uart_kind<'a>(blob: &Blob<'a>, node: &Node<'a>, compatible: &[u8]) -> Result<Option<UartKind>, DtbError> {
     if list_has(compatible, "arm,pl011") {
         return Ok(Some(UartKind::Pl011));
     }
@@ -1192,32 +1052,20 @@ fn uart_kind<'a>(
     let byte = |name: &'static str, default: u8| -> Result<u8, DtbError> {
         match node.prop(blob, name)? {
             None => Ok(default),
-            Some(raw) => {
-                u32_prop(raw)
-                    .and_then(|v| u8::try_from(v).ok())
-                    .ok_or(DtbError::BadProperty {
-                        node: "serial",
-                        property: name,
-                    })
-            }
+            Some(raw) => u32_prop(raw)
+                .and_then(|v| u8::try_from(v).ok())
+                .ok_or(DtbError::BadProperty { node: "serial", property: name }),
         }
     };
-    Ok(Some(UartKind::Ns16550 {
-        reg_shift: byte("reg-shift", 0)?,
-        reg_io_width: byte("reg-io-width", 1)?,
-    }))
+    Ok(Some(UartKind::Ns16550 { reg_shift: byte("reg-shift", 0)?, reg_io_width: byte("reg-io-width", 1)? }))
 }
 
 /// A `/chosen/hypervisor/vm@N` node (`docs/vm-config.md`), without its
 /// children. `ac`/`sc` are the hypervisor node's cells.
 fn read_vm(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<VmSpec, DtbError> {
     const NODE: &str = "/chosen/hypervisor/vm";
-    let bad = |property| DtbError::BadProperty {
-        node: NODE,
-        property,
-    };
-    let required =
-        |name: &'static str| -> Result<&[u8], DtbError> { node.prop(blob, name)?.ok_or(bad(name)) };
+    let bad = |property| DtbError::BadProperty { node: NODE, property };
+    let required = |name: &'static str| -> Result<&[u8], DtbError> { node.prop(blob, name)?.ok_or(bad(name)) };
     let mut spec = VmSpec::default();
 
     let name = str_prop(required("vm-name")?).ok_or(bad("vm-name"))?;
@@ -1244,24 +1092,14 @@ fn read_vm(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<VmSpec,
 }
 
 /// A `passthrough@N` node: `reg` (host PA), optional `guest-reg`, `interrupts` (INTIDs).
-fn read_passthrough(
-    blob: &Blob<'_>,
-    node: &Node<'_>,
-    ac: u32,
-    sc: u32,
-) -> Result<Passthrough, DtbError> {
+fn read_passthrough(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<Passthrough, DtbError> {
     const NODE: &str = "/chosen/hypervisor/vm/passthrough";
-    let bad = |property| DtbError::BadProperty {
-        node: NODE,
-        property,
-    };
+    let bad = |property| DtbError::BadProperty { node: NODE, property };
     let reg = node.prop(blob, "reg")?.ok_or(bad("reg"))?;
     let region = single_region(reg, ac, sc, NODE, "reg")?;
     let guest_base = match node.prop(blob, "guest-reg")? {
         None => region.base,
-        Some(raw) if raw.len() == 4 * ac as usize => {
-            take_cells(raw, &mut 0, ac).ok_or(bad("guest-reg"))?
-        }
+        Some(raw) if raw.len() == 4 * ac as usize => take_cells(raw, &mut 0, ac).ok_or(bad("guest-reg"))?,
         Some(_) => return Err(bad("guest-reg")),
     };
     checked_region(guest_base, region.size, NODE, "guest-reg")?;
@@ -1269,11 +1107,7 @@ fn read_passthrough(
         None => Vec::new(),
         Some(raw) => u32_list(raw).ok_or(bad("interrupts"))?,
     };
-    Ok(Passthrough {
-        region,
-        guest_base,
-        interrupts,
-    })
+    Ok(Passthrough { region, guest_base, interrupts })
 }
 
 #[cfg(test)]
@@ -1306,11 +1140,7 @@ mod tests {
             size_struct as u32,
         ];
         for (i, w) in header.iter().chain(structure).enumerate() {
-            let at = if i < 10 {
-                4 * i
-            } else {
-                off_struct + 4 * (i - 10)
-            };
+            let at = if i < 10 { 4 * i } else { off_struct + 4 * (i - 10) };
             b.0[at..at + 4].copy_from_slice(&w.to_be_bytes());
         }
         b.0[off_strings..total].copy_from_slice(strings);
@@ -1384,9 +1214,7 @@ mod tests {
         for cut in 40..len {
             assert_eq!(
                 parse(&b.0[..cut]),
-                Err(DtbError::Malformed(
-                    "totalsize is larger than the blob (truncated?)"
-                )),
+                Err(DtbError::Malformed("totalsize is larger than the blob (truncated?)")),
                 "cut at {cut}"
             );
         }
@@ -1402,10 +1230,7 @@ mod tests {
             let mut c = Aligned(b.0);
             let size_struct = be32_at(&c.0, 36).unwrap() - 4 * cut;
             c.0[36..40].copy_from_slice(&size_struct.to_be_bytes());
-            assert!(
-                matches!(parse(&c.0[..len]), Err(DtbError::Malformed(_))),
-                "cut {cut}"
-            );
+            assert!(matches!(parse(&c.0[..len]), Err(DtbError::Malformed(_))), "cut {cut}");
         }
     }
 
@@ -1415,10 +1240,7 @@ mod tests {
         let len = total(&b);
         let mut shifted = Aligned([0u8; 520]);
         shifted.0[1..1 + len].copy_from_slice(&b.0[..len]);
-        assert_eq!(
-            parse(&shifted.0[1..1 + len]),
-            Err(DtbError::Malformed("blob is not 4-byte aligned"))
-        );
+        assert_eq!(parse(&shifted.0[1..1 + len]), Err(DtbError::Malformed("blob is not 4-byte aligned")));
     }
 
     #[test]
@@ -1436,24 +1258,15 @@ mod tests {
     #[test]
     fn unbalanced_tree_is_malformed() {
         let b = build(&[BEGIN, 0, FDT_END], b"");
-        assert_eq!(
-            parse(&b.0[..total(&b)]),
-            Err(DtbError::Malformed("structure block ends inside a node"))
-        );
+        assert_eq!(parse(&b.0[..total(&b)]), Err(DtbError::Malformed("structure block ends inside a node")));
         let b = build(&[BEGIN, 0, END_NODE, END_NODE, FDT_END], b"");
-        assert_eq!(
-            parse(&b.0[..total(&b)]),
-            Err(DtbError::Malformed("FDT_END_NODE outside any node"))
-        );
+        assert_eq!(parse(&b.0[..total(&b)]), Err(DtbError::Malformed("FDT_END_NODE outside any node")));
     }
 
     #[test]
     fn property_name_outside_strings_is_malformed() {
         let b = build(&[BEGIN, 0, PROP, 0, 99, END_NODE, FDT_END], b"x\0");
-        assert!(matches!(
-            parse(&b.0[..total(&b)]),
-            Err(DtbError::Malformed(_))
-        ));
+        assert!(matches!(parse(&b.0[..total(&b)]), Err(DtbError::Malformed(_))));
     }
 
     #[test]
@@ -1466,10 +1279,8 @@ mod tests {
 
     #[test]
     fn ranges_translate_child_addresses() {
-        let ranges = [0x100u32, 0, 0x1000_0000, 0x1000]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect::<std::vec::Vec<u8>>();
+        let ranges =
+            [0x100u32, 0, 0x1000_0000, 0x1000].iter().flat_map(|w| w.to_be_bytes()).collect::<std::vec::Vec<u8>>();
         let node = |address_cells, size_cells, ranges| Node {
             name: "",
             props: 0,
@@ -1479,11 +1290,7 @@ mod tests {
             interrupt_parent: None,
         };
         // root (2 cells) > bus (1 address, 1 size; child 0x100 -> parent 0x1000_0000) > device
-        let stack = [
-            node(2, 2, None),
-            node(1, 1, Some(&ranges[..])),
-            node(2, 1, None),
-        ];
+        let stack = [node(2, 2, None), node(1, 1, Some(&ranges[..])), node(2, 1, None)];
         assert_eq!(translate(&stack, 0x180), Some(0x1000_0080));
         assert_eq!(translate(&stack, 0x1200), None);
         let no_ranges = [node(2, 2, None), node(1, 1, None), node(2, 1, None)];

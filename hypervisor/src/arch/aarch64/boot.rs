@@ -93,6 +93,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
 
     // Physical memory.
     let image = Region { base: image_start as u64, size: (image_end - image_start) as u64 };
+    let heap_region;
     {
         let mut frames = FRAMES.lock();
         for r in platform.memory.iter() {
@@ -123,6 +124,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         // SAFETY: the range was just taken from the frame allocator and is
         // used by nothing else.
         unsafe { HEAP.lock().init(heap as usize, HEAP_SIZE as usize) };
+        heap_region = Region { base: heap, size: HEAP_SIZE };
     }
 
     // EL2 stage 1: all RAM and the devices we drive, identity mapped.
@@ -148,7 +150,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
     init_el2_controls();
     smp::report_started(0);
 
-    vmm::create_vms(platform);
+    vmm::create_vms(platform, &[image, dtb_region, heap_region]);
 
     // Secondary CPUs.
     let me = super::sysreg::mpidr();

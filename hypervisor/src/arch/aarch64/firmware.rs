@@ -1,8 +1,8 @@
 //! Calls down to the firmware (EL3) through the PSCI conduit the DTB names:
 //! QEMU's built-in PSCI or TF-A BL31 on boards.
 
-use shared::platform::PsciMethod;
 use ::smccc::{Hvc, Smc, psci};
+use shared::platform::PsciMethod;
 
 /// The conduit, fixed at boot from the DTB's `/psci` node.
 static METHOD: spin::Once<PsciMethod> = spin::Once::new();

@@ -20,9 +20,8 @@ pub struct PerCpuSlot(core::cell::UnsafeCell<PerCpu>);
 // SAFETY: a slot is only accessed by the CPU it belongs to (see `this_cpu`).
 unsafe impl Sync for PerCpuSlot {}
 
-static PER_CPU: [PerCpuSlot; MAX_CPUS] = [const {
-    PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0 }))
-}; MAX_CPUS];
+static PER_CPU: [PerCpuSlot; MAX_CPUS] =
+    [const { PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0 })) }; MAX_CPUS];
 
 /// How many CPUs are up.
 pub static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(0);

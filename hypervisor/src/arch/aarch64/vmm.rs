@@ -5,20 +5,21 @@ use super::boot::FRAMES;
 use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, read_sysreg};
-use super::{smp, MAX_CPUS};
+use super::{MAX_CPUS, smp};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::stats::ExitStats;
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
 use crate::vm::{self, VmLayout};
+use crate::vmspec;
 use crate::vpl011::Pl011;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use shared::image::ImageHeader;
-use shared::platform::{GicVersion, Platform, VmSpec};
+use shared::platform::{GicVersion, Platform, Region, VmSpec};
 use spin::Mutex;
 
 /// A vCPU: its registers and what the scheduler needs.
@@ -90,14 +91,34 @@ pub fn vms() -> &'static [Vm] {
 
 /// Builds every VM the DTB describes. A VM that cannot be built is
 /// reported with its name and the reason, and the others still start.
-pub fn create_vms(platform: &Platform) {
+pub fn create_vms(platform: &Platform, reserved: &[Region]) {
     let ipa = IpaConfig::from_parange(read_sysreg!(id_aa64mmfr0_el1));
     let gic = platform.gic.as_ref().map(|g| g.version).unwrap_or(GicVersion::V3);
     let mut vms = Vec::new();
     if platform.vms.is_empty() {
         println!("el2-hyp: the DTB describes no VMs (/chosen/hypervisor); nothing to run");
     }
-    for spec in platform.vms.iter() {
+    // The same rules vmconf applied on the host, now against the machine
+    // as it really is (a board's boot script may have been edited by hand).
+    let mut facts = vmspec::MachineFacts::new(platform.memory.to_vec(), platform.cpus.len() as u32, ipa.bits);
+    facts.reserved.extend_from_slice(reserved);
+    if let Some(u) = platform.uart {
+        facts.reserved.push(u.region);
+        if let Some(irq) = u.irq {
+            facts.reserved_intids.push(irq.intid());
+        }
+    }
+    if let Some(g) = platform.gic.as_ref() {
+        for r in [g.gicd].iter().chain(g.gicr.iter()).chain(g.gicc.iter()).chain(g.gich.iter()).chain(g.gicv.iter()) {
+            facts.reserved.push(*r);
+        }
+    }
+    let checks = vmspec::validate(&platform.vms, &facts);
+    for (spec, check) in platform.vms.iter().zip(checks.iter()) {
+        if let Err(e) = check {
+            println!("el2-hyp: VM \"{}\" not started: {e}", spec.name);
+            continue;
+        }
         let id = vms.len();
         match build_vm(id, spec, ipa, gic) {
             Ok(vm) => {
