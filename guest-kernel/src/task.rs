@@ -7,17 +7,17 @@
 //! scheduler's, in [`crate::sched::SchedTask::state`]; a [`TaskStruct`] holds
 //! identity, family links, credentials of scheduling policy and `exit_state`.
 
-//pub mod exit;
-//pub mod fork;
-//pub mod kthread;
-//pub mod pid;
-//pub mod pids_limit;
-//pub mod signal;
-//pub mod table;
-//pub mod task_struct;
+pub mod exit;
+pub mod fork;
+pub mod kthread;
+pub mod pid;
+pub mod pids_limit;
+pub mod signal;
+pub mod table;
+pub mod task_struct;
 
-//pub use self::table::TaskTable;
-//pub use self::task_struct::{ExitState, TaskStruct};
+pub use self::table::TaskTable;
+pub use self::task_struct::{ExitState, TaskStruct};
 pub use crate::sched::{TaskId, TaskState};
 
 /// Linux errno values (include/uapi/asm-generic/errno-base.h); syscalls
@@ -36,3 +36,6 @@ pub enum Errno {
 
 /// Pid type (`pid_t`).
 pub type Pid = i32;
+
+#[cfg(test)]
+mod tests;

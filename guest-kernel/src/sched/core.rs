@@ -228,6 +228,8 @@ pub struct Scheduler {
     hz: u64,
     /// CPUs that need a reschedule IPI (`resched_curr` on a remote CPU).
     ipi_pending: u64,
+    /// Released while still running: freed after the switch away.
+    dead_pending: Vec<TaskId>,
 }
 
 impl Scheduler {
@@ -255,7 +257,7 @@ impl Scheduler {
                 next_balance: 0,
             });
         }
-        Scheduler { tasks, rqs, groups: Vec::new(), dl_bw: DlBw::new(), hz, ipi_pending: 0 }
+        Scheduler { tasks, rqs, groups: Vec::new(), dl_bw: DlBw::new(), hz, ipi_pending: 0, dead_pending: Vec::new() }
     }
 
     pub fn nr_cpus(&self) -> usize {
@@ -401,10 +403,37 @@ impl Scheduler {
     }
 
     /// Forget a dead task (`put_task_struct` → `task_dead_dl` frees its
-    /// deadline bandwidth). It must not be running or queued.
+    /// deadline bandwidth). A task still running (an exiting thread that was
+    /// auto-reaped) is freed by `schedule` once the CPU has switched away.
     pub fn remove_task(&mut self, id: TaskId) {
-        if let Some(t) = self.tasks.get(&id) {
-            debug_assert!(!t.on_rq && self.rqs[t.cpu].curr != id);
+        let Some(t) = self.tasks.get(&id) else { return };
+        let cpu = t.cpu;
+        if self.rqs[cpu].curr == id {
+            self.tm(id).state = TaskState::Dead;
+            self.dead_pending.push(id);
+            return;
+        }
+        if t.on_rq {
+            let now = self.rqs[cpu].clock;
+            self.dequeue_task(cpu, id, DEQUEUE_SLEEP, now);
+        }
+        self.free_task(id);
+    }
+
+    /// `do_task_dead`: the task will never run again. The current task leaves
+    /// the run queue at its last `schedule`; any other is dequeued now.
+    pub fn task_dead(&mut self, id: TaskId) {
+        let t = self.tm(id);
+        t.state = TaskState::Dead;
+        let (cpu, on_rq) = (t.cpu, t.on_rq);
+        if on_rq && self.rqs[cpu].curr != id {
+            let now = self.rqs[cpu].clock;
+            self.dequeue_task(cpu, id, DEQUEUE_SLEEP, now);
+        }
+    }
+
+    fn free_task(&mut self, id: TaskId) {
+        if let Some(t) = self.tasks.remove(&id) {
             if t.class == SchedClass::Deadline {
                 self.dl_bw.total_bw -= t.dl.dl_bw;
             }
@@ -412,7 +441,6 @@ impl Scheduler {
                 self.groups[g].throttled_tasks.retain(|&x| x != id);
             }
         }
-        self.tasks.remove(&id);
     }
 
     // ----- enqueue / dequeue -------------------------------------------------
@@ -673,6 +701,11 @@ impl Scheduler {
         if next != prev {
             self.rqs[cpu].nr_switches += 1;
             self.rqs[cpu].curr = next;
+            // finish_task_switch: drop a dead prev that was already released.
+            if let Some(i) = self.dead_pending.iter().position(|&d| d == prev) {
+                self.dead_pending.swap_remove(i);
+                self.free_task(prev);
+            }
         }
         next
     }

@@ -1,0 +1,117 @@
+//! The task table: an arena of descriptors indexed by [`TaskId`], a pid →
+//! task map, the pid allocator, the pids cgroups, and the pid namespace's
+//! child reaper. Boot creates the idle tasks, init (pid 1) and kthreadd (pid 2)
+//! as 《Linux内核深度解析》§2.5.1 describes.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::kthread::KthreadCreateList;
+use super::pid::PidMap;
+use super::pids_limit::PidsHierarchy;
+use super::task_struct::{PF_IDLE, PF_KTHREAD, TaskStruct};
+use super::{Pid, TaskId};
+
+pub struct TaskTable {
+    slots: Vec<Option<TaskStruct>>,
+    free_slots: Vec<u32>,
+    pid_hash: BTreeMap<Pid, TaskId>,
+    pub pidmap: PidMap,
+    pub pids_cgroups: PidsHierarchy,
+    /// `pid_ns->child_reaper`: init.
+    pub child_reaper: Option<TaskId>,
+    pub kthreadd: Option<TaskId>,
+    pub kthread_create_list: KthreadCreateList,
+    next_mm: u32,
+}
+
+impl TaskTable {
+    /// The table and one idle task per CPU (pid 0, PF_IDLE | PF_KTHREAD); pass
+    /// the returned ids to [`crate::sched::Scheduler::new`].
+    pub fn new(pid_max: Pid, nr_cpus: usize) -> (Self, Vec<TaskId>) {
+        let mut t = TaskTable {
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            pid_hash: BTreeMap::new(),
+            pidmap: PidMap::new(pid_max),
+            pids_cgroups: PidsHierarchy::new(),
+            child_reaper: None,
+            kthreadd: None,
+            kthread_create_list: KthreadCreateList::default(),
+            next_mm: 1,
+        };
+        let idle = (0..nr_cpus)
+            .map(|cpu| {
+                let id = t.alloc_slot();
+                let mut ts = TaskStruct::new(id, 0, if cpu == 0 { "swapper/0" } else { "swapper" });
+                ts.flags = PF_IDLE | PF_KTHREAD;
+                t.slots[id.0 as usize] = Some(ts);
+                id
+            })
+            .collect();
+        (t, idle)
+    }
+
+    fn alloc_slot(&mut self) -> TaskId {
+        if let Some(i) = self.free_slots.pop() {
+            return TaskId(i);
+        }
+        self.slots.push(None);
+        TaskId(self.slots.len() as u32 - 1)
+    }
+
+    /// Put a new descriptor in the arena and the pid hash.
+    pub(super) fn insert(&mut self, mut ts: TaskStruct) -> TaskId {
+        let id = self.alloc_slot();
+        ts.id = id;
+        if ts.group_leader == TaskId(u32::MAX) {
+            ts.group_leader = id;
+        }
+        self.pid_hash.insert(ts.pid, id);
+        self.slots[id.0 as usize] = Some(ts);
+        id
+    }
+
+    /// Drop a descriptor (`put_task_struct` after `release_task`).
+    pub(super) fn remove(&mut self, id: TaskId) -> TaskStruct {
+        let ts = self.slots[id.0 as usize].take().expect("removing a free slot");
+        if self.pid_hash.get(&ts.pid) == Some(&id) {
+            self.pid_hash.remove(&ts.pid);
+        }
+        self.free_slots.push(id.0);
+        ts
+    }
+
+    pub(super) fn new_mm(&mut self) -> super::task_struct::MmHandle {
+        self.next_mm += 1;
+        super::task_struct::MmHandle(self.next_mm)
+    }
+
+    pub fn get(&self, id: TaskId) -> Option<&TaskStruct> {
+        self.slots.get(id.0 as usize).and_then(|s| s.as_ref())
+    }
+    pub fn get_mut(&mut self, id: TaskId) -> Option<&mut TaskStruct> {
+        self.slots.get_mut(id.0 as usize).and_then(|s| s.as_mut())
+    }
+    /// `find_task_by_vpid`.
+    pub fn find_by_pid(&self, pid: Pid) -> Option<TaskId> {
+        self.pid_hash.get(&pid).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.pid_hash.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pid_hash.is_empty()
+    }
+    /// `for_each_process`-like iteration over live descriptors.
+    pub fn iter(&self) -> impl Iterator<Item = &TaskStruct> {
+        self.slots.iter().filter_map(|s| s.as_ref())
+    }
+
+    pub(super) fn ts(&self, id: TaskId) -> &TaskStruct {
+        self.get(id).expect("stale task id")
+    }
+    pub(super) fn tsm(&mut self, id: TaskId) -> &mut TaskStruct {
+        self.get_mut(id).expect("stale task id")
+    }
+}

@@ -1,0 +1,131 @@
+//! `struct task_struct`: the process descriptor.
+//!
+//! LKD ch. 3, "Process Descriptor and the Task Structure"; 《Linux内核深度解析》
+//! §2.3 (pid, tgid, group leader) and §2.6 (exit, zombies, reapers).
+//! Links are arena indices ([`TaskId`]), not pointers.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{Pid, TaskId};
+use crate::sched::WaitQueueHead;
+
+/// `PF_EXITING`: in `do_exit`.
+pub const PF_EXITING: u32 = 0x0000_0004;
+/// `PF_FORKNOEXEC`: forked but not yet exec'd.
+pub const PF_FORKNOEXEC: u32 = 0x0000_0040;
+/// `PF_IDLE`: an idle task.
+pub const PF_IDLE: u32 = 0x0000_0002;
+/// `PF_KTHREAD`: a kernel thread (no user address space).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Signal numbers the process core uses (arm64 = asm-generic numbering).
+pub const SIGKILL: u32 = 9;
+pub const SIGSEGV: u32 = 11;
+pub const SIGCHLD: u32 = 17;
+pub const SIGSTOP: u32 = 19;
+
+/// `task->exit_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitState {
+    /// Alive.
+    None,
+    /// `EXIT_ZOMBIE`: exited, waiting for the parent's wait4.
+    Zombie,
+    /// `EXIT_DEAD`: reaped (or auto-reaped), about to be freed.
+    Dead,
+}
+
+/// An opaque handle for the address space (the mm subsystem owns `mm_struct`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmHandle(pub u32);
+
+/// The process descriptor. Scheduling state lives in the scheduler's
+/// [`crate::sched::SchedTask`] under the same [`TaskId`].
+#[derive(Debug)]
+pub struct TaskStruct {
+    pub id: TaskId,
+    pub pid: Pid,
+    /// Thread group id: the group leader's pid.
+    pub tgid: Pid,
+    pub comm: String,
+    pub flags: u32,
+    pub exit_state: ExitState,
+    /// Wait status as wait4 reports it (`(code & 0xff) << 8`, or the signal).
+    pub exit_code: i32,
+    /// Signal sent to the parent on exit; -1 for threads (auto-reaped).
+    pub exit_signal: i32,
+    /// Who wait4 reports to; `parent` is the same unless ptraced.
+    pub real_parent: Option<TaskId>,
+    pub parent: Option<TaskId>,
+    /// Our children, oldest first (`children` list; `sibling` is the order).
+    pub children: Vec<TaskId>,
+    pub group_leader: TaskId,
+    /// On the leader: the other threads of the group, oldest first.
+    pub thread_group: Vec<TaskId>,
+    /// `None` for kernel threads.
+    pub mm: Option<MmHandle>,
+    /// Pending signals, one bit per signal number.
+    pub pending: u64,
+    /// `signal->flags & SIGNAL_UNKILLABLE`: init ignores fatal signals.
+    pub signal_unkillable: bool,
+    /// `prctl(PR_SET_CHILD_SUBREAPER)`.
+    pub is_child_subreaper: bool,
+    /// Some ancestor is a subreaper (inherited at fork).
+    pub has_child_subreaper: bool,
+    /// The parent ignores SIGCHLD / set SA_NOCLDWAIT for us: auto-reap.
+    pub ignore_sigchld: bool,
+    /// `vfork_done`: the parent waiting in vfork until we exec or exit.
+    pub vfork_done: Option<TaskId>,
+    /// The pids cgroup charged for this task.
+    pub pids_cgroup: usize,
+    /// `signal->wait_chldexit`: where wait4 sleeps.
+    pub wait_chldexit: WaitQueueHead,
+}
+
+impl TaskStruct {
+    pub fn new(id: TaskId, pid: Pid, comm: &str) -> Self {
+        TaskStruct {
+            id,
+            pid,
+            tgid: pid,
+            comm: String::from(comm),
+            flags: 0,
+            exit_state: ExitState::None,
+            exit_code: 0,
+            exit_signal: SIGCHLD as i32,
+            real_parent: None,
+            parent: None,
+            children: Vec::new(),
+            group_leader: id,
+            thread_group: Vec::new(),
+            mm: None,
+            pending: 0,
+            signal_unkillable: false,
+            is_child_subreaper: false,
+            has_child_subreaper: false,
+            ignore_sigchld: false,
+            vfork_done: None,
+            pids_cgroup: 0,
+            wait_chldexit: WaitQueueHead::new(),
+        }
+    }
+
+    pub fn is_kthread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+    pub fn is_exiting(&self) -> bool {
+        self.flags & PF_EXITING != 0
+    }
+    pub fn thread_group_leader(&self) -> bool {
+        self.group_leader == self.id
+    }
+    pub fn sigismember(&self, sig: u32) -> bool {
+        self.pending & (1 << sig) != 0
+    }
+}
+
+/// `W_EXITCODE(code, 0)`: how `exit(code)` shows in wait4's status.
+pub const fn exit_status(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
