@@ -12,6 +12,7 @@ pub mod arch;
 pub mod boot;
 pub mod cmdline;
 pub mod console;
+pub mod irq;
 pub mod mm;
 pub mod sched;
 pub mod task;
