@@ -5,7 +5,7 @@
 //!
 //! The run state (`TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...) is the
 //! scheduler's, in [`crate::sched::SchedTask::state`]; a [`TaskStruct`] holds
-//! identity, family links, credentials of scheduling policy and `exit_state`.
+//! identity, family links, signal and reaper flags, and `exit_state`.
 
 pub mod exit;
 pub mod fork;
