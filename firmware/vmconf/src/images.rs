@@ -17,9 +17,15 @@ pub struct Dirs {
     pub config_dir: PathBuf,
 }
 
-/// The file an image name stands for; `initrd` picks the Linux initramfs for `"linux"`.
+/// The file an image name stands for; `initrd` picks the initramfs that goes
+/// with the named kernel (`IMAGES/initramfs.cpio` for "guest-kernel", the
+/// busybox one for "linux").
 pub fn resolve(r: &ImageRef, initrd: bool, dirs: &Dirs) -> Result<PathBuf, String> {
     let path = match r {
+        ImageRef::GuestKernel if initrd => match &dirs.images {
+            Some(d) => d.join("initramfs.cpio"),
+            None => return Err("\"guest-kernel\" needs --images DIR".into()),
+        },
         ImageRef::GuestKernel => match &dirs.images {
             Some(d) => d.join("guest-kernel.bin"),
             None => return Err("\"guest-kernel\" needs --images DIR".into()),
