@@ -22,10 +22,10 @@ impl<'a> Cmdline<'a> {
         for word in s.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("hz", v)) => {
-                    if let Ok(hz) = v.parse::<u32>() {
-                        if (1..=10_000).contains(&hz) {
-                            c.hz = hz;
-                        }
+                    if let Ok(hz) = v.parse::<u32>()
+                        && (1..=10_000).contains(&hz)
+                    {
+                        c.hz = hz;
                     }
                 }
                 Some(("overcommit", v)) if matches!(v, "guess" | "always" | "never") => c.overcommit = v,

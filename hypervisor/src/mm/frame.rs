@@ -183,7 +183,7 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let size = ((seed % 64) + 1) * PAGE_SIZE;
-            if seed % 3 == 0 && !got.is_empty() {
+            if seed.is_multiple_of(3) && !got.is_empty() {
                 let (b, s) = got.swap_remove((seed as usize / 3) % got.len());
                 a.free(b, s).unwrap();
             } else if let Ok(b) = a.alloc(size, PAGE_SIZE << (seed % 4)) {

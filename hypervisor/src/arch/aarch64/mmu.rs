@@ -25,6 +25,12 @@ pub struct El2Map {
     idmap: IdMap<El2>,
 }
 
+impl Default for El2Map {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl El2Map {
     /// An empty map.
     pub fn new() -> Self {

@@ -30,6 +30,12 @@ pub struct HostRegs {
     guest: *mut GuestRegs,
 }
 
+impl Default for HostRegs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl HostRegs {
     /// An empty save area.
     pub const fn new() -> Self {

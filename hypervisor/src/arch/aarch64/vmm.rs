@@ -374,10 +374,10 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     println!("el2-hyp: VM \"{}\" reset", vm.name);
     vm.generation.fetch_add(1, Ordering::AcqRel);
     for (i, v) in vm.vcpus.iter().enumerate() {
-        if i != me.index {
-            if let Some(mut v) = v.try_lock() {
-                v.state = VcpuState::Off;
-            }
+        if i != me.index
+            && let Some(mut v) = v.try_lock()
+        {
+            v.state = VcpuState::Off;
         }
     }
     if let Err(e) = load_images(vm, Some(me.index)) {
