@@ -7,7 +7,12 @@
 //!        [--dtb machine.dtb] [--ram-base 0x40000000 --ram-size 1G --cpus 2]
 //!        [--ipa-bits 40] [--load-base 0x48000000]
 //!        [--out-dts out.dtsi] [--out-qemu-args out.args] [--out-uboot out.cmds]
+//!        [--out-uboot-script vms.cmd]
 //! ```
+//!
+//! `--out-uboot-script`: U-Boot script lines that load the images and add the
+//! `/chosen/hypervisor` nodes to the working FDT with `fdt mknode`/`fdt set`
+//! (inserted into `firmware/uboot/boot.cmd` by `scripts/image`).
 //!
 //! `--ram-*`/`--cpus` describe the machine, or override what `--dtb` says.
 //! Any error: the message on stderr, exit code 2.
@@ -37,7 +42,7 @@ use vmspec::MachineFacts;
 
 const USAGE: &str = "usage: vmconf --config FILE [--images DIR] \
 [--dtb FILE] [--ram-base ADDR --ram-size SIZE --cpus N] [--ipa-bits N] [--load-base ADDR] \
-[--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE] [--allow-invalid]";
+[--out-dts FILE] [--out-qemu-args FILE] [--out-uboot FILE] [--out-uboot-script FILE] [--allow-invalid]";
 
 /// Default guest-physical address size: what a Cortex-A53 supports.
 const DEFAULT_IPA_BITS: u32 = 40;
@@ -58,6 +63,7 @@ struct Args {
     out_dts: Option<PathBuf>,
     out_qemu_args: Option<PathBuf>,
     out_uboot: Option<PathBuf>,
+    out_uboot_script: Option<PathBuf>,
     /// `--allow-invalid`: emit VMs that fail validation anyway (with the
     /// errors as warnings), so tests can check that the hypervisor itself
     /// refuses them.
@@ -91,6 +97,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
             "--out-dts" => a.out_dts = Some(value.into()),
             "--out-qemu-args" => a.out_qemu_args = Some(value.into()),
             "--out-uboot" => a.out_uboot = Some(value.into()),
+            "--out-uboot-script" => a.out_uboot_script = Some(value.into()),
             "--ram-base" => a.ram_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?),
             "--load-base" => a.load_base = Some(parse_number(&value).ok_or_else(|| bad("an address"))?),
             "--ram-size" => a.ram_size = Some(parse_size(&value).ok_or_else(|| bad("a size (use 1G, 512M, ...)"))?),
@@ -177,6 +184,10 @@ fn run(argv: Vec<String>) -> Result<(), String> {
     if args.out_uboot.is_some() {
         let cmds = emit::uboot(&placer.placed).map_err(|m| format!("{src}: {m}"))?;
         write_out(&args.out_uboot, &cmds)?;
+    }
+    if args.out_uboot_script.is_some() {
+        let script = emit::uboot_script(&name, &pairs, &placer.placed).map_err(|m| format!("{src}: {m}"))?;
+        write_out(&args.out_uboot_script, &script)?;
     }
     Ok(())
 }

@@ -186,6 +186,8 @@ fn linux_config_uses_the_cache() {
 fn every_field_in_the_dts() {
     let t = with_images();
     t.file("k/my image.bin", 4096);
+    // initrd = "guest-kernel" is the guest kernel's initramfs.
+    t.file("img/initramfs.cpio", 70000);
     let c = config(
         &t,
         r#"
@@ -629,4 +631,128 @@ fn usage_errors() {
     let help = Command::new(env!("CARGO_BIN_EXE_vmconf")).arg("--help").output().unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8(help.stdout).unwrap().starts_with("usage: vmconf --config FILE"));
+}
+
+/// Turns the `fdt mknode` / `fdt set` lines of a `--out-uboot-script` file
+/// into a DTS fragment, as U-Boot would apply them, so that it can be
+/// compiled and parsed like `--out-dts` output.
+fn uboot_script_to_dts(script: &str) -> String {
+    use std::collections::BTreeMap;
+    // path -> properties in order; children are found by prefix.
+    let mut nodes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for line in script.lines() {
+        if let Some(rest) = line.strip_prefix("fdt mknode ") {
+            let (parent, name) = rest.split_once(' ').expect("fdt mknode PARENT NAME");
+            let path = format!("{}/{name}", parent.trim_end_matches('/'));
+            assert!(nodes.insert(path.clone(), Vec::new()).is_none(), "node {path} made twice");
+        } else if let Some(rest) = line.strip_prefix("fdt set ") {
+            let (node, rest) = rest.split_once(' ').unwrap();
+            let (prop, value) = rest.split_once(' ').unwrap();
+            let prop = prop.trim_matches('"');
+            let value = if let Some(v) = value.strip_prefix('\'') {
+                let v = v.strip_suffix('\'').expect("closing quote");
+                format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                assert!(value.starts_with('<') && value.ends_with('>'), "cells: {value}");
+                value.to_string()
+            };
+            nodes
+                .get_mut(node)
+                .unwrap_or_else(|| panic!("fdt set on {node} before fdt mknode"))
+                .push((prop.into(), value));
+        } else {
+            assert!(line.starts_with('#') || line.starts_with("load "), "unexpected line {line:?}");
+        }
+    }
+    fn render(path: &str, nodes: &std::collections::BTreeMap<String, Vec<(String, String)>>, out: &mut String) {
+        for (k, v) in &nodes[path] {
+            out.push_str(&format!("{k} = {v};\n"));
+        }
+        for child in nodes.keys().filter(|k| k.rsplit_once('/').map(|(p, _)| p) == Some(path)) {
+            out.push_str(&format!("{} {{\n", child.rsplit('/').next().unwrap()));
+            render(child, nodes, out);
+            out.push_str("};\n");
+        }
+    }
+    let mut out = String::from("/ {\n\tchosen {\nhypervisor {\n");
+    render("/chosen/hypervisor", &nodes, &mut out);
+    out.push_str("};\n\t};\n};\n");
+    out
+}
+
+#[test]
+fn uboot_script_builds_the_same_nodes_as_the_dts() {
+    let t = with_images();
+    t.file("img/initramfs.cpio", 5000);
+    t.file("k/kern.bin", 4096);
+    let c = config(
+        &t,
+        r#"
+[[vm]]
+name = "one"
+kernel = "k/kern.bin"
+initrd = "guest-kernel"
+memory = "32M"
+ipa_base = 0x1_0000_0000
+vcpus = 2
+pin = [1, 0]
+cmdline = 'a "b" \ $c'
+console = "none"
+
+[[vm.passthrough]]
+reg = [0x9040000, 0x1000]
+interrupts = [40, 41]
+
+[[vm.passthrough]]
+reg = [0xa000000, 0x2000]
+guest_reg = 0xb000000
+
+[[vm]]
+name = "two"
+kernel = "guest-kernel"
+memory = "64M"
+"#,
+    );
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--load-base", "0x4a000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
+    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    let script = t.read("vms.cmd");
+    assert_eq!(
+        script.lines().filter(|l| l.starts_with("load ")).collect::<Vec<_>>(),
+        [
+            "load ${devtype} ${devnum}:${bootpart} 0x4a000000 kern.bin || setenv el2_failed \"${el2_failed} kern.bin\"",
+            "load ${devtype} ${devnum}:${bootpart} 0x4a200000 initramfs.cpio || setenv el2_failed \"${el2_failed} initramfs.cpio\"",
+            "load ${devtype} ${devnum}:${bootpart} 0x4a400000 guest-kernel.bin || setenv el2_failed \"${el2_failed} guest-kernel.bin\"",
+        ]
+    );
+    // `#` would start a hush comment: property names are quoted.
+    assert!(script.contains("fdt set /chosen/hypervisor/vm@0 \"#address-cells\" <2>\n"), "{script}");
+    // Strings are single-quoted: hush does not expand `$c` inside them.
+    assert!(script.contains("fdt set /chosen/hypervisor/vm@0 \"bootargs\" 'a \"b\" \\ $c'\n"), "{script}");
+    t.write("script.dtsi", uboot_script_to_dts(&script).as_bytes());
+    let (Some(from_dts), Some(from_script)) =
+        (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"))
+    else {
+        return;
+    };
+    assert_eq!(from_dts.vms.len(), 2);
+    assert_eq!(from_script.vms[..], from_dts.vms[..]);
+}
+
+#[test]
+fn uboot_script_refuses_a_quote_in_bootargs() {
+    let t = with_images();
+    let c = config(&t, "[[vm]]\nname = \"q\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\ncmdline = \"it's\"\n");
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--out-uboot-script", &p("vms.cmd")];
+    let (code, err) = vmconf(&argv, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("x.toml: vm[0] \"q\": cmdline: \"it's\": a U-Boot script string cannot hold a single quote"),
+        "{err}"
+    );
 }
