@@ -1,8 +1,12 @@
 //! aarch64 glue of the guest kernel: entry (entry.S), exception vectors,
 //! the MMU, the PL011 console, PSCI calls to the hypervisor.
 
+pub mod irq;
 pub mod mmu;
+pub mod process;
 pub mod psci;
+pub mod trap;
+pub mod uaccess;
 pub mod uart;
 
 use crate::cmdline::Cmdline;
@@ -12,7 +16,12 @@ use buddy_system_allocator::LockedHeap;
 use core::fmt::Write;
 use shared::platform::Platform;
 
-core::arch::global_asm!(include_str!("macros.S"), include_str!("entry.S"), include_str!("exceptions.S"));
+core::arch::global_asm!(
+    include_str!("macros.S"),
+    include_str!("entry.S"),
+    include_str!("exceptions.S"),
+    include_str!("uaccess.S")
+);
 
 /// Size of each kernel stack (KERNEL_STACK_SIZE in macros.S).
 pub const KERNEL_STACK_SIZE: usize = 0x10000;
@@ -45,17 +54,6 @@ struct EarlyHeap([u8; EARLY_HEAP_SIZE]);
 static mut EARLY_HEAP: EarlyHeap = EarlyHeap([0; EARLY_HEAP_SIZE]);
 
 static mut UART: Option<uart::Pl011> = None;
-
-/// Registers saved by a trap vector (exceptions.S).
-#[repr(C)]
-pub struct TrapFrame {
-    pub x: [u64; 31],
-    pub sp: u64,
-    pub elr: u64,
-    pub spsr: u64,
-    pub esr: u64,
-    pub far: u64,
-}
 
 /// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.
 #[unsafe(no_mangle)]
@@ -110,37 +108,8 @@ unsafe fn read_platform(va: usize) -> Result<Platform, shared::platform::DtbErro
     Platform::from_fdt(blob)
 }
 
-/// An exception the kernel does not handle yet: report and power off.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_trap(frame: &TrapFrame, kind: u64) -> ! {
-    let mut w = Emergency;
-    let _ = writeln!(
-        w,
-        "\n*** guest-kernel: unexpected exception (vector {kind}): ESR_EL1 {:#x} FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR {:#x}",
-        frame.esr, frame.far, frame.elr, frame.spsr
-    );
-    for row in 0..8 {
-        for col in 0..4 {
-            let n = row * 4 + col;
-            if n < 31 {
-                let _ = write!(w, " x{n:<2} {:#018x}", frame.x[n]);
-            }
-        }
-        let _ = writeln!(w);
-    }
-    psci::system_off()
-}
-
-struct Emergency;
-impl Write for Emergency {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        crate::console::emergency_print(format_args!("{s}"));
-        Ok(())
-    }
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = writeln!(Emergency, "\n*** guest-kernel panic: {info}");
+    let _ = writeln!(trap::Emergency, "\n*** guest-kernel panic: {info}");
     psci::system_off()
 }

@@ -1,0 +1,70 @@
+/*
+ * User-memory access with an exception table (Linux: arch/arm64/lib/
+ * copy_from_user.S, copy_to_user.S, and the __ex_table of
+ * arch/arm64/mm/extable.c).
+ *
+ * Every load or store of user memory is an unprivileged ldtrb/sttrb, so
+ * the access is checked with EL0's permissions (ARM ARM C6.2: LDTRB,
+ * STTRB) — a user pointer into kernel memory faults like any bad pointer.
+ * A fault on one of the instructions listed in uaccess_extable is first
+ * offered to the page-fault handler (the page may just not be present
+ * yet); if that cannot resolve it, the handler moves ELR_EL1 to the listed
+ * fixup, which returns the number of bytes NOT copied.
+ *
+ * All three take (x0 = dst, x1 = src, x2 = len) and return x0 = bytes left.
+ */
+
+.text
+.global __arch_copy_from_user
+__arch_copy_from_user:
+    cbz     x2, 2f
+1:
+9001: ldtrb  w3, [x1]
+    strb    w3, [x0], #1
+    add     x1, x1, #1
+    subs    x2, x2, #1
+    b.ne    1b
+2:  mov     x0, #0
+    ret
+
+.global __arch_copy_to_user
+__arch_copy_to_user:
+    cbz     x2, 2f
+1:  ldrb    w3, [x1], #1
+9002: sttrb  w3, [x0]
+    add     x0, x0, #1
+    subs    x2, x2, #1
+    b.ne    1b
+2:  mov     x0, #0
+    ret
+
+/* __arch_clear_user(x0 = dst, x1 = len) -> bytes left. */
+.global __arch_clear_user
+__arch_clear_user:
+    cbz     x1, 2f
+1:
+9003: sttrb  wzr, [x0]
+    add     x0, x0, #1
+    subs    x1, x1, #1
+    b.ne    1b
+2:  mov     x0, #0
+    ret
+
+/* Fixups: the count of bytes not copied is still in x2 (x1 for clear). */
+uaccess_fixup_copy:
+    mov     x0, x2
+    ret
+uaccess_fixup_clear:
+    mov     x0, x1
+    ret
+
+/* struct ExtableEntry: (insn, fixup) pairs, sorted by insn. */
+.section .rodata.uaccess_extable, "a"
+.balign 8
+.global uaccess_extable
+uaccess_extable:
+    .quad   9001b, uaccess_fixup_copy
+    .quad   9002b, uaccess_fixup_copy
+    .quad   9003b, uaccess_fixup_clear
+.global uaccess_extable_end
+uaccess_extable_end:

@@ -1,0 +1,93 @@
+//! Access to user memory from the kernel: `copy_from_user`,
+//! `copy_to_user`, `clear_user`, and the exception table that turns a
+//! fault in them into -EFAULT (uaccess.S; Linux arch/arm64/mm/extable.c).
+//!
+//! A user pointer is first range-checked (`access_ok`: the whole range lies
+//! below TASK_SIZE); the copy itself uses unprivileged loads/stores, so a
+//! page EL0 may not touch faults even though the kernel could.
+
+use crate::mm::Errno;
+use crate::mm::mm_struct::TASK_SIZE;
+
+unsafe extern "C" {
+    fn __arch_copy_from_user(dst: *mut u8, src: usize, len: usize) -> usize;
+    fn __arch_copy_to_user(dst: usize, src: *const u8, len: usize) -> usize;
+    fn __arch_clear_user(dst: usize, len: usize) -> usize;
+    static uaccess_extable: [ExtableEntry; 0];
+    static uaccess_extable_end: [ExtableEntry; 0];
+}
+
+/// `struct exception_table_entry`: a faulting instruction and where to go.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExtableEntry {
+    insn: usize,
+    fixup: usize,
+}
+
+/// `search_exception_tables`: the fixup for a faulting pc, if it is a
+/// uaccess instruction.
+pub fn search_extable(pc: usize) -> Option<usize> {
+    // SAFETY: both symbols delimit one array of ExtableEntry in .rodata
+    // (uaccess.S); relocation made every address absolute.
+    let table = unsafe {
+        let start = core::ptr::addr_of!(uaccess_extable) as *const ExtableEntry;
+        let end = core::ptr::addr_of!(uaccess_extable_end) as *const ExtableEntry;
+        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
+    };
+    table.iter().find(|e| e.insn == pc).map(|e| e.fixup)
+}
+
+/// `access_ok`: the range lies entirely in the user half.
+pub fn access_ok(addr: usize, len: usize) -> bool {
+    addr.checked_add(len).is_some_and(|end| end <= TASK_SIZE)
+}
+
+/// Copies `dst.len()` bytes from user address `src`.
+pub fn copy_from_user(dst: &mut [u8], src: usize) -> Result<(), Errno> {
+    if !access_ok(src, dst.len()) {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: `dst` is a valid kernel buffer of that length; the user side
+    // is accessed with unprivileged loads whose faults the extable fixes.
+    let left = unsafe { __arch_copy_from_user(dst.as_mut_ptr(), src, dst.len()) };
+    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// Copies `src` to user address `dst`.
+pub fn copy_to_user(dst: usize, src: &[u8]) -> Result<(), Errno> {
+    if !access_ok(dst, src.len()) {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: `src` is a valid kernel buffer; the user side is written with
+    // unprivileged stores whose faults the extable fixes.
+    let left = unsafe { __arch_copy_to_user(dst, src.as_ptr(), src.len()) };
+    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// Zeroes `len` bytes at user address `dst`.
+pub fn clear_user(dst: usize, len: usize) -> Result<(), Errno> {
+    if !access_ok(dst, len) {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: unprivileged stores only, with extable fixups.
+    let left = unsafe { __arch_clear_user(dst, len) };
+    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// `get_user` of a u64.
+pub fn get_user_u64(addr: usize) -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    copy_from_user(&mut b, addr)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// `put_user` of a u64.
+pub fn put_user_u64(addr: usize, v: u64) -> Result<(), Errno> {
+    copy_to_user(addr, &v.to_le_bytes())
+}
+
+/// `put_user` of an i32.
+pub fn put_user_i32(addr: usize, v: i32) -> Result<(), Errno> {
+    copy_to_user(addr, &v.to_le_bytes())
+}
