@@ -104,7 +104,10 @@ pub fn uboot_script(source: &str, vms: &[(VmConfig, VmSpec)], images: &[Placed])
     set(&mut s, hyp, "compatible", script_str("el2-hyp,vms")?);
     set(&mut s, hyp, "#address-cells", "<2>".into());
     set(&mut s, hyp, "#size-cells", "<2>".into());
-    for (i, (conf, vm)) in vms.iter().enumerate() {
+    // libfdt's fdt_add_subnode puts a new node before its older siblings:
+    // the nodes are made last to first so that they end up in file order
+    // (the order the hypervisor gives out RAM in).
+    for (i, (conf, vm)) in vms.iter().enumerate().rev() {
         let node = format!("{hyp}/vm@{i}");
         let _ = writeln!(s, "fdt mknode {hyp} vm@{i}");
         set(&mut s, &node, "compatible", script_str("el2-hyp,vm")?);
@@ -127,7 +130,7 @@ pub fn uboot_script(source: &str, vms: &[(VmConfig, VmSpec)], images: &[Placed])
             set(&mut s, &node, "#address-cells", "<2>".into());
             set(&mut s, &node, "#size-cells", "<2>".into());
         }
-        for (dev, conf) in vm.passthrough.iter().zip(&conf.passthrough) {
+        for (dev, conf) in vm.passthrough.iter().zip(&conf.passthrough).rev() {
             let name = format!("passthrough@{:x}", dev.region.base);
             let _ = writeln!(s, "fdt mknode {node} {name}");
             let dnode = format!("{node}/{name}");

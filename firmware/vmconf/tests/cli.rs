@@ -638,13 +638,18 @@ fn usage_errors() {
 /// compiled and parsed like `--out-dts` output.
 fn uboot_script_to_dts(script: &str) -> String {
     use std::collections::BTreeMap;
-    // path -> properties in order; children are found by prefix.
-    let mut nodes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    // path -> (properties in order, child names in order).
+    type Nodes = BTreeMap<String, (Vec<(String, String)>, Vec<String>)>;
+    let mut nodes: Nodes = BTreeMap::new();
     for line in script.lines() {
         if let Some(rest) = line.strip_prefix("fdt mknode ") {
             let (parent, name) = rest.split_once(' ').expect("fdt mknode PARENT NAME");
             let path = format!("{}/{name}", parent.trim_end_matches('/'));
-            assert!(nodes.insert(path.clone(), Vec::new()).is_none(), "node {path} made twice");
+            assert!(nodes.insert(path.clone(), Default::default()).is_none(), "node {path} made twice");
+            // Like libfdt's fdt_add_subnode: before the older siblings.
+            if let Some((_, children)) = nodes.get_mut(parent) {
+                children.insert(0, name.to_string());
+            }
         } else if let Some(rest) = line.strip_prefix("fdt set ") {
             let (node, rest) = rest.split_once(' ').unwrap();
             let (prop, value) = rest.split_once(' ').unwrap();
@@ -656,21 +661,20 @@ fn uboot_script_to_dts(script: &str) -> String {
                 assert!(value.starts_with('<') && value.ends_with('>'), "cells: {value}");
                 value.to_string()
             };
-            nodes
-                .get_mut(node)
-                .unwrap_or_else(|| panic!("fdt set on {node} before fdt mknode"))
-                .push((prop.into(), value));
+            let (props, _) = nodes.get_mut(node).unwrap_or_else(|| panic!("fdt set on {node} before fdt mknode"));
+            props.push((prop.into(), value));
         } else {
             assert!(line.starts_with('#') || line.starts_with("load "), "unexpected line {line:?}");
         }
     }
-    fn render(path: &str, nodes: &std::collections::BTreeMap<String, Vec<(String, String)>>, out: &mut String) {
-        for (k, v) in &nodes[path] {
+    fn render(path: &str, nodes: &Nodes, out: &mut String) {
+        let (props, children) = &nodes[path];
+        for (k, v) in props {
             out.push_str(&format!("{k} = {v};\n"));
         }
-        for child in nodes.keys().filter(|k| k.rsplit_once('/').map(|(p, _)| p) == Some(path)) {
-            out.push_str(&format!("{} {{\n", child.rsplit('/').next().unwrap()));
-            render(child, nodes, out);
+        for child in children {
+            out.push_str(&format!("{child} {{\n"));
+            render(&format!("{path}/{child}"), nodes, out);
             out.push_str("};\n");
         }
     }
@@ -738,6 +742,7 @@ memory = "64M"
         return;
     };
     assert_eq!(from_dts.vms.len(), 2);
+    // Same VMs in the same order (the order RAM is handed out in).
     assert_eq!(from_script.vms[..], from_dts.vms[..]);
 }
 
