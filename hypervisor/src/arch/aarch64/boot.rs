@@ -148,6 +148,10 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
     unsafe { map.activate() };
     let platform = PLATFORM.call_once(|| platform);
     init_el2_controls();
+    if let Some(g) = platform.gic.as_ref() {
+        super::gic::init(g, platform.cpus.len());
+        super::vgic_hw::init(g.version, g.gich.map(|r| r.base));
+    }
     smp::report_started(0);
 
     vmm::create_vms(platform, &[image, dtb_region, heap_region]);

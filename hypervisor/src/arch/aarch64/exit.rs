@@ -1,23 +1,27 @@
 //! Exit handling: what the hypervisor does with each exception a guest
-//! takes to EL2. Decoding is done by the pure modules (`esr`, `vpl011`,
-//! `mmio`); this file reads the syndrome registers, acts, and advances or
-//! redirects the guest.
+//! takes to EL2. Decoding is done by the pure modules (`esr`, `mmio`,
+//! `smccc`, `vgic`, `vpl011`); this file reads the syndrome registers,
+//! acts, and advances or redirects the guest.
 
 use super::switch::ExitKind;
 use super::sysreg::{read_sysreg, write_sysreg};
 use super::vmm::{self, Vcpu, Vm};
-use crate::esr::{Esr, ExceptionClass, Syndrome};
+use super::{gic, timer};
+use crate::esr::{Esr, ExceptionClass, SysReg, Syndrome};
+use crate::mmio::{MmioAccess, decode};
 use crate::println;
+use crate::smccc::{self, Call, Outcome, VmOps};
 use crate::stats::ExitReason;
 use crate::vcpu::VcpuState;
-use shared::hvc::{self, psci, vendor};
+use crate::vgic::Frame;
+use core::ops::Range;
 use shared::layout;
 
 /// What the run loop does after an exit.
 pub enum Action {
     /// Re-enter the same vCPU at once (the KVM "fixup" fast path).
     Continue,
-    /// Give the physical CPU away (WFI, CPU_OFF, VM stopped).
+    /// Give the physical CPU away (WFI, CPU_OFF, end of slice, VM stopped).
     Yield,
 }
 
@@ -40,6 +44,9 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
             v.regs.pc += 4;
             if matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit) {
                 v.stats.record(ExitReason::Wfi);
+                if vm.vgic.lock().has_pending(v.index) {
+                    return Action::Continue;
+                }
                 v.state = VcpuState::Waiting;
             } else {
                 v.stats.record(ExitReason::Wfe);
@@ -48,11 +55,49 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
         }
         Syndrome::DataAbort(da) if esr.ec == ExceptionClass::DataAbortLower => {
             let far = read_sysreg!(far_el2);
-            let ipa = ((read_sysreg!(hpfar_el2) & 0x0fff_ffff_fff0) << 8) | (far & 0xfff);
-            data_abort(vm, v, ipa, far, da, esr)
+            let ipa = decode::fault_ipa(read_sysreg!(hpfar_el2), far);
+            let insn = if da.isv { None } else { fetch_instruction(v.regs.pc) };
+            match decode::decode(&da, ipa, insn) {
+                Ok(access) => mmio(vm, v, &access, far),
+                Err(e) => {
+                    println!(
+                        "el2-hyp: VM \"{}\" vCPU {}: cannot emulate the access to IPA {ipa:#x} at pc {:#x}: {e}",
+                        vm.name, v.index, v.regs.pc
+                    );
+                    bad_access(vm, v, ipa, far, da.wnr)
+                }
+            }
+        }
+        Syndrome::SysReg(acc) => {
+            v.stats.record(ExitReason::SysReg);
+            if !acc.read && acc.reg == SysReg::ICC_SGI1R_EL1 {
+                // A GICv3 guest sends an SGI (trapped since HCR_EL2.IMO = 1).
+                let value = v.regs.get(acc.rt);
+                let targets = vm.vgic.lock().send_sgi(v.index, value);
+                if let Ok(t) = targets {
+                    vm.kick(t, Some(v.index));
+                }
+                v.regs.pc += 4;
+                return Action::Continue;
+            }
+            println!(
+                "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x} is not emulated: injecting undefined instruction",
+                vm.name, v.index, acc, v.regs.pc
+            );
+            inject_undef(v);
+            Action::Continue
+        }
+        Syndrome::InstrAbort(_) if esr.ec == ExceptionClass::InstrAbortLower => {
+            // Executing from outside its RAM is not something a guest can
+            // recover from: the VM is stopped, the others run on.
+            v.stats.record(ExitReason::BadAccess);
+            let ipa = decode::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
+            let why = alloc::format!("instruction fetch from IPA {ipa:#x} outside its memory (pc {:#x})", v.regs.pc);
+            vmm::stop_vm(vm, v, &why);
+            Action::Yield
         }
         _ => {
-            v.stats.record(if esr.ec == ExceptionClass::SysReg { ExitReason::SysReg } else { ExitReason::Undefined });
+            v.stats.record(ExitReason::Undefined);
             println!(
                 "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x}: injecting undefined instruction",
                 vm.name,
@@ -67,9 +112,29 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
 }
 
 /// A physical interrupt arrived while the guest ran (HCR_EL2.IMO).
-pub fn handle_irq(_vm: &Vm, v: &mut Vcpu) -> Action {
+pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
-    Action::Yield
+    let mut action = Action::Continue;
+    while let Some(id) = gic::ack() {
+        match id {
+            gic::INTID_VTIMER => {
+                // The running vCPU's virtual timer fired: mask it at the
+                // source and deliver it as the guest's PPI 27.
+                timer::mask_loaded_vtimer();
+                let _ = vm.vgic.lock().inject(v.index, gic::INTID_VTIMER);
+            }
+            gic::INTID_HYP_TIMER => {
+                // End of the time slice, or a waiting vCPU's timer is due.
+                timer::cancel_hyp();
+                action = Action::Yield;
+            }
+            // Maintenance (list registers are resynced on every exit) and
+            // kicks (the vGIC state is re-read before the next entry).
+            _ => {}
+        }
+        gic::eoi(id);
+    }
+    action
 }
 
 /// FIQ, SError or an AArch32 exception: the VM cannot go on.
@@ -84,86 +149,181 @@ pub fn handle_fatal(vm: &Vm, v: &mut Vcpu, kind: ExitKind) -> Action {
     Action::Yield
 }
 
-/// `hvc #0` (or a trapped `smc`): SMCCC function ID in w0.
-fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
-    let fid = v.regs.x[0] as u32;
-    let ret: i64 = match fid {
-        psci::VERSION => psci::VERSION_1_1 as i64,
-        psci::SYSTEM_OFF => {
-            vmm::stop_vm(vm, v, "PSCI SYSTEM_OFF");
-            return Action::Yield;
-        }
-        psci::SYSTEM_RESET => {
-            vmm::reset_vm(vm, v);
-            return Action::Yield;
-        }
-        hvc::SMCCC_VERSION => 0x1_0001,
-        vendor::VM_INFO => {
-            v.regs.x[1] = v.index as u64;
-            v.regs.x[2] = vm.vcpus.len() as u64;
-            vm.id as i64
-        }
-        vendor::CONSOLE_WRITE => {
-            let regs = [v.regs.x[2], v.regs.x[3], v.regs.x[4], v.regs.x[5], v.regs.x[6]];
-            let mut buf = [0u8; vendor::CONSOLE_WRITE_MAX];
-            let n = hvc::unpack_console_bytes(v.regs.x[1], &regs, &mut buf);
-            let mut c = vm.console.lock();
-            for &b in &buf[..n] {
-                c.output(&vm.name, b);
-            }
-            n as i64
-        }
-        vendor::NOP => 0,
-        vendor::PRINT_STATS => {
-            vmm::print_stats(vm, Some(v));
-            0
-        }
-        _ => hvc::NOT_SUPPORTED,
-    };
-    v.regs.x[0] = ret as u64;
-    Action::Continue
+/// The calling vCPU as the SMCCC dispatcher sees its VM.
+struct Caller<'a> {
+    vm: &'a Vm,
+    index: usize,
+    psci: spin::MutexGuard<'a, crate::psci::Psci>,
 }
 
-/// A stage-2 data abort: an access to an emulated device, or to nothing.
-fn data_abort(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, da: crate::esr::DataAbort, esr: Esr) -> Action {
+impl VmOps for Caller<'_> {
+    fn vm_id(&self) -> u64 {
+        self.vm.id as u64
+    }
+    fn vcpu_index(&self) -> usize {
+        self.index
+    }
+    fn guest_ram(&self) -> Range<u64> {
+        self.vm.spec.memory.base..self.vm.spec.memory.end()
+    }
+    fn psci(&mut self) -> &mut crate::psci::Psci {
+        &mut self.psci
+    }
+}
+
+/// `hvc #0` (or a trapped `smc`): SMCCC function ID in w0, arguments in x1..x6.
+fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
+    let x = &v.regs.x;
+    let call = Call { fid: x[0] as u32, args: [x[1], x[2], x[3], x[4], x[5], x[6]] };
+    let outcome = {
+        let mut caller = Caller { vm, index: v.index, psci: vm.psci.lock() };
+        smccc::dispatch(&call, &mut caller)
+    };
+    if let Some(regs) = outcome.return_regs() {
+        v.regs.x[..4].copy_from_slice(&regs);
+    }
+    match outcome {
+        Outcome::Return(_) => Action::Continue,
+        Outcome::ConsoleWrite { bytes } => {
+            let mut c = vm.console.lock();
+            for b in bytes {
+                c.output(&vm.name, b);
+            }
+            Action::Continue
+        }
+        Outcome::PrintStats => {
+            vmm::print_stats(vm, Some(v));
+            Action::Continue
+        }
+        Outcome::CpuOn { target_vcpu, entry, context_id } => {
+            if let Some(t) = vm.vcpus.get(target_vcpu) {
+                let mut t = t.lock();
+                let (regs, sys) = crate::vcpu::reset_state(target_vcpu, entry, context_id);
+                t.regs = regs;
+                t.sys = sys;
+                t.vgic = Default::default();
+                t.state = VcpuState::Runnable;
+            }
+            vm.psci.lock().vcpu_started(target_vcpu);
+            let mut set = crate::vgic::VcpuSet::default();
+            set.insert(target_vcpu);
+            vm.kick(set, Some(v.index));
+            Action::Continue
+        }
+        Outcome::CpuOff => {
+            v.state = VcpuState::Off;
+            Action::Yield
+        }
+        Outcome::Suspend => {
+            if !vm.vgic.lock().has_pending(v.index) {
+                v.state = VcpuState::Waiting;
+            }
+            Action::Yield
+        }
+        Outcome::SystemOff => {
+            vmm::stop_vm(vm, v, "PSCI SYSTEM_OFF");
+            Action::Yield
+        }
+        Outcome::SystemReset => {
+            vmm::reset_vm(vm, v);
+            Action::Yield
+        }
+    }
+}
+
+/// Reads the 32-bit instruction at guest virtual address `pc`, translating
+/// it through the guest's stage 1 and stage 2 (`AT S12E1R`, ARM ARM
+/// C5.5.6); None if either stage does not map it.
+fn fetch_instruction(pc: u64) -> Option<u32> {
+    let saved = read_sysreg!(par_el1);
+    // SAFETY: address translation only writes PAR_EL1, which belongs to the
+    // loaded guest context and is restored below.
+    unsafe { core::arch::asm!("at s12e1r, {}", "isb", in(reg) pc, options(nostack)) };
+    let par = read_sysreg!(par_el1);
+    write_sysreg!(par_el1, saved);
+    if par & 1 != 0 {
+        return None;
+    }
+    let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
+    // Only RAM is identity mapped at EL2; the guest's RAM is RAM.
+    let ram = super::boot::PLATFORM.get()?.memory.iter().any(|r| pa >= r.base && pa + 4 <= r.end());
+    if !ram || pa % 4 != 0 {
+        return None;
+    }
+    // SAFETY: `pa` is 4-byte aligned, inside RAM, which EL2 maps.
+    Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
+}
+
+/// Emulates one decoded MMIO access to the VM's devices.
+fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
+    v.stats.record(if a.write { ExitReason::MmioWrite } else { ExitReason::MmioRead });
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
-    if vm.spec.console && uart.contains(&ipa) && da.isv {
-        let offset = ipa - layout::UART_BASE;
-        let size = da.size();
+    let value = a.store_value(&v.regs.x);
+    let result: Result<u64, ()> = if vm.spec.console && uart.contains(&a.ipa) {
+        let offset = a.ipa - layout::UART_BASE;
         let mut c = vm.console.lock();
-        if da.wnr {
-            v.stats.record(ExitReason::MmioWrite);
-            let value = v.regs.get(da.srt);
-            match c.uart.mmio_write(offset, size, value) {
-                Ok(Some(byte)) => c.output(&vm.name, byte),
-                Ok(None) => {}
-                Err(_) => {
-                    drop(c);
-                    return bad_access(vm, v, ipa, far, esr);
+        let r = if a.write {
+            match c.uart.mmio_write(offset, a.size, value) {
+                Ok(Some(byte)) => {
+                    c.output(&vm.name, byte);
+                    Ok(0)
                 }
+                Ok(None) => Ok(0),
+                Err(_) => Err(()),
             }
         } else {
-            v.stats.record(ExitReason::MmioRead);
-            match c.uart.mmio_read(offset, size) {
-                Ok(value) => {
-                    let value = value as u64;
-                    v.regs.set(da.srt, if da.sf { value } else { value & 0xffff_ffff });
-                }
-                Err(_) => {
-                    drop(c);
-                    return bad_access(vm, v, ipa, far, esr);
+            c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| ())
+        };
+        let level = c.uart.irq_level();
+        drop(c);
+        let _ = vm.vgic.lock().set_level(v.index, 32 + layout::UART_SPI, level);
+        r
+    } else {
+        let version = vm.vgic.lock().version();
+        match Frame::from_ipa(version, vm.vcpus.len(), a.ipa) {
+            Some((frame, offset)) => {
+                let r = if a.write {
+                    vm.vgic.lock().mmio_write(v.index, frame, offset, a.size, value).map(|_| 0)
+                } else {
+                    vm.vgic.lock().mmio_read(v.index, frame, offset, a.size)
+                };
+                vm.flush_kicks(Some(v.index));
+                r.map_err(|_| ())
+            }
+            None => Err(()),
+        }
+    };
+    match result {
+        Ok(read) => {
+            if !a.write {
+                v.regs.set(a.reg, decode::apply_load(read, a));
+            }
+            if let Some(wb) = a.writeback {
+                match wb.base {
+                    crate::mmio::BaseReg::X(n) => {
+                        let b = v.regs.get(n).wrapping_add(wb.delta as u64);
+                        v.regs.set(n, b);
+                    }
+                    crate::mmio::BaseReg::Sp => {
+                        // The guest's SP at the time of the access: SP_EL1 or SP_EL0.
+                        if v.regs.pstate & 1 != 0 {
+                            write_sysreg!(sp_el1, read_sysreg!(sp_el1).wrapping_add(wb.delta as u64));
+                        } else {
+                            write_sysreg!(sp_el0, read_sysreg!(sp_el0).wrapping_add(wb.delta as u64));
+                        }
+                    }
                 }
             }
+            v.regs.pc += 4;
+            Action::Continue
         }
-        v.regs.pc += 4;
-        return Action::Continue;
+        Err(()) => bad_access(vm, v, a.ipa, far, a.write),
     }
-    bad_access(vm, v, ipa, far, esr)
 }
 
 /// An access the hypervisor will not emulate: the guest gets a
 /// synchronous external abort, as real hardware would give for a bus error.
-fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, esr: Esr) -> Action {
+fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool) -> Action {
     v.stats.record(ExitReason::BadAccess);
     println!(
         "el2-hyp: VM \"{}\" vCPU {}: access to IPA {ipa:#x} at pc {:#x} is outside its memory and devices: injecting data abort",
@@ -171,9 +331,9 @@ fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, esr: Esr) -> Action {
     );
     let from_el0 = v.regs.pstate & 0xf == 0;
     // ESR_EL1: data abort from a lower EL (0x24) or the same EL (0x25),
-    // IL, WnR kept, DFSC = synchronous external abort (0x10).
+    // IL, WnR, DFSC = synchronous external abort (0x10).
     let ec: u64 = if from_el0 { 0x24 } else { 0x25 };
-    let iss = (esr.iss as u64 & (1 << 6)) | 0x10;
+    let iss = if write { 1 << 6 } else { 0 } | 0x10;
     inject(v, (ec << 26) | (1 << 25) | iss, Some(far));
     Action::Continue
 }

@@ -8,11 +8,14 @@
 pub mod boot;
 pub mod exit;
 pub mod firmware;
+pub mod gic;
 pub mod mmu;
 pub mod smp;
 pub mod switch;
 pub mod sysreg;
+pub mod timer;
 pub mod uart;
+pub mod vgic_hw;
 pub mod vmm;
 
 use core::fmt::Write;

@@ -23,6 +23,14 @@ unsafe impl Sync for PerCpuSlot {}
 static PER_CPU: [PerCpuSlot; MAX_CPUS] =
     [const { PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0 })) }; MAX_CPUS];
 
+/// MPIDR of each physical CPU index (for kicks).
+static CPU_MPIDR: [core::sync::atomic::AtomicU64; MAX_CPUS] = [const { core::sync::atomic::AtomicU64::new(0) }; MAX_CPUS];
+
+/// The MPIDR of physical CPU `index`.
+pub fn cpu_mpidr(index: usize) -> u64 {
+    CPU_MPIDR.get(index).map(|m| m.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
 /// How many CPUs are up.
 pub static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(0);
 
@@ -35,6 +43,7 @@ pub fn set_this_cpu(index: usize, mpidr: u64) {
         (*p).mpidr = mpidr;
     }
     write_sysreg!(tpidr_el2, p as u64);
+    CPU_MPIDR[index].store(mpidr, Ordering::Relaxed);
 }
 
 /// This CPU's private data.
@@ -126,6 +135,7 @@ pub fn report_started(index: usize) {
 extern "C" fn secondary_main(index: usize) -> ! {
     set_this_cpu(index, super::sysreg::mpidr());
     super::boot::init_el2_controls();
+    super::gic::init_cpu(index);
     report_started(index);
     super::boot::cpu_loop(index)
 }

@@ -5,7 +5,8 @@ use super::boot::FRAMES;
 use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, read_sysreg};
-use super::{MAX_CPUS, smp};
+use super::vgic_hw::{self, VgicCpuState};
+use super::{gic, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
@@ -13,11 +14,14 @@ use crate::stats::ExitStats;
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
 use crate::vm::{self, VmLayout};
 use crate::vmspec;
+use crate::psci::Psci;
+use crate::vgic::{self, Vgic};
 use crate::vpl011::Pl011;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
 use spin::Mutex;
@@ -31,6 +35,8 @@ pub struct Vcpu {
     /// The physical CPU it runs on.
     pub pcpu: usize,
     pub stats: ExitStats,
+    /// Virtual CPU interface state while not loaded.
+    pub vgic: VgicCpuState,
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -80,6 +86,39 @@ pub struct Vm {
     pub console: Mutex<VmConsole>,
     /// Bumped on SYSTEM_RESET; a vCPU that sees a new generation stops running.
     pub generation: AtomicUsize,
+    /// PSCI power state of the vCPUs.
+    pub psci: Mutex<Psci>,
+    /// The virtual GIC (distributor, redistributors, pending interrupts).
+    pub vgic: Mutex<Vgic>,
+    /// The physical CPU of each vCPU (fixed at boot), for kicks.
+    pub vcpu_pcpu: Vec<AtomicUsize>,
+}
+
+impl Vm {
+    /// Makes every vCPU in `targets` (other than `me`) look at its
+    /// interrupts: a vCPU running on another physical CPU is kicked out of
+    /// the guest by an SGI; a waiting one is woken by the same SGI.
+    pub fn kick(&self, targets: vgic::VcpuSet, me: Option<usize>) {
+        let here = smp::cpu_index();
+        for t in targets.iter() {
+            if Some(t) == me {
+                continue;
+            }
+            if let Some(p) = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed))
+                && p != here
+            {
+                gic::kick(p, smp::cpu_mpidr(p));
+            }
+        }
+    }
+
+    /// Sends out the kicks the vGIC has collected.
+    pub fn flush_kicks(&self, me: Option<usize>) {
+        let kicks = self.vgic.lock().take_kicks();
+        if !kicks.is_empty() {
+            self.kick(kicks, me);
+        }
+    }
 }
 
 static VMS: spin::Once<Vec<Vm>> = spin::Once::new();
@@ -186,13 +225,38 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     state: VcpuState::Off,
                     pcpu: 0,
                     stats: ExitStats::default(),
+                    vgic: VgicCpuState::default(),
                 })
             })
             .collect(),
         stopped: AtomicBool::new(false),
         console: Mutex::new(VmConsole { uart: Pl011::new(), line: heapless::Vec::new() }),
         generation: AtomicUsize::new(0),
+        psci: Mutex::new(Psci::new(spec.vcpus as usize)),
+        vgic: Mutex::new(
+            Vgic::new(
+                match gic {
+                    GicVersion::V2 => vgic::GicVersion::V2,
+                    GicVersion::V3 => vgic::GicVersion::V3,
+                },
+                spec.vcpus as usize,
+                64,
+            )
+            .map_err(|e| format!("vgic: {e:?}"))?,
+        ),
+        vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
     };
+    if gic == GicVersion::V2 {
+        // The guest's GICv2 CPU interface is the physical GICV frame.
+        let gicv = super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicv);
+        let Some(gicv) = gicv else {
+            return Err(String::from("gic: the machine has no GICV frame for a GICv2 guest"));
+        };
+        vm.stage2
+            .lock()
+            .map(shared::layout::GICC_BASE, gicv.base, shared::layout::GICC_SIZE, MapKind::Device)
+            .map_err(|e| format!("gic: {e}"))?;
+    }
     load_images(&vm, None)?;
     switch::flush_vmid(vttbr);
     Ok(vm)
@@ -237,6 +301,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
     clean_dcache_range(vm.host_ram as usize, l.ram.size as usize);
     // SAFETY: instruction-cache invalidation does not change memory.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    vm.psci.lock().reset();
     for (i, v) in vm.vcpus.iter().enumerate() {
         if held == Some(i) {
             continue;
@@ -245,6 +310,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         let (regs, sys) = vcpu::reset_state(i, l.kernel.base, l.dtb);
         v.regs = regs;
         v.sys = sys;
+        v.vgic = VgicCpuState::default();
         v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
     }
     Ok(())
@@ -265,6 +331,7 @@ pub fn assign_vcpus(online: usize) {
                     p
                 }
             };
+            vm.vcpu_pcpu[v.index].store(v.pcpu, Ordering::Relaxed);
         }
     }
     ASSIGNED.store(true, Ordering::Release);
@@ -272,51 +339,122 @@ pub fn assign_vcpus(online: usize) {
 
 static ASSIGNED: AtomicBool = AtomicBool::new(false);
 
-/// Runs this CPU's vCPUs until every VM has stopped.
+/// Length of a vCPU's time slice when others wait for the same CPU.
+const SLICE_MS: u64 = 10;
+
+/// Runs this CPU's vCPUs until every VM has stopped: round robin over the
+/// runnable ones, a time slice each when there is more than one, and an
+/// idle wait (WFI) with the EL2 timer set for the earliest virtual-timer
+/// deadline when none is runnable.
 pub fn run_cpu(cpu: usize) {
     while !ASSIGNED.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
-    let _ = MAX_CPUS;
+    let mine: Vec<(&Vm, usize)> = vms()
+        .iter()
+        .flat_map(|vm| (0..vm.vcpus.len()).map(move |i| (vm, i)))
+        .filter(|(vm, i)| vm.vcpu_pcpu[*i].load(Ordering::Relaxed) == cpu)
+        .collect();
+    let mut next = 0;
     loop {
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
         }
+        let (runnable, deadline) = wake_waiting(&mine);
         let mut ran = false;
-        for vm in vms() {
+        for k in 0..mine.len() {
+            let idx = (next + k) % mine.len();
+            let (vm, i) = mine[idx];
             if vm.stopped.load(Ordering::Acquire) {
                 continue;
             }
-            for v in vm.vcpus.iter() {
-                let Some(mut v) = v.try_lock() else { continue };
-                if v.pcpu != cpu {
-                    continue;
-                }
-                if v.state == VcpuState::Waiting {
-                    // No interrupt sources yet: a waiting vCPU simply runs again.
-                    v.state = VcpuState::Runnable;
-                }
-                if v.state == VcpuState::Runnable {
-                    run_vcpu(vm, &mut v);
-                    ran = true;
-                }
+            let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
+            if v.state != VcpuState::Runnable {
+                continue;
             }
+            let slice = (runnable > 1).then(|| timer::now() + timer::frequency() * SLICE_MS / 1000);
+            let alarm = match (slice, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            run_vcpu(vm, &mut v, alarm);
+            next = idx + 1;
+            ran = true;
+            break;
         }
         if !ran {
-            core::hint::spin_loop();
+            idle(deadline);
         }
     }
 }
 
-/// Runs one vCPU until it yields the CPU or its VM stops.
-fn run_vcpu(vm: &Vm, v: &mut Vcpu) {
+/// Makes waiting vCPUs runnable when an interrupt is pending for them or
+/// their virtual timer has expired (delivering it). Returns how many of
+/// this CPU's vCPUs are runnable and the earliest deadline of a waiting one.
+fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
+    let now = timer::now();
+    let mut runnable = 0;
+    let mut earliest: Option<u64> = None;
+    for &(vm, i) in mine {
+        if vm.stopped.load(Ordering::Acquire) {
+            continue;
+        }
+        let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
+        if v.state == VcpuState::Waiting {
+            if let Some(d) = timer::vtimer_deadline(v.sys.cntv_ctl, v.sys.cntv_cval) {
+                if d <= now {
+                    v.sys.cntv_ctl |= timer::CTL_IMASK;
+                    let _ = vm.vgic.lock().inject(i, gic::INTID_VTIMER);
+                } else {
+                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                }
+            }
+            if vm.vgic.lock().has_pending(i) {
+                v.state = VcpuState::Runnable;
+            }
+        }
+        if v.state == VcpuState::Runnable {
+            runnable += 1;
+        }
+    }
+    (runnable, earliest)
+}
+
+/// Nothing to run: wait for an interrupt (a kick, or the EL2 timer at the
+/// earliest virtual-timer deadline), then acknowledge whatever came.
+fn idle(deadline: Option<u64>) {
+    if let Some(d) = deadline {
+        timer::arm_hyp(d);
+    }
+    // SAFETY: `wfi` only waits; interrupts stay masked at EL2, a pending
+    // one still ends the wait (ARM ARM D1.6.2).
+    unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+    timer::cancel_hyp();
+    while let Some(id) = gic::ack() {
+        gic::eoi(id);
+    }
+}
+
+/// Runs one vCPU until it yields the CPU or its VM stops. `alarm` is when
+/// the EL2 timer should take the CPU back (end of slice, or a waiting
+/// vCPU's timer deadline).
+fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
     switch::load_vm(vm.vttbr, vm.vtcr);
     switch::restore_el1(&v.sys);
+    vgic_hw::load(&v.vgic);
+    if let Some(a) = alarm {
+        timer::arm_hyp(a);
+    }
+    let nr_lrs = vgic_hw::nr_lrs();
     loop {
+        let plan = vm.vgic.lock().flush_lrs(v.index, nr_lrs);
+        vgic_hw::write_lrs(&plan, &mut v.vgic);
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
         // were loaded just above.
         let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
+        let lrs = vgic_hw::read_lrs(&v.vgic);
+        vm.vgic.lock().sync_lrs(v.index, &lrs);
         let action = match kind {
             ExitKind::Sync => exit::handle_sync(vm, v),
             ExitKind::Irq => exit::handle_irq(vm, v),
@@ -330,6 +468,10 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu) {
             Action::Yield => break,
         }
     }
+    timer::cancel_hyp();
+    // Nothing stays in the list registers of a vCPU that is not loaded.
+    vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
+    vgic_hw::save(&mut v.vgic);
     switch::save_el1(&mut v.sys);
     switch::unload_vm();
 }
@@ -348,6 +490,14 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
     }
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
     print_stats(vm, Some(me));
+    // Idle CPUs wait in WFI: wake them to see that a VM is gone (the last
+    // one to notice that all are gone powers the machine off).
+    let here = smp::cpu_index();
+    for cpu in 0..smp::CPUS_ONLINE.load(Ordering::Acquire) {
+        if cpu != here {
+            gic::kick(cpu, smp::cpu_mpidr(cpu));
+        }
+    }
 }
 
 /// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
@@ -380,6 +530,14 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
             v.state = VcpuState::Off;
         }
     }
+    let version = vm.vgic.lock().version();
+    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), 64) {
+        Ok(g) => g,
+        Err(e) => {
+            stop_vm(vm, me, &format!("reset failed: vgic: {e:?}"));
+            return;
+        }
+    };
     if let Err(e) = load_images(vm, Some(me.index)) {
         stop_vm(vm, me, &format!("reset failed: {e}"));
         return;
@@ -388,5 +546,6 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     let (regs, sys) = vcpu::reset_state(me.index, vm.layout.kernel.base, vm.layout.dtb);
     me.regs = regs;
     me.sys = sys;
+    me.vgic = VgicCpuState::default();
     me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }

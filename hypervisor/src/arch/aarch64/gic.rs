@@ -1,0 +1,169 @@
+//! The physical GIC, driven with the `arm-gic` crate: the hypervisor keeps
+//! its own interrupts (the EL2 physical timer for vCPU time slices, the
+//! vGIC maintenance interrupt, the kick SGI between physical CPUs) and
+//! takes the EL1 virtual timer's PPI on behalf of the running vCPU.
+//! Everything a guest sees is virtual (list registers, `vgic_hw`).
+
+use arm_gic::gicv2::{GicV2, SgiTarget as SgiTargetV2, SgiTargetListFilter};
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
+use arm_gic::{IntId, InterruptGroup};
+use core::ptr::NonNull;
+use safe_mmio::UniqueMmioPointer;
+use shared::platform::{Gic, GicVersion};
+use spin::Mutex;
+
+/// SGI a CPU sends another to make it look at its vCPUs again.
+pub const SGI_KICK: u32 = 0;
+/// PPI INTIDs (16 + the binding's number).
+pub const INTID_MAINTENANCE: u32 = 25;
+pub const INTID_HYP_TIMER: u32 = 26;
+pub const INTID_VTIMER: u32 = 27;
+/// "No pending interrupt" (ARM IHI 0069 §2.2.1).
+const SPURIOUS: u32 = 1020;
+
+/// The `IntId` for a raw INTID (SGI, PPI or SPI; others are not ours).
+fn intid(raw: u32) -> IntId {
+    match raw {
+        0..16 => IntId::sgi(raw),
+        16..32 => IntId::ppi(raw - 16),
+        _ => IntId::spi(raw - 32),
+    }
+}
+
+enum Driver {
+    V3(GicV3<'static>),
+    V2 { gic: GicV2<'static>, group: InterruptGroup },
+}
+
+// SAFETY: the driver holds MMIO pointers to the GIC, which any CPU may use;
+// all access goes through the `GIC` mutex.
+unsafe impl Send for Driver {}
+
+static GIC: Mutex<Option<Driver>> = Mutex::new(None);
+static VERSION: spin::Once<GicVersion> = spin::Once::new();
+/// GICv2 CPU interface number of each CPU (from its banked ITARGETSR0).
+static V2_TARGETS: [core::sync::atomic::AtomicU8; super::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU8::new(0) }; super::MAX_CPUS];
+
+/// Sets the distributor up (boot CPU, once), then this CPU's interface.
+pub fn init(gic: &Gic, nr_cpus: usize) {
+    VERSION.call_once(|| gic.version);
+    let driver = match gic.version {
+        GicVersion::V3 => {
+            // SAFETY: the DTB names these frames; the EL2 map has them as
+            // device memory and nothing else drives the physical GIC.
+            let mut d = unsafe {
+                GicV3::new(
+                    UniqueMmioPointer::new(NonNull::new(gic.gicd.base as *mut Gicd).unwrap()),
+                    NonNull::new(gic.gicr[0].base as *mut GicrSgi).unwrap(),
+                    nr_cpus,
+                )
+            };
+            match d {
+                Ok(ref mut d) => d.setup(0),
+                Err(_) => return,
+            }
+            Driver::V3(d.unwrap())
+        }
+        GicVersion::V2 => {
+            let Some(gicc) = gic.gicc else { return };
+            // SAFETY: as above, for the distributor and CPU interface.
+            let mut d = unsafe { GicV2::new(gic.gicd.base as *mut _, gicc.base as *mut _) };
+            d.setup();
+            let group = if d.typer().has_security_extension() { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
+            Driver::V2 { gic: d, group }
+        }
+    };
+    *GIC.lock() = Some(driver);
+    init_cpu(0);
+}
+
+/// Per-CPU part: wake this CPU's redistributor (v3) or enable its CPU
+/// interface (v2), and enable the private interrupts the hypervisor uses.
+pub fn init_cpu(cpu: usize) {
+    let mut g = GIC.lock();
+    let Some(d) = g.as_mut() else { return };
+    let private = [IntId::sgi(SGI_KICK), IntId::ppi(9), IntId::ppi(10), IntId::ppi(11)];
+    match d {
+        Driver::V3(gic) => {
+            if cpu != 0 {
+                gic.init_cpu(cpu);
+                GicCpuInterface::enable_group1(true);
+            }
+            GicCpuInterface::set_priority_mask(0xff);
+            for id in private {
+                let _ = gic.enable_interrupt(id, Some(cpu), true);
+            }
+        }
+        Driver::V2 { gic, .. } => {
+            if cpu != 0 {
+                gic.setup();
+            }
+            for id in private {
+                let _ = gic.enable_interrupt(id, true);
+            }
+            // ITARGETSR0 is banked: its first byte is this CPU's own bit.
+            // SAFETY: reading a banked distributor register of the GIC we own.
+            let mask = unsafe { core::ptr::read_volatile((gicd_base_v2(gic)) as *const u8) };
+            V2_TARGETS[cpu].store(mask, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn gicd_base_v2(_gic: &GicV2) -> usize {
+    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize + 0x800).unwrap_or(0)
+}
+
+/// Acknowledges the highest-priority pending interrupt, if any.
+pub fn ack() -> Option<u32> {
+    let id = match VERSION.get()? {
+        GicVersion::V3 => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(|i| i.into()),
+        GicVersion::V2 => {
+            let mut g = GIC.lock();
+            match g.as_mut()? {
+                Driver::V2 { gic, group } => gic.get_and_acknowledge_interrupt(*group).map(|i| i.into()),
+                Driver::V3(_) => None,
+            }
+        }
+    };
+    id.filter(|&i: &u32| i < SPURIOUS)
+}
+
+/// Ends (drops priority and deactivates) an acknowledged interrupt.
+pub fn eoi(raw: u32) {
+    match VERSION.get() {
+        Some(GicVersion::V3) => GicCpuInterface::end_interrupt(intid(raw), InterruptGroup::Group1),
+        Some(GicVersion::V2) => {
+            if let Some(Driver::V2 { gic, group }) = GIC.lock().as_mut() {
+                gic.end_interrupt(intid(raw), *group);
+            }
+        }
+        None => {}
+    }
+}
+
+/// Sends the kick SGI to physical CPU `cpu` (MPIDR `mpidr`).
+pub fn kick(cpu: usize, mpidr: u64) {
+    match VERSION.get() {
+        Some(GicVersion::V3) => {
+            let target = SgiTarget::List {
+                affinity3: (mpidr >> 32) as u8,
+                affinity2: (mpidr >> 16) as u8,
+                affinity1: (mpidr >> 8) as u8,
+                target_list: 1 << (mpidr & 0xf),
+            };
+            let _ = GicCpuInterface::send_sgi(IntId::sgi(SGI_KICK), target, SgiTargetGroup::CurrentGroup1);
+        }
+        Some(GicVersion::V2) => {
+            let mask = V2_TARGETS[cpu].load(core::sync::atomic::Ordering::Relaxed);
+            if let Some(Driver::V2 { gic, .. }) = GIC.lock().as_mut() {
+                gic.send_sgi(
+                    IntId::sgi(SGI_KICK),
+                    SgiTargetV2::List { target_list_filter: SgiTargetListFilter::CPUTargetList, target_list: mask as u16 },
+                );
+            }
+        }
+        None => {}
+    }
+}

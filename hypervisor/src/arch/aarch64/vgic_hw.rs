@@ -1,0 +1,172 @@
+//! The physical CPU's virtual interface: list registers and the saved
+//! virtual CPU interface state of the loaded vCPU.
+//!
+//! GICv3: `ICH_*_EL2` system registers (ARM IHI 0069 §12.4); GICv2: the
+//! memory-mapped GICH frame (IHI 0048B §5.3). The choice of what goes into
+//! the list registers is the pure `vgic` core's (`flush_lrs`/`sync_lrs`).
+
+use super::sysreg::{isb, read_sysreg, write_sysreg};
+use crate::vgic::LrPlan;
+use shared::platform::GicVersion;
+
+/// Saved virtual CPU interface state of a vCPU that is not loaded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VgicCpuState {
+    /// ICH_VMCR_EL2 / GICH_VMCR: the guest's priority mask, BPR, enables.
+    pub vmcr: u64,
+    /// Active-priority registers (one of each suffices for 5 priority bits).
+    pub ap0r0: u64,
+    pub ap1r0: u64,
+    /// How many list registers the last flush wrote.
+    pub lrs_written: usize,
+}
+
+static VERSION: spin::Once<GicVersion> = spin::Once::new();
+static GICH: spin::Once<usize> = spin::Once::new();
+static NR_LRS: spin::Once<usize> = spin::Once::new();
+
+// GICH frame (GICv2) register offsets.
+const GICH_HCR: usize = 0x0;
+const GICH_VTR: usize = 0x4;
+const GICH_VMCR: usize = 0x8;
+const GICH_APR: usize = 0xf0;
+const GICH_LR0: usize = 0x100;
+
+fn gich_read(off: usize) -> u32 {
+    let base = *GICH.get().unwrap_or(&0);
+    // SAFETY: GICH is the hypervisor's own frame, device-mapped at EL2 and
+    // known from the DTB; reads have no side effects.
+    unsafe { core::ptr::read_volatile((base + off) as *const u32) }
+}
+
+fn gich_write(off: usize, v: u32) {
+    let base = *GICH.get().unwrap_or(&0);
+    // SAFETY: as for `gich_read`; the registers only affect the virtual
+    // CPU interface of the vCPU this CPU runs.
+    unsafe { core::ptr::write_volatile((base + off) as *mut u32, v) }
+}
+
+/// Records the GIC version and (v2) the GICH frame; reads the LR count.
+pub fn init(version: GicVersion, gich: Option<u64>) {
+    VERSION.call_once(|| version);
+    if let Some(g) = gich {
+        GICH.call_once(|| g as usize);
+    }
+    NR_LRS.call_once(|| match version {
+        GicVersion::V3 => ((read_sysreg!(ich_vtr_el2) & 0x1f) + 1) as usize,
+        GicVersion::V2 => ((gich_read(GICH_VTR) & 0x3f) + 1) as usize,
+    });
+}
+
+/// Number of list registers.
+pub fn nr_lrs() -> usize {
+    (*NR_LRS.get().unwrap_or(&0)).min(16)
+}
+
+fn version() -> Option<GicVersion> {
+    VERSION.get().copied()
+}
+
+macro_rules! ich_lr {
+    ($op:ident, $n:expr $(, $v:expr)?) => {
+        match $n {
+            0 => ich_lr!(@ $op, ich_lr0_el2 $(, $v)?),
+            1 => ich_lr!(@ $op, ich_lr1_el2 $(, $v)?),
+            2 => ich_lr!(@ $op, ich_lr2_el2 $(, $v)?),
+            3 => ich_lr!(@ $op, ich_lr3_el2 $(, $v)?),
+            4 => ich_lr!(@ $op, ich_lr4_el2 $(, $v)?),
+            5 => ich_lr!(@ $op, ich_lr5_el2 $(, $v)?),
+            6 => ich_lr!(@ $op, ich_lr6_el2 $(, $v)?),
+            7 => ich_lr!(@ $op, ich_lr7_el2 $(, $v)?),
+            8 => ich_lr!(@ $op, ich_lr8_el2 $(, $v)?),
+            9 => ich_lr!(@ $op, ich_lr9_el2 $(, $v)?),
+            10 => ich_lr!(@ $op, ich_lr10_el2 $(, $v)?),
+            11 => ich_lr!(@ $op, ich_lr11_el2 $(, $v)?),
+            12 => ich_lr!(@ $op, ich_lr12_el2 $(, $v)?),
+            13 => ich_lr!(@ $op, ich_lr13_el2 $(, $v)?),
+            14 => ich_lr!(@ $op, ich_lr14_el2 $(, $v)?),
+            _ => ich_lr!(@ $op, ich_lr15_el2 $(, $v)?),
+        }
+    };
+    (@ read, $reg:ident) => { read_sysreg!($reg) };
+    (@ write, $reg:ident, $v:expr) => { write_sysreg!($reg, $v) };
+}
+
+/// Loads a vCPU's virtual interface state and enables the interface.
+pub fn load(s: &VgicCpuState) {
+    match version() {
+        Some(GicVersion::V3) => {
+            write_sysreg!(ich_vmcr_el2, s.vmcr);
+            write_sysreg!(ich_ap0r0_el2, s.ap0r0);
+            write_sysreg!(ich_ap1r0_el2, s.ap1r0);
+            write_sysreg!(ich_hcr_el2, 1);
+            isb();
+        }
+        Some(GicVersion::V2) => {
+            gich_write(GICH_VMCR, s.vmcr as u32);
+            gich_write(GICH_APR, s.ap0r0 as u32);
+            gich_write(GICH_HCR, 1);
+        }
+        None => {}
+    }
+}
+
+/// Saves a vCPU's virtual interface state and disables the interface.
+pub fn save(s: &mut VgicCpuState) {
+    match version() {
+        Some(GicVersion::V3) => {
+            s.vmcr = read_sysreg!(ich_vmcr_el2);
+            s.ap0r0 = read_sysreg!(ich_ap0r0_el2);
+            s.ap1r0 = read_sysreg!(ich_ap1r0_el2);
+            write_sysreg!(ich_hcr_el2, 0);
+        }
+        Some(GicVersion::V2) => {
+            s.vmcr = gich_read(GICH_VMCR) as u64;
+            s.ap0r0 = gich_read(GICH_APR) as u64;
+            gich_write(GICH_HCR, 0);
+        }
+        None => {}
+    }
+}
+
+/// Writes a flush plan into the list registers (the rest zeroed) and sets
+/// the underflow maintenance interrupt if more interrupts wait.
+pub fn write_lrs(plan: &LrPlan, s: &mut VgicCpuState) {
+    let n = nr_lrs();
+    let hcr = 1 | if plan.underflow { 1 << 1 } else { 0 };
+    match version() {
+        Some(GicVersion::V3) => {
+            for i in 0..n.max(s.lrs_written) {
+                let v = plan.lrs.get(i).copied().unwrap_or(0);
+                if i < plan.lrs.len() || i < s.lrs_written {
+                    ich_lr!(write, i, v);
+                }
+            }
+            write_sysreg!(ich_hcr_el2, hcr);
+        }
+        Some(GicVersion::V2) => {
+            for i in 0..n {
+                if i < plan.lrs.len() || i < s.lrs_written {
+                    gich_write(GICH_LR0 + 4 * i, plan.lrs.get(i).copied().unwrap_or(0) as u32);
+                }
+            }
+            gich_write(GICH_HCR, hcr as u32);
+        }
+        None => {}
+    }
+    s.lrs_written = plan.lrs.len();
+}
+
+/// Reads back the list registers the last flush wrote.
+pub fn read_lrs(s: &VgicCpuState) -> heapless::Vec<u64, 16> {
+    let mut out = heapless::Vec::new();
+    for i in 0..s.lrs_written.min(nr_lrs()) {
+        let v = match version() {
+            Some(GicVersion::V3) => ich_lr!(read, i),
+            Some(GicVersion::V2) => gich_read(GICH_LR0 + 4 * i) as u64,
+            None => 0,
+        };
+        let _ = out.push(v);
+    }
+    out
+}
