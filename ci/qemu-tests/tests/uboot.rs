@@ -1,0 +1,96 @@
+//! The U-Boot boot flow, as on a board: Debian's `u-boot-qemu` (`qemu_arm64`,
+//! started with `-bios`) finds `boot.scr` on a virtio disk made by
+//! `scripts/image qemu`, loads the hypervisor and the guest kernel, adds the
+//! VM nodes to its control DTB (the one QEMU generated) with `fdt` commands
+//! and runs `booti`. The hypervisor must start at EL2 and both VMs must
+//! print their banners and power off.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qemu_tests::{qemu, root};
+
+const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+const T: u32 = 60;
+
+/// Debian's QEMU U-Boot, installed by `scripts/setup` when missing; `None`
+/// (the test is skipped, and says why) only when it cannot be installed.
+fn uboot() -> Option<&'static Path> {
+    let path = Path::new(UBOOT);
+    if !path.exists() {
+        let out = Command::new(root().join("scripts/setup")).output().expect("could not start scripts/setup");
+        if !path.exists() {
+            println!(
+                "SKIPPED: {UBOOT} is missing and scripts/setup could not install Debian's u-boot-qemu:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+    }
+    Some(path)
+}
+
+/// `scripts/image qemu --gic GIC` into a fresh temporary file.
+fn disk_image(gic: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("el2-uboot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let img = dir.join(format!("qemu-gicv{gic}.img"));
+    let out = Command::new(root().join("scripts/image"))
+        .args(["qemu", "--no-build", "--gic", gic, "--cpus", "2", "--mem", "1G", "--out"])
+        .arg(&img)
+        .output()
+        .expect("could not start scripts/image");
+    assert!(
+        out.status.success(),
+        "scripts/image qemu --gic {gic} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+fn boot_through_uboot(gic: &str) {
+    let Some(uboot) = uboot() else { return };
+    let img = disk_image(gic);
+    let machine = format!("virt,virtualization=on,gic-version={gic}");
+    let drive = format!("if=none,file={},format=raw,id=boot", img.display());
+    #[rustfmt::skip]
+    let r = qemu(T, &[
+        "-M", &machine, "-cpu", "cortex-a72", "-smp", "2", "-m", "1G", "-nographic", "-nic", "none",
+        "-bios", uboot.to_str().unwrap(),
+        "-drive", &drive, "-device", "virtio-blk-device,drive=boot",
+    ]);
+    let _ = std::fs::remove_file(&img);
+    r.expect("U-Boot 20")
+        .expect("Found U-Boot script /boot.scr")
+        .expect("el2-hyp boot.scr: loading hypervisor.bin at 0x40400000")
+        .expect("el2-hyp boot.scr: booti 0x40400000 - 0x40000000")
+        .expect("Starting kernel ...")
+        .expect_not("SCRIPT FAILED")
+        .expect_not("could not load")
+        .expect_not("syntax error")
+        // The hypervisor at EL2, on the DTB U-Boot passed (QEMU's own).
+        .expect(&format!("el2-hyp: linux,dummy-virt at EL2, 2 CPU(s), GICv{gic}, 1024 MiB RAM"))
+        // The VMs in file order, as the fdt commands made them.
+        .expect("el2-hyp: VM 0 \"alpha\"")
+        .expect("el2-hyp: VM 1 \"beta\"")
+        .expect("[alpha] guest-kernel: hello from VM \"alpha\": 64 MiB RAM, 1 CPU(s)")
+        .expect("[beta] guest-kernel: hello from VM \"beta\": 64 MiB RAM, 1 CPU(s)")
+        .expect("el2-hyp: VM \"alpha\" stopped: PSCI SYSTEM_OFF")
+        .expect("el2-hyp: VM \"beta\" stopped: PSCI SYSTEM_OFF")
+        .expect("el2-hyp: all VMs have stopped; powering off")
+        .expect_not("CRASH")
+        .expect_not("panic")
+        .expect_clean_exit();
+}
+
+#[test]
+fn uboot_booti_from_disk_gicv3() {
+    boot_through_uboot("3");
+}
+
+#[test]
+fn uboot_booti_from_disk_gicv2() {
+    boot_through_uboot("2");
+}
