@@ -1,7 +1,9 @@
 //! aarch64 glue of the guest kernel: entry (entry.S), exception vectors,
 //! the MMU, the PL011 console, PSCI calls to the hypervisor.
 
+pub mod cpu;
 pub mod irq;
+pub mod memory;
 pub mod mmu;
 pub mod process;
 pub mod psci;
@@ -12,7 +14,6 @@ pub mod uart;
 use crate::cmdline::Cmdline;
 use crate::console::ByteSink;
 use crate::println;
-use buddy_system_allocator::LockedHeap;
 use core::fmt::Write;
 use shared::platform::Platform;
 
@@ -44,29 +45,17 @@ pub static mut BOOT_L0: BootTable = BootTable([0; 512]);
 #[unsafe(no_mangle)]
 pub static mut BOOT_L1: BootTable = BootTable([0; 512]);
 
-/// The early heap: the global allocator until the page allocator and
-/// slab take over (`mm`), big enough for page tables and boot data.
-#[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
-const EARLY_HEAP_SIZE: usize = 2 << 20;
-#[repr(C, align(4096))]
-struct EarlyHeap([u8; EARLY_HEAP_SIZE]);
-static mut EARLY_HEAP: EarlyHeap = EarlyHeap([0; EARLY_HEAP_SIZE]);
-
 static mut UART: Option<uart::Pl011> = None;
 
 /// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
-    // SAFETY: the early heap is a static array used by nothing else.
-    unsafe {
-        let heap = core::ptr::addr_of_mut!(EARLY_HEAP);
-        HEAP.lock().init(heap as usize, EARLY_HEAP_SIZE);
-    }
+    memory::init_early_heap();
+    enable_fp();
     let dtb_va = mmu::phys_to_virt(dtb_pa);
     // SAFETY: the DTB lies in the same 1 GiB block as the image (the
     // hypervisor puts it at the top of our RAM), which the boot tables map.
-    let platform = match unsafe { read_platform(dtb_va) } {
+    let (platform, dtb_size) = match unsafe { read_platform(dtb_va) } {
         Ok(p) => p,
         // No console without a DTB: tell the hypervisor we are done.
         Err(_) => psci::system_off(),
@@ -93,6 +82,14 @@ extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
         platform.cpus.len(),
         cmdline.hz
     );
+    let mpidrs: heapless::Vec<u64, MAX_CPUS> = platform.cpus.iter().map(|c| c.mpidr).collect();
+    cpu::set_cpu_mpidrs(&mpidrs);
+    let mem = memory::mem_init(&platform, load_pa, image_size, dtb_pa, dtb_size);
+    println!(
+        "guest-kernel: memory: {} of {} pages free after memblock hand-over; kmalloc is the heap",
+        mem.freed, mem.total
+    );
+    memory::print_buddyinfo();
     crate::boot::run(&platform, &cmdline)
 }
 
@@ -100,12 +97,28 @@ extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
 ///
 /// # Safety
 /// `va` must be mapped and hold a DTB header and `totalsize` bytes.
-unsafe fn read_platform(va: usize) -> Result<Platform, shared::platform::DtbError> {
+unsafe fn read_platform(va: usize) -> Result<(Platform, u64), shared::platform::DtbError> {
     // SAFETY: guaranteed by the caller.
     let size = unsafe { shared::platform::fdt_total_size(va as *const u8)? };
     // SAFETY: guaranteed by the caller.
     let blob = unsafe { core::slice::from_raw_parts(va as *const u8, size) };
-    Platform::from_fdt(blob)
+    Ok((Platform::from_fdt(blob)?, size as u64))
+}
+
+/// CPACR_EL1.FPEN = 0b11: EL0 programs use FP/SIMD (the kernel itself is
+/// soft-float; cpu_switch_to saves the registers per task).
+pub fn enable_fp() {
+    // SAFETY: only enables FP/SIMD access; no memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, cpacr_el1",
+            "orr {t}, {t}, #(3 << 20)",
+            "msr cpacr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
 }
 
 #[panic_handler]

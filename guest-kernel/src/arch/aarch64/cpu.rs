@@ -1,0 +1,125 @@
+//! CPU-local basics: `smp_processor_id`, interrupt masking
+//! (`local_irq_save`/`local_irq_restore`) and an irq-safe spin lock
+//! (`spin_lock_irqsave`), as LKD ch. 10 "Spin Locks and Bottom Halves"
+//! prescribes for data an interrupt handler also touches.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use super::MAX_CPUS;
+
+/// MPIDR_EL1 affinity bits (Aff3 at 39:32, Aff2..Aff0 at 23:0).
+pub const MPIDR_HWID_MASK: u64 = 0xff_00ff_ffff;
+
+/// MPIDR of each logical CPU, from the DTB's /cpus in order.
+static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+/// CPUs the kernel knows about.
+static NR_CPUS: AtomicUsize = AtomicUsize::new(1);
+
+/// Records the logical CPU numbering (boot CPU first, as the DTB lists it).
+pub fn set_cpu_mpidrs(mpidrs: &[u64]) {
+    for (i, &m) in mpidrs.iter().take(MAX_CPUS).enumerate() {
+        CPU_MPIDR[i].store(m & MPIDR_HWID_MASK, Ordering::Relaxed);
+    }
+    NR_CPUS.store(mpidrs.len().clamp(1, MAX_CPUS), Ordering::Relaxed);
+}
+
+/// Number of CPUs described by the DTB.
+pub fn nr_cpus() -> usize {
+    NR_CPUS.load(Ordering::Relaxed)
+}
+
+/// Reads MPIDR_EL1.
+pub fn read_mpidr() -> u64 {
+    let v: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & MPIDR_HWID_MASK
+}
+
+/// `smp_processor_id()`: the logical number of this CPU.
+pub fn smp_processor_id() -> usize {
+    let m = read_mpidr();
+    CPU_MPIDR.iter().position(|c| c.load(Ordering::Relaxed) == m).unwrap_or(0)
+}
+
+/// `local_irq_save`: mask IRQs (and FIQs), return the old DAIF.
+#[inline(always)]
+pub fn local_irq_save() -> u64 {
+    let daif: u64;
+    // SAFETY: only PSTATE.DAIF changes.
+    unsafe { core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nostack)) };
+    daif
+}
+
+/// `local_irq_restore`.
+#[inline(always)]
+pub fn local_irq_restore(daif: u64) {
+    // SAFETY: only PSTATE.DAIF changes.
+    unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nostack)) };
+}
+
+/// `local_irq_enable`.
+#[inline(always)]
+pub fn local_irq_enable() {
+    // SAFETY: only PSTATE.DAIF changes.
+    unsafe { core::arch::asm!("msr daifclr, #3", options(nostack)) };
+}
+
+/// `local_irq_disable`.
+#[inline(always)]
+pub fn local_irq_disable() {
+    // SAFETY: only PSTATE.DAIF changes.
+    unsafe { core::arch::asm!("msr daifset, #3", options(nostack)) };
+}
+
+/// `irqs_disabled()`.
+pub fn irqs_disabled() -> bool {
+    let daif: u64;
+    // SAFETY: reading DAIF has no side effects.
+    unsafe { core::arch::asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack)) };
+    daif & (1 << 7) != 0
+}
+
+/// A spin lock taken with interrupts masked (`spin_lock_irqsave`).
+pub struct IrqSpinLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+/// Holds the lock and the interrupt state to restore.
+pub struct IrqGuard<'a, T> {
+    guard: core::mem::ManuallyDrop<spin::MutexGuard<'a, T>>,
+    daif: u64,
+}
+
+impl<T> IrqSpinLock<T> {
+    pub const fn new(v: T) -> Self {
+        IrqSpinLock { inner: spin::Mutex::new(v) }
+    }
+
+    /// `spin_lock_irqsave`.
+    pub fn lock(&self) -> IrqGuard<'_, T> {
+        let daif = local_irq_save();
+        IrqGuard { guard: core::mem::ManuallyDrop::new(self.inner.lock()), daif }
+    }
+}
+
+impl<T> core::ops::Deref for IrqGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> core::ops::DerefMut for IrqGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for IrqGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here; interrupts are restored after.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.guard) };
+        local_irq_restore(self.daif);
+    }
+}
