@@ -455,6 +455,10 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
         let lrs = vgic_hw::read_lrs(&v.vgic);
         vm.vgic.lock().sync_lrs(v.index, &lrs);
+        // Empty the list registers now that the model has their state: an
+        // EOIed level interrupt left in one keeps the maintenance
+        // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
+        vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
         let action = match kind {
             ExitKind::Sync => exit::handle_sync(vm, v),
             ExitKind::Irq => exit::handle_irq(vm, v),
@@ -469,8 +473,6 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         }
     }
     timer::cancel_hyp();
-    // Nothing stays in the list registers of a vCPU that is not loaded.
-    vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
     vgic_hw::save(&mut v.vgic);
     switch::save_el1(&mut v.sys);
     switch::unload_vm();
