@@ -169,6 +169,9 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
     }
     println!("el2-hyp: {} CPU(s) online", smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::Acquire));
     vmm::assign_vcpus(next);
+    if let Some(u) = platform.uart {
+        super::console_in::init(&u);
+    }
     cpu_loop(0)
 }
 

@@ -182,8 +182,10 @@ hyp_vectors:
     guest_vector EXIT_IRQ
     guest_vector EXIT_FIQ
     guest_vector EXIT_SERROR
-    /* Lower EL, AArch32: we never run AArch32 guests (HCR_EL2.RW = 1). */
-    guest_vector EXIT_AARCH32
-    guest_vector EXIT_AARCH32
-    guest_vector EXIT_AARCH32
-    guest_vector EXIT_AARCH32
+    /* Lower EL, AArch32: a guest's 32-bit EL0 program (EL1 is always
+     * AArch64, HCR_EL2.RW = 1). Same handling; the syndrome formats of the
+     * exits we act on do not depend on the register width. */
+    guest_vector EXIT_SYNC
+    guest_vector EXIT_IRQ
+    guest_vector EXIT_FIQ
+    guest_vector EXIT_SERROR

@@ -7,7 +7,7 @@ use super::switch::ExitKind;
 use super::sysreg::{read_sysreg, write_sysreg};
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
-use crate::esr::{Esr, ExceptionClass, SysReg, Syndrome};
+use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
 use crate::mmio::{MmioAccess, decode};
 use crate::println;
 use crate::smccc::{self, Call, Outcome, VmOps};
@@ -128,6 +128,7 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
                 timer::cancel_hyp();
                 action = Action::Yield;
             }
+            id if Some(id) == super::console_in::intid() => super::console_in::on_interrupt(),
             // Maintenance (list registers are resynced on every exit) and
             // kicks (the vGIC state is re-read before the next entry).
             _ => {}
@@ -247,7 +248,7 @@ fn fetch_instruction(pc: u64) -> Option<u32> {
     let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
     // Only RAM is identity mapped at EL2; the guest's RAM is RAM.
     let ram = super::boot::PLATFORM.get()?.memory.iter().any(|r| pa >= r.base && pa + 4 <= r.end());
-    if !ram || pa % 4 != 0 {
+    if !ram || !pa.is_multiple_of(4) {
         return None;
     }
     // SAFETY: `pa` is 4-byte aligned, inside RAM, which EL2 maps.

@@ -71,7 +71,8 @@ pub fn init(gic: &Gic, nr_cpus: usize) {
             // SAFETY: as above, for the distributor and CPU interface.
             let mut d = unsafe { GicV2::new(gic.gicd.base as *mut _, gicc.base as *mut _) };
             d.setup();
-            let group = if d.typer().has_security_extension() { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
+            let group =
+                if d.typer().has_security_extension() { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
             Driver::V2 { gic: d, group }
         }
     };
@@ -113,6 +114,20 @@ pub fn init_cpu(cpu: usize) {
 
 fn gicd_base_v2(_gic: &GicV2) -> usize {
     super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize + 0x800).unwrap_or(0)
+}
+
+/// Enables a shared peripheral interrupt (routed to the boot CPU).
+pub fn enable_spi(raw: u32) {
+    let mut g = GIC.lock();
+    match g.as_mut() {
+        Some(Driver::V3(gic)) => {
+            let _ = gic.enable_interrupt(intid(raw), None, true);
+        }
+        Some(Driver::V2 { gic, .. }) => {
+            let _ = gic.enable_interrupt(intid(raw), true);
+        }
+        None => {}
+    }
 }
 
 /// Acknowledges the highest-priority pending interrupt, if any.
@@ -160,7 +175,10 @@ pub fn kick(cpu: usize, mpidr: u64) {
             if let Some(Driver::V2 { gic, .. }) = GIC.lock().as_mut() {
                 gic.send_sgi(
                     IntId::sgi(SGI_KICK),
-                    SgiTargetV2::List { target_list_filter: SgiTargetListFilter::CPUTargetList, target_list: mask as u16 },
+                    SgiTargetV2::List {
+                        target_list_filter: SgiTargetListFilter::CPUTargetList,
+                        target_list: mask as u16,
+                    },
                 );
             }
         }

@@ -6,6 +6,7 @@
 //! pure modules one level up.
 
 pub mod boot;
+pub mod console_in;
 pub mod exit;
 pub mod firmware;
 pub mod gic;

@@ -24,7 +24,8 @@ static PER_CPU: [PerCpuSlot; MAX_CPUS] =
     [const { PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0 })) }; MAX_CPUS];
 
 /// MPIDR of each physical CPU index (for kicks).
-static CPU_MPIDR: [core::sync::atomic::AtomicU64; MAX_CPUS] = [const { core::sync::atomic::AtomicU64::new(0) }; MAX_CPUS];
+static CPU_MPIDR: [core::sync::atomic::AtomicU64; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; MAX_CPUS];
 
 /// The MPIDR of physical CPU `index`.
 pub fn cpu_mpidr(index: usize) -> u64 {

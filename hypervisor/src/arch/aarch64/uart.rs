@@ -15,9 +15,15 @@ pub struct UartDriver {
 const PL011_DR: usize = 0x00;
 const PL011_FR: usize = 0x18;
 const PL011_FR_TXFF: u32 = 1 << 5;
-// 16550: transmit holding register and line status register (index 5).
+const PL011_IMSC: usize = 0x38;
+const PL011_ICR: usize = 0x44;
+const PL011_FR_RXFE: u32 = 1 << 4;
+const PL011_INT_RX_RT: u32 = (1 << 4) | (1 << 6);
+// 16550: transmit holding / receive buffer, interrupt enable, line status (index 5).
 const UART_THR: usize = 0;
+const UART_IER: usize = 1;
 const UART_LSR: usize = 5;
+const UART_LSR_DR: u32 = 1 << 0;
 const UART_LSR_THRE: u32 = 1 << 5;
 
 impl UartDriver {
@@ -56,6 +62,27 @@ impl UartDriver {
                 UartKind::Ns16550 { reg_io_width: 1, .. } => core::ptr::write_volatile(addr as *mut u8, v as u8),
                 _ => core::ptr::write_volatile(addr as *mut u32, v),
             }
+        }
+    }
+}
+
+impl UartDriver {
+    /// Turns on the receive interrupt (PL011 RX + RX timeout; 16550 ERBFI).
+    pub fn enable_rx_interrupt(&self) {
+        match self.kind {
+            UartKind::Pl011 => {
+                self.write(PL011_ICR, 0x7ff);
+                self.write(PL011_IMSC, PL011_INT_RX_RT);
+            }
+            UartKind::Ns16550 { .. } => self.write(UART_IER, 1),
+        }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn try_getc(&self) -> Option<u8> {
+        match self.kind {
+            UartKind::Pl011 => (self.read(PL011_FR) & PL011_FR_RXFE == 0).then(|| self.read(PL011_DR) as u8),
+            UartKind::Ns16550 { .. } => (self.read(UART_LSR) & UART_LSR_DR != 0).then(|| self.read(UART_THR) as u8),
         }
     }
 }

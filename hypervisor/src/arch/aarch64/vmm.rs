@@ -10,12 +10,12 @@ use super::{gic, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
+use crate::psci::Psci;
 use crate::stats::ExitStats;
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
+use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
 use crate::vmspec;
-use crate::psci::Psci;
-use crate::vgic::{self, Vgic};
 use crate::vpl011::Pl011;
 use alloc::format;
 use alloc::string::String;
@@ -431,6 +431,9 @@ fn idle(deadline: Option<u64>) {
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
     timer::cancel_hyp();
     while let Some(id) = gic::ack() {
+        if Some(id) == super::console_in::intid() {
+            super::console_in::on_interrupt();
+        }
         gic::eoi(id);
     }
 }
