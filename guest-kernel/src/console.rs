@@ -37,6 +37,15 @@ pub fn print(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
+/// Writes raw bytes (a user program's output) under the console lock.
+pub fn write_bytes(b: &[u8]) {
+    if let Some(sink) = CONSOLE.lock().sink.as_mut() {
+        for &c in b {
+            sink.put(c);
+        }
+    }
+}
+
 /// Prints without waiting for the lock (trap and panic reports only).
 pub fn emergency_print(args: fmt::Arguments) {
     // SAFETY: the lock guards plain data; forcing it can only interleave

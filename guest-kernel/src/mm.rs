@@ -47,6 +47,16 @@ pub struct Errno(pub i32);
 impl Errno {
     /// Operation not permitted.
     pub const EPERM: Errno = Errno(1);
+    /// No such file or directory.
+    pub const ENOENT: Errno = Errno(2);
+    /// No such process.
+    pub const ESRCH: Errno = Errno(3);
+    /// Interrupted system call.
+    pub const EINTR: Errno = Errno(4);
+    /// Argument list too long.
+    pub const E2BIG: Errno = Errno(7);
+    /// Exec format error.
+    pub const ENOEXEC: Errno = Errno(8);
     /// Bad file descriptor.
     pub const EBADF: Errno = Errno(9);
     /// Try again.
@@ -59,11 +69,27 @@ impl Errno {
     pub const EFAULT: Errno = Errno(14);
     /// Exists.
     pub const EEXIST: Errno = Errno(17);
+    /// No child processes.
+    pub const ECHILD: Errno = Errno(10);
+    /// Device or resource busy.
+    pub const EBUSY: Errno = Errno(16);
+    /// No such device (mmap of something that is not memory).
+    pub const ENODEV: Errno = Errno(19);
     /// Invalid argument.
     pub const EINVAL: Errno = Errno(22);
+    /// File name too long.
+    pub const ENAMETOOLONG: Errno = Errno(36);
+    /// Function not implemented.
+    pub const ENOSYS: Errno = Errno(38);
 
     /// The value a system call returns in x0.
     pub const fn to_syscall_ret(self) -> isize {
         -(self.0 as isize)
+    }
+}
+
+impl From<crate::task::Errno> for Errno {
+    fn from(e: crate::task::Errno) -> Errno {
+        Errno(e as i32)
     }
 }

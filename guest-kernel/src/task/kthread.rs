@@ -89,6 +89,11 @@ impl TaskTable {
     }
 
     /// The outcome of a `kthread_create` request, once kthreadd has run.
+    /// True when no kthread_create request is queued.
+    pub fn kthread_create_list_is_empty(&self) -> bool {
+        self.kthread_create_list.queue.is_empty()
+    }
+
     pub fn kthread_result(&mut self, ticket: u64) -> Option<Result<TaskId, Errno>> {
         let l = &mut self.kthread_create_list;
         let i = l.done.iter().position(|(t, _)| *t == ticket)?;

@@ -123,3 +123,8 @@ impl<T> Drop for IrqGuard<'_, T> {
         local_irq_restore(self.daif);
     }
 }
+
+/// MPIDR affinity of logical CPU `cpu`.
+pub fn cpu_mpidr(cpu: usize) -> u64 {
+    CPU_MPIDR.get(cpu).map_or(0, |m| m.load(Ordering::Relaxed))
+}

@@ -115,3 +115,52 @@ apply_relocations:
 2:  wfe
     b       2b
 3:  ret
+
+/*
+ * secondary_entry: where PSCI CPU_ON starts a secondary CPU (x0 = context
+ * id = its logical number), at EL1 with the MMU off. Same MMU set-up as
+ * the boot CPU, but TTBR1 gets the kernel's real tables (mmu::init left
+ * their address in SECONDARY_TTBR1, cleaned to memory for this
+ * cache-off reader), then run on its own boot stack.
+ */
+.text
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    ldr     x3, =MAIR_VALUE
+    msr     mair_el1, x3
+    ldr     x3, =0xb5103510
+    mrs     x4, id_aa64mmfr0_el1
+    and     x4, x4, #7
+    orr     x3, x3, x4, lsl #32
+    msr     tcr_el1, x3
+    adr_l   x1, BOOT_L0
+    msr     ttbr0_el1, x1
+    adr_l   x2, SECONDARY_TTBR1
+    ldr     x2, [x2]
+    msr     ttbr1_el1, x2
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mrs     x3, sctlr_el1
+    mov     x4, #((1 << 0) | (1 << 2) | (1 << 12))  /* M, C, I */
+    orr     x3, x3, x4
+    msr     sctlr_el1, x3
+    isb
+    ldr     x3, =secondary_high
+    br      x3
+
+secondary_high:
+    adr_l   x1, KERNEL_STACKS
+    mov     x2, #KERNEL_STACK_SIZE
+    madd    x1, x19, x2, x1
+    add     x1, x1, x2
+    mov     sp, x1
+    adr_l   x1, kernel_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      secondary_main
+4:  wfe
+    b       4b

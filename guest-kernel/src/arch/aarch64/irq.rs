@@ -1,8 +1,255 @@
-//! Interrupt entry (stub until the GIC driver lands).
+//! The interrupt controller and the tick: GICv3 (distributor, redistributors
+//! and the ICC_* system-register CPU interface) or GICv2 (distributor and
+//! the memory-mapped GICC), found in the DTB and driven through `arm-gic`;
+//! the EL1 virtual timer (CNTV_*, PPI 11 = INTID 27 on QEMU virt) at HZ;
+//! software-generated interrupts as IPIs; and the IRQ entry path:
+//! acknowledge, top half, softirqs on irq_exit, preemption on return.
+//!
+//! LKD ch. 7 (interrupt handlers), ch. 8 (softirqs run at irq_exit), ch. 11
+//! (the timer interrupt: jiffies, update_process_times, run_local_timers).
+//! ARM ARM D11 (the generic timer), GIC architecture spec IHI 0069 (v3) and
+//! IHI 0048 (v2).
 
-use super::trap::{TrapFrame, die, slot};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-/// An IRQ exception.
+use arm_gic::gicv2::GicV2;
+use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
+use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
+use shared::platform::{GicVersion, Platform};
+
+use super::cpu::{IrqSpinLock, nr_cpus, smp_processor_id};
+use super::mmu::phys_to_virt;
+use super::trap::TrapFrame;
+
+/// SGI used to make another CPU reschedule (Linux IPI_RESCHEDULE).
+pub const IPI_RESCHEDULE: u32 = 0;
+/// SGI that stops a CPU for power-off (IPI_CPU_STOP).
+pub const IPI_CPU_STOP: u32 = 1;
+
+enum Gic {
+    V2(GicV2<'static>),
+    V3(GicV3<'static>),
+}
+
+// SAFETY: the GICv2 driver holds pointers to device memory that every CPU
+// may use (GICD is shared, GICC is banked per CPU); all use is behind the
+// GIC lock.
+unsafe impl Send for Gic {}
+
+static GIC: IrqSpinLock<Option<Gic>> = IrqSpinLock::new(None);
+static GIC_V3: AtomicBool = AtomicBool::new(false);
+/// Group used for acknowledging on GICv2 (group 0 without Security
+/// Extensions, group 1 with them; GicV2::setup chooses the same way).
+static V2_GROUP1: AtomicBool = AtomicBool::new(false);
+static TIMER_INTID: AtomicU32 = AtomicU32::new(27);
+/// Counter ticks per tick (CNTFRQ / HZ).
+static TICK_CYCLES: AtomicU64 = AtomicU64::new(0);
+/// Counter frequency.
+static CNTFRQ: AtomicU64 = AtomicU64::new(62_500_000);
+/// Timer interrupts taken, all CPUs.
+pub static TICKS: AtomicU64 = AtomicU64::new(0);
+/// True once the tick is known to arrive; without it the idle loop polls
+/// the counter for timers instead of waiting in WFI.
+pub static TICK_WORKS: AtomicBool = AtomicBool::new(false);
+
+/// Reads CNTVCT_EL0 (after an isb, so it is not read early).
+pub fn read_cntvct() -> u64 {
+    let v: u64;
+    // SAFETY: reading the virtual counter has no side effects.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// Counter frequency in Hz.
+pub fn cntfrq() -> u64 {
+    CNTFRQ.load(Ordering::Relaxed)
+}
+
+/// Monotonic nanoseconds since the counter started.
+pub fn now_ns() -> u64 {
+    let f = cntfrq();
+    let c = read_cntvct();
+    ((c as u128 * 1_000_000_000) / f as u128) as u64
+}
+
+fn gic_version_is_v3() -> bool {
+    GIC_V3.load(Ordering::Relaxed)
+}
+
+/// Discovers and initialises the GIC and the timer on the boot CPU.
+/// Returns false if the DTB names no GIC (no interrupts at all).
+pub fn init(platform: &Platform, hz: u32) -> bool {
+    let freq = {
+        let f: u64;
+        // SAFETY: reading CNTFRQ_EL0 has no side effects.
+        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
+        platform.timer.and_then(|t| t.frequency).map_or(f, u64::from)
+    };
+    CNTFRQ.store(freq.max(1), Ordering::Relaxed);
+    TICK_CYCLES.store((freq / u64::from(hz)).max(1), Ordering::Relaxed);
+    if let Some(t) = platform.timer {
+        TIMER_INTID.store(t.virt.intid(), Ordering::Relaxed);
+    }
+    let Some(g) = platform.gic.as_ref() else { return false };
+    let gicd = phys_to_virt(g.gicd.base) as *mut arm_gic::gicv3::registers::Gicd;
+    let gic = match g.version {
+        GicVersion::V3 => {
+            let Some(r) = g.gicr.first() else { return false };
+            // SAFETY: mmu::init mapped the DTB's GICD and GICR frames as
+            // device memory; this driver is their only user.
+            let gic = unsafe {
+                GicV3::new(
+                    UniqueMmioPointer::new(NonNull::new(gicd).unwrap()),
+                    NonNull::new(phys_to_virt(r.base) as *mut _).unwrap(),
+                    nr_cpus(),
+                )
+            };
+            match gic {
+                Ok(mut gic) => {
+                    gic.setup(0);
+                    GIC_V3.store(true, Ordering::Relaxed);
+                    Gic::V3(gic)
+                }
+                Err(_) => return false,
+            }
+        }
+        GicVersion::V2 => {
+            let Some(c) = g.gicc else { return false };
+            // SAFETY: mmu::init mapped GICD and GICC as device memory; this
+            // driver is their only user.
+            let mut gic = unsafe { GicV2::new(gicd.cast(), phys_to_virt(c.base) as *mut _) };
+            V2_GROUP1.store(gic.typer().has_security_extension(), Ordering::Relaxed);
+            gic.setup();
+            Gic::V2(gic)
+        }
+    };
+    *GIC.lock() = Some(gic);
+    init_cpu(0);
+    true
+}
+
+/// Per-CPU part: CPU interface on, the timer PPI and the IPIs enabled, the
+/// timer armed for the first tick.
+pub fn init_cpu(cpu: usize) {
+    let timer = IntId::ppi(TIMER_INTID.load(Ordering::Relaxed) - 16);
+    if let Some(gic) = GIC.lock().as_mut() {
+        match gic {
+            Gic::V3(g) => {
+                if cpu != 0 {
+                    g.init_cpu(cpu);
+                    GicCpuInterface::enable_group1(true);
+                }
+                for id in [timer, IntId::sgi(IPI_RESCHEDULE), IntId::sgi(IPI_CPU_STOP)] {
+                    let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
+                    let _ = g.enable_interrupt(id, Some(cpu), true);
+                }
+                GicCpuInterface::set_priority_mask(0xff);
+            }
+            Gic::V2(g) => {
+                if cpu != 0 {
+                    g.setup();
+                }
+                for id in [timer, IntId::sgi(IPI_RESCHEDULE), IntId::sgi(IPI_CPU_STOP)] {
+                    g.set_interrupt_priority(id, 0x80);
+                    let _ = g.enable_interrupt(id, true);
+                }
+            }
+        }
+    }
+    arm_timer();
+}
+
+/// Programs the virtual timer for one tick from now (CNTV_TVAL_EL0) and
+/// enables it unmasked (CNTV_CTL_EL0.ENABLE = 1, IMASK = 0).
+fn arm_timer() {
+    let tval = TICK_CYCLES.load(Ordering::Relaxed);
+    // SAFETY: writes only the EL1 virtual timer of this CPU.
+    unsafe {
+        core::arch::asm!("msr cntv_tval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) tval, in(reg) 1u64, options(nostack))
+    };
+}
+
+fn ack() -> Option<IntId> {
+    if gic_version_is_v3() {
+        GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
+    } else {
+        let group = if V2_GROUP1.load(Ordering::Relaxed) { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
+        match GIC.lock().as_mut() {
+            Some(Gic::V2(g)) => g.get_and_acknowledge_interrupt(group),
+            _ => None,
+        }
+    }
+}
+
+fn eoi(id: IntId) {
+    if gic_version_is_v3() {
+        GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
+    } else {
+        let group = if V2_GROUP1.load(Ordering::Relaxed) { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
+        if let Some(Gic::V2(g)) = GIC.lock().as_mut() {
+            g.end_interrupt(id, group);
+        }
+    }
+}
+
+/// Sends SGI `sgi` to each CPU in `mask` (a logical CPU bit mask).
+pub fn send_ipi(mask: u64, sgi: u32) {
+    if mask == 0 {
+        return;
+    }
+    let mut g = GIC.lock();
+    match g.as_mut() {
+        Some(Gic::V3(_)) => {
+            for cpu in (0..nr_cpus()).filter(|c| mask & (1 << c) != 0) {
+                let m = super::cpu::cpu_mpidr(cpu);
+                let target = SgiTarget::List {
+                    affinity3: (m >> 32) as u8,
+                    affinity2: (m >> 16) as u8,
+                    affinity1: (m >> 8) as u8,
+                    target_list: 1 << (m & 0xf),
+                };
+                let _ = GicCpuInterface::send_sgi(IntId::sgi(sgi), target, SgiTargetGroup::CurrentGroup1);
+            }
+        }
+        Some(Gic::V2(gic)) => {
+            // GICv2 CPU targets are the interface numbers, which QEMU and
+            // GIC-400 number like the logical CPUs.
+            gic.send_sgi(
+                IntId::sgi(sgi),
+                arm_gic::gicv2::SgiTarget::List {
+                    target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+                    target_list: (mask & 0xff) as u16,
+                },
+            );
+        }
+        None => {}
+    }
+}
+
+/// The IRQ exception (slots 5 and 9): acknowledge one interrupt, run its
+/// top half, end it, then `irq_exit` work: softirqs and preemption.
 pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
-    die(frame, if from_el0 { slot::EL0_IRQ } else { slot::EL1H_IRQ }, "interrupt")
+    let cpu = smp_processor_id();
+    let Some(id) = ack() else { return };
+    let raw = u32::from(id);
+    super::process::irq_enter(cpu);
+    if raw == TIMER_INTID.load(Ordering::Relaxed) {
+        arm_timer();
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        TICK_WORKS.store(true, Ordering::Relaxed);
+        eoi(id);
+        super::process::timer_tick(cpu);
+    } else if raw == IPI_CPU_STOP {
+        eoi(id);
+        super::cpu::local_irq_disable();
+        loop {
+            // SAFETY: parks this CPU for power-off.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        }
+    } else {
+        // IPI_RESCHEDULE: need_resched is already set; the return path acts.
+        eoi(id);
+    }
+    super::process::irq_exit(cpu, frame, from_el0);
 }

@@ -7,4 +7,4 @@
 .endm
 
 /* Size of each kernel stack; must match arch::aarch64::KERNEL_STACK_SIZE. */
-.equ KERNEL_STACK_SIZE, 0x10000
+.equ KERNEL_STACK_SIZE, 0x20000

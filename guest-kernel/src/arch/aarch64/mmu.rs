@@ -69,4 +69,20 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
         )
     };
     core::mem::forget(map);
+    // Secondary CPUs read this with their MMU and caches off: clean it to
+    // the point of coherency.
+    let ttbr1: u64;
+    // SAFETY: reading TTBR1_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr1, options(nomem, nostack)) };
+    // SAFETY: single CPU at boot; the variable is only read by secondaries
+    // started later.
+    unsafe {
+        let p = core::ptr::addr_of_mut!(SECONDARY_TTBR1);
+        p.write_volatile(ttbr1 & 0x0000_ffff_ffff_fffe);
+        core::arch::asm!("dc civac, {}", "dsb sy", in(reg) p, options(nostack));
+    }
 }
+
+/// TTBR1_EL1 for secondary CPUs (entry.S `secondary_entry`).
+#[unsafe(no_mangle)]
+pub static mut SECONDARY_TTBR1: u64 = 0;

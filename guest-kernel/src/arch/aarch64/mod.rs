@@ -2,11 +2,15 @@
 //! the MMU, the PL011 console, PSCI calls to the hypervisor.
 
 pub mod cpu;
+pub mod exec;
 pub mod irq;
 pub mod memory;
 pub mod mmu;
+pub mod pgtable;
 pub mod process;
 pub mod psci;
+pub mod smp;
+pub mod syscall;
 pub mod trap;
 pub mod uaccess;
 pub mod uart;
@@ -25,7 +29,7 @@ core::arch::global_asm!(
 );
 
 /// Size of each kernel stack (KERNEL_STACK_SIZE in macros.S).
-pub const KERNEL_STACK_SIZE: usize = 0x10000;
+pub const KERNEL_STACK_SIZE: usize = 0x20000;
 /// Most CPUs the kernel drives.
 pub const MAX_CPUS: usize = shared::platform::MAX_CPUS;
 

@@ -1,17 +1,874 @@
-//! Processes on the CPU (stub until the scheduler glue lands).
+//! Processes on the CPU: the kernel lock and state, the context switch
+//! (`context_switch` → `cpu_switch_to`), idle, kthreadd, the tick, sleeping
+//! with timeouts, the return-to-user work (signals, preemption), page
+//! faults from EL0, and process lifetime (fork/clone, exec, exit, wait).
+//!
+//! LKD ch. 3 (processes), ch. 4 (schedule, preemption, wait queues),
+//! ch. 11 (the tick, schedule_timeout); 《Linux内核深度解析》§2.5-§2.8
+//! (cpu_switch_to saves x19-x29, sp and pc; `current` in a system register;
+//! preemption on return from interrupt when preempt_count is zero).
+//!
+//! Locking: one lock, [`KLOCK`], covers the scheduler, the task table,
+//! address spaces and timers, taken with interrupts masked. Like Linux's
+//! run-queue lock it is held across the context switch and released by the
+//! task that runs next (`finish_task_switch` / [`schedule_tail`]). The page
+//! allocator and the heap have their own locks, taken inside it. User
+//! memory is never touched with it held (a fault would need it).
 
-use super::trap::{TrapFrame, die, slot};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// A synchronous exception from EL0.
-pub fn el0_sync(frame: &mut TrapFrame) {
-    die(frame, slot::EL0_SYNC, "exception from EL0")
+use super::cpu::{local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save, smp_processor_id};
+use super::irq::{self, now_ns};
+use super::pgtable::{UserPageTable, empty_ttbr0, switch_ttbr0};
+use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
+use super::{MAX_CPUS, memory};
+use crate::irq::softirq::{SoftirqState, TIMER_SOFTIRQ};
+use crate::mm::Errno;
+use crate::mm::fault::{Access, FaultError, handle_mm_fault};
+use crate::mm::mm_struct::{MmStruct, PageOps, PageTable};
+use crate::mm::oom::{MemInfo, OomChoice, OomTask, Overcommit, OvercommitPolicy, select_bad_process};
+use crate::mm::page::Pfn;
+use crate::sched::{Scheduler, TaskId, TaskState};
+use crate::task::TaskTable;
+use crate::task::task_struct::{ExitState, MmHandle, SIGCHLD, SIGKILL, SIGSEGV};
+use crate::time::delay::{PROCESS_TIMEOUT, process_timeout};
+use crate::time::{Jiffies, TimerWheel};
+
+// ----- the kernel lock --------------------------------------------------------
+
+/// A spin lock whose word holds the owner (CPU + 1): it can be released
+/// by a different task than the one that took it, which the lock
+/// hand-over across `cpu_switch_to` needs, and taking it twice on one CPU
+/// is caught instead of hanging.
+pub struct OwnerLock {
+    owner: AtomicU32,
 }
 
-/// A fault on a user address; true if it was resolved.
-pub fn user_fault(_addr: usize, _write: bool, _exec: bool) -> bool {
-    false
+impl OwnerLock {
+    const fn new() -> Self {
+        OwnerLock { owner: AtomicU32::new(0) }
+    }
+    fn lock(&self) {
+        let me = smp_processor_id() as u32 + 1;
+        loop {
+            match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(o) if o == me => {
+                    crate::console::emergency_print(format_args!(
+                        "*** guest-kernel: kernel lock taken twice on CPU{}\n",
+                        me - 1
+                    ));
+                    super::psci::system_off();
+                }
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
+    }
+    fn unlock(&self) {
+        self.owner.store(0, Ordering::Release);
+    }
 }
 
-/// The first thing a new task runs (ret_from_fork).
+/// The kernel lock.
+pub static KLOCK: OwnerLock = OwnerLock::new();
+static mut KERNEL: Option<Kernel> = None;
+static KERNEL_READY: AtomicBool = AtomicBool::new(false);
+
+/// Proof that this CPU holds [`KLOCK`] with interrupts masked; derefs to
+/// the kernel state. Dropping it releases the lock and restores DAIF.
+pub struct KGuard {
+    daif: u64,
+}
+
+/// Takes the kernel lock.
+pub fn lock() -> KGuard {
+    let daif = local_irq_save();
+    KLOCK.lock();
+    KGuard { daif }
+}
+
+impl core::ops::Deref for KGuard {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        // SAFETY: KLOCK is held: nobody else touches KERNEL; it was set
+        // before KERNEL_READY, which every path to `lock` follows.
+        unsafe { (*core::ptr::addr_of!(KERNEL)).as_ref().expect("kernel state") }
+    }
+}
+
+impl core::ops::DerefMut for KGuard {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        // SAFETY: as for Deref; the guard is unique on this CPU.
+        unsafe { (*core::ptr::addr_of_mut!(KERNEL)).as_mut().expect("kernel state") }
+    }
+}
+
+impl Drop for KGuard {
+    fn drop(&mut self) {
+        let ipis = self.sched.take_resched_ipis().0 & !(1 << smp_processor_id());
+        KLOCK.unlock();
+        irq::send_ipi(ipis, irq::IPI_RESCHEDULE);
+        local_irq_restore(self.daif);
+    }
+}
+
+// ----- threads ------------------------------------------------------------------
+
+/// Bytes of each task's kernel stack (THREAD_SIZE).
+pub const THREAD_SIZE: usize = 32 * 1024;
+
+#[repr(C, align(16))]
+struct KStack([u8; THREAD_SIZE]);
+
+/// `struct cpu_context` plus the FP/SIMD state (exceptions.S).
+#[repr(C, align(16))]
+pub struct CpuContext {
+    x19_x28: [u64; 10],
+    fp: u64,
+    pc: u64,
+    sp: u64,
+    _pad: u64,
+    vregs: [u128; 32],
+    fpcr: u64,
+    fpsr: u64,
+}
+
+impl CpuContext {
+    const fn zero() -> Self {
+        CpuContext { x19_x28: [0; 10], fp: 0, pc: 0, sp: 0, _pad: 0, vregs: [0; 32], fpcr: 0, fpsr: 0 }
+    }
+}
+
+/// The arch part of a task (`thread_struct` + its kernel stack).
+pub struct Thread {
+    ctx: CpuContext,
+    stack: Option<Box<KStack>>,
+}
+
+impl Thread {
+    fn new_kernel_stack() -> Box<Self> {
+        let stack: Box<KStack> = {
+            let b = Box::<KStack>::new_uninit();
+            // SAFETY: a kernel stack needs no initialisation.
+            unsafe { b.assume_init() }
+        };
+        Box::new(Thread { ctx: CpuContext::zero(), stack: Some(stack) })
+    }
+
+    fn stack_top(&self) -> usize {
+        self.stack.as_ref().map_or(0, |s| s.0.as_ptr() as usize + THREAD_SIZE)
+    }
+
+    /// The user register frame at the top of the kernel stack.
+    fn user_frame(&mut self) -> &mut TrapFrame {
+        let p = (self.stack_top() - FRAME_SIZE) as *mut TrapFrame;
+        // SAFETY: the top FRAME_SIZE bytes of our own stack hold the frame
+        // (exceptions.S builds it there for an exception from EL0).
+        unsafe { &mut *p }
+    }
+}
+
+unsafe extern "C" {
+    fn cpu_switch_to(prev: *mut CpuContext, next: *const CpuContext);
+    fn ret_from_fork();
+}
+
+/// An address space: the mm core's `mm_struct`, its page table, and users.
+pub struct Mm {
+    pub mm: MmStruct,
+    pub pt: UserPageTable,
+    users: u32,
+}
+
+/// Everything behind the kernel lock.
+pub struct Kernel {
+    pub sched: Scheduler,
+    pub tasks: TaskTable,
+    pub threads: BTreeMap<TaskId, Box<Thread>>,
+    pub mms: BTreeMap<u32, Mm>,
+    pub wheel: TimerWheel,
+    pub jiffies: Jiffies,
+    pub acct: Overcommit,
+    pub softirq: [SoftirqState; MAX_CPUS],
+    /// A dead task's thread, freed by the next task on that CPU.
+    dead: [Option<Box<Thread>>; MAX_CPUS],
+    pub randomize: bool,
+    pub initrd: &'static [u8],
+    /// OOM victims not yet reaped (by pid).
+    pub oom_victims: Vec<i32>,
+    seed: u64,
+    hz: u32,
+}
+
+/// Initialises the process subsystem on the boot CPU (`sched_init`,
+/// `fork_init`, the timer wheel), with `nr_cpus` idle tasks; the boot CPU
+/// becomes idle task 0.
+pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPolicy, initrd: &'static [u8]) {
+    let (tasks, idle) = TaskTable::new(32768, nr_cpus);
+    let sched = Scheduler::new(u64::from(hz), &idle);
+    let jiffies = Jiffies::new(hz);
+    let total = memory::with_pages(|pa| pa.totalram_pages());
+    let mut acct = Overcommit::new(MemInfo { totalram: total, free: total, ..MemInfo::default() });
+    acct.policy = overcommit;
+    let mut threads = BTreeMap::new();
+    for &id in &idle {
+        threads.insert(id, Box::new(Thread { ctx: CpuContext::zero(), stack: None }));
+    }
+    let k = Kernel {
+        sched,
+        tasks,
+        threads,
+        mms: BTreeMap::new(),
+        wheel: TimerWheel::new(jiffies.get()),
+        jiffies,
+        acct,
+        softirq: core::array::from_fn(|_| SoftirqState::new()),
+        dead: core::array::from_fn(|_| None),
+        randomize,
+        initrd,
+        oom_victims: Vec::new(),
+        seed: now_ns() | 1,
+        hz,
+    };
+    // SAFETY: single CPU, before KERNEL_READY: nobody else can look.
+    unsafe { *core::ptr::addr_of_mut!(KERNEL) = Some(k) };
+    set_current_thread(idle[0]);
+    KERNEL_READY.store(true, Ordering::Release);
+    switch_ttbr0(empty_ttbr0());
+    enable_ttbr0_walks();
+}
+
+/// Clears TCR_EL1.EPD0 (mmu::init set it): TTBR0 now always holds a user
+/// table or the empty one.
+pub fn enable_ttbr0_walks() {
+    // SAFETY: TTBR0 holds a valid (possibly empty) table on this CPU.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, tcr_el1",
+            "bic {t}, {t}, #(1 << 7)",
+            "msr tcr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// Whether `init` has run (secondary CPUs wait for it).
+pub fn ready() -> bool {
+    KERNEL_READY.load(Ordering::Acquire)
+}
+
+/// TPIDR_EL1 = the current task's id + 1 (`current`; 0 = none).
+fn set_current_thread(id: TaskId) {
+    let v = u64::from(id.0) + 1;
+    // SAFETY: TPIDR_EL1 is the kernel's per-CPU scratch register.
+    unsafe { core::arch::asm!("msr tpidr_el1, {}", in(reg) v, options(nomem, nostack)) };
+}
+
+/// `current`: the task this CPU runs (from TPIDR_EL1).
+pub fn current() -> TaskId {
+    let v: u64;
+    // SAFETY: reading TPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(nomem, nostack)) };
+    TaskId(v.saturating_sub(1) as u32)
+}
+
+fn now() -> u64 {
+    now_ns()
+}
+
+// ----- schedule -----------------------------------------------------------------
+
+/// `schedule()`.
+pub fn schedule() {
+    let mut k = lock();
+    schedule_locked(&mut k);
+}
+
+/// `__schedule` with the lock held; returns with it held again (by hand-over).
+pub fn schedule_locked(k: &mut KGuard) {
+    let cpu = smp_processor_id();
+    let prev = k.sched.current(cpu);
+    let next = k.sched.schedule(cpu, now());
+    if next != prev {
+        context_switch(k, cpu, prev, next);
+    }
+}
+
+/// `context_switch`: switch the address space, then the registers. A dead
+/// prev's thread is parked for the next task to free.
+fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
+    let next_ttbr0 = k.tasks.get(next).and_then(|t| t.mm).and_then(|h| k.mms.get(&h.0)).map(|m| m.pt.ttbr0());
+    switch_ttbr0(next_ttbr0.unwrap_or_else(empty_ttbr0));
+    let prev_dead = k.tasks.get(prev).is_none_or(|t| t.exit_state != ExitState::None);
+    let prev_ctx: *mut CpuContext = if prev_dead {
+        let t = k.threads.remove(&prev).expect("prev thread");
+        let slot = &mut k.dead[cpu];
+        *slot = Some(t);
+        &mut slot.as_mut().unwrap().ctx
+    } else {
+        &mut k.threads.get_mut(&prev).expect("prev thread").ctx
+    };
+    let next_ctx: *const CpuContext = &k.threads.get(&next).expect("next thread").ctx;
+    set_current_thread(next);
+    // SAFETY: both contexts live in boxed Threads that stay put while the
+    // lock is held; the lock passes to `next`, which releases it.
+    unsafe { cpu_switch_to(prev_ctx, next_ctx) };
+    finish_task_switch(k);
+}
+
+/// `finish_task_switch`: we run again (lock held); free a thread that died
+/// on this CPU before the switch.
+fn finish_task_switch(k: &mut KGuard) {
+    let cpu = smp_processor_id();
+    k.dead[cpu] = None;
+}
+
+/// First code of a new task (ret_from_fork): end the switch and release the
+/// lock that the previous task handed over.
 #[unsafe(no_mangle)]
-extern "C" fn schedule_tail() {}
+extern "C" fn schedule_tail() {
+    let mut k = KGuard { daif: 0 };
+    finish_task_switch(&mut k);
+    drop(k); // releases KLOCK, sends IPIs, unmasks interrupts (daif 0)
+}
+
+// ----- idle, tick, timers ---------------------------------------------------------
+
+/// The idle loop (`do_idle`): run whatever is runnable, otherwise wait for
+/// an interrupt; without a working tick, poll the counter for timers.
+pub fn cpu_idle() -> ! {
+    loop {
+        local_irq_disable();
+        let cpu = smp_processor_id();
+        let busy = {
+            let k = lock();
+            k.sched.need_resched(cpu) || k.sched.rq(cpu).nr_running() > 0
+        };
+        if busy {
+            schedule();
+        } else if irq::TICK_WORKS.load(Ordering::Relaxed) {
+            // SAFETY: waits for an interrupt, which stays pending while masked.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        } else {
+            run_timers_polled(cpu);
+        }
+        local_irq_enable();
+    }
+}
+
+/// jiffies from the counter: every tick (any CPU) catches up to it, so
+/// ticks lost or doubled across CPUs do not skew it.
+fn update_jiffies(k: &mut Kernel) {
+    let target = crate::time::jiffies::initial_jiffies(k.hz)
+        .wrapping_add((now_ns() as u128 * u128::from(k.hz) / 1_000_000_000) as u64);
+    let cur = k.jiffies.get();
+    if crate::time::time_after(target, cur) {
+        k.jiffies.do_timer(target.wrapping_sub(cur));
+    }
+}
+
+fn run_timers_polled(cpu: usize) {
+    let mut k = lock();
+    update_jiffies(&mut k);
+    run_timer_softirq(&mut k, cpu);
+}
+
+/// `irq_enter`.
+pub fn irq_enter(cpu: usize) {
+    if ready() {
+        lock().sched.irq_enter(cpu);
+    }
+}
+
+/// The timer interrupt's work (`tick_periodic` → `update_process_times`):
+/// jiffies, `scheduler_tick`, and raising TIMER_SOFTIRQ.
+pub fn timer_tick(cpu: usize) {
+    if !ready() {
+        return;
+    }
+    let mut k = lock();
+    update_jiffies(&mut k);
+    let t = now();
+    k.sched.scheduler_tick(cpu, t);
+    k.softirq[cpu].raise_softirq(TIMER_SOFTIRQ);
+}
+
+fn run_timer_softirq(k: &mut Kernel, _cpu: usize) {
+    let j = k.jiffies.get();
+    let t = now();
+    for e in k.wheel.run_timers(j) {
+        if e.function == PROCESS_TIMEOUT {
+            process_timeout(&mut k.sched, e.data, t);
+        }
+    }
+}
+
+/// `irq_exit`: softirqs, then preemption (`preempt_schedule_irq`) when the
+/// interrupted context may be preempted; from EL0, the return-to-user work.
+pub fn irq_exit(cpu: usize, frame: &mut TrapFrame, from_el0: bool) {
+    if !ready() {
+        return;
+    }
+    let mut k = lock();
+    let mut s = core::mem::take(&mut k.softirq[cpu]);
+    s.do_softirq(
+        |nr, _| {
+            if nr == TIMER_SOFTIRQ {
+                run_timer_softirq(&mut k, cpu)
+            }
+        },
+        now,
+        false,
+    );
+    k.softirq[cpu] = s;
+    let preempt = k.sched.irq_exit(cpu);
+    if preempt && !from_el0 {
+        schedule_locked(&mut k);
+    }
+    drop(k);
+    if from_el0 {
+        ret_to_user(frame);
+    }
+}
+
+/// `schedule_timeout`: sleep until woken or `timeout` jiffies pass. Returns
+/// the jiffies left (0 if the timer ran out).
+pub fn schedule_timeout(k: &mut KGuard, timeout: u64, state: TaskState) -> u64 {
+    let cpu = smp_processor_id();
+    let me = k.sched.current(cpu);
+    let expires = k.jiffies.get().wrapping_add(timeout);
+    let t = k.wheel.timer_setup(PROCESS_TIMEOUT, u64::from(me.0));
+    k.wheel.add_timer(t, expires);
+    k.sched.set_current_state(cpu, state);
+    schedule_locked(k);
+    k.wheel.del_timer(t);
+    k.wheel.destroy_timer(t);
+    let now = k.jiffies.get();
+    if crate::time::time_after(expires, now) { expires.wrapping_sub(now) } else { 0 }
+}
+
+// ----- kernel threads -------------------------------------------------------------
+
+/// Gives task `id` a kernel stack whose first run calls `f(arg)` (or, with
+/// `f` = None, returns to EL0 through the user frame at the stack top).
+fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: usize) -> &mut Thread {
+    let mut t = Thread::new_kernel_stack();
+    let top = t.stack_top();
+    t.ctx.sp = (top - FRAME_SIZE) as u64;
+    t.ctx.pc = ret_from_fork as *const () as u64;
+    t.ctx.x19_x28[0] = f.map_or(0, |f| f as usize as u64);
+    t.ctx.x19_x28[1] = arg as u64;
+    *t.user_frame() = TrapFrame::default();
+    k.threads.insert(id, t);
+    k.threads.get_mut(&id).unwrap()
+}
+
+/// `rest_init`: init (pid 1) and kthreadd (pid 2) as kernel threads; init
+/// will exec `/bin/init`.
+pub fn rest_init() {
+    let mut k = lock();
+    let t = now();
+    let k2 = &mut *k;
+    let (init, kthreadd) = k2.tasks.rest_init(&mut k2.sched, t).expect("rest_init");
+    new_thread(&mut k, init, Some(init_thread), 0);
+    new_thread(&mut k, kthreadd, Some(kthreadd_thread), 0);
+}
+
+/// kthreadd: forks the kernel threads others ask for, then sleeps.
+extern "C" fn kthreadd_thread(_: usize) {
+    loop {
+        let mut k = lock();
+        let cpu = smp_processor_id();
+        let t = now();
+        let k2 = &mut *k;
+        let created = k2.tasks.kthreadd_run(&mut k2.sched, cpu, t);
+        for id in created {
+            let f = k.tasks.kthread_create_list.threadfns.iter().find(|(i, _)| *i == id).map(|(_, f)| *f);
+            if let Some(f) = f {
+                // SAFETY: kthread_create callers pass the address of an
+                // `extern "C" fn(usize)`.
+                let f: extern "C" fn(usize) = unsafe { core::mem::transmute(f) };
+                new_thread(&mut k, id, Some(f), 0);
+            }
+        }
+        if k.tasks.kthread_create_list_is_empty() {
+            k.sched.set_current_state(cpu, TaskState::Interruptible);
+            schedule_locked(&mut k);
+        }
+    }
+}
+
+/// init's kernel half (`kernel_init`): exec the first user program.
+extern "C" fn init_thread(_: usize) {
+    let me = current();
+    let path = b"/bin/init";
+    let argv: [&[u8]; 1] = [b"init"];
+    let r = super::exec::kernel_execve(me, path, &argv);
+    if let Err(e) = r {
+        crate::println!("guest-kernel: cannot run /bin/init ({e:?}); powering off");
+        super::psci::system_off();
+    }
+    // Returning lands in ret_from_fork's eret to the user frame exec wrote.
+}
+
+// ----- return to user, signals, faults ----------------------------------------------
+
+/// `do_notify_resume` on the way back to EL0: reschedule if asked, and act
+/// on pending signals (default actions: SIGCHLD ignored, the rest fatal).
+pub fn ret_to_user(_frame: &mut TrapFrame) {
+    loop {
+        let mut k = lock();
+        let cpu = smp_processor_id();
+        if k.sched.need_resched(cpu) {
+            schedule_locked(&mut k);
+            continue;
+        }
+        let me = k.sched.current(cpu);
+        let Some(t) = k.tasks.get_mut(me) else { return };
+        t.pending &= !(1 << SIGCHLD);
+        if t.pending == 0 {
+            return;
+        }
+        let sig = t.pending.trailing_zeros() as i32;
+        t.pending = 0;
+        drop(k);
+        do_group_exit(sig & 0x7f);
+    }
+}
+
+/// A synchronous exception from EL0: system call, page fault, or a fault
+/// that kills the process with SIGSEGV (or SIGILL/SIGBUS, shown as SIGSEGV
+/// and SIGKILL's siblings here).
+pub fn el0_sync(frame: &mut TrapFrame) {
+    local_irq_enable();
+    let e = esr_ec(frame.esr);
+    match e {
+        ec::SVC64 => {
+            let ret = super::syscall::dispatch(frame);
+            frame.x[0] = ret as u64;
+        }
+        ec::DABT_LOW | ec::IABT_LOW => {
+            let fsc = esr_fsc(frame.esr);
+            let addr = frame.far as usize;
+            let ok = fsc_is_mm_fault(fsc)
+                && user_fault(addr, e == ec::DABT_LOW && esr_is_write(frame.esr), e == ec::IABT_LOW);
+            if !ok {
+                segv(frame, "segfault");
+            }
+        }
+        ec::UNKNOWN | ec::PC_ALIGN | ec::SP_ALIGN | ec::BRK64 => segv(frame, "bad instruction or alignment"),
+        _ => segv(frame, "unhandled exception"),
+    }
+    local_irq_disable();
+    ret_to_user(frame);
+}
+
+fn segv(frame: &TrapFrame, what: &str) {
+    let me = current();
+    {
+        let mut k = lock();
+        let pid = k.tasks.get(me).map_or(0, |t| t.pid);
+        let comm = k.tasks.get(me).map(|t| t.comm.clone()).unwrap_or_default();
+        drop(k);
+        crate::println!(
+            "guest-kernel: {comm}[{pid}]: {what} at {:#x} pc {:#x} (ESR {:#x}): SIGSEGV",
+            frame.far,
+            frame.elr,
+            frame.esr
+        );
+        k = lock();
+        if let Some(t) = k.tasks.get_mut(me) {
+            t.pending |= 1 << SIGSEGV;
+        }
+    }
+}
+
+/// Page-frame operations that take the allocator lock per call (the
+/// fault path holds the kernel lock, and page tables allocate too).
+pub struct LockedPages;
+
+impl PageOps for LockedPages {
+    fn alloc_user_page(&mut self) -> Option<Pfn> {
+        memory::with_pages(|pa| {
+            pa.alloc_page(
+                crate::mm::gfp::Gfp::GFP_HIGHUSER_MOVABLE | crate::mm::gfp::Gfp::__GFP_ZERO,
+                smp_processor_id(),
+            )
+        })
+    }
+    fn copy_page(&mut self, dst: Pfn, src: Pfn) {
+        use crate::mm::zone::PhysMem;
+        memory::LinearMem.copy_page(dst, src);
+    }
+    fn get_page(&mut self, pfn: Pfn) {
+        memory::with_pages(|pa| pa.get_page(pfn));
+    }
+    fn put_page(&mut self, pfn: Pfn) {
+        memory::with_pages(|pa| pa.put_page(pfn, smp_processor_id()));
+    }
+    fn page_count(&self, pfn: Pfn) -> u32 {
+        memory::with_pages(|pa| pa.page_count(pfn))
+    }
+}
+
+/// Refreshes the overcommit view of free memory.
+pub fn refresh_meminfo(k: &mut Kernel) {
+    let (free, total) = memory::with_pages(|pa| (pa.nr_free_pages(), pa.totalram_pages()));
+    k.acct.meminfo.free = free;
+    k.acct.meminfo.totalram = total;
+}
+
+/// `do_page_fault` for a user address in the current address space.
+/// Returns whether the access may be retried; on OOM the OOM killer runs
+/// (and the faulting task may be its victim).
+pub fn user_fault(addr: usize, write: bool, exec: bool) -> bool {
+    let access = if exec {
+        Access::Exec
+    } else if write {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    if !ready() {
+        return false;
+    }
+    let me = current();
+    let mut k = lock();
+    let Some(h) = k.tasks.get(me).and_then(|t| t.mm) else { return false };
+    refresh_meminfo(&mut k);
+    let k2 = &mut *k;
+    let Some(m) = k2.mms.get_mut(&h.0) else { return false };
+    match handle_mm_fault(&mut m.mm, &mut m.pt, &mut LockedPages, &mut k2.acct, addr, access) {
+        Ok(_) => true,
+        Err(FaultError::Segv(_)) => false,
+        Err(FaultError::Oom) => {
+            out_of_memory(&mut k);
+            // Retry: memory comes back once the victim exits; if we are
+            // the victim, the pending SIGKILL ends us on the way out.
+            true
+        }
+    }
+}
+
+/// `out_of_memory`: choose the process with the highest badness and kill it.
+pub fn out_of_memory(k: &mut KGuard) {
+    let victims: Vec<i32> = k.oom_victims.clone();
+    let list: Vec<OomTask> = k
+        .tasks
+        .iter()
+        .filter(|t| t.thread_group_leader() && t.exit_state == ExitState::None)
+        .map(|t| {
+            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.pt.mapped(0, usize::MAX).len());
+            OomTask {
+                pid: t.pid as u32,
+                rss,
+                swapents: 0,
+                pgtables_bytes: 0,
+                oom_score_adj: 0,
+                is_kthread: t.is_kthread(),
+                oom_victim: victims.contains(&t.pid),
+            }
+        })
+        .collect();
+    let total = k.acct.meminfo.totalram;
+    match select_bad_process(&list, total) {
+        OomChoice::Kill(pid, points) => {
+            crate::println!("guest-kernel: Out of memory: Killed process {pid} (badness {points})");
+            k.oom_victims.push(pid as i32);
+            let t = now();
+            let k2 = &mut **k;
+            let _ = k2.tasks.send_signal(&mut k2.sched, pid as i32, SIGKILL, false, t);
+        }
+        OomChoice::Wait(_) => {}
+        OomChoice::NoVictim => {
+            crate::println!("guest-kernel: Out of memory and no killable processes");
+        }
+    }
+}
+
+// ----- fork, exit, wait -------------------------------------------------------------
+
+/// Drops one user of an address space; the last one unmaps everything and
+/// frees the page tables (`mmput` → `exit_mmap`).
+pub fn mmput(k: &mut Kernel, h: MmHandle) {
+    let Some(m) = k.mms.get_mut(&h.0) else { return };
+    m.users -= 1;
+    if m.users == 0 {
+        let mut m = k.mms.remove(&h.0).unwrap();
+        m.mm.exit_mmap(&mut m.pt, &mut LockedPages, &mut k.acct);
+        m.pt.destroy();
+    }
+}
+
+/// Installs a new address space under handle `h`.
+pub fn mm_install(k: &mut Kernel, h: MmHandle, mm: MmStruct, pt: UserPageTable) {
+    k.mms.insert(h.0, Mm { mm, pt, users: 1 });
+}
+
+/// A fresh `MmConfig` (randomization on unless `norandmaps`).
+pub fn mm_config(k: &mut Kernel) -> crate::mm::mm_struct::MmConfig {
+    k.seed = k.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) ^ now_ns();
+    crate::mm::mm_struct::MmConfig { randomize: k.randomize, seed: k.seed, ..Default::default() }
+}
+
+/// `clone` for the current task: the child gets a copy of our user frame
+/// (x0 = 0, sp = `newsp` if given) and our mm (shared with CLONE_VM, a COW
+/// copy otherwise). Returns the child's pid.
+pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno> {
+    use crate::task::fork::{CLONE_VFORK, CLONE_VM};
+    let mut k = lock();
+    let cpu = smp_processor_id();
+    let me = k.sched.current(cpu);
+    let parent_mm = k.tasks.get(me).and_then(|t| t.mm);
+    // dup_mmap first, so a failure leaves nothing to undo.
+    let new_mm = match parent_mm {
+        Some(h) if flags & CLONE_VM == 0 => {
+            refresh_meminfo(&mut k);
+            let mut child_pt = UserPageTable::new()?;
+            let k2 = &mut *k;
+            let m = k2.mms.get_mut(&h.0).ok_or(Errno::EFAULT)?;
+            match m.mm.dup_mmap(&mut m.pt, &mut child_pt, &mut LockedPages, &mut k2.acct) {
+                Ok(mm) => Some((mm, child_pt)),
+                Err(e) => {
+                    let mut empty = MmStruct::new(Default::default());
+                    // Unmap what was copied before the failure.
+                    for (va, pte) in child_pt.mapped(0, usize::MAX) {
+                        child_pt.unmap(va);
+                        LockedPages.put_page(pte.pfn);
+                    }
+                    let _ = &mut empty;
+                    child_pt.destroy();
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
+    let t = now();
+    let k2 = &mut *k;
+    let child = match k2.tasks.copy_process(&mut k2.sched, me, flags, t) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some((mut mm, mut pt)) = new_mm {
+                mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+                pt.destroy();
+            }
+            return Err(match e {
+                crate::task::Errno::EAGAIN => Errno::EAGAIN,
+                crate::task::Errno::ENOMEM => Errno::ENOMEM,
+                crate::task::Errno::EINVAL => Errno::EINVAL,
+                _ => Errno::EAGAIN,
+            });
+        }
+    };
+    match (new_mm, k.tasks.get(child).and_then(|t| t.mm)) {
+        (Some((mm, pt)), Some(h)) => mm_install(&mut k, h, mm, pt),
+        (None, Some(h)) => {
+            if let Some(m) = k.mms.get_mut(&h.0) {
+                m.users += 1;
+            }
+        }
+        _ => {}
+    }
+    let th = new_thread(&mut k, child, None, 0);
+    let f = th.user_frame();
+    *f = *frame;
+    f.x[0] = 0;
+    if newsp != 0 {
+        f.sp = newsp;
+    }
+    let pid = k.tasks.get(child).map_or(0, |t| t.pid);
+    let vfork = flags & CLONE_VFORK != 0;
+    if vfork {
+        k.tasks.get_mut(child).unwrap().vfork_done = Some(me);
+    }
+    k.sched.wake_up_new_task(child, t);
+    if vfork {
+        // Wait (uninterruptibly) until the child execs or exits.
+        while k.tasks.get(child).is_some_and(|c| c.vfork_done.is_some()) {
+            k.sched.set_current_state(cpu, TaskState::Uninterruptible);
+            schedule_locked(&mut k);
+        }
+    }
+    Ok(pid)
+}
+
+/// `do_exit` for the current task with wait status `status`; never returns.
+/// init's exit powers the machine off, as Linux panics ("Attempted to kill
+/// init!") — after saying why.
+pub fn do_exit(status: i32) -> ! {
+    let mut k = lock();
+    let cpu = smp_processor_id();
+    let me = k.sched.current(cpu);
+    let mm = k.tasks.get(me).and_then(|t| t.mm);
+    let pid = k.tasks.get(me).map_or(0, |t| t.pid);
+    let t = now();
+    let k2 = &mut *k;
+    if k2.tasks.do_exit(&mut k2.sched, me, status, t).is_err() {
+        drop(k);
+        let (code, sig) = ((status >> 8) & 0xff, status & 0x7f);
+        if sig != 0 {
+            crate::println!("guest-kernel: init (pid 1) killed by signal {sig}; powering off");
+        } else {
+            crate::println!("guest-kernel: init (pid 1) exited with status {code}; powering off");
+        }
+        poweroff();
+    }
+    k.oom_victims.retain(|&p| p != pid);
+    if let Some(h) = mm {
+        mmput(&mut k, h);
+    }
+    schedule_locked(&mut k);
+    unreachable!("a dead task was scheduled");
+}
+
+/// `do_group_exit`: SIGKILL every other thread of the group, then exit.
+pub fn do_group_exit(status: i32) -> ! {
+    {
+        let mut k = lock();
+        let me = current();
+        let t = now();
+        if let Some(leader) = k.tasks.get(me).map(|t| t.group_leader) {
+            let mut threads: Vec<TaskId> = k.tasks.get(leader).map(|l| l.thread_group.clone()).unwrap_or_default();
+            threads.push(leader);
+            for th in threads.into_iter().filter(|&th| th != me) {
+                if let Some(tt) = k.tasks.get_mut(th) {
+                    tt.pending |= 1 << SIGKILL;
+                }
+                k.sched.wake_up_process(th, t);
+            }
+        }
+    }
+    do_exit(status)
+}
+
+/// Stops the other CPUs and powers off (PSCI SYSTEM_OFF).
+pub fn poweroff() -> ! {
+    let others = ((1u64 << super::cpu::nr_cpus()) - 1) & !(1 << smp_processor_id());
+    irq::send_ipi(others, irq::IPI_CPU_STOP);
+    super::psci::system_off()
+}
+
+/// `die` for a kernel bug found while handling a user request.
+pub fn bug(frame: &TrapFrame, why: &str) -> ! {
+    die(frame, slot::EL0_SYNC, why)
+}
+
+/// The user register frame of task `id` (top of its kernel stack).
+pub fn user_frame_of(k: &mut Kernel, id: TaskId) -> &mut TrapFrame {
+    k.threads.get_mut(&id).expect("thread").user_frame()
+}
+
+/// A secondary CPU joins: its idle task becomes `current`, with the empty
+/// user table in TTBR0.
+pub fn secondary_start(cpu: usize) {
+    let idle = lock().sched.current(cpu);
+    set_current_thread(idle);
+    switch_ttbr0(empty_ttbr0());
+    enable_ttbr0_walks();
+}

@@ -1,0 +1,156 @@
+//! `execve` of a static ELF program from the initramfs (Linux fs/exec.c
+//! `do_execve` → fs/binfmt_elf.c `load_elf_binary`): a new address space
+//! with the program's segments, a stack holding argc, argv, envp and the
+//! auxiliary vector, the heap start (brk) above the bss; the old address
+//! space is released only once the new one is complete.
+
+use alloc::vec::Vec;
+
+use super::pgtable::{UserPageTable, switch_ttbr0};
+use super::process::{self, LockedPages, lock, mm_config, mm_install, mmput, refresh_meminfo};
+use crate::elf::load_plan;
+use crate::initramfs::Cpio;
+use crate::mm::Errno;
+use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, PteProt, map, prot};
+use crate::mm::page::{PAGE_SIZE, align_down, pfn_to_phys};
+use crate::sched::TaskId;
+
+/// Size of the initial stack VMA (it grows on demand below).
+pub const STACK_SIZE: usize = 128 * 1024;
+const AT_NULL: u64 = 0;
+const AT_PAGESZ: u64 = 6;
+const AT_ENTRY: u64 = 9;
+const AT_RANDOM: u64 = 25;
+
+/// Writes `bytes` at user address `va` of a table being built, through the
+/// linear map (the pages are ours; no uaccess needed).
+fn poke(pt: &UserPageTable, va: usize, bytes: &[u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let a = va + done;
+        let page = align_down(a, PAGE_SIZE);
+        let pte = pt.lookup(page).ok_or(Errno::EFAULT)?;
+        let n = (page + PAGE_SIZE - a).min(bytes.len() - done);
+        let dst = super::mmu::phys_to_virt(pfn_to_phys(pte.pfn) as u64) + (a - page);
+        // SAFETY: the frame is a user page of the new address space, owned
+        // by it and reachable through the linear map; n stays in the page.
+        unsafe { core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), dst as *mut u8, n) };
+        done += n;
+    }
+    Ok(())
+}
+
+/// Maps zeroed pages over `[start, end)` with `prot`.
+fn populate(pt: &mut UserPageTable, start: usize, end: usize, p: PteProt) -> Result<(), Errno> {
+    let mut va = start;
+    while va < end {
+        if pt.lookup(va).is_none() {
+            let pfn = LockedPages.alloc_user_page().ok_or(Errno::ENOMEM)?;
+            if let Err(e) = pt.map(va, pfn, p) {
+                LockedPages.put_page(pfn);
+                return Err(e);
+            }
+        }
+        va += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// The initial stack image (argc, argv[], NULL, envp[] = NULL, auxv,
+/// then the strings), for a stack ending at `top`. Returns (sp, bytes).
+fn build_stack(top: usize, argv: &[&[u8]], entry: usize, random: u64) -> (usize, Vec<u8>) {
+    let strings_len: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>() + 16;
+    let str_base = top - strings_len;
+    let mut strs = Vec::new();
+    let mut ptrs = Vec::new();
+    for a in argv {
+        ptrs.push((str_base + strs.len()) as u64);
+        strs.extend_from_slice(a);
+        strs.push(0);
+    }
+    let random_at = (str_base + strs.len()) as u64;
+    strs.extend_from_slice(&random.to_le_bytes());
+    strs.extend_from_slice(&(!random).to_le_bytes());
+    strs.resize(strings_len, 0);
+    let mut words: Vec<u64> = Vec::new();
+    words.push(argv.len() as u64);
+    words.extend_from_slice(&ptrs);
+    words.push(0); // argv terminator
+    words.push(0); // envp terminator
+    for (k, v) in [(AT_PAGESZ, PAGE_SIZE as u64), (AT_ENTRY, entry as u64), (AT_RANDOM, random_at), (AT_NULL, 0)] {
+        words.push(k);
+        words.push(v);
+    }
+    let sp = (str_base - words.len() * 8) & !15;
+    let mut img = Vec::with_capacity(top - sp);
+    for w in words {
+        img.extend_from_slice(&w.to_le_bytes());
+    }
+    img.resize(str_base - sp, 0);
+    img.extend_from_slice(&strs);
+    (sp, img)
+}
+
+/// `execve` for task `me` (the caller runs on its kernel stack): on
+/// success its user frame starts the new program.
+pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errno> {
+    let path = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    let mut k = lock();
+    let file = Cpio::find(k.initrd, path).ok_or(Errno::ENOENT)?;
+    let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
+    refresh_meminfo(&mut k);
+    let cfg = mm_config(&mut k);
+    let mut mm = MmStruct::new(cfg);
+    let mut pt = UserPageTable::new()?;
+    let built = (|| -> Result<usize, Errno> {
+        for m in &plan.mappings {
+            let flags = map::MAP_PRIVATE | map::MAP_ANONYMOUS | map::MAP_FIXED;
+            mm.mmap(&mut pt, &mut LockedPages, &mut k.acct, m.start, m.end - m.start, m.prot, flags, None)?;
+            let p = PteProt { read: true, write: m.prot & prot::PROT_WRITE != 0, exec: m.prot & prot::PROT_EXEC != 0 };
+            populate(&mut pt, m.start, m.end, p)?;
+        }
+        for c in &plan.copies {
+            poke(&pt, c.vaddr, &file.data[c.offset..c.offset + c.len])?;
+        }
+        mm.setup_stack(STACK_SIZE, &mut k.acct)?;
+        let top = mm.stack_top;
+        let (sp, img) = build_stack(top, argv, plan.entry, cfg.seed);
+        populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
+        poke(&pt, sp, &img)?;
+        mm.setup_brk(plan.end_of_bss);
+        Ok(sp)
+    })();
+    let sp = match built {
+        Ok(sp) => sp,
+        Err(e) => {
+            mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+            pt.destroy();
+            return Err(e);
+        }
+    };
+    // The new text must be visible to instruction fetch (ARM ARM D7.5.9:
+    // invalidate the instruction caches after writing code).
+    // SAFETY: cache maintenance only.
+    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+    let old = k.tasks.get(me).and_then(|t| t.mm);
+    let t = super::irq::now_ns();
+    let k2 = &mut *k;
+    k2.tasks.exec(&mut k2.sched, me, t);
+    let h = k.tasks.get(me).and_then(|t| t.mm).expect("exec gives an mm");
+    let ttbr0 = pt.ttbr0();
+    mm_install(&mut k, h, mm, pt);
+    switch_ttbr0(ttbr0);
+    if let Some(o) = old {
+        mmput(&mut k, o);
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if let Some(ts) = k.tasks.get_mut(me) {
+        ts.comm = alloc::string::String::from(name);
+    }
+    let frame = process::user_frame_of(&mut k, me);
+    *frame = super::trap::TrapFrame::default();
+    frame.elr = plan.entry as u64;
+    frame.sp = sp as u64;
+    frame.spsr = super::trap::SPSR_EL0T;
+    Ok(())
+}

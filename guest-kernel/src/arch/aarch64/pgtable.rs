@@ -1,0 +1,279 @@
+//! EL0 page tables: four levels of 4 KiB tables under TTBR0_EL1, one per
+//! address space, tagged with an ASID (ARM ARM D8.2 translation tables,
+//! D8.3 descriptors, D8.16 TLB maintenance). Implements the mm core's
+//! [`PageTable`] trait.
+//!
+//! Hand-written rather than `aarch64-paging`: the mm core needs per-page
+//! lookup, protect and an ordered walk of what is mapped, and table pages
+//! must come from the zoned allocator one lock acquisition at a time (the
+//! fault path already holds the process lock); the descriptor format is
+//! small enough to state here.
+
+use alloc::vec::Vec;
+
+use super::cpu::smp_processor_id;
+use super::memory::with_pages;
+use super::mmu::phys_to_virt;
+use crate::mm::Errno;
+use crate::mm::gfp::Gfp;
+use crate::mm::mm_struct::{PageTable, Pte, PteProt, TASK_SIZE};
+use crate::mm::page::{Pfn, pfn_to_phys, phys_to_pfn};
+
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ATTR_NORMAL: u64 = 1 << 2; // AttrIndx 1: Normal WB (MAIR from entry.S)
+const AP_EL0: u64 = 1 << 6; // AP[1]: EL0 may access
+const AP_RO: u64 = 1 << 7; // AP[2]: read-only
+const SH_INNER: u64 = 3 << 8;
+const AF: u64 = 1 << 10;
+const NG: u64 = 1 << 11; // not global: tagged with the ASID
+const PXN: u64 = 1 << 53;
+const UXN: u64 = 1 << 54;
+const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// Most ASIDs with 8-bit ASIDs (TCR_EL1.AS = 0); ASID 0 is the kernel's
+/// and the shared fallback.
+const NR_ASIDS: usize = 256;
+
+static ASIDS: super::cpu::IrqSpinLock<[u64; NR_ASIDS / 64]> = super::cpu::IrqSpinLock::new([1, 0, 0, 0]);
+
+/// Allocates an ASID; 0 (flushed on every switch) when all are in use.
+pub fn asid_alloc() -> u16 {
+    let mut map = ASIDS.lock();
+    for (w, word) in map.iter_mut().enumerate() {
+        if *word != u64::MAX {
+            let b = word.trailing_ones() as usize;
+            *word |= 1 << b;
+            return (w * 64 + b) as u16;
+        }
+    }
+    0
+}
+
+fn asid_free(asid: u16) {
+    if asid != 0 {
+        ASIDS.lock()[asid as usize / 64] &= !(1 << (asid % 64));
+    }
+}
+
+fn table_va(pa: u64) -> *mut u64 {
+    phys_to_virt(pa) as *mut u64
+}
+
+fn alloc_table() -> Option<u64> {
+    let pfn = with_pages(|pa| pa.alloc_page(Gfp::GFP_KERNEL | Gfp::__GFP_ZERO, smp_processor_id()))?;
+    Some(pfn_to_phys(pfn) as u64)
+}
+
+fn free_table(pa: u64) {
+    with_pages(|p| p.__free_pages(phys_to_pfn(pa as usize), 0, smp_processor_id()));
+}
+
+const fn index(va: usize, level: usize) -> usize {
+    (va >> (39 - 9 * level)) & 0x1ff
+}
+
+fn read(table: u64, i: usize) -> u64 {
+    // SAFETY: `table` is a live table page of this address space in the
+    // linear map; i < 512.
+    unsafe { table_va(table).add(i).read_volatile() }
+}
+
+fn write(table: u64, i: usize, v: u64) {
+    // SAFETY: as in `read`; the walker sees the store after a dsb.
+    unsafe { table_va(table).add(i).write_volatile(v) }
+}
+
+/// One EL0 translation table tree.
+#[derive(Debug)]
+pub struct UserPageTable {
+    root: u64,
+    asid: u16,
+}
+
+impl UserPageTable {
+    /// An empty address space (`pgd_alloc` + an ASID).
+    pub fn new() -> Result<Self, Errno> {
+        let root = alloc_table().ok_or(Errno::ENOMEM)?;
+        Ok(UserPageTable { root, asid: asid_alloc() })
+    }
+
+    /// TTBR0_EL1 value: ASID in bits 63:48.
+    pub fn ttbr0(&self) -> u64 {
+        (u64::from(self.asid) << 48) | self.root
+    }
+
+    /// The ASID (0 = shared: flush on switch).
+    pub fn asid(&self) -> u16 {
+        self.asid
+    }
+
+    /// The level-3 table for `va`, allocating the missing levels.
+    fn walk(&self, va: usize, alloc: bool) -> Result<Option<u64>, Errno> {
+        let mut table = self.root;
+        for level in 0..3 {
+            let i = index(va, level);
+            let d = read(table, i);
+            if d & VALID == 0 {
+                if !alloc {
+                    return Ok(None);
+                }
+                let new = alloc_table().ok_or(Errno::ENOMEM)?;
+                // Zeroed table visible before the descriptor that links it.
+                barrier_ishst();
+                write(table, i, new | VALID | TABLE_OR_PAGE);
+                table = new;
+            } else {
+                table = d & ADDR_MASK;
+            }
+        }
+        Ok(Some(table))
+    }
+
+    fn flush_page(&self, va: usize) {
+        let arg = (u64::from(self.asid) << 48) | ((va as u64 >> 12) & ((1 << 44) - 1));
+        // SAFETY: TLB maintenance for one page of this ASID (ARM ARM D8.16:
+        // dsb before to order the PTE store, dsb+isb after to complete it).
+        unsafe { core::arch::asm!("dsb ishst", "tlbi vae1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack)) };
+    }
+
+    /// Frees every table page (the mapped frames must already be gone:
+    /// `exit_mmap`) and the ASID.
+    pub fn destroy(self) {
+        fn free_level(table: u64, level: usize) {
+            if level < 3 {
+                for i in 0..512 {
+                    let d = read(table, i);
+                    if d & VALID != 0 {
+                        free_level(d & ADDR_MASK, level + 1);
+                    }
+                }
+            }
+            free_table(table);
+        }
+        let arg = u64::from(self.asid) << 48;
+        // SAFETY: drop every TLB entry of this ASID before it is reused.
+        unsafe { core::arch::asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack)) };
+        free_level(self.root, 0);
+        asid_free(self.asid);
+    }
+}
+
+fn barrier_ishst() {
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("dsb ishst", options(nostack)) };
+}
+
+fn pte_bits(pfn: Pfn, prot: PteProt) -> u64 {
+    let mut d = pfn_to_phys(pfn) as u64 | VALID | TABLE_OR_PAGE | ATTR_NORMAL | SH_INNER | AF | NG | PXN | AP_EL0;
+    if !prot.write {
+        d |= AP_RO;
+    }
+    if !prot.exec {
+        d |= UXN;
+    }
+    d
+}
+
+impl PageTable for UserPageTable {
+    fn lookup(&self, va: usize) -> Option<Pte> {
+        let t = self.walk(va, false).ok()??;
+        let d = read(t, index(va, 3));
+        (d & VALID != 0).then(|| Pte { pfn: phys_to_pfn((d & ADDR_MASK) as usize), writable: d & AP_RO == 0 })
+    }
+
+    fn map(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<(), Errno> {
+        let t = self.walk(va, true)?.ok_or(Errno::ENOMEM)?;
+        let i = index(va, 3);
+        let old = read(t, i);
+        write(t, i, pte_bits(pfn, prot));
+        if old & VALID != 0 {
+            self.flush_page(va);
+        } else {
+            barrier_ishst();
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, va: usize) -> Option<Pfn> {
+        let t = self.walk(va, false).ok()??;
+        let i = index(va, 3);
+        let d = read(t, i);
+        if d & VALID == 0 {
+            return None;
+        }
+        write(t, i, 0);
+        self.flush_page(va);
+        Some(phys_to_pfn((d & ADDR_MASK) as usize))
+    }
+
+    fn protect(&mut self, va: usize, prot: PteProt) {
+        if let Ok(Some(t)) = self.walk(va, false) {
+            let i = index(va, 3);
+            let d = read(t, i);
+            if d & VALID != 0 {
+                write(t, i, pte_bits(phys_to_pfn((d & ADDR_MASK) as usize), prot));
+                self.flush_page(va);
+            }
+        }
+    }
+
+    fn mapped(&self, start: usize, end: usize) -> Vec<(usize, Pte)> {
+        let mut out = Vec::new();
+        let end = end.min(TASK_SIZE);
+        // Walk the tree, skipping empty subtrees.
+        fn visit(table: u64, level: usize, base: usize, start: usize, end: usize, out: &mut Vec<(usize, Pte)>) {
+            let span = 1usize << (39 - 9 * level);
+            for i in 0..512 {
+                let lo = base + i * span;
+                if lo >= end {
+                    break;
+                }
+                if lo + span <= start {
+                    continue;
+                }
+                let d = read(table, i);
+                if d & VALID == 0 {
+                    continue;
+                }
+                if level == 3 {
+                    out.push((lo, Pte { pfn: phys_to_pfn((d & ADDR_MASK) as usize), writable: d & AP_RO == 0 }));
+                } else {
+                    visit(d & ADDR_MASK, level + 1, lo, start, end, out);
+                }
+            }
+        }
+        if start < end {
+            visit(self.root, 0, 0, start, end, &mut out);
+        }
+        out
+    }
+}
+
+/// An empty level-0 table for tasks without a user address space (Linux's
+/// `reserved_pg_dir`): every EL0 access and uaccess faults.
+pub fn empty_ttbr0() -> u64 {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static EMPTY: AtomicU64 = AtomicU64::new(0);
+    let v = EMPTY.load(Ordering::Acquire);
+    if v != 0 {
+        return v;
+    }
+    let pa = alloc_table().expect("no memory for the empty page table");
+    EMPTY.store(pa, Ordering::Release);
+    pa
+}
+
+/// Loads TTBR0_EL1 (`cpu_switch_mm`). ASID 0 entries are flushed, since
+/// every address space without its own ASID shares it.
+pub fn switch_ttbr0(ttbr0: u64) {
+    let asid0 = ttbr0 >> 48 == 0;
+    // SAFETY: the new table is a valid EL0 tree (or the empty one); the
+    // kernel runs from TTBR1 and is unaffected.
+    unsafe {
+        core::arch::asm!("msr ttbr0_el1, {}", "isb", in(reg) ttbr0, options(nostack));
+        if asid0 {
+            core::arch::asm!("dsb ishst", "tlbi aside1, xzr", "dsb nsh", "isb", options(nostack));
+        }
+    }
+}

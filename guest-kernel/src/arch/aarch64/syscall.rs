@@ -1,0 +1,392 @@
+//! The system-call dispatcher (Linux arch/arm64/kernel/syscall.c
+//! `invoke_syscall`) and the calls themselves. User memory is reached only
+//! through `uaccess`, never with the kernel lock held; every pointer a
+//! program passes is checked, and a bad one gives -EFAULT.
+
+use alloc::vec::Vec;
+
+use super::cpu::nr_cpus;
+use super::irq::now_ns;
+use super::process::{self, LockedPages, current, lock, refresh_meminfo, schedule, schedule_locked, schedule_timeout};
+use super::trap::TrapFrame;
+use super::uaccess::{copy_from_user, copy_to_user, get_user_u64, put_user_i32};
+use crate::mm::Errno;
+use crate::sched::{CpuMask, SchedAttr, SchedPolicy, TaskId, TaskState};
+use crate::syscall::*;
+use crate::task::exit::{WaitPid, WaitResult};
+use crate::task::task_struct::{SIGCHLD, SIGKILL, exit_status};
+
+type R = Result<isize, Errno>;
+
+/// Runs the system call in x8 with x0-x5; returns x0.
+pub fn dispatch(f: &mut TrapFrame) -> isize {
+    let a = f.x;
+    let r: R = match a[8] {
+        nr::WRITE => sys_write(a[0], a[1] as usize, a[2] as usize),
+        nr::READ => sys_read(a[0], a[1] as usize, a[2] as usize),
+        nr::EXIT => process::do_exit(exit_status(a[0] as i32)),
+        nr::EXIT_GROUP => process::do_group_exit(exit_status(a[0] as i32)),
+        nr::GETPID => Ok(with_me(|t| t.tgid) as isize),
+        nr::GETTID => Ok(with_me(|t| t.pid) as isize),
+        nr::GETPPID => sys_getppid(),
+        nr::SCHED_YIELD => {
+            schedule();
+            Ok(0)
+        }
+        nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
+        nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
+        nr::CLONE => process::do_clone(f, a[0], a[1]).map(|p| p as isize),
+        nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
+        nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
+        nr::PRCTL => sys_prctl(a[0], a[1]),
+        nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
+        nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),
+        nr::SCHED_SETAFFINITY => sys_sched_setaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::SCHED_GETAFFINITY => sys_sched_getaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),
+        nr::SCHED_GETSCHEDULER => sys_sched_getscheduler(a[0] as i32),
+        nr::MMAP => sys_mmap(a[0] as usize, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as i64),
+        nr::MUNMAP => with_mm(|k, m| {
+            m.mm.munmap(&mut m.pt, &mut LockedPages, &mut k.acct, a[0] as usize, a[1] as usize).map(|_| 0)
+        }),
+        nr::MPROTECT => with_mm(|_, m| m.mm.mprotect(&mut m.pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
+        nr::BRK => with_mm(|k, m| Ok(m.mm.brk(&mut m.pt, &mut LockedPages, &mut k.acct, a[0] as usize) as isize)),
+        _ => Err(Errno::ENOSYS),
+    };
+    r.unwrap_or_else(|e| e.to_syscall_ret())
+}
+
+fn with_me<T>(f: impl FnOnce(&crate::task::TaskStruct) -> T) -> T {
+    let k = lock();
+    f(k.tasks.get(current()).expect("current task"))
+}
+
+/// Runs `f` on the current address space with the overcommit state.
+fn with_mm(f: impl FnOnce(&mut process::Kernel, &mut process::Mm) -> R) -> R {
+    let mut k = lock();
+    refresh_meminfo(&mut k);
+    let h = k.tasks.get(current()).and_then(|t| t.mm).ok_or(Errno::EFAULT)?;
+    let mut m = k.mms.remove(&h.0).ok_or(Errno::EFAULT)?;
+    let r = f(&mut k, &mut m);
+    k.mms.insert(h.0, m);
+    r
+}
+
+/// Resolves a pid argument (0 = the caller) to a task.
+fn task_of(pid: i32) -> Result<TaskId, Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 {
+        return Ok(current());
+    }
+    lock().tasks.find_by_pid(pid).ok_or(Errno::ESRCH)
+}
+
+fn sys_write(fd: u64, buf: usize, len: usize) -> R {
+    if fd != 1 && fd != 2 {
+        return Err(Errno::EBADF);
+    }
+    let mut chunk = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        if let Err(e) = copy_from_user(&mut chunk[..n], buf + done) {
+            return if done > 0 { Ok(done as isize) } else { Err(e) };
+        }
+        crate::console::write_bytes(&chunk[..n]);
+        done += n;
+    }
+    Ok(done as isize)
+}
+
+/// The console has no input driver yet: stdin is at end of file. The
+/// buffer is still checked, as Linux checks it.
+fn sys_read(fd: u64, buf: usize, len: usize) -> R {
+    if fd != 0 {
+        return Err(Errno::EBADF);
+    }
+    if !super::uaccess::access_ok(buf, len) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(0)
+}
+
+fn sys_getppid() -> R {
+    let k = lock();
+    let t = k.tasks.get(current()).expect("current");
+    let leader = k.tasks.get(t.group_leader).unwrap_or(t);
+    Ok(leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid) as isize)
+}
+
+fn fatal_signal_pending(k: &process::Kernel, id: TaskId) -> bool {
+    k.tasks.get(id).is_some_and(|t| t.pending & !(1 << SIGCHLD) != 0)
+}
+
+fn sys_nanosleep(req: usize, rem: usize) -> R {
+    let mut ts = [0u8; 16];
+    copy_from_user(&mut ts, req)?;
+    let sec = i64::from_le_bytes(ts[..8].try_into().unwrap());
+    let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap());
+    let ns = timespec_to_ns(sec, nsec).ok_or(Errno::EINVAL)?;
+    let deadline = now_ns().saturating_add(ns);
+    let mut k = lock();
+    let hz = k.jiffies.hz();
+    let me = current();
+    loop {
+        let now = now_ns();
+        if now >= deadline {
+            return Ok(0);
+        }
+        if fatal_signal_pending(&k, me) {
+            drop(k);
+            if rem != 0 {
+                let left = deadline - now_ns().min(deadline);
+                let mut out = [0u8; 16];
+                out[..8].copy_from_slice(&((left / 1_000_000_000) as i64).to_le_bytes());
+                out[8..].copy_from_slice(&((left % 1_000_000_000) as i64).to_le_bytes());
+                copy_to_user(rem, &out)?;
+            }
+            return Err(Errno::EINTR);
+        }
+        let j = ns_to_sleep_jiffies(deadline - now, hz);
+        schedule_timeout(&mut k, j, TaskState::Interruptible);
+    }
+}
+
+fn sys_clock_gettime(clk: u64, tp: usize) -> R {
+    if clk > 11 {
+        return Err(Errno::EINVAL);
+    }
+    let ns = now_ns();
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&((ns / 1_000_000_000) as i64).to_le_bytes());
+    out[8..].copy_from_slice(&((ns % 1_000_000_000) as i64).to_le_bytes());
+    copy_to_user(tp, &out)?;
+    Ok(0)
+}
+
+/// Copies a NUL-terminated string of at most `max` bytes from user memory.
+fn strncpy_from_user(addr: usize, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        copy_from_user(&mut b, addr + out.len())?;
+        if b[0] == 0 {
+            return Ok(out);
+        }
+        if out.len() == max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        out.push(b[0]);
+    }
+}
+
+fn sys_execve(path: usize, argv: usize) -> R {
+    let path = strncpy_from_user(path, PATH_MAX)?;
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    if argv != 0 {
+        loop {
+            let p = get_user_u64(argv + 8 * args.len())? as usize;
+            if p == 0 {
+                break;
+            }
+            if args.len() == MAX_ARGS {
+                return Err(Errno::E2BIG);
+            }
+            args.push(
+                strncpy_from_user(p, MAX_ARG_LEN).map_err(|e| if e == Errno::EFAULT { e } else { Errno::E2BIG })?,
+            );
+        }
+    }
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    super::exec::kernel_execve(current(), &path, &refs)?;
+    Ok(0)
+}
+
+fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
+    if options & !(crate::task::exit::WNOHANG | 0x4000_0000 | 0x8000_0000 | 2 | 8) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if status != 0 && !super::uaccess::access_ok(status, 4) {
+        return Err(Errno::EFAULT);
+    }
+    let mut k = lock();
+    let me = current();
+    let cpu = super::cpu::smp_processor_id();
+    loop {
+        let t = now_ns();
+        let k2 = &mut *k;
+        match k2.tasks.wait4(&mut k2.sched, me, WaitPid::from_raw(pid), options, t) {
+            Ok(WaitResult::Reaped { pid, status: st }) => {
+                k.oom_victims.retain(|&p| p != pid);
+                drop(k);
+                if status != 0 {
+                    put_user_i32(status, st)?;
+                }
+                return Ok(pid as isize);
+            }
+            Ok(WaitResult::NoneYet) => return Ok(0),
+            Ok(WaitResult::MustSleep) => {
+                if fatal_signal_pending(&k, me) {
+                    return Err(Errno::EINTR);
+                }
+                let leader = k.tasks.get(me).map(|t| t.group_leader).expect("current");
+                let k2 = &mut *k;
+                let ts = k2.tasks.get_mut(leader).expect("leader");
+                ts.wait_chldexit.prepare_to_wait(&mut k2.sched, cpu, TaskState::Interruptible, false);
+                schedule_locked(&mut k);
+                let cpu_now = super::cpu::smp_processor_id();
+                let k2 = &mut *k;
+                if let Some(ts) = k2.tasks.get_mut(leader) {
+                    ts.wait_chldexit.finish_wait(&mut k2.sched, cpu_now);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn sys_kill(pid: i32, sig: u32) -> R {
+    if pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if sig > 63 {
+        return Err(Errno::EINVAL);
+    }
+    let mut k = lock();
+    if sig == 0 {
+        return k.tasks.find_by_pid(pid).map(|_| 0).ok_or(Errno::ESRCH);
+    }
+    let t = now_ns();
+    let k2 = &mut *k;
+    k2.tasks.send_signal(&mut k2.sched, pid, sig, true, t)?;
+    if sig == SIGKILL
+        && let Some(id) = k.tasks.find_by_pid(pid)
+        && let Some(cpu) = k.sched.task(id).map(|s| s.cpu)
+    {
+        // Make a victim running on another CPU notice soon.
+        k.sched.resched_curr(cpu);
+    }
+    Ok(0)
+}
+
+fn sys_prctl(option: u64, arg2: u64) -> R {
+    match option {
+        PR_SET_CHILD_SUBREAPER => {
+            let mut k = lock();
+            let me = current();
+            k.tasks.get_mut(me).expect("current").is_child_subreaper = arg2 != 0;
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let v = with_me(|t| t.is_child_subreaper);
+            put_user_i32(arg2 as usize, i32::from(v))?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_setpriority(which: u64, who: i32, nice: i32) -> R {
+    if which != PRIO_PROCESS {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(who)?;
+    let mut k = lock();
+    let t = now_ns();
+    k.sched.set_user_nice(id, nice.clamp(-20, 19), t)?;
+    Ok(0)
+}
+
+fn sys_getpriority(which: u64, who: i32) -> R {
+    if which != PRIO_PROCESS {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(who)?;
+    let k = lock();
+    // The syscall returns 20 - nice (1..40) so that it is never negative.
+    Ok((20 - k.sched.task(id).ok_or(Errno::ESRCH)?.nice()) as isize)
+}
+
+fn online_mask() -> u64 {
+    if nr_cpus() >= 64 { u64::MAX } else { (1u64 << nr_cpus()) - 1 }
+}
+
+fn sys_sched_setaffinity(pid: i32, len: usize, ptr: usize) -> R {
+    let id = task_of(pid)?;
+    let mut b = [0u8; 8];
+    let n = len.min(8);
+    copy_from_user(&mut b[..n], ptr)?;
+    let mask = u64::from_le_bytes(b) & online_mask();
+    if mask == 0 {
+        return Err(Errno::EINVAL);
+    }
+    {
+        let mut k = lock();
+        let t = now_ns();
+        k.sched.set_cpus_allowed(id, CpuMask(mask), t)?;
+    }
+    if id == current() && mask & (1 << super::cpu::smp_processor_id()) == 0 {
+        schedule();
+    }
+    Ok(0)
+}
+
+fn sys_sched_getaffinity(pid: i32, len: usize, ptr: usize) -> R {
+    if len < 8 {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(pid)?;
+    let mask = lock().sched.task(id).ok_or(Errno::ESRCH)?.cpus_allowed.0 & online_mask();
+    copy_to_user(ptr, &mask.to_le_bytes())?;
+    Ok(8)
+}
+
+fn sys_sched_setscheduler(pid: i32, policy: i32, param: usize) -> R {
+    let mut b = [0u8; 4];
+    copy_from_user(&mut b, param)?;
+    let prio = i32::from_le_bytes(b);
+    let id = task_of(pid)?;
+    let policy = match policy & !0x4000_0000 {
+        0 => SchedPolicy::Normal,
+        1 => SchedPolicy::Fifo,
+        2 => SchedPolicy::Rr,
+        3 => SchedPolicy::Batch,
+        5 => SchedPolicy::Idle,
+        _ => return Err(Errno::EINVAL),
+    };
+    if prio < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut k = lock();
+    let nice = k.sched.task(id).ok_or(Errno::ESRCH)?.nice();
+    let attr = match policy {
+        SchedPolicy::Fifo | SchedPolicy::Rr => SchedAttr::rt(policy, prio as u32),
+        _ if prio != 0 => return Err(Errno::EINVAL),
+        _ => SchedAttr { policy, ..SchedAttr::normal(nice) },
+    };
+    let t = now_ns();
+    k.sched.sched_setattr(id, attr, t)?;
+    drop(k);
+    schedule();
+    Ok(0)
+}
+
+fn sys_sched_getscheduler(pid: i32) -> R {
+    let id = task_of(pid)?;
+    let k = lock();
+    Ok(k.sched.task(id).ok_or(Errno::ESRCH)?.policy as u32 as isize)
+}
+
+fn sys_mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i64) -> R {
+    use crate::mm::mm_struct::map::MAP_ANONYMOUS;
+    if flags & MAP_ANONYMOUS == 0 {
+        // No files yet: only anonymous memory can be mapped.
+        return Err(if fd < 0 { Errno::EBADF } else { Errno::ENODEV });
+    }
+    with_mm(|k, m| {
+        m.mm.mmap(&mut m.pt, &mut LockedPages, &mut k.acct, addr, len, prot, flags, None).map(|a| a as isize)
+    })
+}

@@ -1,0 +1,197 @@
+//! The initramfs: a cpio archive in the "newc" format (Linux
+//! Documentation/driver-api/early-userspace/buffer-format.rst), read in
+//! place. Each entry is a 110-byte ASCII header ("070701", then 13 fields
+//! of 8 hex digits), the NUL-terminated name padded to 4 bytes, and the
+//! data padded to 4 bytes; "TRAILER!!!" ends the archive.
+
+/// One file of the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Path as stored, without a leading "./" or "/".
+    pub name: &'a str,
+    /// `c_mode`.
+    pub mode: u32,
+    /// File contents.
+    pub data: &'a [u8],
+}
+
+/// Why an archive could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpioError {
+    /// Not "070701" where a header must start.
+    BadMagic(usize),
+    /// A header field is not 8 hex digits.
+    BadField(usize),
+    /// A name or the data runs past the end.
+    Truncated(usize),
+    /// A name that is not UTF-8.
+    BadName(usize),
+}
+
+const HEADER: usize = 110;
+const S_IFMT: u32 = 0o170000;
+/// Regular file (`S_IFREG`).
+pub const S_IFREG: u32 = 0o100000;
+
+fn hex8(b: &[u8], at: usize) -> Result<u32, CpioError> {
+    let s = core::str::from_utf8(&b[at..at + 8]).map_err(|_| CpioError::BadField(at))?;
+    u32::from_str_radix(s, 16).map_err(|_| CpioError::BadField(at))
+}
+
+const fn pad4(x: usize) -> usize {
+    (x + 3) & !3
+}
+
+/// Iterates over the entries of an archive.
+pub struct Cpio<'a> {
+    data: &'a [u8],
+    off: usize,
+    done: bool,
+}
+
+impl<'a> Cpio<'a> {
+    /// An archive over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Cpio { data, off: 0, done: false }
+    }
+
+    /// The regular file at `path` ("/bin/init", "bin/init" and "./bin/init" are the same).
+    pub fn find(data: &'a [u8], path: &str) -> Option<Entry<'a>> {
+        let want = normalize(path);
+        Cpio::new(data).map_while(Result::ok).find(|e| e.name == want && e.mode & S_IFMT == S_IFREG)
+    }
+
+    fn next_entry(&mut self) -> Result<Option<Entry<'a>>, CpioError> {
+        let b = self.data;
+        let h = self.off;
+        if h + HEADER > b.len() {
+            return Err(CpioError::Truncated(h));
+        }
+        if &b[h..h + 6] != b"070701" {
+            return Err(CpioError::BadMagic(h));
+        }
+        // Fields: ino mode uid gid nlink mtime filesize devmajor devminor
+        // rdevmajor rdevminor namesize check, each 8 hex digits after magic.
+        let field = |i: usize| hex8(b, h + 6 + 8 * i);
+        let mode = field(1)?;
+        let filesize = field(6)? as usize;
+        let namesize = field(11)? as usize;
+        let name_start = h + HEADER;
+        let name_end = name_start.checked_add(namesize).ok_or(CpioError::Truncated(h))?;
+        if namesize == 0 || name_end > b.len() {
+            return Err(CpioError::Truncated(h));
+        }
+        let name = core::str::from_utf8(&b[name_start..name_end - 1]).map_err(|_| CpioError::BadName(h))?;
+        let data_start = pad4(name_end);
+        let data_end = data_start.checked_add(filesize).ok_or(CpioError::Truncated(h))?;
+        if data_end > b.len() {
+            return Err(CpioError::Truncated(h));
+        }
+        if name == "TRAILER!!!" {
+            return Ok(None);
+        }
+        self.off = pad4(data_end);
+        Ok(Some(Entry { name: normalize(name), mode, data: &b[data_start..data_end] }))
+    }
+}
+
+fn normalize(p: &str) -> &str {
+    let p = p.strip_prefix("./").unwrap_or(p);
+    p.trim_start_matches('/')
+}
+
+impl<'a> Iterator for Cpio<'a> {
+    type Item = Result<Entry<'a>, CpioError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::vec::Vec;
+
+    fn entry(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
+        let h = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+    }
+
+    fn archive() -> Vec<u8> {
+        let mut a = Vec::new();
+        entry(&mut a, ".", 0o40755, b"");
+        entry(&mut a, "bin", 0o40755, b"");
+        entry(&mut a, "bin/init", S_IFREG | 0o755, b"\x7fELF init");
+        entry(&mut a, "bin/tests", S_IFREG | 0o755, b"abc");
+        entry(&mut a, "TRAILER!!!", 0, b"");
+        a
+    }
+
+    #[test]
+    fn finds_files_by_any_spelling_of_the_path() {
+        let a = archive();
+        assert_eq!(Cpio::find(&a, "/bin/init").unwrap().data, b"\x7fELF init");
+        assert_eq!(Cpio::find(&a, "./bin/tests").unwrap().data, b"abc");
+        assert_eq!(Cpio::find(&a, "bin"), None, "directories are not files");
+        assert_eq!(Cpio::find(&a, "/bin/nope"), None);
+        assert_eq!(Cpio::new(&a).count(), 4);
+    }
+
+    #[test]
+    fn damaged_archives_give_errors_not_panics() {
+        let a = archive();
+        for cut in [0, 5, 50, 111, 130, a.len() - 20] {
+            for r in Cpio::new(&a[..cut]) {
+                let _ = r;
+            }
+        }
+        let mut bad = a.clone();
+        bad[0] = b'X';
+        assert_eq!(Cpio::new(&bad).next(), Some(Err(CpioError::BadMagic(0))));
+        let mut bad = a.clone();
+        bad[6 + 8 * 6] = b'z';
+        assert!(matches!(Cpio::new(&bad).next(), Some(Err(CpioError::BadField(_)))));
+        // Huge sizes must not overflow.
+        let mut bad = a.clone();
+        bad[6 + 8 * 6..6 + 8 * 7].copy_from_slice(b"ffffffff");
+        assert!(matches!(Cpio::new(&bad).next(), Some(Err(CpioError::Truncated(_)))));
+    }
+}

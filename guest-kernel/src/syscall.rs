@@ -1,0 +1,79 @@
+//! System-call numbers of the Linux aarch64 ABI (the asm-generic table,
+//! include/uapi/asm-generic/unistd.h) and other ABI constants the
+//! system-call layer uses. The dispatcher is in the arch glue
+//! (`arch::aarch64::syscall`): `svc #0`, number in x8, arguments in x0-x5,
+//! result or negative errno in x0.
+
+/// Syscall numbers.
+pub mod nr {
+    pub const READ: u64 = 63;
+    pub const WRITE: u64 = 64;
+    pub const EXIT: u64 = 93;
+    pub const EXIT_GROUP: u64 = 94;
+    pub const NANOSLEEP: u64 = 101;
+    pub const CLOCK_GETTIME: u64 = 113;
+    pub const SCHED_SETSCHEDULER: u64 = 119;
+    pub const SCHED_GETSCHEDULER: u64 = 120;
+    pub const SCHED_SETAFFINITY: u64 = 122;
+    pub const SCHED_GETAFFINITY: u64 = 123;
+    pub const SCHED_YIELD: u64 = 124;
+    pub const KILL: u64 = 129;
+    pub const SETPRIORITY: u64 = 140;
+    pub const GETPRIORITY: u64 = 141;
+    pub const PRCTL: u64 = 167;
+    pub const GETPID: u64 = 172;
+    pub const GETPPID: u64 = 173;
+    pub const GETTID: u64 = 178;
+    pub const BRK: u64 = 214;
+    pub const MUNMAP: u64 = 215;
+    pub const CLONE: u64 = 220;
+    pub const EXECVE: u64 = 221;
+    pub const MMAP: u64 = 222;
+    pub const MPROTECT: u64 = 226;
+    pub const WAIT4: u64 = 260;
+}
+
+/// `PR_SET_CHILD_SUBREAPER`.
+pub const PR_SET_CHILD_SUBREAPER: u64 = 36;
+/// `PR_GET_CHILD_SUBREAPER`.
+pub const PR_GET_CHILD_SUBREAPER: u64 = 37;
+/// `PRIO_PROCESS` (set/getpriority's `which`).
+pub const PRIO_PROCESS: u64 = 0;
+/// Longest path execve accepts (PATH_MAX).
+pub const PATH_MAX: usize = 4096;
+/// Most argv entries execve accepts here.
+pub const MAX_ARGS: usize = 32;
+/// Longest single argument here.
+pub const MAX_ARG_LEN: usize = 256;
+
+/// Nanoseconds of a `struct timespec`, or None if tv_nsec is out of range
+/// (EINVAL) or the time is negative.
+pub fn timespec_to_ns(sec: i64, nsec: i64) -> Option<u64> {
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return None;
+    }
+    Some((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+}
+
+/// Jiffies to sleep for `ns` (rounded up, plus one so that at least the
+/// requested time passes: the current tick is already partly gone).
+pub fn ns_to_sleep_jiffies(ns: u64, hz: u32) -> u64 {
+    let j = (ns as u128 * u128::from(hz)).div_ceil(1_000_000_000) as u64;
+    j.saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespec_checks_and_rounding() {
+        assert_eq!(timespec_to_ns(1, 5), Some(1_000_000_005));
+        assert_eq!(timespec_to_ns(0, 1_000_000_000), None);
+        assert_eq!(timespec_to_ns(-1, 0), None);
+        assert_eq!(timespec_to_ns(i64::MAX, 999_999_999), Some(u64::MAX));
+        assert_eq!(ns_to_sleep_jiffies(0, 100), 1);
+        assert_eq!(ns_to_sleep_jiffies(10_000_000, 100), 2);
+        assert_eq!(ns_to_sleep_jiffies(10_000_001, 100), 3);
+    }
+}
