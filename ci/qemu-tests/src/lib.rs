@@ -98,3 +98,141 @@ pub fn guest_kernel_config(names: &[&str], memory: &str, vcpus: u32, cmdline: &s
         })
         .collect()
 }
+
+/// An interactive run: the console is a pipe the test types into, and
+/// every line printed is collected as it arrives.
+pub struct Session {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    start: std::time::Instant,
+    seen: usize,
+}
+
+impl Session {
+    /// Starts `scripts/run --no-build --timeout SECS ARGS...` with a piped console.
+    pub fn start(timeout_secs: u32, args: &[&str]) -> Session {
+        Self::spawn(
+            root().join("scripts/run"),
+            &[&["--no-build", "--timeout", &timeout_secs.to_string()], args].concat(),
+        )
+    }
+
+    /// Starts QEMU directly (under `timeout`), console piped.
+    pub fn start_qemu(timeout_secs: u32, args: &[&str]) -> Session {
+        let t = timeout_secs.to_string();
+        Self::spawn(PathBuf::from("timeout"), &[&["-k", "5", t.as_str(), "qemu-system-aarch64"], args].concat())
+    }
+
+    fn spawn(program: PathBuf, args: &[&str]) -> Session {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("could not start the run");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+                    let line = String::from_utf8_lossy(&line).replace('\r', "");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Session { child, stdin, lines, start: std::time::Instant::now(), seen: 0 }
+    }
+
+    /// Seconds since the run started.
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Waits until a line after the last match contains `needle`; returns it.
+    /// Panics (with everything printed so far) after `secs` seconds.
+    #[track_caller]
+    pub fn wait_for(&mut self, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            {
+                let lines = self.lines.lock().unwrap();
+                if let Some(i) = lines[self.seen..].iter().position(|l| l.contains(needle)) {
+                    self.seen += i + 1;
+                    return lines[self.seen - 1].clone();
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("waited {secs}s for {needle:?}; output so far:\n{}", self.output());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Types a line into the console.
+    pub fn send(&mut self, text: &str) {
+        use std::io::Write;
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = s.write_all(text.as_bytes());
+            let _ = s.write_all(b"\n");
+            let _ = s.flush();
+        }
+    }
+
+    /// Types a command into a shell and returns the lines it printed
+    /// (between the echoed command and the next prompt marker).
+    pub fn command(&mut self, cmd: &str, marker: &str, secs: u64) -> Vec<String> {
+        let tag = format!("__done_{}", self.seen);
+        self.send(&format!("{cmd}; echo {tag}"));
+        let start = self.seen;
+        self.wait_for(&format!("{marker}{tag}"), secs);
+        let lines = self.lines.lock().unwrap();
+        let window = &lines[start..self.seen - 1];
+        // Output starts after the shell's echo of the command line.
+        let from = window.iter().position(|l| l.contains(&tag)).map_or(0, |i| i + 1);
+        window[from..].iter().filter_map(|l| l.strip_prefix(marker)).map(str::to_string).collect()
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for the run to end; returns its exit status and full output.
+    pub fn finish(mut self, secs: u64) -> Run {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                break 124;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Run { output: self.output(), status }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Makes sure Debian's Linux kernel and the busybox initramfs are in the
+/// cache (`scripts/fetch-linux`, which downloads them once).
+pub fn fetch_linux() {
+    let st = Command::new(root().join("scripts/fetch-linux")).status().expect("scripts/fetch-linux");
+    assert!(st.success(), "scripts/fetch-linux failed");
+}

@@ -114,9 +114,10 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
 /// A physical interrupt arrived while the guest ran (HCR_EL2.IMO).
 pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
+
     let mut action = Action::Continue;
-    while let Some(id) = gic::ack() {
-        match id {
+    while let Some(raw) = gic::ack() {
+        match gic::intid_of(raw) {
             gic::INTID_VTIMER => {
                 // The running vCPU's virtual timer fired: mask it at the
                 // source and deliver it as the guest's PPI 27.
@@ -133,7 +134,7 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
             // kicks (the vGIC state is re-read before the next entry).
             _ => {}
         }
-        gic::eoi(id);
+        gic::eoi(raw);
     }
     action
 }
@@ -288,6 +289,7 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                 } else {
                     vm.vgic.lock().mmio_read(v.index, frame, offset, a.size)
                 };
+
                 vm.flush_kicks(Some(v.index));
                 r.map_err(|_| ())
             }

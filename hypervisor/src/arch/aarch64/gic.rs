@@ -4,7 +4,7 @@
 //! takes the EL1 virtual timer's PPI on behalf of the running vCPU.
 //! Everything a guest sees is virtual (list registers, `vgic_hw`).
 
-use arm_gic::gicv2::{GicV2, SgiTarget as SgiTargetV2, SgiTargetListFilter};
+use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
 use arm_gic::{IntId, InterruptGroup};
@@ -124,13 +124,20 @@ pub fn enable_spi(raw: u32) {
             let _ = gic.enable_interrupt(intid(raw), None, true);
         }
         Some(Driver::V2 { gic, .. }) => {
+            // GICv2 SPIs go to the CPUs in their ITARGETSR byte (IHI 0048B
+            // §4.3.12), which resets to none: target the boot CPU.
+            let target = V2_TARGETS[0].load(core::sync::atomic::Ordering::Relaxed);
+            let addr = gicd_base_v2(gic) + raw as usize;
+            // SAFETY: a byte-accessible distributor register of the GIC we own.
+            unsafe { core::ptr::write_volatile(addr as *mut u8, target) };
             let _ = gic.enable_interrupt(intid(raw), true);
         }
         None => {}
     }
 }
 
-/// Acknowledges the highest-priority pending interrupt, if any.
+/// Acknowledges the highest-priority pending interrupt, if any; returns
+/// the raw acknowledge value, to be passed to [`eoi`] unchanged.
 pub fn ack() -> Option<u32> {
     let id = match VERSION.get()? {
         GicVersion::V3 => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(|i| i.into()),
@@ -142,16 +149,33 @@ pub fn ack() -> Option<u32> {
             }
         }
     };
-    id.filter(|&i: &u32| i < SPURIOUS)
+    // GICv2 IAR carries the source CPU of an SGI in bits [12:10]; the
+    // INTID is bits [9:0]. The whole value goes back to EOIR.
+    id.filter(|&raw: &u32| raw & 0x3ff < SPURIOUS)
+}
+
+/// The INTID of a value [`ack`] returned.
+pub const fn intid_of(raw: u32) -> u32 {
+    raw & 0x3ff
 }
 
 /// Ends (drops priority and deactivates) an acknowledged interrupt.
 pub fn eoi(raw: u32) {
     match VERSION.get() {
-        Some(GicVersion::V3) => GicCpuInterface::end_interrupt(intid(raw), InterruptGroup::Group1),
+        Some(GicVersion::V3) => GicCpuInterface::end_interrupt(intid(intid_of(raw)), InterruptGroup::Group1),
         Some(GicVersion::V2) => {
-            if let Some(Driver::V2 { gic, group }) = GIC.lock().as_mut() {
-                gic.end_interrupt(intid(raw), *group);
+            // The raw value, with an SGI's source CPU, goes back to
+            // GICC_EOIR (or AEOIR for group 1), IHI 0048B §4.4.5; arm-gic's
+            // IntId cannot carry the CPUID bits.
+            let g = GIC.lock();
+            if let Some(Driver::V2 { group, .. }) = g.as_ref() {
+                let off = if *group == InterruptGroup::Group1 { 0x24 } else { 0x10 };
+                let gicc =
+                    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base);
+                if let Some(base) = gicc {
+                    // SAFETY: GICC_(A)EOIR of the CPU interface we own.
+                    unsafe { core::ptr::write_volatile((base as usize + off) as *mut u32, raw) };
+                }
             }
         }
         None => {}
@@ -172,14 +196,16 @@ pub fn kick(cpu: usize, mpidr: u64) {
         }
         Some(GicVersion::V2) => {
             let mask = V2_TARGETS[cpu].load(core::sync::atomic::Ordering::Relaxed);
-            if let Some(Driver::V2 { gic, .. }) = GIC.lock().as_mut() {
-                gic.send_sgi(
-                    IntId::sgi(SGI_KICK),
-                    SgiTargetV2::List {
-                        target_list_filter: SgiTargetListFilter::CPUTargetList,
-                        target_list: mask as u16,
-                    },
-                );
+            if let Some(Driver::V2 { gic, group }) = GIC.lock().as_mut() {
+                // GICD_SGIR (IHI 0048B §4.3.15): target list filter 0, CPU
+                // target list, NSATT matching the group our SGIs are in
+                // (arm-gic always sets NSATT, which a GIC without the
+                // Security Extensions may not forward to group 0).
+                let nsatt = if *group == InterruptGroup::Group1 { 1 << 15 } else { 0 };
+                let value = (u32::from(mask) << 16) | nsatt | SGI_KICK;
+                let addr = gicd_base_v2(gic) - 0x800 + 0xf00;
+                // SAFETY: GICD_SGIR of the GIC we own; a write only sends an SGI.
+                unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
             }
         }
         None => {}

@@ -430,11 +430,11 @@ fn idle(deadline: Option<u64>) {
     // one still ends the wait (ARM ARM D1.6.2).
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
     timer::cancel_hyp();
-    while let Some(id) = gic::ack() {
-        if Some(id) == super::console_in::intid() {
+    while let Some(raw) = gic::ack() {
+        if Some(gic::intid_of(raw)) == super::console_in::intid() {
             super::console_in::on_interrupt();
         }
-        gic::eoi(id);
+        gic::eoi(raw);
     }
 }
 

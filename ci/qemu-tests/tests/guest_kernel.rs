@@ -1,0 +1,115 @@
+//! The guest kernel end to end: natively in QEMU at EL1 (QEMU's own GIC and
+//! PSCI) over GICv2/v3 and 1, 2 and 4 CPUs, and under the hypervisor. Each
+//! boot runs `/bin/init`, which runs the EL0 test suite `/bin/tests` and
+//! exits; the kernel then powers off. The suite's last line is
+//! `N passed, N failed`.
+
+use qemu_tests::{Run, qemu, root, run};
+
+/// Boots build/guest-kernel.bin directly in QEMU with the initramfs.
+fn native(gic: u32, cpus: u32) -> Run {
+    let r = root();
+    let kernel = r.join("build/guest-kernel.bin");
+    let initrd = r.join("build/initramfs.cpio");
+    let machine = format!("virt,gic-version={gic}");
+    let smp = cpus.to_string();
+    qemu(
+        40,
+        &[
+            "-M",
+            &machine,
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            &smp,
+            "-m",
+            "128M",
+            "-nographic",
+            "-nic",
+            "none",
+            "-kernel",
+            kernel.to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+            "-append",
+            "hz=100",
+        ],
+    )
+}
+
+/// The `N passed, M failed` line of the suite, as (N, M).
+fn summary(r: &Run) -> (u32, u32) {
+    let line = r
+        .output
+        .lines()
+        .filter_map(|l| l.rsplit("] ").next())
+        .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{}", r.output));
+    let mut it = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    (it.next().unwrap().parse().unwrap(), it.next().unwrap().parse().unwrap())
+}
+
+/// What every boot must show: the banner, the whole suite passing with the
+/// behaviours the issues name, init reaping orphans, and a clean power-off.
+fn check(r: &Run, cpus: u32) {
+    r.expect_clean_exit()
+        .expect(&format!("RAM, {cpus} CPU(s)"))
+        .expect(&format!("guest-kernel: {cpus} CPU(s) online"))
+        .expect("guest-kernel: uaccess: bad user pointers give EFAULT: ok")
+        .expect("ok - bad user pointers give EFAULT")
+        .expect("ok - segfaulting child dies alone with SIGSEGV")
+        .expect("ok - fork: COW, parent and child see their own writes")
+        .expect("ok - fork bomb stops at the pids limit with EAGAIN")
+        .expect("ok - after the fork bomb, fork works again")
+        .expect("guest-kernel: Out of memory: Killed process")
+        .expect("ok - OOM storm: the hog is killed (SIGKILL), the system runs on")
+        .expect("ok - CFS shares CPU by nice weight")
+        .expect("ok - SCHED_FIFO task preempts and starves a fair task on its CPU")
+        .expect("init: reaped orphan pid")
+        .expect("init: test suite (pid 3) exited with status 0")
+        .expect("guest-kernel: init (pid 1) exited with status 0; powering off")
+        .expect_not("FAIL - ")
+        .expect_not("panic")
+        .expect_not("***");
+    let (passed, failed) = summary(r);
+    assert!(passed >= 25 && failed == 0, "{passed} passed, {failed} failed:\n{}", r.output);
+}
+
+#[test]
+fn native_gicv3_one_cpu() {
+    check(&native(3, 1), 1);
+}
+
+#[test]
+fn native_gicv3_two_cpus() {
+    check(&native(3, 2), 2);
+}
+
+#[test]
+fn native_gicv3_four_cpus() {
+    check(&native(3, 4), 4);
+}
+
+#[test]
+fn native_gicv2_one_cpu() {
+    check(&native(2, 1), 1);
+}
+
+#[test]
+fn native_gicv2_two_cpus() {
+    check(&native(2, 2), 2);
+}
+
+#[test]
+fn native_gicv2_four_cpus() {
+    check(&native(2, 4), 4);
+}
+
+#[test]
+fn under_the_hypervisor_two_vcpus() {
+    let config = root().join("firmware/qemu-guest-tests.toml");
+    let r = run(60, &["--config", config.to_str().unwrap()]);
+    check(&r, 2);
+    r.expect("[gk] guest-kernel: hello from VM \"gk\": 128 MiB RAM, 2 CPU(s)")
+        .expect("el2-hyp: VM \"gk\" stopped: PSCI SYSTEM_OFF");
+}

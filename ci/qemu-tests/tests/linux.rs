@@ -1,0 +1,144 @@
+//! Stock Linux (Debian's arm64 6.1 kernel, busybox initramfs) under the
+//! hypervisor: the hardest test of the vGIC, the virtual timer, PSCI and
+//! the emulated PL011, since nobody here wrote that kernel.
+
+use qemu_tests::{Session, fetch_linux, root, temp_file};
+
+const P: &str = "[linux] ";
+
+fn linux_config(vcpus: u32, with_guest_kernel: bool) -> std::path::PathBuf {
+    let mut cfg = format!(
+        "[[vm]]\nname = \"linux\"\nkernel = \"linux\"\ninitrd = \"linux\"\nmemory = \"256M\"\nvcpus = {vcpus}\n\
+         cmdline = \"console=ttyAMA0 earlycon=pl011,0x09000000\"\n\n"
+    );
+    if with_guest_kernel {
+        cfg.push_str("[[vm]]\nname = \"alpha\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\nvcpus = 1\n");
+    }
+    temp_file(&format!("linux-{vcpus}-{with_guest_kernel}.toml"), cfg.as_bytes())
+}
+
+fn boot(vcpus: u32, gic: &str, cpus: &str, with_guest_kernel: bool) -> Session {
+    fetch_linux();
+    let cfg = linux_config(vcpus, with_guest_kernel);
+    let mut s = Session::start(170, &["--config", cfg.to_str().unwrap(), "--gic", gic, "--cpus", cpus]);
+    s.wait_for("[linux] Enter 'help' for a list of built-in commands.", 120);
+    s
+}
+
+/// The per-CPU counts of the arch_timer line of /proc/interrupts.
+fn timer_counts(s: &mut Session) -> Vec<u64> {
+    let out = s.command("cat /proc/interrupts", P, 30);
+    let line = out.iter().find(|l| l.contains("arch_timer")).unwrap_or_else(|| panic!("no arch_timer in {out:?}"));
+    line.split_whitespace().skip(1).map_while(|w| w.parse().ok()).collect()
+}
+
+fn power_off(mut s: Session) -> qemu_tests::Run {
+    s.send("poweroff -f");
+    s.wait_for("el2-hyp: VM \"linux\" stopped: PSCI SYSTEM_OFF", 60);
+    let r = s.finish(60);
+    r.expect_clean_exit().expect_not("HYPERVISOR CRASH");
+    r
+}
+
+#[test]
+fn linux_two_vcpus_gicv3_beside_a_guest_kernel_vm() {
+    let mut s = boot(2, "3", "2", true);
+    assert_eq!(s.command("nproc", P, 30), ["2"], "nproc");
+
+    // The timer ticks on every CPU.
+    let a = timer_counts(&mut s);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let b = timer_counts(&mut s);
+    assert_eq!(a.len(), 2, "{a:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert!(y > x, "arch_timer did not count on every CPU: {a:?} then {b:?}");
+    }
+
+    // The kernel log: PSCI 1.1, no warnings, no oopses.
+    let log = s.command("dmesg", P, 30).join("\n");
+    assert!(log.contains("psci: PSCIv1.1 detected in firmware."), "{log}");
+    for bad in ["WARNING:", "Oops", "BUG:", "Call trace:", "Unable to handle"] {
+        assert!(!log.contains(bad), "kernel log has {bad:?}:\n{log}");
+    }
+
+    // CPU hot-unplug and back: PSCI CPU_OFF and CPU_ON.
+    s.command("echo 0 > /sys/devices/system/cpu/cpu1/online", P, 30);
+    assert_eq!(s.command("cat /sys/devices/system/cpu/online", P, 30), ["0"]);
+    s.command("echo 1 > /sys/devices/system/cpu/cpu1/online", P, 30);
+    assert_eq!(s.command("cat /sys/devices/system/cpu/online", P, 30), ["0-1"]);
+    assert_eq!(s.command("nproc", P, 30), ["2"]);
+
+    // The guest-kernel VM beside it ran to its end; Linux powers off alone.
+    let r = power_off(s);
+    r.expect("[alpha] guest-kernel: hello from VM \"alpha\"")
+        .expect("el2-hyp: VM \"alpha\" stopped: PSCI SYSTEM_OFF")
+        .expect("el2-hyp: all VMs have stopped; powering off");
+}
+
+#[test]
+fn linux_one_vcpu() {
+    let mut s = boot(1, "3", "2", false);
+    assert_eq!(s.command("nproc", P, 30), ["1"]);
+    power_off(s);
+}
+
+#[test]
+fn linux_four_vcpus_on_two_cpus_gicv2() {
+    let mut s = boot(4, "2", "2", false);
+    assert_eq!(s.command("nproc", P, 30), ["4"]);
+    let a = timer_counts(&mut s);
+    assert_eq!(a.len(), 4, "{a:?}");
+    power_off(s);
+}
+
+#[test]
+fn linux_reboot_restarts_it() {
+    let mut s = boot(1, "3", "1", false);
+    s.send("reboot -f");
+    s.wait_for("el2-hyp: VM \"linux\" reset", 60);
+    s.wait_for("[linux] Enter 'help' for a list of built-in commands.", 120);
+    assert_eq!(s.command("nproc", P, 30), ["1"]);
+    power_off(s);
+}
+
+/// Time to the shell, under the hypervisor and natively in the same QEMU
+/// (wall clock; `scripts/bench` has exact instruction counts).
+#[test]
+fn linux_boot_time_under_the_hypervisor_and_native() {
+    fetch_linux();
+    let cache = std::env::var("EL2_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|_| root().join(".cache"));
+    let image = cache.join("linux/Image");
+    let initrd = cache.join("linux/initramfs.cpio.gz");
+    let mut native = Session::start_qemu(
+        120,
+        &[
+            "-M",
+            "virt,gic-version=3",
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            "1",
+            "-m",
+            "256M",
+            "-nographic",
+            "-nic",
+            "none",
+            "-kernel",
+            image.to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+            "-append",
+            "console=ttyAMA0",
+        ],
+    );
+    native.wait_for("Enter 'help' for a list of built-in commands.", 90);
+    let t_native = native.elapsed();
+    drop(native);
+
+    let s = boot(1, "3", "1", false);
+    let t_hyp = s.elapsed();
+    eprintln!(
+        "Linux reached its shell in {t_native:.2} s natively and {t_hyp:.2} s under the hypervisor (wall clock, same QEMU)"
+    );
+    power_off(s);
+}
