@@ -183,6 +183,25 @@ impl Default for MmConfig {
     }
 }
 
+/// Bytes of address space walked per [`PageTable::mapped`] call (16 pages:
+/// the list fits a small slab object), so that
+/// tearing down or copying a huge mapping never needs a huge list (the
+/// kernel may be out of memory right then: think of the OOM victim's exit).
+pub const WALK_CHUNK: usize = 64 << 10;
+
+/// Calls `f` for every mapped page of `[start, end)`, in address order,
+/// one [`WALK_CHUNK`] at a time; `f` may change the table.
+pub fn for_each_mapped<T: PageTable>(pt: &mut T, start: usize, end: usize, mut f: impl FnMut(&mut T, usize, Pte)) {
+    let mut s = start;
+    while s < end {
+        let e = s.saturating_add(WALK_CHUNK).min(end);
+        for (va, pte) in pt.mapped(s, e) {
+            f(pt, va, pte);
+        }
+        s = e;
+    }
+}
+
 /// `struct mm_struct` (the parts that are not page tables).
 #[derive(Clone, Debug)]
 pub struct MmStruct {
@@ -417,11 +436,11 @@ impl MmStruct {
     ) -> Result<(), Errno> {
         let end = start + len;
         for v in self.vmas.detach_range(start, end) {
-            for (va, _) in pt.mapped(v.start, v.end) {
+            for_each_mapped(pt, v.start, v.end, |pt, va, _| {
                 if let Some(pfn) = pt.unmap(va) {
                     pages.put_page(pfn);
                 }
-            }
+            });
             if v.flags & VM_ACCOUNT != 0 {
                 acct.vm_unacct_memory(v.pages());
             }
@@ -554,15 +573,22 @@ impl MmStruct {
         let mut child = self.clone();
         child.rng = child.next_random();
         for v in self.vmas.iter() {
-            for (va, pte) in parent_pt.mapped(v.start, v.end) {
+            let mut res = Ok(());
+            for_each_mapped(parent_pt, v.start, v.end, |parent_pt, va, pte| {
+                if res.is_err() {
+                    return;
+                }
                 let cow = v.flags & VM_SHARED == 0;
                 let prot = PteProt::from_vm_flags(v.flags, pte.writable && !cow);
                 if cow && pte.writable {
                     parent_pt.protect(va, prot);
                 }
-                child_pt.map(va, pte.pfn, prot)?;
-                pages.get_page(pte.pfn);
-            }
+                res = child_pt.map(va, pte.pfn, prot);
+                if res.is_ok() {
+                    pages.get_page(pte.pfn);
+                }
+            });
+            res?;
         }
         Ok(child)
     }

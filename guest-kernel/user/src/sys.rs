@@ -75,6 +75,128 @@ pub fn getpid() -> isize {
     syscall6(nr::GETPID, [0; 6])
 }
 
+/// `getppid()`.
+pub fn getppid() -> isize {
+    syscall6(nr::GETPPID, [0; 6])
+}
+
+/// `gettid()`.
+pub fn gettid() -> isize {
+    syscall6(nr::GETTID, [0; 6])
+}
+
+/// `exit(code)`: ends the calling thread only.
+pub fn exit(code: i32) -> ! {
+    syscall6(nr::EXIT, [code as usize, 0, 0, 0, 0, 0]);
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// `SIGCHLD`, the exit signal of a forked child.
+pub const SIGCHLD: usize = 17;
+/// `SIGKILL`.
+pub const SIGKILL: usize = 9;
+/// `SIGSEGV`.
+pub const SIGSEGV: usize = 11;
+
+/// `fork()` as `clone(SIGCHLD, 0, 0, 0, 0)`: the child's pid, 0 in the
+/// child, or a negative errno.
+pub fn fork() -> isize {
+    syscall6(nr::CLONE, [SIGCHLD, 0, 0, 0, 0, 0])
+}
+
+/// `wait4(pid, &status, options, NULL)`: (pid or -errno, status).
+pub fn wait4(pid: isize, options: usize) -> (isize, i32) {
+    let mut status: i32 = 0;
+    let r = syscall6(nr::WAIT4, [pid as usize, &mut status as *mut i32 as usize, options, 0, 0, 0]);
+    (r, status)
+}
+
+/// `kill(pid, sig)`.
+pub fn kill(pid: isize, sig: usize) -> isize {
+    syscall6(nr::KILL, [pid as usize, sig, 0, 0, 0, 0])
+}
+
+/// `sched_yield()`.
+pub fn sched_yield() -> isize {
+    syscall6(nr::SCHED_YIELD, [0; 6])
+}
+
+/// `nanosleep` for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) -> isize {
+    let ts = [(ms / 1000) as i64, ((ms % 1000) * 1_000_000) as i64];
+    syscall6(nr::NANOSLEEP, [ts.as_ptr() as usize, 0, 0, 0, 0, 0])
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds.
+pub fn clock_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    syscall6(nr::CLOCK_GETTIME, [1, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
+/// `mmap(addr, len, prot, flags, fd, off)`.
+pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: isize, off: usize) -> isize {
+    syscall6(nr::MMAP, [addr, len, prot, flags, fd as usize, off])
+}
+
+/// `munmap(addr, len)`.
+pub fn munmap(addr: usize, len: usize) -> isize {
+    syscall6(nr::MUNMAP, [addr, len, 0, 0, 0, 0])
+}
+
+/// `mprotect(addr, len, prot)`.
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> isize {
+    syscall6(nr::MPROTECT, [addr, len, prot, 0, 0, 0])
+}
+
+/// `brk(addr)`: the new (or unchanged) break.
+pub fn brk(addr: usize) -> isize {
+    syscall6(nr::BRK, [addr, 0, 0, 0, 0, 0])
+}
+
+/// `execve(path, argv, envp = NULL)`; `path` and each argument must end in NUL.
+pub fn execve(path: &[u8], argv: &[*const u8]) -> isize {
+    syscall6(nr::EXECVE, [path.as_ptr() as usize, argv.as_ptr() as usize, 0, 0, 0, 0])
+}
+
+/// `prctl(option, arg2)`.
+pub fn prctl(option: usize, arg2: usize) -> isize {
+    syscall6(nr::PRCTL, [option, arg2, 0, 0, 0, 0])
+}
+
+/// `setpriority(PRIO_PROCESS, pid, nice)`.
+pub fn setpriority(pid: isize, nice: isize) -> isize {
+    syscall6(nr::SETPRIORITY, [0, pid as usize, nice as usize, 0, 0, 0])
+}
+
+/// `getpriority(PRIO_PROCESS, pid)`: 20 - nice.
+pub fn getpriority(pid: isize) -> isize {
+    syscall6(nr::GETPRIORITY, [0, pid as usize, 0, 0, 0, 0])
+}
+
+/// `sched_setaffinity(pid, 8, &mask)`.
+pub fn sched_setaffinity(pid: isize, mask: u64) -> isize {
+    syscall6(nr::SCHED_SETAFFINITY, [pid as usize, 8, &mask as *const u64 as usize, 0, 0, 0])
+}
+
+/// `sched_getaffinity(pid, 8, &mask)`: (result, mask).
+pub fn sched_getaffinity(pid: isize) -> (isize, u64) {
+    let mut mask = 0u64;
+    let r = syscall6(nr::SCHED_GETAFFINITY, [pid as usize, 8, &mut mask as *mut u64 as usize, 0, 0, 0]);
+    (r, mask)
+}
+
+/// `sched_setscheduler(pid, policy, &param)`.
+pub fn sched_setscheduler(pid: isize, policy: usize, prio: i32) -> isize {
+    syscall6(nr::SCHED_SETSCHEDULER, [pid as usize, policy, &prio as *const i32 as usize, 0, 0, 0])
+}
+
+/// `sched_getscheduler(pid)`.
+pub fn sched_getscheduler(pid: isize) -> isize {
+    syscall6(nr::SCHED_GETSCHEDULER, [pid as usize, 0, 0, 0, 0, 0])
+}
+
 struct Stdout;
 impl Write for Stdout {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -137,6 +137,18 @@ impl UserPageTable {
         unsafe { core::arch::asm!("dsb ishst", "tlbi vae1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack)) };
     }
 
+    /// Mapped pages (`get_mm_rss`), counted without allocating.
+    pub fn rss(&self) -> usize {
+        fn count(table: u64, level: usize) -> usize {
+            (0..512)
+                .map(|i| read(table, i))
+                .filter(|d| d & VALID != 0)
+                .map(|d| if level == 3 { 1 } else { count(d & ADDR_MASK, level + 1) })
+                .sum()
+        }
+        count(self.root, 0)
+    }
+
     /// Frees every table page (the mapped frames must already be gone:
     /// `exit_mmap`) and the ASID.
     pub fn destroy(self) {

@@ -28,7 +28,7 @@ use super::{MAX_CPUS, memory};
 use crate::irq::softirq::{SoftirqState, TIMER_SOFTIRQ};
 use crate::mm::Errno;
 use crate::mm::fault::{Access, FaultError, handle_mm_fault};
-use crate::mm::mm_struct::{MmStruct, PageOps, PageTable};
+use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, TASK_SIZE};
 use crate::mm::oom::{MemInfo, OomChoice, OomTask, Overcommit, OvercommitPolicy, select_bad_process};
 use crate::mm::page::Pfn;
 use crate::sched::{Scheduler, TaskId, TaskState};
@@ -117,11 +117,42 @@ impl Drop for KGuard {
 
 // ----- threads ------------------------------------------------------------------
 
+/// `pids.max` of the root pids cgroup.
+pub const PIDS_MAX: u64 = 64;
+
+/// Free pages user allocations leave to the kernel: a user page fault
+/// meets "out of memory" (and the OOM killer) before the kernel's own
+/// allocations (slab, page tables, stacks) would fail.
+pub const USER_RESERVE_PAGES: usize = 2048;
+
 /// Bytes of each task's kernel stack (THREAD_SIZE).
 pub const THREAD_SIZE: usize = 32 * 1024;
 
-#[repr(C, align(16))]
-struct KStack([u8; THREAD_SIZE]);
+/// A kernel stack from kmalloc; allocation failure is an error (fork gets
+/// ENOMEM), never a panic.
+struct KStack(core::ptr::NonNull<u8>);
+
+const KSTACK_LAYOUT: core::alloc::Layout = match core::alloc::Layout::from_size_align(THREAD_SIZE, 16) {
+    Ok(l) => l,
+    Err(_) => panic!("bad kernel stack layout"),
+};
+
+impl KStack {
+    fn new() -> Option<Self> {
+        // SAFETY: the layout has a non-zero size.
+        core::ptr::NonNull::new(unsafe { alloc::alloc::alloc(KSTACK_LAYOUT) }).map(KStack)
+    }
+}
+
+impl Drop for KStack {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { alloc::alloc::dealloc(self.0.as_ptr(), KSTACK_LAYOUT) };
+    }
+}
+
+// SAFETY: the stack is plain memory owned by its Thread.
+unsafe impl Send for KStack {}
 
 /// `struct cpu_context` plus the FP/SIMD state (exceptions.S).
 #[repr(C, align(16))]
@@ -145,17 +176,13 @@ impl CpuContext {
 /// The arch part of a task (`thread_struct` + its kernel stack).
 pub struct Thread {
     ctx: CpuContext,
-    stack: Option<Box<KStack>>,
+    stack: Option<KStack>,
 }
 
 impl Thread {
-    fn new_kernel_stack() -> Box<Self> {
-        let stack: Box<KStack> = {
-            let b = Box::<KStack>::new_uninit();
-            // SAFETY: a kernel stack needs no initialisation.
-            unsafe { b.assume_init() }
-        };
-        Box::new(Thread { ctx: CpuContext::zero(), stack: Some(stack) })
+    fn new_kernel_stack() -> Option<Box<Self>> {
+        let stack = KStack::new()?;
+        Some(Box::new(Thread { ctx: CpuContext::zero(), stack: Some(stack) }))
     }
 
     fn stack_top(&self) -> usize {
@@ -207,7 +234,9 @@ pub struct Kernel {
 /// `fork_init`, the timer wheel), with `nr_cpus` idle tasks; the boot CPU
 /// becomes idle task 0.
 pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPolicy, initrd: &'static [u8]) {
-    let (tasks, idle) = TaskTable::new(32768, nr_cpus);
+    let (mut tasks, idle) = TaskTable::new(32768, nr_cpus);
+    // The root pids cgroup's pids.max: a fork bomb meets EAGAIN here.
+    tasks.pids_cgroups.set_limit(0, Some(PIDS_MAX));
     let sched = Scheduler::new(u64::from(hz), &idle);
     let jiffies = Jiffies::new(hz);
     let total = memory::with_pages(|pa| pa.totalram_pages());
@@ -456,8 +485,8 @@ pub fn schedule_timeout(k: &mut KGuard, timeout: u64, state: TaskState) -> u64 {
 
 /// Gives task `id` a kernel stack whose first run calls `f(arg)` (or, with
 /// `f` = None, returns to EL0 through the user frame at the stack top).
-fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: usize) -> &mut Thread {
-    let mut t = Thread::new_kernel_stack();
+fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: usize) -> Option<&mut Thread> {
+    let mut t = Thread::new_kernel_stack()?;
     let top = t.stack_top();
     t.ctx.sp = (top - FRAME_SIZE) as u64;
     t.ctx.pc = ret_from_fork as *const () as u64;
@@ -465,7 +494,7 @@ fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: 
     t.ctx.x19_x28[1] = arg as u64;
     *t.user_frame() = TrapFrame::default();
     k.threads.insert(id, t);
-    k.threads.get_mut(&id).unwrap()
+    k.threads.get_mut(&id).map(|b| &mut **b)
 }
 
 /// `rest_init`: init (pid 1) and kthreadd (pid 2) as kernel threads; init
@@ -475,8 +504,8 @@ pub fn rest_init() {
     let t = now();
     let k2 = &mut *k;
     let (init, kthreadd) = k2.tasks.rest_init(&mut k2.sched, t).expect("rest_init");
-    new_thread(&mut k, init, Some(init_thread), 0);
-    new_thread(&mut k, kthreadd, Some(kthreadd_thread), 0);
+    new_thread(&mut k, init, Some(init_thread), 0).expect("init's stack");
+    new_thread(&mut k, kthreadd, Some(kthreadd_thread), 0).expect("kthreadd's stack");
 }
 
 /// kthreadd: forks the kernel threads others ask for, then sleeps.
@@ -493,7 +522,7 @@ extern "C" fn kthreadd_thread(_: usize) {
                 // SAFETY: kthread_create callers pass the address of an
                 // `extern "C" fn(usize)`.
                 let f: extern "C" fn(usize) = unsafe { core::mem::transmute(f) };
-                new_thread(&mut k, id, Some(f), 0);
+                let _ = new_thread(&mut k, id, Some(f), 0);
             }
         }
         if k.tasks.kthread_create_list_is_empty() {
@@ -663,7 +692,7 @@ pub fn out_of_memory(k: &mut KGuard) {
         .iter()
         .filter(|t| t.thread_group_leader() && t.exit_state == ExitState::None)
         .map(|t| {
-            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.pt.mapped(0, usize::MAX).len());
+            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.pt.rss());
             OomTask {
                 pid: t.pid as u32,
                 rss,
@@ -737,10 +766,10 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
                 Err(e) => {
                     let mut empty = MmStruct::new(Default::default());
                     // Unmap what was copied before the failure.
-                    for (va, pte) in child_pt.mapped(0, usize::MAX) {
-                        child_pt.unmap(va);
+                    crate::mm::mm_struct::for_each_mapped(&mut child_pt, 0, TASK_SIZE, |pt, va, pte| {
+                        pt.unmap(va);
                         LockedPages.put_page(pte.pfn);
-                    }
+                    });
                     let _ = &mut empty;
                     child_pt.destroy();
                     return Err(e);
@@ -750,6 +779,13 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
         _ => None,
     };
     let t = now();
+    let Some(mut thread) = Thread::new_kernel_stack() else {
+        if let Some((mut mm, mut pt)) = new_mm {
+            mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+            pt.destroy();
+        }
+        return Err(Errno::ENOMEM);
+    };
     let k2 = &mut *k;
     let child = match k2.tasks.copy_process(&mut k2.sched, me, flags, t) {
         Ok(c) => c,
@@ -775,8 +811,11 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
         }
         _ => {}
     }
-    let th = new_thread(&mut k, child, None, 0);
-    let f = th.user_frame();
+    let top = thread.stack_top();
+    thread.ctx.sp = (top - FRAME_SIZE) as u64;
+    thread.ctx.pc = ret_from_fork as *const () as u64;
+    k.threads.insert(child, thread);
+    let f = k.threads.get_mut(&child).expect("child thread").user_frame();
     *f = *frame;
     f.x[0] = 0;
     if newsp != 0 {
