@@ -196,7 +196,8 @@ impl Session {
         let lines = self.lines.lock().unwrap();
         let window = &lines[start..self.seen - 1];
         // Output starts after the shell's echo of the command line.
-        let from = window.iter().position(|l| l.contains(&tag)).map_or(0, |i| i + 1);
+        let echo = format!("echo {tag}");
+        let from = window.iter().rposition(|l| l.contains(&echo)).map_or(0, |i| i + 1);
         window[from..].iter().filter_map(|l| l.strip_prefix(marker)).map(str::to_string).collect()
     }
 

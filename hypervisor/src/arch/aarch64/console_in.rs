@@ -118,7 +118,7 @@ fn deliver(b: u8) {
     }
     let level = {
         let mut c = vm.console.lock();
-        c.uart.push_input(b);
+        c.type_byte(b);
         c.uart.irq_level()
     };
     let _ = vm.vgic.lock().set_level(0, 32 + layout::UART_SPI, level);

@@ -274,7 +274,9 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                 Err(_) => Err(()),
             }
         } else {
-            c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| ())
+            let r = c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| ());
+            c.refill();
+            r
         };
         let level = c.uart.irq_level();
         drop(c);

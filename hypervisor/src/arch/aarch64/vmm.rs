@@ -44,9 +44,37 @@ pub struct Vcpu {
 pub struct VmConsole {
     pub uart: Pl011,
     line: heapless::Vec<u8, 160>,
+    /// Typed bytes the PL011's receive FIFO has no room for yet: they move
+    /// in as the guest reads (a pasted line is longer than the FIFO).
+    input: heapless::Deque<u8, 4096>,
 }
 
 impl VmConsole {
+    /// A console with nothing buffered.
+    pub fn new() -> Self {
+        Self { uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new() }
+    }
+
+    /// Queues a typed byte and moves what fits into the receive FIFO.
+    /// Returns false if the queue was full and the byte was dropped.
+    pub fn type_byte(&mut self, b: u8) -> bool {
+        let ok = self.input.push_back(b).is_ok();
+        self.refill();
+        ok
+    }
+
+    /// Moves queued input into the receive FIFO while it has room.
+    pub fn refill(&mut self) {
+        while self.uart.rx_has_room() {
+            match self.input.pop_front() {
+                Some(b) => {
+                    self.uart.push_input(b);
+                }
+                None => break,
+            }
+        }
+    }
+
     /// Takes one byte the guest wrote; prints the line when complete.
     pub fn output(&mut self, name: &str, b: u8) {
         if b == b'\r' {
@@ -230,7 +258,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             })
             .collect(),
         stopped: AtomicBool::new(false),
-        console: Mutex::new(VmConsole { uart: Pl011::new(), line: heapless::Vec::new() }),
+        console: Mutex::new(VmConsole::new()),
         generation: AtomicUsize::new(0),
         psci: Mutex::new(Psci::new(spec.vcpus as usize)),
         vgic: Mutex::new(
@@ -476,8 +504,16 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         }
     }
     timer::cancel_hyp();
-    vgic_hw::save(&mut v.vgic);
-    switch::save_el1(&mut v.sys);
+    if vm.generation.load(Ordering::Acquire) == generation {
+        vgic_hw::save(&mut v.vgic);
+        switch::save_el1(&mut v.sys);
+    } else {
+        // SYSTEM_RESET has already given this vCPU its reset state: what
+        // is in the CPU belongs to the VM's previous life.
+        let (mut gic, mut sys) = (v.vgic, v.sys);
+        vgic_hw::save(&mut gic);
+        switch::save_el1(&mut sys);
+    }
     switch::unload_vm();
 }
 
