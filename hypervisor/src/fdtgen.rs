@@ -30,6 +30,8 @@ pub struct GuestDtb<'a> {
     pub console: bool,
     /// Pass-through devices: guest base, size, INTIDs.
     pub passthrough: Vec<(u64, u64, Vec<u32>)>,
+    /// How many times the VM has been reset (`/chosen/el2-hyp,resets`).
+    pub resets: u32,
 }
 
 const PHANDLE_GIC: u32 = 1;
@@ -57,6 +59,7 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
     let chosen = w.begin_node("chosen")?;
     w.property_string("bootargs", cfg.bootargs)?;
     w.property_string("el2-hyp,vm-name", cfg.name)?;
+    w.property_u32("el2-hyp,resets", cfg.resets)?;
     if cfg.console {
         w.property_string("stdout-path", &uart_path)?;
     }
@@ -178,6 +181,7 @@ mod tests {
             initrd: Some(Region { base: 0x4300_0000, size: 0x1000 }),
             console: true,
             passthrough: Vec::new(),
+            resets: 2,
         }
     }
 
@@ -206,6 +210,7 @@ mod tests {
             assert_eq!(u.region.base, layout::UART_BASE);
             assert_eq!(p.initrd, Some(Region { base: 0x4300_0000, size: 0x1000 }));
             assert_eq!(p.bootargs.as_str(), "hz=100");
+            assert_eq!(p.vm_resets, 2);
         }
     }
 }

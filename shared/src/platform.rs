@@ -219,6 +219,9 @@ pub struct Platform {
     /// `/chosen` `el2-hyp,vm-name`: the name our hypervisor gave this VM
     /// (empty on bare metal or under another hypervisor).
     pub vm_name: String<32>,
+    /// `/chosen` `el2-hyp,resets`: how many times the hypervisor has reset
+    /// this VM (PSCI SYSTEM_RESET) — the one fact that survives a reset.
+    pub vm_resets: u32,
     /// VMs from `/chosen/hypervisor` (`docs/vm-config.md`). A malformed VM
     /// node does not fail the whole parse: it is recorded in `vm_errors`.
     pub vms: Vec<VmSpec, MAX_VMS>,

@@ -751,6 +751,9 @@ impl<'r, 'a> Builder<'r, 'a> {
         if let Some(name) = node.str(blob, "el2-hyp,vm-name")? {
             push_truncated(&mut self.p.vm_name, name);
         }
+        if let Some(raw) = node.prop(blob, "el2-hyp,resets")? {
+            self.p.vm_resets = u64_prop(raw).unwrap_or(0) as u32;
+        }
         let start = node.prop(blob, "linux,initrd-start")?;
         let end = node.prop(blob, "linux,initrd-end")?;
         let bad = |property| DtbError::BadProperty { node: "/chosen", property };

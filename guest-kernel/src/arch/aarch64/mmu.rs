@@ -68,7 +68,7 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
             options(nostack)
         )
     };
-    core::mem::forget(map);
+    *KERNEL_MAP.lock() = Some(KernelMap(map));
     // Secondary CPUs read this with their MMU and caches off: clean it to
     // the point of coherency.
     let ttbr1: u64;
@@ -81,6 +81,25 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
         p.write_volatile(ttbr1 & 0x0000_ffff_ffff_fffe);
         core::arch::asm!("dc civac, {}", "dsb sy", in(reg) p, options(nostack));
     }
+}
+
+/// The kernel's TTBR1 tables, kept for later additions (`map_probe_page`).
+struct KernelMap(LinearMap<El1And0>);
+// SAFETY: the tables are only changed under `KERNEL_MAP`'s lock.
+unsafe impl Send for KernelMap {}
+static KERNEL_MAP: spin::Mutex<Option<KernelMap>> = spin::Mutex::new(None);
+
+/// Maps the 4 KiB page at physical (guest-physical) address `pa` into the
+/// linear map — as device memory, or as executable normal memory — and
+/// returns its virtual address. Used by the hypervisor self-tests to touch
+/// addresses outside the VM's RAM.
+pub fn map_probe_page(pa: u64, executable: bool) -> Option<usize> {
+    let pa = pa & !0xfff;
+    let va = phys_to_virt(pa);
+    let mut m = KERNEL_MAP.lock();
+    let map = &mut m.as_mut()?.0;
+    map.map_range(&MemoryRegion::new(va, va + 0x1000), if executable { NORMAL } else { DEVICE }).ok()?;
+    Some(va)
 }
 
 /// TTBR1_EL1 for secondary CPUs (entry.S `secondary_entry`).

@@ -17,10 +17,21 @@ unsafe extern "C" {
     fn secondary_entry();
 }
 
+/// How many CPUs the kernel runs on, fixed when `smp_init` returns; a CPU
+/// that reports in later (its start was slow, e.g. a vCPU time-sharing a
+/// physical CPU) parks itself instead of joining a scheduler sized without it.
+static SETTLED: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 /// Starts every secondary CPU; returns how many CPUs are online (the boot
 /// CPU included). CPUs are numbered in DTB order; a CPU that does not come
-/// up within ~1 s ends the numbering there.
+/// up within ~5 s ends the numbering there.
 pub fn smp_init() -> usize {
+    let n = smp_start_all();
+    SETTLED.store(n, Ordering::Release);
+    n
+}
+
+fn smp_start_all() -> usize {
     let entry = virt_to_phys(secondary_entry as *const () as usize);
     for cpu in 1..nr_cpus() {
         let r = smccc::psci::cpu_on::<Hvc>(cpu_mpidr(cpu), entry, cpu as u64);
@@ -30,7 +41,7 @@ pub fn smp_init() -> usize {
         }
         let start = super::irq::now_ns();
         while ONLINE.load(Ordering::Acquire) <= cpu {
-            if super::irq::now_ns() - start > 1_000_000_000 {
+            if super::irq::now_ns() - start > 5_000_000_000 {
                 crate::println!("guest-kernel: CPU{cpu} did not come online");
                 return ONLINE.load(Ordering::Acquire);
             }
@@ -49,6 +60,13 @@ extern "C" fn secondary_main(cpu: usize) -> ! {
     ONLINE.fetch_add(1, Ordering::Release);
     while !super::process::ready() {
         core::hint::spin_loop();
+    }
+    if cpu >= SETTLED.load(Ordering::Acquire) {
+        crate::println!("guest-kernel: CPU{cpu} came online too late; parking it (PSCI CPU_OFF)");
+        let _ = smccc::psci::cpu_off::<Hvc>();
+        loop {
+            core::hint::spin_loop();
+        }
     }
     super::process::secondary_start(cpu);
     super::process::cpu_idle()

@@ -50,6 +50,22 @@ __arch_clear_user:
 2:  mov     x0, #0
     ret
 
+/*
+ * __arch_probe_read(x0 = kernel VA) -> x0 = value, x1 = 0; or x1 = 1 if the
+ * read aborted (hypervisor tests: a read outside the VM's memory must get
+ * an external abort from EL2, which the fixup turns into a result).
+ */
+.global __arch_probe_read
+__arch_probe_read:
+    mov     x1, x0
+9004: ldr   x0, [x1]
+    mov     x1, #0
+    ret
+uaccess_fixup_probe:
+    mov     x0, #0
+    mov     x1, #1
+    ret
+
 /* Fixups: the count of bytes not copied is still in x2 (x1 for clear). */
 uaccess_fixup_copy:
     mov     x0, x2
@@ -65,6 +81,7 @@ uaccess_fixup_clear:
 uaccess_extable:
     .quad   9001b, uaccess_fixup_copy
     .quad   9002b, uaccess_fixup_copy
+    .quad   9004b, uaccess_fixup_probe
     .quad   9003b, uaccess_fixup_clear
 .global uaccess_extable_end
 uaccess_extable_end:

@@ -91,3 +91,26 @@ pub fn put_user_u64(addr: usize, v: u64) -> Result<(), Errno> {
 pub fn put_user_i32(addr: usize, v: i32) -> Result<(), Errno> {
     copy_to_user(addr, &v.to_le_bytes())
 }
+
+unsafe extern "C" {
+    fn __arch_probe_read(va: usize) -> ProbeResult;
+}
+
+#[repr(C)]
+struct ProbeResult {
+    value: u64,
+    faulted: u64,
+}
+
+/// The probed read took a synchronous abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aborted;
+
+/// Reads 8 bytes at kernel virtual address `va`; `Err(Aborted)` if the
+/// read aborted (the abort is turned into a result by the exception table).
+pub fn probe_read(va: usize) -> Result<u64, Aborted> {
+    // SAFETY: the load is listed in the exception table: any synchronous
+    // abort it takes resumes at the fixup, which reports the fault.
+    let r = unsafe { __arch_probe_read(va) };
+    if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) }
+}

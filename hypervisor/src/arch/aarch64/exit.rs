@@ -130,6 +130,9 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
                 action = Action::Yield;
             }
             id if Some(id) == super::console_in::intid() => super::console_in::on_interrupt(),
+            // Another CPU woke a vCPU that may share this CPU: give the
+            // running one at most a time slice more.
+            gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmm::SLICE_MS / 1000),
             // Maintenance (list registers are resynced on every exit) and
             // kicks (the vGIC state is re-read before the next entry).
             _ => {}

@@ -23,6 +23,15 @@ pub fn arm_hyp(deadline: u64) {
     isb();
 }
 
+/// Arms the EL2 physical timer for `deadline` unless it is already armed
+/// for an earlier one.
+pub fn arm_hyp_by(deadline: u64) {
+    let armed = read_sysreg!(cnthp_ctl_el2) & 1 != 0;
+    if !armed || read_sysreg!(cnthp_cval_el2) > deadline {
+        arm_hyp(deadline);
+    }
+}
+
 /// Disarms the EL2 physical timer.
 pub fn cancel_hyp() {
     write_sysreg!(cnthp_ctl_el2, 0);

@@ -49,6 +49,12 @@ pub struct VmConsole {
     input: heapless::Deque<u8, 4096>,
 }
 
+impl Default for VmConsole {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl VmConsole {
     /// A console with nothing buffered.
     pub fn new() -> Self {
@@ -132,10 +138,12 @@ impl Vm {
             if Some(t) == me {
                 continue;
             }
-            if let Some(p) = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed))
-                && p != here
-            {
-                gic::kick(p, smp::cpu_mpidr(p));
+            match self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed)) {
+                Some(p) if p != here => gic::kick(p, smp::cpu_mpidr(p)),
+                // Same CPU: the running vCPU must give way within a slice
+                // (it may be spinning, waiting for the one just woken).
+                Some(_) if me.is_some() => timer::arm_hyp_by(timer::now() + timer::frequency() * SLICE_MS / 1000),
+                _ => {}
             }
         }
     }
@@ -304,6 +312,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         initrd: l.initrd,
         console: vm.spec.console,
         passthrough: Vec::new(),
+        resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
     if dtb.len() as u64 > vm::DTB_MAX {
@@ -368,7 +377,7 @@ pub fn assign_vcpus(online: usize) {
 static ASSIGNED: AtomicBool = AtomicBool::new(false);
 
 /// Length of a vCPU's time slice when others wait for the same CPU.
-const SLICE_MS: u64 = 10;
+pub const SLICE_MS: u64 = 10;
 
 /// Runs this CPU's vCPUs until every VM has stopped: round robin over the
 /// runnable ones, a time slice each when there is more than one, and an

@@ -1,0 +1,88 @@
+//! Hypervisor core (issue 3): hypercalls, isolation, a VM stopped by a
+//! fatal error while another finishes, SYSTEM_RESET, and SMP guests on
+//! fewer physical CPUs than vCPUs. The guest side is the guest kernel's
+//! `test=NAME` self-tests (guest-kernel/src/arch/aarch64/hyptest.rs).
+
+use qemu_tests::{run, temp_file};
+
+const T: u32 = 90;
+
+fn vm(name: &str, vcpus: u32, cmdline: &str, initrd: bool) -> String {
+    format!(
+        "[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\n{}memory = \"128M\"\nvcpus = {vcpus}\ncmdline = \"{cmdline}\"\n\n",
+        if initrd { "initrd = \"guest-kernel\"\n" } else { "" }
+    )
+}
+
+fn config(name: &str, vms: &[String]) -> std::path::PathBuf {
+    temp_file(name, vms.concat().as_bytes())
+}
+
+#[test]
+fn unknown_hypercalls_get_not_supported() {
+    for cpu in ["cortex-a72", "cortex-a53"] {
+        let cfg = config("hvc.toml", &[vm("caller", 1, "test=hvc", false)]);
+        let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpu", cpu]);
+        r.expect_clean_exit()
+            .expect("[caller] hyptest hvc: PSCI_VERSION: 0x10001 as expected")
+            .expect("unknown function IDs answered NOT_SUPPORTED")
+            .expect("[caller] hyptest hvc: ok");
+    }
+}
+
+#[test]
+fn a_vm_cannot_reach_memory_outside_its_own_and_the_other_vm_is_unaffected() {
+    for cpu in ["cortex-a72", "cortex-a53"] {
+        let cfg = config("isolation.toml", &[vm("prober", 1, "test=isolation", false), vm("witness", 1, "", false)]);
+        let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpu", cpu]);
+        r.expect_clean_exit()
+            .expect("[prober] hyptest isolation: read of IPA 0x48000000 aborted")
+            .expect("[prober] hyptest isolation: read of IPA 0x4a200000 aborted")
+            .expect("[prober] hyptest isolation: ok")
+            .expect_not("NOT ISOLATED")
+            .expect("el2-hyp: VM \"prober\" vCPU 0: access to IPA 0x4a200000")
+            .expect("[witness] guest-kernel: hello from VM \"witness\"")
+            .expect("el2-hyp: VM \"witness\" stopped: PSCI SYSTEM_OFF");
+    }
+}
+
+#[test]
+fn a_fatal_error_stops_that_vm_only() {
+    let cfg = config("fatal.toml", &[vm("doomed", 1, "test=fatal", false), vm("survivor", 1, "", true)]);
+    let r = run(T, &["--config", cfg.to_str().unwrap()]);
+    r.expect_clean_exit()
+        .expect("[doomed] hyptest fatal: jumping to IPA")
+        .expect("el2-hyp: VM \"doomed\" stopped: instruction fetch from IPA")
+        .expect_not("[doomed] hyptest fatal: ok")
+        .expect("[survivor] 25 passed, 0 failed")
+        .expect("el2-hyp: VM \"survivor\" stopped: PSCI SYSTEM_OFF")
+        .expect("el2-hyp: all VMs have stopped; powering off");
+}
+
+#[test]
+fn system_reset_restarts_the_vm_from_its_image() {
+    let cfg = config("reset.toml", &[vm("phoenix", 1, "test=reset", false)]);
+    let r = run(T, &["--config", cfg.to_str().unwrap()]);
+    r.expect_clean_exit()
+        .expect("[phoenix] hyptest reset: first boot; asking for PSCI SYSTEM_RESET")
+        .expect("el2-hyp: VM \"phoenix\" reset")
+        .expect("[phoenix] hyptest reset: booted again after 1 reset(s)")
+        .expect("[phoenix] hyptest reset: ok");
+}
+
+#[test]
+fn two_vms_with_two_vcpus_each_on_two_cpus() {
+    let cfg = config("smp22.toml", &[vm("left", 2, "", true), vm("right", 2, "", true)]);
+    let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "2"]);
+    r.expect_clean_exit()
+        .expect("[left] 25 passed, 0 failed")
+        .expect("[right] 25 passed, 0 failed")
+        .expect("el2-hyp: all VMs have stopped; powering off");
+}
+
+#[test]
+fn four_vcpus_time_share_two_cpus() {
+    let cfg = config("smp4.toml", &[vm("quad", 4, "", true)]);
+    let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "2", "--cpu", "cortex-a53"]);
+    r.expect_clean_exit().expect("[quad] guest-kernel: 4 CPU(s) online").expect("[quad] 25 passed, 0 failed");
+}

@@ -1,0 +1,125 @@
+//! Hypervisor self-tests run by the guest kernel instead of a normal boot
+//! (`test=NAME` on the command line). Each prints what it checked and a
+//! last line `hyptest NAME: ok` or `hyptest NAME: FAILED (...)`, then
+//! powers the VM off (unless the test is about not getting that far).
+//!
+//! - `hvc`: the SMCCC/PSCI answers, and NOT_SUPPORTED for unknown IDs;
+//! - `isolation`: reads and writes of guest-physical addresses outside the
+//!   VM's RAM and devices (where other VMs' and the hypervisor's memory
+//!   sit in host-physical terms) each get an external abort;
+//! - `fatal`: jumps to an address outside RAM: the hypervisor must stop
+//!   this VM and report why, and other VMs run on;
+//! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off.
+
+use super::{psci, uaccess};
+use crate::println;
+use shared::platform::Platform;
+use smccc::{Hvc, hvc64};
+
+fn call(fid: u32, args: &[u64]) -> u64 {
+    let mut a = [0u64; 17];
+    a[..args.len()].copy_from_slice(args);
+    let _ = Hvc;
+    hvc64(fid, a)[0]
+}
+
+/// Runs test `name`; never returns.
+pub fn run(name: &str, platform: &Platform) -> ! {
+    let ok = match name {
+        "hvc" => hvc(),
+        "isolation" => isolation(platform),
+        "fatal" => fatal(platform),
+        "reset" => reset(platform),
+        _ => {
+            println!("hyptest: unknown test {name:?}");
+            false
+        }
+    };
+    println!("hyptest {name}: {}", if ok { "ok" } else { "FAILED" });
+    psci::system_off()
+}
+
+fn hvc() -> bool {
+    const NOT_SUPPORTED: u64 = -1i64 as u64;
+    let mut ok = true;
+    let mut check = |what: &str, got: u64, want: u64| {
+        let good = got == want;
+        ok &= good;
+        println!("hyptest hvc: {what}: {got:#x} {}", if good { "as expected" } else { "WRONG" });
+    };
+    check("PSCI_VERSION", call(shared::hvc::psci::VERSION, &[]), 0x1_0001);
+    check("SMCCC_VERSION", call(shared::hvc::SMCCC_VERSION, &[]), 0x1_0001);
+    check("vendor NOP", call(shared::hvc::vendor::NOP, &[]), 0);
+    // Unknown function IDs, from every owner range, with junk arguments.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut unknown_ok = 0;
+    const TRIES: u32 = 500;
+    for _ in 0..TRIES {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let fid = (seed as u32) | 0x8000_0000;
+        let owner = (fid >> 24) & 0x3f;
+        let known = matches!(fid & 0xbfff_ffff, 0x8000_0000..=0x8000_0001 | 0x8400_0000..=0x8400_001f | 0x8600_0000..=0x8600_ffff);
+        if known || owner == 4 || owner == 6 {
+            continue;
+        }
+        if call(fid, &[seed, !seed, seed >> 3]) == NOT_SUPPORTED {
+            unknown_ok += 1;
+        } else {
+            println!("hyptest hvc: unknown ID {fid:#x} did not return NOT_SUPPORTED");
+            ok = false;
+        }
+    }
+    println!("hyptest hvc: {unknown_ok} unknown function IDs answered NOT_SUPPORTED");
+    ok
+}
+
+fn isolation(platform: &Platform) -> bool {
+    let ram = platform.memory.first().copied().unwrap_or_default();
+    // Guest-physical addresses outside this VM's RAM and devices. In host
+    // terms, this is where the hypervisor's heap and other VMs' RAM lie.
+    let targets = [ram.end(), ram.end() + (16 << 20), ram.base + (256 << 20), 0x4a20_0000, 0x4c00_0000, 0x1000];
+    let mut ok = true;
+    for ipa in targets {
+        if ipa >= ram.base && ipa < ram.end() {
+            continue;
+        }
+        let Some(va) = super::mmu::map_probe_page(ipa, false) else {
+            println!("hyptest isolation: cannot map IPA {ipa:#x} in stage 1");
+            ok = false;
+            continue;
+        };
+        match uaccess::probe_read(va) {
+            Err(uaccess::Aborted) => println!("hyptest isolation: read of IPA {ipa:#x} aborted"),
+            Ok(v) => {
+                println!("hyptest isolation: read of IPA {ipa:#x} returned {v:#x}: NOT ISOLATED");
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+fn fatal(platform: &Platform) -> bool {
+    let ram = platform.memory.first().copied().unwrap_or_default();
+    let target = ram.end() + (64 << 20);
+    println!("hyptest fatal: jumping to IPA {target:#x}, outside this VM's RAM");
+    // Executable normal memory in stage 1, nothing in stage 2: the fetch
+    // takes a stage-2 instruction abort to EL2.
+    let Some(va) = super::mmu::map_probe_page(target, true) else {
+        return false;
+    };
+    // SAFETY: deliberately unsound for this VM: the test's point is that
+    // the hypervisor stops it; nothing after this runs.
+    unsafe { core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
+}
+
+fn reset(platform: &Platform) -> bool {
+    if platform.vm_resets == 0 {
+        println!("hyptest reset: first boot; asking for PSCI SYSTEM_RESET");
+        psci::system_reset()
+    }
+    println!("hyptest reset: booted again after {} reset(s)", platform.vm_resets);
+    true
+}
