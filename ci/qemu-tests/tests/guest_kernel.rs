@@ -108,7 +108,7 @@ fn native_gicv2_four_cpus() {
 #[test]
 fn under_the_hypervisor_two_vcpus() {
     let config = root().join("firmware/qemu-guest-tests.toml");
-    let r = run(60, &["--config", config.to_str().unwrap()]);
+    let r = run(150, &["--config", config.to_str().unwrap()]);
     check(&r, 2);
     r.expect("[gk] guest-kernel: hello from VM \"gk\": 128 MiB RAM, 2 CPU(s)")
         .expect("el2-hyp: VM \"gk\" stopped: PSCI SYSTEM_OFF");

@@ -202,10 +202,23 @@ pub fn init_el2_controls() {
     super::sysreg::isb();
 }
 
+/// How many CPUs have left their run loop.
+static FINISHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// Every physical CPU ends here: run vCPUs until every VM has stopped.
 pub fn cpu_loop(cpu: usize) -> ! {
     vmm::run_cpu(cpu);
+    FINISHED.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
     if cpu == 0 {
+        // Let the other CPUs finish what they print (a stopping VM's
+        // statistics) before the machine goes off; bounded, never a hang.
+        let online = smp::CPUS_ONLINE.load(core::sync::atomic::Ordering::Acquire);
+        for _ in 0..50_000_000u64 {
+            if FINISHED.load(core::sync::atomic::Ordering::Acquire) >= online {
+                break;
+            }
+            core::hint::spin_loop();
+        }
         // Wait a moment for other CPUs to finish printing, then power off.
         println!("el2-hyp: all VMs have stopped; powering off");
         let e = firmware::system_off();
