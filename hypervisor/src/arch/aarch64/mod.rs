@@ -21,7 +21,12 @@ pub mod vmm;
 
 use core::fmt::Write;
 
-core::arch::global_asm!(include_str!("macros.S"), include_str!("entry.S"), include_str!("exceptions.S"),);
+core::arch::global_asm!(
+    include_str!("macros.S"),
+    include_str!("entry.S"),
+    include_str!("exceptions.S"),
+    include_str!("fpsimd.S"),
+);
 
 /// Size of each CPU's EL2 stack (BOOT_STACK_SIZE in macros.S).
 pub const STACK_SIZE: usize = 0x10000;

@@ -186,3 +186,30 @@ pub fn flush_vmid(vttbr: u64) {
     write_sysreg!(vttbr_el2, old);
     isb();
 }
+
+/// A vCPU's FP/SIMD registers (fpsimd.S layout).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Default)]
+pub struct FpState {
+    q: [u128; 32],
+    fpsr: u64,
+    fpcr: u64,
+}
+
+unsafe extern "C" {
+    fn __fpsimd_save(state: *mut FpState);
+    fn __fpsimd_restore(state: *const FpState);
+}
+
+/// Saves the CPU's FP/SIMD registers (the vCPU leaving the CPU).
+pub fn save_fp(s: &mut FpState) {
+    // SAFETY: stores 528 bytes into the exclusively borrowed FpState;
+    // touches no other memory, and EL2 code never uses these registers.
+    unsafe { __fpsimd_save(s) };
+}
+
+/// Loads a vCPU's FP/SIMD registers.
+pub fn restore_fp(s: &FpState) {
+    // SAFETY: reads the FpState; only FP/SIMD registers change.
+    unsafe { __fpsimd_restore(s) };
+}

@@ -37,6 +37,9 @@ pub struct Vcpu {
     pub stats: ExitStats,
     /// Virtual CPU interface state while not loaded.
     pub vgic: VgicCpuState,
+    /// FP/SIMD registers while not loaded. Switched with the vCPU (eagerly:
+    /// a lazy switch that traps the first use, CPTR_EL2.TFP, is not done).
+    pub fp: switch::FpState,
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -262,6 +265,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     pcpu: 0,
                     stats: ExitStats::default(),
                     vgic: VgicCpuState::default(),
+                    fp: switch::FpState::default(),
                 })
             })
             .collect(),
@@ -348,6 +352,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         v.regs = regs;
         v.sys = sys;
         v.vgic = VgicCpuState::default();
+        v.fp = switch::FpState::default();
         v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
     }
     Ok(())
@@ -482,6 +487,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
     switch::load_vm(vm.vttbr, vm.vtcr);
     switch::restore_el1(&v.sys);
+    switch::restore_fp(&v.fp);
     vgic_hw::load(&v.vgic);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
@@ -516,6 +522,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     if vm.generation.load(Ordering::Acquire) == generation {
         vgic_hw::save(&mut v.vgic);
         switch::save_el1(&mut v.sys);
+        switch::save_fp(&mut v.fp);
     } else {
         // SYSTEM_RESET has already given this vCPU its reset state: what
         // is in the CPU belongs to the VM's previous life.
@@ -597,5 +604,6 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     me.regs = regs;
     me.sys = sys;
     me.vgic = VgicCpuState::default();
+    me.fp = switch::FpState::default();
     me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }
