@@ -14,7 +14,7 @@ fn native(gic: u32, cpus: u32) -> Run {
     let machine = format!("virt,gic-version={gic}");
     let smp = cpus.to_string();
     qemu(
-        40,
+        120,
         &[
             "-M",
             &machine,

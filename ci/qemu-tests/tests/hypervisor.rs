@@ -5,7 +5,7 @@
 
 use qemu_tests::{run, temp_file};
 
-const T: u32 = 90;
+const T: u32 = 180;
 
 fn vm(name: &str, vcpus: u32, cmdline: &str, initrd: bool) -> String {
     format!(
