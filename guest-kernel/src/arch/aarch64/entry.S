@@ -15,6 +15,21 @@
 .equ BLOCK_ATTRS, 0x705             /* valid block, AttrIndx 1, inner shareable, AF */
 .equ MAIR_VALUE, 0xff04             /* Attr0 Device-nGnRE, Attr1 Normal WB */
 
+/*
+ * set_mair_tcr: MAIR_EL1 and TCR_EL1 for the kernel's tables, the same on
+ * every CPU: T0SZ = T1SZ = 16, 4K granules, write-back walks, inner
+ * shareable, IPS from ID_AA64MMFR0_EL1. Clobbers x3, x4.
+ */
+.macro set_mair_tcr
+    ldr     x3, =MAIR_VALUE
+    msr     mair_el1, x3
+    ldr     x3, =0xb5103510
+    mrs     x4, id_aa64mmfr0_el1
+    and     x4, x4, #7
+    orr     x3, x3, x4, lsl #32
+    msr     tcr_el1, x3
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -62,14 +77,7 @@ primary_entry:
     str     x5, [x2, x4, lsl #3]
     dsb     sy
 
-    ldr     x3, =MAIR_VALUE
-    msr     mair_el1, x3
-    /* TCR_EL1: T0SZ = T1SZ = 16, 4K granules, WB walks, inner shareable, IPS. */
-    ldr     x3, =0xb5103510
-    mrs     x4, id_aa64mmfr0_el1
-    and     x4, x4, #7
-    orr     x3, x3, x4, lsl #32
-    msr     tcr_el1, x3
+    set_mair_tcr
     msr     ttbr0_el1, x1
     msr     ttbr1_el1, x1
     isb
@@ -127,13 +135,7 @@ apply_relocations:
 .global secondary_entry
 secondary_entry:
     mov     x19, x0
-    ldr     x3, =MAIR_VALUE
-    msr     mair_el1, x3
-    ldr     x3, =0xb5103510
-    mrs     x4, id_aa64mmfr0_el1
-    and     x4, x4, #7
-    orr     x3, x3, x4, lsl #32
-    msr     tcr_el1, x3
+    set_mair_tcr
     adr_l   x1, BOOT_L0
     msr     ttbr0_el1, x1
     adr_l   x2, SECONDARY_TTBR1
