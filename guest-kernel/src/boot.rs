@@ -51,6 +51,6 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         cmdline.hz
     );
     let _ = cpu::nr_cpus();
-    process::rest_init();
+    process::rest_init(cmdline.init, cmdline.init_args);
     process::cpu_idle()
 }

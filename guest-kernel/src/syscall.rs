@@ -20,6 +20,7 @@ pub mod nr {
     pub const KILL: u64 = 129;
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
+    pub const REBOOT: u64 = 142;
     pub const PRCTL: u64 = 167;
     pub const GETPID: u64 = 172;
     pub const GETPPID: u64 = 173;
@@ -37,6 +38,15 @@ pub mod nr {
 pub const PR_SET_CHILD_SUBREAPER: u64 = 36;
 /// `PR_GET_CHILD_SUBREAPER`.
 pub const PR_GET_CHILD_SUBREAPER: u64 = 37;
+/// `reboot(2)`'s magic numbers and commands (include/uapi/linux/reboot.h).
+pub mod reboot {
+    pub const MAGIC1: u64 = 0xfee1_dead;
+    pub const MAGIC2: u64 = 672_274_793;
+    pub const CMD_RESTART: u64 = 0x0123_4567;
+    pub const CMD_HALT: u64 = 0xcdef_0123;
+    pub const CMD_POWER_OFF: u64 = 0x4321_fedc;
+}
+
 /// `PRIO_PROCESS` (set/getpriority's `which`).
 pub const PRIO_PROCESS: u64 = 0;
 /// Longest path execve accepts (PATH_MAX).

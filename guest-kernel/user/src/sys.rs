@@ -18,6 +18,7 @@ pub mod nr {
     pub const KILL: usize = 129;
     pub const SETPRIORITY: usize = 140;
     pub const GETPRIORITY: usize = 141;
+    pub const REBOOT: usize = 142;
     pub const PRCTL: usize = 167;
     pub const GETPID: usize = 172;
     pub const GETPPID: usize = 173;
@@ -158,6 +159,42 @@ pub fn brk(addr: usize) -> isize {
 /// `execve(path, argv, envp = NULL)`; `path` and each argument must end in NUL.
 pub fn execve(path: &[u8], argv: &[*const u8]) -> isize {
     syscall6(nr::EXECVE, [path.as_ptr() as usize, argv.as_ptr() as usize, 0, 0, 0, 0])
+}
+
+/// `reboot(LINUX_REBOOT_CMD_POWER_OFF)`: returns only on failure.
+pub fn power_off() -> isize {
+    syscall6(nr::REBOOT, [0xfee1_dead, 672_274_793, 0x4321_fedc, 0, 0, 0])
+}
+
+/// The virtual counter (CNTVCT_EL0), readable at EL0 on Linux and on our
+/// kernel (CNTKCTL_EL1.EL0VCTEN). Under QEMU `-icount shift=0` one
+/// nanosecond of virtual time is one instruction, so `ticks * 1e9 /
+/// cntfrq()` counts instructions. The ISB keeps the read from being
+/// hoisted above earlier instructions (ARM ARM D12.1.2).
+#[inline(always)]
+pub fn cntvct() -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: reads a counter register; no memory is touched.
+        unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    0
+}
+
+/// The counter frequency in Hz (CNTFRQ_EL0).
+pub fn cntfrq() -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: reads a read-only register; no memory is touched.
+        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    1
 }
 
 /// `prctl(option, arg2)`.

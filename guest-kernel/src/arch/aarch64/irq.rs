@@ -130,8 +130,13 @@ pub fn init(platform: &Platform, hz: u32) -> bool {
 }
 
 /// Per-CPU part: CPU interface on, the timer PPI and the IPIs enabled, the
-/// timer armed for the first tick.
+/// timer armed for the first tick, and EL0 allowed to read the virtual
+/// counter (CNTKCTL_EL1.EL0VCTEN, ARM ARM D13.8.x; Linux sets it for the
+/// vDSO, and the benchmarks read CNTVCT_EL0 directly).
 pub fn init_cpu(cpu: usize) {
+    // SAFETY: CNTKCTL_EL1 only controls EL0 access to the generic timer;
+    // bit 1 (EL0VCTEN) lets EL0 read CNTVCT_EL0 and nothing else.
+    unsafe { core::arch::asm!("msr cntkctl_el1, {}", "isb", in(reg) 1u64 << 1, options(nostack)) };
     let timer = IntId::ppi(TIMER_INTID.load(Ordering::Relaxed) - 16);
     if let Some(gic) = GIC.lock().as_mut() {
         match gic {

@@ -497,9 +497,15 @@ fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: 
     k.threads.get_mut(&id).map(|b| &mut **b)
 }
 
+/// The path init execs (`init=` on the command line) and its arguments
+/// (the command line's words after `--`), set once by `rest_init`.
+static INIT: spin::Once<(alloc::string::String, alloc::string::String)> = spin::Once::new();
+
 /// `rest_init`: init (pid 1) and kthreadd (pid 2) as kernel threads; init
-/// will exec `/bin/init`.
-pub fn rest_init() {
+/// will exec `init_path` (`/bin/init` unless the command line says `init=`)
+/// with `init_args`.
+pub fn rest_init(init_path: &str, init_args: &str) {
+    INIT.call_once(|| (init_path.into(), init_args.into()));
     let mut k = lock();
     let t = now();
     let k2 = &mut *k;
@@ -535,11 +541,13 @@ extern "C" fn kthreadd_thread(_: usize) {
 /// init's kernel half (`kernel_init`): exec the first user program.
 extern "C" fn init_thread(_: usize) {
     let me = current();
-    let path = b"/bin/init";
-    let argv: [&[u8]; 1] = [b"init"];
-    let r = super::exec::kernel_execve(me, path, &argv);
+    let (path, args) = INIT.get().map_or(("/bin/init", ""), |(p, a)| (p.as_str(), a.as_str()));
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let argv: Vec<&[u8]> =
+        core::iter::once(name.as_bytes()).chain(args.split_ascii_whitespace().map(str::as_bytes)).collect();
+    let r = super::exec::kernel_execve(me, path.as_bytes(), &argv);
     if let Err(e) = r {
-        crate::println!("guest-kernel: cannot run /bin/init ({e:?}); powering off");
+        crate::println!("guest-kernel: cannot run {path} ({e:?}); powering off");
         super::psci::system_off();
     }
     // Returning lands in ret_from_fork's eret to the user frame exec wrote.

@@ -42,6 +42,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::PRCTL => sys_prctl(a[0], a[1]),
         nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
         nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),
+        nr::REBOOT => sys_reboot(a[0], a[1], a[2]),
         nr::SCHED_SETAFFINITY => sys_sched_setaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
         nr::SCHED_GETAFFINITY => sys_sched_getaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
         nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),
@@ -111,6 +112,21 @@ fn sys_read(fd: u64, buf: usize, len: usize) -> R {
         return Err(Errno::EFAULT);
     }
     Ok(0)
+}
+
+/// `reboot(2)`: power off (or halt) and restart through PSCI once the magic
+/// numbers match; anything else is EINVAL. There are no credentials here,
+/// so every process may (as root may on Linux).
+fn sys_reboot(magic1: u64, magic2: u64, cmd: u64) -> R {
+    use crate::syscall::reboot::*;
+    if magic1 != MAGIC1 || magic2 != MAGIC2 {
+        return Err(Errno::EINVAL);
+    }
+    match cmd {
+        CMD_POWER_OFF | CMD_HALT => process::poweroff(),
+        CMD_RESTART => super::psci::system_reset(),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 fn sys_getppid() -> R {
