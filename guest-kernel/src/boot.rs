@@ -11,6 +11,9 @@ use shared::platform::Platform;
 
 /// Brings the kernel up and runs it; returns only by powering off.
 pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
+    if let Some(set) = cmdline.test.and_then(|t| t.strip_prefix("bench-")) {
+        crate::arch::aarch64::hypbench::run(set, platform, cmdline.init_args == "quick");
+    }
     if let Some(test) = cmdline.test {
         crate::arch::aarch64::hyptest::run(test, platform);
     }
@@ -51,6 +54,12 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         cmdline.hz
     );
     let _ = cpu::nr_cpus();
+    if !platform.vm_name.is_empty() {
+        // Under our hypervisor (it names the VM in the DTB): tell it the
+        // boot is done, for the boot benchmark. Natively there is no EL2
+        // to take the HVC.
+        let _ = smccc::hvc64(shared::hvc::vendor::BOOTED, [0; 17]);
+    }
     process::rest_init(cmdline.init, cmdline.init_args);
     process::cpu_idle()
 }

@@ -75,6 +75,11 @@ pub enum Outcome {
     Suspend,
     /// PRINT_STATS: print the VM's exit statistics. The caller gets 0.
     PrintStats,
+    /// YIELD: run another vCPU of this physical CPU, if any. The caller
+    /// gets 0.
+    Yield,
+    /// BOOTED: note the time the guest finished booting. The caller gets 0.
+    Booted,
 }
 
 impl Outcome {
@@ -83,7 +88,9 @@ impl Outcome {
     pub fn return_regs(&self) -> Option<[u64; 4]> {
         match self {
             Outcome::Return(regs) => Some(*regs),
-            Outcome::CpuOn { .. } | Outcome::Suspend | Outcome::PrintStats => Some([0; 4]),
+            Outcome::CpuOn { .. } | Outcome::Suspend | Outcome::PrintStats | Outcome::Yield | Outcome::Booted => {
+                Some([0; 4])
+            }
             Outcome::ConsoleWrite { bytes } => Some([bytes.len() as u64, 0, 0, 0]),
             Outcome::CpuOff | Outcome::SystemOff | Outcome::SystemReset => None,
         }
@@ -149,6 +156,8 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
         vendor::CONSOLE_WRITE => console_write(a),
         vendor::NOP => ret(0),
         vendor::PRINT_STATS => Outcome::PrintStats,
+        vendor::YIELD => Outcome::Yield,
+        vendor::BOOTED => Outcome::Booted,
 
         _ => ret(NOT_SUPPORTED),
     }
@@ -379,6 +388,9 @@ mod tests {
         assert_eq!(dispatch(&call(vendor::VM_INFO, &[]), &mut vm), Outcome::Return([3, 1, 4, 0]));
         assert_eq!(dispatch(&call(vendor::NOP, &[1, 2, 3]), &mut vm), Outcome::Return([0; 4]));
         assert_eq!(dispatch(&call(vendor::PRINT_STATS, &[]), &mut vm), Outcome::PrintStats);
+        assert_eq!(dispatch(&call(vendor::YIELD, &[]), &mut vm), Outcome::Yield);
+        assert_eq!(dispatch(&call(vendor::BOOTED, &[]), &mut vm), Outcome::Booted);
+        assert_eq!(Outcome::Yield.return_regs(), Some([0; 4]));
 
         let regs = hvc::pack_console_bytes(b"hello");
         let out = dispatch(&call(vendor::CONSOLE_WRITE, &[5, regs[0], regs[1], regs[2], regs[3], regs[4]]), &mut vm);

@@ -59,6 +59,14 @@ pub mod vendor {
     pub const NOP: u32 = 0xC600_0003;
     /// Prints the hypervisor's exit statistics for the calling VM.
     pub const PRINT_STATS: u32 = 0xC600_0004;
+    /// Gives the physical CPU to another runnable vCPU, if one shares it
+    /// (a paravirtual yield, like Xen's `SCHEDOP_yield`; QEMU does not trap
+    /// WFE). Returns 0.
+    pub const YIELD: u32 = 0xC600_0005;
+    /// The guest reports that its boot is done (our guest kernel calls it
+    /// just before it starts init); the hypervisor notes the time for the
+    /// boot benchmark. Returns 0.
+    pub const BOOTED: u32 = 0xC600_0006;
     /// Largest payload of [`CONSOLE_WRITE`].
     pub const CONSOLE_WRITE_MAX: usize = 40;
 }

@@ -22,6 +22,10 @@ unsafe extern "C" {
 /// physical CPU) parks itself instead of joining a scheduler sized without it.
 static SETTLED: AtomicUsize = AtomicUsize::new(usize::MAX);
 
+/// What a secondary CPU runs instead of joining the scheduler when a
+/// benchmark (`hypbench`) replaces the normal boot.
+pub static BENCH_SECONDARY: spin::Once<fn(usize) -> !> = spin::Once::new();
+
 /// Starts every secondary CPU; returns how many CPUs are online (the boot
 /// CPU included). CPUs are numbered in DTB order; a CPU that does not come
 /// up within ~5 s ends the numbering there.
@@ -58,6 +62,9 @@ extern "C" fn secondary_main(cpu: usize) -> ! {
     debug_assert_eq!(smp_processor_id(), cpu);
     super::irq::init_cpu(cpu);
     ONLINE.fetch_add(1, Ordering::Release);
+    if let Some(bench) = BENCH_SECONDARY.get() {
+        bench(cpu);
+    }
     while !super::process::ready() {
         core::hint::spin_loop();
     }

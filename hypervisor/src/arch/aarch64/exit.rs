@@ -15,6 +15,7 @@ use crate::stats::ExitReason;
 use crate::vcpu::VcpuState;
 use crate::vgic::Frame;
 use core::ops::Range;
+use core::sync::atomic::Ordering;
 use shared::layout;
 
 /// What the run loop does after an exit.
@@ -198,6 +199,11 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
         }
         Outcome::PrintStats => {
             vmm::print_stats(vm, Some(v));
+            Action::Continue
+        }
+        Outcome::Yield => Action::Yield,
+        Outcome::Booted => {
+            let _ = vm.booted_at.compare_exchange(0, timer::now(), Ordering::Relaxed, Ordering::Relaxed);
             Action::Continue
         }
         Outcome::CpuOn { target_vcpu, entry, context_id } => {

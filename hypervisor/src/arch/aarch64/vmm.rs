@@ -20,7 +20,7 @@ use crate::vpl011::Pl011;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
@@ -50,6 +50,9 @@ pub struct VmConsole {
     /// Typed bytes the PL011's receive FIFO has no room for yet: they move
     /// in as the guest reads (a pasted line is longer than the FIFO).
     input: heapless::Deque<u8, 4096>,
+    /// Physical counter when the VM's first line was printed (the boot
+    /// benchmark's "first console line").
+    pub first_line_at: Option<u64>,
 }
 
 impl Default for VmConsole {
@@ -61,7 +64,7 @@ impl Default for VmConsole {
 impl VmConsole {
     /// A console with nothing buffered.
     pub fn new() -> Self {
-        Self { uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new() }
+        Self { uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new(), first_line_at: None }
     }
 
     /// Queues a typed byte and moves what fits into the receive FIFO.
@@ -101,6 +104,7 @@ impl VmConsole {
     pub fn flush(&mut self, name: &str) {
         let text = core::str::from_utf8(&self.line).unwrap_or("<non-UTF-8 output>");
         println!("[{name}] {text}");
+        self.first_line_at.get_or_insert_with(timer::now);
         self.line.clear();
     }
 }
@@ -129,6 +133,9 @@ pub struct Vm {
     pub vgic: Mutex<Vgic>,
     /// The physical CPU of each vCPU (fixed at boot), for kicks.
     pub vcpu_pcpu: Vec<AtomicUsize>,
+    /// Physical counter when the guest said it had booted (vendor BOOTED
+    /// call), 0 if it has not.
+    pub booted_at: AtomicU64,
 }
 
 impl Vm {
@@ -270,6 +277,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             })
             .collect(),
         stopped: AtomicBool::new(false),
+        booted_at: AtomicU64::new(0),
         console: Mutex::new(VmConsole::new()),
         generation: AtomicUsize::new(0),
         psci: Mutex::new(Psci::new(spec.vcpus as usize)),
@@ -547,6 +555,7 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
     }
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
     print_stats(vm, Some(me));
+    print_boot_times(vm);
     // Idle CPUs wait in WFI: wake them to see that a VM is gone (the last
     // one to notice that all are gone powers the machine off).
     let here = smp::cpu_index();
@@ -573,6 +582,21 @@ pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
         total.add(&stats);
     }
     println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
+}
+
+/// The boot benchmark's figures: physical-counter values (counted from
+/// power-on) of the VM's first console line and of its BOOTED call.
+fn print_boot_times(vm: &Vm) {
+    let first = vm.console.lock().first_line_at;
+    let booted = vm.booted_at.load(Ordering::Relaxed);
+    if let Some(first) = first {
+        let booted = if booted == 0 { alloc::string::String::from("-") } else { alloc::format!("{booted}") };
+        println!(
+            "el2-hyp:   VM \"{}\" boot: first line at {first}, booted at {booted} (counter ticks at {} Hz from power-on)",
+            vm.name,
+            timer::frequency()
+        );
+    }
 }
 
 /// SYSTEM_RESET: reloads the VM from its pristine images and restarts

@@ -1,0 +1,208 @@
+//! Hypervisor micro-benchmarks, run by the guest kernel at EL1 instead of
+//! its normal boot (`test=bench-hyp` or `test=bench-switch`; `-- quick`
+//! after the kernel's words for few repetitions). Each prints
+//!
+//! ```text
+//! BENCH id=hvc_psci_version reps=1000 ticks=123456 cntfrq=1000000000
+//! ```
+//!
+//! counting virtual-counter ticks over `reps` operations; under QEMU
+//! `-icount shift=0` a nanosecond of virtual time is one instruction
+//! (executed by any CPU, guest or hypervisor), so `scripts/bench` turns
+//! this into instructions per operation. docs/benchmarks.md says which
+//! code path each one measures.
+//!
+//! - `bench-hyp` (a VM with two vCPUs on two physical CPUs): null
+//!   hypercalls, an MMIO trap-and-emulate round trip, virtual IPI
+//!   ping-pong to a vCPU waiting in WFI, virtual-timer delivery to a
+//!   running vCPU and to one waiting in WFI;
+//! - `bench-switch` (two such VMs time-sharing one physical CPU): the
+//!   vendor YIELD hypercall gives the physical CPU to the other VM's vCPU,
+//!   so each round of the loop is two vCPU switches.
+
+use super::cpu::{local_irq_disable, local_irq_enable, smp_processor_id};
+use super::{irq, psci, smp};
+use crate::println;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use shared::platform::Platform;
+use smccc::{Hvc, hvc64};
+
+/// CNTV_CTL_EL0: ENABLE, and IMASK (ARM ARM D13.8.x).
+const CTL_ENABLE: u64 = 1;
+const CTL_IMASK: u64 = 2;
+/// PL011 flag register offset (the UART's FR, PL011 TRM 3.3.3).
+const UARTFR: usize = 0x18;
+
+/// IPIs taken by CPU 1 / CPU 0 in the ping-pong.
+static PINGS: AtomicU64 = AtomicU64::new(0);
+static PONGS: AtomicU64 = AtomicU64::new(0);
+/// Timer interrupts taken, and the ticks from expiry to handler entry.
+static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
+static TIMER_LATENCY: AtomicU64 = AtomicU64::new(0);
+
+fn report(id: &str, reps: u64, ticks: u64) {
+    println!("BENCH id={id} reps={reps} ticks={ticks} cntfrq={}", irq::cntfrq());
+}
+
+fn hvc(fid: u32) -> u64 {
+    let _ = Hvc;
+    hvc64(fid, [0; 17])[0]
+}
+
+fn wfi() {
+    // SAFETY: waits for an interrupt; no state changes.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+}
+
+fn set_vtimer(ctl: u64, cval: u64) {
+    // SAFETY: programs only this CPU's EL1 virtual timer.
+    unsafe {
+        core::arch::asm!("msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) cval, in(reg) ctl, options(nostack))
+    };
+}
+
+fn vtimer_cval() -> u64 {
+    let v: u64;
+    // SAFETY: reads this CPU's virtual timer compare value.
+    unsafe { core::arch::asm!("mrs {}, cntv_cval_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// The interrupt hook (irq::BENCH_HOOK): takes the benchmark's
+/// interrupts, with `entry` the counter at handler entry.
+fn on_irq(intid: u32, entry: u64) -> bool {
+    match intid {
+        irq::IPI_RESCHEDULE if smp_processor_id() == 1 => {
+            // Ping received on CPU 1: pong back.
+            PINGS.fetch_add(1, Ordering::Release);
+            irq::send_ipi(1, irq::IPI_RESCHEDULE);
+            true
+        }
+        irq::IPI_RESCHEDULE => {
+            PONGS.fetch_add(1, Ordering::Release);
+            true
+        }
+        id if id == irq::timer_intid() => {
+            TIMER_LATENCY.fetch_add(entry.wrapping_sub(vtimer_cval()), Ordering::Relaxed);
+            set_vtimer(CTL_ENABLE | CTL_IMASK, 0);
+            TIMER_FIRED.fetch_add(1, Ordering::Release);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// CPU 1 during `bench-hyp`: waits for pings with interrupts on.
+fn secondary(_cpu: usize) -> ! {
+    set_vtimer(0, 0);
+    local_irq_enable();
+    loop {
+        wfi();
+    }
+}
+
+/// Runs benchmark set `name`; never returns.
+pub fn run(name: &str, platform: &Platform, quick: bool) -> ! {
+    let scale = if quick { 1 } else { 20 };
+    irq::BENCH_HOOK.call_once(|| on_irq);
+    smp::BENCH_SECONDARY.call_once(|| secondary);
+    irq::init(platform, 100);
+    set_vtimer(0, 0); // no tick: nothing but the benchmark's interrupts
+    match name {
+        "hyp" => hyp(platform, scale),
+        "switch" => switch(scale),
+        _ => println!("hypbench: unknown benchmark set {name:?} (hyp, switch)"),
+    }
+    println!("hypbench: done");
+    psci::system_off()
+}
+
+fn time(id: &str, reps: u64, mut op: impl FnMut()) {
+    for _ in 0..reps / 10 {
+        op();
+    }
+    let t0 = irq::read_cntvct();
+    for _ in 0..reps {
+        op();
+    }
+    report(id, reps, irq::read_cntvct() - t0);
+}
+
+fn hyp(platform: &Platform, scale: u64) {
+    time("hvc_psci_version", 200 * scale, || {
+        hvc(shared::hvc::psci::VERSION);
+    });
+    time("hvc_vendor_nop", 200 * scale, || {
+        hvc(shared::hvc::vendor::NOP);
+    });
+    if let Some(uart) = platform.uart {
+        let fr = super::mmu::phys_to_virt(uart.region.base) + UARTFR;
+        time("mmio_uart_fr_read", 200 * scale, || {
+            // SAFETY: the kernel maps its UART as device memory; reading
+            // the flag register has no side effects.
+            unsafe { core::ptr::read_volatile(fr as *const u32) };
+        });
+    }
+    local_irq_enable();
+    vtimer(20 * scale, false);
+    vtimer(20 * scale, true);
+    if smp::smp_init() >= 2 {
+        ipi_ping_pong(50 * scale);
+    } else {
+        println!("hypbench: one CPU only: no IPI benchmark");
+    }
+    local_irq_disable();
+}
+
+/// Virtual-timer delivery: expiry (CNTV_CVAL) to handler entry, with the
+/// vCPU spinning (`wait_in_wfi` false) or waiting in WFI.
+fn vtimer(reps: u64, wait_in_wfi: bool) {
+    let freq = irq::cntfrq();
+    TIMER_LATENCY.store(0, Ordering::Relaxed);
+    for i in 0..reps {
+        // 100 µs ahead: far enough to be waiting when it expires.
+        set_vtimer(CTL_ENABLE, irq::read_cntvct() + freq / 10_000);
+        while TIMER_FIRED.load(Ordering::Acquire) == i {
+            if wait_in_wfi {
+                wfi();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+    TIMER_FIRED.store(0, Ordering::Relaxed);
+    let id = if wait_in_wfi { "vtimer_delivery_wfi" } else { "vtimer_delivery_running" };
+    report(id, reps, TIMER_LATENCY.load(Ordering::Relaxed));
+}
+
+/// Ping-pong between vCPU 0 and vCPU 1 (each waits in WFI): one round is
+/// two IPIs, each from send to the receiver's handler entry and on.
+fn ipi_ping_pong(rounds: u64) {
+    let t0 = irq::read_cntvct();
+    for i in 0..rounds {
+        irq::send_ipi(1 << 1, irq::IPI_RESCHEDULE);
+        while PONGS.load(Ordering::Acquire) == i {
+            wfi();
+        }
+    }
+    report("vipi_one_way", 2 * rounds, irq::read_cntvct() - t0);
+}
+
+/// Two VMs' vCPUs time-share one physical CPU and each loops on the
+/// vendor YIELD hypercall, which makes the hypervisor run the other vCPU:
+/// a round of the loop is two vCPU switches. (A trapped WFE would do the
+/// same on hardware, but QEMU never traps WFE.) The median round is
+/// reported, so that rounds before the other VM joins do not count.
+fn switch(scale: u64) {
+    let rounds = (100 * scale) as usize;
+    let mut t = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t0 = irq::read_cntvct();
+        hvc(shared::hvc::vendor::YIELD);
+        t.push(irq::read_cntvct() - t0);
+    }
+    t.sort_unstable();
+    // One median round is two switches.
+    report("vcpu_switch_between_vms", 2, t[rounds / 2]);
+}
