@@ -67,12 +67,20 @@ impl ExitReason {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExitStats {
     counts: [u64; ExitReason::ALL.len()],
+    /// The reason of the most recent exit (for the exit trace).
+    last: Option<ExitReason>,
 }
 
 impl ExitStats {
     /// Counts one exit.
     pub fn record(&mut self, r: ExitReason) {
         self.counts[r as usize] = self.counts[r as usize].wrapping_add(1);
+        self.last = Some(r);
+    }
+
+    /// The reason last counted, if any.
+    pub fn last(&self) -> Option<ExitReason> {
+        self.last
     }
 
     /// How many exits of this kind.
@@ -123,6 +131,7 @@ mod tests {
         t.record(ExitReason::Wfi);
         s.add(&t);
         assert_eq!(s.total(), 4);
+        assert_eq!(s.last(), Some(ExitReason::MmioWrite));
         assert_eq!(format!("{s}"), "total 4: hvc 1, wfi 1, mmio-write 2");
     }
 }

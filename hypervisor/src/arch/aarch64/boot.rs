@@ -220,6 +220,8 @@ pub fn cpu_loop(cpu: usize) -> ! {
             core::hint::spin_loop();
         }
         // Wait a moment for other CPUs to finish printing, then power off.
+        #[cfg(feature = "trace")]
+        super::trace::dump();
         println!("el2-hyp: all VMs have stopped; powering off");
         let e = firmware::system_off();
         println!("el2-hyp: SYSTEM_OFF failed: {e:?}");

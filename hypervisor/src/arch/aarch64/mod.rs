@@ -15,6 +15,8 @@ pub mod smp;
 pub mod switch;
 pub mod sysreg;
 pub mod timer;
+#[cfg(feature = "trace")]
+pub mod trace;
 pub mod uart;
 pub mod vgic_hw;
 pub mod vmm;

@@ -507,6 +507,8 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
         // were loaded just above.
         let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
+        #[cfg(feature = "trace")]
+        let exit_at = timer::now();
         let lrs = vgic_hw::read_lrs(&v.vgic);
         vm.vgic.lock().sync_lrs(v.index, &lrs);
         // Empty the list registers now that the model has their state: an
@@ -518,6 +520,8 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
             ExitKind::Irq => exit::handle_irq(vm, v),
             ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
         };
+        #[cfg(feature = "trace")]
+        super::trace::record(vm, v, kind, exit_at);
         if vm.stopped.load(Ordering::Acquire) || vm.generation.load(Ordering::Acquire) != generation {
             break;
         }

@@ -1,0 +1,61 @@
+//! `bench-report --date D --host H --json OUT [--run COLUMN MACHINE LOG]...`:
+//! reads the console logs of the benchmark runs and prints the markdown
+//! table (and writes the JSON file). Used by `scripts/bench`.
+
+use el2_tools::bench::Report;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mut date, mut host, mut json) = (String::new(), String::new(), None);
+    let mut report = Report::default();
+    let mut i = 0;
+    while i < args.len() {
+        let need = |n: usize| {
+            if i + n >= args.len() {
+                eprintln!("bench-report: {} needs {n} value(s)", args[i]);
+                std::process::exit(2);
+            }
+        };
+        match args[i].as_str() {
+            "--date" => {
+                need(1);
+                date = args[i + 1].clone();
+                i += 2;
+            }
+            "--host" => {
+                need(1);
+                host = args[i + 1].clone();
+                i += 2;
+            }
+            "--json" => {
+                need(1);
+                json = Some(args[i + 1].clone());
+                i += 2;
+            }
+            "--run" => {
+                need(3);
+                let log = std::fs::read(&args[i + 3]).unwrap_or_else(|e| {
+                    eprintln!("bench-report: cannot read {}: {e}", args[i + 3]);
+                    std::process::exit(2)
+                });
+                report.add_log(&args[i + 1], &args[i + 2], &String::from_utf8_lossy(&log));
+                i += 4;
+            }
+            other => {
+                eprintln!("bench-report: unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    print!("{}", report.markdown(&date, &host));
+    if let Some(path) = json
+        && let Err(e) = std::fs::write(&path, report.json(&date, &host))
+    {
+        eprintln!("bench-report: cannot write {path}: {e}");
+        std::process::exit(2);
+    }
+    if report.measurements.is_empty() {
+        eprintln!("bench-report: no BENCH lines in any run");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,19 @@
+//! Host-side tools for the hypervisor's observability output:
+//!
+//! - [`trace`]: decodes the exit trace the hypervisor dumps at power-off
+//!   (built with the `trace` feature) into a timeline and a histogram;
+//! - [`bench`]: turns the `BENCH` lines of the benchmark runs into one
+//!   markdown table and a JSON file.
+//!
+//! Instruction counts: under QEMU `-icount shift=0` one nanosecond of
+//! virtual time is one instruction, so `ticks * 1e9 / cntfrq` counts
+//! instructions (exactly when the counter runs at 1 GHz, as it does for
+//! `-cpu max`).
+
+pub mod bench;
+pub mod trace;
+
+/// Counter ticks to instructions (nanoseconds of virtual time).
+pub fn ticks_to_instructions(ticks: f64, cntfrq: u64) -> f64 {
+    ticks * 1e9 / cntfrq.max(1) as f64
+}
