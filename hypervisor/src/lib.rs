@@ -16,6 +16,7 @@ pub mod mmio;
 pub mod psci;
 pub mod smccc;
 pub mod stats;
+pub mod sync;
 pub mod trace;
 pub mod vcpu;
 pub mod vgic;

@@ -55,10 +55,15 @@ fn wfi() {
     unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
 }
 
+/// Programs the virtual timer. It is disabled while CVAL changes, so that
+/// no stale comparison fires an interrupt on the way.
 fn set_vtimer(ctl: u64, cval: u64) {
     // SAFETY: programs only this CPU's EL1 virtual timer.
     unsafe {
-        core::arch::asm!("msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) cval, in(reg) ctl, options(nostack))
+        core::arch::asm!(
+            "msr cntv_ctl_el0, xzr", "isb", "msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb",
+            in(reg) cval, in(reg) ctl, options(nostack)
+        )
     };
 }
 

@@ -289,7 +289,13 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
         };
         let level = c.uart.irq_level();
         drop(c);
-        let _ = vm.vgic.lock().set_level(v.index, 32 + layout::UART_SPI, level);
+        // Only a changed line is a vGIC change (the run loop rescans the
+        // vGIC after changes; most UART accesses leave the line as it was).
+        let spi = 32 + layout::UART_SPI;
+        let mut g = vm.vgic.lock();
+        if g.irq_state(v.index, spi).is_some_and(|irq| irq.line_level != level) {
+            let _ = g.set_level(v.index, spi, level);
+        }
         r
     } else {
         let version = vm.vgic.lock().version();

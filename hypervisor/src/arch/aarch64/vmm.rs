@@ -12,6 +12,7 @@ use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::psci::Psci;
 use crate::stats::ExitStats;
+use crate::sync::CountedMutex;
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
 use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
@@ -130,7 +131,7 @@ pub struct Vm {
     /// PSCI power state of the vCPUs.
     pub psci: Mutex<Psci>,
     /// The virtual GIC (distributor, redistributors, pending interrupts).
-    pub vgic: Mutex<Vgic>,
+    pub vgic: CountedMutex<Vgic>,
     /// The physical CPU of each vCPU (fixed at boot), for kicks.
     pub vcpu_pcpu: Vec<AtomicUsize>,
     /// Physical counter when the guest said it had booted (vendor BOOTED
@@ -281,7 +282,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         console: Mutex::new(VmConsole::new()),
         generation: AtomicUsize::new(0),
         psci: Mutex::new(Psci::new(spec.vcpus as usize)),
-        vgic: Mutex::new(
+        vgic: CountedMutex::new(
             Vgic::new(
                 match gic {
                     GicVersion::V2 => vgic::GicVersion::V2,
@@ -501,20 +502,36 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         timer::arm_hyp(a);
     }
     let nr_lrs = vgic_hw::nr_lrs();
+    // The vGIC's change count when a flush last found nothing for this
+    // vCPU (so the list registers are empty): while the count stays the
+    // same, nothing can have become deliverable and the scan of every
+    // interrupt is skipped. This is the fast path of a null hypercall.
+    let mut nothing_since: Option<u64> = None;
     loop {
-        let plan = vm.vgic.lock().flush_lrs(v.index, nr_lrs);
-        vgic_hw::write_lrs(&plan, &mut v.vgic);
+        let lrs_loaded = if nothing_since.is_some() && nothing_since == Some(vm.vgic.changes()) {
+            false
+        } else {
+            let mut g = vm.vgic.lock();
+            let plan = g.flush_lrs(v.index, nr_lrs);
+            vgic_hw::write_lrs(&plan, &mut v.vgic);
+            let empty = plan.lrs.is_empty() && !plan.underflow;
+            // Under the lock the count is exact (it includes the flush).
+            nothing_since = empty.then(|| vm.vgic.changes());
+            !empty
+        };
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
         // were loaded just above.
         let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
         #[cfg(feature = "trace")]
         let exit_at = timer::now();
-        let lrs = vgic_hw::read_lrs(&v.vgic);
-        vm.vgic.lock().sync_lrs(v.index, &lrs);
-        // Empty the list registers now that the model has their state: an
-        // EOIed level interrupt left in one keeps the maintenance
-        // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
-        vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
+        if lrs_loaded {
+            let lrs = vgic_hw::read_lrs(&v.vgic);
+            vm.vgic.lock().sync_lrs(v.index, &lrs);
+            // Empty the list registers now that the model has their state:
+            // an EOIed level interrupt left in one keeps the maintenance
+            // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
+            vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
+        }
         let action = match kind {
             ExitKind::Sync => exit::handle_sync(vm, v),
             ExitKind::Irq => exit::handle_irq(vm, v),
