@@ -11,6 +11,7 @@ pub mod arch;
 pub mod console;
 pub mod esr;
 pub mod fdtgen;
+pub mod fpowner;
 pub mod mm;
 pub mod mmio;
 pub mod psci;

@@ -26,9 +26,14 @@ pub enum Action {
 }
 
 /// A synchronous exception from the guest (ESR_EL2 says which).
-pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
+pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
     let esr = Esr::decode(read_sysreg!(esr_el2));
     match esr.syndrome() {
+        // First FP/SIMD use since entry with CPTR_EL2.TFP set (lazy switch).
+        _ if esr.ec == ExceptionClass::FpAccess => {
+            super::fp::handle_trap(vm, v, generation);
+            Action::Continue
+        }
         Syndrome::Hvc(_) => {
             v.stats.record(ExitReason::Hvc);
             hypercall(vm, v)
@@ -116,6 +121,7 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
 
     let mut action = Action::Continue;
+    super::fp::service_flush();
     while let Some(raw) = gic::ack() {
         match gic::intid_of(raw) {
             gic::INTID_VTIMER => {

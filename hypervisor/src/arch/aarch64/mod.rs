@@ -9,6 +9,7 @@ pub mod boot;
 pub mod console_in;
 pub mod exit;
 pub mod firmware;
+pub mod fp;
 pub mod gic;
 pub mod mmu;
 pub mod smp;

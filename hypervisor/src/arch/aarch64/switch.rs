@@ -201,14 +201,15 @@ unsafe extern "C" {
     fn __fpsimd_restore(state: *const FpState);
 }
 
-/// Saves the CPU's FP/SIMD registers (the vCPU leaving the CPU).
+/// Saves the CPU's FP/SIMD registers (for their owner, fp.rs). FP/SIMD
+/// must not be trapped (CPTR_EL2.TFP clear).
 pub fn save_fp(s: &mut FpState) {
     // SAFETY: stores 528 bytes into the exclusively borrowed FpState;
     // touches no other memory, and EL2 code never uses these registers.
     unsafe { __fpsimd_save(s) };
 }
 
-/// Loads a vCPU's FP/SIMD registers.
+/// Loads a vCPU's FP/SIMD registers (CPTR_EL2.TFP clear, as for [`save_fp`]).
 pub fn restore_fp(s: &FpState) {
     // SAFETY: reads the FpState; only FP/SIMD registers change.
     unsafe { __fpsimd_restore(s) };

@@ -6,7 +6,7 @@ use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, read_sysreg};
 use super::vgic_hw::{self, VgicCpuState};
-use super::{gic, smp, timer};
+use super::{fp, gic, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
@@ -37,9 +37,6 @@ pub struct Vcpu {
     pub stats: ExitStats,
     /// Virtual CPU interface state while not loaded.
     pub vgic: VgicCpuState,
-    /// FP/SIMD registers while not loaded. Switched with the vCPU (eagerly:
-    /// a lazy switch that traps the first use, CPTR_EL2.TFP, is not done).
-    pub fp: switch::FpState,
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -129,6 +126,11 @@ pub struct Vm {
     pub vgic: Mutex<Vgic>,
     /// The physical CPU of each vCPU (fixed at boot), for kicks.
     pub vcpu_pcpu: Vec<AtomicUsize>,
+    /// Each vCPU's FP/SIMD registers while they are not live in some
+    /// physical CPU (switched lazily, see `fp.rs`). A lock of their own,
+    /// held only for one save or restore, so that another CPU can save a
+    /// vCPU's values without its vCPU lock.
+    pub fp: Vec<Mutex<switch::FpState>>,
 }
 
 impl Vm {
@@ -265,7 +267,6 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     pcpu: 0,
                     stats: ExitStats::default(),
                     vgic: VgicCpuState::default(),
-                    fp: switch::FpState::default(),
                 })
             })
             .collect(),
@@ -285,6 +286,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
+        fp: (0..spec.vcpus).map(|_| Mutex::new(switch::FpState::default())).collect(),
     };
     if gic == GicVersion::V2 {
         // The guest's GICv2 CPU interface is the physical GICV frame.
@@ -343,6 +345,12 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
     // SAFETY: instruction-cache invalidation does not change memory.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
     vm.psci.lock().reset();
+    // FP/SIMD values still live in some CPU's registers belong to the
+    // previous generation and are dropped there (fp.rs); the saved ones
+    // are cleared here, for every vCPU including the caller.
+    for slot in vm.fp.iter() {
+        *slot.lock() = switch::FpState::default();
+    }
     for (i, v) in vm.vcpus.iter().enumerate() {
         if held == Some(i) {
             continue;
@@ -352,7 +360,6 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         v.regs = regs;
         v.sys = sys;
         v.vgic = VgicCpuState::default();
-        v.fp = switch::FpState::default();
         v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
     }
     Ok(())
@@ -472,6 +479,7 @@ fn idle(deadline: Option<u64>) {
     // one still ends the wait (ARM ARM D1.6.2).
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
     timer::cancel_hyp();
+    fp::service_flush();
     while let Some(raw) = gic::ack() {
         if Some(gic::intid_of(raw)) == super::console_in::intid() {
             super::console_in::on_interrupt();
@@ -487,7 +495,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
     switch::load_vm(vm.vttbr, vm.vtcr);
     switch::restore_el1(&v.sys);
-    switch::restore_fp(&v.fp);
+    fp::vcpu_load(vm, v, generation);
     vgic_hw::load(&v.vgic);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
@@ -506,7 +514,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
         vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
         let action = match kind {
-            ExitKind::Sync => exit::handle_sync(vm, v),
+            ExitKind::Sync => exit::handle_sync(vm, v, generation),
             ExitKind::Irq => exit::handle_irq(vm, v),
             ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
         };
@@ -522,7 +530,8 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     if vm.generation.load(Ordering::Acquire) == generation {
         vgic_hw::save(&mut v.vgic);
         switch::save_el1(&mut v.sys);
-        switch::save_fp(&mut v.fp);
+        // FP/SIMD values stay in the registers (this CPU's owner) until
+        // another vCPU here traps on its first use (fp.rs).
     } else {
         // SYSTEM_RESET has already given this vCPU its reset state: what
         // is in the CPU belongs to the VM's previous life.
@@ -604,6 +613,5 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     me.regs = regs;
     me.sys = sys;
     me.vgic = VgicCpuState::default();
-    me.fp = switch::FpState::default();
     me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }
