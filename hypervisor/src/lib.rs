@@ -12,6 +12,7 @@ pub mod console;
 pub mod esr;
 pub mod fdtgen;
 pub mod fpowner;
+pub mod idregs;
 pub mod mm;
 pub mod mmio;
 pub mod psci;

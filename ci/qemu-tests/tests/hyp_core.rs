@@ -67,3 +67,27 @@ fn fp_registers_do_not_survive_a_vm_reset() {
         .expect("[phoenix] hyptest fpreset: after 1 reset(s): 0 non-zero V registers, FPCR 0x0")
         .expect("[phoenix] hyptest fpreset: ok");
 }
+
+#[test]
+fn id_registers_hide_what_is_not_virtualized_and_set_way_ops_are_emulated() {
+    for gic in ["3", "2"] {
+        for cpu in ["cortex-a72", "cortex-a53"] {
+            let cfg = config("idregs.toml", &[vm("ids", "test=idregs")]);
+            let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "1", "--gic", gic, "--cpu", cpu]);
+            r.expect_clean_exit()
+                .expect("[ids] hyptest idregs: ID_AA64PFR0_EL1.SVE = 0x0 as expected")
+                .expect("[ids] hyptest idregs: ID_AA64DFR0_EL1.PMUVer = 0x0 as expected")
+                .expect(&format!(
+                    "[ids] hyptest idregs: ID_AA64PFR0_EL1.GIC = {} as expected",
+                    if gic == "3" { "0x1" } else { "0x0" }
+                ))
+                .expect("[ids] hyptest idregs: memory after DC CISW/ISW/CSW intact = 0x1 as expected")
+                .expect("[ids] hyptest idregs: CONTEXTIDR_EL1 written under TVM = 0x1234 as expected")
+                .expect("[ids] hyptest idregs: DC CISW/ISW/CSW executed and survived")
+                .expect("[ids] hyptest idregs: ok")
+                .expect_not("WRONG")
+                .expect_not("injecting undefined instruction");
+            assert!(vm_exits(&r, "ids").contains("sysreg"), "no trapped sysreg accesses counted:\n{}", r.output);
+        }
+    }
+}

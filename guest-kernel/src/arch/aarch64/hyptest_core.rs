@@ -7,14 +7,20 @@
 //!   hypervisor's lazy FP/SIMD switch must give every VM its own values;
 //! - `fpreset`: fills the FP/SIMD registers, asks for PSCI SYSTEM_RESET,
 //!   and after the reset checks that they read as zero: nothing of the
-//!   VM's previous life survives in them.
+//!   VM's previous life survives in them;
+//! - `idregs`: reads the ID registers (trapped, HCR_EL2.TID3) and checks
+//!   that what the hypervisor does not virtualize (SVE, SME, AMU, MPAM,
+//!   RAS, MTE, PMU, SPE, trace, pointer authentication, EL2) is hidden and
+//!   the GIC field matches the DTB's GIC; then issues DC ISW/CSW/CISW
+//!   (trapped, HCR_EL2.TSW) and checks memory and the EL1 registers the
+//!   hypervisor then watches (HCR_EL2.TVM) are intact.
 
 use crate::println;
 use shared::platform::Platform;
 
 /// Whether `name` is one of this module's tests.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "fp" | "fpreset")
+    matches!(name, "fp" | "fpreset" | "idregs")
 }
 
 /// Runs test `name`; returns whether it passed.
@@ -22,6 +28,7 @@ pub fn run(name: &str, platform: &Platform) -> bool {
     match name {
         "fp" => fp(platform),
         "fpreset" => fpreset(platform),
+        "idregs" => idregs(platform),
         _ => false,
     }
 }
@@ -165,4 +172,92 @@ fn fpreset(platform: &Platform) -> bool {
     let dirty = regs.0.iter().filter(|&&q| q != 0).count();
     println!("hyptest fpreset: after {} reset(s): {dirty} non-zero V registers, FPCR {fpcr:#x}", platform.vm_resets);
     dirty == 0 && fpcr == 0
+}
+
+/// Reads a system register by its generic or architectural name.
+macro_rules! mrs {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an ID or EL1 register has no side effects.
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack)) };
+        v
+    }};
+}
+
+/// Writes an EL1 system register.
+macro_rules! msr {
+    ($name:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: callers write back a value the register already had, or
+        // one that does not change the kernel's execution (CONTEXTIDR).
+        unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), "isb", in(reg) v, options(nostack)) };
+    }};
+}
+
+fn idregs(platform: &Platform) -> bool {
+    let field = |v: u64, lo: u32| (v >> lo) & 0xf;
+    let mut ok = true;
+    let mut check = |what: &str, got: u64, good: bool| {
+        ok &= good;
+        println!("hyptest idregs: {what} = {got:#x} {}", if good { "as expected" } else { "WRONG" });
+    };
+    let pfr0 = mrs!("id_aa64pfr0_el1");
+    let pfr1 = mrs!("id_aa64pfr1_el1");
+    let dfr0 = mrs!("id_aa64dfr0_el1");
+    let isar1 = mrs!("id_aa64isar1_el1");
+    let mmfr1 = mrs!("id_aa64mmfr1_el1");
+    let mmfr2 = mrs!("id_aa64mmfr2_el1");
+    println!("hyptest idregs: ID_AA64PFR0_EL1 {pfr0:#018x}, PFR1 {pfr1:#018x}, DFR0 {dfr0:#018x}");
+    println!("hyptest idregs: ID_AA64ISAR1_EL1 {isar1:#018x}, MMFR1 {mmfr1:#018x}, MMFR2 {mmfr2:#018x}");
+    check("ID_AA64PFR0_EL1.SVE", field(pfr0, 32), field(pfr0, 32) == 0);
+    check("ID_AA64PFR0_EL1.AMU", field(pfr0, 44), field(pfr0, 44) == 0);
+    check("ID_AA64PFR0_EL1.MPAM", field(pfr0, 40), field(pfr0, 40) == 0);
+    check("ID_AA64PFR0_EL1.RAS", field(pfr0, 28), field(pfr0, 28) == 0);
+    check("ID_AA64PFR0_EL1.EL2", field(pfr0, 8), field(pfr0, 8) == 0);
+    check("ID_AA64PFR0_EL1.FP", field(pfr0, 16), field(pfr0, 16) != 0xf);
+    let v3 = matches!(platform.gic.as_ref().map(|g| g.version), Some(shared::platform::GicVersion::V3));
+    check("ID_AA64PFR0_EL1.GIC", field(pfr0, 24), field(pfr0, 24) == u64::from(v3));
+    check("ID_AA64PFR1_EL1.SME", field(pfr1, 24), field(pfr1, 24) == 0);
+    check("ID_AA64PFR1_EL1.MTE", field(pfr1, 8), field(pfr1, 8) == 0);
+    check("ID_AA64ZFR0_EL1", mrs!("S3_0_C0_C4_4"), mrs!("S3_0_C0_C4_4") == 0);
+    check("ID_AA64SMFR0_EL1", mrs!("S3_0_C0_C4_5"), mrs!("S3_0_C0_C4_5") == 0);
+    check("ID_AA64DFR0_EL1.PMUVer", field(dfr0, 8), field(dfr0, 8) == 0);
+    check("ID_AA64DFR0_EL1.PMSVer", field(dfr0, 32), field(dfr0, 32) == 0);
+    check("ID_AA64DFR0_EL1.TraceVer", field(dfr0, 4), field(dfr0, 4) == 0);
+    check("ID_AA64DFR0_EL1.DebugVer", field(dfr0, 0), field(dfr0, 0) >= 6);
+    check("ID_AA64ISAR1_EL1.APA|API", isar1 & 0xff0, isar1 & 0xff0 == 0);
+    check("ID_AA64MMFR1_EL1.VH", field(mmfr1, 8), field(mmfr1, 8) == 0);
+    check("ID_AA64MMFR2_EL1.NV", field(mmfr2, 24), field(mmfr2, 24) == 0);
+    check("unallocated S3_0_C0_C3_3", mrs!("S3_0_C0_C3_3"), mrs!("S3_0_C0_C3_3") == 0);
+    let dfr0_32 = mrs!("S3_0_C0_C1_2");
+    check("ID_DFR0_EL1.PerfMon", field(dfr0_32, 24), field(dfr0_32, 24) == 0);
+
+    // Set/way maintenance: each trapped, none an UNDEF. Memory written
+    // just before must read back unchanged.
+    let mut buf = [0u64; 64];
+    for (i, w) in buf.iter_mut().enumerate() {
+        *w = 0x5157_0000 + i as u64;
+    }
+    let contextidr = mrs!("contextidr_el1");
+    let (sctlr, mair) = (mrs!("sctlr_el1"), mrs!("mair_el1"));
+    // SAFETY: set/way operations only clean/invalidate caches; under the
+    // hypervisor they become clean+invalidate by VA of this VM's RAM.
+    unsafe {
+        core::arch::asm!("dc cisw, {0}", "dc isw, {0}", "dc csw, {0}", "dsb sy", "isb", in(reg) 0u64, options(nostack))
+    };
+    let intact = buf.iter().enumerate().all(|(i, &w)| w == 0x5157_0000 + i as u64);
+    check("memory after DC CISW/ISW/CSW intact", intact as u64, intact);
+    // The VM-control writes the hypervisor now traps (TVM) must still land.
+    msr!("contextidr_el1", 0x1234);
+    let got = mrs!("contextidr_el1");
+    check("CONTEXTIDR_EL1 written under TVM", got, got == 0x1234);
+    msr!("contextidr_el1", contextidr);
+    msr!("mair_el1", mair);
+    msr!("sctlr_el1", sctlr);
+    check("SCTLR_EL1 unchanged", mrs!("sctlr_el1"), mrs!("sctlr_el1") == sctlr);
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("dc cisw, {0}", "dsb sy", "isb", in(reg) 0u64, options(nostack)) };
+    println!("hyptest idregs: DC CISW/ISW/CSW executed and survived");
+    let _ = hvc(shared::hvc::vendor::PRINT_STATS);
+    ok
 }

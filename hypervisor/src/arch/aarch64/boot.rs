@@ -186,6 +186,8 @@ pub fn init_el2_controls() {
     write_sysreg!(vbar_el2, vbar);
     // HCR_EL2: only RW until a guest is loaded.
     write_sysreg!(hcr_el2, 1 << 31);
+    // VPIDR_EL2 (UNKNOWN at reset): the MIDR_EL1 guests read, untrapped.
+    write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
     // CPTR_EL2: RES1 bits [13:12], [9:0]; TFP clear (FP not trapped yet).
     write_sysreg!(cptr_el2, 0x33ff);
     // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not

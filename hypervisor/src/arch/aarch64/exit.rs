@@ -85,6 +85,9 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
                 v.regs.pc += 4;
                 return Action::Continue;
             }
+            if let Some(action) = super::sysregs::handle(vm, v, &acc) {
+                return action;
+            }
             println!(
                 "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x} is not emulated: injecting undefined instruction",
                 vm.name, v.index, acc, v.regs.pc

@@ -15,6 +15,7 @@ pub mod mmu;
 pub mod smp;
 pub mod switch;
 pub mod sysreg;
+pub mod sysregs;
 pub mod timer;
 pub mod uart;
 pub mod vgic_hw;

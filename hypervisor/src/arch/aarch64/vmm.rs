@@ -37,6 +37,9 @@ pub struct Vcpu {
     pub stats: ExitStats,
     /// Virtual CPU interface state while not loaded.
     pub vgic: VgicCpuState,
+    /// HCR_EL2 while it runs: `switch::HCR_GUEST`, plus TVM while a
+    /// set/way flush waits for the guest to switch its caches (sysregs.rs).
+    pub hcr: u64,
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -267,6 +270,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     pcpu: 0,
                     stats: ExitStats::default(),
                     vgic: VgicCpuState::default(),
+                    hcr: switch::HCR_GUEST,
                 })
             })
             .collect(),
@@ -360,6 +364,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         v.regs = regs;
         v.sys = sys;
         v.vgic = VgicCpuState::default();
+        v.hcr = switch::HCR_GUEST;
         v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
     }
     Ok(())
@@ -493,7 +498,7 @@ fn idle(deadline: Option<u64>) {
 /// vCPU's timer deadline).
 fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
-    switch::load_vm(vm.vttbr, vm.vtcr);
+    switch::load_vm(vm.vttbr, vm.vtcr, v.hcr);
     switch::restore_el1(&v.sys);
     fp::vcpu_load(vm, v, generation);
     vgic_hw::load(&v.vgic);
@@ -613,5 +618,6 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     me.regs = regs;
     me.sys = sys;
     me.vgic = VgicCpuState::default();
+    me.hcr = switch::HCR_GUEST;
     me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }
