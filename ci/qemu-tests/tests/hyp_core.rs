@@ -91,3 +91,91 @@ fn id_registers_hide_what_is_not_virtualized_and_set_way_ops_are_emulated() {
         }
     }
 }
+
+/// The QEMU virt machine's PL031 RTC (0x0901_0000, SPI 2 = INTID 34).
+const RTC: &str = "[[vm.passthrough]]\nreg = [0x09010000, 0x1000]\ninterrupts = [34]\n\n";
+
+#[test]
+fn a_passed_through_pl031_interrupts_once_per_match_beside_a_busy_vm() {
+    for gic in ["3", "2"] {
+        // "witness" (2 vCPUs, the EL0 test suite) shares both physical
+        // CPUs with "rtc": time slices, kicks and its timers keep working.
+        let witness = "[[vm]]\nname = \"witness\"\nkernel = \"guest-kernel\"\ninitrd = \"guest-kernel\"\nmemory = \"128M\"\nvcpus = 2\n\n";
+        let cfg = config("rtc.toml", &[vm("rtc", "test=rtc"), RTC.to_string(), witness.to_string()]);
+        let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "2", "--gic", gic]);
+        r.expect_clean_exit()
+            .expect("[rtc] hyptest rtc: PL031 at IPA 0x9010000, INTID 34 (flags 4)")
+            .expect("[rtc] hyptest rtc: 3 matches, 3 interrupts, 0 extra, 0 timeouts")
+            .expect("[rtc] hyptest rtc: ok")
+            .expect("[witness] 25 passed, 0 failed")
+            .expect("el2-hyp: all VMs have stopped; powering off");
+        for round in 1..=3 {
+            let line = format!("[rtc] hyptest rtc: match {round}: interrupt after");
+            r.expect(&line);
+        }
+        assert_eq!(r.vm_lines("rtc").iter().filter(|l| l.contains("cleared: true")).count(), 3, "{}", r.output);
+    }
+}
+
+#[test]
+fn a_passthrough_range_over_the_hypervisors_uart_or_gic_is_refused() {
+    for (reg, kept) in
+        [("0x09000000, 0x1000", "[0x9000000, 0x9001000)"), ("0x08000000, 0x10000", "[0x8000000, 0x8010000)")]
+    {
+        let bad = format!("[[vm.passthrough]]\nreg = [{reg}]\n\n");
+        let cfg = config("greedy.toml", &[vm("good", ""), vm("greedy", ""), bad]);
+        // vmconf refuses it on the host, naming the VM and the field...
+        let r = run(T, &["--config", cfg.to_str().unwrap()]);
+        assert_ne!(r.status, 0, "{}", r.output);
+        r.expect(&format!("vm[1] \"greedy\": passthrough[0].reg: {kept} overlaps {kept} which the hypervisor keeps"));
+        // ...and so does the hypervisor when a boot loader passes it on;
+        // the other VM runs.
+        let r = run(T, &["--config", cfg.to_str().unwrap(), "--allow-invalid"]);
+        r.expect_clean_exit()
+            .expect(&format!(
+                "el2-hyp: VM \"greedy\" not started: vm \"greedy\": passthrough[0].reg: {kept} overlaps {kept} which the hypervisor keeps"
+            ))
+            .expect("[good] guest-kernel: hello from VM \"good\"")
+            .expect("el2-hyp: VM \"good\" stopped: PSCI SYSTEM_OFF");
+    }
+}
+
+#[test]
+fn linux_drives_a_passed_through_pl031_and_gets_its_alarm_interrupt() {
+    use qemu_tests::{Session, fetch_linux};
+    const P: &str = "[linux] ";
+    fetch_linux();
+    for gic in ["3", "2"] {
+        let cfg = format!(
+            "[[vm]]\nname = \"linux\"\nkernel = \"linux\"\ninitrd = \"linux\"\nmemory = \"256M\"\nvcpus = 2\n\
+             cmdline = \"console=ttyAMA0 earlycon=pl011,0x09000000\"\n\n{RTC}"
+        );
+        let cfg = temp_file("linux-rtc.toml", cfg.as_bytes());
+        let mut s = Session::start(200, &["--config", cfg.to_str().unwrap(), "--gic", gic, "--cpus", "2"]);
+        s.wait_for("[linux] Enter 'help' for a list of built-in commands.", 150);
+        let out = s.command("cat /sys/class/rtc/rtc0/name", P, 30).join("\n");
+        assert!(out.contains("rtc-pl031"), "no PL031 rtc0 in Linux: {out}\n{}", s.output());
+        let count = |s: &mut Session| -> u64 {
+            let out = s.command("cat /proc/interrupts", P, 30);
+            let line =
+                out.iter().find(|l| l.contains("rtc-pl031")).unwrap_or_else(|| panic!("no rtc-pl031 in {out:?}"));
+            line.split_whitespace().skip(1).map_while(|w| w.parse::<u64>().ok()).sum()
+        };
+        let before = count(&mut s);
+        // Two alarms, one after the other: the second only fires if the
+        // guest's EOI of the first deactivated the physical interrupt.
+        for _ in 0..2 {
+            s.command(
+                "echo 0 > /sys/class/rtc/rtc0/wakealarm; echo +2 > /sys/class/rtc/rtc0/wakealarm; sleep 4",
+                P,
+                30,
+            );
+        }
+        let after = count(&mut s);
+        assert_eq!(after, before + 2, "rtc-pl031 interrupts {before} -> {after}\n{}", s.output());
+        s.send("poweroff -f");
+        s.wait_for("el2-hyp: VM \"linux\" stopped: PSCI SYSTEM_OFF", 60);
+        let r = s.finish(60);
+        r.expect_clean_exit().expect_not("HYPERVISOR CRASH");
+    }
+}

@@ -13,14 +13,19 @@
 //!   RAS, MTE, PMU, SPE, trace, pointer authentication, EL2) is hidden and
 //!   the GIC field matches the DTB's GIC; then issues DC ISW/CSW/CISW
 //!   (trapped, HCR_EL2.TSW) and checks memory and the EL1 registers the
-//!   hypervisor then watches (HCR_EL2.TVM) are intact.
+//!   hypervisor then watches (HCR_EL2.TVM) are intact;
+//! - `rtc`: drives a PL031 RTC passed through to this VM (found in the
+//!   DTB by `arm,pl031`): three times sets RTCMR = RTCDR + 1 with the
+//!   match interrupt unmasked, waits in WFI for the interrupt (the
+//!   virtual timer bounds the wait), clears it with RTCICR and EOIs; then
+//!   waits a while more to see that no second interrupt follows a match.
 
 use crate::println;
 use shared::platform::Platform;
 
 /// Whether `name` is one of this module's tests.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "fp" | "fpreset" | "idregs")
+    matches!(name, "fp" | "fpreset" | "idregs" | "rtc")
 }
 
 /// Runs test `name`; returns whether it passed.
@@ -29,6 +34,7 @@ pub fn run(name: &str, platform: &Platform) -> bool {
         "fp" => fp(platform),
         "fpreset" => fpreset(platform),
         "idregs" => idregs(platform),
+        "rtc" => rtc(platform),
         _ => false,
     }
 }
@@ -260,4 +266,187 @@ fn idregs(platform: &Platform) -> bool {
     println!("hyptest idregs: DC CISW/ISW/CSW executed and survived");
     let _ = hvc(shared::hvc::vendor::PRINT_STATS);
     ok
+}
+
+/// Just enough of a GIC driver for `rtc`: one SPI and the virtual timer
+/// PPI enabled, interrupts taken by polling the acknowledge register after
+/// WFI (PSTATE.I stays set: WFI still wakes on a pending interrupt,
+/// ARM ARM D1.6.2).
+enum TestGic {
+    V3,
+    V2 { gic: arm_gic::gicv2::GicV2<'static>, group: arm_gic::InterruptGroup },
+}
+
+impl TestGic {
+    fn new(platform: &Platform, spi: u32, ppi: u32) -> Option<TestGic> {
+        use arm_gic::gicv3::{GicCpuInterface, GicV3};
+        use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
+        use core::ptr::NonNull;
+        let g = platform.gic.as_ref()?;
+        let gicd = super::mmu::phys_to_virt(g.gicd.base);
+        let (spi, ppi) = (IntId::spi(spi - 32), IntId::ppi(ppi - 16));
+        match g.version {
+            shared::platform::GicVersion::V3 => {
+                let gicr = super::mmu::phys_to_virt(g.gicr.first()?.base);
+                // SAFETY: mmu::init mapped the DTB's GICD and GICR as device
+                // memory; nothing else drives the GIC during a self-test.
+                let mut gic = unsafe {
+                    GicV3::new(
+                        UniqueMmioPointer::new(NonNull::new(gicd as *mut _)?),
+                        NonNull::new(gicr as *mut _)?,
+                        platform.cpus.len().max(1),
+                    )
+                }
+                .ok()?;
+                gic.setup(0);
+                let _ = gic.set_interrupt_priority(spi, None, 0x80);
+                let _ = gic.enable_interrupt(spi, None, true);
+                let _ = gic.set_interrupt_priority(ppi, Some(0), 0x80);
+                let _ = gic.enable_interrupt(ppi, Some(0), true);
+                GicCpuInterface::set_priority_mask(0xff);
+                let _ = InterruptGroup::Group1;
+                Some(TestGic::V3)
+            }
+            shared::platform::GicVersion::V2 => {
+                let gicc = super::mmu::phys_to_virt(g.gicc?.base);
+                // SAFETY: as above, for GICD and GICC.
+                let mut gic = unsafe { arm_gic::gicv2::GicV2::new(gicd as *mut _, gicc as *mut _) };
+                let group =
+                    if gic.typer().has_security_extension() { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
+                gic.setup();
+                gic.set_interrupt_priority(spi, 0x80);
+                let _ = gic.enable_interrupt(spi, true);
+                gic.set_interrupt_priority(ppi, 0x80);
+                let _ = gic.enable_interrupt(ppi, true);
+                gic.set_priority_mask(0xff);
+                Some(TestGic::V2 { gic, group })
+            }
+        }
+    }
+
+    /// Acknowledges the highest-priority pending interrupt.
+    fn ack(&mut self) -> Option<u32> {
+        use arm_gic::InterruptGroup;
+        use arm_gic::gicv3::GicCpuInterface;
+        match self {
+            TestGic::V3 => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(u32::from),
+            TestGic::V2 { gic, group } => gic.get_and_acknowledge_interrupt(*group).map(u32::from),
+        }
+    }
+
+    /// EOI: drops the priority and deactivates (EOImode 0).
+    fn eoi(&mut self, intid: u32) {
+        use arm_gic::gicv3::GicCpuInterface;
+        use arm_gic::{IntId, InterruptGroup};
+        let id = if intid < 32 { IntId::ppi(intid - 16) } else { IntId::spi(intid - 32) };
+        match self {
+            TestGic::V3 => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+            TestGic::V2 { gic, group } => gic.end_interrupt(id, *group),
+        }
+    }
+}
+
+/// Arms the virtual timer `ticks` from now (CNTV_CTL_EL0 ENABLE, unmasked).
+fn vtimer_in(ticks: u64) {
+    let (now, _) = counter();
+    msr!("cntv_cval_el0", now + ticks);
+    msr!("cntv_ctl_el0", 1);
+}
+
+/// PL031 registers (ARM DDI 0224 §3.2).
+const RTCDR: usize = 0x00;
+const RTCMR: usize = 0x04;
+const RTCIMSC: usize = 0x10;
+const RTCRIS: usize = 0x14;
+const RTCICR: usize = 0x1c;
+
+fn rtc(platform: &Platform) -> bool {
+    use shared::platform::{DeviceMatch, find_device};
+    let dev = super::dtb().and_then(|b| find_device(b, DeviceMatch::Compatible("arm,pl031")).ok().flatten());
+    let Some(dev) = dev else {
+        println!("hyptest rtc: no arm,pl031 node in the DTB");
+        return false;
+    };
+    let Some(&[0, spi, flags]) = dev.interrupts.get(..3).map(|c| <&[u32; 3]>::try_from(c).unwrap()) else {
+        println!("hyptest rtc: the RTC's interrupts {:?} are not one SPI", dev.interrupts);
+        return false;
+    };
+    let intid = 32 + spi;
+    println!("hyptest rtc: PL031 at IPA {:#x}, INTID {intid} (flags {flags})", dev.region.base);
+    let Some(base) = super::mmu::map_probe_page(dev.region.base, false) else {
+        println!("hyptest rtc: cannot map the RTC");
+        return false;
+    };
+    // SAFETY: `base` maps the RTC's 4 KiB of registers as device memory.
+    let reg = |off: usize| unsafe { core::ptr::read_volatile((base + off) as *const u32) };
+    // SAFETY: as above; PL031 registers are 32-bit.
+    let set = |off: usize, v: u32| unsafe { core::ptr::write_volatile((base + off) as *mut u32, v) };
+    const VTIMER: u32 = 27;
+    let Some(mut gic) = TestGic::new(platform, intid, VTIMER) else {
+        println!("hyptest rtc: no usable GIC");
+        return false;
+    };
+    // SAFETY: masks IRQs at EL1; the test polls the GIC instead.
+    unsafe { core::arch::asm!("msr daifset, #2", "isb", options(nomem, nostack)) };
+    let (_, frq) = counter();
+    let (mut got, mut extra, mut timeouts) = (0, 0, 0);
+    const ROUNDS: u32 = 3;
+    for round in 1..=ROUNDS {
+        set(RTCICR, 1);
+        let dr = reg(RTCDR);
+        set(RTCMR, dr.wrapping_add(1));
+        set(RTCIMSC, 1);
+        let (t0, _) = counter();
+        vtimer_in(3 * frq);
+        loop {
+            // SAFETY: `wfi` only waits (it traps to the hypervisor).
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            let Some(id) = gic.ack() else { continue };
+            if id == intid {
+                let (t1, _) = counter();
+                let raw = reg(RTCRIS);
+                set(RTCICR, 1);
+                let cleared = reg(RTCRIS) & 1 == 0;
+                gic.eoi(id);
+                msr!("cntv_ctl_el0", 0);
+                got += 1;
+                println!(
+                    "hyptest rtc: match {round}: interrupt after {} ms (RTCDR {dr} -> {}, RTCRIS {raw:#x}, cleared: {cleared})",
+                    (t1 - t0) * 1000 / frq,
+                    reg(RTCDR)
+                );
+                break;
+            }
+            if id == VTIMER {
+                msr!("cntv_ctl_el0", 0);
+                gic.eoi(id);
+                timeouts += 1;
+                println!("hyptest rtc: match {round}: no interrupt within 3 s (RTCDR {dr} -> {})", reg(RTCDR));
+                break;
+            }
+            gic.eoi(id);
+        }
+        // No match is pending now: nothing more may come from the RTC
+        // until the next one is set.
+        vtimer_in(frq * 6 / 5);
+        loop {
+            // SAFETY: as above.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            let Some(id) = gic.ack() else { continue };
+            if id == VTIMER {
+                msr!("cntv_ctl_el0", 0);
+                gic.eoi(id);
+                break;
+            }
+            if id == intid {
+                extra += 1;
+                set(RTCICR, 1);
+            }
+            gic.eoi(id);
+        }
+    }
+    set(RTCIMSC, 0);
+    println!("hyptest rtc: {ROUNDS} matches, {got} interrupts, {extra} extra, {timeouts} timeouts");
+    let _ = hvc(shared::hvc::vendor::PRINT_STATS);
+    got == ROUNDS && extra == 0
 }

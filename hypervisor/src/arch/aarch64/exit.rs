@@ -126,6 +126,13 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     let mut action = Action::Continue;
     super::fp::service_flush();
     while let Some(raw) = gic::ack() {
+        // A pass-through device's: forwarded to its VM, left active.
+        if let Some(give_way) = super::passthrough::forward(raw, Some((vm.id, v.index))) {
+            if give_way {
+                action = Action::Yield;
+            }
+            continue;
+        }
         match gic::intid_of(raw) {
             gic::INTID_VTIMER => {
                 // The running vCPU's virtual timer fired: mask it at the

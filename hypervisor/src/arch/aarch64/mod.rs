@@ -12,6 +12,7 @@ pub mod firmware;
 pub mod fp;
 pub mod gic;
 pub mod mmu;
+pub mod passthrough;
 pub mod smp;
 pub mod switch;
 pub mod sysreg;

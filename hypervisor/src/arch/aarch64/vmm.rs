@@ -6,7 +6,7 @@ use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, read_sysreg};
 use super::vgic_hw::{self, VgicCpuState};
-use super::{fp, gic, smp, timer};
+use super::{fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
@@ -134,6 +134,8 @@ pub struct Vm {
     /// held only for one save or restore, so that another CPU can save a
     /// vCPU's values without its vCPU lock.
     pub fp: Vec<Mutex<switch::FpState>>,
+    /// Its pass-through devices as its DTB describes them (passthrough.rs).
+    pub devices: Vec<fdtgen::GuestDevice>,
 }
 
 impl Vm {
@@ -221,6 +223,14 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
     VMS.call_once(|| vms);
 }
 
+/// The machine's DTB.
+fn host_dtb() -> Option<&'static [u8]> {
+    let r = super::boot::DTB.get()?;
+    // SAFETY: boot reserved the DTB's RAM (it is never handed out) and the
+    // EL2 map covers all RAM; nothing writes it after boot.
+    Some(unsafe { phys_slice(r.base, r.size) })
+}
+
 /// Reads a host-physical range as bytes.
 ///
 /// # Safety
@@ -285,13 +295,16 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     GicVersion::V3 => vgic::GicVersion::V3,
                 },
                 spec.vcpus as usize,
-                64,
+                passthrough::nr_spis(spec),
             )
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         fp: (0..spec.vcpus).map(|_| Mutex::new(switch::FpState::default())).collect(),
+        devices: passthrough::guest_devices(spec, host_dtb()),
     };
+    passthrough::map(&vm)?;
+    passthrough::map_hw(&vm, &mut vm.vgic.lock());
     if gic == GicVersion::V2 {
         // The guest's GICv2 CPU interface is the physical GICV frame.
         let gicv = super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicv);
@@ -321,7 +334,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         bootargs: vm.spec.bootargs.as_str(),
         initrd: l.initrd,
         console: vm.spec.console,
-        passthrough: Vec::new(),
+        passthrough: vm.devices.clone(),
         resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
@@ -388,6 +401,7 @@ pub fn assign_vcpus(online: usize) {
             vm.vcpu_pcpu[v.index].store(v.pcpu, Ordering::Relaxed);
         }
     }
+    passthrough::enable_all();
     ASSIGNED.store(true, Ordering::Release);
 }
 
@@ -486,6 +500,9 @@ fn idle(deadline: Option<u64>) {
     timer::cancel_hyp();
     fp::service_flush();
     while let Some(raw) = gic::ack() {
+        if passthrough::forward(raw, None).is_some() {
+            continue;
+        }
         if Some(gic::intid_of(raw)) == super::console_in::intid() {
             super::console_in::on_interrupt();
         }
@@ -559,6 +576,7 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
             c.flush(&vm.name);
         }
     }
+    passthrough::release(vm);
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
     print_stats(vm, Some(me));
     // Idle CPUs wait in WFI: wake them to see that a VM is gone (the last
@@ -602,8 +620,11 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
         }
     }
     let version = vm.vgic.lock().version();
-    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), 64) {
-        Ok(g) => g,
+    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)) {
+        Ok(mut g) => {
+            passthrough::reset(vm, &mut g);
+            g
+        }
         Err(e) => {
             stop_vm(vm, me, &format!("reset failed: vgic: {e:?}"));
             return;
