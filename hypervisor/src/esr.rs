@@ -719,6 +719,36 @@ impl SysReg {
     pub const ID_AA64MMFR0_EL1: Self = Self::new(3, 0, 0, 7, 0);
     pub const ID_AA64MMFR1_EL1: Self = Self::new(3, 0, 0, 7, 1);
     pub const ID_AA64MMFR2_EL1: Self = Self::new(3, 0, 0, 7, 2);
+    pub const ID_AA64MMFR3_EL1: Self = Self::new(3, 0, 0, 7, 3);
+    pub const ID_AA64MMFR4_EL1: Self = Self::new(3, 0, 0, 7, 4);
+    pub const ID_AA64PFR2_EL1: Self = Self::new(3, 0, 0, 4, 2);
+    pub const ID_AA64FPFR0_EL1: Self = Self::new(3, 0, 0, 4, 7);
+    pub const ID_AA64DFR2_EL1: Self = Self::new(3, 0, 0, 5, 2);
+    pub const ID_AA64ISAR3_EL1: Self = Self::new(3, 0, 0, 6, 3);
+    // The AArch32 ID registers, read from AArch64 EL1 (ARM ARM D23.2,
+    // "op0 = 3, op1 = 0, CRn = 0, CRm = 1..3"); also HCR_EL2.TID3.
+    pub const ID_PFR0_EL1: Self = Self::new(3, 0, 0, 1, 0);
+    pub const ID_PFR1_EL1: Self = Self::new(3, 0, 0, 1, 1);
+    pub const ID_DFR0_EL1: Self = Self::new(3, 0, 0, 1, 2);
+    pub const ID_AFR0_EL1: Self = Self::new(3, 0, 0, 1, 3);
+    pub const ID_MMFR0_EL1: Self = Self::new(3, 0, 0, 1, 4);
+    pub const ID_MMFR1_EL1: Self = Self::new(3, 0, 0, 1, 5);
+    pub const ID_MMFR2_EL1: Self = Self::new(3, 0, 0, 1, 6);
+    pub const ID_MMFR3_EL1: Self = Self::new(3, 0, 0, 1, 7);
+    pub const ID_ISAR0_EL1: Self = Self::new(3, 0, 0, 2, 0);
+    pub const ID_ISAR1_EL1: Self = Self::new(3, 0, 0, 2, 1);
+    pub const ID_ISAR2_EL1: Self = Self::new(3, 0, 0, 2, 2);
+    pub const ID_ISAR3_EL1: Self = Self::new(3, 0, 0, 2, 3);
+    pub const ID_ISAR4_EL1: Self = Self::new(3, 0, 0, 2, 4);
+    pub const ID_ISAR5_EL1: Self = Self::new(3, 0, 0, 2, 5);
+    pub const ID_MMFR4_EL1: Self = Self::new(3, 0, 0, 2, 6);
+    pub const ID_ISAR6_EL1: Self = Self::new(3, 0, 0, 2, 7);
+    pub const MVFR0_EL1: Self = Self::new(3, 0, 0, 3, 0);
+    pub const MVFR1_EL1: Self = Self::new(3, 0, 0, 3, 1);
+    pub const MVFR2_EL1: Self = Self::new(3, 0, 0, 3, 2);
+    pub const ID_PFR2_EL1: Self = Self::new(3, 0, 0, 3, 4);
+    pub const ID_DFR1_EL1: Self = Self::new(3, 0, 0, 3, 5);
+    pub const ID_MMFR5_EL1: Self = Self::new(3, 0, 0, 3, 6);
     pub const CCSIDR_EL1: Self = Self::new(3, 1, 0, 0, 0);
     pub const CLIDR_EL1: Self = Self::new(3, 1, 0, 0, 1);
     pub const CSSELR_EL1: Self = Self::new(3, 2, 0, 0, 0);
@@ -803,6 +833,34 @@ impl SysReg {
         (Self::ID_AA64MMFR0_EL1, "ID_AA64MMFR0_EL1"),
         (Self::ID_AA64MMFR1_EL1, "ID_AA64MMFR1_EL1"),
         (Self::ID_AA64MMFR2_EL1, "ID_AA64MMFR2_EL1"),
+        (Self::ID_AA64MMFR3_EL1, "ID_AA64MMFR3_EL1"),
+        (Self::ID_AA64MMFR4_EL1, "ID_AA64MMFR4_EL1"),
+        (Self::ID_AA64PFR2_EL1, "ID_AA64PFR2_EL1"),
+        (Self::ID_AA64FPFR0_EL1, "ID_AA64FPFR0_EL1"),
+        (Self::ID_AA64DFR2_EL1, "ID_AA64DFR2_EL1"),
+        (Self::ID_AA64ISAR3_EL1, "ID_AA64ISAR3_EL1"),
+        (Self::ID_PFR0_EL1, "ID_PFR0_EL1"),
+        (Self::ID_PFR1_EL1, "ID_PFR1_EL1"),
+        (Self::ID_DFR0_EL1, "ID_DFR0_EL1"),
+        (Self::ID_AFR0_EL1, "ID_AFR0_EL1"),
+        (Self::ID_MMFR0_EL1, "ID_MMFR0_EL1"),
+        (Self::ID_MMFR1_EL1, "ID_MMFR1_EL1"),
+        (Self::ID_MMFR2_EL1, "ID_MMFR2_EL1"),
+        (Self::ID_MMFR3_EL1, "ID_MMFR3_EL1"),
+        (Self::ID_ISAR0_EL1, "ID_ISAR0_EL1"),
+        (Self::ID_ISAR1_EL1, "ID_ISAR1_EL1"),
+        (Self::ID_ISAR2_EL1, "ID_ISAR2_EL1"),
+        (Self::ID_ISAR3_EL1, "ID_ISAR3_EL1"),
+        (Self::ID_ISAR4_EL1, "ID_ISAR4_EL1"),
+        (Self::ID_ISAR5_EL1, "ID_ISAR5_EL1"),
+        (Self::ID_MMFR4_EL1, "ID_MMFR4_EL1"),
+        (Self::ID_ISAR6_EL1, "ID_ISAR6_EL1"),
+        (Self::MVFR0_EL1, "MVFR0_EL1"),
+        (Self::MVFR1_EL1, "MVFR1_EL1"),
+        (Self::MVFR2_EL1, "MVFR2_EL1"),
+        (Self::ID_PFR2_EL1, "ID_PFR2_EL1"),
+        (Self::ID_DFR1_EL1, "ID_DFR1_EL1"),
+        (Self::ID_MMFR5_EL1, "ID_MMFR5_EL1"),
         (Self::CCSIDR_EL1, "CCSIDR_EL1"),
         (Self::CLIDR_EL1, "CLIDR_EL1"),
         (Self::CSSELR_EL1, "CSSELR_EL1"),
@@ -861,6 +919,49 @@ impl SysReg {
             && self.op2 == 2
             && (self.crm == 6 || self.crm == 10 || self.crm == 14)
     }
+
+    /// One of the EL1 virtual-memory control registers whose writes
+    /// HCR_EL2.TVM traps (ARM ARM D19.2.48 "HCR_EL2", TVM): SCTLR_EL1,
+    /// TTBR0_EL1, TTBR1_EL1, TCR_EL1, ESR_EL1, FAR_EL1, AFSR0_EL1,
+    /// AFSR1_EL1, MAIR_EL1, AMAIR_EL1, CONTEXTIDR_EL1.
+    pub const fn is_vm_control(&self) -> bool {
+        if self.op0 != 3 || self.op1 != 0 {
+            return false;
+        }
+        matches!(
+            (self.crn, self.crm, self.op2),
+            (1, 0, 0) | (2, 0, 0..=2) | (5, 1, 0..=1) | (5, 2, 0) | (6, 0, 0) | (10, 2, 0) | (10, 3, 0) | (13, 0, 1)
+        )
+    }
+
+    /// Which of the hypervisor's HCR_EL2 traps an access to this encoding
+    /// comes from (the exit handler's first decision).
+    pub const fn trap(&self) -> SysRegTrap {
+        if self.is_id_group3() {
+            SysRegTrap::IdGroup3
+        } else if self.is_set_way_op() {
+            SysRegTrap::SetWay
+        } else if self.is_vm_control() {
+            SysRegTrap::VmControl
+        } else {
+            SysRegTrap::Other
+        }
+    }
+}
+
+/// The trap group of a system register or instruction encoding
+/// ([`SysReg::trap`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysRegTrap {
+    /// HCR_EL2.TID3: ID group 3 (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7),
+    /// allocated or not; emulated by `idregs`.
+    IdGroup3,
+    /// HCR_EL2.TSW: DC ISW/CSW/CISW.
+    SetWay,
+    /// HCR_EL2.TVM: a write to an EL1 virtual-memory control register.
+    VmControl,
+    /// Anything else (GIC, timer, debug, implementation defined, ...).
+    Other,
 }
 
 impl fmt::Display for SysReg {
@@ -1271,6 +1372,91 @@ mod tests {
         assert!(SysReg::DC_CISW.is_set_way_op());
         assert!(!SysReg::DC_CIVAC.is_set_way_op());
         assert!(!SysReg::DC_IVAC.is_set_way_op());
+    }
+
+    /// Trapped accesses, as ESR_EL2 values built bit by bit from D17.2.37
+    /// (EC 0x18, IL, Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10],
+    /// Rt [9:5], CRm [4:1], Direction [0]), and what they decode to.
+    #[test]
+    fn trapped_sysreg_table() {
+        let cases: &[(u64, SysReg, u8, bool, SysRegTrap, &str)] = &[
+            // mrs x0, ID_AA64PFR0_EL1: Op0 3, Op2 0, Op1 0, CRn 0, CRm 4.
+            (0x6230_0009, SysReg::ID_AA64PFR0_EL1, 0, true, SysRegTrap::IdGroup3, "MRS x0, ID_AA64PFR0_EL1"),
+            // mrs x5, ID_AA64ZFR0_EL1: Op2 4, CRm 4, Rt 5.
+            (0x6238_00a9, SysReg::ID_AA64ZFR0_EL1, 5, true, SysRegTrap::IdGroup3, "MRS x5, ID_AA64ZFR0_EL1"),
+            // mrs x1, ID_AA64DFR0_EL1: CRm 5.
+            (0x6230_002b, SysReg::ID_AA64DFR0_EL1, 1, true, SysRegTrap::IdGroup3, "MRS x1, ID_AA64DFR0_EL1"),
+            // mrs x2, ID_AA64MMFR4_EL1: Op2 4, CRm 7.
+            (0x6238_004f, SysReg::ID_AA64MMFR4_EL1, 2, true, SysRegTrap::IdGroup3, "MRS x2, ID_AA64MMFR4_EL1"),
+            // mrs x3, ID_ISAR6_EL1: Op2 7, CRm 2.
+            (0x623e_0065, SysReg::ID_ISAR6_EL1, 3, true, SysRegTrap::IdGroup3, "MRS x3, ID_ISAR6_EL1"),
+            // mrs x4, MVFR2_EL1: Op2 2, CRm 3.
+            (0x6234_0087, SysReg::MVFR2_EL1, 4, true, SysRegTrap::IdGroup3, "MRS x4, MVFR2_EL1"),
+            // mrs x6, ID_PFR1_EL1: Op2 1, CRm 1.
+            (0x6232_00c3, SysReg::ID_PFR1_EL1, 6, true, SysRegTrap::IdGroup3, "MRS x6, ID_PFR1_EL1"),
+            // An unallocated ID encoding, S3_0_C0_C3_3, is still TID3's.
+            (0x6236_0007, SysReg::new(3, 0, 0, 3, 3), 0, true, SysRegTrap::IdGroup3, "MRS x0, S3_0_C0_C3_3"),
+            // dc isw, x2: Op0 1, Op2 2, CRn 7, CRm 6, write.
+            (0x6214_1c4c, SysReg::DC_ISW, 2, false, SysRegTrap::SetWay, "DC ISW, x2"),
+            // dc csw, x7: CRm 10.
+            (0x6214_1cf4, SysReg::DC_CSW, 7, false, SysRegTrap::SetWay, "DC CSW, x7"),
+            // dc cisw, xzr: CRm 14, Rt 31.
+            (0x6214_1ffc, SysReg::DC_CISW, 31, false, SysRegTrap::SetWay, "DC CISW, xzr"),
+            // msr SCTLR_EL1, x1: Op0 3, CRn 1, write.
+            (0x6230_0420, SysReg::SCTLR_EL1, 1, false, SysRegTrap::VmControl, "MSR SCTLR_EL1, x1"),
+            // msr TCR_EL1, x9: Op2 2, CRn 2.
+            (0x6234_0920, SysReg::TCR_EL1, 9, false, SysRegTrap::VmControl, "MSR TCR_EL1, x9"),
+            // msr CONTEXTIDR_EL1, x3: Op2 1, CRn 13.
+            (0x6232_3460, SysReg::CONTEXTIDR_EL1, 3, false, SysRegTrap::VmControl, "MSR CONTEXTIDR_EL1, x3"),
+            // msr AMAIR_EL1, x0: CRn 10, CRm 3.
+            (0x6230_2806, SysReg::AMAIR_EL1, 0, false, SysRegTrap::VmControl, "MSR AMAIR_EL1, x0"),
+            // MIDR_EL1 (CRm 0) is not TID3's; VPIDR_EL2 answers it untrapped.
+            (0x6230_0001, SysReg::MIDR_EL1, 0, true, SysRegTrap::Other, "MRS x0, MIDR_EL1"),
+            // Neither is DC CIVAC (by VA).
+            (0x6212_dfdc, SysReg::DC_CIVAC, 30, false, SysRegTrap::Other, "DC CIVAC, x30"),
+        ];
+        for &(raw, reg, rt, read, trap, text) in cases {
+            let e = Esr::decode(raw);
+            let Syndrome::SysReg(acc) = e.syndrome() else { panic!("{raw:#x} is not EC 0x18") };
+            assert_eq!(acc, SysRegAccess { reg, rt, read }, "{raw:#x}");
+            assert_eq!(reg.trap(), trap, "{text}");
+            assert_eq!(acc.to_string(), text);
+            assert_eq!(u64::from(acc.to_iss()) | (0x18 << 26) | (1 << 25), raw, "{text}");
+        }
+        // Every named ID register is in group 3 or is one of the untrapped
+        // identification registers of CRm 0.
+        for (reg, name) in SysReg::NAMES {
+            if name.starts_with("ID_") || name.starts_with("MVFR") {
+                assert_eq!(reg.trap(), SysRegTrap::IdGroup3, "{name}");
+            }
+        }
+        // TVM covers exactly these eleven registers.
+        let tvm = [
+            SysReg::SCTLR_EL1,
+            SysReg::TTBR0_EL1,
+            SysReg::TTBR1_EL1,
+            SysReg::TCR_EL1,
+            SysReg::ESR_EL1,
+            SysReg::FAR_EL1,
+            SysReg::AFSR0_EL1,
+            SysReg::AFSR1_EL1,
+            SysReg::MAIR_EL1,
+            SysReg::AMAIR_EL1,
+            SysReg::CONTEXTIDR_EL1,
+        ];
+        let mut n = 0;
+        for crn in 0..16 {
+            for crm in 0..16 {
+                for op2 in 0..8 {
+                    let r = SysReg::new(3, 0, crn, crm, op2);
+                    assert_eq!(r.is_vm_control(), tvm.contains(&r), "{r}");
+                    n += r.is_vm_control() as usize;
+                }
+            }
+        }
+        assert_eq!(n, tvm.len());
+        assert!(!SysReg::ACTLR_EL1.is_vm_control());
+        assert!(!SysReg::new(3, 4, 1, 0, 0).is_vm_control(), "SCTLR_EL2 is not TVM's");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The device tree the hypervisor writes for each guest: its RAM, its
 //! vCPUs (started with PSCI over `hvc`), the virtual GIC, the architected
-//! timer, its emulated PL011 and `/chosen` (bootargs, initrd, stdout-path).
+//! timer, its emulated PL011, its pass-through devices and `/chosen`
+//! (bootargs, initrd, stdout-path).
 //!
 //! The shape follows QEMU's `virt` machine (hw/arm/virt.c) so that stock
 //! Linux and our guest kernel read it the same way; addresses come from
@@ -28,10 +29,40 @@ pub struct GuestDtb<'a> {
     pub initrd: Option<Region>,
     /// Whether the VM has the emulated PL011.
     pub console: bool,
-    /// Pass-through devices: guest base, size, INTIDs.
-    pub passthrough: Vec<(u64, u64, Vec<u32>)>,
+    /// Pass-through devices.
+    pub passthrough: Vec<GuestDevice>,
     /// How many times the VM has been reset (`/chosen/el2-hyp,resets`).
     pub resets: u32,
+}
+
+/// A pass-through device as the guest sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestDevice {
+    /// Guest-physical base and size of its registers.
+    pub base: u64,
+    pub size: u64,
+    /// `compatible`, from the machine's node for the device; empty gives
+    /// `el2-hyp,passthrough` (a device the machine's DTB does not describe).
+    pub compatible: Vec<String>,
+    /// SPIs as (INTID, GIC binding flags).
+    pub interrupts: Vec<(u32, u32)>,
+    /// One-cell properties copied from the machine's node (`reg-shift`, ...).
+    pub props: Vec<(&'static str, u32)>,
+}
+
+impl GuestDevice {
+    /// An AMBA PrimeCell (PL011, PL031, ...): Linux's AMBA bus wants its
+    /// `apb_pclk` clock.
+    fn primecell(&self) -> bool {
+        self.compatible.iter().any(|c| c == "arm,primecell")
+    }
+
+    /// The node name: the generic part of the first compatible ("pl031"),
+    /// as in the machine's DTB.
+    fn node_name(&self) -> String {
+        let name = self.compatible.first().map_or("passthrough", |c| c.rsplit(',').next().unwrap_or(c));
+        format!("{name}@{:x}", self.base)
+    }
 }
 
 const PHANDLE_GIC: u32 = 1;
@@ -130,7 +161,7 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
     w.property_null("always-on")?;
     w.end_node(timer)?;
 
-    if cfg.console {
+    if cfg.console || cfg.passthrough.iter().any(GuestDevice::primecell) {
         let clk = w.begin_node("apb-pclk")?;
         w.property_string("compatible", "fixed-clock")?;
         w.property_u32("#clock-cells", 0)?;
@@ -138,7 +169,9 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
         w.property_string("clock-output-names", "clk24mhz")?;
         w.property_u32("phandle", PHANDLE_CLK)?;
         w.end_node(clk)?;
+    }
 
+    if cfg.console {
         let uart = w.begin_node(&uart_path[1..])?;
         w.property_string_list("compatible", alloc::vec![String::from("arm,pl011"), String::from("arm,primecell")])?;
         w.property_array_u32("reg", &cells(&[layout::UART_BASE, layout::UART_SIZE]))?;
@@ -148,16 +181,27 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
         w.end_node(uart)?;
     }
 
-    for (base, size, intids) in &cfg.passthrough {
-        let dev = w.begin_node(&format!("passthrough@{base:x}"))?;
-        w.property_string("compatible", "el2-hyp,passthrough")?;
-        w.property_array_u32("reg", &cells(&[*base, *size]))?;
+    for d in &cfg.passthrough {
+        let dev = w.begin_node(&d.node_name())?;
+        if d.compatible.is_empty() {
+            w.property_string("compatible", "el2-hyp,passthrough")?;
+        } else {
+            w.property_string_list("compatible", d.compatible.clone())?;
+        }
+        w.property_array_u32("reg", &cells(&[d.base, d.size]))?;
         let mut irqs = Vec::new();
-        for &intid in intids {
-            irqs.extend_from_slice(&[GIC_SPI, intid.saturating_sub(32), IRQ_TYPE_LEVEL_HIGH]);
+        for &(intid, flags) in &d.interrupts {
+            irqs.extend_from_slice(&[GIC_SPI, intid.saturating_sub(32), flags]);
         }
         if !irqs.is_empty() {
             w.property_array_u32("interrupts", &irqs)?;
+        }
+        for &(name, value) in &d.props {
+            w.property_u32(name, value)?;
+        }
+        if d.primecell() {
+            w.property_array_u32("clocks", &[PHANDLE_CLK])?;
+            w.property_string("clock-names", "apb_pclk")?;
         }
         w.end_node(dev)?;
     }
@@ -212,5 +256,45 @@ mod tests {
             assert_eq!(p.bootargs.as_str(), "hz=100");
             assert_eq!(p.vm_resets, 2);
         }
+    }
+
+    #[test]
+    fn passthrough_devices_read_back_as_the_machine_described_them() {
+        use shared::platform::{DeviceMatch, find_device};
+        let mut c = cfg(GicVersion::V3, 1);
+        c.console = false;
+        c.passthrough = alloc::vec![
+            GuestDevice {
+                base: 0x0901_0000,
+                size: 0x1000,
+                compatible: alloc::vec![String::from("arm,pl031"), String::from("arm,primecell")],
+                interrupts: alloc::vec![(34, 4)],
+                props: Vec::new(),
+            },
+            GuestDevice {
+                base: 0x0a00_0000,
+                size: 0x1000,
+                compatible: alloc::vec![String::from("snps,dw-apb-uart")],
+                interrupts: alloc::vec![(36, 4), (37, 1)],
+                props: alloc::vec![("reg-shift", 2), ("reg-io-width", 4)],
+            },
+            GuestDevice { base: 0x0b00_0000, size: 0x2000, ..Default::default() },
+        ];
+        let blob = build(&c).unwrap();
+        // The guest finds the RTC as it would on the machine itself.
+        let rtc = find_device(&blob, DeviceMatch::Compatible("arm,pl031")).unwrap().unwrap();
+        assert_eq!(rtc.region, Region { base: 0x0901_0000, size: 0x1000 });
+        assert_eq!(rtc.interrupts.as_slice(), &[GIC_SPI, 2, IRQ_TYPE_LEVEL_HIGH]);
+        let uart = find_device(&blob, DeviceMatch::RegBase(0x0a00_0000)).unwrap().unwrap();
+        assert_eq!(uart.compatible[0].as_str(), "snps,dw-apb-uart");
+        assert_eq!(uart.interrupts.as_slice(), &[0, 4, 4, 0, 5, 1]);
+        assert_eq!(uart.props.as_slice(), &[("reg-shift", 2), ("reg-io-width", 4)]);
+        let anon = find_device(&blob, DeviceMatch::Compatible("el2-hyp,passthrough")).unwrap().unwrap();
+        assert_eq!(anon.region, Region { base: 0x0b00_0000, size: 0x2000 });
+        assert!(anon.interrupts.is_empty());
+        // Without a console the PL031 still gets its apb_pclk (AMBA bus).
+        assert!(Platform::from_fdt(&blob).is_ok());
+        let text = String::from_utf8_lossy(&blob);
+        assert!(text.contains("pl031@9010000") && text.contains("apb-pclk") && text.contains("dw-apb-uart@a000000"));
     }
 }

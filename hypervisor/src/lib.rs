@@ -11,6 +11,8 @@ pub mod arch;
 pub mod console;
 pub mod esr;
 pub mod fdtgen;
+pub mod fpowner;
+pub mod idregs;
 pub mod mm;
 pub mod mmio;
 pub mod psci;

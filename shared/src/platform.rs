@@ -279,6 +279,40 @@ pub unsafe fn fdt_total_size(ptr: *const u8) -> Result<usize, DtbError> {
     Ok(u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize)
 }
 
+/// How [`find_device`] picks a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceMatch<'a> {
+    /// The first node whose `compatible` list has this string.
+    Compatible(&'a str),
+    /// The node whose first `reg` entry starts at this CPU physical address.
+    RegBase(u64),
+}
+
+/// A device node found by [`find_device`].
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DeviceNode {
+    /// `compatible`, in order (at most 4 strings of up to 48 bytes).
+    pub compatible: Vec<String<48>, 4>,
+    /// The first `reg` entry, translated to a CPU physical address.
+    pub region: Region,
+    /// `interrupts`, as raw cells (with a GIC parent: 3 per interrupt,
+    /// type (0 SPI, 1 PPI), number, flags).
+    pub interrupts: Vec<u32, 24>,
+    /// The one-cell properties of [`DEVICE_U32_PROPS`] the node has, which
+    /// a driver needs and a copy of the node can carry (unlike phandles).
+    pub props: Vec<(&'static str, u32), 4>,
+}
+
+/// One-cell device properties [`find_device`] reports (generic serial
+/// and clock bindings).
+pub const DEVICE_U32_PROPS: [&str; 4] = ["reg-shift", "reg-io-width", "clock-frequency", "current-speed"];
+
+/// Finds one device node in a DTB blob (outside `/chosen`), by compatible
+/// string or by the base of its registers.
+pub fn find_device(dtb: &[u8], m: DeviceMatch<'_>) -> Result<Option<DeviceNode>, DtbError> {
+    parse::find_device(dtb, m)
+}
+
 impl Platform {
     /// Parses a whole DTB blob.
     pub fn from_fdt(dtb: &[u8]) -> Result<Platform, DtbError> {

@@ -1113,6 +1113,64 @@ fn read_passthrough(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Resul
     Ok(Passthrough { region, guest_base, interrupts })
 }
 
+// ---------------------------------------------------------------------------
+// Looking one device up (pass-through devices, guest self-tests).
+
+/// Finds the first node that matches `m` and has `compatible` and `reg`;
+/// nodes under `/chosen` are skipped (the hypervisor's own VM
+/// descriptions live there). Disabled nodes match too: a board may leave
+/// a device disabled for the host that it gives to a VM.
+pub(super) fn find_device(dtb: &[u8], m: DeviceMatch<'_>) -> Result<Option<DeviceNode>, DtbError> {
+    use DtbError::Malformed;
+    let blob = Blob::new(dtb)?;
+    let mut stack: Vec<Node<'_>, MAX_DEPTH> = Vec::new();
+    let mut c = blob.cursor(blob.struct_start);
+    loop {
+        match c.next()? {
+            None => return Ok(None),
+            Some(Token::Begin(name)) => {
+                let node = Node::read(&blob, name, c.offset(), stack.last())?;
+                stack.push(node).map_err(|_| Malformed("nodes nested too deeply"))?;
+                if stack.get(1).is_some_and(|n| n.name == "chosen") {
+                    continue;
+                }
+                let (Some(compatible), Some(reg)) = (node.prop(&blob, "compatible")?, node.prop(&blob, "reg")?) else {
+                    continue;
+                };
+                let Ok(Some(region)) = reg_region(&stack, reg, 0, "(device)") else {
+                    continue;
+                };
+                let hit = match m {
+                    DeviceMatch::Compatible(want) => list_has(compatible, want),
+                    DeviceMatch::RegBase(base) => region.base == base,
+                };
+                if !hit {
+                    continue;
+                }
+                let mut dev = DeviceNode { region, ..Default::default() };
+                for item in compatible.split(|&b| b == 0).filter(|i| !i.is_empty()) {
+                    let mut one = String::new();
+                    push_truncated(&mut one, from_utf8(item).unwrap_or(""));
+                    let _ = dev.compatible.push(one);
+                }
+                if let Some(irqs) = node.prop(&blob, "interrupts")? {
+                    dev.interrupts = u32_list(irqs).unwrap_or_default();
+                }
+                for name in DEVICE_U32_PROPS {
+                    if let Some(v) = node.prop(&blob, name)?.and_then(u32_prop) {
+                        let _ = dev.props.push((name, v));
+                    }
+                }
+                return Ok(Some(dev));
+            }
+            Some(Token::End) => {
+                stack.pop().ok_or(Malformed("FDT_END_NODE outside any node"))?;
+            }
+            Some(Token::Prop(..)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

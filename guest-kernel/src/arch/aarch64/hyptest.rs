@@ -30,6 +30,7 @@ pub fn run(name: &str, platform: &Platform) -> ! {
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
+        other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
         _ => {
             println!("hyptest: unknown test {name:?}");
             false

@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod exec;
 pub mod hypbench;
 pub mod hyptest;
+pub mod hyptest_core;
 pub mod irq;
 pub mod memory;
 pub mod mmu;
@@ -53,6 +54,17 @@ pub static mut BOOT_L1: BootTable = BootTable([0; 512]);
 
 static mut UART: Option<uart::Pl011> = None;
 
+/// The DTB we booted with, (virtual address, size): in RAM that memblock
+/// keeps reserved, never written.
+static DTB: spin::Once<(usize, usize)> = spin::Once::new();
+
+/// The DTB we booted with (for device lookups beyond [`Platform`]).
+pub fn dtb() -> Option<&'static [u8]> {
+    let &(va, size) = DTB.get()?;
+    // SAFETY: see `DTB`; the linear map covers it for the kernel's life.
+    Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
+}
+
 /// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
@@ -66,6 +78,7 @@ extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
         // No console without a DTB: tell the hypervisor we are done.
         Err(_) => psci::system_off(),
     };
+    DTB.call_once(|| (dtb_va, dtb_size as usize));
     let image_size = image_end - mmu::phys_to_virt(load_pa) as u64;
     mmu::init(&platform, load_pa, image_size);
     if let Some(u) = platform.uart {

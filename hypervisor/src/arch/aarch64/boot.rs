@@ -33,6 +33,10 @@ pub static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator
 /// What boot learnt about the machine.
 pub static PLATFORM: spin::Once<Platform> = spin::Once::new();
 
+/// Where the machine's DTB lies (reserved, identity-mapped RAM), for
+/// looking up pass-through devices.
+pub static DTB: spin::Once<Region> = spin::Once::new();
+
 static mut UART: Option<UartDriver> = None;
 
 /// Reads the DTB at `dtb` (its header gives the size).
@@ -58,6 +62,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         // No DTB means no console to complain on: stop the machine.
         Err(_) => super::halt(),
     };
+    DTB.call_once(|| dtb_region);
     if let Some(uart) = platform.uart {
         // SAFETY: the DTB names this UART as the console; nothing else drives it.
         let driver = unsafe { UartDriver::new(&uart) };
@@ -143,6 +148,11 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         for r in g.gicr.iter().chain(g.gicc.iter()).chain(g.gich.iter()) {
             map.map_device(r.base, r.size);
         }
+        // GICC_DIR is at 0x1000 (EOImode = 1, gic.rs), even where a DTB
+        // gives the CPU interface only its first page.
+        if let Some(c) = g.gicc {
+            map.map_device(c.base, c.size.max(0x2000));
+        }
     }
     // SAFETY: the map covers RAM (image, stacks, heap, DTB) and the console.
     unsafe { map.activate() };
@@ -186,6 +196,8 @@ pub fn init_el2_controls() {
     write_sysreg!(vbar_el2, vbar);
     // HCR_EL2: only RW until a guest is loaded.
     write_sysreg!(hcr_el2, 1 << 31);
+    // VPIDR_EL2 (UNKNOWN at reset): the MIDR_EL1 guests read, untrapped.
+    write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
     // CPTR_EL2: RES1 bits [13:12], [9:0]; TFP clear (FP not trapped yet).
     write_sysreg!(cptr_el2, 0x33ff);
     // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not

@@ -27,9 +27,14 @@ pub enum Action {
 }
 
 /// A synchronous exception from the guest (ESR_EL2 says which).
-pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
+pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
     let esr = Esr::decode(read_sysreg!(esr_el2));
     match esr.syndrome() {
+        // First FP/SIMD use since entry with CPTR_EL2.TFP set (lazy switch).
+        _ if esr.ec == ExceptionClass::FpAccess => {
+            super::fp::handle_trap(vm, v, generation);
+            Action::Continue
+        }
         Syndrome::Hvc(_) => {
             v.stats.record(ExitReason::Hvc);
             hypercall(vm, v)
@@ -81,6 +86,9 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu) -> Action {
                 v.regs.pc += 4;
                 return Action::Continue;
             }
+            if let Some(action) = super::sysregs::handle(vm, v, &acc) {
+                return action;
+            }
             println!(
                 "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x} is not emulated: injecting undefined instruction",
                 vm.name, v.index, acc, v.regs.pc
@@ -117,7 +125,15 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
 
     let mut action = Action::Continue;
+    super::fp::service_flush();
     while let Some(raw) = gic::ack() {
+        // A pass-through device's: forwarded to its VM, left active.
+        if let Some(give_way) = super::passthrough::forward(raw, Some((vm.id, v.index))) {
+            if give_way {
+                action = Action::Yield;
+            }
+            continue;
+        }
         match gic::intid_of(raw) {
             gic::INTID_VTIMER => {
                 // The running vCPU's virtual timer fired: mask it at the

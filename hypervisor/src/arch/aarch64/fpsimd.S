@@ -1,8 +1,10 @@
 /*
- * FP/SIMD register file save and restore for the vCPU switch. The
- * hypervisor itself is built soft-float and never touches these
- * registers, so a vCPU's values stay live in the CPU while it runs and
- * are moved only when another vCPU takes the CPU.
+ * FP/SIMD register file save and restore for the lazy vCPU switch
+ * (fp.rs). The hypervisor itself is built soft-float and never touches
+ * these registers, so a vCPU's values stay live in the CPU, also after it
+ * stops running there, and are moved only when another vCPU traps on its
+ * first FP/SIMD instruction (CPTR_EL2.TFP). CPTR_EL2.TFP also traps these
+ * instructions at EL2: callers clear it first.
  *
  * Layout (FpState): q0..q31 at 16 * n, FPSR at 512, FPCR at 520.
  */

@@ -3,6 +3,16 @@
 //! vGIC maintenance interrupt, the kick SGI between physical CPUs) and
 //! takes the EL1 virtual timer's PPI on behalf of the running vCPU.
 //! Everything a guest sees is virtual (list registers, `vgic_hw`).
+//!
+//! The CPU interfaces run with EOImode = 1 (GICv3 ICC_CTLR_EL1.EOImode,
+//! IHI 0069 §12.2.6; GICv2 GICC_CTLR bit 9, IHI 0048B §4.4.1): a write to
+//! EOIR only drops the running priority, and deactivation is a separate
+//! write to ICC_DIR_EL1 / GICC_DIR. The hypervisor's own interrupts get
+//! both ([`eoi`]); an interrupt of a pass-through device gets only the
+//! priority drop ([`priority_drop`]) and stays active until the guest's
+//! EOI of the virtual interrupt, whose list register has HW = 1 and the
+//! physical INTID, deactivates it (IHI 0069 §4.1.3 / §11.5, IHI 0048B
+//! §5.4.5) — `passthrough.rs`.
 
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
@@ -12,6 +22,8 @@ use core::ptr::NonNull;
 use safe_mmio::UniqueMmioPointer;
 use shared::platform::{Gic, GicVersion};
 use spin::Mutex;
+
+use super::sysreg::{isb, read_sysreg, write_sysreg};
 
 /// SGI a CPU sends another to make it look at its vCPUs again.
 pub const SGI_KICK: u32 = 0;
@@ -96,6 +108,10 @@ pub fn init_cpu(cpu: usize) {
             for id in private {
                 let _ = gic.enable_interrupt(id, Some(cpu), true);
             }
+            // ICC_CTLR_EL1.EOImode (bit 1): priority drop and deactivation
+            // split (arm-gic's init_cpu cleared it).
+            write_sysreg!(icc_ctlr_el1, read_sysreg!(icc_ctlr_el1) | (1 << 1));
+            isb();
         }
         Driver::V2 { gic, .. } => {
             if cpu != 0 {
@@ -108,8 +124,28 @@ pub fn init_cpu(cpu: usize) {
             // SAFETY: reading a banked distributor register of the GIC we own.
             let mask = unsafe { core::ptr::read_volatile((gicd_base_v2(gic)) as *const u8) };
             V2_TARGETS[cpu].store(mask, core::sync::atomic::Ordering::Relaxed);
+            // GICC_CTLR bit 9: EOImodeNS in the Non-secure view, EOImodeS
+            // (our group 0) without the Security Extensions — either way the
+            // mode of the group we use (arm-gic's setup wrote 1).
+            if let Some(base) = gicc_base() {
+                // SAFETY: GICC_CTLR of this CPU's (banked) interface, which we own.
+                unsafe {
+                    let ctlr = core::ptr::read_volatile(base as *const u32);
+                    core::ptr::write_volatile(base as *mut u32, ctlr | (1 << 9));
+                }
+            }
         }
     }
+}
+
+/// The GICv2 CPU interface (GICC) base.
+fn gicc_base() -> Option<usize> {
+    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base as usize)
+}
+
+/// The distributor (GICD) base.
+fn gicd_base() -> Option<usize> {
+    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize)
 }
 
 fn gicd_base_v2(_gic: &GicV2) -> usize {
@@ -159,8 +195,33 @@ pub const fn intid_of(raw: u32) -> u32 {
     raw & 0x3ff
 }
 
-/// Ends (drops priority and deactivates) an acknowledged interrupt.
+/// Ends (drops priority and deactivates) an acknowledged interrupt of
+/// the hypervisor's own.
 pub fn eoi(raw: u32) {
+    priority_drop(raw);
+    deactivate(raw);
+}
+
+/// Deactivates an acknowledged interrupt on this CPU's interface
+/// (ICC_DIR_EL1, GICC_DIR: IHI 0069 §12.2.8, IHI 0048B §4.4.15).
+fn deactivate(raw: u32) {
+    match VERSION.get() {
+        Some(GicVersion::V3) => write_sysreg!(icc_dir_el1, u64::from(intid_of(raw))),
+        Some(GicVersion::V2) => {
+            if let Some(base) = gicc_base() {
+                // SAFETY: GICC_DIR of the CPU interface we own; the raw
+                // value keeps an SGI's source CPU, as GICC_DIR wants it.
+                unsafe { core::ptr::write_volatile((base + 0x1000) as *mut u32, raw) };
+            }
+        }
+        None => {}
+    }
+}
+
+/// Drops the running priority of an acknowledged interrupt without
+/// deactivating it (EOImode = 1): what a pass-through interrupt gets; the
+/// guest's EOI of its HW-mapped virtual interrupt deactivates it.
+pub fn priority_drop(raw: u32) {
     match VERSION.get() {
         Some(GicVersion::V3) => GicCpuInterface::end_interrupt(intid(intid_of(raw)), InterruptGroup::Group1),
         Some(GicVersion::V2) => {
@@ -179,6 +240,64 @@ pub fn eoi(raw: u32) {
             }
         }
         None => {}
+    }
+}
+
+/// Enables SPI `raw`, leaving its routing as [`route_spi`] set it.
+pub fn enable_spi_routed(raw: u32) {
+    match GIC.lock().as_mut() {
+        Some(Driver::V3(gic)) => {
+            let _ = gic.enable_interrupt(intid(raw), None, true);
+        }
+        Some(Driver::V2 { gic, .. }) => {
+            let _ = gic.enable_interrupt(intid(raw), true);
+        }
+        None => {}
+    }
+}
+
+/// Makes SPI `raw` level- or edge-triggered (GICD_ICFGR<n>).
+pub fn set_spi_trigger(raw: u32, edge: bool) {
+    let trigger = if edge { arm_gic::Trigger::Edge } else { arm_gic::Trigger::Level };
+    match GIC.lock().as_mut() {
+        Some(Driver::V3(gic)) => {
+            let _ = gic.set_trigger(intid(raw), None, trigger);
+        }
+        Some(Driver::V2 { gic, .. }) => gic.set_trigger(intid(raw), trigger),
+        None => {}
+    }
+}
+
+/// Routes SPI `raw` to physical CPU `cpu` (GICv3 GICD_IROUTER<n>,
+/// IHI 0069 §12.9.22; GICv2 GICD_ITARGETSR<n>, IHI 0048B §4.3.12).
+pub fn route_spi(raw: u32, cpu: usize) {
+    match GIC.lock().as_mut() {
+        Some(Driver::V3(gic)) => {
+            let _ = gic.distributor().set_routing(intid(raw), Some(super::smp::cpu_mpidr(cpu)));
+        }
+        Some(Driver::V2 { gic, .. }) => {
+            let target = V2_TARGETS.get(cpu).map_or(0, |t| t.load(core::sync::atomic::Ordering::Relaxed));
+            let addr = gicd_base_v2(gic) + raw as usize;
+            // SAFETY: a byte-accessible ITARGETSR of the GIC we own.
+            unsafe { core::ptr::write_volatile(addr as *mut u8, target) };
+        }
+        None => {}
+    }
+}
+
+/// Disables SPI `raw` and clears its active state in the distributor
+/// (GICD_ICENABLER<n>, GICD_ICACTIVER<n>: the same offsets on GICv2 and
+/// v3), from any CPU: a pass-through interrupt left active by a guest that
+/// stopped or was reset before deactivating it.
+pub fn disable_and_deactivate_spi(raw: u32) {
+    if let Some(d) = gicd_base() {
+        let (reg, bit) = (4 * (raw as usize / 32), 1u32 << (raw % 32));
+        // SAFETY: write-1-to-clear registers of the distributor we own;
+        // they only change this one interrupt's enable and active state.
+        unsafe {
+            core::ptr::write_volatile((d + 0x180 + reg) as *mut u32, bit);
+            core::ptr::write_volatile((d + 0x380 + reg) as *mut u32, bit);
+        }
     }
 }
 

@@ -9,11 +9,14 @@ pub mod boot;
 pub mod console_in;
 pub mod exit;
 pub mod firmware;
+pub mod fp;
 pub mod gic;
 pub mod mmu;
+pub mod passthrough;
 pub mod smp;
 pub mod switch;
 pub mod sysreg;
+pub mod sysregs;
 pub mod timer;
 #[cfg(feature = "trace")]
 pub mod trace;

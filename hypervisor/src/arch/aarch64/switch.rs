@@ -73,9 +73,15 @@ pub unsafe fn enter(regs: &mut GuestRegs, host: &mut HostRegs) -> ExitKind {
 ///   vCPUs move between physical CPUs;
 /// - TSC: SMC traps (PSCI through SMC is answered like HVC);
 /// - TWI, TWE: WFI/WFE trap so that a waiting vCPU gives its CPU away;
-/// - TSW: data-cache set/way operations trap (meaningless under stage-2);
+/// - TSW: data-cache set/way operations trap (meaningless under stage-2;
+///   emulated by `sysregs.rs`);
+/// - TID3: ID group 3 reads trap, so that the guest sees the features the
+///   hypervisor virtualizes (`idregs`);
 /// - TACR, TIDCP: implementation-defined registers trap;
 /// - RW: EL1 is AArch64.
+///
+/// A vCPU may add TVM (`Vcpu::hcr`) while a set/way flush waits for its
+/// caches to be switched.
 pub const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 1)   // SWIO
     | (1 << 3)   // FMO
@@ -85,11 +91,16 @@ pub const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 10)  // BSU = inner shareable
     | (1 << 13)  // TWI
     | (1 << 14)  // TWE
+    | (1 << 18)  // TID3
     | (1 << 19)  // TSC
     | (1 << 20)  // TIDCP
     | (1 << 21)  // TACR
     | (1 << 22)  // TSW
     | (1 << 31); // RW
+
+/// HCR_EL2.TVM (bit 26): writes to the EL1 virtual-memory controls trap
+/// (ARM ARM D19.2.48).
+pub const HCR_TVM: u64 = 1 << 26;
 
 /// Loads a vCPU's EL1 context into the CPU.
 pub fn restore_el1(s: &El1Sysregs) {
@@ -158,12 +169,12 @@ pub fn save_el1(s: &mut El1Sysregs) {
     write_sysreg!(cntv_ctl_el0, 0);
 }
 
-/// Loads a VM's stage-2 and trap configuration (VTTBR_EL2 with its VMID,
-/// VTCR_EL2, HCR_EL2).
-pub fn load_vm(vttbr: u64, vtcr: u64) {
+/// Loads a VM's stage-2 and a vCPU's trap configuration (VTTBR_EL2 with
+/// the VMID, VTCR_EL2, HCR_EL2 = `hcr`, normally [`HCR_GUEST`]).
+pub fn load_vm(vttbr: u64, vtcr: u64, hcr: u64) {
     write_sysreg!(vtcr_el2, vtcr);
     write_sysreg!(vttbr_el2, vttbr);
-    write_sysreg!(hcr_el2, HCR_GUEST);
+    write_sysreg!(hcr_el2, hcr);
     isb();
 }
 
@@ -201,14 +212,15 @@ unsafe extern "C" {
     fn __fpsimd_restore(state: *const FpState);
 }
 
-/// Saves the CPU's FP/SIMD registers (the vCPU leaving the CPU).
+/// Saves the CPU's FP/SIMD registers (for their owner, fp.rs). FP/SIMD
+/// must not be trapped (CPTR_EL2.TFP clear).
 pub fn save_fp(s: &mut FpState) {
     // SAFETY: stores 528 bytes into the exclusively borrowed FpState;
     // touches no other memory, and EL2 code never uses these registers.
     unsafe { __fpsimd_save(s) };
 }
 
-/// Loads a vCPU's FP/SIMD registers.
+/// Loads a vCPU's FP/SIMD registers (CPTR_EL2.TFP clear, as for [`save_fp`]).
 pub fn restore_fp(s: &FpState) {
     // SAFETY: reads the FpState; only FP/SIMD registers change.
     unsafe { __fpsimd_restore(s) };

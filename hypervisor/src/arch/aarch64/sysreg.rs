@@ -61,6 +61,21 @@ pub fn clean_dcache_range(start: usize, len: usize) {
     dsb_ish();
 }
 
+/// Cleans and invalidates the data cache lines covering `[start, start +
+/// len)` to the point of coherency (`DC CIVAC`, ARM ARM C5.3.x), with the
+/// line size CTR_EL0.DminLine gives.
+pub fn clean_invalidate_dcache_range(start: usize, len: usize) {
+    let line = 4usize << ((read_sysreg!(ctr_el0) >> 16) & 0xf);
+    let mut a = start & !(line - 1);
+    while a < start + len {
+        // SAFETY: clean+invalidate by VA writes dirty lines back before
+        // dropping them: memory contents are unchanged.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    dsb_ish();
+}
+
 /// Invalidates the data cache lines covering a range (used for memory
 /// written with the MMU off before caches are turned on).
 pub fn invalidate_dcache_range(start: usize, len: usize) {

@@ -6,7 +6,7 @@ use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, read_sysreg};
 use super::vgic_hw::{self, VgicCpuState};
-use super::{gic, smp, timer};
+use super::{fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
@@ -38,9 +38,9 @@ pub struct Vcpu {
     pub stats: ExitStats,
     /// Virtual CPU interface state while not loaded.
     pub vgic: VgicCpuState,
-    /// FP/SIMD registers while not loaded. Switched with the vCPU (eagerly:
-    /// a lazy switch that traps the first use, CPTR_EL2.TFP, is not done).
-    pub fp: switch::FpState,
+    /// HCR_EL2 while it runs: `switch::HCR_GUEST`, plus TVM while a
+    /// set/way flush waits for the guest to switch its caches (sysregs.rs).
+    pub hcr: u64,
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -137,6 +137,13 @@ pub struct Vm {
     /// Physical counter when the guest said it had booted (vendor BOOTED
     /// call), 0 if it has not.
     pub booted_at: AtomicU64,
+    /// Each vCPU's FP/SIMD registers while they are not live in some
+    /// physical CPU (switched lazily, see `fp.rs`). A lock of their own,
+    /// held only for one save or restore, so that another CPU can save a
+    /// vCPU's values without its vCPU lock.
+    pub fp: Vec<Mutex<switch::FpState>>,
+    /// Its pass-through devices as its DTB describes them (passthrough.rs).
+    pub devices: Vec<fdtgen::GuestDevice>,
 }
 
 impl Vm {
@@ -224,6 +231,14 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
     VMS.call_once(|| vms);
 }
 
+/// The machine's DTB.
+fn host_dtb() -> Option<&'static [u8]> {
+    let r = super::boot::DTB.get()?;
+    // SAFETY: boot reserved the DTB's RAM (it is never handed out) and the
+    // EL2 map covers all RAM; nothing writes it after boot.
+    Some(unsafe { phys_slice(r.base, r.size) })
+}
+
 /// Reads a host-physical range as bytes.
 ///
 /// # Safety
@@ -273,7 +288,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     pcpu: 0,
                     stats: ExitStats::default(),
                     vgic: VgicCpuState::default(),
-                    fp: switch::FpState::default(),
+                    hcr: switch::HCR_GUEST,
                 })
             })
             .collect(),
@@ -289,12 +304,16 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                     GicVersion::V3 => vgic::GicVersion::V3,
                 },
                 spec.vcpus as usize,
-                64,
+                passthrough::nr_spis(spec),
             )
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
+        fp: (0..spec.vcpus).map(|_| Mutex::new(switch::FpState::default())).collect(),
+        devices: passthrough::guest_devices(spec, host_dtb()),
     };
+    passthrough::map(&vm)?;
+    passthrough::map_hw(&vm, &mut vm.vgic.lock());
     if gic == GicVersion::V2 {
         // The guest's GICv2 CPU interface is the physical GICV frame.
         let gicv = super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicv);
@@ -324,7 +343,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         bootargs: vm.spec.bootargs.as_str(),
         initrd: l.initrd,
         console: vm.spec.console,
-        passthrough: Vec::new(),
+        passthrough: vm.devices.clone(),
         resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
@@ -352,6 +371,12 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
     // SAFETY: instruction-cache invalidation does not change memory.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
     vm.psci.lock().reset();
+    // FP/SIMD values still live in some CPU's registers belong to the
+    // previous generation and are dropped there (fp.rs); the saved ones
+    // are cleared here, for every vCPU including the caller.
+    for slot in vm.fp.iter() {
+        *slot.lock() = switch::FpState::default();
+    }
     for (i, v) in vm.vcpus.iter().enumerate() {
         if held == Some(i) {
             continue;
@@ -361,7 +386,7 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         v.regs = regs;
         v.sys = sys;
         v.vgic = VgicCpuState::default();
-        v.fp = switch::FpState::default();
+        v.hcr = switch::HCR_GUEST;
         v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
     }
     Ok(())
@@ -385,6 +410,7 @@ pub fn assign_vcpus(online: usize) {
             vm.vcpu_pcpu[v.index].store(v.pcpu, Ordering::Relaxed);
         }
     }
+    passthrough::enable_all();
     ASSIGNED.store(true, Ordering::Release);
 }
 
@@ -481,7 +507,11 @@ fn idle(deadline: Option<u64>) {
     // one still ends the wait (ARM ARM D1.6.2).
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
     timer::cancel_hyp();
+    fp::service_flush();
     while let Some(raw) = gic::ack() {
+        if passthrough::forward(raw, None).is_some() {
+            continue;
+        }
         if Some(gic::intid_of(raw)) == super::console_in::intid() {
             super::console_in::on_interrupt();
         }
@@ -494,9 +524,9 @@ fn idle(deadline: Option<u64>) {
 /// vCPU's timer deadline).
 fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
-    switch::load_vm(vm.vttbr, vm.vtcr);
+    switch::load_vm(vm.vttbr, vm.vtcr, v.hcr);
     switch::restore_el1(&v.sys);
-    switch::restore_fp(&v.fp);
+    fp::vcpu_load(vm, v, generation);
     vgic_hw::load(&v.vgic);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
@@ -533,7 +563,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
             vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
         }
         let action = match kind {
-            ExitKind::Sync => exit::handle_sync(vm, v),
+            ExitKind::Sync => exit::handle_sync(vm, v, generation),
             ExitKind::Irq => exit::handle_irq(vm, v),
             ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
         };
@@ -551,7 +581,8 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     if vm.generation.load(Ordering::Acquire) == generation {
         vgic_hw::save(&mut v.vgic);
         switch::save_el1(&mut v.sys);
-        switch::save_fp(&mut v.fp);
+        // FP/SIMD values stay in the registers (this CPU's owner) until
+        // another vCPU here traps on its first use (fp.rs).
     } else {
         // SYSTEM_RESET has already given this vCPU its reset state: what
         // is in the CPU belongs to the VM's previous life.
@@ -574,6 +605,7 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
             c.flush(&vm.name);
         }
     }
+    passthrough::release(vm);
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
     print_stats(vm, Some(me));
     print_boot_times(vm);
@@ -633,8 +665,11 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
         }
     }
     let version = vm.vgic.lock().version();
-    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), 64) {
-        Ok(g) => g,
+    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)) {
+        Ok(mut g) => {
+            passthrough::reset(vm, &mut g);
+            g
+        }
         Err(e) => {
             stop_vm(vm, me, &format!("reset failed: vgic: {e:?}"));
             return;
@@ -649,6 +684,6 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
     me.regs = regs;
     me.sys = sys;
     me.vgic = VgicCpuState::default();
-    me.fp = switch::FpState::default();
+    me.hcr = switch::HCR_GUEST;
     me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }
