@@ -11,7 +11,7 @@
 //! IHI 0048 (v2).
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
@@ -52,6 +52,9 @@ pub static TICKS: AtomicU64 = AtomicU64::new(0);
 /// True once the tick is known to arrive; without it the idle loop polls
 /// the counter for timers instead of waiting in WFI.
 pub static TICK_WORKS: AtomicBool = AtomicBool::new(false);
+/// Virtual address of the distributor (GICD), for the register accesses
+/// arm-gic has no call for.
+static GICD_VA: AtomicUsize = AtomicUsize::new(0);
 
 /// Reads CNTVCT_EL0 (after an isb, so it is not read early).
 pub fn read_cntvct() -> u64 {
@@ -92,6 +95,7 @@ pub fn init(platform: &Platform, hz: u32) -> bool {
         TIMER_INTID.store(t.virt.intid(), Ordering::Relaxed);
     }
     let Some(g) = platform.gic.as_ref() else { return false };
+    GICD_VA.store(phys_to_virt(g.gicd.base), Ordering::Relaxed);
     let gicd = phys_to_virt(g.gicd.base) as *mut arm_gic::gicv3::registers::Gicd;
     let gic = match g.version {
         GicVersion::V3 => {
@@ -151,13 +155,35 @@ pub fn init_cpu(cpu: usize) {
                     g.setup();
                 }
                 for id in [timer, IntId::sgi(IPI_RESCHEDULE), IntId::sgi(IPI_CPU_STOP)] {
-                    g.set_interrupt_priority(id, 0x80);
+                    set_priority_v2(u32::from(id), 0x80);
                     let _ = g.enable_interrupt(id, true);
                 }
             }
         }
     }
     arm_timer();
+}
+
+/// GICD_IPRIORITYR<n> byte of `intid` (GICv2: banked per CPU for INTIDs
+/// below 32). The registers are byte-accessible (IHI 0048B §4.3.11); arm-gic
+/// 0.10's `GicV2::set_interrupt_priority` writes the whole word and so
+/// zeroes the priorities of the three neighbours.
+fn set_priority_v2(intid: u32, priority: u8) {
+    gicd_write8(0x400 + intid as usize, priority);
+}
+
+/// Writes byte `value` at `offset` of the distributor with one `strb`.
+fn gicd_write8(offset: usize, value: u8) {
+    let base = GICD_VA.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: `init` mapped the DTB's GICD frame as device memory at this
+    // address; `offset` lies inside it. A single strb gives the hypervisor
+    // a complete syndrome (ESR_EL2.ISV = 1).
+    unsafe {
+        core::arch::asm!("strb {v:w}, [{a}]", v = in(reg) u32::from(value), a = in(reg) base + offset, options(nostack))
+    };
 }
 
 /// Programs the virtual timer for one tick from now (CNTV_TVAL_EL0) and
