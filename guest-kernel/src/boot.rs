@@ -12,7 +12,7 @@ use shared::platform::Platform;
 /// Brings the kernel up and runs it; returns only by powering off.
 pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
     if let Some(test) = cmdline.test {
-        crate::arch::aarch64::hyptest::run(test, platform);
+        crate::arch::aarch64::hyptest::run(test, platform, cmdline.hz);
     }
     // No user address space yet: every user address faults, and the
     // exception table must turn that into -EFAULT.

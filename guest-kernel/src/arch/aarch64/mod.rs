@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod exec;
 pub mod hyptest;
+pub mod hyptest_irq;
 pub mod irq;
 pub mod memory;
 pub mod mmu;
