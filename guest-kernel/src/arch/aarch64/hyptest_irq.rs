@@ -627,6 +627,22 @@ fn gic_nonsense(platform: &Platform, hz: u32) -> bool {
     if !gic_up(platform, hz, true, "gic-nonsense") {
         return false;
     }
+    // The worst case of the nonsense for the tick, every time, after the
+    // reset (arm-gic's GICv3 set-up rewrites it): the PPIs' Int_config
+    // written as edge (GICD_ICFGR1 / GICR_ICFGR1). Whether PPI
+    // triggers are programmable is IMPLEMENTATION DEFINED; either way the
+    // timer must keep interrupting.
+    if platform.gic.as_ref().is_some_and(|g| g.version == GicVersion::V2) {
+        irq::gicd_write32(0xC04, u32::MAX);
+    }
+    for (name, va, size) in gic_frames(platform) {
+        if name == "GICR" {
+            for rd in (0..size).step_by(0x2_0000) {
+                // SAFETY: a mapped redistributor SGI frame of this VM.
+                let _ = unsafe { uaccess::probe_mmio_write(va + rd + 0x1_0C04, 4, u64::from(u32::MAX)) };
+            }
+        }
+    }
     irq::configure(PING, 0x40, true);
     irq::set_test_hook(Some(self_sgi_hook));
     irq::send_ipi(1 << cpu::smp_processor_id(), PING);
