@@ -15,7 +15,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         crate::arch::aarch64::hypbench::run(set, platform, cmdline.init_args == "quick");
     }
     if let Some(test) = cmdline.test {
-        crate::arch::aarch64::hyptest::run(test, platform);
+        crate::arch::aarch64::hyptest::run(test, platform, cmdline.hz);
     }
     // No user address space yet: every user address faults, and the
     // exception table must turn that into -EFAULT.

@@ -17,6 +17,7 @@ pub mod initramfs;
 pub mod irq;
 pub mod mm;
 pub mod sched;
+pub mod selftest;
 pub mod syscall;
 pub mod task;
 pub mod time;

@@ -25,3 +25,4 @@ pub mod vgic;
 pub mod vm;
 pub mod vmspec;
 pub mod vpl011;
+pub mod vtimer;

@@ -30,6 +30,8 @@ mod redist;
 pub mod sgi;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_model;
 
 use alloc::vec::Vec;
 

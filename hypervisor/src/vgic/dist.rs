@@ -194,9 +194,15 @@ impl Vgic {
         value
     }
 
-    /// Writes ICFGR register `n`; SGIs are always edge (ICFGR0 is RO).
+    /// Writes ICFGR register `n`. SGIs are always edge (ICFGR0 is RO). For
+    /// PPIs (ICFGR1) it is IMPLEMENTATION DEFINED whether Int_config is
+    /// programmable (IHI 0069H GICR_ICFGR1, IHI 0048B §4.3.13): here it is
+    /// not, as in KVM and Xen: they stay level-sensitive, which the virtual
+    /// timer relies on (its line is resampled on the EOI maintenance exit
+    /// of a level interrupt; as an edge it would stay high and never fire
+    /// again).
     pub(super) fn write_icfgr(&mut self, vcpu: usize, n: usize, value: u32) {
-        if n == 0 {
+        if n < NR_PRIVATE / 16 {
             return;
         }
         for i in 0..16u32 {

@@ -215,6 +215,7 @@ impl Vgic {
             // The INTID comes from what we wrote, never from the read-back.
             let intid = decode_intid(version, ours);
             let source = ((ours >> 10) & 0x7) as u8;
+            let presented = decode_state(version, ours);
             let state = decode_state(version, read_back.get(i).copied().unwrap_or(ours));
             let Some(irq) = self.irq_mut(vcpu, intid) else {
                 continue;
@@ -227,9 +228,12 @@ impl Vgic {
                 } else if irq.trigger == Trigger::Edge {
                     irq.pending_latch = true;
                 }
-            } else if irq.trigger == Trigger::Level {
-                // Acknowledged: a software pending latch is consumed; the
-                // line, if still high, keeps the interrupt pending.
+            } else if irq.trigger == Trigger::Level && presented.pending() {
+                // Acknowledged: a software pending state (GICD_ISPENDR) is
+                // consumed (IHI 0069H §4.1.2); the line, if still high,
+                // keeps the interrupt pending. An LR written without the
+                // pending state (the interrupt was only active there) took
+                // nothing from the latch, so nothing is consumed.
                 irq.pending_latch = false;
             }
             if (intid as usize) >= NR_PRIVATE && irq.is_pending() {

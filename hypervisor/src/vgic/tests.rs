@@ -174,13 +174,19 @@ fn v3_icfgr() {
     dw(&mut g, 0xC08, 0x0000_0008); // only 33 stays edge
     assert_eq!(g.irq_state(0, 33).unwrap().trigger, Trigger::Edge);
     assert_eq!(g.irq_state(0, 32).unwrap().trigger, Trigger::Level);
-    // SGIs are always edge; PPIs can be changed in the GICR.
+    // SGIs are always edge; PPIs are level and stay so (their Int_config
+    // is read-only here, as in KVM: the virtual timer relies on it).
     assert_eq!(rr(&mut g, 0, SGI + 0xC00), 0xAAAA_AAAA);
     rw(&mut g, 0, SGI + 0xC00, 0);
     assert_eq!(rr(&mut g, 0, SGI + 0xC00), 0xAAAA_AAAA);
     assert_eq!(rr(&mut g, 0, SGI + 0xC04), 0);
-    rw(&mut g, 0, SGI + 0xC04, 2 << 22); // PPI 27 edge
-    assert_eq!(g.irq_state(0, 27).unwrap().trigger, Trigger::Edge);
+    rw(&mut g, 0, SGI + 0xC04, 2 << 22); // PPI 27 edge: ignored
+    assert_eq!(g.irq_state(0, 27).unwrap().trigger, Trigger::Level);
+    assert_eq!(rr(&mut g, 0, SGI + 0xC04), 0);
+    let mut g2 = v2(1, 32);
+    g2.mmio_write(0, Frame::Dist, 0xC04, 4, u64::from(u32::MAX)).unwrap();
+    assert_eq!(g2.irq_state(0, 27).unwrap().trigger, Trigger::Level, "GICv2 PPIs too");
+    assert_eq!(g2.mmio_read(0, Frame::Dist, 0xC04, 4), Ok(0));
 }
 
 #[test]
@@ -649,6 +655,8 @@ fn check_invariants(g: &Vgic) {
             }
             if intid < 16 {
                 assert_eq!(irq.trigger, Trigger::Edge);
+            } else if intid < 32 {
+                assert_eq!(irq.trigger, Trigger::Level, "PPIs stay level");
             }
         }
     }

@@ -20,7 +20,7 @@
 //!   vendor YIELD hypercall gives the physical CPU to the other VM's vCPU,
 //!   so each round of the loop is two vCPU switches.
 
-use super::cpu::{local_irq_disable, local_irq_enable, smp_processor_id};
+use super::cpu::{local_irq_disable, local_irq_enable};
 use super::{irq, psci, smp};
 use crate::println;
 use alloc::vec::Vec;
@@ -74,11 +74,12 @@ fn vtimer_cval() -> u64 {
     v
 }
 
-/// The interrupt hook (irq::BENCH_HOOK): takes the benchmark's
-/// interrupts, with `entry` the counter at handler entry.
-fn on_irq(intid: u32, entry: u64) -> bool {
-    match intid {
-        irq::IPI_RESCHEDULE if smp_processor_id() == 1 => {
+/// The interrupt hook (irq::set_test_hook): takes the benchmark's
+/// interrupts; the counter is read first thing, as the handler's entry.
+fn on_irq(cpu: usize, raw: u32) -> bool {
+    let entry = irq::read_cntvct();
+    match raw & 0x3ff {
+        irq::IPI_RESCHEDULE if cpu == 1 => {
             // Ping received on CPU 1: pong back.
             PINGS.fetch_add(1, Ordering::Release);
             irq::send_ipi(1, irq::IPI_RESCHEDULE);
@@ -110,8 +111,8 @@ fn secondary(_cpu: usize) -> ! {
 /// Runs benchmark set `name`; never returns.
 pub fn run(name: &str, platform: &Platform, quick: bool) -> ! {
     let scale = if quick { 1 } else { 20 };
-    irq::BENCH_HOOK.call_once(|| on_irq);
-    smp::BENCH_SECONDARY.call_once(|| secondary);
+    irq::set_test_hook(Some(on_irq));
+    smp::set_secondary_test(secondary);
     irq::init(platform, 100);
     set_vtimer(0, 0); // no tick: nothing but the benchmark's interrupts
     match name {

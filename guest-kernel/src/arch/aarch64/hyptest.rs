@@ -9,7 +9,9 @@
 //!   sit in host-physical terms) each get an external abort;
 //! - `fatal`: jumps to an address outside RAM: the hypervisor must stop
 //!   this VM and report why, and other VMs run on;
-//! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off.
+//! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
+//! - the interrupt tests of hyptest_irq.rs (`timer-rate`, `ipi`,
+//!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`).
 
 use super::{psci, uaccess};
 use crate::println;
@@ -23,18 +25,21 @@ fn call(fid: u32, args: &[u64]) -> u64 {
     hvc64(fid, a)[0]
 }
 
-/// Runs test `name`; never returns.
-pub fn run(name: &str, platform: &Platform) -> ! {
+/// Runs test `name` (`hz` from the command line); never returns.
+pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     let ok = match name {
         "hvc" => hvc(),
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
         other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
-        _ => {
-            println!("hyptest: unknown test {name:?}");
-            false
-        }
+        _ => match super::hyptest_irq::run(name, platform, hz) {
+            Some(ok) => ok,
+            None => {
+                println!("hyptest: unknown test {name:?}");
+                false
+            }
+        },
     };
     println!("hyptest {name}: {}", if ok { "ok" } else { "FAILED" });
     psci::system_off()

@@ -11,7 +11,7 @@
 //! IHI 0048 (v2).
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
@@ -52,6 +52,17 @@ pub static TICKS: AtomicU64 = AtomicU64::new(0);
 /// True once the tick is known to arrive; without it the idle loop polls
 /// the counter for timers instead of waiting in WFI.
 pub static TICK_WORKS: AtomicBool = AtomicBool::new(false);
+/// Virtual address of the distributor (GICD), for the register accesses
+/// arm-gic has no call for.
+static GICD_VA: AtomicUsize = AtomicUsize::new(0);
+/// A hypervisor self-test's interrupt handler ([`set_test_hook`]), or 0.
+static TEST_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// An interrupt handler of the hypervisor self-tests (`hyptest_irq`):
+/// called on CPU `cpu` with the raw acknowledge value (GICv2 SGIs carry
+/// their source CPU in bits [12:10]); returns true if it handled the
+/// interrupt, which is then ended without the kernel's own handling.
+pub type TestHook = fn(cpu: usize, raw: u32) -> bool;
 
 /// Reads CNTVCT_EL0 (after an isb, so it is not read early).
 pub fn read_cntvct() -> u64 {
@@ -73,11 +84,6 @@ pub fn now_ns() -> u64 {
     ((c as u128 * 1_000_000_000) / f as u128) as u64
 }
 
-/// The virtual timer's INTID (PPI 11 = 27 unless the DTB says otherwise).
-pub fn timer_intid() -> u32 {
-    TIMER_INTID.load(Ordering::Relaxed)
-}
-
 fn gic_version_is_v3() -> bool {
     GIC_V3.load(Ordering::Relaxed)
 }
@@ -97,6 +103,7 @@ pub fn init(platform: &Platform, hz: u32) -> bool {
         TIMER_INTID.store(t.virt.intid(), Ordering::Relaxed);
     }
     let Some(g) = platform.gic.as_ref() else { return false };
+    GICD_VA.store(phys_to_virt(g.gicd.base), Ordering::Relaxed);
     let gicd = phys_to_virt(g.gicd.base) as *mut arm_gic::gicv3::registers::Gicd;
     let gic = match g.version {
         GicVersion::V3 => {
@@ -161,13 +168,108 @@ pub fn init_cpu(cpu: usize) {
                     g.setup();
                 }
                 for id in [timer, IntId::sgi(IPI_RESCHEDULE), IntId::sgi(IPI_CPU_STOP)] {
-                    g.set_interrupt_priority(id, 0x80);
+                    set_priority_v2(u32::from(id), 0x80);
                     let _ = g.enable_interrupt(id, true);
                 }
             }
         }
     }
     arm_timer();
+}
+
+/// GICD_IPRIORITYR<n> byte of `intid` (GICv2: banked per CPU for INTIDs
+/// below 32). The registers are byte-accessible (IHI 0048B §4.3.11); arm-gic
+/// 0.10's `GicV2::set_interrupt_priority` writes the whole word and so
+/// zeroes the priorities of the three neighbours.
+fn set_priority_v2(intid: u32, priority: u8) {
+    gicd_write8(0x400 + intid as usize, priority);
+}
+
+/// Writes byte `value` at `offset` of the distributor with one `strb`.
+fn gicd_write8(offset: usize, value: u8) {
+    let base = GICD_VA.load(Ordering::Relaxed);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: `init` mapped the DTB's GICD frame as device memory at this
+    // address; `offset` lies inside it. A single strb gives the hypervisor
+    // a complete syndrome (ESR_EL2.ISV = 1).
+    unsafe {
+        core::arch::asm!("strb {v:w}, [{a}]", v = in(reg) u32::from(value), a = in(reg) base + offset, options(nostack))
+    };
+}
+
+/// Writes `value` at `offset` of the distributor with one 32-bit `str`.
+pub fn gicd_write32(offset: usize, value: u32) {
+    let base = GICD_VA.load(Ordering::Relaxed);
+    if base == 0 || offset >= 0x1_0000 {
+        return;
+    }
+    // SAFETY: as for `gicd_write8`.
+    unsafe {
+        core::arch::asm!("str {v:w}, [{a}]", v = in(reg) value, a = in(reg) base + (offset & !3), options(nostack))
+    };
+}
+
+/// Installs (or with `None` removes) the self-tests' interrupt handler.
+pub fn set_test_hook(hook: Option<TestHook>) {
+    TEST_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+fn test_hook() -> Option<TestHook> {
+    let p = TEST_HOOK.load(Ordering::Acquire);
+    // SAFETY: `set_test_hook` is the only writer of a non-zero value, and
+    // it stores a `TestHook` function pointer.
+    (p != 0).then(|| unsafe { core::mem::transmute::<usize, TestHook>(p) })
+}
+
+/// Sets the priority and trigger of `intid` and enables it: an SGI or PPI
+/// of the calling CPU, or an SPI (routed to CPU 0, the reset routing).
+/// The trigger of SGIs is fixed (edge) and not written.
+pub fn configure(intid: u32, priority: u8, edge: bool) {
+    let cpu = smp_processor_id();
+    let id = match intid {
+        0..16 => IntId::sgi(intid),
+        16..32 => IntId::ppi(intid - 16),
+        _ => IntId::spi(intid - 32),
+    };
+    let trigger = if edge { arm_gic::Trigger::Edge } else { arm_gic::Trigger::Level };
+    match GIC.lock().as_mut() {
+        Some(Gic::V3(g)) => {
+            let _ = g.set_interrupt_priority(id, Some(cpu), priority);
+            if intid >= 16 {
+                let _ = g.set_trigger(id, Some(cpu), trigger);
+            }
+            let _ = g.enable_interrupt(id, Some(cpu), true);
+        }
+        Some(Gic::V2(g)) => {
+            set_priority_v2(intid, priority);
+            if intid >= 16 {
+                g.set_trigger(id, trigger);
+            }
+            let _ = g.enable_interrupt(id, true);
+        }
+        None => {}
+    }
+}
+
+/// Makes SPI `intid` pending through GICD_ISPENDR<n> (IHI 0069H §12.9.20,
+/// IHI 0048B §4.3.7): a software pending state, as a device would assert it.
+pub fn set_spi_pending(intid: u32) {
+    if intid >= 32 {
+        gicd_write32(0x200 + 4 * (intid as usize / 32), 1 << (intid % 32));
+    }
+}
+
+/// Stops this CPU's tick (CNTV_CTL_EL0 = 0: disabled).
+pub fn stop_tick() {
+    // SAFETY: writes only the EL1 virtual timer of this CPU.
+    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
+}
+
+/// The virtual timer's INTID (from the DTB; 27 on QEMU virt).
+pub fn timer_intid() -> u32 {
+    TIMER_INTID.load(Ordering::Relaxed)
 }
 
 /// Programs the virtual timer for one tick from now (CNTV_TVAL_EL0) and
@@ -237,22 +339,14 @@ pub fn send_ipi(mask: u64, sgi: u32) {
     }
 }
 
-/// A benchmark's interrupt handler (`hypbench`, which runs instead of the
-/// normal boot): when set, it sees every interrupt first, with the counter
-/// read on entry, and returns true when it handled it (then the interrupt
-/// is only ended: no tick, no softirqs, no preemption).
-pub static BENCH_HOOK: spin::Once<fn(u32, u64) -> bool> = spin::Once::new();
-
 /// The IRQ exception (slots 5 and 9): acknowledge one interrupt, run its
 /// top half, end it, then `irq_exit` work: softirqs and preemption.
 pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
     let cpu = smp_processor_id();
-    let hook = BENCH_HOOK.get();
-    let entry = if hook.is_some() { read_cntvct() } else { 0 };
     let Some(id) = ack() else { return };
     let raw = u32::from(id);
-    if let Some(hook) = hook
-        && hook(raw, entry)
+    if let Some(hook) = test_hook()
+        && hook(cpu, raw)
     {
         eoi(id);
         return;

@@ -22,9 +22,16 @@ unsafe extern "C" {
 /// physical CPU) parks itself instead of joining a scheduler sized without it.
 static SETTLED: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-/// What a secondary CPU runs instead of joining the scheduler when a
-/// benchmark (`hypbench`) replaces the normal boot.
-pub static BENCH_SECONDARY: spin::Once<fn(usize) -> !> = spin::Once::new();
+/// What secondary CPUs run instead of joining the scheduler, when a
+/// hypervisor self-test set it ([`set_secondary_test`]); 0 = nothing.
+static SECONDARY_TEST: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes secondary CPUs started from now on run `f(cpu)` once they are
+/// online (GIC CPU interface up, interrupts masked), instead of waiting
+/// for the scheduler: the hypervisor self-tests run without one.
+pub fn set_secondary_test(f: fn(usize) -> !) {
+    SECONDARY_TEST.store(f as usize, Ordering::Release);
+}
 
 /// Starts every secondary CPU; returns how many CPUs are online (the boot
 /// CPU included). CPUs are numbered in DTB order; a CPU that does not come
@@ -62,8 +69,12 @@ extern "C" fn secondary_main(cpu: usize) -> ! {
     debug_assert_eq!(smp_processor_id(), cpu);
     super::irq::init_cpu(cpu);
     ONLINE.fetch_add(1, Ordering::Release);
-    if let Some(bench) = BENCH_SECONDARY.get() {
-        bench(cpu);
+    let test = SECONDARY_TEST.load(Ordering::Acquire);
+    if test != 0 {
+        // SAFETY: `set_secondary_test` is the only writer of a non-zero
+        // value, and it stores an `fn(usize) -> !`.
+        let f = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(test) };
+        f(cpu);
     }
     while !super::process::ready() {
         core::hint::spin_loop();

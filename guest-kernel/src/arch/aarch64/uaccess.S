@@ -66,6 +66,38 @@ uaccess_fixup_probe:
     mov     x1, #1
     ret
 
+/*
+ * Probed device accesses of each size (hypervisor tests: registers the
+ * hypervisor emulates may answer a bad access with an external abort).
+ * __arch_probe_ldN(x0 = VA) -> x0 = value, x1 = 0 (or x1 = 1 if aborted);
+ * __arch_probe_stN(x0 = VA, x1 = value) -> x0 = 0, x1 = 0 (or x1 = 1).
+ * Single ldr/str forms, so a trap to EL2 has a complete syndrome.
+ */
+.macro probe_ld name, insn, reg, label
+.global \name
+\name:
+    mov     x1, x0
+\label: \insn \reg, [x1]
+    mov     x1, #0
+    ret
+.endm
+.macro probe_st name, insn, reg, label
+.global \name
+\name:
+\label: \insn \reg, [x0]
+    mov     x0, #0
+    mov     x1, #0
+    ret
+.endm
+    probe_ld __arch_probe_ld8, ldrb, w0, 9010
+    probe_ld __arch_probe_ld16, ldrh, w0, 9011
+    probe_ld __arch_probe_ld32, ldr, w0, 9012
+    probe_ld __arch_probe_ld64, ldr, x0, 9013
+    probe_st __arch_probe_st8, strb, w1, 9014
+    probe_st __arch_probe_st16, strh, w1, 9015
+    probe_st __arch_probe_st32, str, w1, 9016
+    probe_st __arch_probe_st64, str, x1, 9017
+
 /* Fixups: the count of bytes not copied is still in x2 (x1 for clear). */
 uaccess_fixup_copy:
     mov     x0, x2
@@ -83,5 +115,13 @@ uaccess_extable:
     .quad   9002b, uaccess_fixup_copy
     .quad   9004b, uaccess_fixup_probe
     .quad   9003b, uaccess_fixup_clear
+    .quad   9010b, uaccess_fixup_probe
+    .quad   9011b, uaccess_fixup_probe
+    .quad   9012b, uaccess_fixup_probe
+    .quad   9013b, uaccess_fixup_probe
+    .quad   9014b, uaccess_fixup_probe
+    .quad   9015b, uaccess_fixup_probe
+    .quad   9016b, uaccess_fixup_probe
+    .quad   9017b, uaccess_fixup_probe
 .global uaccess_extable_end
 uaccess_extable_end:

@@ -94,6 +94,14 @@ pub fn put_user_i32(addr: usize, v: i32) -> Result<(), Errno> {
 
 unsafe extern "C" {
     fn __arch_probe_read(va: usize) -> ProbeResult;
+    fn __arch_probe_ld8(va: usize) -> ProbeResult;
+    fn __arch_probe_ld16(va: usize) -> ProbeResult;
+    fn __arch_probe_ld32(va: usize) -> ProbeResult;
+    fn __arch_probe_ld64(va: usize) -> ProbeResult;
+    fn __arch_probe_st8(va: usize, value: u64) -> ProbeResult;
+    fn __arch_probe_st16(va: usize, value: u64) -> ProbeResult;
+    fn __arch_probe_st32(va: usize, value: u64) -> ProbeResult;
+    fn __arch_probe_st64(va: usize, value: u64) -> ProbeResult;
 }
 
 #[repr(C)]
@@ -113,4 +121,47 @@ pub fn probe_read(va: usize) -> Result<u64, Aborted> {
     // abort it takes resumes at the fixup, which reports the fault.
     let r = unsafe { __arch_probe_read(va) };
     if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) }
+}
+
+/// Reads `size` (1, 2, 4 or 8) bytes of device memory at `va` with one
+/// load; `Err(Aborted)` if it took a synchronous abort. Other sizes abort
+/// without an access.
+///
+/// # Safety
+/// `va` must be mapped as device memory whose registers tolerate reads
+/// (a read may have side effects on the device); unmapped or misaligned
+/// addresses merely abort.
+pub unsafe fn probe_mmio_read(va: usize, size: u8) -> Result<u64, Aborted> {
+    // SAFETY: each load is listed in the exception table; the caller
+    // vouches for the device.
+    let r = unsafe {
+        match size {
+            1 => __arch_probe_ld8(va),
+            2 => __arch_probe_ld16(va),
+            4 => __arch_probe_ld32(va),
+            8 => __arch_probe_ld64(va),
+            _ => return Err(Aborted),
+        }
+    };
+    if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) }
+}
+
+/// Writes the low `size` (1, 2, 4 or 8) bytes of `value` to device memory
+/// at `va` with one store; `Err(Aborted)` if it took a synchronous abort.
+///
+/// # Safety
+/// `va` must be mapped as device memory that this kernel may write
+/// anything to (no RAM: the store is not checked).
+pub unsafe fn probe_mmio_write(va: usize, size: u8, value: u64) -> Result<(), Aborted> {
+    // SAFETY: as for `probe_mmio_read`.
+    let r = unsafe {
+        match size {
+            1 => __arch_probe_st8(va, value),
+            2 => __arch_probe_st16(va, value),
+            4 => __arch_probe_st32(va, value),
+            8 => __arch_probe_st64(va, value),
+            _ => return Err(Aborted),
+        }
+    };
+    if r.faulted == 0 { Ok(()) } else { Err(Aborted) }
 }

@@ -135,11 +135,14 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
             continue;
         }
         match gic::intid_of(raw) {
-            gic::INTID_VTIMER => {
-                // The running vCPU's virtual timer fired: mask it at the
-                // source and deliver it as the guest's PPI 27.
-                timer::mask_loaded_vtimer();
-                let _ = vm.vgic.lock().inject(v.index, gic::INTID_VTIMER);
+            // The running vCPU's virtual timer asserts its output, a level
+            // (ARM ARM D11.2.4): raise its PPI in the vGIC and keep the
+            // physical PPI disabled until an exit finds the output low
+            // (timer::resample_vtimer_line). A PPI no longer asserted by the
+            // time it is acknowledged is dropped.
+            gic::INTID_VTIMER if timer::loaded_vtimer_asserted() => {
+                gic::set_private_enabled(gic::INTID_VTIMER, false);
+                let _ = vm.vgic.lock().set_level(v.index, gic::INTID_VTIMER, true);
             }
             gic::INTID_HYP_TIMER => {
                 // End of the time slice, or a waiting vCPU's timer is due.

@@ -172,6 +172,25 @@ pub fn enable_spi(raw: u32) {
     }
 }
 
+/// Enables or disables private interrupt (SGI/PPI) `raw` on this CPU only
+/// (GICR_ISENABLER0/ICENABLER0 of its redistributor, IHI 0069H §12.11;
+/// the banked GICD_ISENABLER0/ICENABLER0 on GICv2, IHI 0048B §4.3.5).
+pub fn set_private_enabled(raw: u32, enable: bool) {
+    if raw >= 32 {
+        return;
+    }
+    let cpu = super::smp::cpu_index();
+    match GIC.lock().as_mut() {
+        Some(Driver::V3(gic)) => {
+            let _ = gic.enable_interrupt(intid(raw), Some(cpu), enable);
+        }
+        Some(Driver::V2 { gic, .. }) => {
+            let _ = gic.enable_interrupt(intid(raw), enable);
+        }
+        None => {}
+    }
+}
+
 /// Acknowledges the highest-priority pending interrupt, if any; returns
 /// the raw acknowledge value, to be passed to [`eoi`] unchanged.
 pub fn ack() -> Option<u32> {

@@ -1,7 +1,9 @@
 //! The generic timer as the hypervisor uses it (ARM ARM D11): the physical
 //! counter as the clock, and the EL2 physical timer (CNTHP_*, PPI 10) as
 //! the one alarm of each physical CPU: the end of a vCPU's time slice, or
-//! the earliest virtual-timer deadline of a vCPU that is not loaded.
+//! the earliest virtual-timer deadline of a vCPU that is not loaded. Each
+//! VM has its own virtual counter offset (CNTVOFF_EL2); the arithmetic is
+//! the pure `vtimer` module's.
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
 
@@ -38,21 +40,39 @@ pub fn cancel_hyp() {
     isb();
 }
 
-/// CNTV_CTL_EL0 bits.
-pub const CTL_ENABLE: u64 = 1 << 0;
-pub const CTL_IMASK: u64 = 1 << 1;
-
-/// The deadline (physical count) of a saved virtual timer, if it is armed
-/// and unmasked. CNTVOFF_EL2 is 0 for every VM.
-pub fn vtimer_deadline(ctl: u64, cval: u64) -> Option<u64> {
-    (ctl & CTL_ENABLE != 0 && ctl & CTL_IMASK == 0).then_some(cval)
+/// Loads a VM's virtual counter offset, CNTVOFF_EL2: its vCPUs read
+/// CNTVCT_EL0 = CNTPCT_EL0 - CNTVOFF_EL2 and their virtual timers compare
+/// against that (ARM ARM D11.2.2).
+pub fn set_cntvoff(offset: u64) {
+    write_sysreg!(cntvoff_el2, offset);
+    isb();
 }
 
-/// Masks the loaded (running) vCPU's virtual timer after it fired, so the
-/// physical PPI stops until the guest reprograms it (as Linux's handler
-/// does) — the interrupt itself is delivered through the vGIC.
-pub fn mask_loaded_vtimer() {
-    let ctl = read_sysreg!(cntv_ctl_el0);
-    write_sysreg!(cntv_ctl_el0, ctl | CTL_IMASK);
+/// Whether the loaded vCPU's virtual timer asserts its interrupt output
+/// now (ENABLE, not IMASK, ISTATUS: ARM ARM D11.2.4).
+pub fn loaded_vtimer_asserted() -> bool {
     isb();
+    crate::vtimer::output_asserted(read_sysreg!(cntv_ctl_el0))
+}
+
+/// Lowers the virtual-timer line of the loaded vCPU `vcpu` in its vGIC if
+/// the timer no longer asserts its output, and unmasks the physical PPI
+/// again. The timer's output is a level: while it is high the physical PPI
+/// stays disabled at the GIC (not through CNTV_CTL_EL0.IMASK, which the
+/// guest reads back) and the vGIC re-presents the level-sensitive PPI after
+/// each EOI (IHI 0069H §4.1.2); every exit resamples it here. Returns
+/// whether the line is still high.
+///
+/// `vgic` is the locked vGIC: only lowering the line takes it mutably, so
+/// a resample that changes nothing is not a vGIC change (the run loop's
+/// fast path, `sync::CountedMutex`).
+pub fn resample_vtimer_line(vgic: &mut impl core::ops::DerefMut<Target = crate::vgic::Vgic>, vcpu: usize) -> bool {
+    let intid = super::gic::INTID_VTIMER;
+    let high = vgic.irq_state(vcpu, intid).is_some_and(|irq| irq.line_level);
+    if high && !loaded_vtimer_asserted() {
+        let _ = vgic.set_level(vcpu, intid, false);
+        super::gic::set_private_enabled(intid, true);
+        return false;
+    }
+    high
 }

@@ -18,6 +18,7 @@ use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
 use crate::vmspec;
 use crate::vpl011::Pl011;
+use crate::vtimer;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -144,6 +145,10 @@ pub struct Vm {
     pub fp: Vec<Mutex<switch::FpState>>,
     /// Its pass-through devices as its DTB describes them (passthrough.rs).
     pub devices: Vec<fdtgen::GuestDevice>,
+    /// The VM's virtual counter offset, CNTVOFF_EL2 (ARM ARM D11.2.2): the
+    /// physical count when the VM was built or last reset, so that its
+    /// virtual counter starts near zero.
+    pub cntvoff: AtomicU64,
 }
 
 impl Vm {
@@ -311,6 +316,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         fp: (0..spec.vcpus).map(|_| Mutex::new(switch::FpState::default())).collect(),
         devices: passthrough::guest_devices(spec, host_dtb()),
+        cntvoff: AtomicU64::new(timer::now()),
     };
     passthrough::map(&vm)?;
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
@@ -478,15 +484,20 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
         }
         let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
         if v.state == VcpuState::Waiting {
-            if let Some(d) = timer::vtimer_deadline(v.sys.cntv_ctl, v.sys.cntv_cval) {
+            let mut vgic = vm.vgic.lock();
+            // The saved timer's deadline in physical time: its compare
+            // value is in the VM's virtual time (vtimer::deadline). A line
+            // already high needs no alarm; it stays high until resampled.
+            let high = vgic.irq_state(i, gic::INTID_VTIMER).is_some_and(|irq| irq.line_level);
+            let deadline = vtimer::deadline(v.sys.cntv_ctl, v.sys.cntv_cval, vm.cntvoff.load(Ordering::Relaxed));
+            if let (false, Some(d)) = (high, deadline) {
                 if d <= now {
-                    v.sys.cntv_ctl |= timer::CTL_IMASK;
-                    let _ = vm.vgic.lock().inject(i, gic::INTID_VTIMER);
+                    let _ = vgic.set_level(i, gic::INTID_VTIMER, true);
                 } else {
                     earliest = Some(earliest.map_or(d, |e| e.min(d)));
                 }
             }
-            if vm.vgic.lock().has_pending(i) {
+            if vgic.has_pending(i) {
                 v.state = VcpuState::Runnable;
             }
         }
@@ -525,9 +536,14 @@ fn idle(deadline: Option<u64>) {
 fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     let generation = vm.generation.load(Ordering::Acquire);
     switch::load_vm(vm.vttbr, vm.vtcr, v.hcr);
+    timer::set_cntvoff(vm.cntvoff.load(Ordering::Relaxed));
     switch::restore_el1(&v.sys);
     fp::vcpu_load(vm, v, generation);
     vgic_hw::load(&v.vgic);
+    // The physical timer PPI is this CPU's: unmasked unless this vCPU's
+    // timer line is (still) high.
+    let high = timer::resample_vtimer_line(&mut vm.vgic.lock(), v.index);
+    gic::set_private_enabled(gic::INTID_VTIMER, !high);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
     }
@@ -554,9 +570,18 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
         #[cfg(feature = "trace")]
         let exit_at = timer::now();
+        let lrs = lrs_loaded.then(|| vgic_hw::read_lrs(&v.vgic));
+        {
+            let mut vgic = vm.vgic.lock();
+            // Before the sync: an EOIed timer interrupt whose output has
+            // dropped must not be presented again. (This only counts as a
+            // vGIC change when it lowers the line.)
+            timer::resample_vtimer_line(&mut vgic, v.index);
+            if let Some(lrs) = &lrs {
+                vgic.sync_lrs(v.index, lrs);
+            }
+        }
         if lrs_loaded {
-            let lrs = vgic_hw::read_lrs(&v.vgic);
-            vm.vgic.lock().sync_lrs(v.index, &lrs);
             // Empty the list registers now that the model has their state:
             // an EOIed level interrupt left in one keeps the maintenance
             // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
@@ -675,6 +700,8 @@ pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
             return;
         }
     };
+    // The virtual counter starts again near zero, as after a power-on.
+    vm.cntvoff.store(timer::now(), Ordering::Relaxed);
     if let Err(e) = load_images(vm, Some(me.index)) {
         stop_vm(vm, me, &format!("reset failed: {e}"));
         return;
