@@ -249,8 +249,15 @@ impl Vgic {
 fn take_for_lr(irq: &mut IrqState, pending: bool, version: GicVersion, intid: u32) -> LrEntry {
     // With HW = 1 the pending-and-active state is not allowed (IHI 0069H
     // §12.4.6): the physical interrupt cannot fire again while active.
+    // A level-sensitive one is not shown pending and active either: the
+    // pending half would be a stale copy of the line, taken again after
+    // the EOI even if the device deasserted meanwhile (the guest clears
+    // the source in its handler), and an LR that stays valid raises no EOI
+    // maintenance interrupt to resample it. Shown active only, its EOI
+    // empties the LR, the maintenance exit resamples the line, and a line
+    // still high is presented again (KVM does the same).
     let state = match (irq.active, pending) {
-        (true, true) if irq.hw_intid.is_some() => LrState::Active,
+        (true, true) if irq.hw_intid.is_some() || irq.trigger == Trigger::Level => LrState::Active,
         (true, true) => LrState::PendingActive,
         (true, false) => LrState::Active,
         _ => LrState::Pending,

@@ -420,3 +420,39 @@ fn a_software_pending_state_survives_an_lr_that_only_showed_the_interrupt_active
     assert!(read_bit(&mut g, 0, 40, 0x200), "still pending after the EOI");
     assert_eq!(guest(&mut g, 0, 40, |_| LrState::Active), Some(LrState::Pending), "and delivered again");
 }
+
+#[test]
+fn an_active_level_interrupt_is_never_shown_pending_too() {
+    // The guest acknowledged a level interrupt and the vCPU exited before
+    // its handler silenced the device (the line is still high). Shown
+    // pending and active, the guest would take the stale pending copy
+    // after its EOI although the device had deasserted meanwhile (the
+    // virtual timer re-armed by its handler, which causes no exit). So: active only,
+    // EOI maintenance requested, resampled at that exit.
+    for version in [GicVersion::V3, GicVersion::V2] {
+        let mut g = enabled_vgic(version, 1, 32);
+        let (shift, eoi_bit) = if version == GicVersion::V3 { (62, 1u64 << 41) } else { (28, 1 << 19) };
+        for intid in [33u32, 27] {
+            write_bit(&mut g, 0, intid, 0x100);
+            g.set_level(0, intid, true).unwrap();
+            assert_eq!(guest(&mut g, 0, intid, |_| LrState::Active), Some(LrState::Pending));
+            let plan = g.flush_lrs(0, 4);
+            assert_eq!(plan.lrs.len(), 1);
+            assert_eq!((plan.lrs[0] >> shift) & 3, 2, "{version:?} {intid}: active only");
+            assert_ne!(plan.lrs[0] & eoi_bit, 0, "EOI maintenance to resample the line");
+            // The handler silences the device, then EOIs.
+            g.set_level(0, intid, false).unwrap();
+            g.sync_lrs(0, &[plan.lrs[0] & !(3 << shift)]);
+            assert!(g.flush_lrs(0, 4).lrs.is_empty(), "not taken again");
+            g.sync_lrs(0, &[]);
+        }
+    }
+    // Edge interrupts keep pending-and-active: a second edge is a second interrupt.
+    let mut g = enabled_vgic(GicVersion::V3, 1, 32);
+    set_trigger(&mut g, 0, 40, true);
+    write_bit(&mut g, 0, 40, 0x100);
+    g.inject(0, 40).unwrap();
+    assert_eq!(guest(&mut g, 0, 40, |_| LrState::Active), Some(LrState::Pending));
+    g.inject(0, 40).unwrap();
+    assert_eq!(g.flush_lrs(0, 4).lrs[0] >> 62, 3);
+}

@@ -7,7 +7,8 @@
 //!   line) within ±10 % over 2 s of the virtual counter, once while the
 //!   vCPU spins (the timer fires while it is loaded) and once while it
 //!   waits in WFI (the hypervisor must wake it at the deadline); the
-//!   handler always sees CNTV_CTL_EL0 as the guest left it.
+//!   handler always finds the timer firing and CNTV_CTL_EL0 as the guest
+//!   left it (no IMASK behind its back, no stale second delivery).
 //! - `ipi`: 200 SGI round trips between vCPU 0 and vCPU 1 (whatever the
 //!   physical CPUs: pinned to two, or time-sharing one).
 //! - `irq-priority`: with interrupts masked, 8 SGIs to itself and 8 SPIs
@@ -173,15 +174,22 @@ fn verdict(good: bool) -> &'static str {
 static RATE_COUNT: AtomicU64 = AtomicU64::new(0);
 static RATE_PERIOD: AtomicU64 = AtomicU64::new(1);
 /// Timer interrupts whose handler saw CNTV_CTL_EL0 other than ENABLE |
-/// ISTATUS (a hypervisor that masks the guest's timer shows IMASK).
+/// ISTATUS: IMASK set by a hypervisor that masks the guest's timer, or
+/// ISTATUS clear in a stale (already handled) interrupt.
 static RATE_BAD_CTL: AtomicU64 = AtomicU64::new(0);
+/// The last such CNTV_CTL_EL0, and how far its deadline then was ahead.
+static RATE_BAD_CTL_SEEN: AtomicU64 = AtomicU64::new(0);
+static RATE_BAD_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
 fn rate_hook(_cpu: usize, raw: u32) -> bool {
     if raw & 0x3ff != irq::timer_intid() {
         return false;
     }
-    if timer_ctl() & (CTL_ENABLE | CTL_IMASK | CTL_ISTATUS) != CTL_ENABLE | CTL_ISTATUS {
+    let ctl = timer_ctl();
+    if ctl & (CTL_ENABLE | CTL_IMASK | CTL_ISTATUS) != CTL_ENABLE | CTL_ISTATUS {
         RATE_BAD_CTL.fetch_add(1, Ordering::Relaxed);
+        RATE_BAD_CTL_SEEN.store(ctl, Ordering::Relaxed);
+        RATE_BAD_DEADLINE.store(timer_cval().wrapping_sub(cntvct()), Ordering::Relaxed);
     }
     // Absolute deadlines: the count measures delivery, not handler latency.
     set_timer_cval(timer_cval().wrapping_add(RATE_PERIOD.load(Ordering::Relaxed)));
@@ -231,9 +239,18 @@ fn timer_rate(platform: &Platform, hz: u32) -> bool {
     irq::set_test_hook(None);
     let bad = RATE_BAD_CTL.load(Ordering::Relaxed);
     println!(
-        "hyptest timer-rate: handler saw CNTV_CTL_EL0 changed behind its back {bad} time(s): {}",
+        "hyptest timer-rate: interrupts taken while CNTV_CTL_EL0 was not ENABLE|ISTATUS (not firing, or masked behind the guest's back): {bad}: {}",
         verdict(bad == 0)
     );
+    if bad != 0 {
+        // ISTATUS clear: taken although not firing (a stale pending state);
+        // IMASK set: masked by someone else.
+        let deadline = RATE_BAD_DEADLINE.load(Ordering::Relaxed) as i64;
+        println!(
+            "hyptest timer-rate: last seen: CNTV_CTL_EL0 {:#x}, compare value {deadline} ticks ahead",
+            RATE_BAD_CTL_SEEN.load(Ordering::Relaxed)
+        );
+    }
     spinning && waiting && bad == 0
 }
 
