@@ -19,7 +19,10 @@
 //!
 //! The model follows KVM's vGIC: a single security state (GICD_CTLR.DS = 1),
 //! affinity routing always on for GICv3 (ARE RAO/WI), no LPIs/ITS, no 1-of-N
-//! SPI routing (GICD_TYPER.No1N = 1), 5 priority bits. Changes the guest
+//! SPI routing (GICD_TYPER.No1N = 1), 5 priority bits, PPIs fixed as
+//! level-sensitive (their ICFGR bits read-only), and a level-sensitive
+//! interrupt that is active never listed as pending too (its line is
+//! resampled at the EOI maintenance exit instead). Changes the guest
 //! makes through the distributor to an interrupt that currently sits in a
 //! running vCPU's list register take effect when that vCPU next exits.
 
