@@ -58,7 +58,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         // Under our hypervisor (it names the VM in the DTB): tell it the
         // boot is done, for the boot benchmark. Natively there is no EL2
         // to take the HVC.
-        let _ = smccc::hvc64(shared::hvc::vendor::BOOTED, [0; 17]);
+        let _ = crate::arch::aarch64::psci::hvc(shared::hvc::vendor::BOOTED, &[]);
     }
     process::rest_init(cmdline.init, cmdline.init_args);
     process::cpu_idle()

@@ -26,7 +26,6 @@ use crate::println;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use shared::platform::Platform;
-use smccc::{Hvc, hvc64};
 
 /// CNTV_CTL_EL0: ENABLE, and IMASK (ARM ARM D13.8.x).
 const CTL_ENABLE: u64 = 1;
@@ -46,8 +45,7 @@ fn report(id: &str, reps: u64, ticks: u64) {
 }
 
 fn hvc(fid: u32) -> u64 {
-    let _ = Hvc;
-    hvc64(fid, [0; 17])[0]
+    psci::hvc(fid, &[])
 }
 
 fn wfi() {
@@ -101,7 +99,7 @@ fn on_irq(cpu: usize, raw: u32) -> bool {
 
 /// CPU 1 during `bench-hyp`: waits for pings with interrupts on.
 fn secondary(_cpu: usize) -> ! {
-    set_vtimer(0, 0);
+    irq::stop_tick();
     local_irq_enable();
     loop {
         wfi();
@@ -114,7 +112,7 @@ pub fn run(name: &str, platform: &Platform, quick: bool) -> ! {
     irq::set_test_hook(Some(on_irq));
     smp::set_secondary_test(secondary);
     irq::init(platform, 100);
-    set_vtimer(0, 0); // no tick: nothing but the benchmark's interrupts
+    irq::stop_tick(); // no tick: nothing but the benchmark's interrupts
     match name {
         "hyp" => hyp(platform, scale),
         "switch" => switch(scale),

@@ -15,15 +15,8 @@
 
 use super::{psci, uaccess};
 use crate::println;
+use psci::hvc as call;
 use shared::platform::Platform;
-use smccc::{Hvc, hvc64};
-
-fn call(fid: u32, args: &[u64]) -> u64 {
-    let mut a = [0u64; 17];
-    a[..args.len()].copy_from_slice(args);
-    let _ = Hvc;
-    hvc64(fid, a)[0]
-}
 
 /// Runs test `name` (`hz` from the command line); never returns.
 pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {

@@ -40,7 +40,7 @@ pub fn run(name: &str, platform: &Platform) -> bool {
 }
 
 fn hvc(fid: u32) -> u64 {
-    smccc::hvc64(fid, [0; 17])[0]
+    super::psci::hvc(fid, &[])
 }
 
 /// The virtual counter and its frequency.

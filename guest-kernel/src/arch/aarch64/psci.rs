@@ -2,6 +2,14 @@
 
 use smccc::{Hvc, psci};
 
+/// An SMCCC fast call through the `hvc` conduit with up to 17 arguments;
+/// returns x0 (the hypervisor's self-tests, benchmarks and vendor calls).
+pub fn hvc(fid: u32, args: &[u64]) -> u64 {
+    let mut a = [0u64; 17];
+    a[..args.len()].copy_from_slice(args);
+    smccc::hvc64(fid, a)[0]
+}
+
 /// Powers this VM off (PSCI SYSTEM_OFF). Never returns.
 pub fn system_off() -> ! {
     let _ = psci::system_off::<Hvc>();

@@ -554,7 +554,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     // interrupt is skipped. This is the fast path of a null hypercall.
     let mut nothing_since: Option<u64> = None;
     loop {
-        let lrs_loaded = if nothing_since.is_some() && nothing_since == Some(vm.vgic.changes()) {
+        let lrs_loaded = if nothing_since == Some(vm.vgic.changes()) {
             false
         } else {
             let mut g = vm.vgic.lock();
