@@ -838,7 +838,8 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
     if vfork {
         // Wait (uninterruptibly) until the child execs or exits.
         while k.tasks.get(child).is_some_and(|c| c.vfork_done.is_some()) {
-            k.sched.set_current_state(cpu, TaskState::Uninterruptible);
+            // This CPU now, not `cpu`: a woken parent may run elsewhere.
+            k.sched.set_current_state(smp_processor_id(), TaskState::Uninterruptible);
             schedule_locked(&mut k);
         }
     }

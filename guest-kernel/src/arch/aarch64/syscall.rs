@@ -230,7 +230,6 @@ fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
     }
     let mut k = lock();
     let me = current();
-    let cpu = super::cpu::smp_processor_id();
     loop {
         let t = now_ns();
         let k2 = &mut *k;
@@ -249,6 +248,8 @@ fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
                     return Err(Errno::EINTR);
                 }
                 let leader = k.tasks.get(me).map(|t| t.group_leader).expect("current");
+                // This CPU now: after a sleep we may have woken on another.
+                let cpu = super::cpu::smp_processor_id();
                 let k2 = &mut *k;
                 let ts = k2.tasks.get_mut(leader).expect("leader");
                 ts.wait_chldexit.prepare_to_wait(&mut k2.sched, cpu, TaskState::Interruptible, false);

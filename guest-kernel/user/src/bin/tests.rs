@@ -187,6 +187,34 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     // wait4 without children.
     s.check("wait4 without children gives ECHILD", sys::wait4(-1, 0).0 == ECHILD, format_args!(""));
 
+    // wait4 woken on another CPU: we sleep on CPU 0 waiting for `slow`;
+    // `mover` moves us to CPU 1 and exits, which wakes us there; we must
+    // go back to sleep as ourselves (a stale CPU number once put another
+    // task to sleep instead and left us spinning with the kernel lock held).
+    if ncpus() >= 2 {
+        let (_, all) = sys::sched_getaffinity(0);
+        sys::sched_setaffinity(0, 1);
+        let slow = sys::fork();
+        if slow == 0 {
+            sys::sleep_ms(200);
+            sys::exit_group(3);
+        }
+        let mover = sys::fork();
+        if mover == 0 {
+            sys::sleep_ms(50);
+            sys::exit_group(i32::from(sys::sched_setaffinity(sys::getppid(), 2) != 0));
+        }
+        let (w, st) = sys::wait4(slow, 0);
+        let (w2, st2) = sys::wait4(mover, 0);
+        let moved = sys::sched_getaffinity(0).1;
+        sys::sched_setaffinity(0, all);
+        s.check(
+            "wait4 woken on another CPU sleeps again and reaps its child",
+            w == slow && st == 3 << 8 && w2 == mover && st2 == 0 && moved == 2,
+            format_args!("{w} {st:#x} {w2} {st2:#x} mask {moved:#x}"),
+        );
+    }
+
     // execve.
     let st = in_child(|| {
         let argv = [c"tests".as_ptr().cast(), c"x".as_ptr().cast(), core::ptr::null()];
