@@ -13,6 +13,10 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
+/// The fewest checks a whole EL0 test suite run has (some only run with
+/// two or more CPUs).
+pub const MIN_SUITE_TESTS: u32 = 25;
+
 /// What a QEMU run printed and how it ended.
 #[derive(Debug)]
 pub struct Run {
@@ -46,6 +50,28 @@ impl Run {
     #[track_caller]
     pub fn expect_clean_exit(&self) -> &Self {
         assert_eq!(self.status, 0, "QEMU did not power off cleanly (status {}):\n{}", self.status, self.output);
+        self
+    }
+
+    /// The EL0 test suite's `N passed, N failed` line printed by VM `name`,
+    /// as (passed, failed); panics with the output if there is none.
+    #[track_caller]
+    pub fn suite(&self, name: &str) -> (u32, u32) {
+        let line = self
+            .vm_lines(name)
+            .into_iter()
+            .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
+            .unwrap_or_else(|| panic!("no suite summary from {name:?} in:\n{}", self.output));
+        let mut it = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+        (it.next().unwrap().parse().unwrap(), it.next().unwrap().parse().unwrap())
+    }
+
+    /// Panics unless VM `name`'s EL0 test suite ran whole (at least
+    /// [`MIN_SUITE_TESTS`] checks) and nothing failed.
+    #[track_caller]
+    pub fn expect_suite_passed(&self, name: &str) -> &Self {
+        let (passed, failed) = self.suite(name);
+        assert!(passed >= MIN_SUITE_TESTS && failed == 0, "{name}: {passed} passed, {failed} failed:\n{}", self.output);
         self
     }
 
