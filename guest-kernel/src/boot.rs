@@ -43,6 +43,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         _ => OvercommitPolicy::Guess,
     };
     process::init(nr, cmdline.hz, cmdline.randomize, overcommit, initrd);
+    crate::arch::aarch64::tty::init(&mut process::lock(), platform);
     crate::println!(
         "guest-kernel: {} CPU(s) online, GIC {}, timer PPI at HZ={}",
         nr,

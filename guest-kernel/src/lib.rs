@@ -21,3 +21,4 @@ pub mod selftest;
 pub mod syscall;
 pub mod task;
 pub mod time;
+pub mod tty;

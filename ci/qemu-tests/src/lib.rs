@@ -202,12 +202,43 @@ impl Session {
         }
     }
 
+    /// Waits until each of `needles` has appeared, in any order, after the
+    /// last match; the next match starts after the last of them.
+    #[track_caller]
+    pub fn wait_for_each(&mut self, needles: &[&str], secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            {
+                let lines = self.lines.lock().unwrap();
+                let found: Option<Vec<usize>> =
+                    needles.iter().map(|n| lines[self.seen..].iter().position(|l| l.contains(n))).collect();
+                if let Some(at) = found {
+                    self.seen += at.into_iter().max().map_or(0, |i| i + 1);
+                    return;
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("waited {secs}s for each of {needles:?}; output so far:\n{}", self.output());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Types a line into the console.
     pub fn send(&mut self, text: &str) {
         use std::io::Write;
         if let Some(s) = self.stdin.as_mut() {
             let _ = s.write_all(text.as_bytes());
             let _ = s.write_all(b"\n");
+            let _ = s.flush();
+        }
+    }
+
+    /// Types raw bytes into the console (no newline added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = s.write_all(bytes);
             let _ = s.flush();
         }
     }

@@ -59,6 +59,11 @@ pub fn syscall6(n: usize, a: [usize; 6]) -> isize {
     }
 }
 
+/// `read(fd, buf, len)`.
+pub fn read(fd: usize, buf: &mut [u8]) -> isize {
+    syscall6(nr::READ, [fd, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0])
+}
+
 /// `write(fd, buf, len)`.
 pub fn write(fd: usize, buf: &[u8]) -> isize {
     syscall6(nr::WRITE, [fd, buf.as_ptr() as usize, buf.len(), 0, 0, 0])

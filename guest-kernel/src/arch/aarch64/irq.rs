@@ -224,7 +224,7 @@ fn test_hook() -> Option<TestHook> {
 }
 
 /// Sets the priority and trigger of `intid` and enables it: an SGI or PPI
-/// of the calling CPU, or an SPI (routed to CPU 0, the reset routing).
+/// of the calling CPU, or an SPI (routed to the calling CPU).
 /// The trigger of SGIs is fixed (edge) and not written.
 pub fn configure(intid: u32, priority: u8, edge: bool) {
     let cpu = smp_processor_id();
@@ -240,12 +240,28 @@ pub fn configure(intid: u32, priority: u8, edge: bool) {
             if intid >= 16 {
                 let _ = g.set_trigger(id, Some(cpu), trigger);
             }
+            if intid >= 32 {
+                // GICD_IROUTER<n> (IHI 0069H §12.9.22, reset value UNKNOWN):
+                // this CPU's affinity, Aff3 in bits [39:32]; two word writes.
+                let mpidr: u64;
+                // SAFETY: reading MPIDR_EL1 has no side effects.
+                unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+                let route = (mpidr & 0xff_ffff) | ((mpidr >> 32 & 0xff) << 32);
+                let off = 0x6000 + 8 * intid as usize;
+                gicd_write32(off, route as u32);
+                gicd_write32(off + 4, (route >> 32) as u32);
+            }
             let _ = g.enable_interrupt(id, Some(cpu), true);
         }
         Some(Gic::V2(g)) => {
             set_priority_v2(intid, priority);
             if intid >= 16 {
                 g.set_trigger(id, trigger);
+            }
+            if intid >= 32 {
+                // GICD_ITARGETSR<n> (IHI 0048B §4.3.12): SPI targets reset
+                // to none; route to this CPU (byte-accessible).
+                gicd_write8(0x800 + intid as usize, 1 << cpu);
             }
             let _ = g.enable_interrupt(id, true);
         }
@@ -274,6 +290,14 @@ pub fn timer_intid() -> u32 {
 
 /// Programs the virtual timer for one tick from now (CNTV_TVAL_EL0) and
 /// enables it unmasked (CNTV_CTL_EL0.ENABLE = 1, IMASK = 0).
+/// The tick's acknowledge: re-arm this CPU's timer for the next tick and
+/// count it.
+pub fn timer_ack() {
+    arm_timer();
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    TICK_WORKS.store(true, Ordering::Relaxed);
+}
+
 fn arm_timer() {
     let tval = TICK_CYCLES.load(Ordering::Relaxed);
     // SAFETY: writes only the EL1 virtual timer of this CPU.
@@ -352,13 +376,13 @@ pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
         return;
     }
     super::process::irq_enter(cpu);
-    if raw == TIMER_INTID.load(Ordering::Relaxed) {
-        arm_timer();
-        TICKS.fetch_add(1, Ordering::Relaxed);
-        TICK_WORKS.store(true, Ordering::Relaxed);
+    // GICv2 SGIs carry their source CPU in bits [12:10] of the raw value.
+    let intid = raw & 0x3ff;
+    if intid >= 16 {
+        // Device interrupts and the tick: the registered actions.
+        super::process::generic_handle_irq(intid);
         eoi(id);
-        super::process::timer_tick(cpu);
-    } else if raw == IPI_CPU_STOP {
+    } else if intid == IPI_CPU_STOP {
         eoi(id);
         super::cpu::local_irq_disable();
         loop {

@@ -16,6 +16,7 @@ pub mod psci;
 pub mod smp;
 pub mod syscall;
 pub mod trap;
+pub mod tty;
 pub mod uaccess;
 pub mod uart;
 

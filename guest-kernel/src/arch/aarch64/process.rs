@@ -25,7 +25,10 @@ use super::irq::{self, now_ns};
 use super::pgtable::{UserPageTable, empty_ttbr0, switch_ttbr0};
 use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
 use super::{MAX_CPUS, memory};
-use crate::irq::softirq::{SoftirqState, TIMER_SOFTIRQ};
+use crate::irq::softirq::{HI_SOFTIRQ, SoftirqState, TASKLET_SOFTIRQ, TIMER_SOFTIRQ};
+use crate::irq::tasklet::TaskletQueue;
+use crate::irq::workqueue::Workqueue;
+use crate::irq::{IrqReturn, IrqTable};
 use crate::mm::Errno;
 use crate::mm::fault::{Access, FaultError, handle_mm_fault};
 use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, TASK_SIZE};
@@ -220,6 +223,15 @@ pub struct Kernel {
     pub jiffies: Jiffies,
     pub acct: Overcommit,
     pub softirq: [SoftirqState; MAX_CPUS],
+    /// The irq descriptor table: the timer and the console's UART are
+    /// registered with `request_irq` and dispatched by `generic_handle_irq`.
+    pub irqs: IrqTable<Kernel>,
+    /// Each CPU's tasklet lists (`tasklet_vec`).
+    pub tasklets: [TaskletQueue; MAX_CPUS],
+    /// `system_wq` and its kworker.
+    pub events: Workqueue,
+    /// The console tty.
+    pub tty: super::tty::ConsoleTty,
     /// A dead task's thread, freed by the next task on that CPU.
     dead: [Option<Box<Thread>>; MAX_CPUS],
     pub randomize: bool,
@@ -255,6 +267,10 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
         jiffies,
         acct,
         softirq: core::array::from_fn(|_| SoftirqState::new()),
+        irqs: IrqTable::new(1020),
+        tasklets: core::array::from_fn(|_| TaskletQueue::new()),
+        events: Workqueue::new(),
+        tty: Default::default(),
         dead: core::array::from_fn(|_| None),
         randomize,
         initrd,
@@ -264,6 +280,10 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
     };
     // SAFETY: single CPU, before KERNEL_READY: nobody else can look.
     unsafe { *core::ptr::addr_of_mut!(KERNEL) = Some(k) };
+    let mut k = lock();
+    // The tick's top half; the line is per-CPU (a PPI), the action shared.
+    k.irqs.request_irq(irq::timer_intid(), timer_interrupt, 0, "arch_timer", 0).expect("timer irq");
+    drop(k);
     set_current_thread(idle[0]);
     KERNEL_READY.store(true, Ordering::Release);
     switch_ttbr0(empty_ttbr0());
@@ -414,17 +434,46 @@ pub fn irq_enter(cpu: usize) {
     }
 }
 
-/// The timer interrupt's work (`tick_periodic` → `update_process_times`):
-/// jiffies, `scheduler_tick`, and raising TIMER_SOFTIRQ.
-pub fn timer_tick(cpu: usize) {
-    if !ready() {
-        return;
-    }
-    let mut k = lock();
-    update_jiffies(&mut k);
+/// The timer interrupt's top half (`tick_periodic` →
+/// `update_process_times`): re-arm the timer, then jiffies,
+/// `scheduler_tick`, and raising TIMER_SOFTIRQ.
+fn timer_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqReturn {
+    let cpu = smp_processor_id();
+    irq::timer_ack();
+    update_jiffies(k);
     let t = now();
     k.sched.scheduler_tick(cpu, t);
     k.softirq[cpu].raise_softirq(TIMER_SOFTIRQ);
+    IrqReturn::Handled
+}
+
+/// `generic_handle_irq`: run the actions registered for `intid`. Before the
+/// process subsystem is up only the tick can fire, and it is just re-armed.
+pub fn generic_handle_irq(intid: u32) {
+    if !ready() {
+        if intid == irq::timer_intid() {
+            irq::timer_ack();
+        }
+        return;
+    }
+    let mut k = lock();
+    let mut table = core::mem::replace(&mut k.irqs, IrqTable::new(0));
+    let ret = table.handle_irq(intid, &mut *k);
+    k.irqs = table;
+    if ret == IrqReturn::None {
+        crate::println!("guest-kernel: nobody handled IRQ {intid}");
+    }
+}
+
+/// `tasklet_action` / `tasklet_hi_action` for this CPU.
+fn run_tasklets(k: &mut Kernel, cpu: usize, hi: bool, s: &mut SoftirqState) {
+    let mut q = core::mem::take(&mut k.tasklets[cpu]);
+    q.tasklet_action(hi, s, |func, _data| {
+        if func == super::tty::FLIP_TASKLET {
+            super::tty::flip_tasklet(k, now());
+        }
+    });
+    k.tasklets[cpu] = q;
 }
 
 fn run_timer_softirq(k: &mut Kernel, _cpu: usize) {
@@ -446,10 +495,10 @@ pub fn irq_exit(cpu: usize, frame: &mut TrapFrame, from_el0: bool) {
     let mut k = lock();
     let mut s = core::mem::take(&mut k.softirq[cpu]);
     s.do_softirq(
-        |nr, _| {
-            if nr == TIMER_SOFTIRQ {
-                run_timer_softirq(&mut k, cpu)
-            }
+        |nr, s| match nr {
+            TIMER_SOFTIRQ => run_timer_softirq(&mut k, cpu),
+            HI_SOFTIRQ | TASKLET_SOFTIRQ => run_tasklets(&mut k, cpu, nr == HI_SOFTIRQ, s),
+            _ => {}
         },
         now,
         false,
@@ -512,6 +561,32 @@ pub fn rest_init(init_path: &str, init_args: &str) {
     let (init, kthreadd) = k2.tasks.rest_init(&mut k2.sched, t).expect("rest_init");
     new_thread(&mut k, init, Some(init_thread), 0).expect("init's stack");
     new_thread(&mut k, kthreadd, Some(kthreadd_thread), 0).expect("kthreadd's stack");
+    // `workqueue_init`: the events workqueue's worker, made by kthreadd.
+    let k2 = &mut *k;
+    k2.tasks.kthread_create(&mut k2.sched, "kworker/u:0", worker_thread as extern "C" fn(usize) as usize, None, t);
+}
+
+/// `worker_thread` of the events workqueue: run queued work items in
+/// process context, without the kernel lock; sleep when there are none.
+extern "C" fn worker_thread(_: usize) {
+    loop {
+        let mut k = lock();
+        k.events.worker = Some(current());
+        match k.events.process_one_work() {
+            Some((_, func, _data)) => {
+                drop(k);
+                if func == super::tty::ECHO_WORK {
+                    super::tty::echo_work();
+                }
+            }
+            None => {
+                // queue_work runs under the lock too: no wakeup is lost
+                // between this check and the sleep.
+                k.sched.set_current_state(smp_processor_id(), TaskState::Interruptible);
+                schedule_locked(&mut k);
+            }
+        }
+    }
 }
 
 /// kthreadd: forks the kernel threads others ask for, then sleeps.
@@ -528,7 +603,10 @@ extern "C" fn kthreadd_thread(_: usize) {
                 // SAFETY: kthread_create callers pass the address of an
                 // `extern "C" fn(usize)`.
                 let f: extern "C" fn(usize) = unsafe { core::mem::transmute(f) };
-                let _ = new_thread(&mut k, id, Some(f), 0);
+                if new_thread(&mut k, id, Some(f), 0).is_some() {
+                    // Every request here is a `kthread_run`: start it.
+                    k.sched.wake_up_process(id, t);
+                }
             }
         }
         if k.tasks.kthread_create_list_is_empty() {

@@ -102,8 +102,11 @@ fn sys_write(fd: u64, buf: usize, len: usize) -> R {
     Ok(done as isize)
 }
 
-/// The console has no input driver yet: stdin is at end of file. The
-/// buffer is still checked, as Linux checks it.
+/// `read(2)` of the console (`n_tty_read`, canonical mode): sleep until a
+/// line (or an end-of-file mark) is ready, then copy up to `len` bytes of
+/// it. Without an input driver, stdin is at end of file. A fatal signal
+/// ends the wait with EINTR; the buffer is checked before anything is
+/// taken from the tty, so a bad pointer loses no input.
 fn sys_read(fd: u64, buf: usize, len: usize) -> R {
     if fd != 0 {
         return Err(Errno::EBADF);
@@ -111,7 +114,28 @@ fn sys_read(fd: u64, buf: usize, len: usize) -> R {
     if !super::uaccess::access_ok(buf, len) {
         return Err(Errno::EFAULT);
     }
-    Ok(0)
+    let mut k = lock();
+    let me = current();
+    loop {
+        if !k.tty.has_input() {
+            return Ok(0);
+        }
+        if let Some(data) = k.tty.ldisc.read(len) {
+            drop(k);
+            copy_to_user(buf, &data)?;
+            return Ok(data.len() as isize);
+        }
+        if fatal_signal_pending(&k, me) {
+            return Err(Errno::EINTR);
+        }
+        let cpu = super::cpu::smp_processor_id();
+        let k2 = &mut *k;
+        k2.tty.read_wait.prepare_to_wait(&mut k2.sched, cpu, TaskState::Interruptible, false);
+        schedule_locked(&mut k);
+        let cpu = super::cpu::smp_processor_id();
+        let k2 = &mut *k;
+        k2.tty.read_wait.finish_wait(&mut k2.sched, cpu);
+    }
 }
 
 /// `reboot(2)`: power off (or halt) and restart through PSCI once the magic

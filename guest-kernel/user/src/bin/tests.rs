@@ -103,10 +103,27 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     let r3 = sys::syscall6(113, [1, 0x20, 0, 0, 0, 0]);
     let r4 = sys::syscall6(101, [0xdead_0000, 0, 0, 0, 0, 0]);
     let r5 = sys::syscall6(123, [0, 8, 0x8, 0, 0, 0]);
+    let r6 = sys::syscall6(63, [0, 0xffff_0000_4000_0000, 16, 0, 0, 0]);
     s.check(
         "bad user pointers give EFAULT",
-        [r1, r2, r3, r4, r5] == [EFAULT; 5],
-        format_args!("{r1} {r2} {r3} {r4} {r5}"),
+        [r1, r2, r3, r4, r5, r6] == [EFAULT; 6],
+        format_args!("{r1} {r2} {r3} {r4} {r5} {r6}"),
+    );
+
+    // A reader blocked on the console (nobody types during the suite)
+    // sleeps interruptibly: SIGKILL ends it.
+    let reader = sys::fork();
+    if reader == 0 {
+        let mut b = [0u8; 8];
+        sys::exit_group(sys::read(0, &mut b) as i32);
+    }
+    sys::sleep_ms(30);
+    let k = sys::kill(reader, SIGKILL);
+    let (w, st) = sys::wait4(reader, 0);
+    s.check(
+        "a read blocked on the console ends by SIGKILL",
+        k == 0 && w == reader && st == SIGKILL as i32,
+        format_args!("{k} {w} {st:#x}"),
     );
 
     // mmap / munmap / brk / demand paging.
