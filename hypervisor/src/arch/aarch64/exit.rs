@@ -70,7 +70,7 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
                         "el2-hyp: VM \"{}\" vCPU {}: cannot emulate the access to IPA {ipa:#x} at pc {:#x}: {e}",
                         vm.name, v.index, v.regs.pc
                     );
-                    bad_access(vm, v, ipa, far, da.wnr)
+                    bad_access(vm, v, ipa, far, da.wnr, "an access it cannot decode")
                 }
             }
         }
@@ -289,7 +289,8 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
     v.stats.record(if a.write { ExitReason::MmioWrite } else { ExitReason::MmioRead });
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
     let value = a.store_value(&v.regs.x);
-    let result: Result<u64, ()> = if vm.spec.console && uart.contains(&a.ipa) {
+    // Err: why the access is refused (for the message).
+    let result: Result<u64, &str> = if vm.spec.console && uart.contains(&a.ipa) {
         let offset = a.ipa - layout::UART_BASE;
         let mut c = vm.console.lock();
         let r = if a.write {
@@ -299,10 +300,10 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                     Ok(0)
                 }
                 Ok(None) => Ok(0),
-                Err(_) => Err(()),
+                Err(_) => Err(REFUSED_BY_UART),
             }
         } else {
-            let r = c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| ());
+            let r = c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| REFUSED_BY_UART);
             c.refill();
             r
         };
@@ -327,9 +328,9 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                 };
 
                 vm.flush_kicks(Some(v.index));
-                r.map_err(|_| ())
+                r.map_err(|_| "refused by the emulated GIC (size or offset it does not allow)")
             }
-            None => Err(()),
+            None => Err(OUTSIDE),
         }
     };
     match result {
@@ -356,16 +357,21 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
             v.regs.pc += 4;
             Action::Continue
         }
-        Err(()) => bad_access(vm, v, a.ipa, far, a.write),
+        Err(why) => bad_access(vm, v, a.ipa, far, a.write, why),
     }
 }
 
+/// Why an access is refused: no memory or device at the address.
+const OUTSIDE: &str = "outside its memory and devices";
+/// Why an access is refused: the vPL011 does not allow it.
+const REFUSED_BY_UART: &str = "refused by the emulated PL011 (size or offset it does not allow)";
+
 /// An access the hypervisor will not emulate: the guest gets a
 /// synchronous external abort, as real hardware would give for a bus error.
-fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool) -> Action {
+fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool, why: &str) -> Action {
     v.stats.record(ExitReason::BadAccess);
     println!(
-        "el2-hyp: VM \"{}\" vCPU {}: access to IPA {ipa:#x} at pc {:#x} is outside its memory and devices: injecting data abort",
+        "el2-hyp: VM \"{}\" vCPU {}: access to IPA {ipa:#x} at pc {:#x} is {why}: injecting data abort",
         vm.name, v.index, v.regs.pc
     );
     let from_el0 = v.regs.pstate & 0xf == 0;
