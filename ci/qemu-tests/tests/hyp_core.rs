@@ -77,6 +77,8 @@ fn id_registers_hide_what_is_not_virtualized_and_set_way_ops_are_emulated() {
             r.expect_clean_exit()
                 .expect("[ids] hyptest idregs: ID_AA64PFR0_EL1.SVE = 0x0 as expected")
                 .expect("[ids] hyptest idregs: ID_AA64DFR0_EL1.PMUVer = 0x0 as expected")
+                .expect("[ids] hyptest idregs: PMCR_EL0 refused (UNDEF) = 0x0 as expected")
+                .expect("[ids] hyptest idregs: PMCCNTR_EL0 refused (UNDEF) = 0x0 as expected")
                 .expect(&format!(
                     "[ids] hyptest idregs: ID_AA64PFR0_EL1.GIC = {} as expected",
                     if gic == "3" { "0x1" } else { "0x0" }
@@ -85,8 +87,15 @@ fn id_registers_hide_what_is_not_virtualized_and_set_way_ops_are_emulated() {
                 .expect("[ids] hyptest idregs: CONTEXTIDR_EL1 written under TVM = 0x1234 as expected")
                 .expect("[ids] hyptest idregs: DC CISW/ISW/CSW executed and survived")
                 .expect("[ids] hyptest idregs: ok")
-                .expect_not("WRONG")
-                .expect_not("injecting undefined instruction");
+                .expect_not("WRONG");
+            // The only refused instructions are the PMU probe's two reads.
+            let undefs: Vec<&str> =
+                r.output.lines().filter(|l| l.contains("injecting undefined instruction")).collect();
+            assert!(
+                undefs.len() == 2 && undefs[0].contains("PMCR_EL0") && undefs[1].contains("PMCCNTR_EL0"),
+                "only the PMU probe may be refused: {undefs:?}\n{}",
+                r.output
+            );
             assert!(vm_exits(&r, "ids").contains("sysreg"), "no trapped sysreg accesses counted:\n{}", r.output);
         }
     }

@@ -237,6 +237,12 @@ fn idregs(platform: &Platform) -> bool {
     check("unallocated S3_0_C0_C3_3", mrs!("S3_0_C0_C3_3"), mrs!("S3_0_C0_C3_3") == 0);
     let dfr0_32 = mrs!("S3_0_C0_C1_2");
     check("ID_DFR0_EL1.PerfMon", field(dfr0_32, 24), field(dfr0_32, 24) == 0);
+    // The PMU is not context-switched, so its registers trap (MDCR_EL2.TPM,
+    // TPMCR) and are refused: one VM cannot read or program counters that
+    // run on while another VM has the CPU.
+    let (pmcr, pmccntr) = super::uaccess::probe_pmu();
+    check("PMCR_EL0 refused (UNDEF)", pmcr.unwrap_or(0), pmcr.is_err());
+    check("PMCCNTR_EL0 refused (UNDEF)", pmccntr.unwrap_or(0), pmccntr.is_err());
 
     // Set/way maintenance: each trapped, none an UNDEF. Memory written
     // just before must read back unchanged.

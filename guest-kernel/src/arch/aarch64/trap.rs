@@ -102,7 +102,8 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
 /// A synchronous exception taken from the kernel itself. Only a data abort
 /// on a user address by a uaccess instruction is expected: it may be a page
 /// that is not present yet (demand paging, COW), else the extable fixup
-/// makes the access return -EFAULT.
+/// makes the access return -EFAULT. A probe's refused instruction (UNDEF)
+/// also resumes at its fixup.
 fn el1_sync(frame: &mut TrapFrame) {
     let ec = esr_ec(frame.esr);
     if ec == ec::DABT_CUR
@@ -115,6 +116,13 @@ fn el1_sync(frame: &mut TrapFrame) {
         {
             return; // resolved: retry the access
         }
+        frame.elr = fixup as u64;
+        return;
+    }
+    // An instruction a probe expects to be refused (`uaccess::probe_pmu`).
+    if ec == ec::UNKNOWN
+        && let Some(fixup) = super::uaccess::search_extable(frame.elr as usize)
+    {
         frame.elr = fixup as u64;
         return;
     }

@@ -98,6 +98,23 @@ uaccess_fixup_probe:
     probe_st __arch_probe_st32, str, w1, 9016
     probe_st __arch_probe_st64, str, x1, 9017
 
+/*
+ * __arch_probe_pmcr() / __arch_probe_pmccntr() -> x0 = PMCR_EL0 or
+ * PMCCNTR_EL0, x1 = 0; or x1 = 1 if the read was refused with an
+ * undefined-instruction exception (hypervisor tests: MDCR_EL2.TPMCR and
+ * TPM keep the PMU from the guests).
+ */
+.global __arch_probe_pmcr
+__arch_probe_pmcr:
+9018: mrs   x0, pmcr_el0
+    mov     x1, #0
+    ret
+.global __arch_probe_pmccntr
+__arch_probe_pmccntr:
+9019: mrs   x0, pmccntr_el0
+    mov     x1, #0
+    ret
+
 /* Fixups: the count of bytes not copied is still in x2 (x1 for clear). */
 uaccess_fixup_copy:
     mov     x0, x2
@@ -123,5 +140,7 @@ uaccess_extable:
     .quad   9015b, uaccess_fixup_probe
     .quad   9016b, uaccess_fixup_probe
     .quad   9017b, uaccess_fixup_probe
+    .quad   9018b, uaccess_fixup_probe
+    .quad   9019b, uaccess_fixup_probe
 .global uaccess_extable_end
 uaccess_extable_end:

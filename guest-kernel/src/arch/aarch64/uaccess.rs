@@ -94,6 +94,8 @@ pub fn put_user_i32(addr: usize, v: i32) -> Result<(), Errno> {
 
 unsafe extern "C" {
     fn __arch_probe_read(va: usize) -> ProbeResult;
+    fn __arch_probe_pmcr() -> ProbeResult;
+    fn __arch_probe_pmccntr() -> ProbeResult;
     fn __arch_probe_ld8(va: usize) -> ProbeResult;
     fn __arch_probe_ld16(va: usize) -> ProbeResult;
     fn __arch_probe_ld32(va: usize) -> ProbeResult;
@@ -121,6 +123,17 @@ pub fn probe_read(va: usize) -> Result<u64, Aborted> {
     // abort it takes resumes at the fixup, which reports the fault.
     let r = unsafe { __arch_probe_read(va) };
     if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) }
+}
+
+/// Reads PMCR_EL0 and PMCCNTR_EL0, each `Err(Aborted)` if the read was
+/// refused with an undefined-instruction exception (the exception table
+/// covers both reads).
+pub fn probe_pmu() -> (Result<u64, Aborted>, Result<u64, Aborted>) {
+    // SAFETY: reading PMU registers has no side effects; an exception
+    // either read takes resumes at its fixup, which reports it.
+    let (a, b) = unsafe { (__arch_probe_pmcr(), __arch_probe_pmccntr()) };
+    let res = |r: ProbeResult| if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) };
+    (res(a), res(b))
 }
 
 /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `va` with one

@@ -204,9 +204,12 @@ pub fn init_el2_controls() {
     // use the physical timer (EL1PCEN clear): that traps and is refused.
     write_sysreg!(cnthctl_el2, 1 << 0);
     write_sysreg!(cntvoff_el2, 0);
-    // MDCR_EL2: HPMN = all counters to EL1, no debug traps.
+    // MDCR_EL2 (ARM ARM D19.2.x): HPMN = all counters; TPM (bit 6) and
+    // TPMCR (bit 5) trap every PMU register access from EL0/EL1 to EL2,
+    // where it is refused (UNDEF): the PMU is not switched between VMs
+    // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. No debug traps.
     let pmcr_n = (read_sysreg!(pmcr_el0) >> 11) & 0x1f;
-    write_sysreg!(mdcr_el2, pmcr_n);
+    write_sysreg!(mdcr_el2, pmcr_n | (1 << 6) | (1 << 5));
     if let Some(GicVersion::V3) = PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.version) {
         // ICC_SRE_EL2: SRE (system registers), Enable (EL1 may use ICC_SRE_EL1).
         write_sysreg!(icc_sre_el2, read_sysreg!(icc_sre_el2) | 0b1001);
