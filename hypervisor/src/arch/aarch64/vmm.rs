@@ -645,7 +645,8 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
 }
 
 /// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
-/// whose lock the caller holds.
+/// whose lock the caller holds. A vCPU that another CPU is running is named
+/// but not counted: taking its lock would wait for its next exit.
 pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
     let mut total = ExitStats::default();
     for (i, v) in vm.vcpus.iter().enumerate() {
@@ -653,7 +654,11 @@ pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
             Some(m) if m.index == i => m.stats,
             _ => match v.try_lock() {
                 Some(v) => v.stats,
-                None => continue,
+                None => {
+                    // Its CPU is running it: the counts live under its lock.
+                    println!("el2-hyp:   vCPU {i} exits: (running on another CPU; not in the total)");
+                    continue;
+                }
             },
         };
         println!("el2-hyp:   vCPU {i} exits: {stats}");
