@@ -99,6 +99,11 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         firmware::system_off_via(platform.psci.unwrap_or(PsciMethod::Smc));
         super::park();
     }
+    if platform.selftest_lock_before_mmu {
+        // The self-test of the lock check (ci/qemu-tests boot.rs): this
+        // must stop the machine with a report naming this line.
+        drop(FRAMES.lock());
+    }
     let image = Region { base: image_start as u64, size: (image_end - image_start) as u64 };
     // SAFETY: boot CPU, once, MMU off, no other CPU running; `image` is the
     // running image (entry.S passes its bounds), `dtb_region` the DTB.
