@@ -1,10 +1,12 @@
 //! The hypervisor's own console: formatted output to the platform UART
 //! behind a lock, plus an emergency path for crash reports that does not
 //! take the lock (a fault may have happened while it was held; libvmbase
-//! does the same).
+//! does the same). The lock is a `crate::sync::Mutex`: printing before the
+//! EL2 MMU is on stops the machine with a report (boot code uses
+//! `arch::aarch64::uart::early_print` then).
 
+use crate::sync::Mutex;
 use core::fmt::{self, Write};
-use spin::Mutex;
 
 /// Something that can send bytes (a UART driver, or a test buffer).
 pub trait ByteSink: Send {
@@ -39,11 +41,13 @@ impl Write for Console {
 static CONSOLE: Mutex<Console> = Mutex::new(Console { sink: None });
 
 /// Installs the console device.
+#[track_caller]
 pub fn init(sink: &'static mut dyn ByteSink) {
     CONSOLE.lock().sink = Some(sink);
 }
 
 /// Prints under the console lock; used by the `println!` macro.
+#[track_caller]
 pub fn print(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }

@@ -222,6 +222,10 @@ pub struct Platform {
     /// `/chosen` `el2-hyp,resets`: how many times the hypervisor has reset
     /// this VM (PSCI SYSTEM_RESET) — the one fact that survives a reset.
     pub vm_resets: u32,
+    /// `/chosen` `el2-hyp,selftest-lock-before-mmu` (empty): the hypervisor
+    /// takes a lock before its MMU is on, to show that its check stops it
+    /// (`ci/qemu-tests/tests/boot.rs`). No boot loader sets it.
+    pub selftest_lock_before_mmu: bool,
     /// VMs from `/chosen/hypervisor` (`docs/vm-config.md`). A malformed VM
     /// node does not fail the whole parse: it is recorded in `vm_errors`.
     pub vms: Vec<VmSpec, MAX_VMS>,

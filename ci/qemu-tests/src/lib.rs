@@ -46,11 +46,13 @@ impl Run {
         self
     }
 
-    /// Panics unless the machine powered off by itself (exit status 0).
+    /// Panics unless the machine powered off by itself (exit status 0)
+    /// without a hypervisor crash, panic or bug report (those power off
+    /// too, after printing `*** HYPERVISOR ...`).
     #[track_caller]
     pub fn expect_clean_exit(&self) -> &Self {
         assert_eq!(self.status, 0, "QEMU did not power off cleanly (status {}):\n{}", self.status, self.output);
-        self
+        self.expect_not("*** HYPERVISOR ")
     }
 
     /// The EL0 test suite's `N passed, N failed` line printed by VM `name`,

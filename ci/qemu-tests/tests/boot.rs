@@ -67,6 +67,39 @@ fn started_at_el1_says_why_and_powers_off() {
     r.expect_clean_exit().expect("started at EL1: enable virtualization, e.g. QEMU -M virt,virtualization=on");
 }
 
+/// The lock check (hypervisor/src/sync.rs) works: QEMU's DTB with `/chosen`
+/// `el2-hyp,selftest-lock-before-mmu` makes the hypervisor take a lock
+/// before its MMU is on, which must be reported (on the UART, without a
+/// lock) and stop the machine. Every other boot test runs the same check on
+/// every lock, and fails on that report (`expect_clean_exit`).
+#[test]
+fn a_lock_taken_before_the_mmu_is_on_is_reported_and_stops_the_machine() {
+    #[rustfmt::skip]
+    let machine = [
+        "-M", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a72", "-m", "512M", "-nographic", "-nic", "none",
+    ];
+    let dtb = temp_file("selftest-machine.dtb", b"");
+    let r = qemu(T, &[&machine[..], &["-machine", &format!("dumpdtb={}", dtb.display())]].concat());
+    assert_eq!(r.status, 0, "dumpdtb failed:\n{}", r.output);
+    let dts = std::process::Command::new("dtc").args(["-q", "-I", "dtb", "-O", "dts"]).arg(&dtb).output().expect("dtc");
+    assert!(dts.status.success(), "dtc: {}", String::from_utf8_lossy(&dts.stderr));
+    let mut dts = String::from_utf8(dts.stdout).expect("dts is text");
+    dts.push_str("/ { chosen { el2-hyp,selftest-lock-before-mmu; }; };\n");
+    let dts = temp_file("selftest.dts", dts.as_bytes());
+    let out = dtb.with_file_name("selftest.dtb");
+    let st =
+        std::process::Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&out).arg(&dts).status();
+    assert!(st.expect("dtc").success());
+
+    let hyp = root().join("build/hypervisor.bin");
+    let (hyp, out) = (hyp.to_str().unwrap(), out.to_str().unwrap());
+    let r = qemu(T, &[&machine[..], &["-kernel", hyp, "-dtb", out]].concat());
+    assert_eq!(r.status, 0, "the machine did not power off:\n{}", r.output);
+    r.expect("*** HYPERVISOR BUG: lock, once-cell or heap used with the EL2 MMU or data cache off")
+        .expect("at hypervisor/src/arch/aarch64/boot.rs:")
+        .expect_not("at EL2,");
+}
+
 #[test]
 fn guest_image_without_image_header_is_refused_and_the_other_vm_runs() {
     let junk = temp_file("not-an-image.bin", &[0x5a; 8192]);

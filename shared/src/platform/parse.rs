@@ -754,6 +754,7 @@ impl<'r, 'a> Builder<'r, 'a> {
         if let Some(raw) = node.prop(blob, "el2-hyp,resets")? {
             self.p.vm_resets = u64_prop(raw).unwrap_or(0) as u32;
         }
+        self.p.selftest_lock_before_mmu = node.prop(blob, "el2-hyp,selftest-lock-before-mmu")?.is_some();
         let start = node.prop(blob, "linux,initrd-start")?;
         let end = node.prop(blob, "linux,initrd-end")?;
         let bad = |property| DtbError::BadProperty { node: "/chosen", property };

@@ -1,41 +1,67 @@
 //! Boot: from `hyp_main` (entry.S, MMU off, x0 = DTB) to every physical
 //! CPU running vCPUs.
 //!
-//! 1. read the DTB into a [`Platform`] and bring up the console it names;
-//! 2. refuse to go on below EL2;
-//! 3. build the frame allocator (RAM minus image, DTB, reserved regions and
-//!    the VM images the loader placed) and the heap;
-//! 4. turn the EL2 MMU on, install the vectors, set the EL2 controls;
-//! 5. build every VM the DTB's `/chosen/hypervisor` describes (a bad one is
+//! With the MMU off (steps 1-3) every data access is Device-nGnRnE, where
+//! exclusives and atomics are not guaranteed to work (ARM ARM B2.9: only on
+//! Normal cacheable memory; a real Cortex-A53/A72 may fail a `stxr` forever
+//! or fault, though QEMU does not model it). So nothing there takes a lock,
+//! fills a once-cell, allocates or uses an atomic: plain loads and stores
+//! only, and reports go straight to the UART (`uart::early_print`). Every
+//! lock of `crate::sync` checks SCTLR_EL2 and stops the machine if one is
+//! taken too early.
+//!
+//! 1. read the DTB into a [`Platform`] (`Platform::from_fdt`: fixed-size
+//!    `heapless` containers, no allocation, no atomics) and note its
+//!    console UART for early reports;
+//! 2. refuse to go on below EL2 (report, PSCI `SYSTEM_OFF`);
+//! 3. early MMU: build the early identity map (`mm::early_map`: the DTB's
+//!    RAM and the image Normal write-back, everything else in the low 512
+//!    GiB Device-nGnRE; static tables, plain stores) and turn the MMU,
+//!    D-cache and I-cache on with it (`mmu::enable_early`, entry.S
+//!    `enable_mmu`, which first invalidates the image's cache lines: the
+//!    relocations, BSS and this code's stack were written with the caches
+//!    off). From here on, locks and atomics are safe;
+//! 4. bring up the console, build the frame allocator (RAM minus image,
+//!    DTB, reserved regions and the VM images the loader placed) and the
+//!    heap;
+//! 5. build the full EL2 map (`aarch64-paging`, on the heap: RAM and the
+//!    devices EL2 drives) and switch to it (`El2Map::activate`: TTBR0
+//!    replaced with the MMU briefly off, so no TLB conflict); install the
+//!    vectors, set the EL2 controls;
+//! 6. build every VM the DTB's `/chosen/hypervisor` describes (a bad one is
 //!    reported and skipped, the others start);
-//! 6. start the secondary CPUs; every CPU enters [`cpu_loop`].
+//! 7. start the secondary CPUs: each turns its MMU on with the full map in
+//!    entry.S `secondary_entry`, before any Rust code; every CPU enters
+//!    [`cpu_loop`].
 
 use super::mmu::El2Map;
 use super::sysreg::{read_sysreg, write_sysreg};
-use super::uart::UartDriver;
+use super::uart::{UartDriver, early_print};
 use super::{firmware, smp, vmm};
 use crate::console::ByteSink;
 use crate::mm::frame::FrameAllocator;
 use crate::println;
+use crate::sync::{MmuChecked, Mutex, Once};
 use buddy_system_allocator::LockedHeap;
-use shared::platform::{GicVersion, Platform, Region};
+use shared::platform::{GicVersion, Platform, PsciMethod, Region};
 
-/// The global allocator: a buddy heap over frames taken at boot.
+/// The global allocator: a buddy heap over frames taken at boot, checked
+/// against use before the MMU is on.
 #[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
+static HEAP: MmuChecked<LockedHeap<32>> = MmuChecked(LockedHeap::empty());
 
 /// Heap size taken from RAM at boot (page tables, VM state, DTBs).
 const HEAP_SIZE: u64 = 16 << 20;
 
 /// Physical memory, after boot reservations.
-pub static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::new());
+pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
 
 /// What boot learnt about the machine.
-pub static PLATFORM: spin::Once<Platform> = spin::Once::new();
+pub static PLATFORM: Once<Platform> = Once::new();
 
 /// Where the machine's DTB lies (reserved, identity-mapped RAM), for
 /// looking up pass-through devices.
-pub static DTB: spin::Once<Region> = spin::Once::new();
+pub static DTB: Once<Region> = Once::new();
 
 static mut UART: Option<UartDriver> = None;
 
@@ -55,6 +81,7 @@ unsafe fn read_platform(dtb: usize) -> Result<(Platform, Region), shared::platfo
 /// Rust entry of the boot CPU (entry.S), MMU off.
 #[unsafe(no_mangle)]
 extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_el2: u64) -> ! {
+    // ---- MMU off: plain loads and stores only (see the module doc). ----
     // SAFETY: x0 is the DTB address per the arm64 boot protocol; a bad
     // value is caught by the magic check (RAM is readable with the MMU off).
     let (platform, dtb_region) = match unsafe { read_platform(dtb) } {
@@ -62,6 +89,30 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         // No DTB means no console to complain on: stop the machine.
         Err(_) => super::halt(),
     };
+    // SAFETY: the boot CPU alone runs; the DTB names this UART as the console.
+    unsafe { super::uart::set_early_console(platform.uart) };
+    if below_el2 != 0 {
+        // EL2 registers are out of reach, and so is the lock check.
+        early_print(format_args!(
+            "el2-hyp: started at EL1: enable virtualization, e.g. QEMU -M virt,virtualization=on\n"
+        ));
+        firmware::system_off_via(platform.psci.unwrap_or(PsciMethod::Smc));
+        super::park();
+    }
+    if platform.selftest_lock_before_mmu {
+        // The self-test of the lock check (ci/qemu-tests boot.rs): this
+        // must stop the machine with a report naming this line.
+        drop(FRAMES.lock());
+    }
+    let image = Region { base: image_start as u64, size: (image_end - image_start) as u64 };
+    // SAFETY: boot CPU, once, MMU off, no other CPU running; `image` is the
+    // running image (entry.S passes its bounds), `dtb_region` the DTB.
+    if let Err(e) = unsafe { super::mmu::enable_early(&platform.memory, image, dtb_region) } {
+        early_print(format_args!("el2-hyp: cannot turn the EL2 MMU on: {e}\n"));
+        super::halt();
+    }
+
+    // ---- MMU and caches on: locks and atomics work from here. ----
     DTB.call_once(|| dtb_region);
     if let Some(uart) = platform.uart {
         // SAFETY: the DTB names this UART as the console; nothing else drives it.
@@ -75,11 +126,6 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         crate::console::init(uart_ref);
     }
     firmware::init(platform.psci);
-    if below_el2 != 0 {
-        println!("el2-hyp: started at EL1: enable virtualization, e.g. QEMU -M virt,virtualization=on");
-        firmware::system_off();
-        super::halt();
-    }
     smp::set_this_cpu(0, super::sysreg::mpidr());
     println!(
         "el2-hyp: {} at EL2, {} CPU(s), {}, {} MiB RAM",
@@ -97,7 +143,6 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
     }
 
     // Physical memory.
-    let image = Region { base: image_start as u64, size: (image_end - image_start) as u64 };
     let heap_region;
     {
         let mut frames = FRAMES.lock();
@@ -128,7 +173,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         };
         // SAFETY: the range was just taken from the frame allocator and is
         // used by nothing else.
-        unsafe { HEAP.lock().init(heap as usize, HEAP_SIZE as usize) };
+        unsafe { HEAP.checked().lock().init(heap as usize, HEAP_SIZE as usize) };
         heap_region = Region { base: heap, size: HEAP_SIZE };
     }
 
@@ -154,7 +199,9 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
             map.map_device(c.base, c.size.max(0x2000));
         }
     }
-    // SAFETY: the map covers RAM (image, stacks, heap, DTB) and the console.
+    // SAFETY: the early map is live; the full map covers RAM (image,
+    // stacks, heap, DTB) as Normal and the console and GIC as Device, as
+    // the early map does.
     unsafe { map.activate() };
     let platform = PLATFORM.call_once(|| platform);
     init_el2_controls();

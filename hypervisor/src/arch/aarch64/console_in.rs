@@ -24,7 +24,7 @@ pub const PREFIX: u8 = 0x1d;
 
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 static PREFIXED: AtomicBool = AtomicBool::new(false);
-static UART: spin::Once<UartDriver> = spin::Once::new();
+static UART: crate::sync::Once<UartDriver> = crate::sync::Once::new();
 static INTID: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Sets up input from the console UART (boot CPU, after the GIC).
@@ -44,7 +44,7 @@ pub fn intid() -> Option<u32> {
     (i != usize::MAX).then_some(i as u32)
 }
 
-static RX: spin::Mutex<()> = spin::Mutex::new(());
+static RX: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
 /// The receive interrupt: drain the UART into the focused VM.
 pub fn on_interrupt() {

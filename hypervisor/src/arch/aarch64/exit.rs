@@ -178,7 +178,7 @@ pub fn handle_fatal(vm: &Vm, v: &mut Vcpu, kind: ExitKind) -> Action {
 struct Caller<'a> {
     vm: &'a Vm,
     index: usize,
-    psci: spin::MutexGuard<'a, crate::psci::Psci>,
+    psci: crate::sync::MutexGuard<'a, crate::psci::Psci>,
 }
 
 impl VmOps for Caller<'_> {

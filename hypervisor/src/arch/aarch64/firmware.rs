@@ -5,7 +5,7 @@ use ::smccc::{Hvc, Smc, psci};
 use shared::platform::PsciMethod;
 
 /// The conduit, fixed at boot from the DTB's `/psci` node.
-static METHOD: spin::Once<PsciMethod> = spin::Once::new();
+static METHOD: crate::sync::Once<PsciMethod> = crate::sync::Once::new();
 
 /// Records the conduit. Without a `/psci` node we assume SMC, which is
 /// what EL2 software uses on every platform we support.
@@ -19,7 +19,13 @@ fn method() -> PsciMethod {
 
 /// Powers the machine off. Returns only if the firmware refused.
 pub fn system_off() -> ::smccc::psci::Error {
-    let r = match method() {
+    system_off_via(method())
+}
+
+/// Powers the machine off through `method`, without [`init`] (which takes
+/// a lock: for the boot path before the MMU is on, or at EL1).
+pub fn system_off_via(method: PsciMethod) -> ::smccc::psci::Error {
+    let r = match method {
         PsciMethod::Smc => psci::system_off::<Smc>(),
         PsciMethod::Hvc => psci::system_off::<Hvc>(),
     };

@@ -14,6 +14,7 @@
 //! physical INTID, deactivates it (IHI 0069 §4.1.3 / §11.5, IHI 0048B
 //! §5.4.5) — `passthrough.rs`.
 
+use crate::sync::Mutex;
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
@@ -21,7 +22,6 @@ use arm_gic::{IntId, InterruptGroup};
 use core::ptr::NonNull;
 use safe_mmio::UniqueMmioPointer;
 use shared::platform::{Gic, GicVersion};
-use spin::Mutex;
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
 
@@ -53,7 +53,7 @@ enum Driver {
 unsafe impl Send for Driver {}
 
 static GIC: Mutex<Option<Driver>> = Mutex::new(None);
-static VERSION: spin::Once<GicVersion> = spin::Once::new();
+static VERSION: crate::sync::Once<GicVersion> = crate::sync::Once::new();
 /// GICv2 CPU interface number of each CPU (from its banked ITARGETSR0).
 static V2_TARGETS: [core::sync::atomic::AtomicU8; super::MAX_CPUS] =
     [const { core::sync::atomic::AtomicU8::new(0) }; super::MAX_CPUS];

@@ -90,17 +90,33 @@ extern "C" fn hyp_crash(frame: &CrashFrame, kind: u64) -> ! {
     halt()
 }
 
+/// Crash and panic reports: through the console (forcing its lock) once
+/// the MMU is on, else straight to the UART (no lock may be taken then).
 struct EmergencyWriter;
 impl Write for EmergencyWriter {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        crate::console::emergency_print(format_args!("{s}"));
+        if current_el() == 2 && mmu::mmu_on() {
+            crate::console::emergency_print(format_args!("{s}"));
+        } else {
+            uart::early_print(format_args!("{s}"));
+        }
         Ok(())
     }
+}
+
+/// The exception level we run at.
+pub fn current_el() -> u64 {
+    (sysreg::read_sysreg!(currentel) >> 2) & 3
 }
 
 /// Stops the whole machine after a fatal hypervisor error.
 pub fn halt() -> ! {
     let _ = firmware::system_off();
+    park()
+}
+
+/// Stops this CPU for good.
+pub fn park() -> ! {
     loop {
         // SAFETY: `wfe` only waits.
         unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };

@@ -7,8 +7,8 @@ use super::sysreg::read_sysreg;
 use super::vmm::{Vcpu, Vm};
 use super::{MAX_CPUS, smp, timer};
 use crate::println;
+use crate::sync::Mutex;
 use crate::trace::{LINE_PREFIX, Record, Ring};
-use spin::Mutex;
 
 /// Records kept per CPU (24 bytes each).
 const RING_RECORDS: usize = 4096;

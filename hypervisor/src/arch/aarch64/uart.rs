@@ -1,9 +1,50 @@
 //! UART drivers for the hypervisor's own console: PL011 (QEMU virt) and
 //! 16550-compatible parts (DesignWare APB UART on RK3399, the A64's UART),
 //! chosen from the DTB. Transmit only, polled.
+//!
+//! [`early_print`] writes to the console UART without any lock or atomic:
+//! for reports made before the MMU is on (boot errors, the lock check of
+//! `crate::sync`) and with it off.
 
 use crate::console::ByteSink;
 use shared::platform::{Uart, UartKind};
+
+/// The console UART for [`early_print`]. Written once by the boot CPU with
+/// the MMU off, before any other CPU runs (a plain store); read after.
+static mut EARLY_CONSOLE: Option<Uart> = None;
+
+/// Records the console UART for [`early_print`].
+///
+/// # Safety
+/// Boot CPU only, before any other CPU runs; `uart` must be the console
+/// the DTB names (see [`UartDriver::new`]).
+pub unsafe fn set_early_console(uart: Option<Uart>) {
+    // SAFETY: the caller guarantees nothing else accesses it now.
+    unsafe { *core::ptr::addr_of_mut!(EARLY_CONSOLE) = uart };
+}
+
+/// Prints straight to the console UART: no lock, no atomic, so it works
+/// with the MMU off. Output may interleave with another CPU's. Nothing
+/// happens before [`set_early_console`].
+pub fn early_print(args: core::fmt::Arguments) {
+    struct Raw(UartDriver);
+    impl core::fmt::Write for Raw {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for b in s.bytes() {
+                if b == b'\n' {
+                    self.0.put(b'\r');
+                }
+                self.0.put(b);
+            }
+            Ok(())
+        }
+    }
+    // SAFETY: written once at boot before anything reads it (see above).
+    let Some(uart) = (unsafe { *core::ptr::addr_of!(EARLY_CONSOLE) }) else { return };
+    // SAFETY: the DTB's console UART (`set_early_console`'s contract); a
+    // second driver on it can only interleave bytes.
+    let _ = core::fmt::Write::write_fmt(&mut Raw(unsafe { UartDriver::new(&uart) }), args);
+}
 
 /// A UART at a fixed (identity-mapped) MMIO address.
 pub struct UartDriver {

@@ -21,9 +21,9 @@ pub struct VgicCpuState {
     pub lrs_written: usize,
 }
 
-static VERSION: spin::Once<GicVersion> = spin::Once::new();
-static GICH: spin::Once<usize> = spin::Once::new();
-static NR_LRS: spin::Once<usize> = spin::Once::new();
+static VERSION: crate::sync::Once<GicVersion> = crate::sync::Once::new();
+static GICH: crate::sync::Once<usize> = crate::sync::Once::new();
+static NR_LRS: crate::sync::Once<usize> = crate::sync::Once::new();
 
 // GICH frame (GICv2) register offsets.
 const GICH_HCR: usize = 0x0;

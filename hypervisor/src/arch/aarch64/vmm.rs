@@ -24,9 +24,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::sync::Mutex;
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
-use spin::Mutex;
 
 /// A vCPU: its registers and what the scheduler needs.
 pub struct Vcpu {
@@ -180,7 +180,7 @@ impl Vm {
     }
 }
 
-static VMS: spin::Once<Vec<Vm>> = spin::Once::new();
+static VMS: crate::sync::Once<Vec<Vm>> = crate::sync::Once::new();
 
 /// The VMs that were built at boot.
 pub fn vms() -> &'static [Vm] {
