@@ -418,6 +418,8 @@ pub fn assign_vcpus(online: usize) {
     }
     passthrough::enable_all();
     ASSIGNED.store(true, Ordering::Release);
+    // SAFETY: DSB + SEV only order the store and wake CPUs waiting in WFE.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
 }
 
 static ASSIGNED: AtomicBool = AtomicBool::new(false);
@@ -430,8 +432,12 @@ pub const SLICE_MS: u64 = 10;
 /// idle wait (WFI) with the EL2 timer set for the earliest virtual-timer
 /// deadline when none is runnable.
 pub fn run_cpu(cpu: usize) {
+    // Secondary CPUs wait here while CPU 0 starts the others; in WFE, so a
+    // waiting CPU does not spin (the SEV after the flag wakes it; an event
+    // between the check and the WFE makes the WFE return at once).
     while !ASSIGNED.load(Ordering::Acquire) {
-        core::hint::spin_loop();
+        // SAFETY: WFE only waits for an event or interrupt.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
     }
     let mine: Vec<(&Vm, usize)> = vms()
         .iter()
