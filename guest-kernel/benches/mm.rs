@@ -343,7 +343,7 @@ fn slabs(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Shorter than criterion's 3 s + 5 s: 25 benchmarks on a shared 2-core
+    // Shorter than criterion's 3 s + 5 s: 23 benchmarks on a shared 2-core
     // machine; the command line (`--warm-up-time`, `--measurement-time`)
     // still overrides it.
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
