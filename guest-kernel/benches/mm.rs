@@ -12,6 +12,11 @@
 //! on one thread, with no lock around any allocator. The rows of a group do
 //! the same work per iteration; where they cannot, the comment says so.
 //!
+//! The clock is criterion's wall clock; with `EL2_BENCH_CLOCK=thread` it is
+//! the CPU time of the benchmark thread instead, which leaves out the time
+//! the thread sat preempted: on a loaded machine wall-clock medians grow
+//! and wander with the load, thread CPU time much less.
+//!
 //! - Page groups: every buddy allocator manages the same 4 MiB: one
 //!   naturally aligned block of our largest order (`MAX_ORDER - 1` = 10),
 //!   i.e. 1024 frames. In `page_order0` / `page_order3` each allocator first
@@ -39,7 +44,8 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use buddy_system_allocator::{FrameAllocator, Heap};
-use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use guest_kernel::mm::gfp::Gfp;
 use guest_kernel::mm::page::{MAX_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, Pfn, ZoneType, pfn_to_phys, phys_to_pfn};
 use guest_kernel::mm::slab::{Kmalloc, KmemCache, PageSource};
@@ -138,7 +144,7 @@ fn ours_pair(pa: &mut PageAllocator<'_, NoFrameAccess>, order: usize) {
 /// Our zoned buddy allocator (`zone.rs` `alloc_pages` / `__free_pages`).
 /// `pcp`: order-0 through the per-CPU page list, otherwise with the lists
 /// disabled.
-fn bench_ours_pages(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, order: usize, pcp: bool, held: bool) {
+fn bench_ours_pages<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, order: usize, pcp: bool, held: bool) {
     let arena = Arena::new();
     let mut mem_map = Vec::new();
     let mut pa = node(&mut mem_map, &arena);
@@ -168,7 +174,7 @@ fn bench_ours_pages(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, order: usize
 }
 
 /// `buddy_system_allocator::Heap` over the arena, alloc + dealloc of `layout`.
-fn bench_heap(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, layout: Layout, held: bool) {
+fn bench_heap<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, layout: Layout, held: bool) {
     let arena = Arena::new();
     let mut heap = Heap::<BSA_ORDER>::empty();
     // SAFETY: the arena is valid, writable and used by nothing else; it
@@ -190,7 +196,7 @@ fn bench_heap(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, layout: Layout, he
 }
 
 /// `buddy_system_allocator::FrameAllocator` over the arena's frame numbers.
-fn bench_frame(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, count: usize, held: bool) {
+fn bench_frame<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, count: usize, held: bool) {
     let arena = Arena::new();
     let mut frames = FrameAllocator::<BSA_ORDER>::new();
     frames.add_frame(arena.first_pfn(), arena.first_pfn() + ARENA_PAGES);
@@ -208,7 +214,7 @@ fn bench_frame(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, count: usize, hel
 }
 
 /// The system allocator (glibc malloc / posix_memalign on Linux).
-fn bench_system(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, layout: Layout) {
+fn bench_system<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, layout: Layout) {
     // SAFETY: the layout has a non-zero size.
     let keep = unsafe { System.alloc(layout) };
     assert!(!keep.is_null());
@@ -258,7 +264,7 @@ impl PageSource for ArenaPages<'_> {
 /// Our `kmem_cache_alloc` / `kmem_cache_free` (`slab.rs` `KmemCache::alloc`
 /// / `free`) for `size`-byte objects, 8-byte aligned, slabs from our page
 /// allocator.
-fn bench_kmem_cache(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, size: usize) {
+fn bench_kmem_cache<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, size: usize) {
     let arena = Arena::new();
     let mut mem_map = Vec::new();
     let mut src = ArenaPages { pa: node(&mut mem_map, &arena) };
@@ -280,7 +286,7 @@ fn bench_kmem_cache(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, size: usize)
 /// Our `kmalloc` / `kfree` (`slab.rs` `Kmalloc::kmalloc` / `kfree`): size
 /// class lookup, then the class's cache; `kfree` finds the class through
 /// the page (`PG_slab`) and the slab header.
-fn bench_kmalloc(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, size: usize) {
+fn bench_kmalloc<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, size: usize) {
     let arena = Arena::new();
     let mut mem_map = Vec::new();
     let mut src = ArenaPages { pa: node(&mut mem_map, &arena) };
@@ -304,7 +310,7 @@ fn page_layout(order: usize) -> Layout {
     Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE).expect("page layout")
 }
 
-fn pages(c: &mut Criterion) {
+fn pages<M: Measurement>(c: &mut Criterion<M>) {
     for order in [0, 3] {
         let layout = page_layout(order);
         let mut g = c.benchmark_group(format!("page_order{order}"));
@@ -329,7 +335,7 @@ fn pages(c: &mut Criterion) {
     }
 }
 
-fn slabs(c: &mut Criterion) {
+fn slabs<M: Measurement>(c: &mut Criterion<M>) {
     for size in [64, 512] {
         let layout = Layout::from_size_align(size, 8).expect("object layout");
         let mut g = c.benchmark_group(format!("slab_{size}"));
@@ -341,12 +347,72 @@ fn slabs(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), in
+/// nanoseconds: what the benchmark thread itself spent, without the time
+/// it sat preempted while other processes ran.
+struct ThreadTime;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+    // constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanoseconds
+    }
+}
+
+/// Values in ns, unscaled (the benchmarks are all in the ns range).
+struct Nanoseconds;
+
+impl ValueFormatter for Nanoseconds {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "ns (thread CPU)"
+    }
+    fn scale_throughputs(&self, _typical: f64, _t: &Throughput, _values: &mut [f64]) -> &'static str {
+        "ns (thread CPU)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn run<M: Measurement>(c: Criterion<M>) {
     // Shorter than criterion's 3 s + 5 s: 23 benchmarks on a shared 2-core
     // machine; the command line (`--warm-up-time`, `--measurement-time`)
     // still overrides it.
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
-    targets = pages, slabs
+    let mut c = c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).configure_from_args();
+    pages(&mut c);
+    slabs(&mut c);
+    c.final_summary();
 }
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var("EL2_BENCH_CLOCK").as_deref() == Ok("thread") {
+        run(Criterion::default().with_measurement(ThreadTime));
+    } else {
+        run(Criterion::default());
+    }
+}

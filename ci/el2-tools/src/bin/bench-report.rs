@@ -1,11 +1,11 @@
 //! `bench-report --date D --host H --json OUT [--run COLUMN MACHINE LOG]...
-//! [--criterion DIR [--host-load TEXT]]`: reads the console logs of the
-//! benchmark runs, and with `--criterion` the host micro-benchmarks'
-//! estimates under `DIR` (criterion's output directory; TEXT says how
-//! loaded the host was), and prints the markdown table (and writes the JSON
-//! file). Used by `scripts/bench`.
+//! [--criterion DIR [--host-clock wall|thread] [--host-load TEXT]]`: reads
+//! the console logs of the benchmark runs, and with `--criterion` the host
+//! micro-benchmarks' estimates under `DIR` (criterion's output directory,
+//! measured with that clock; TEXT says how loaded the host was), and prints
+//! the markdown table (and writes the JSON file). Used by `scripts/bench`.
 
-use el2_tools::bench::Report;
+use el2_tools::bench::{HostClock, Report};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +49,18 @@ fn main() {
             "--criterion" => {
                 need(1);
                 criterion = Some(args[i + 1].clone());
+                i += 2;
+            }
+            "--host-clock" => {
+                need(1);
+                report.host_clock = match args[i + 1].as_str() {
+                    "wall" => HostClock::Wall,
+                    "thread" => HostClock::ThreadCpu,
+                    other => {
+                        eprintln!("bench-report: --host-clock is wall or thread, not {other}");
+                        std::process::exit(2);
+                    }
+                };
                 i += 2;
             }
             "--host-load" => {
