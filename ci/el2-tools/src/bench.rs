@@ -167,14 +167,14 @@ impl Report {
             self.markdown_qemu(&mut s, date, host);
         }
         if !self.host.is_empty() {
-            self.markdown_host(&mut s, host);
+            self.markdown_host(&mut s);
         }
         s
     }
 
     /// The host micro-benchmark table: ours beside each baseline of the
     /// same group, with the ratios.
-    fn markdown_host(&self, s: &mut String, host: &str) {
+    fn markdown_host(&self, s: &mut String) {
         let unit = self.host_clock.unit();
         let _ = writeln!(s, "\n#### Host micro-benchmarks (criterion, {unit})\n");
         let what = match self.host_clock {
@@ -186,11 +186,10 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "Unlike the QEMU tables, these are **{what}** ({host}), not instruction counts: criterion's \
-             median for one allocation and its free, the pure-Rust cores built for the host (`cargo bench -p \
-             guest-kernel --bench mm`). bsa = `buddy_system_allocator` used alone; system = \
-             `std::alloc::System`. Ratios above 1 mean ours is slower. docs/benchmarks.md says what each row \
-             measures.\n"
+            "Unlike the QEMU tables (instruction counts), these are **{what}**: criterion's median for one \
+             allocation and its free, the pure-Rust cores built for the host (`cargo bench -p guest-kernel \
+             --bench mm`). bsa = `buddy_system_allocator` used alone; system = `std::alloc::System`. Ratios \
+             above 1 mean ours is slower. docs/benchmarks.md says what each row measures.\n"
         );
         if let Some(load) = &self.host_load {
             let _ = writeln!(s, "Load average (1 min) of the host around the run: {load}.\n");
