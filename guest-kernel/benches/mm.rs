@@ -47,7 +47,7 @@ use buddy_system_allocator::{FrameAllocator, Heap};
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use guest_kernel::mm::gfp::Gfp;
-use guest_kernel::mm::page::{MAX_ORDER, PAGE_SHIFT, PAGE_SIZE, Page, Pfn, ZoneType, pfn_to_phys, phys_to_pfn};
+use guest_kernel::mm::page::{MAX_ORDER, PAGE_SIZE, Page, Pfn, ZoneType, pfn_to_phys, phys_to_pfn};
 use guest_kernel::mm::slab::{Kmalloc, KmemCache, PageSource};
 use guest_kernel::mm::zone::{PageAllocator, PhysMem, ZoneLimits};
 
@@ -252,7 +252,7 @@ impl PageSource for ArenaPages<'_> {
         self.pa.set_page_slab(phys_to_pfn(addr), on);
     }
     fn lookup(&self, addr: usize) -> Option<(usize, usize, bool)> {
-        let pfn = addr >> PAGE_SHIFT;
+        let pfn = phys_to_pfn(addr);
         if !self.pa.map.valid(pfn) {
             return None;
         }
