@@ -1,9 +1,12 @@
 //! Benchmark reports: collects the `BENCH` lines (guest/benchmark output)
 //! and the hypervisor's boot-time lines from the runs `scripts/bench`
-//! made, and renders one markdown table and a JSON document.
+//! made, and the host micro-benchmarks' criterion estimates
+//! (`guest-kernel/benches/mm.rs`), and renders one markdown table and a JSON
+//! document.
 
 use crate::ticks_to_instructions;
 use std::fmt::Write;
+use std::path::Path;
 
 /// One measured operation from one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,11 +38,53 @@ pub struct Boot {
     pub machine: String,
 }
 
+/// One host micro-benchmark: criterion's estimate of one alloc + free pair,
+/// in wall-clock nanoseconds on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostResult {
+    /// Criterion group (`page_order0`, `slab_64`, ...).
+    pub group: String,
+    /// Benchmark in the group (`ours_pcp`, `bsa_heap`, `system`, ...).
+    pub bench: String,
+    /// Median of the samples, ns per iteration.
+    pub median_ns: f64,
+    /// 95% confidence interval of the median.
+    pub lower_ns: f64,
+    pub upper_ns: f64,
+}
+
 /// Everything gathered from the runs.
 #[derive(Debug, Default)]
 pub struct Report {
     pub measurements: Vec<Measurement>,
     pub boots: Vec<Boot>,
+    pub host: Vec<HostResult>,
+    /// The host's load while the host benchmarks ran (wall-clock numbers
+    /// depend on it), as `scripts/bench` saw it.
+    pub host_load: Option<String>,
+    /// The host benchmarks' clock: wall clock, or the CPU time of the
+    /// benchmark thread (`EL2_BENCH_CLOCK=thread`).
+    pub host_clock: HostClock,
+}
+
+/// What the host benchmarks measured with (`guest-kernel/benches/mm.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostClock {
+    /// Criterion's default: elapsed time.
+    #[default]
+    Wall,
+    /// `CLOCK_THREAD_CPUTIME_ID`: without the time the thread was preempted.
+    ThreadCpu,
+}
+
+impl HostClock {
+    /// The unit as the table heading says it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            HostClock::Wall => "wall-clock ns on the host",
+            HostClock::ThreadCpu => "CPU time of the benchmark thread, ns on the host",
+        }
+    }
 }
 
 fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
@@ -83,9 +128,103 @@ impl Report {
         self.measurements.iter().find(|m| m.column == column && m.id == id)
     }
 
+    /// Reads criterion's estimates of every host benchmark the table uses,
+    /// `DIR/<group>/<bench>/new/estimates.json` (`DIR` is `CRITERION_HOME`,
+    /// by default `target/criterion`). Missing ones are left out; returns how
+    /// many were read.
+    pub fn add_criterion(&mut self, dir: &Path) -> usize {
+        let mut n = 0;
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for &(group, ours, _) in HOST_ROWS {
+            for bench in std::iter::once(ours).chain(HOST_BASELINES.iter().map(|b| b.0)) {
+                if seen.contains(&(group, bench)) {
+                    continue;
+                }
+                seen.push((group, bench));
+                let path = dir.join(group).join(bench).join("new").join("estimates.json");
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                if let Some((median_ns, lower_ns, upper_ns)) = criterion_median(&text) {
+                    let (group, bench) = (group.to_string(), bench.to_string());
+                    self.host.push(HostResult { group, bench, median_ns, lower_ns, upper_ns });
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The host result of `bench` in `group`.
+    pub fn host_result(&self, group: &str, bench: &str) -> Option<&HostResult> {
+        self.host.iter().find(|h| h.group == group && h.bench == bench)
+    }
+
     /// The markdown report.
     pub fn markdown(&self, date: &str, host: &str) -> String {
         let mut s = String::new();
+        if self.measurements.is_empty() && self.boots.is_empty() {
+            let _ = writeln!(s, "Measured {date} on {host}.");
+        } else {
+            self.markdown_qemu(&mut s, date, host);
+        }
+        if !self.host.is_empty() {
+            self.markdown_host(&mut s);
+        }
+        s
+    }
+
+    /// The host micro-benchmark table: ours beside each baseline of the
+    /// same group, with the ratios.
+    fn markdown_host(&self, s: &mut String) {
+        let unit = self.host_clock.unit();
+        let _ = writeln!(s, "\n#### Host micro-benchmarks (criterion, {unit})\n");
+        let what = match self.host_clock {
+            HostClock::Wall => "wall-clock nanoseconds on the host",
+            HostClock::ThreadCpu => {
+                "nanoseconds of CPU time of the benchmark thread on the host (`EL2_BENCH_CLOCK=thread`: \
+                 time spent preempted left out)"
+            }
+        };
+        let _ = writeln!(
+            s,
+            "Unlike the QEMU tables (instruction counts), these are **{what}**: criterion's median for one \
+             allocation and its free, the pure-Rust cores built for the host (`cargo bench -p guest-kernel \
+             --bench mm`). bsa = `buddy_system_allocator` used alone; system = `std::alloc::System`. Ratios \
+             above 1 mean ours is slower. docs/benchmarks.md says what each row measures.\n"
+        );
+        if let Some(load) = &self.host_load {
+            let _ = writeln!(s, "Load average (1 min) of the host around the run: {load}.\n");
+        }
+        let _ = write!(s, "| operation (alloc + free) | ours |");
+        for (_, title) in HOST_BASELINES {
+            let _ = write!(s, " {title} | ours ÷ {title} |");
+        }
+        let _ = write!(s, "\n|---|---:|");
+        for _ in HOST_BASELINES {
+            let _ = write!(s, "---:|---:|");
+        }
+        let _ = writeln!(s);
+        for &(group, ours, what) in HOST_ROWS {
+            let mine = self.host_result(group, ours);
+            let _ = write!(s, "| {what} | {} |", mine.map_or("-".to_string(), |m| format!("{:.1}", m.median_ns)));
+            for &(bench, _) in HOST_BASELINES {
+                match (mine, self.host_result(group, bench)) {
+                    (Some(m), Some(b)) if b.median_ns > 0.0 => {
+                        let _ = write!(s, " {:.1} | {:.2} |", b.median_ns, m.median_ns / b.median_ns);
+                    }
+                    (_, Some(b)) => {
+                        let _ = write!(s, " {:.1} | - |", b.median_ns);
+                    }
+                    (_, None) => {
+                        let _ = write!(s, " - | - |");
+                    }
+                }
+            }
+            let _ = writeln!(s);
+        }
+    }
+
+    /// The QEMU tables (instruction counts).
+    fn markdown_qemu(&self, s: &mut String, date: &str, host: &str) {
         let _ = writeln!(
             s,
             "Measured {date} on {host}. Unit: instructions, counted as virtual nanoseconds under QEMU \
@@ -142,7 +281,6 @@ impl Report {
             }
             let _ = writeln!(s, "\nMachine: {}.", self.boots[0].machine);
         }
-        s
     }
 
     /// When the last VM finished booting, if every one did.
@@ -185,9 +323,106 @@ impl Report {
                 json_str(&b.machine)
             );
         }
+        let _ = write!(
+            s,
+            "\n  ],\n  \"host_unit\": \"{} per alloc + free (criterion median, 95% interval)\",\n  \"host_load\": {},\n  \"host\": [",
+            self.host_clock.unit(),
+            self.host_load.as_deref().map_or("null".to_string(), json_str)
+        );
+        for (i, h) in self.host.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}\n    {{\"group\": {}, \"bench\": {}, \"median_ns\": {:.2}, \"lower_ns\": {:.2}, \"upper_ns\": {:.2}}}",
+                if i == 0 { "" } else { "," },
+                json_str(&h.group),
+                json_str(&h.bench),
+                h.median_ns,
+                h.lower_ns,
+                h.upper_ns
+            );
+        }
         let _ = writeln!(s, "\n  ]\n}}");
         s
     }
+}
+
+/// Host micro-benchmark rows (`guest-kernel/benches/mm.rs`), in table
+/// order: criterion group, our benchmark in it, what it measures. Each row
+/// is compared with the [`HOST_BASELINES`] of the same group.
+pub const HOST_ROWS: &[(&str, &str, &str)] = &[
+    ("page_order0", "ours_pcp", "page, order 0: per-CPU list hit"),
+    ("page_order0", "ours_buddy", "page, order 0: buddy lists (pcp disabled), buddy held: no split or merge"),
+    ("page_order0_cold", "ours_buddy", "page, order 0: split from order 10, coalesce back (pcp disabled)"),
+    ("page_order3", "ours_buddy", "page, order 3: buddy held: no split or merge"),
+    ("page_order3_cold", "ours_buddy", "page, order 3: split from order 10, coalesce back"),
+    ("slab_64", "ours_kmem_cache", "`kmem_cache` 64 B object (per-CPU array hit)"),
+    ("slab_64", "ours_kmalloc", "`kmalloc` + `kfree` 64 B"),
+    ("slab_512", "ours_kmem_cache", "`kmem_cache` 512 B object (per-CPU array hit)"),
+    ("slab_512", "ours_kmalloc", "`kmalloc` + `kfree` 512 B"),
+];
+
+/// The baselines every host row is compared with (benchmark name in the
+/// row's group, column title); a group without one shows "-".
+pub const HOST_BASELINES: &[(&str, &str)] =
+    &[("bsa_heap", "bsa `Heap`"), ("bsa_frame", "bsa `FrameAllocator`"), ("system", "system")];
+
+/// The median and its confidence interval from criterion's
+/// `estimates.json`: `{"mean": {...}, "median": {"confidence_interval":
+/// {"confidence_level": .., "lower_bound": L, "upper_bound": U},
+/// "point_estimate": M, ...}, "median_abs_dev": ...}`.
+pub fn criterion_median(json: &str) -> Option<(f64, f64, f64)> {
+    let median = json_object(json, "median")?;
+    Some((
+        json_number(median, "point_estimate")?,
+        json_number(median, "lower_bound")?,
+        json_number(median, "upper_bound")?,
+    ))
+}
+
+/// The text of the object `"key": {...}` (the first one, at any depth),
+/// braces included. Enough for criterion's files: no braces inside strings.
+fn json_object<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let start = json_value_start(json, key)?;
+    let rest = &json[start..];
+    if !rest.starts_with('{') {
+        return None;
+    }
+    let mut depth = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&rest[..=i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The number `"key": N` (the first one, at any depth).
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let rest = &json[json_value_start(json, key)?..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Byte offset of the value of the first `"key":` in `json`.
+fn json_value_start(json: &str, key: &str) -> Option<usize> {
+    let quoted = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(i) = json[from..].find(&quoted) {
+        let after = from + i + quoted.len();
+        let rest = json[after..].trim_start();
+        if let Some(value) = rest.strip_prefix(':') {
+            return Some(json.len() - value.trim_start().len());
+        }
+        from = after;
+    }
+    None
 }
 
 /// Hypervisor rows, in table order: benchmark id and what it measures.
@@ -278,6 +513,57 @@ mod tests {
         assert!(json.contains("\"instructions_per_op\": 400.0"), "{json}");
         assert!(json.contains("a \\\"quoted\\\" host"), "{json}");
         assert!(json.contains("\"booted\": null"), "{json}");
+    }
+
+    /// What criterion 0.8 writes (one line; abridged numbers).
+    const ESTIMATES: &str = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":12.5,"upper_bound":13.5},"point_estimate":13.0,"standard_error":0.2},"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":11.9,"upper_bound":12.1},"point_estimate":12.0,"standard_error":0.05},"median_abs_dev":{"confidence_interval":{"confidence_level":0.95,"lower_bound":0.1,"upper_bound":0.3},"point_estimate":0.2,"standard_error":0.01},"slope":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.2e1,"upper_bound":1.3e1},"point_estimate":12.4,"standard_error":0.1},"std_dev":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":2.0},"point_estimate":1.5,"standard_error":0.2}}"#;
+
+    #[test]
+    fn criterion_estimates_parse() {
+        assert_eq!(criterion_median(ESTIMATES), Some((12.0, 11.9, 12.1)));
+        let spaced = "{ \"median\" : { \"confidence_interval\": {\"lower_bound\": 1e2, \"upper_bound\": 3E2},\n \"point_estimate\" : 2.0e2 } }";
+        assert_eq!(criterion_median(spaced), Some((200.0, 100.0, 300.0)));
+        assert_eq!(criterion_median(r#"{"median_abs_dev":{"point_estimate":1}}"#), None);
+        assert_eq!(json_number(r#"{"a": -4.5}"#, "a"), Some(-4.5));
+    }
+
+    #[test]
+    fn host_rows_from_a_criterion_directory() {
+        let dir = std::env::temp_dir().join(format!("el2-tools-criterion-{}", std::process::id()));
+        let write = |group: &str, bench: &str, median: f64| {
+            let d = dir.join(group).join(bench).join("new");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("estimates.json"), ESTIMATES.replace("12.0", &format!("{median:?}"))).unwrap();
+        };
+        write("page_order0", "ours_pcp", 10.0);
+        write("page_order0", "bsa_heap", 20.0);
+        write("page_order0", "system", 5.0);
+        write("slab_64", "ours_kmalloc", 30.0);
+        // Not a row or baseline of the table: ignored.
+        write("slab_64", "something_else", 1.0);
+        let mut r = Report::default();
+        assert_eq!(r.add_criterion(&dir), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+        r.host_load = Some("0.10 before, 1.20 after".to_string());
+        let md = r.markdown("2026-11-22", "2-core x86_64 host");
+        assert!(md.starts_with("Measured 2026-11-22 on 2-core x86_64 host.\n\n#### Host"), "{md}");
+        assert!(md.contains("around the run: 0.10 before, 1.20 after."), "{md}");
+        assert!(!md.contains("Unit: instructions"), "no QEMU tables without QEMU runs:\n{md}");
+        assert!(md.contains("wall-clock ns on the host"), "{md}");
+        assert!(md.contains("| page, order 0: per-CPU list hit | 10.0 | 20.0 | 0.50 | - | - | 5.0 | 2.00 |"), "{md}");
+        assert!(md.contains("| `kmalloc` + `kfree` 64 B | 30.0 | - | - | - | - | - | - |"), "{md}");
+        assert!(md.contains("| page, order 3: buddy held: no split or merge | - |"), "{md}");
+        let json = r.json("2026-11-22", "h");
+        assert!(json.contains("\"host_load\": \"0.10 before, 1.20 after\","), "{json}");
+        assert!(json.contains("{\"group\": \"page_order0\", \"bench\": \"ours_pcp\", \"median_ns\": 10.00, \"lower_ns\": 11.90, \"upper_ns\": 12.10}"), "{json}");
+        r.host_clock = HostClock::ThreadCpu;
+        let md = r.markdown("d", "h");
+        assert!(md.contains("(criterion, CPU time of the benchmark thread, ns on the host)"), "{md}");
+        assert!(!md.contains("wall-clock"), "{md}");
+        // QEMU results and host results together: both sections.
+        r.add_log("guest-kernel", "m", "BENCH id=null_syscall reps=10 ticks=4000 cntfrq=1000000000\n");
+        let md = r.markdown("d", "h");
+        assert!(md.contains("Unit: instructions") && md.contains("#### Host micro-benchmarks"), "{md}");
     }
 
     #[test]
