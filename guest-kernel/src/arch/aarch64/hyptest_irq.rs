@@ -230,6 +230,13 @@ fn timer_rate(platform: &Platform, hz: u32) -> bool {
         return false;
     }
     RATE_PERIOD.store((irq::cntfrq() / u64::from(hz.max(1))).max(1), Ordering::Relaxed);
+    // gic_up armed the kernel's tick and stopped it again with interrupts
+    // masked; if the host held this vCPU back for a tick period between the
+    // two, that tick fired and is pending in a list register, and only an
+    // exit lets the hypervisor see that the timer's output has dropped
+    // since (a real GIC follows the level at once). One hypercall is that
+    // exit, so the count below sees only interrupts of the test's timer.
+    let _ = psci::hvc(shared::hvc::vendor::NOP, &[]);
     irq::set_test_hook(Some(rate_hook));
     set_timer_cval(cntvct() + RATE_PERIOD.load(Ordering::Relaxed));
     set_timer_ctl(CTL_ENABLE);
