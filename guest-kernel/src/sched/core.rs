@@ -446,7 +446,10 @@ impl Scheduler {
     // ----- enqueue / dequeue -------------------------------------------------
 
     fn enqueue_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        // Disjoint borrows of the task, the run queue and the groups: the
+        // task stays in place (moving a SchedTask out of the map and back
+        // cost a copy of it and a shift of its map node each way).
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         match t.class {
             SchedClass::Stop => rq.stop.queued = true,
@@ -477,14 +480,13 @@ impl Scheduler {
             SchedClass::Idle => {}
         }
         t.on_rq = true;
-        self.tasks.insert(id, t);
     }
 
     fn dequeue_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
         if self.rqs[cpu].curr == id {
             self.update_curr(cpu, now);
         }
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         match t.class {
             SchedClass::Stop => rq.stop.queued = false,
@@ -510,7 +512,6 @@ impl Scheduler {
             SchedClass::Idle => {}
         }
         t.on_rq = false;
-        self.tasks.insert(id, t);
     }
 
     fn activate_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
@@ -527,7 +528,7 @@ impl Scheduler {
     /// deadline runtime.
     fn update_curr(&mut self, cpu: usize, now: u64) {
         let id = self.rqs[cpu].curr;
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         rq.clock = rq.clock.max(now);
         match t.class {
@@ -540,9 +541,7 @@ impl Scheduler {
                             b.throttled = true;
                             b.nr_throttled += 1;
                             t.need_resched = true;
-                            self.tasks.insert(id, t);
                             self.throttle_group(g, now);
-                            return;
                         }
                     }
                 }
@@ -559,7 +558,6 @@ impl Scheduler {
             }
             SchedClass::Idle => {}
         }
-        self.tasks.insert(id, t);
     }
 
     // ----- CFS bandwidth ----------------------------------------------------
@@ -601,13 +599,12 @@ impl Scheduler {
     }
 
     fn park_throttled(&mut self, cpu: usize, id: TaskId) {
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         self.rqs[cpu].cfs.dequeue_entity(id, &mut t.se, DEQUEUE_SLEEP);
         t.throttled = true;
         if let Some(g) = t.se.group {
             self.groups[g].throttled_tasks.push(id);
         }
-        self.tasks.insert(id, t);
     }
 
     /// `unthrottle_cfs_rq`: put the parked tasks back and let them preempt.
@@ -620,9 +617,7 @@ impl Scheduler {
             }
             t.throttled = false;
             let cpu = t.cpu;
-            let mut t = self.tasks.remove(&id).expect("present");
             self.rqs[cpu].cfs.enqueue_entity(id, &mut t.se, ENQUEUE_WAKEUP);
-            self.tasks.insert(id, t);
             self.check_preempt_curr(cpu, id, now);
         }
     }
@@ -632,13 +627,11 @@ impl Scheduler {
     /// `put_prev_task`: the running task gives up the CPU (still runnable or not).
     fn put_prev_task(&mut self, cpu: usize, id: TaskId, now: u64) {
         self.update_curr(cpu, now);
-        let t = self.t(id);
+        let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair && self.rqs[cpu].cfs.curr == Some(id) {
             let throttled = t.se.group.is_some_and(|g| self.groups[g].throttled);
-            let mut t = self.tasks.remove(&id).expect("present");
             self.rqs[cpu].cfs.put_prev_entity(id, &mut t.se, now);
-            self.tasks.insert(id, t);
-            if throttled && self.t(id).se.on_rq {
+            if throttled && t.se.on_rq {
                 self.park_throttled(cpu, id);
             }
         }
@@ -646,13 +639,12 @@ impl Scheduler {
 
     /// `set_next_task`: the picked task starts its run.
     fn set_next_task(&mut self, cpu: usize, id: TaskId, now: u64) {
-        let mut t = self.tasks.remove(&id).expect("present");
+        let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair {
             self.rqs[cpu].cfs.set_next_entity(id, &mut t.se, now);
         } else {
             t.se.exec_start = now;
         }
-        self.tasks.insert(id, t);
     }
 
     /// `pick_next_task`: the first class, in priority order, with a task.

@@ -171,6 +171,11 @@ pub struct CfsRq {
     pub nr_running: u64,
     pub load: LoadWeight,
     pub curr: Option<TaskId>,
+    /// The node the last dequeue freed, kept for the next enqueue: the
+    /// running entity leaves the tree at every pick and goes back at every
+    /// `put_prev_entity`, and a kmalloc/kfree pair each time is most of
+    /// what a switch would cost (Linux embeds the rb_node in the entity).
+    spare: Option<Box<TimelineNode>>,
 }
 
 impl Default for CfsRq {
@@ -190,6 +195,7 @@ impl CfsRq {
             nr_running: 0,
             load: LoadWeight::new(0),
             curr: None,
+            spare: None,
         }
     }
 
@@ -199,7 +205,14 @@ impl CfsRq {
         if self.leftmost.is_none_or(|l| key < l) {
             self.leftmost = Some(key);
         }
-        self.tasks_timeline.insert(Box::new(TimelineNode { link: RBTreeLink::new(), key }));
+        let node = match self.spare.take() {
+            Some(mut n) => {
+                n.key = key;
+                n
+            }
+            None => Box::new(TimelineNode { link: RBTreeLink::new(), key }),
+        };
+        self.tasks_timeline.insert(node);
     }
 
     /// `__dequeue_entity`: remove from the timeline; the new leftmost is the
@@ -211,6 +224,9 @@ impl CfsRq {
         debug_assert!(removed.is_some(), "dequeue of a task not in the timeline");
         if self.leftmost == Some(key) {
             self.leftmost = cursor.get().map(|n| n.key);
+        }
+        if removed.is_some() {
+            self.spare = removed;
         }
     }
 
