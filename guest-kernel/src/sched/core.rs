@@ -654,7 +654,37 @@ impl Scheduler {
             .pick_next()
             .or_else(|| rq.dl.pick_next())
             .or_else(|| rq.rt.pick_next())
-            .or_else(|| rq.cfs.pick_first().map(|(_, id)| id))
+            .or_else(|| rq.cfs.pick_next(|left| fair::wakeup_gran(&self.t(left).se)))
+    }
+
+    /// `do_sched_yield` → the running task's class `yield_task`, before the
+    /// caller's `schedule()` (sched_yield(2)): CFS makes it the skip buddy,
+    /// so that the pick prefers another task unless that one is more than
+    /// the wakeup granularity ahead (`yield_task_fair`; a SCHED_IDLE task
+    /// sets no skip, a SCHED_BATCH one is not charged first); RT puts it at
+    /// the tail of its priority's list (`yield_task_rt`). A deadline task's
+    /// yield (`yield_task_dl`, give up the rest of the runtime) is not
+    /// modelled: it just reschedules.
+    pub fn yield_task(&mut self, cpu: usize, now: u64) {
+        let curr = self.rqs[cpu].curr;
+        let t = self.t(curr);
+        let (class, policy, prio, on_rq) = (t.class, t.policy, t.rt_prio_index(), t.on_rq);
+        match class {
+            SchedClass::Fair => {
+                // "Are we the only task in the tree?"
+                if self.rqs[cpu].nr_running() == 1 {
+                    return;
+                }
+                if policy != SchedPolicy::Batch {
+                    self.update_curr(cpu, now);
+                }
+                if policy != SchedPolicy::Idle {
+                    self.rqs[cpu].cfs.yield_entity(curr);
+                }
+            }
+            SchedClass::Rt if on_rq => self.rqs[cpu].rt.requeue(curr, prio),
+            _ => {}
+        }
     }
 
     /// `__schedule`: deactivate the previous task if it is no longer
@@ -1202,6 +1232,48 @@ mod tests {
         }
         assert_eq!(order, [100, 200, 300, 400]);
         assert_eq!(s.current(0), c);
+    }
+
+    #[test]
+    fn sched_yield_hands_over_unless_too_unfair() {
+        let mut s = setup(1);
+        let a = TaskId(1);
+        // Alone: the yield keeps the CPU.
+        s.yield_task(0, 0);
+        assert_eq!(s.schedule(0, 0), a);
+        // a runs for 1 ms (min_vruntime moves), then forks b: START_DEBIT
+        // puts b a slice (3 ms of vruntime) ahead, more than the 1 ms
+        // wakeup granularity, so a's yields keep the CPU until it has
+        // caught up; from then on every yield is a switch.
+        s.scheduler_tick(0, MS);
+        let b = spawn(&mut s, 2, SchedAttr::normal(0), MS);
+        let mut now = MS;
+        let mut seq = Vec::new();
+        for _ in 0..400 {
+            now += 10_000;
+            s.yield_task(0, now);
+            seq.push(s.schedule(0, now));
+        }
+        let first_b = seq.iter().position(|&t| t == b).expect("b runs");
+        assert!(first_b > 100, "a kept the CPU only {first_b} yields");
+        for w in seq[first_b..].windows(2) {
+            assert_ne!(w[0], w[1], "a yield did not hand over: {seq:?}");
+        }
+        // The yielder keeps the skip mark until it is picked again.
+        let other = if s.current(0) == a { b } else { a };
+        assert_eq!(s.rq(0).cfs.skip, Some(other));
+    }
+
+    #[test]
+    fn sched_yield_rotates_rt_tasks_of_one_priority() {
+        let mut s = setup(1);
+        let a = spawn(&mut s, 2, SchedAttr::rt(SchedPolicy::Fifo, 20), 0);
+        let b = spawn(&mut s, 3, SchedAttr::rt(SchedPolicy::Fifo, 20), 0);
+        assert_eq!(s.schedule(0, 0), a);
+        s.yield_task(0, 1);
+        assert_eq!(s.schedule(0, 1), b);
+        s.yield_task(0, 2);
+        assert_eq!(s.schedule(0, 2), a);
     }
 
     #[test]

@@ -29,10 +29,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::GETPID => Ok(with_me(|t| t.tgid) as isize),
         nr::GETTID => Ok(with_me(|t| t.pid) as isize),
         nr::GETPPID => sys_getppid(),
-        nr::SCHED_YIELD => {
-            schedule();
-            Ok(0)
-        }
+        nr::SCHED_YIELD => sys_sched_yield(),
         nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
         nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
         nr::CLONE => process::do_clone(f, a[0], a[1]).map(|p| p as isize),
@@ -134,6 +131,16 @@ fn sys_getppid() -> R {
     let t = k.tasks.get(current()).expect("current");
     let leader = k.tasks.get(t.group_leader).unwrap_or(t);
     Ok(leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid) as isize)
+}
+
+/// `sched_yield(2)` (`do_sched_yield`): the class's `yield_task`, then
+/// `schedule()`.
+fn sys_sched_yield() -> R {
+    let mut k = lock();
+    let cpu = super::cpu::smp_processor_id();
+    k.sched.yield_task(cpu, now_ns());
+    schedule_locked(&mut k);
+    Ok(0)
 }
 
 fn fatal_signal_pending(k: &process::Kernel, id: TaskId) -> bool {
