@@ -8,7 +8,6 @@
 //! preempt_count is zero; §2.9: affinity, migration, load balancing.
 //! LKD ch. 4, "Preemption and Context Switching".
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::deadline::{DlBw, DlRq, SchedDlEntity, to_ratio};
@@ -218,9 +217,49 @@ impl Rq {
     }
 }
 
+/// The scheduler's tasks, indexed by [`TaskId`] (an arena index, so the
+/// slots are few and dense): a lookup is an index, not a tree search, on
+/// paths that make a dozen of them per switch.
+struct TaskSlab {
+    slots: Vec<Option<SchedTask>>,
+}
+
+impl TaskSlab {
+    const fn new() -> Self {
+        TaskSlab { slots: Vec::new() }
+    }
+    fn get(&self, id: &TaskId) -> Option<&SchedTask> {
+        self.slots.get(id.0 as usize).and_then(Option::as_ref)
+    }
+    fn get_mut(&mut self, id: &TaskId) -> Option<&mut SchedTask> {
+        self.slots.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+    fn insert(&mut self, id: TaskId, t: SchedTask) {
+        let i = id.0 as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(t);
+    }
+    fn remove(&mut self, id: &TaskId) -> Option<SchedTask> {
+        self.slots.get_mut(id.0 as usize).and_then(Option::take)
+    }
+    /// Every task, in id order.
+    fn values(&self) -> impl Iterator<Item = &SchedTask> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
+}
+
+impl core::ops::Index<&TaskId> for TaskSlab {
+    type Output = SchedTask;
+    fn index(&self, id: &TaskId) -> &SchedTask {
+        self.get(id).expect("unknown task id")
+    }
+}
+
 /// The whole scheduler: all tasks' scheduling state and the per-CPU queues.
 pub struct Scheduler {
-    tasks: BTreeMap<TaskId, SchedTask>,
+    tasks: TaskSlab,
     rqs: Vec<Rq>,
     groups: Vec<CfsBandwidth>,
     dl_bw: DlBw,
@@ -236,7 +275,7 @@ impl Scheduler {
     /// `sched_init` + `init_idle`: one run queue per idle task given.
     pub fn new(hz: u64, idle_tasks: &[TaskId]) -> Self {
         assert!(!idle_tasks.is_empty() && idle_tasks.len() <= 64);
-        let mut tasks = BTreeMap::new();
+        let mut tasks = TaskSlab::new();
         let mut rqs = Vec::new();
         for (cpu, &idle) in idle_tasks.iter().enumerate() {
             let mut t = SchedTask::new(idle, SchedClass::Idle, cpu);

@@ -152,6 +152,9 @@ impl<'a> KeyAdapter<'a> for TimelineAdapter {
     }
 }
 
+/// Freed timeline nodes a `CfsRq` keeps for reuse.
+const SPARE_NODES: usize = 4;
+
 /// `enqueue_entity` flags.
 pub const ENQUEUE_WAKEUP: u32 = 0x01;
 /// The entity arrives from another CPU, its vruntime is relative.
@@ -176,11 +179,12 @@ pub struct CfsRq {
     /// ([`CfsRq::pick_next`]). Cleared when it is picked or dequeued
     /// (`clear_buddies`).
     pub skip: Option<TaskId>,
-    /// The node the last dequeue freed, kept for the next enqueue: the
-    /// running entity leaves the tree at every pick and goes back at every
-    /// `put_prev_entity`, and a kmalloc/kfree pair each time is most of
-    /// what a switch would cost (Linux embeds the rb_node in the entity).
-    spare: Option<Box<TimelineNode>>,
+    /// Nodes recent dequeues freed, kept for the next enqueues: the running
+    /// entity leaves the tree at every pick and goes back at every
+    /// `put_prev_entity`, wake-ups and sleeps add and remove others, and a
+    /// kmalloc/kfree pair each time would be most of what a switch costs
+    /// (Linux embeds the rb_node in the entity). At most [`SPARE_NODES`].
+    spare: Vec<Box<TimelineNode>>,
 }
 
 impl Default for CfsRq {
@@ -201,7 +205,7 @@ impl CfsRq {
             load: LoadWeight::new(0),
             curr: None,
             skip: None,
-            spare: None,
+            spare: Vec::new(),
         }
     }
 
@@ -211,7 +215,7 @@ impl CfsRq {
         if self.leftmost.is_none_or(|l| key < l) {
             self.leftmost = Some(key);
         }
-        let node = match self.spare.take() {
+        let node = match self.spare.pop() {
             Some(mut n) => {
                 n.key = key;
                 n
@@ -231,8 +235,10 @@ impl CfsRq {
         if self.leftmost == Some(key) {
             self.leftmost = cursor.get().map(|n| n.key);
         }
-        if removed.is_some() {
-            self.spare = removed;
+        if let Some(n) = removed
+            && self.spare.len() < SPARE_NODES
+        {
+            self.spare.push(n);
         }
     }
 
