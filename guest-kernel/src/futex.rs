@@ -130,7 +130,7 @@ pub fn decode(uaddr: usize, op: u32, val: u32, arg4: usize, uaddr2: usize, val3:
                 return Err(FutexError::Inval);
             }
             let cmpval = (cmd == FUTEX_CMP_REQUEUE).then_some(val3);
-            if uaddr2 % 4 != 0 {
+            if !uaddr2.is_multiple_of(4) {
                 return Err(FutexError::Inval);
             }
             FutexCmd::Requeue { nr_wake, nr_requeue, uaddr2, cmpval }
@@ -140,7 +140,7 @@ pub fn decode(uaddr: usize, op: u32, val: u32, arg4: usize, uaddr2: usize, val3:
     if let FutexCmd::Wait { bitset: 0, .. } | FutexCmd::Wake { bitset: 0, .. } = cmd {
         return Err(FutexError::Inval);
     }
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(FutexError::Inval);
     }
     Ok(FutexCall { uaddr, private, cmd })
@@ -341,7 +341,10 @@ mod tests {
         h.queue(FutexKey::Page { pfn: 7, offset: 0x10 }, TaskId(4), FUTEX_BITSET_MATCH_ANY, P);
         let mut woken = Vec::new();
         // A shared wake on a private mapping does not reach private waiters.
-        assert_eq!(h.wake(FutexKey::MmShared { mm: 1, addr: 0x1000 }, 10, FUTEX_BITSET_MATCH_ANY, |t| woken.push(t)), 1);
+        assert_eq!(
+            h.wake(FutexKey::MmShared { mm: 1, addr: 0x1000 }, 10, FUTEX_BITSET_MATCH_ANY, |t| woken.push(t)),
+            1
+        );
         assert_eq!(woken, [TaskId(3)]);
         assert_eq!(h.wake(private(1, 0x1004), 10, FUTEX_BITSET_MATCH_ANY, |t| woken.push(t)), 0);
         assert_eq!(h.wake(private(2, 0x1000), 10, FUTEX_BITSET_MATCH_ANY, |t| woken.push(t)), 1);

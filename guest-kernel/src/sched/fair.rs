@@ -184,6 +184,9 @@ pub struct CfsRq {
     /// `put_prev_entity`, wake-ups and sleeps add and remove others, and a
     /// kmalloc/kfree pair each time would be most of what a switch costs
     /// (Linux embeds the rb_node in the entity). At most [`SPARE_NODES`].
+    /// Boxed on purpose: the tree owns its nodes as boxes, and keeping the
+    /// box is keeping the allocation.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<TimelineNode>>,
 }
 
