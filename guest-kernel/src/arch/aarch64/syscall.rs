@@ -32,7 +32,21 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SCHED_YIELD => sys_sched_yield(),
         nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
         nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
-        nr::CLONE => process::do_clone(f, a[0], a[1]).map(|p| p as isize),
+        nr::CLONE => process::do_clone(
+            f,
+            process::CloneArgs {
+                flags: a[0],
+                newsp: a[1],
+                parent_tid: a[2] as usize,
+                tls: a[3],
+                child_tid: a[4] as usize,
+            },
+        )
+        .map(|p| p as isize),
+        nr::FUTEX => {
+            super::futex::sys_futex(a[0] as usize, a[1] as u32, a[2] as u32, a[3] as usize, a[4] as usize, a[5] as u32)
+        }
+        nr::SET_TID_ADDRESS => super::futex::sys_set_tid_address(a[0] as usize),
         nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
         nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
         nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
