@@ -65,6 +65,12 @@ fn check(r: &Run, cpus: u32) {
         .expect("ok - OOM storm: the hog is killed (SIGKILL), the system runs on")
         .expect("ok - CFS shares CPU by nice weight")
         .expect("ok - SCHED_FIFO task preempts and starves a fair task on its CPU")
+        .expect("ok - threads share memory")
+        .expect("ok - CLONE_SETTLS sets the thread's TPIDR_EL0")
+        .expect("ok - CLONE_CHILD_CLEARTID: the thread's exit zeroes the tid and FUTEX_WAKE wakes the joiner")
+        .expect("ok - FUTEX_WAIT with a timeout gives ETIMEDOUT")
+        .expect("ok - futex bad pointers give EFAULT")
+        .expect("ok - exit_group from a thread ends every thread of the process")
         .expect("init: reaped orphan pid")
         .expect("init: test suite (pid 3) exited with status 0")
         .expect("guest-kernel: init (pid 1) exited with status 0; powering off")
@@ -72,7 +78,7 @@ fn check(r: &Run, cpus: u32) {
         .expect_not("panic")
         .expect_not("***");
     let (passed, failed) = summary(r);
-    assert!(passed >= 25 && failed == 0, "{passed} passed, {failed} failed:\n{}", r.output);
+    assert!(passed >= 36 && failed == 0, "{passed} passed, {failed} failed:\n{}", r.output);
 }
 
 #[test]
