@@ -54,7 +54,7 @@ fn a_fatal_error_stops_that_vm_only() {
         .expect("[doomed] hyptest fatal: jumping to IPA")
         .expect("el2-hyp: VM \"doomed\" stopped: instruction fetch from IPA")
         .expect_not("[doomed] hyptest fatal: ok")
-        .expect("[survivor] 25 passed, 0 failed")
+        .expect("[survivor] 36 passed, 0 failed")
         .expect("el2-hyp: VM \"survivor\" stopped: PSCI SYSTEM_OFF")
         .expect("el2-hyp: all VMs have stopped; powering off");
 }
@@ -75,8 +75,8 @@ fn two_vms_with_two_vcpus_each_on_two_cpus() {
     let cfg = config("smp22.toml", &[vm("left", 2, "", true), vm("right", 2, "", true)]);
     let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "2"]);
     r.expect_clean_exit()
-        .expect("[left] 25 passed, 0 failed")
-        .expect("[right] 25 passed, 0 failed")
+        .expect("[left] 36 passed, 0 failed")
+        .expect("[right] 36 passed, 0 failed")
         .expect("el2-hyp: all VMs have stopped; powering off");
 }
 
@@ -84,5 +84,5 @@ fn two_vms_with_two_vcpus_each_on_two_cpus() {
 fn four_vcpus_time_share_two_cpus() {
     let cfg = config("smp4.toml", &[vm("quad", 4, "", true)]);
     let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "2", "--cpu", "cortex-a53"]);
-    r.expect_clean_exit().expect("[quad] guest-kernel: 4 CPU(s) online").expect("[quad] 25 passed, 0 failed");
+    r.expect_clean_exit().expect("[quad] guest-kernel: 4 CPU(s) online").expect("[quad] 36 passed, 0 failed");
 }

@@ -122,7 +122,7 @@ fn nonsense_in_the_gic_registers_disturbs_no_other_vm() {
             .expect("[vandal] hyptest gic-nonsense: still printing")
             .expect("[vandal] hyptest gic-nonsense: after a GIC reset: self-SGI taken: ok, tick running: ok")
             .expect("[vandal] hyptest gic-nonsense: ok")
-            .expect("[witness] 25 passed, 0 failed")
+            .expect("[witness] 36 passed, 0 failed")
             .expect("el2-hyp: VM \"witness\" stopped: PSCI SYSTEM_OFF")
             .expect("el2-hyp: all VMs have stopped; powering off");
         if gic == "3" {
