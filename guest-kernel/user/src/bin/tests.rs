@@ -302,11 +302,12 @@ fn thread_tests(s: &mut Suite) {
     let private_wake = sys::futex(0x10, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, 0, 0, 0);
     let inval =
         [sys::futex(wp + 2, FUTEX_WAKE, 1, 0, 0, 0), sys::futex(wp, FUTEX_WAIT, 1, [5i64, -1].as_ptr() as usize, 0, 0)];
-    let nosys = sys::futex(wp, 6, 0, 0, 0, 0);
+    // An unknown operation, and FUTEX_CLOCK_REALTIME on a wake.
+    let nosys = [sys::futex(wp, 99, 0, 0, 0, 0), sys::futex(wp, FUTEX_WAKE | 256, 1, 0, 0, 0)];
     s.check(
-        "futex bad pointers give EFAULT (word, timeout); misaligned or bad timespec EINVAL; PI ENOSYS",
-        bad == [EFAULT; 4] && private_wake == 0 && inval == [EINVAL; 2] && nosys == ENOSYS,
-        format_args!("{bad:?} private wake {private_wake} {inval:?} {nosys}"),
+        "futex bad pointers give EFAULT (word, timeout); misaligned or bad timespec EINVAL; unknown op ENOSYS",
+        bad == [EFAULT; 4] && private_wake == 0 && inval == [EINVAL; 2] && nosys == [ENOSYS; 2],
+        format_args!("{bad:?} private wake {private_wake} {inval:?} {nosys:?}"),
     );
 
     // A bad CLONE_CHILD_SETTID/CLEARTID address is ignored, as in Linux.
