@@ -13,6 +13,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod console;
 pub mod elf;
+pub mod futex;
 pub mod initramfs;
 pub mod irq;
 pub mod mm;

@@ -81,6 +81,8 @@ impl Errno {
     pub const ENAMETOOLONG: Errno = Errno(36);
     /// Function not implemented.
     pub const ENOSYS: Errno = Errno(38);
+    /// Connection timed out (a futex wait's timeout ran out).
+    pub const ETIMEDOUT: Errno = Errno(110);
 
     /// The value a system call returns in x0.
     pub const fn to_syscall_ret(self) -> isize {

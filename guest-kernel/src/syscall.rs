@@ -10,6 +10,8 @@ pub mod nr {
     pub const WRITE: u64 = 64;
     pub const EXIT: u64 = 93;
     pub const EXIT_GROUP: u64 = 94;
+    pub const SET_TID_ADDRESS: u64 = 96;
+    pub const FUTEX: u64 = 98;
     pub const NANOSLEEP: u64 = 101;
     pub const CLOCK_GETTIME: u64 = 113;
     pub const SCHED_SETSCHEDULER: u64 = 119;

@@ -441,6 +441,7 @@ const HYPERVISOR_ROWS: &[(&str, &str)] = &[
 const KERNEL_ROWS: &[(&str, &str)] = &[
     ("null_syscall", "null syscall (`getppid`)"),
     ("sched_yield_switch", "context switch (`sched_yield`, two tasks on one CPU)"),
+    ("futex_switch", "context switch, futex wake-up (one way; two threads on one CPU)"),
     ("fork_exit_wait", "`fork` + `exit` + `wait4`"),
     ("fork_execve_exit", "`fork` + `execve` + `exit`"),
     ("anon_page_fault", "anonymous page fault (first write)"),

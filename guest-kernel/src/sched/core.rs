@@ -8,7 +8,6 @@
 //! preempt_count is zero; §2.9: affinity, migration, load balancing.
 //! LKD ch. 4, "Preemption and Context Switching".
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::deadline::{DlBw, DlRq, SchedDlEntity, to_ratio};
@@ -218,9 +217,49 @@ impl Rq {
     }
 }
 
+/// The scheduler's tasks, indexed by [`TaskId`] (an arena index, so the
+/// slots are few and dense): a lookup is an index, not a tree search, on
+/// paths that make a dozen of them per switch.
+struct TaskSlab {
+    slots: Vec<Option<SchedTask>>,
+}
+
+impl TaskSlab {
+    const fn new() -> Self {
+        TaskSlab { slots: Vec::new() }
+    }
+    fn get(&self, id: &TaskId) -> Option<&SchedTask> {
+        self.slots.get(id.0 as usize).and_then(Option::as_ref)
+    }
+    fn get_mut(&mut self, id: &TaskId) -> Option<&mut SchedTask> {
+        self.slots.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+    fn insert(&mut self, id: TaskId, t: SchedTask) {
+        let i = id.0 as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(t);
+    }
+    fn remove(&mut self, id: &TaskId) -> Option<SchedTask> {
+        self.slots.get_mut(id.0 as usize).and_then(Option::take)
+    }
+    /// Every task, in id order.
+    fn values(&self) -> impl Iterator<Item = &SchedTask> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
+}
+
+impl core::ops::Index<&TaskId> for TaskSlab {
+    type Output = SchedTask;
+    fn index(&self, id: &TaskId) -> &SchedTask {
+        self.get(id).expect("unknown task id")
+    }
+}
+
 /// The whole scheduler: all tasks' scheduling state and the per-CPU queues.
 pub struct Scheduler {
-    tasks: BTreeMap<TaskId, SchedTask>,
+    tasks: TaskSlab,
     rqs: Vec<Rq>,
     groups: Vec<CfsBandwidth>,
     dl_bw: DlBw,
@@ -236,7 +275,7 @@ impl Scheduler {
     /// `sched_init` + `init_idle`: one run queue per idle task given.
     pub fn new(hz: u64, idle_tasks: &[TaskId]) -> Self {
         assert!(!idle_tasks.is_empty() && idle_tasks.len() <= 64);
-        let mut tasks = BTreeMap::new();
+        let mut tasks = TaskSlab::new();
         let mut rqs = Vec::new();
         for (cpu, &idle) in idle_tasks.iter().enumerate() {
             let mut t = SchedTask::new(idle, SchedClass::Idle, cpu);
@@ -446,7 +485,10 @@ impl Scheduler {
     // ----- enqueue / dequeue -------------------------------------------------
 
     fn enqueue_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        // Disjoint borrows of the task, the run queue and the groups: the
+        // task stays in place (moving a SchedTask out of the map and back
+        // cost a copy of it and a shift of its map node each way).
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         match t.class {
             SchedClass::Stop => rq.stop.queued = true,
@@ -477,14 +519,13 @@ impl Scheduler {
             SchedClass::Idle => {}
         }
         t.on_rq = true;
-        self.tasks.insert(id, t);
     }
 
     fn dequeue_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
         if self.rqs[cpu].curr == id {
             self.update_curr(cpu, now);
         }
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         match t.class {
             SchedClass::Stop => rq.stop.queued = false,
@@ -510,7 +551,6 @@ impl Scheduler {
             SchedClass::Idle => {}
         }
         t.on_rq = false;
-        self.tasks.insert(id, t);
     }
 
     fn activate_task(&mut self, cpu: usize, id: TaskId, flags: u32, now: u64) {
@@ -527,7 +567,7 @@ impl Scheduler {
     /// deadline runtime.
     fn update_curr(&mut self, cpu: usize, now: u64) {
         let id = self.rqs[cpu].curr;
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
         rq.clock = rq.clock.max(now);
         match t.class {
@@ -540,9 +580,7 @@ impl Scheduler {
                             b.throttled = true;
                             b.nr_throttled += 1;
                             t.need_resched = true;
-                            self.tasks.insert(id, t);
                             self.throttle_group(g, now);
-                            return;
                         }
                     }
                 }
@@ -559,7 +597,6 @@ impl Scheduler {
             }
             SchedClass::Idle => {}
         }
-        self.tasks.insert(id, t);
     }
 
     // ----- CFS bandwidth ----------------------------------------------------
@@ -601,13 +638,12 @@ impl Scheduler {
     }
 
     fn park_throttled(&mut self, cpu: usize, id: TaskId) {
-        let mut t = self.tasks.remove(&id).expect("unknown task id");
+        let t = self.tasks.get_mut(&id).expect("unknown task id");
         self.rqs[cpu].cfs.dequeue_entity(id, &mut t.se, DEQUEUE_SLEEP);
         t.throttled = true;
         if let Some(g) = t.se.group {
             self.groups[g].throttled_tasks.push(id);
         }
-        self.tasks.insert(id, t);
     }
 
     /// `unthrottle_cfs_rq`: put the parked tasks back and let them preempt.
@@ -620,9 +656,7 @@ impl Scheduler {
             }
             t.throttled = false;
             let cpu = t.cpu;
-            let mut t = self.tasks.remove(&id).expect("present");
             self.rqs[cpu].cfs.enqueue_entity(id, &mut t.se, ENQUEUE_WAKEUP);
-            self.tasks.insert(id, t);
             self.check_preempt_curr(cpu, id, now);
         }
     }
@@ -632,13 +666,11 @@ impl Scheduler {
     /// `put_prev_task`: the running task gives up the CPU (still runnable or not).
     fn put_prev_task(&mut self, cpu: usize, id: TaskId, now: u64) {
         self.update_curr(cpu, now);
-        let t = self.t(id);
+        let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair && self.rqs[cpu].cfs.curr == Some(id) {
             let throttled = t.se.group.is_some_and(|g| self.groups[g].throttled);
-            let mut t = self.tasks.remove(&id).expect("present");
             self.rqs[cpu].cfs.put_prev_entity(id, &mut t.se, now);
-            self.tasks.insert(id, t);
-            if throttled && self.t(id).se.on_rq {
+            if throttled && t.se.on_rq {
                 self.park_throttled(cpu, id);
             }
         }
@@ -646,13 +678,12 @@ impl Scheduler {
 
     /// `set_next_task`: the picked task starts its run.
     fn set_next_task(&mut self, cpu: usize, id: TaskId, now: u64) {
-        let mut t = self.tasks.remove(&id).expect("present");
+        let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair {
             self.rqs[cpu].cfs.set_next_entity(id, &mut t.se, now);
         } else {
             t.se.exec_start = now;
         }
-        self.tasks.insert(id, t);
     }
 
     /// `pick_next_task`: the first class, in priority order, with a task.
@@ -662,7 +693,37 @@ impl Scheduler {
             .pick_next()
             .or_else(|| rq.dl.pick_next())
             .or_else(|| rq.rt.pick_next())
-            .or_else(|| rq.cfs.pick_first().map(|(_, id)| id))
+            .or_else(|| rq.cfs.pick_next(|left| fair::wakeup_gran(&self.t(left).se)))
+    }
+
+    /// `do_sched_yield` → the running task's class `yield_task`, before the
+    /// caller's `schedule()` (sched_yield(2)): CFS makes it the skip buddy,
+    /// so that the pick prefers another task unless that one is more than
+    /// the wakeup granularity ahead (`yield_task_fair`; a SCHED_IDLE task
+    /// sets no skip, a SCHED_BATCH one is not charged first); RT puts it at
+    /// the tail of its priority's list (`yield_task_rt`). A deadline task's
+    /// yield (`yield_task_dl`, give up the rest of the runtime) is not
+    /// modelled: it just reschedules.
+    pub fn yield_task(&mut self, cpu: usize, now: u64) {
+        let curr = self.rqs[cpu].curr;
+        let t = self.t(curr);
+        let (class, policy, prio, on_rq) = (t.class, t.policy, t.rt_prio_index(), t.on_rq);
+        match class {
+            SchedClass::Fair => {
+                // "Are we the only task in the tree?"
+                if self.rqs[cpu].nr_running() == 1 {
+                    return;
+                }
+                if policy != SchedPolicy::Batch {
+                    self.update_curr(cpu, now);
+                }
+                if policy != SchedPolicy::Idle {
+                    self.rqs[cpu].cfs.yield_entity(curr);
+                }
+            }
+            SchedClass::Rt if on_rq => self.rqs[cpu].rt.requeue(curr, prio),
+            _ => {}
+        }
     }
 
     /// `__schedule`: deactivate the previous task if it is no longer
@@ -1210,6 +1271,48 @@ mod tests {
         }
         assert_eq!(order, [100, 200, 300, 400]);
         assert_eq!(s.current(0), c);
+    }
+
+    #[test]
+    fn sched_yield_hands_over_unless_too_unfair() {
+        let mut s = setup(1);
+        let a = TaskId(1);
+        // Alone: the yield keeps the CPU.
+        s.yield_task(0, 0);
+        assert_eq!(s.schedule(0, 0), a);
+        // a runs for 1 ms (min_vruntime moves), then forks b: START_DEBIT
+        // puts b a slice (3 ms of vruntime) ahead, more than the 1 ms
+        // wakeup granularity, so a's yields keep the CPU until it has
+        // caught up; from then on every yield is a switch.
+        s.scheduler_tick(0, MS);
+        let b = spawn(&mut s, 2, SchedAttr::normal(0), MS);
+        let mut now = MS;
+        let mut seq = Vec::new();
+        for _ in 0..400 {
+            now += 10_000;
+            s.yield_task(0, now);
+            seq.push(s.schedule(0, now));
+        }
+        let first_b = seq.iter().position(|&t| t == b).expect("b runs");
+        assert!(first_b > 100, "a kept the CPU only {first_b} yields");
+        for w in seq[first_b..].windows(2) {
+            assert_ne!(w[0], w[1], "a yield did not hand over: {seq:?}");
+        }
+        // The yielder keeps the skip mark until it is picked again.
+        let other = if s.current(0) == a { b } else { a };
+        assert_eq!(s.rq(0).cfs.skip, Some(other));
+    }
+
+    #[test]
+    fn sched_yield_rotates_rt_tasks_of_one_priority() {
+        let mut s = setup(1);
+        let a = spawn(&mut s, 2, SchedAttr::rt(SchedPolicy::Fifo, 20), 0);
+        let b = spawn(&mut s, 3, SchedAttr::rt(SchedPolicy::Fifo, 20), 0);
+        assert_eq!(s.schedule(0, 0), a);
+        s.yield_task(0, 1);
+        assert_eq!(s.schedule(0, 1), b);
+        s.yield_task(0, 2);
+        assert_eq!(s.schedule(0, 2), a);
     }
 
     #[test]

@@ -152,6 +152,9 @@ impl<'a> KeyAdapter<'a> for TimelineAdapter {
     }
 }
 
+/// Freed timeline nodes a `CfsRq` keeps for reuse.
+const SPARE_NODES: usize = 4;
+
 /// `enqueue_entity` flags.
 pub const ENQUEUE_WAKEUP: u32 = 0x01;
 /// The entity arrives from another CPU, its vruntime is relative.
@@ -171,6 +174,20 @@ pub struct CfsRq {
     pub nr_running: u64,
     pub load: LoadWeight,
     pub curr: Option<TaskId>,
+    /// `cfs_rq->skip`: the skip buddy, the task that called `sched_yield`;
+    /// the pick passes it over once if that is not too unfair
+    /// ([`CfsRq::pick_next`]). Cleared when it is picked or dequeued
+    /// (`clear_buddies`).
+    pub skip: Option<TaskId>,
+    /// Nodes recent dequeues freed, kept for the next enqueues: the running
+    /// entity leaves the tree at every pick and goes back at every
+    /// `put_prev_entity`, wake-ups and sleeps add and remove others, and a
+    /// kmalloc/kfree pair each time would be most of what a switch costs
+    /// (Linux embeds the rb_node in the entity). At most [`SPARE_NODES`].
+    /// Boxed on purpose: the tree owns its nodes as boxes, and keeping the
+    /// box is keeping the allocation.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<TimelineNode>>,
 }
 
 impl Default for CfsRq {
@@ -190,6 +207,8 @@ impl CfsRq {
             nr_running: 0,
             load: LoadWeight::new(0),
             curr: None,
+            skip: None,
+            spare: Vec::new(),
         }
     }
 
@@ -199,7 +218,14 @@ impl CfsRq {
         if self.leftmost.is_none_or(|l| key < l) {
             self.leftmost = Some(key);
         }
-        self.tasks_timeline.insert(Box::new(TimelineNode { link: RBTreeLink::new(), key }));
+        let node = match self.spare.pop() {
+            Some(mut n) => {
+                n.key = key;
+                n
+            }
+            None => Box::new(TimelineNode { link: RBTreeLink::new(), key }),
+        };
+        self.tasks_timeline.insert(node);
     }
 
     /// `__dequeue_entity`: remove from the timeline; the new leftmost is the
@@ -212,11 +238,45 @@ impl CfsRq {
         if self.leftmost == Some(key) {
             self.leftmost = cursor.get().map(|n| n.key);
         }
+        if let Some(n) = removed
+            && self.spare.len() < SPARE_NODES
+        {
+            self.spare.push(n);
+        }
     }
 
     /// `__pick_first_entity`: the cached leftmost, O(1).
     pub fn pick_first(&self) -> Option<(u64, TaskId)> {
         self.leftmost
+    }
+
+    /// `pick_next_entity` (Linux 6.1, with `curr` already back in the tree):
+    /// the leftmost entity, unless it is the skip buddy and the second one
+    /// is no more than the wakeup granularity (of the leftmost, `gran`)
+    /// ahead of it in virtual time ("avoid running the skip buddy, if
+    /// running something else can be done without getting too unfair").
+    pub fn pick_next(&self, gran: impl FnOnce(TaskId) -> u64) -> Option<TaskId> {
+        let (left_v, left) = self.leftmost?;
+        if self.skip == Some(left) {
+            let mut c = self.tasks_timeline.find(&(left_v, left));
+            c.move_next();
+            if let Some(&TimelineNode { key: (second_v, second), .. }) = c.get() {
+                // wakeup_preempt_entity(second, left) < 1.
+                let vdiff = second_v.wrapping_sub(left_v) as i64;
+                if vdiff <= 0 || vdiff as u64 <= gran(left) {
+                    return Some(second);
+                }
+            }
+        }
+        Some(left)
+    }
+
+    /// `yield_task_fair` after the caller's `update_curr`: the running
+    /// entity becomes the skip buddy.
+    pub fn yield_entity(&mut self, id: TaskId) {
+        if self.curr == Some(id) {
+            self.skip = Some(id);
+        }
     }
 
     /// Number of entities in the tree (excludes `curr`).
@@ -328,6 +388,7 @@ impl CfsRq {
         } else {
             self.dequeue_timeline(id, se.vruntime);
         }
+        self.clear_buddies(id);
         se.on_rq = false;
         self.load = LoadWeight::new(self.load.weight - se.load.weight);
         self.nr_running -= 1;
@@ -340,12 +401,22 @@ impl CfsRq {
     /// `set_next_entity`: take the picked entity out of the tree and make it
     /// `curr`, remembering its runtime so far for `check_preempt_tick`.
     pub fn set_next_entity(&mut self, id: TaskId, se: &mut SchedEntity, now: u64) {
+        // Linux clears the picked entity's buddy marks at the end of
+        // pick_next_entity; the pick and this step are one here.
+        self.clear_buddies(id);
         if se.on_rq {
             self.dequeue_timeline(id, se.vruntime);
         }
         se.exec_start = now;
         se.prev_sum_exec_runtime = se.sum_exec_runtime;
         self.curr = Some(id);
+    }
+
+    /// `clear_buddies`: forget the skip mark if it names `id`.
+    fn clear_buddies(&mut self, id: TaskId) {
+        if self.skip == Some(id) {
+            self.skip = None;
+        }
     }
 
     /// `put_prev_entity`: the running entity goes back into the tree.

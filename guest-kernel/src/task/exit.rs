@@ -244,7 +244,8 @@ impl TaskTable {
         }
         if let Some(z) = zombie {
             let t = self.tsm(z);
-            let (pid, status) = (t.pid, t.exit_code);
+            // wait_task_zombie: a group exit's code wins over the leader's.
+            let (pid, status) = (t.pid, t.group_exit_code.unwrap_or(t.exit_code));
             t.exit_state = ExitState::Dead;
             self.release_task(sched, z, now);
             return Ok(WaitResult::Reaped { pid, status });

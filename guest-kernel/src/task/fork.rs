@@ -18,7 +18,17 @@ pub const CLONE_VFORK: u64 = 0x0000_4000;
 pub const CLONE_PARENT: u64 = 0x0000_8000;
 pub const CLONE_THREAD: u64 = 0x0001_0000;
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
+/// Share System V semaphore undo lists (there are none here: accepted).
+pub const CLONE_SYSVSEM: u64 = 0x0004_0000;
+/// The child's TPIDR_EL0 is clone's `tls` argument.
+pub const CLONE_SETTLS: u64 = 0x0008_0000;
+/// Store the child's tid at `parent_tid` (in the parent's memory).
+pub const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
+/// Zero `child_tid` and futex-wake it when the child exits or execs.
+pub const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 pub const CLONE_UNTRACED: u64 = 0x0080_0000;
+/// Store the child's tid at `child_tid` (in the child's memory).
+pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 
 /// What the caller of `kernel_clone` does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +63,9 @@ impl TaskTable {
             return Err(Errno::EINVAL);
         }
         let cur = self.ts(current);
-        // Siblings of init would have no reaper; init cannot make them.
-        if clone_flags & (CLONE_PARENT | CLONE_THREAD) != 0 && cur.signal_unkillable {
+        // Siblings of init would have no reaper; init cannot make them. Its
+        // threads are fine (Linux checks CLONE_PARENT only).
+        if clone_flags & CLONE_PARENT != 0 && cur.signal_unkillable {
             return Err(Errno::EINVAL);
         }
         let cgroup = cur.pids_cgroup;
@@ -76,7 +87,9 @@ impl TaskTable {
         if thread {
             child.is_child_subreaper = cur.is_child_subreaper;
             child.has_child_subreaper = cur.has_child_subreaper;
-            child.signal_unkillable = false;
+            // One signal_struct per thread group: init's threads share its
+            // SIGNAL_UNKILLABLE.
+            child.signal_unkillable = cur.signal_unkillable;
         } else {
             child.has_child_subreaper = cur.has_child_subreaper || cur.is_child_subreaper;
         }

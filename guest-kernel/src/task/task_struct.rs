@@ -81,6 +81,14 @@ pub struct TaskStruct {
     pub pids_cgroup: usize,
     /// `signal->wait_chldexit`: where wait4 sleeps.
     pub wait_chldexit: WaitQueueHead,
+    /// `clear_child_tid` (CLONE_CHILD_CLEARTID, `set_tid_address(2)`): the
+    /// user word the kernel zeroes and futex-wakes when the task leaves
+    /// its address space (exit or exec); 0 for none.
+    pub clear_child_tid: usize,
+    /// On the leader: `signal->group_exit_code` once an `exit_group` (or a
+    /// fatal signal) has started ending the whole group
+    /// (SIGNAL_GROUP_EXIT); wait4 reports it for the process.
+    pub group_exit_code: Option<i32>,
 }
 
 impl TaskStruct {
@@ -108,6 +116,8 @@ impl TaskStruct {
             vfork_done: None,
             pids_cgroup: 0,
             wait_chldexit: WaitQueueHead::new(),
+            clear_child_tid: 0,
+            group_exit_code: None,
         }
     }
 

@@ -69,6 +69,9 @@ fn clone_flag_rules() {
     assert_eq!(s.clone(p, CLONE_SIGHAND), Err(Errno::EINVAL));
     assert_eq!(s.clone(p, CLONE_NEWNS | CLONE_FS), Err(Errno::EINVAL));
     assert_eq!(s.clone(s.init, CLONE_PARENT), Err(Errno::EINVAL), "init has no siblings");
+    // ... but it may have threads, unkillable like it.
+    let init_thread = s.thread(s.init);
+    assert!(s.t(init_thread).signal_unkillable && s.t(init_thread).tgid == 1);
     // A thread shares tgid and mm; its parent is the creator's parent.
     let th = s.thread(p);
     assert_eq!(s.t(th).tgid, s.t(p).pid);
@@ -199,6 +202,15 @@ fn threads_autoreap_and_leader_waits_for_group() {
     s.exit(th, 0);
     assert!(s.tasks.find_by_pid(thpid).is_none(), "threads are auto-reaped");
     assert!(matches!(s.wait(init, -1, WNOHANG), Ok(WaitResult::Reaped { .. })));
+    // A group exit's code is what wait4 reports, whoever died last and how
+    // (the leader here first exited with 0).
+    let p = s.fork(s.init);
+    let ppid = s.t(p).pid;
+    let th = s.thread(p);
+    s.exit(p, 0);
+    s.tasks.get_mut(p).unwrap().group_exit_code = Some(exit_status(7));
+    s.exit(th, 7);
+    assert_eq!(s.wait(init, ppid, WNOHANG), Ok(WaitResult::Reaped { pid: ppid, status: exit_status(7) }));
 }
 
 #[test]

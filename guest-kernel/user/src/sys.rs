@@ -1,6 +1,7 @@
 //! Linux aarch64 system calls (numbers from `include/uapi/asm-generic/unistd.h`).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::AtomicU32;
 
 /// Syscall numbers.
 pub mod nr {
@@ -8,6 +9,8 @@ pub mod nr {
     pub const WRITE: usize = 64;
     pub const EXIT: usize = 93;
     pub const EXIT_GROUP: usize = 94;
+    pub const SET_TID_ADDRESS: usize = 96;
+    pub const FUTEX: usize = 98;
     pub const NANOSLEEP: usize = 101;
     pub const CLOCK_GETTIME: usize = 113;
     pub const SCHED_SETSCHEDULER: usize = 119;
@@ -109,6 +112,139 @@ pub const SIGSEGV: usize = 11;
 /// child, or a negative errno.
 pub fn fork() -> isize {
     syscall6(nr::CLONE, [SIGCHLD, 0, 0, 0, 0, 0])
+}
+
+/// `clone` flags (include/uapi/linux/sched.h).
+pub mod clone {
+    pub const CLONE_VM: usize = 0x100;
+    pub const CLONE_FS: usize = 0x200;
+    pub const CLONE_FILES: usize = 0x400;
+    pub const CLONE_SIGHAND: usize = 0x800;
+    pub const CLONE_VFORK: usize = 0x4000;
+    pub const CLONE_THREAD: usize = 0x1_0000;
+    pub const CLONE_SYSVSEM: usize = 0x4_0000;
+    pub const CLONE_SETTLS: usize = 0x8_0000;
+    pub const CLONE_PARENT_SETTID: usize = 0x10_0000;
+    pub const CLONE_CHILD_CLEARTID: usize = 0x20_0000;
+    pub const CLONE_CHILD_SETTID: usize = 0x100_0000;
+    /// What glibc's `pthread_create` passes (minus CLONE_SETTLS, which the
+    /// caller adds with a TLS pointer).
+    pub const THREAD_FLAGS: usize = CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_THREAD
+        | CLONE_SYSVSEM
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID;
+}
+
+/// A new task sharing what `flags` says, running `f(arg)` on the stack
+/// whose top is `stack_top` (16-byte aligned): the raw `clone(flags,
+/// stack_top, parent_tid, tls, child_tid)` in the arm64 argument order.
+/// Returns the child's tid (or -errno); `f` must end with `exit`.
+///
+/// # Safety
+/// With CLONE_VM the stack must be memory nobody else uses until the
+/// child has exited, and everything `f` touches must outlive it.
+pub unsafe fn clone_thread(
+    flags: usize,
+    stack_top: usize,
+    parent_tid: usize,
+    tls: usize,
+    child_tid: usize,
+    f: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let ret: isize;
+        // SAFETY: the parent only makes the call; the child (x0 = 0) starts
+        // on its own stack and never comes back into this function: it
+        // calls f, which exits. x9/x10 survive the svc in both (the kernel
+        // copies the parent's registers into the child).
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                "cbnz x0, 2f",
+                "mov x0, x10",
+                "blr x9",
+                "brk #0",
+                "2:",
+                inlateout("x0") flags => ret,
+                in("x1") stack_top, in("x2") parent_tid, in("x3") tls, in("x4") child_tid,
+                in("x8") nr::CLONE, in("x9") f as usize, in("x10") arg,
+                options(nostack)
+            );
+        }
+        ret
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (flags, stack_top, parent_tid, tls, child_tid, f, arg);
+        -38
+    }
+}
+
+/// `futex(2)` operations and flags (include/uapi/linux/futex.h).
+pub mod futex {
+    pub const FUTEX_WAIT: usize = 0;
+    pub const FUTEX_WAKE: usize = 1;
+    pub const FUTEX_REQUEUE: usize = 3;
+    pub const FUTEX_CMP_REQUEUE: usize = 4;
+    pub const FUTEX_WAIT_BITSET: usize = 9;
+    pub const FUTEX_WAKE_BITSET: usize = 10;
+    pub const FUTEX_PRIVATE_FLAG: usize = 128;
+}
+
+/// The raw `futex(uaddr, op, val, timeout or val2, uaddr2, val3)`.
+pub fn futex(uaddr: usize, op: usize, val: u32, arg4: usize, uaddr2: usize, val3: u32) -> isize {
+    syscall6(nr::FUTEX, [uaddr, op, val as usize, arg4, uaddr2, val3 as usize])
+}
+
+/// FUTEX_WAIT (`private`: FUTEX_WAIT_PRIVATE) while `*word == val`, for at
+/// most `timeout_ns` if given: 0 when woken, else -EAGAIN, -ETIMEDOUT, ...
+pub fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<u64>, private: bool) -> isize {
+    let op = futex::FUTEX_WAIT | if private { futex::FUTEX_PRIVATE_FLAG } else { 0 };
+    let ts = timeout_ns.map(|ns| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64]);
+    let tp = ts.as_ref().map_or(0, |t| t.as_ptr() as usize);
+    futex(word.as_ptr() as usize, op, val, tp, 0, 0)
+}
+
+/// FUTEX_WAKE (`private`: FUTEX_WAKE_PRIVATE) of up to `nr` waiters of
+/// `word`: how many woke.
+pub fn futex_wake(word: &AtomicU32, nr: u32, private: bool) -> isize {
+    let op = futex::FUTEX_WAKE | if private { futex::FUTEX_PRIVATE_FLAG } else { 0 };
+    futex(word.as_ptr() as usize, op, nr, 0, 0, 0)
+}
+
+/// `set_tid_address(tidptr)`: the caller's tid.
+pub fn set_tid_address(tidptr: usize) -> isize {
+    syscall6(nr::SET_TID_ADDRESS, [tidptr, 0, 0, 0, 0, 0])
+}
+
+/// TPIDR_EL0, the EL0 thread pointer (TLS base).
+pub fn tpidr_el0() -> usize {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: usize;
+        // SAFETY: EL0 may read its thread pointer; no memory is touched.
+        unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    0
+}
+
+/// Sets TPIDR_EL0 (EL0 may write it; the kernel saves it per task).
+pub fn set_tpidr_el0(v: usize) {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: EL0 may write its thread pointer; nothing here uses TLS.
+    unsafe {
+        core::arch::asm!("msr tpidr_el0, {}", in(reg) v, options(nomem, nostack))
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    let _ = v;
 }
 
 /// `wait4(pid, &status, options, NULL)`: (pid or -errno, status).

@@ -105,12 +105,14 @@ ret_from_exception:
 /*
  * cpu_switch_to(prev: *mut CpuContext, next: *const CpuContext)
  * (arch/arm64/kernel/entry.S): saves the callee-saved registers, sp and
- * the return address of prev, and the FP/SIMD registers (EL0 state: the
- * kernel itself is built soft-float and never touches them), then loads
- * next's and returns on next's stack. The caller has already pointed
- * TPIDR_EL1 at next's thread.
+ * the return address of prev, the user thread pointer TPIDR_EL0 (Linux
+ * does that in __switch_to → tls_thread_switch) and the FP/SIMD registers
+ * (EL0 state: the kernel itself is built soft-float and never touches
+ * them), then loads next's and returns on next's stack. The caller has
+ * already pointed TPIDR_EL1 at next's thread.
  *
- * CpuContext: x19..x28, x29, x30 (pc), sp, pad, then q0..q31, fpcr, fpsr.
+ * CpuContext: x19..x28, x29, x30 (pc), sp, tpidr_el0, then q0..q31, fpcr,
+ * fpsr.
  */
 .arch_extension fp
 .arch_extension simd
@@ -123,7 +125,8 @@ cpu_switch_to:
     stp     x27, x28, [x0, #16 * 4]
     stp     x29, x30, [x0, #16 * 5]
     mov     x9, sp
-    str     x9, [x0, #16 * 6]
+    mrs     x10, tpidr_el0
+    stp     x9, x10, [x0, #16 * 6]
     add     x9, x0, #16 * 7
     stp     q0, q1, [x9, #32 * 0]
     stp     q2, q3, [x9, #32 * 1]
@@ -173,20 +176,25 @@ cpu_switch_to:
     ldp     x25, x26, [x1, #16 * 3]
     ldp     x27, x28, [x1, #16 * 4]
     ldp     x29, x30, [x1, #16 * 5]
-    ldr     x9, [x1, #16 * 6]
+    ldp     x9, x10, [x1, #16 * 6]
     mov     sp, x9
+    msr     tpidr_el0, x10
     ret
 
 /*
  * ret_from_fork: where a new task first runs (its CpuContext's pc).
- * x19 = kernel-thread function or 0, x20 = its argument; sp -> the
+ * x19 = kernel-thread function or 0, x20 = its argument, x21/x22 = the
+ * CLONE_CHILD_SETTID address (or 0) and the tid to store there; sp -> the
  * TrapFrame slot at the top of its kernel stack. schedule_tail ends the
- * switch (releases the run-queue lock); a kernel thread's function returns
- * only once kernel_execve has written a user TrapFrame; then, as for a
- * forked user task, that frame is restored and we eret to EL0.
+ * switch (releases the run-queue lock) and stores the tid; a kernel
+ * thread's function returns only once kernel_execve has written a user
+ * TrapFrame; then, as for a forked user task, that frame is restored and
+ * we eret to EL0.
  */
 .global ret_from_fork
 ret_from_fork:
+    mov     x0, x21
+    mov     x1, x22
     bl      schedule_tail
     cbz     x19, 1f
     mov     x0, x20

@@ -132,6 +132,12 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     // invalidate the instruction caches after writing code).
     // SAFETY: cache maintenance only.
     unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+    // Past the point of no return: exec_mm_release (CLONE_CHILD_CLEARTID
+    // of the old image) touches user memory, so the lock goes meanwhile;
+    // the new mm is still private to us.
+    drop(k);
+    process::mm_release_child_tid();
+    let mut k = lock();
     let old = k.tasks.get(me).and_then(|t| t.mm);
     let t = super::irq::now_ns();
     let k2 = &mut *k;
@@ -147,6 +153,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     if let Some(ts) = k.tasks.get_mut(me) {
         ts.comm = alloc::string::String::from(name);
     }
+    process::tls_thread_flush();
     let frame = process::user_frame_of(&mut k, me);
     *frame = super::trap::TrapFrame::default();
     frame.elr = plan.entry as u64;

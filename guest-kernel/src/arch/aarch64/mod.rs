@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod exec;
+pub mod futex;
 pub mod hypbench;
 pub mod hyptest;
 pub mod hyptest_core;

@@ -24,7 +24,9 @@ use super::cpu::{local_irq_disable, local_irq_enable, local_irq_restore, local_i
 use super::irq::{self, now_ns};
 use super::pgtable::{UserPageTable, empty_ttbr0, switch_ttbr0};
 use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
+use super::uaccess::put_user_i32;
 use super::{MAX_CPUS, memory};
+use crate::futex::FutexHash;
 use crate::irq::softirq::{HI_SOFTIRQ, SoftirqState, TASKLET_SOFTIRQ, TIMER_SOFTIRQ};
 use crate::irq::tasklet::TaskletQueue;
 use crate::irq::workqueue::Workqueue;
@@ -164,7 +166,9 @@ pub struct CpuContext {
     fp: u64,
     pc: u64,
     sp: u64,
-    _pad: u64,
+    /// The user thread pointer (`thread.uw.tp_value`): TLS of the task's
+    /// EL0 code, set by CLONE_SETTLS or by EL0 itself.
+    tpidr_el0: u64,
     vregs: [u128; 32],
     fpcr: u64,
     fpsr: u64,
@@ -172,7 +176,7 @@ pub struct CpuContext {
 
 impl CpuContext {
     const fn zero() -> Self {
-        CpuContext { x19_x28: [0; 10], fp: 0, pc: 0, sp: 0, _pad: 0, vregs: [0; 32], fpcr: 0, fpsr: 0 }
+        CpuContext { x19_x28: [0; 10], fp: 0, pc: 0, sp: 0, tpidr_el0: 0, vregs: [0; 32], fpcr: 0, fpsr: 0 }
     }
 }
 
@@ -220,6 +224,8 @@ pub struct Kernel {
     pub threads: BTreeMap<TaskId, Box<Thread>>,
     pub mms: BTreeMap<u32, Mm>,
     pub wheel: TimerWheel,
+    /// `futex_queues`.
+    pub futex: FutexHash,
     pub jiffies: Jiffies,
     pub acct: Overcommit,
     pub softirq: [SoftirqState; MAX_CPUS],
@@ -264,6 +270,7 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
         threads,
         mms: BTreeMap::new(),
         wheel: TimerWheel::new(jiffies.get()),
+        futex: FutexHash::new(256 * nr_cpus),
         jiffies,
         acct,
         softirq: core::array::from_fn(|_| SoftirqState::new()),
@@ -378,12 +385,33 @@ fn finish_task_switch(k: &mut KGuard) {
 }
 
 /// First code of a new task (ret_from_fork): end the switch and release the
-/// lock that the previous task handed over.
+/// lock that the previous task handed over; then, for CLONE_CHILD_SETTID,
+/// store the tid at `set_child_tid` in the new task's memory (Linux
+/// `schedule_tail`; a bad address is ignored, as there).
 #[unsafe(no_mangle)]
-extern "C" fn schedule_tail() {
+extern "C" fn schedule_tail(set_child_tid: usize, tid: u64) {
     let mut k = KGuard { daif: 0 };
     finish_task_switch(&mut k);
     drop(k); // releases KLOCK, sends IPIs, unmasks interrupts (daif 0)
+    if set_child_tid != 0 {
+        let _ = put_user_i32(set_child_tid, tid as i32);
+    }
+}
+
+/// TPIDR_EL0 of the running task (its live user thread pointer).
+fn read_tpidr_el0() -> u64 {
+    let v: u64;
+    // SAFETY: reading TPIDR_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// `flush_thread` → `tls_thread_flush` on exec: the new image starts with
+/// TPIDR_EL0 = 0.
+pub fn tls_thread_flush() {
+    // SAFETY: TPIDR_EL0 is the running task's user thread pointer; the
+    // kernel never uses it.
+    unsafe { core::arch::asm!("msr tpidr_el0, xzr", options(nomem, nostack)) };
 }
 
 // ----- idle, tick, timers ---------------------------------------------------------
@@ -831,11 +859,30 @@ pub fn mm_config(k: &mut Kernel) -> crate::mm::mm_struct::MmConfig {
     crate::mm::mm_struct::MmConfig { randomize: k.randomize, seed: k.seed, ..Default::default() }
 }
 
-/// `clone` for the current task: the child gets a copy of our user frame
-/// (x0 = 0, sp = `newsp` if given) and our mm (shared with CLONE_VM, a COW
-/// copy otherwise). Returns the child's pid.
-pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno> {
-    use crate::task::fork::{CLONE_VFORK, CLONE_VM};
+/// `clone(flags, newsp, parent_tid, tls, child_tid)`: the arm64 argument
+/// order (CONFIG_CLONE_BACKWARDS: tls before child_tid).
+#[derive(Clone, Copy, Debug)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub newsp: u64,
+    pub parent_tid: usize,
+    pub tls: u64,
+    pub child_tid: usize,
+}
+
+/// `clone` for the current task (`kernel_clone` + `copy_thread`): the child
+/// gets a copy of our user frame (x0 = 0, sp = `newsp` if given), our mm
+/// (shared with CLONE_VM, a COW copy otherwise) and our TPIDR_EL0, or
+/// `tls` with CLONE_SETTLS. CLONE_PARENT_SETTID stores the tid at
+/// `parent_tid` before the child can run; CLONE_CHILD_SETTID has the
+/// child store it at `child_tid` first thing (`schedule_tail`);
+/// CLONE_CHILD_CLEARTID makes `child_tid` its `clear_child_tid`. Faults on
+/// those addresses are ignored, as in Linux. Returns the child's pid.
+pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
+    use crate::task::fork::{
+        CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_VFORK, CLONE_VM,
+    };
+    let CloneArgs { flags, newsp, parent_tid, tls, child_tid } = args;
     let mut k = lock();
     let cpu = smp_processor_id();
     let me = k.sched.current(cpu);
@@ -897,9 +944,16 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
         }
         _ => {}
     }
+    let pid = k.tasks.get(child).map_or(0, |t| t.pid);
     let top = thread.stack_top();
     thread.ctx.sp = (top - FRAME_SIZE) as u64;
     thread.ctx.pc = ret_from_fork as *const () as u64;
+    thread.ctx.tpidr_el0 = if flags & CLONE_SETTLS != 0 { tls } else { read_tpidr_el0() };
+    if flags & CLONE_CHILD_SETTID != 0 {
+        // ret_from_fork hands x21/x22 to schedule_tail.
+        thread.ctx.x19_x28[2] = child_tid as u64;
+        thread.ctx.x19_x28[3] = pid as u64;
+    }
     k.threads.insert(child, thread);
     let f = k.threads.get_mut(&child).expect("child thread").user_frame();
     *f = *frame;
@@ -907,16 +961,29 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
     if newsp != 0 {
         f.sp = newsp;
     }
-    let pid = k.tasks.get(child).map_or(0, |t| t.pid);
     let vfork = flags & CLONE_VFORK != 0;
-    if vfork {
-        k.tasks.get_mut(child).unwrap().vfork_done = Some(me);
+    if let Some(c) = k.tasks.get_mut(child) {
+        if vfork {
+            c.vfork_done = Some(me);
+        }
+        if flags & CLONE_CHILD_CLEARTID != 0 {
+            c.clear_child_tid = child_tid;
+        }
     }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        // Before wake_up_new_task, as Linux: whoever shares the memory finds
+        // the tid there once the child runs. The child is TASK_NEW until
+        // then, so the lock may go for the user access.
+        drop(k);
+        let _ = put_user_i32(parent_tid, pid);
+        k = lock();
+    }
+    let t = now();
     k.sched.wake_up_new_task(child, t);
     if vfork {
-        // Wait (uninterruptibly) until the child execs or exits.
+        // Wait (uninterruptibly) until the child execs or exits. The CPU is
+        // read each time round: a wake-up may have moved us.
         while k.tasks.get(child).is_some_and(|c| c.vfork_done.is_some()) {
-            // This CPU now, not `cpu`: a woken parent may run elsewhere.
             k.sched.set_current_state(smp_processor_id(), TaskState::Uninterruptible);
             schedule_locked(&mut k);
         }
@@ -924,10 +991,35 @@ pub fn do_clone(frame: &TrapFrame, flags: u64, newsp: u64) -> Result<i32, Errno>
     Ok(pid)
 }
 
+/// `mm_release`'s CLONE_CHILD_CLEARTID part (kernel/fork.c), on exit and
+/// exec: forget `clear_child_tid`, and if others still use the address
+/// space, write 0 there and FUTEX_WAKE one waiter (a shared futex
+/// operation, as Linux's `do_futex(..., FUTEX_WAKE, 1, ...)`: glibc's
+/// pthread_join waits with a shared FUTEX_WAIT). User memory is touched
+/// with the lock released; a fault is ignored, as in Linux.
+pub fn mm_release_child_tid() {
+    let addr = {
+        let mut k = lock();
+        let me = current();
+        k.futex.unqueue(me);
+        let Some(t) = k.tasks.get_mut(me) else { return };
+        let addr = core::mem::take(&mut t.clear_child_tid);
+        let mm = t.mm;
+        let shared = mm.and_then(|h| k.mms.get(&h.0)).is_some_and(|m| m.users > 1);
+        if addr == 0 || !shared {
+            return;
+        }
+        addr
+    };
+    let _ = put_user_i32(addr, 0);
+    let _ = super::futex::futex_wake(addr, false, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
+}
+
 /// `do_exit` for the current task with wait status `status`; never returns.
 /// init's exit powers the machine off, as Linux panics ("Attempted to kill
 /// init!") — after saying why.
 pub fn do_exit(status: i32) -> ! {
+    mm_release_child_tid();
     let mut k = lock();
     let cpu = smp_processor_id();
     let me = k.sched.current(cpu);
@@ -954,22 +1046,33 @@ pub fn do_exit(status: i32) -> ! {
 }
 
 /// `do_group_exit`: SIGKILL every other thread of the group, then exit.
+/// The first caller records its status as the group's (`group_exit_code`,
+/// SIGNAL_GROUP_EXIT); the threads it kills, dying through here too, exit
+/// with that status instead of SIGKILL's, as in Linux.
 pub fn do_group_exit(status: i32) -> ! {
-    {
+    let status = {
         let mut k = lock();
         let me = current();
         let t = now();
-        if let Some(leader) = k.tasks.get(me).map(|t| t.group_leader) {
-            let mut threads: Vec<TaskId> = k.tasks.get(leader).map(|l| l.thread_group.clone()).unwrap_or_default();
-            threads.push(leader);
-            for th in threads.into_iter().filter(|&th| th != me) {
-                if let Some(tt) = k.tasks.get_mut(th) {
-                    tt.pending |= 1 << SIGKILL;
+        let leader = k.tasks.get(me).map(|t| t.group_leader);
+        let group = leader.and_then(|l| k.tasks.get_mut(l));
+        match group {
+            Some(l) if l.group_exit_code.is_some() => l.group_exit_code.unwrap_or(status),
+            Some(l) => {
+                l.group_exit_code = Some(status);
+                let mut threads: Vec<TaskId> = l.thread_group.clone();
+                threads.push(l.id);
+                for th in threads.into_iter().filter(|&th| th != me) {
+                    if let Some(tt) = k.tasks.get_mut(th) {
+                        tt.pending |= 1 << SIGKILL;
+                    }
+                    k.sched.wake_up_process(th, t);
                 }
-                k.sched.wake_up_process(th, t);
+                status
             }
+            None => status,
         }
-    }
+    };
     do_exit(status)
 }
 

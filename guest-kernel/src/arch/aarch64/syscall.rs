@@ -29,13 +29,24 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::GETPID => Ok(with_me(|t| t.tgid) as isize),
         nr::GETTID => Ok(with_me(|t| t.pid) as isize),
         nr::GETPPID => sys_getppid(),
-        nr::SCHED_YIELD => {
-            schedule();
-            Ok(0)
-        }
+        nr::SCHED_YIELD => sys_sched_yield(),
         nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
         nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
-        nr::CLONE => process::do_clone(f, a[0], a[1]).map(|p| p as isize),
+        nr::CLONE => process::do_clone(
+            f,
+            process::CloneArgs {
+                flags: a[0],
+                newsp: a[1],
+                parent_tid: a[2] as usize,
+                tls: a[3],
+                child_tid: a[4] as usize,
+            },
+        )
+        .map(|p| p as isize),
+        nr::FUTEX => {
+            super::futex::sys_futex(a[0] as usize, a[1] as u32, a[2] as u32, a[3] as usize, a[4] as usize, a[5] as u32)
+        }
+        nr::SET_TID_ADDRESS => super::futex::sys_set_tid_address(a[0] as usize),
         nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
         nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
         nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
@@ -158,6 +169,16 @@ fn sys_getppid() -> R {
     let t = k.tasks.get(current()).expect("current");
     let leader = k.tasks.get(t.group_leader).unwrap_or(t);
     Ok(leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid) as isize)
+}
+
+/// `sched_yield(2)` (`do_sched_yield`): the class's `yield_task`, then
+/// `schedule()`.
+fn sys_sched_yield() -> R {
+    let mut k = lock();
+    let cpu = super::cpu::smp_processor_id();
+    k.sched.yield_task(cpu, now_ns());
+    schedule_locked(&mut k);
+    Ok(0)
 }
 
 fn fatal_signal_pending(k: &process::Kernel, id: TaskId) -> bool {

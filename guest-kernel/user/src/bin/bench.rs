@@ -19,12 +19,17 @@
 //! docs/benchmarks.md.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use guest_user::println;
 use guest_user::sys::{self, cntvct};
 
 const PAGE: usize = 4096;
 const PROT_RW: usize = 0x1 | 0x2;
 const MAP_PRIVATE_ANON: usize = 0x02 | 0x20;
+const MAP_SHARED_ANON: usize = 0x01 | 0x20;
+/// Stack of the futex benchmark's second thread.
+const THREAD_STACK: usize = 64 * 1024;
 /// Pages touched per round of the page-fault benchmarks.
 const FAULT_PAGES: usize = 64;
 
@@ -72,6 +77,7 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
         sys::getppid();
     });
     yield_pair(100 * scale);
+    futex_pair(100 * scale);
     time("fork_exit_wait", 10 * scale, || {
         let pid = sys::fork();
         if pid == 0 {
@@ -95,25 +101,113 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
     0
 }
 
-/// Two tasks pinned to one CPU call `sched_yield` in turn: each call is one
-/// switch to the other task, so `2 * reps` switches happen in the timed loop.
+/// Two tasks pinned to one CPU call `sched_yield` in turn: once they
+/// alternate, each call is one switch to the other task. The child counts
+/// its calls in a shared page; the parent first yields until the child has
+/// run (CFS starts a new child a slice ahead in virtual time, START_DEBIT,
+/// and a yield hands over only to a task within the wakeup granularity, so
+/// the first couple of milliseconds of yields keep the CPU, on Linux as
+/// here), then times `reps` calls of its own and reports over all calls
+/// both made meanwhile (about `2 * reps`).
 fn yield_pair(reps: u64) {
+    let page = sys::mmap(0, PAGE, PROT_RW, MAP_SHARED_ANON, -1, 0);
+    assert!(page > 0, "mmap failed: {page}");
+    // SAFETY: a fresh, page-aligned shared page, written before fork so
+    // that both processes map the same frame.
+    let calls = unsafe { &*(page as *const AtomicU64) };
+    calls.store(0, Ordering::Relaxed);
     let child = sys::fork();
     if child == 0 {
         loop {
+            calls.fetch_add(1, Ordering::Relaxed);
             sys::sched_yield();
         }
     }
-    for _ in 0..reps / 10 {
+    let mut spins = 0u64;
+    while calls.load(Ordering::Relaxed) < reps / 10 + 1 && spins < 1_000_000 {
         sys::sched_yield();
+        spins += 1;
     }
+    let c0 = calls.load(Ordering::Relaxed);
     let t0 = cntvct();
     for _ in 0..reps {
         sys::sched_yield();
     }
-    report("sched_yield_switch", 2 * reps, cntvct() - t0);
+    let ticks = cntvct() - t0;
+    let child_calls = calls.load(Ordering::Relaxed) - c0;
+    report("sched_yield_switch", reps + child_calls, ticks);
     sys::kill(child, sys::SIGKILL);
     sys::wait4(child, 0);
+    sys::munmap(page as usize, PAGE);
+}
+
+/// Whose turn it is in the futex ping-pong.
+static TURN: AtomicU32 = AtomicU32::new(MAIN);
+const MAIN: u32 = 0;
+const PARTNER: u32 = 1;
+const STOP: u32 = 2;
+
+/// The second thread of [`futex_pair`]: wait (FUTEX_WAIT_PRIVATE) while it
+/// is the main thread's turn, hand the turn back and wake it.
+extern "C" fn futex_partner(_: usize) -> ! {
+    loop {
+        match TURN.load(Ordering::Acquire) {
+            PARTNER => {
+                TURN.store(MAIN, Ordering::Release);
+                sys::futex_wake(&TURN, 1, true);
+            }
+            STOP => sys::exit(0),
+            _ => {
+                sys::futex_wait(&TURN, MAIN, None, true);
+            }
+        }
+    }
+}
+
+/// The pipe-free wake-up: two threads of this process (`clone` with
+/// CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM,
+/// their own stack; bench pinned itself to CPU 0 and the thread inherits
+/// that) take turns through one futex word: each stores the other's turn,
+/// FUTEX_WAKE_PRIVATEs it, and FUTEX_WAIT_PRIVATEs until its own turn comes
+/// back. One round is two one-way hand-overs, each a wake-up and a switch;
+/// reported per one-way hand-over. At the end the main thread joins the
+/// partner through CLONE_CHILD_CLEARTID (a shared FUTEX_WAIT on its tid).
+fn futex_pair(reps: u64) {
+    let stack = map(THREAD_STACK / PAGE);
+    let tid = AtomicU32::new(0);
+    TURN.store(MAIN, Ordering::Relaxed);
+    let tidp = tid.as_ptr() as usize;
+    // SAFETY: the stack is ours until the partner has exited (joined
+    // below); TURN is static.
+    let r = unsafe {
+        sys::clone_thread(sys::clone::THREAD_FLAGS, stack as usize + THREAD_STACK, tidp, 0, tidp, futex_partner, 0)
+    };
+    assert!(r > 0, "clone failed: {r}");
+    let round = || {
+        TURN.store(PARTNER, Ordering::Release);
+        sys::futex_wake(&TURN, 1, true);
+        while TURN.load(Ordering::Acquire) == PARTNER {
+            sys::futex_wait(&TURN, PARTNER, None, true);
+        }
+    };
+    for _ in 0..reps / 10 {
+        round();
+    }
+    let t0 = cntvct();
+    for _ in 0..reps {
+        round();
+    }
+    report("futex_switch", 2 * reps, cntvct() - t0);
+    TURN.store(STOP, Ordering::Release);
+    sys::futex_wake(&TURN, 1, true);
+    loop {
+        let t = tid.load(Ordering::Acquire);
+        if t == 0 {
+            break;
+        }
+        sys::futex_wait(&tid, t, None, false);
+    }
+    sys::munmap(stack as usize, THREAD_STACK);
 }
 
 /// Maps fresh anonymous memory; panics (exit 101) if the kernel refuses.

@@ -4,14 +4,20 @@
 //! fork bombs), so a kernel that survives them keeps running the suite.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
 use guest_user::println;
+use guest_user::sys::clone::{CLONE_CHILD_SETTID, CLONE_SETTLS, THREAD_FLAGS};
+use guest_user::sys::futex::{FUTEX_CMP_REQUEUE, FUTEX_PRIVATE_FLAG, FUTEX_WAIT, FUTEX_WAKE};
 use guest_user::sys::{self, SIGKILL, SIGSEGV};
 
 const EFAULT: isize = -14;
 const ENOENT: isize = -2;
 const ECHILD: isize = -10;
 const EAGAIN: isize = -11;
+const EINVAL: isize = -22;
 const ENOSYS: isize = -38;
+const ETIMEDOUT: isize = -110;
 const PROT_READ: usize = 1;
 const PROT_WRITE: usize = 2;
 const MAP_SHARED: usize = 0x01;
@@ -78,6 +84,324 @@ fn write_shared(p: *mut u64, i: usize, v: u64) {
 
 fn ncpus() -> u32 {
     sys::sched_getaffinity(0).1.count_ones()
+}
+
+/// Stack of each test thread.
+const THREAD_STACK: usize = 64 * 1024;
+/// What the threads of one test share with the main thread (CLONE_VM: it
+/// lives on the main thread's stack).
+#[derive(Default)]
+struct Shared {
+    /// parent_tid and child_tid: the tid, zeroed at exit (CLONE_CHILD_CLEARTID).
+    tid: AtomicU32,
+    /// Results the thread reports.
+    slot: [AtomicUsize; 4],
+    /// A word to wait on.
+    word: AtomicU32,
+}
+
+/// A thread (glibc's pthread_create flags, plus CLONE_SETTLS with `tls`)
+/// running `f(&shared)` on a fresh stack: (tid or -errno, stack).
+fn spawn(f: extern "C" fn(usize) -> !, shared: &Shared, tls: Option<usize>) -> (isize, usize) {
+    let stack = sys::mmap(0, THREAD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if stack < 0 {
+        return (stack, 0);
+    }
+    let tidp = shared.tid.as_ptr() as usize;
+    let flags = THREAD_FLAGS | tls.map_or(0, |_| CLONE_SETTLS);
+    let arg = shared as *const Shared as usize;
+    // SAFETY: the stack is the thread's alone until `join` sees it gone;
+    // `shared` outlives the thread (every caller joins before returning).
+    let r = unsafe { sys::clone_thread(flags, stack as usize + THREAD_STACK, tidp, tls.unwrap_or(0), tidp, f, arg) };
+    (r, stack as usize)
+}
+
+/// pthread_join: wait (shared FUTEX_WAIT, as glibc) until the kernel has
+/// zeroed the tid word; frees the stack. Gives up after about 5 s.
+fn join(shared: &Shared, stack: usize) -> bool {
+    for _ in 0..50 {
+        let t = shared.tid.load(Ordering::Acquire);
+        if t == 0 {
+            sys::munmap(stack, THREAD_STACK);
+            return true;
+        }
+        sys::futex_wait(&shared.tid, t, Some(100_000_000), false);
+    }
+    false
+}
+
+/// The argument a test thread gets.
+fn shared_of(arg: usize) -> &'static Shared {
+    // SAFETY: `spawn` passes a pointer to a Shared that outlives the thread.
+    unsafe { &*(arg as *const Shared) }
+}
+
+/// Reports its tid, pid and a write to a static, then exits (the thread
+/// only: `exit`, not `exit_group`).
+extern "C" fn thread_share(arg: usize) -> ! {
+    let s = shared_of(arg);
+    s.slot[0].store(sys::gettid() as usize, Ordering::Relaxed);
+    s.slot[1].store(sys::getpid() as usize, Ordering::Relaxed);
+    THREAD_STATIC.fetch_add(1, Ordering::Relaxed);
+    sys::exit(0)
+}
+static THREAD_STATIC: AtomicUsize = AtomicUsize::new(0);
+
+const TLS_MAIN: usize = 0x5eed_0000_1111;
+const TLS_THREAD: usize = 0x5eed_0000_2222;
+
+/// Checks its TPIDR_EL0 around yields and a sleep.
+extern "C" fn thread_tls(arg: usize) -> ! {
+    let s = shared_of(arg);
+    let mut ok = sys::tpidr_el0() == TLS_THREAD;
+    for _ in 0..50 {
+        sys::sched_yield();
+        ok &= sys::tpidr_el0() == TLS_THREAD;
+    }
+    sys::sleep_ms(5);
+    ok &= sys::tpidr_el0() == TLS_THREAD;
+    s.slot[0].store(1 + usize::from(ok), Ordering::Relaxed);
+    sys::exit(0)
+}
+
+/// Sleeps `slot[0]` ms, then exits.
+extern "C" fn thread_sleep_exit(arg: usize) -> ! {
+    let s = shared_of(arg);
+    sys::sleep_ms(s.slot[0].load(Ordering::Relaxed) as u64);
+    sys::exit(0)
+}
+
+/// Moves its clear_child_tid to `word` with set_tid_address, then exits.
+extern "C" fn thread_set_tid(arg: usize) -> ! {
+    let s = shared_of(arg);
+    s.slot[0].store(sys::set_tid_address(s.word.as_ptr() as usize) as usize, Ordering::Relaxed);
+    sys::exit(0)
+}
+
+/// The words of the requeue test: waiters start on the first and are
+/// moved to the second.
+static REQUEUE_FROM: AtomicU32 = AtomicU32::new(0);
+static REQUEUE_TO: AtomicU32 = AtomicU32::new(0);
+
+/// FUTEX_WAIT_PRIVATE on REQUEUE_FROM (value 0, up to 5 s): the result in
+/// slot 0, offset by 1000 so that 0 means "not done".
+extern "C" fn thread_wait_requeue(arg: usize) -> ! {
+    let s = shared_of(arg);
+    let r = sys::futex_wait(&REQUEUE_FROM, 0, Some(5_000_000_000), true);
+    s.slot[0].store((1000 + r) as usize, Ordering::Release);
+    sys::exit(0)
+}
+
+/// Sleeps 20 ms, then `exit_group(7)`: the whole process ends.
+extern "C" fn thread_exit_group(_: usize) -> ! {
+    sys::sleep_ms(20);
+    sys::exit_group(7)
+}
+
+/// The thread and futex tests (clone(2) with CLONE_THREAD and friends,
+/// futex(2), set_tid_address(2)).
+fn thread_tests(s: &mut Suite) {
+    // Threads share memory, the pid and the statics; each has its own tid.
+    let sh = Shared::default();
+    let before = THREAD_STATIC.load(Ordering::Relaxed);
+    let (tid, stack) = spawn(thread_share, &sh, None);
+    let joined = tid > 0 && join(&sh, stack);
+    let (t_tid, t_pid) = (sh.slot[0].load(Ordering::Relaxed), sh.slot[1].load(Ordering::Relaxed));
+    s.check(
+        "threads share memory: one pid, own tid, CLONE_PARENT_SETTID, a static seen by both",
+        joined
+            && t_tid == tid as usize
+            && t_pid == sys::getpid() as usize
+            && t_tid != t_pid
+            && THREAD_STATIC.load(Ordering::Relaxed) == before + 1,
+        format_args!("tid {tid} joined {joined} thread saw tid {t_tid} pid {t_pid}"),
+    );
+
+    // CLONE_SETTLS: the thread's TPIDR_EL0; ours survives the switches.
+    // Both on one CPU, so that the yields really switch between them.
+    let (_, all) = sys::sched_getaffinity(0);
+    sys::sched_setaffinity(0, 1 << (ncpus() - 1));
+    sys::set_tpidr_el0(TLS_MAIN);
+    let sh = Shared::default();
+    let (tid, stack) = spawn(thread_tls, &sh, Some(TLS_THREAD));
+    let mut ok = true;
+    for _ in 0..50 {
+        sys::sched_yield();
+        ok &= sys::tpidr_el0() == TLS_MAIN;
+    }
+    let joined = tid > 0 && join(&sh, stack);
+    ok &= sys::tpidr_el0() == TLS_MAIN;
+    let forked = in_child(|| i32::from(sys::tpidr_el0() != TLS_MAIN));
+    sys::set_tpidr_el0(0);
+    sys::sched_setaffinity(0, all);
+    let child_ok = sh.slot[0].load(Ordering::Relaxed);
+    s.check(
+        "CLONE_SETTLS sets the thread's TPIDR_EL0; the parent's is untouched after switches; fork copies it",
+        joined && ok && child_ok == 2 && forked == 0,
+        format_args!("joined {joined} parent ok {ok} thread {child_ok} fork {forked:#x}"),
+    );
+
+    // CLONE_CHILD_CLEARTID: exit zeroes the tid and futex-wakes the joiner.
+    let sh = Shared::default();
+    sh.slot[0].store(100, Ordering::Relaxed);
+    let (tid, stack) = spawn(thread_sleep_exit, &sh, None);
+    let t = sh.tid.load(Ordering::Acquire);
+    let r = sys::futex_wait(&sh.tid, t, Some(5_000_000_000), false);
+    let cleared = sh.tid.load(Ordering::Acquire);
+    let joined = join(&sh, stack);
+    s.check(
+        "CLONE_CHILD_CLEARTID: the thread's exit zeroes the tid and FUTEX_WAKE wakes the joiner",
+        tid > 0 && t == tid as u32 && r == 0 && cleared == 0 && joined,
+        format_args!("tid {tid} word {t} wait {r} after {cleared}"),
+    );
+
+    // set_tid_address moves the word exit clears.
+    let sh = Shared::default();
+    sh.word.store(0xdead, Ordering::Relaxed);
+    let (tid, stack) = spawn(thread_set_tid, &sh, None);
+    let mut gone = false;
+    for _ in 0..50 {
+        if sh.word.load(Ordering::Acquire) == 0 {
+            gone = true;
+            break;
+        }
+        sys::futex_wait(&sh.word, 0xdead, Some(100_000_000), false);
+    }
+    let ret = sh.slot[0].load(Ordering::Relaxed);
+    let old = sh.tid.load(Ordering::Relaxed);
+    if gone {
+        sys::sleep_ms(10); // the thread is past its last user access
+        sys::munmap(stack, THREAD_STACK);
+    }
+    s.check(
+        "set_tid_address returns the tid; exit clears the new word, not the old",
+        gone && ret == tid as usize && old == tid as u32,
+        format_args!("tid {tid} returned {ret} old word {old} cleared {gone}"),
+    );
+
+    // FUTEX_WAIT: EAGAIN, ETIMEDOUT, EFAULT, EINVAL, ENOSYS, as Linux.
+    let w = AtomicU32::new(1);
+    let again = (sys::futex_wait(&w, 2, None, true), sys::futex_wait(&w, 2, None, false));
+    let t0 = sys::clock_ns();
+    let timed = sys::futex_wait(&w, 1, Some(20_000_000), true);
+    let dt = sys::clock_ns() - t0;
+    let zero = sys::futex_wait(&w, 1, Some(0), false);
+    s.check("FUTEX_WAIT with a stale value gives EAGAIN", again == (EAGAIN, EAGAIN), format_args!("{again:?}"));
+    s.check(
+        "FUTEX_WAIT with a timeout gives ETIMEDOUT after it (20 ms; 0 at once)",
+        timed == ETIMEDOUT && dt >= 20_000_000 && zero == ETIMEDOUT,
+        format_args!("{timed} after {} us, zero timeout {zero}", dt / 1000),
+    );
+    let wp = w.as_ptr() as usize;
+    let bad = [
+        sys::futex(0x10, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 0, 0, 0, 0),
+        sys::futex(0xffff_0000_0000_0000, FUTEX_WAIT, 0, 0, 0, 0),
+        sys::futex(wp, FUTEX_WAIT, 1, 0x18, 0, 0),
+        sys::futex(0x10, FUTEX_WAKE, 1, 0, 0, 0),
+    ];
+    let private_wake = sys::futex(0x10, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, 0, 0, 0);
+    let inval =
+        [sys::futex(wp + 2, FUTEX_WAKE, 1, 0, 0, 0), sys::futex(wp, FUTEX_WAIT, 1, [5i64, -1].as_ptr() as usize, 0, 0)];
+    // An unknown operation, and FUTEX_CLOCK_REALTIME on a wake.
+    let nosys = [sys::futex(wp, 99, 0, 0, 0, 0), sys::futex(wp, FUTEX_WAKE | 256, 1, 0, 0, 0)];
+    s.check(
+        "futex bad pointers give EFAULT (word, timeout); misaligned or bad timespec EINVAL; unknown op ENOSYS",
+        bad == [EFAULT; 4] && private_wake == 0 && inval == [EINVAL; 2] && nosys == [ENOSYS; 2],
+        format_args!("{bad:?} private wake {private_wake} {inval:?} {nosys:?}"),
+    );
+
+    // A bad CLONE_CHILD_SETTID/CLEARTID address is ignored, as in Linux.
+    let sh = Shared::default();
+    sh.slot[0].store(1, Ordering::Relaxed);
+    let stack = sys::mmap(0, THREAD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    let flags = THREAD_FLAGS | CLONE_CHILD_SETTID; // CLONE_CHILD_CLEARTID is in THREAD_FLAGS
+    // SAFETY: the thread sleeps 1 ms and exits; its stack is never freed.
+    let r = unsafe {
+        sys::clone_thread(flags, stack as usize + THREAD_STACK, sh.tid.as_ptr() as usize, 0, 0x10, thread_sleep_exit, {
+            &sh as *const Shared as usize
+        })
+    };
+    sys::sleep_ms(30);
+    s.check(
+        "clone with a bad child_tid pointer: the thread runs and exits, nothing crashes",
+        r > 0 && sh.tid.load(Ordering::Relaxed) == r as u32,
+        format_args!("{r}"),
+    );
+
+    // A shared futex on a MAP_SHARED page wakes a waiter in another process.
+    let page = shared_page();
+    // SAFETY: the first word of our shared page.
+    let word = unsafe { &*(page as *const AtomicU32) };
+    let pid = sys::fork();
+    if pid == 0 {
+        let r = sys::futex_wait(word, 0, Some(5_000_000_000), false);
+        sys::exit_group(if r == 0 { 0 } else { 1 });
+    }
+    let mut woke = 0;
+    for _ in 0..200 {
+        woke = sys::futex_wake(word, 1, false);
+        if woke != 0 {
+            break;
+        }
+        sys::sleep_ms(5);
+    }
+    let (w, st) = sys::wait4(pid, 0);
+    s.check(
+        "FUTEX_WAKE on a MAP_SHARED page wakes a FUTEX_WAIT in another process",
+        woke == 1 && w == pid && st == 0,
+        format_args!("woke {woke} status {st:#x}"),
+    );
+
+    // FUTEX_CMP_REQUEUE: two waiters moved to another word, woken there.
+    let (a, b) = (Shared::default(), Shared::default());
+    let (t1, s1) = spawn(thread_wait_requeue, &a, None);
+    let (t2, s2) = spawn(thread_wait_requeue, &b, None);
+    let mut moved = 0;
+    for _ in 0..200 {
+        // Move whoever waits already (nobody is woken: nr_wake 0).
+        let r = sys::futex(
+            REQUEUE_FROM.as_ptr() as usize,
+            FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG,
+            0,
+            2,
+            REQUEUE_TO.as_ptr() as usize,
+            0,
+        );
+        moved += r.max(0);
+        if moved >= 2 {
+            break;
+        }
+        sys::sleep_ms(5);
+    }
+    let stale = sys::futex(
+        REQUEUE_FROM.as_ptr() as usize,
+        FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG,
+        0,
+        2,
+        REQUEUE_TO.as_ptr() as usize,
+        1,
+    );
+    let left = sys::futex_wake(&REQUEUE_FROM, 10, true);
+    let woken = sys::futex_wake(&REQUEUE_TO, 10, true);
+    let joined = t1 > 0 && t2 > 0 && join(&a, s1) && join(&b, s2);
+    let res = (a.slot[0].load(Ordering::Acquire), b.slot[0].load(Ordering::Acquire));
+    s.check(
+        "FUTEX_CMP_REQUEUE moves both waiters (EAGAIN on a stale value); a wake there wakes them",
+        moved == 2 && stale == EAGAIN && left == 0 && woken == 2 && joined && res == (1000, 1000),
+        format_args!("moved {moved} stale {stale} left {left} woken {woken} joined {joined} results {res:?}"),
+    );
+
+    // exit_group in a thread ends the process, its sleeping main thread too.
+    let st = in_child(|| {
+        let sh = Shared::default();
+        let (tid, _) = spawn(thread_exit_group, &sh, None);
+        if tid <= 0 {
+            return 100;
+        }
+        sys::futex_wait(&sh.word, 0, None, true);
+        101
+    });
+    s.check("exit_group from a thread ends every thread of the process", st == 7 << 8, format_args!("status {st:#x}"));
 }
 
 fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
@@ -286,6 +610,8 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     );
 
     s.check("sched_yield", sys::sched_yield() == 0, format_args!(""));
+
+    thread_tests(&mut s);
 
     // kill: SIGKILL a spinning child; SIGKILL to init is ignored.
     let pid = sys::fork();

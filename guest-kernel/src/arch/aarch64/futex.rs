@@ -1,0 +1,266 @@
+//! `futex(2)` glue (Linux kernel/futex/syscalls.c, core.c, waitwake.c,
+//! requeue.c): keys from the current address space, the futex word read
+//! under the kernel lock, and the sleep/wake loop around the pure core
+//! ([`crate::futex`]).
+//!
+//! The word must be read with the lock held, so that a waker (who changes
+//! the word, then takes the lock to wake) cannot slip between the check
+//! and the sleep. Linux reads it with page faults disabled under the
+//! hash-bucket lock; here a fault would need the kernel lock itself, so
+//! the word is read through the linear map after a page-table lookup, and
+//! a page that is not present is faulted in with the lock released and
+//! the whole step retried (`futex_wait_setup`'s `fault_in` / `goto retry`).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::irq::now_ns;
+use super::mmu::phys_to_virt;
+use super::process::{Kernel, current, lock, schedule_locked, schedule_timeout};
+use super::uaccess::{access_ok, copy_from_user};
+use crate::futex::{FutexCmd, FutexError, FutexKey, decode};
+use crate::mm::Errno;
+use crate::mm::mm_struct::PageTable;
+use crate::mm::page::{PAGE_SIZE, align_down, pfn_to_phys};
+use crate::mm::vma::vm_flags::{VM_ACCESS_FLAGS, VM_MAYSHARE, VM_SHARED};
+use crate::sched::core::{DEFAULT_PRIO, TASK_NORMAL};
+use crate::sched::{TaskId, TaskState};
+use crate::syscall::{ns_to_sleep_jiffies, timespec_to_ns};
+use crate::task::task_struct::SIGCHLD;
+
+type R = Result<isize, Errno>;
+
+/// How often one call faults a page in before giving up with EFAULT (a
+/// page another thread keeps unmapping; Linux would retry for ever).
+const MAX_FAULT_INS: u32 = 64;
+
+impl From<FutexError> for Errno {
+    fn from(e: FutexError) -> Errno {
+        match e {
+            FutexError::Inval => Errno::EINVAL,
+            FutexError::NoSys => Errno::ENOSYS,
+        }
+    }
+}
+
+/// `sys_futex(uaddr, op, val, timeout or val2, uaddr2, val3)`.
+pub fn sys_futex(uaddr: usize, op: u32, val: u32, arg4: usize, uaddr2: usize, val3: u32) -> R {
+    let call = decode(uaddr, op, val, arg4, uaddr2, val3)?;
+    match call.cmd {
+        FutexCmd::Wait { val, timeout, absolute, bitset } => {
+            futex_wait(call.uaddr, call.private, val, timeout, absolute, bitset)
+        }
+        FutexCmd::Wake { nr, bitset } => futex_wake(call.uaddr, call.private, nr, bitset),
+        FutexCmd::Requeue { nr_wake, nr_requeue, uaddr2, cmpval } => {
+            futex_requeue(call.uaddr, call.private, nr_wake, nr_requeue, uaddr2, cmpval)
+        }
+    }
+}
+
+/// A lookup that needs the page present first.
+struct FaultIn;
+
+/// `get_futex_key` for the current task. Private: (mm, address), after
+/// `access_ok` only, as Linux. Shared: the VMA decides; a MAP_SHARED one
+/// keys by the page frame (the page must be present), any other by (mm,
+/// address) marked shared. No VMA: fault in (the stack may grow; or the
+/// fault-in reports EFAULT).
+fn get_futex_key(k: &Kernel, me: TaskId, uaddr: usize, private: bool) -> Result<Result<FutexKey, FaultIn>, Errno> {
+    if !access_ok(uaddr, 4) {
+        return Err(Errno::EFAULT);
+    }
+    let mm = k.tasks.get(me).and_then(|t| t.mm).ok_or(Errno::EFAULT)?;
+    if private {
+        return Ok(Ok(FutexKey::Private { mm: mm.0, addr: uaddr }));
+    }
+    let m = k.mms.get(&mm.0).ok_or(Errno::EFAULT)?;
+    let Some(vma) = m.mm.find_vma(uaddr).filter(|v| v.contains(uaddr)) else { return Ok(Err(FaultIn)) };
+    if vma.flags & (VM_SHARED | VM_MAYSHARE) == 0 {
+        return Ok(Ok(FutexKey::MmShared { mm: mm.0, addr: uaddr }));
+    }
+    Ok(match m.pt.lookup(align_down(uaddr, PAGE_SIZE)) {
+        Some(pte) => Ok(FutexKey::Page { pfn: pte.pfn, offset: uaddr % PAGE_SIZE }),
+        None => Err(FaultIn),
+    })
+}
+
+/// `get_futex_value_locked`: the futex word, if its page is present and
+/// the VMA readable; `None` means fault it in and retry.
+fn get_futex_value_locked(k: &Kernel, me: TaskId, uaddr: usize) -> Option<u32> {
+    let mm = k.tasks.get(me).and_then(|t| t.mm)?;
+    let m = k.mms.get(&mm.0)?;
+    m.mm.find_vma(uaddr).filter(|v| v.contains(uaddr) && v.flags & VM_ACCESS_FLAGS != 0)?;
+    let pte = m.pt.lookup(align_down(uaddr, PAGE_SIZE))?;
+    let va = phys_to_virt(pfn_to_phys(pte.pfn) as u64) + uaddr % PAGE_SIZE;
+    // SAFETY: the frame is mapped in the current address space, which
+    // cannot change while the kernel lock is held, and is reached through
+    // the linear map; the word is 4-byte aligned (decode checked) and
+    // inside the page. User code may write it concurrently: an atomic load.
+    Some(unsafe { (*(va as *const AtomicU32)).load(Ordering::SeqCst) })
+}
+
+/// `fault_in_user_writeable` / `get_user` with no lock held: maps the page
+/// (demand paging, stack growth) or reports EFAULT.
+fn fault_in(uaddr: usize, tries: &mut u32) -> Result<(), Errno> {
+    *tries += 1;
+    if *tries > MAX_FAULT_INS {
+        return Err(Errno::EFAULT);
+    }
+    let mut b = [0u8; 4];
+    copy_from_user(&mut b, uaddr)
+}
+
+fn fatal_signal_pending(k: &Kernel, id: TaskId) -> bool {
+    k.tasks.get(id).is_some_and(|t| t.pending & !(1 << SIGCHLD) != 0)
+}
+
+/// `futex_init_timeout`: the deadline in nanoseconds of the counter
+/// clock (which is what CLOCK_MONOTONIC and CLOCK_REALTIME read here).
+fn deadline(timeout: usize, absolute: bool) -> Result<Option<u64>, Errno> {
+    if timeout == 0 {
+        return Ok(None);
+    }
+    let mut ts = [0u8; 16];
+    copy_from_user(&mut ts, timeout)?;
+    let sec = i64::from_le_bytes(ts[..8].try_into().unwrap());
+    let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap());
+    let ns = timespec_to_ns(sec, nsec).ok_or(Errno::EINVAL)?;
+    Ok(Some(if absolute { ns } else { now_ns().saturating_add(ns) }))
+}
+
+/// `futex_wait`: sleep while `*uaddr == val`, until woken, the deadline,
+/// or a fatal signal. 0 when woken; EAGAIN if the word differs; ETIMEDOUT;
+/// EINTR (the task then dies on its way out: every signal here but the
+/// ignored SIGCHLD is fatal). A spurious wake-up re-reads the word.
+fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: bool, bitset: u32) -> R {
+    let deadline = deadline(timeout, absolute)?;
+    let me = current();
+    let mut tries = 0;
+    loop {
+        let mut k = lock();
+        // futex_wait_setup: the key and the word, with the lock held.
+        let key = match get_futex_key(&k, me, uaddr, private)? {
+            Ok(key) => key,
+            Err(FaultIn) => {
+                drop(k);
+                fault_in(uaddr, &mut tries)?;
+                continue;
+            }
+        };
+        let Some(word) = get_futex_value_locked(&k, me, uaddr) else {
+            drop(k);
+            fault_in(uaddr, &mut tries)?;
+            continue;
+        };
+        if word != val {
+            return Err(Errno::EAGAIN);
+        }
+        // futex_wait_queue: queue, then sleep unless the deadline has
+        // passed or a signal is already pending (schedule() would return
+        // at once in Linux: signal_pending_state).
+        let prio = k.sched.task(me).map_or(DEFAULT_PRIO, |t| t.normal_prio);
+        k.futex.queue(key, me, bitset, prio);
+        let now = now_ns();
+        if !fatal_signal_pending(&k, me) && deadline.is_none_or(|d| now < d) {
+            match deadline {
+                Some(d) => {
+                    let hz = k.jiffies.hz();
+                    schedule_timeout(&mut k, ns_to_sleep_jiffies(d - now, hz), TaskState::Interruptible);
+                }
+                None => {
+                    k.sched.set_current_state(super::cpu::smp_processor_id(), TaskState::Interruptible);
+                    schedule_locked(&mut k);
+                }
+            }
+        }
+        // "If we were woken (and unqueued), we succeeded, whatever."
+        if !k.futex.unqueue(me) {
+            return Ok(0);
+        }
+        if deadline.is_some_and(|d| now_ns() >= d) {
+            return Err(Errno::ETIMEDOUT);
+        }
+        if fatal_signal_pending(&k, me) {
+            return Err(Errno::EINTR);
+        }
+        // A spurious wake-up (SIGCHLD, a stray wake_up_process): again.
+    }
+}
+
+/// `futex_wake`: wake up to `nr` sleepers of `uaddr` whose bitset matches;
+/// returns how many.
+pub fn futex_wake(uaddr: usize, private: bool, nr: i32, bitset: u32) -> R {
+    let me = current();
+    let mut tries = 0;
+    loop {
+        let mut k = lock();
+        let key = match get_futex_key(&k, me, uaddr, private)? {
+            Ok(key) => key,
+            Err(FaultIn) => {
+                drop(k);
+                fault_in(uaddr, &mut tries)?;
+                continue;
+            }
+        };
+        let now = now_ns();
+        let k2 = &mut *k;
+        let sched = &mut k2.sched;
+        let n = k2.futex.wake(key, nr, bitset, |t| {
+            sched.try_to_wake_up(t, TASK_NORMAL, now);
+        });
+        return Ok(n as isize);
+    }
+}
+
+/// `futex_requeue` (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE): wake `nr_wake`
+/// sleepers of `uaddr`, move up to `nr_requeue` others to `uaddr2`; with
+/// `cmpval`, only if `*uaddr` still holds it (else EAGAIN). Returns woken +
+/// requeued.
+fn futex_requeue(uaddr: usize, private: bool, nr_wake: i32, nr_requeue: i32, uaddr2: usize, cmpval: Option<u32>) -> R {
+    let me = current();
+    let mut tries = 0;
+    loop {
+        let mut k = lock();
+        let keys = (get_futex_key(&k, me, uaddr, private)?, get_futex_key(&k, me, uaddr2, private)?);
+        let (from, to) = match keys {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(FaultIn), _) => {
+                drop(k);
+                fault_in(uaddr, &mut tries)?;
+                continue;
+            }
+            (_, Err(FaultIn)) => {
+                drop(k);
+                fault_in(uaddr2, &mut tries)?;
+                continue;
+            }
+        };
+        if let Some(cmp) = cmpval {
+            let Some(word) = get_futex_value_locked(&k, me, uaddr) else {
+                drop(k);
+                fault_in(uaddr, &mut tries)?;
+                continue;
+            };
+            if word != cmp {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let now = now_ns();
+        let k2 = &mut *k;
+        let sched = &mut k2.sched;
+        let n = k2.futex.requeue(from, to, nr_wake, nr_requeue, |t| {
+            sched.try_to_wake_up(t, TASK_NORMAL, now);
+        });
+        return Ok(n as isize);
+    }
+}
+
+/// `set_tid_address(2)`: the word to clear and futex-wake at exit; returns
+/// the caller's tid. The address is not checked (Linux does not either;
+/// a bad one is ignored at exit).
+pub fn sys_set_tid_address(tidptr: usize) -> R {
+    let mut k = lock();
+    let me = current();
+    let t = k.tasks.get_mut(me).ok_or(Errno::ESRCH)?;
+    t.clear_child_tid = tidptr;
+    Ok(t.pid as isize)
+}
