@@ -11,7 +11,7 @@
 use alloc::vec::Vec;
 use xmas_elf::ElfFile;
 use xmas_elf::header::{Class, Machine, Type};
-use xmas_elf::program::{ProgramHeader, Type as PType};
+use xmas_elf::program::{ProgramHeader, ProgramHeader64, Type as PType};
 
 use crate::mm::mm_struct::{MMAP_MIN_ADDR, TASK_SIZE, prot};
 use crate::mm::page::{PAGE_SIZE, align_down, align_up};
@@ -72,7 +72,23 @@ pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     {
         return Err(ElfError::NotAarch64Exec);
     }
-    let mut pages: Vec<(usize, u32)> = Vec::new();
+    // xmas-elf slices and casts the program header table without checking
+    // it against the file (an out-of-range, short or misaligned entry
+    // panics), so check it here, as Linux's load_elf_phdrs does.
+    let (phoff, phnum, phentsize) = (h.pt2.ph_offset(), h.pt2.ph_count(), h.pt2.ph_entry_size());
+    let table_end = (phoff as usize).checked_add(usize::from(phnum) * size_of::<ProgramHeader64>());
+    if usize::from(phentsize) != size_of::<ProgramHeader64>()
+        || !phoff.is_multiple_of(8)
+        || table_end.is_none_or(|end| end > bytes.len())
+    {
+        return Err(ElfError::Parse("program header table is malformed or lies outside the file"));
+    }
+    // Each segment's page range and protection, as sweep events: the
+    // mappings are the union of the ranges, each page with the union of
+    // the protections of the segments that touch it. Ranges, not pages: a
+    // segment may span gigabytes (a large bss), and a per-page list would
+    // make exec take minutes.
+    let mut events: Vec<(usize, bool, u32)> = Vec::new();
     let mut copies = Vec::new();
     let mut end_of_bss = 0;
     for ph in elf.program_iter() {
@@ -94,28 +110,42 @@ pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         let prot = (if f.is_read() { prot::PROT_READ } else { 0 })
             | (if f.is_write() { prot::PROT_WRITE } else { 0 })
             | (if f.is_execute() { prot::PROT_EXEC } else { 0 });
-        let mut pg = align_down(va, PAGE_SIZE);
-        while pg < end {
-            match pages.iter_mut().find(|(a, _)| *a == pg) {
-                Some((_, p)) => *p |= prot,
-                None => pages.push((pg, prot)),
-            }
-            pg += PAGE_SIZE;
-        }
+        // `end` <= TASK_SIZE, so rounding up cannot overflow.
+        events.push((align_down(va, PAGE_SIZE), true, prot));
+        events.push((align_up(end, PAGE_SIZE), false, prot));
         if filesz > 0 {
             copies.push(Copy { vaddr: va, offset: off, len: filesz });
         }
         end_of_bss = end_of_bss.max(end);
     }
-    if pages.is_empty() {
+    if events.is_empty() {
         return Err(ElfError::NoSegments);
     }
-    pages.sort_unstable();
+    events.sort_unstable();
+    // Sweep: how many segments cover the current position, and with each
+    // protection bit (PROT_READ, PROT_WRITE, PROT_EXEC are bits 0-2).
+    let mut covering = 0usize;
+    let mut with_bit = [0usize; 3];
     let mut mappings: Vec<Mapping> = Vec::new();
-    for (pg, prot) in pages {
+    for (i, &(at, start, prot)) in events.iter().enumerate() {
+        for (bit, count) in with_bit.iter_mut().enumerate() {
+            if prot & (1 << bit) != 0 {
+                if start { *count += 1 } else { *count -= 1 }
+            }
+        }
+        if start {
+            covering += 1
+        } else {
+            covering -= 1
+        }
+        let next = events.get(i + 1).map_or(at, |e| e.0);
+        if covering == 0 || next == at {
+            continue;
+        }
+        let prot = with_bit.iter().enumerate().fold(0, |p, (bit, &n)| if n > 0 { p | 1 << bit } else { p });
         match mappings.last_mut() {
-            Some(m) if m.end == pg && m.prot == prot => m.end += PAGE_SIZE,
-            _ => mappings.push(Mapping { start: pg, end: pg + PAGE_SIZE, prot }),
+            Some(m) if m.end == at && m.prot == prot => m.end = next,
+            _ => mappings.push(Mapping { start: at, end: next, prot }),
         }
     }
     let entry = h.pt2.entry_point() as usize;
@@ -191,6 +221,69 @@ mod tests {
         let mut g = alloc::vec![0u8; 4];
         g.extend_from_slice(&f);
         assert_eq!(load_plan(&g[4..]), load_plan(&f));
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `elf`): the plan was built page
+    /// by page with a linear search per page, so a segment of a few GiB
+    /// (a large bss, or any memsz up to TASK_SIZE) made exec run for hours.
+    #[test]
+    fn huge_segments_are_planned_by_range() {
+        let f = elf(0x40_0000, &[(0x40_0000, 0x10, 0x10, R | X), (0x40_1000, 0x10, 1 << 30, R | W)]);
+        let p = load_plan(&f).unwrap();
+        assert_eq!(
+            p.mappings,
+            [
+                Mapping { start: 0x40_0000, end: 0x40_1000, prot: prot::PROT_READ | prot::PROT_EXEC },
+                Mapping { start: 0x40_1000, end: 0x40_1000 + (1 << 30), prot: prot::PROT_READ | prot::PROT_WRITE },
+            ]
+        );
+        assert_eq!(p.end_of_bss, 0x40_1000 + (1 << 30));
+        let f = elf(0x40_0000, &[(0x40_0000, 0x10, (TASK_SIZE - 0x40_0000) as u64, R | X)]);
+        let p = load_plan(&f).unwrap();
+        assert_eq!(p.mappings, [Mapping { start: 0x40_0000, end: TASK_SIZE, prot: prot::PROT_READ | prot::PROT_EXEC }]);
+        // Nested and touching segments: the union, split where the
+        // protection changes, merged where it does not.
+        let f = elf(
+            0x40_1800,
+            &[(0x40_0000, 0x10, 0x4000, R), (0x40_1800, 0x10, 0x1000, R | X), (0x40_4000, 0x10, 0x1000, R)],
+        );
+        let p = load_plan(&f).unwrap();
+        assert_eq!(
+            p.mappings,
+            [
+                Mapping { start: 0x40_0000, end: 0x40_1000, prot: prot::PROT_READ },
+                Mapping { start: 0x40_1000, end: 0x40_3000, prot: prot::PROT_READ | prot::PROT_EXEC },
+                Mapping { start: 0x40_3000, end: 0x40_5000, prot: prot::PROT_READ },
+            ]
+        );
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `elf`): a program header table
+    /// past the end of the file, with entries shorter than a
+    /// `ProgramHeader64` or misaligned made xmas-elf panic (in the guest
+    /// kernel, an execve of such a file panicked the kernel).
+    #[test]
+    fn bad_program_header_tables_are_refused() {
+        let good = elf(0x40_0000, &[(0x40_0000, 0x10, 0x10, R | X)]);
+        let with = |at: usize, bytes: &[u8]| {
+            let mut f = good.clone();
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+            load_plan(&f)
+        };
+        assert!(load_plan(&good).is_ok());
+        // e_phoff (0x20) past the end; e_phnum (0x38) too large.
+        assert!(matches!(with(0x20, &0x10_0000u64.to_le_bytes()), Err(ElfError::Parse(_))));
+        assert!(matches!(with(0x20, &u64::MAX.to_le_bytes()), Err(ElfError::Parse(_))));
+        assert!(matches!(with(0x38, &0xffffu16.to_le_bytes()), Err(ElfError::Parse(_))));
+        // e_phentsize (0x36) shorter than an entry; e_phoff misaligned.
+        assert!(matches!(with(0x36, &8u16.to_le_bytes()), Err(ElfError::Parse(_))));
+        assert!(matches!(with(0x20, &0x41u64.to_le_bytes()), Err(ElfError::Parse(_))));
+        // The table exactly at the end of the file is fine.
+        let end = good.len() - 56;
+        let mut f = good[..end + 56].to_vec();
+        f.copy_within(64..120, end);
+        f[0x20..0x28].copy_from_slice(&(end as u64).to_le_bytes());
+        assert_eq!(load_plan(&f).map(|p| p.entry), Ok(0x40_0000));
     }
 
     #[test]

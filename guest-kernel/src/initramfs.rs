@@ -95,9 +95,17 @@ impl<'a> Cpio<'a> {
     }
 }
 
-fn normalize(p: &str) -> &str {
-    let p = p.strip_prefix("./").unwrap_or(p);
-    p.trim_start_matches('/')
+/// The path without its leading `/` and `./` components, however many and
+/// in whatever order ("/./bin/init", ".//bin/init" are "bin/init").
+fn normalize(mut p: &str) -> &str {
+    loop {
+        let q = p.trim_start_matches('/');
+        let q = q.strip_prefix("./").unwrap_or(q);
+        if q.len() == p.len() {
+            return p;
+        }
+        p = q;
+    }
 }
 
 impl<'a> Iterator for Cpio<'a> {
@@ -173,6 +181,23 @@ mod tests {
         assert_eq!(Cpio::find(&a, "bin"), None, "directories are not files");
         assert_eq!(Cpio::find(&a, "/bin/nope"), None);
         assert_eq!(Cpio::new(&a).count(), 4);
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `cpio`): only one leading "./"
+    /// and then the slashes were stripped, so "/./bin/init" (a path execve
+    /// may be given) or an archive member stored as ".//bin/init" did not
+    /// match "bin/init".
+    #[test]
+    fn leading_dot_and_slash_components_are_ignored() {
+        let a = archive();
+        for path in ["/./bin/init", ".//bin/init", "//././/bin/init", "./././bin/init"] {
+            assert_eq!(Cpio::find(&a, path).unwrap().data, b"\x7fELF init", "{path}");
+        }
+        let mut b = Vec::new();
+        entry(&mut b, "/.//./bin/x", S_IFREG | 0o755, b"x");
+        entry(&mut b, "TRAILER!!!", 0, b"");
+        assert_eq!(Cpio::new(&b).next().unwrap().unwrap().name, "bin/x");
+        assert_eq!(Cpio::find(&b, "bin/x").unwrap().data, b"x");
     }
 
     #[test]

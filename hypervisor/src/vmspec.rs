@@ -359,20 +359,35 @@ pub fn vms_to_start(results: &[Result<(), VmSpecError>]) -> Vec<usize> {
 }
 
 /// Bytes of host RAM, counted in whole [`RAM_GRANULE`] blocks, that no `used` region touches.
+///
+/// By ranges, not block by block: the regions come from the DTB, and one
+/// claiming exabytes of RAM must not make the boot count for hours (found
+/// by fuzzing, ci/fuzz target `dtb`).
 pub fn free_ram(ram: &[Region], used: &[Region]) -> u64 {
-    let mut free = 0;
-    for r in ram {
-        let mut block = align_up(r.base, RAM_GRANULE);
-        while let Some(end) = block.checked_add(RAM_GRANULE) {
-            if end > end_of(r) {
-                break;
-            }
-            let b = Region { base: block, size: RAM_GRANULE };
-            if !used.iter().any(|u| overlaps(u, &b)) {
-                free += RAM_GRANULE;
-            }
-            block = end;
+    // The blocks each used region touches, merged into disjoint runs.
+    let mut taken: Vec<(u64, u64)> = used
+        .iter()
+        .filter(|u| u.size != 0)
+        .map(|u| (u.base & !(RAM_GRANULE - 1), align_up(end_of(u), RAM_GRANULE)))
+        .collect();
+    taken.sort_unstable();
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(taken.len());
+    for (start, end) in taken {
+        match runs.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => runs.push((start, end)),
         }
+    }
+    let mut free: u64 = 0;
+    for r in ram {
+        // Whole blocks only: round the start up and the end down.
+        let start = align_up(r.base, RAM_GRANULE);
+        let end = end_of(r) & !(RAM_GRANULE - 1);
+        if start >= end {
+            continue;
+        }
+        let spoilt: u64 = runs.iter().map(|&(s, e)| e.min(end).saturating_sub(s.max(start))).sum();
+        free = free.saturating_add(end - start - spoilt);
     }
     free
 }
@@ -730,6 +745,27 @@ mod tests {
         // Several regions add up; zero-sized used regions are ignored.
         let ram = [Region { base: 0, size: 4 * M }, Region { base: 1 << 32, size: 2 * M }];
         assert_eq!(free_ram(&ram, &[Region { base: 0, size: 0 }]), 6 * M);
+        // Overlapping and nested used regions spoil each block once.
+        let ram = [Region { base: 0x4000_0000, size: 16 * M }];
+        let used = [
+            Region { base: 0x4000_0000, size: 3 * M },
+            Region { base: 0x4010_0000, size: 1 },
+            Region { base: 0x40e0_0000, size: 1 << 40 },
+        ];
+        assert_eq!(free_ram(&ram, &used), 16 * M - 4 * M - 2 * M);
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `dtb`): free RAM was counted one
+    /// 2 MiB block at a time, so a DTB `/memory` node claiming exabytes
+    /// (any u64 size) made validation, and the boot, run for hours.
+    #[test]
+    fn vmspec_free_ram_of_absurd_regions_is_quick() {
+        let ram = [Region { base: 0, size: u64::MAX }, Region { base: u64::MAX - M, size: u64::MAX }];
+        let used = [Region { base: 1 << 62, size: 1 << 62 }, Region { base: 3, size: u64::MAX }];
+        assert_eq!(free_ram(&ram, &used[..1]), !(RAM_GRANULE - 1) - (1 << 62));
+        assert_eq!(free_ram(&ram, &used), 0);
+        let huge = [Region { base: 0, size: u64::MAX }, Region { base: 0, size: u64::MAX }];
+        assert_eq!(free_ram(&huge, &[]), u64::MAX, "saturates");
     }
 
     #[test]

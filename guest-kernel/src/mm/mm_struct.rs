@@ -114,8 +114,10 @@ pub trait PageTable {
     fn unmap(&mut self, va: usize) -> Option<Pfn>;
     /// Change an entry's permissions and flush the TLB.
     fn protect(&mut self, va: usize, prot: PteProt);
-    /// Every mapped page in `[start, end)`, in address order.
-    fn mapped(&self, start: usize, end: usize) -> Vec<(usize, Pte)>;
+    /// The first `max` mapped pages of `[start, end)`, in address order.
+    /// Empty parts of the range cost (next to) nothing: a walk skips
+    /// absent tables, it does not step through the addresses.
+    fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)>;
 }
 
 /// Page-frame operations the address space needs.
@@ -183,22 +185,32 @@ impl Default for MmConfig {
     }
 }
 
-/// Bytes of address space walked per [`PageTable::mapped`] call (16 pages:
-/// the list fits a small slab object), so that
-/// tearing down or copying a huge mapping never needs a huge list (the
-/// kernel may be out of memory right then: think of the OOM victim's exit).
-pub const WALK_CHUNK: usize = 64 << 10;
+/// Mapped pages fetched per [`PageTable::mapped`] call (16: the list fits
+/// a small slab object), so that tearing down or copying a huge mapping
+/// never needs a huge list (the kernel may be out of memory right then:
+/// think of the OOM victim's exit).
+pub const WALK_BATCH: usize = 16;
 
 /// Calls `f` for every mapped page of `[start, end)`, in address order,
-/// one [`WALK_CHUNK`] at a time; `f` may change the table.
+/// [`WALK_BATCH`] pages at a time; `f` may change the table at and below
+/// the page it is given.
+///
+/// Each batch starts after the last page of the one before, not at a
+/// fixed stride: stepping through a sparse terabyte-sized mapping 64 KiB
+/// at a time (as this once did) took minutes with the kernel lock held.
 pub fn for_each_mapped<T: PageTable>(pt: &mut T, start: usize, end: usize, mut f: impl FnMut(&mut T, usize, Pte)) {
     let mut s = start;
     while s < end {
-        let e = s.saturating_add(WALK_CHUNK).min(end);
-        for (va, pte) in pt.mapped(s, e) {
+        let batch = pt.mapped(s, end, WALK_BATCH);
+        let (Some(&(last, _)), full) = (batch.last(), batch.len() == WALK_BATCH) else { break };
+        for (va, pte) in batch {
             f(pt, va, pte);
         }
-        s = e;
+        // A short batch was the rest of the range.
+        match last.checked_add(PAGE_SIZE) {
+            Some(next) if full => s = next,
+            _ => break,
+        }
     }
 }
 
@@ -310,8 +322,11 @@ impl MmStruct {
             return Err(Errno::ENOMEM);
         }
         if hint != 0 {
-            let addr = align_up(hint, PAGE_SIZE);
-            if addr >= MMAP_MIN_ADDR && addr + len <= TASK_SIZE && self.range_free(addr, addr + len) {
+            // The hint is the program's: rounding it up, or adding the
+            // length, may overflow (and wrap past TASK_SIZE in a release
+            // build); such a hint is simply not usable.
+            let addr = hint.checked_next_multiple_of(PAGE_SIZE).unwrap_or(usize::MAX);
+            if addr >= MMAP_MIN_ADDR && addr <= TASK_SIZE - len && self.range_free(addr, addr + len) {
                 return Ok(addr);
             }
         }
@@ -462,7 +477,9 @@ impl MmStruct {
         if len == 0 {
             return Ok(());
         }
-        let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(Errno::ENOMEM)?;
+        // Rounding a huge length up overflows: ENOMEM, as Linux's
+        // `end <= start` check gives for the wrapped PAGE_ALIGN(len).
+        let end = len.checked_next_multiple_of(PAGE_SIZE).and_then(|l| start.checked_add(l)).ok_or(Errno::ENOMEM)?;
         // The whole range must be mapped, and each VMA must allow the change.
         let mut cursor = start;
         while cursor < end {
@@ -475,13 +492,18 @@ impl MmStruct {
         }
         let bits = prot as u64 & (VM_READ | VM_WRITE | VM_EXEC);
         self.vmas.set_flags_range(start, end, |f| (f & !VM_ACCESS_FLAGS) | bits);
-        for (va, pte) in pt.mapped(start, end) {
-            let v = *self.vmas.find_vma(va).ok_or(Errno::EFAULT)?;
+        let vmas = &self.vmas;
+        let mut outside = false;
+        for_each_mapped(pt, start, end, |pt, va, pte| {
+            let Some(v) = vmas.find_vma(va) else {
+                outside = true;
+                return;
+            };
             let keep_write = pte.writable && v.flags & VM_WRITE != 0;
             let write = keep_write || (v.flags & VM_SHARED != 0 && v.flags & VM_WRITE != 0);
             pt.protect(va, PteProt::from_vm_flags(v.flags, write));
-        }
-        Ok(())
+        });
+        if outside { Err(Errno::EFAULT) } else { Ok(()) }
     }
 
     /// `brk()`: returns the new break, or the old one on failure (Linux's
@@ -496,7 +518,11 @@ impl MmStruct {
         if newbrk < self.start_brk {
             return self.brk;
         }
-        let new_al = align_up(newbrk, PAGE_SIZE);
+        // A break past user space fails (Linux's brk() checks TASK_SIZE
+        // too); checked first, as rounding it up may overflow.
+        let Some(new_al) = newbrk.checked_next_multiple_of(PAGE_SIZE).filter(|&a| a <= TASK_SIZE) else {
+            return self.brk;
+        };
         let old_al = align_up(self.brk, PAGE_SIZE);
         if new_al == old_al {
             self.brk = newbrk;
@@ -509,7 +535,7 @@ impl MmStruct {
             return self.brk;
         }
         // Leave a page between the heap and the next mapping.
-        if !self.range_free(old_al, new_al + PAGE_SIZE) || new_al > TASK_SIZE {
+        if !self.range_free(old_al, new_al + PAGE_SIZE) {
             return self.brk;
         }
         let npages = (new_al - old_al) >> PAGE_SHIFT;
@@ -624,8 +650,11 @@ pub(crate) mod tests {
         fn protect(&mut self, va: usize, prot: PteProt) {
             self.0.get_mut(&va).unwrap().1 = prot;
         }
-        fn mapped(&self, start: usize, end: usize) -> Vec<(usize, Pte)> {
-            self.0.range(start..end).map(|(&va, &(pfn, p))| (va, Pte { pfn, writable: p.write })).collect()
+        fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)> {
+            if start >= end {
+                return Vec::new();
+            }
+            self.0.range(start..end).take(max).map(|(&va, &(pfn, p))| (va, Pte { pfn, writable: p.write })).collect()
         }
     }
 
@@ -839,6 +868,89 @@ pub(crate) mod tests {
         assert_eq!(oc.committed, limit / 4);
         mm.munmap(&mut pt, &mut pg, &mut oc, ok, big / 4).unwrap();
         assert_eq!(oc.committed, 0);
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `syscall`): arguments near the
+    /// top of the address space overflowed while being rounded up. In the
+    /// release kernel (no overflow checks) an mmap hint of -4 MiB wrapped
+    /// past TASK_SIZE and was granted, giving a VMA that ends below its
+    /// start; brk(-1) rounded to 0 and unmapped everything below the old
+    /// break, program text included; mprotect(addr, -1) did nothing and
+    /// succeeded.
+    #[test]
+    fn arguments_near_the_top_of_the_address_space() {
+        let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
+        let mut mm = MmStruct::new(norand());
+        mm.setup_brk(0x40_0000);
+        let text = mm.mmap(&mut pt, &mut pg, &mut oc, 0x10_0000, PAGE_SIZE, RW, ANON | MAP_FIXED, None).unwrap();
+        for hint in [usize::MAX, usize::MAX - (4 << 20) + 1, TASK_SIZE - PAGE_SIZE, TASK_SIZE] {
+            let a = mm.mmap(&mut pt, &mut pg, &mut oc, hint, 2 * PAGE_SIZE, RW, ANON, None).unwrap();
+            assert!(a >= MMAP_MIN_ADDR && a + 2 * PAGE_SIZE <= TASK_SIZE, "hint {hint:#x} gave {a:#x}");
+        }
+        assert!(mm.vmas.iter().all(|v| v.start < v.end && v.end <= TASK_SIZE));
+        let old = mm.brk;
+        for bad in [usize::MAX, usize::MAX - PAGE_SIZE, TASK_SIZE + 1] {
+            assert_eq!(mm.brk(&mut pt, &mut pg, &mut oc, bad), old, "brk({bad:#x})");
+        }
+        assert_eq!(mm.find_vma(text).map(|v| v.start), Some(text), "brk unmapped the program");
+        assert_eq!(mm.mprotect(&mut pt, text, usize::MAX, PROT_READ), Err(Errno::ENOMEM));
+        assert_eq!(mm.mprotect(&mut pt, text, usize::MAX - PAGE_SIZE + 2, PROT_READ), Err(Errno::ENOMEM));
+    }
+
+    /// A page table that counts its walks.
+    #[derive(Default)]
+    struct CountingPt(FakePt, core::cell::Cell<usize>);
+
+    impl PageTable for CountingPt {
+        fn lookup(&self, va: usize) -> Option<Pte> {
+            self.0.lookup(va)
+        }
+        fn map(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<(), Errno> {
+            self.0.map(va, pfn, prot)
+        }
+        fn unmap(&mut self, va: usize) -> Option<Pfn> {
+            self.0.unmap(va)
+        }
+        fn protect(&mut self, va: usize, prot: PteProt) {
+            self.0.protect(va, prot)
+        }
+        fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)> {
+            self.1.set(self.1.get() + 1);
+            self.0.mapped(start, end, max)
+        }
+    }
+
+    /// Found by fuzzing (ci/fuzz, target `syscall`): unmapping, exiting
+    /// with, protecting or forking a huge sparse mapping walked it in fixed
+    /// 64 KiB steps: 2^31 page-table walks for mmap(NULL, 128 TiB,
+    /// PROT_READ), minutes with the kernel lock held. The walk now costs
+    /// one call per batch of mapped pages.
+    #[test]
+    fn huge_sparse_mappings_are_walked_by_their_pages() {
+        let (mut pt, mut pg, mut oc) = (CountingPt::default(), FakePages::default(), acct());
+        let mut mm = MmStruct::new(norand());
+        let len = 1 << 46;
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, len, PROT_READ, ANON, None).unwrap();
+        for va in [a, a + (1 << 40), a + len - PAGE_SIZE] {
+            let pfn = pg.alloc_user_page().unwrap();
+            pt.map(va, pfn, PteProt::from_vm_flags(VM_READ, false)).unwrap();
+        }
+        mm.mprotect(&mut pt, a, len, PROT_NONE).unwrap();
+        let mut child_pt = CountingPt::default();
+        let mut child = mm.dup_mmap(&mut pt, &mut child_pt, &mut pg, &mut oc).unwrap();
+        child.exit_mmap(&mut child_pt, &mut pg, &mut oc);
+        mm.munmap(&mut pt, &mut pg, &mut oc, a, len).unwrap();
+        assert!(pt.0.0.is_empty() && child_pt.0.0.is_empty() && pg.counts.is_empty());
+        assert!(pt.1.get() + child_pt.1.get() <= 8, "{} walks", pt.1.get() + child_pt.1.get());
+        // Batches: 40 pages take three calls of 16.
+        let mut many = CountingPt::default();
+        for i in 0..40 {
+            many.map(a + i * PAGE_SIZE, i, PteProt::from_vm_flags(VM_READ, false)).unwrap();
+        }
+        let mut seen = Vec::new();
+        for_each_mapped(&mut many, a, a + len, |_, va, _| seen.push(va));
+        assert_eq!(seen, (0..40).map(|i| a + i * PAGE_SIZE).collect::<Vec<_>>());
+        assert_eq!(many.1.get(), 3);
     }
 
     #[test]

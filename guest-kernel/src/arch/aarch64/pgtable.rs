@@ -230,14 +230,23 @@ impl PageTable for UserPageTable {
         }
     }
 
-    fn mapped(&self, start: usize, end: usize) -> Vec<(usize, Pte)> {
+    fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)> {
         let mut out = Vec::new();
         let end = end.min(TASK_SIZE);
-        // Walk the tree, skipping empty subtrees.
-        fn visit(table: u64, level: usize, base: usize, start: usize, end: usize, out: &mut Vec<(usize, Pte)>) {
+        // Walk the tree, skipping empty subtrees, until `max` pages.
+        fn visit(
+            table: u64,
+            level: usize,
+            base: usize,
+            (start, end, max): (usize, usize, usize),
+            out: &mut Vec<(usize, Pte)>,
+        ) {
             let span = 1usize << (39 - 9 * level);
             for i in 0..512 {
                 let lo = base + i * span;
+                if out.len() >= max {
+                    return;
+                }
                 if lo >= end {
                     break;
                 }
@@ -251,12 +260,12 @@ impl PageTable for UserPageTable {
                 if level == 3 {
                     out.push((lo, Pte { pfn: phys_to_pfn((d & ADDR_MASK) as usize), writable: d & AP_RO == 0 }));
                 } else {
-                    visit(d & ADDR_MASK, level + 1, lo, start, end, out);
+                    visit(d & ADDR_MASK, level + 1, lo, (start, end, max), out);
                 }
             }
         }
         if start < end {
-            visit(self.root, 0, 0, start, end, &mut out);
+            visit(self.root, 0, 0, (start, end, max), &mut out);
         }
         out
     }
