@@ -16,7 +16,7 @@ fn iterations(target: &str) -> usize {
         "hvc" | "vpl011" => 5000,
         "syscall" => 4000,
         "dtb" => 3000,
-        _ => 1500,
+        _ => 1000,
     }
 }
 
