@@ -52,6 +52,40 @@ pub enum ElfError {
     NoSegments,
 }
 
+/// A minimal static ELF64 aarch64 executable: header, one PT_LOAD per
+/// `(vaddr, filesz, memsz, flags)` segment (all at the same file offset),
+/// then `data` zero bytes. For tests and fuzz seeds.
+pub fn minimal_elf(entry: u64, segs: &[(u64, u64, u64, u32)], data: usize) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    b.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    b.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&entry.to_le_bytes());
+    b.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    b.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&64u16.to_le_bytes());
+    b.extend_from_slice(&56u16.to_le_bytes());
+    b.extend_from_slice(&(segs.len() as u16).to_le_bytes());
+    b.extend_from_slice(&64u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    let data_off = 64 + 56 * segs.len() as u64;
+    for &(va, filesz, memsz, flags) in segs {
+        b.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        b.extend_from_slice(&flags.to_le_bytes());
+        b.extend_from_slice(&data_off.to_le_bytes());
+        b.extend_from_slice(&va.to_le_bytes());
+        b.extend_from_slice(&va.to_le_bytes());
+        b.extend_from_slice(&filesz.to_le_bytes());
+        b.extend_from_slice(&memsz.to_le_bytes());
+        b.extend_from_slice(&0x1000u64.to_le_bytes());
+    }
+    b.resize(b.len() + data, 0);
+    b
+}
+
 /// Builds the load plan of a static, non-PIE aarch64 ELF64 executable.
 pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     // xmas-elf reads headers in place and needs them 8-byte aligned; a
@@ -162,34 +196,7 @@ mod tests {
     /// A minimal ELF64 aarch64 executable with the given (vaddr, filesz,
     /// memsz, flags) segments; file data is zeros.
     fn elf(entry: u64, segs: &[(u64, u64, u64, u32)]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
-        b.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-        b.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
-        b.extend_from_slice(&1u32.to_le_bytes());
-        b.extend_from_slice(&entry.to_le_bytes());
-        b.extend_from_slice(&64u64.to_le_bytes()); // phoff
-        b.extend_from_slice(&0u64.to_le_bytes()); // shoff
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&64u16.to_le_bytes());
-        b.extend_from_slice(&56u16.to_le_bytes());
-        b.extend_from_slice(&(segs.len() as u16).to_le_bytes());
-        b.extend_from_slice(&64u16.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        let data_off = 64 + 56 * segs.len() as u64;
-        for &(va, filesz, memsz, flags) in segs {
-            b.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-            b.extend_from_slice(&flags.to_le_bytes());
-            b.extend_from_slice(&data_off.to_le_bytes());
-            b.extend_from_slice(&va.to_le_bytes());
-            b.extend_from_slice(&va.to_le_bytes());
-            b.extend_from_slice(&filesz.to_le_bytes());
-            b.extend_from_slice(&memsz.to_le_bytes());
-            b.extend_from_slice(&0x1000u64.to_le_bytes());
-        }
-        b.resize(b.len() + 0x3000, 0);
-        b
+        minimal_elf(entry, segs, 0x3000)
     }
 
     const R: u32 = 4;
