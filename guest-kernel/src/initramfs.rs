@@ -128,39 +128,32 @@ impl<'a> Iterator for Cpio<'a> {
     }
 }
 
+/// Appends one cpio "newc" entry (inode 1, one link, the given mode) to
+/// `out`, with the format's 4-byte padding. For tests and fuzz seeds.
+pub fn newc_entry(out: &mut alloc::vec::Vec<u8>, name: &str, mode: u32, data: &[u8]) {
+    let fields = [1, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+    out.extend_from_slice(b"070701");
+    for f in fields {
+        out.extend_from_slice(alloc::format!("{f:08x}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+    out.extend_from_slice(data);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::format;
     use alloc::vec::Vec;
 
     fn entry(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
-        let h = format!(
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            1,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len(),
-            0,
-            0,
-            0,
-            0,
-            name.len() + 1,
-            0
-        );
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
-        out.extend_from_slice(data);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
+        newc_entry(out, name, mode, data);
     }
 
     fn archive() -> Vec<u8> {

@@ -105,6 +105,22 @@ fn exec(mut cmd: Command) -> Run {
     Run { output: output.replace('\r', ""), status: out.status.code().unwrap_or(-1) }
 }
 
+/// QEMU arguments that boot build/guest-kernel.bin natively (at EL1, QEMU's
+/// own GIC and PSCI) with the initramfs: `-cpu cortex-a72`, 128 MiB, GIC
+/// version `gic`, `cpus` CPUs, kernel command line `append`.
+pub fn native_guest_kernel_args(gic: u32, cpus: u32, append: &str) -> Vec<String> {
+    let r = root();
+    let path = |p: &str| r.join(p).to_str().unwrap().to_string();
+    let mut args: Vec<String> =
+        ["-M", &format!("virt,gic-version={gic}"), "-cpu", "cortex-a72", "-smp", &cpus.to_string()]
+            .map(String::from)
+            .to_vec();
+    args.extend(["-m", "128M", "-nographic", "-nic", "none"].map(String::from));
+    args.extend(["-kernel".into(), path("build/guest-kernel.bin"), "-initrd".into(), path("build/initramfs.cpio")]);
+    args.extend(["-append".into(), append.to_string()]);
+    args
+}
+
 /// Writes a temporary VM configuration (or any file) and returns its path.
 pub fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("el2-tests-{}", std::process::id()));

@@ -6,33 +6,11 @@
 //! that end of file powers the machine off. Natively on GICv3 and GICv2,
 //! and under the hypervisor, where input goes to one VM at a time.
 
-use qemu_tests::{Session, root, temp_file};
+use qemu_tests::{Session, native_guest_kernel_args, temp_file};
 
 fn native(gic: u32, cpus: u32) -> Session {
-    let r = root();
-    let (kernel, initrd) = (r.join("build/guest-kernel.bin"), r.join("build/initramfs.cpio"));
-    Session::start_qemu(
-        120,
-        &[
-            "-M",
-            &format!("virt,gic-version={gic}"),
-            "-cpu",
-            "cortex-a72",
-            "-smp",
-            &cpus.to_string(),
-            "-m",
-            "128M",
-            "-nographic",
-            "-nic",
-            "none",
-            "-kernel",
-            kernel.to_str().unwrap(),
-            "-initrd",
-            initrd.to_str().unwrap(),
-            "-append",
-            "hz=100 init=/bin/cat",
-        ],
-    )
+    let args = native_guest_kernel_args(gic, cpus, "hz=100 init=/bin/cat");
+    Session::start_qemu(120, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]

@@ -4,37 +4,12 @@
 //! exits; the kernel then powers off. The suite's last line is
 //! `N passed, N failed`.
 
-use qemu_tests::{Run, qemu, root, run};
+use qemu_tests::{Run, native_guest_kernel_args, qemu, root, run};
 
 /// Boots build/guest-kernel.bin directly in QEMU with the initramfs.
 fn native(gic: u32, cpus: u32) -> Run {
-    let r = root();
-    let kernel = r.join("build/guest-kernel.bin");
-    let initrd = r.join("build/initramfs.cpio");
-    let machine = format!("virt,gic-version={gic}");
-    let smp = cpus.to_string();
-    qemu(
-        120,
-        &[
-            "-M",
-            &machine,
-            "-cpu",
-            "cortex-a72",
-            "-smp",
-            &smp,
-            "-m",
-            "128M",
-            "-nographic",
-            "-nic",
-            "none",
-            "-kernel",
-            kernel.to_str().unwrap(),
-            "-initrd",
-            initrd.to_str().unwrap(),
-            "-append",
-            "hz=100",
-        ],
-    )
+    let args = native_guest_kernel_args(gic, cpus, "hz=100");
+    qemu(120, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The `N passed, M failed` line of the suite, as (N, M).

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::irq::now_ns;
 use super::mmu::phys_to_virt;
-use super::process::{Kernel, current, lock, schedule_locked, schedule_timeout};
+use super::process::{KGuard, Kernel, current, lock, schedule_locked, schedule_timeout};
 use super::uaccess::{access_ok, copy_from_user};
 use crate::futex::{FutexCmd, FutexError, FutexKey, decode};
 use crate::mm::Errno;
@@ -100,6 +100,21 @@ fn get_futex_value_locked(k: &Kernel, me: TaskId, uaddr: usize) -> Option<u32> {
 
 /// `fault_in_user_writeable` / `get_user` with no lock held: maps the page
 /// (demand paging, stack growth) or reports EFAULT.
+/// Takes the kernel lock and `uaddr`'s futex key, faulting the page in
+/// with the lock released (and starting over) while it is not present.
+fn lock_with_key(me: TaskId, uaddr: usize, private: bool, tries: &mut u32) -> Result<(KGuard, FutexKey), Errno> {
+    loop {
+        let k = lock();
+        match get_futex_key(&k, me, uaddr, private)? {
+            Ok(key) => return Ok((k, key)),
+            Err(FaultIn) => {
+                drop(k);
+                fault_in(uaddr, tries)?;
+            }
+        }
+    }
+}
+
 fn fault_in(uaddr: usize, tries: &mut u32) -> Result<(), Errno> {
     *tries += 1;
     if *tries > MAX_FAULT_INS {
@@ -136,16 +151,8 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
     let me = current();
     let mut tries = 0;
     loop {
-        let mut k = lock();
         // futex_wait_setup: the key and the word, with the lock held.
-        let key = match get_futex_key(&k, me, uaddr, private)? {
-            Ok(key) => key,
-            Err(FaultIn) => {
-                drop(k);
-                fault_in(uaddr, &mut tries)?;
-                continue;
-            }
-        };
+        let (mut k, key) = lock_with_key(me, uaddr, private, &mut tries)?;
         let Some(word) = get_futex_value_locked(&k, me, uaddr) else {
             drop(k);
             fault_in(uaddr, &mut tries)?;
@@ -189,26 +196,14 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
 /// `futex_wake`: wake up to `nr` sleepers of `uaddr` whose bitset matches;
 /// returns how many.
 pub fn futex_wake(uaddr: usize, private: bool, nr: i32, bitset: u32) -> R {
-    let me = current();
-    let mut tries = 0;
-    loop {
-        let mut k = lock();
-        let key = match get_futex_key(&k, me, uaddr, private)? {
-            Ok(key) => key,
-            Err(FaultIn) => {
-                drop(k);
-                fault_in(uaddr, &mut tries)?;
-                continue;
-            }
-        };
-        let now = now_ns();
-        let k2 = &mut *k;
-        let sched = &mut k2.sched;
-        let n = k2.futex.wake(key, nr, bitset, |t| {
-            sched.try_to_wake_up(t, TASK_NORMAL, now);
-        });
-        return Ok(n as isize);
-    }
+    let (mut k, key) = lock_with_key(current(), uaddr, private, &mut 0)?;
+    let now = now_ns();
+    let k2 = &mut *k;
+    let sched = &mut k2.sched;
+    let n = k2.futex.wake(key, nr, bitset, |t| {
+        sched.try_to_wake_up(t, TASK_NORMAL, now);
+    });
+    Ok(n as isize)
 }
 
 /// `futex_requeue` (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE): wake `nr_wake`
