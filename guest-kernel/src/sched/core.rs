@@ -599,6 +599,18 @@ impl Scheduler {
         }
     }
 
+    /// `task_sched_runtime`: the task's own run time (`se.sum_exec_runtime`),
+    /// brought up to `now` first if it is running on its CPU, as
+    /// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` reports it. `None` for an
+    /// unknown task.
+    pub fn task_sched_runtime(&mut self, id: TaskId, now: u64) -> Option<u64> {
+        let cpu = self.tasks.get(&id)?.cpu;
+        if self.rqs[cpu].curr == id {
+            self.update_curr(cpu, now);
+        }
+        Some(self.tasks[&id].se.sum_exec_runtime)
+    }
+
     // ----- CFS bandwidth ----------------------------------------------------
 
     /// `tg_set_cfs_bandwidth` for a new group: period 1 ms..1 s, quota ≥ 1 ms
@@ -1228,6 +1240,20 @@ mod tests {
         s.set_current_state(0, TaskState::Interruptible);
         let next = s.schedule(0, 5);
         assert!(next == fair || next == TaskId(1));
+    }
+
+    #[test]
+    fn task_sched_runtime_counts_only_time_on_the_cpu() {
+        let mut s = setup(1);
+        let other = spawn(&mut s, 2, SchedAttr::normal(0), 0);
+        // Task 1 runs 0..5 ms, then `other` 5..12 ms, then task 1 again.
+        assert_eq!(s.task_sched_runtime(TaskId(1), 5 * MS), Some(5 * MS));
+        s.resched_curr(0);
+        s.yield_task(0, 5 * MS);
+        assert_eq!(s.schedule(0, 5 * MS), other);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 12 * MS), Some(5 * MS), "not running: no time added");
+        assert_eq!(s.task_sched_runtime(other, 12 * MS), Some(7 * MS));
+        assert_eq!(s.task_sched_runtime(TaskId(99), 12 * MS), None);
     }
 
     #[test]

@@ -277,6 +277,14 @@ pub fn clock_ns() -> u64 {
     ts[0] as u64 * 1_000_000_000 + ts[1] as u64
 }
 
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` in nanoseconds: the time this
+/// thread has run, not counting time it waited for a CPU.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    syscall6(nr::CLOCK_GETTIME, [3, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
 /// `mmap(addr, len, prot, flags, fd, off)`.
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: isize, off: usize) -> isize {
     syscall6(nr::MMAP, [addr, len, prot, flags, fd as usize, off])

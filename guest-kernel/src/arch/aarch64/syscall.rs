@@ -216,11 +216,19 @@ fn sys_nanosleep(req: usize, rem: usize) -> R {
     }
 }
 
+/// `clock_gettime(2)`. `CLOCK_THREAD_CPUTIME_ID` is the caller's own run
+/// time (`task_sched_runtime`); every other clock reads the one monotonic
+/// counter (there is no settable wall clock, no suspend).
 fn sys_clock_gettime(clk: u64, tp: usize) -> R {
     if clk > 11 {
         return Err(Errno::EINVAL);
     }
-    let ns = now_ns();
+    let ns = if clk == CLOCK_THREAD_CPUTIME_ID {
+        let me = current();
+        lock().sched.task_sched_runtime(me, now_ns()).ok_or(Errno::ESRCH)?
+    } else {
+        now_ns()
+    };
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&((ns / 1_000_000_000) as i64).to_le_bytes());
     out[8..].copy_from_slice(&((ns % 1_000_000_000) as i64).to_le_bytes());
