@@ -13,9 +13,11 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
-/// The fewest checks a whole EL0 test suite run has (some only run with
-/// two or more CPUs).
-pub const MIN_SUITE_TESTS: u32 = 36;
+/// The checks of the EL0 test suite (`CHECKS` in
+/// guest-kernel/user/src/bin/tests.rs), and how many of them need two or
+/// more CPUs (skipped with one). A whole run passes exactly these.
+pub const SUITE_CHECKS: u32 = 38;
+pub const SUITE_CHECKS_NEED_2_CPUS: u32 = 1;
 
 /// What a QEMU run printed and how it ended.
 #[derive(Debug)]
@@ -68,17 +70,39 @@ impl Run {
         (it.next().unwrap().parse().unwrap(), it.next().unwrap().parse().unwrap())
     }
 
-    /// Panics unless VM `name`'s EL0 test suite ran whole (at least
-    /// [`MIN_SUITE_TESTS`] checks) and nothing failed.
+    /// Panics unless VM `name`'s EL0 test suite ran whole and nothing
+    /// failed: exactly [`SUITE_CHECKS`] passed (less those that need two
+    /// CPUs, when it had one), and init saw it exit with status 0 (not
+    /// killed by a signal).
     #[track_caller]
     pub fn expect_suite_passed(&self, name: &str) -> &Self {
+        let lines = self.vm_lines(name);
+        let cpus: u32 = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("tests: pid ")?.split(", ").nth(2)?.strip_suffix(" CPU(s)")?.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no \"tests: pid ...\" line in:\n{}", self.output));
+        let header = format!("tests: {SUITE_CHECKS} checks ({SUITE_CHECKS_NEED_2_CPUS} need 2 CPUs)");
+        let expected = if cpus >= 2 { SUITE_CHECKS } else { SUITE_CHECKS - SUITE_CHECKS_NEED_2_CPUS };
         let (passed, failed) = self.suite(name);
-        assert!(passed >= MIN_SUITE_TESTS && failed == 0, "{name}: {passed} passed, {failed} failed:\n{}", self.output);
+        assert!(
+            lines.contains(&header.as_str()) && passed == expected && failed == 0,
+            "{name}: {passed} passed, {failed} failed; expected {expected} passed on {cpus} CPU(s) after {header:?}:\n{}",
+            self.output
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("init: test suite (pid ") && l.ends_with(") exited with status 0")),
+            "{name}: init did not see the suite exit with status 0:\n{}",
+            self.output
+        );
         self
     }
 
-    /// Lines printed by VM `name` (console prefix `[name] `), prefix removed.
+    /// Lines printed by VM `name` (console prefix `[name] `), prefix removed;
+    /// every line for `""` (a guest kernel booted natively, no prefixes).
     pub fn vm_lines(&self, name: &str) -> Vec<&str> {
+        if name.is_empty() {
+            return self.output.lines().collect();
+        }
         let prefix = format!("[{name}] ");
         self.output.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
     }

@@ -13,6 +13,7 @@ use guest_user::sys::{self, SIGKILL, SIGSEGV};
 
 const EFAULT: isize = -14;
 const ENOENT: isize = -2;
+const ESRCH: isize = -3;
 const ECHILD: isize = -10;
 const EAGAIN: isize = -11;
 const EINVAL: isize = -22;
@@ -32,12 +33,25 @@ const CLONE_VM: usize = 0x100;
 const CLONE_VFORK: usize = 0x4000;
 const PR_SET_CHILD_SUBREAPER: usize = 36;
 
+/// How many checks the suite has, and how many of them need two or more
+/// CPUs (skipped, and counted as such, with one). The suite prints both
+/// first; a run that reports a different number of checks fails, so a check
+/// cannot vanish (an early return, a lost branch) without a failure.
+const CHECKS: u32 = 38;
+const CHECKS_NEED_2_CPUS: u32 = 1;
+
 struct Suite {
     passed: u32,
     failed: u32,
+    skipped: u32,
 }
 
 impl Suite {
+    fn skip(&mut self, name: &str, why: &str) {
+        self.skipped += 1;
+        println!("skip - {name}: {why}");
+    }
+
     fn check(&mut self, name: &str, ok: bool, why: core::fmt::Arguments) {
         if ok {
             self.passed += 1;
@@ -414,9 +428,10 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
             return 42;
         }
     }
-    let mut s = Suite { passed: 0, failed: 0 };
+    let mut s = Suite { passed: 0, failed: 0, skipped: 0 };
     let me = sys::getpid();
     println!("tests: pid {me}, ppid {}, {} CPU(s)", sys::getppid(), ncpus());
+    println!("tests: {CHECKS} checks ({CHECKS_NEED_2_CPUS} need 2 CPUs)");
 
     s.check("getpid/gettid/getppid", me > 1 && sys::gettid() == me && sys::getppid() == 1, format_args!("pid {me}"));
     s.check("unknown syscall gives ENOSYS", sys::syscall6(999, [0; 6]) == ENOSYS, format_args!(""));
@@ -554,6 +569,8 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
             w == slow && st == 3 << 8 && w2 == mover && st2 == 0 && moved == 2,
             format_args!("{w} {st:#x} {w2} {st2:#x} mask {moved:#x}"),
         );
+    } else {
+        s.skip("wait4 woken on another CPU sleeps again and reaps its child", "needs 2 CPUs");
     }
 
     // execve.
@@ -609,7 +626,37 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         format_args!("r {r} slept {} us", dt / 1000),
     );
 
-    s.check("sched_yield", sys::sched_yield() == 0, format_args!(""));
+    // sched_yield: we and a peer are SCHED_FIFO at one priority on one CPU.
+    // Neither the tick nor the peer preempts a FIFO task, so the peer runs
+    // only when we yield: each yield must let it run exactly once (it counts
+    // and yields back). Kill it while we are still FIFO, or it would starve us.
+    let cpu_mask = 1u64 << (ncpus() - 1);
+    let (_, all) = sys::sched_getaffinity(0);
+    let sh = shared_page();
+    let fifo = sys::sched_setaffinity(0, cpu_mask) == 0 && sys::sched_setscheduler(0, SCHED_FIFO, 10) == 0;
+    let peer = sys::fork();
+    if peer == 0 {
+        for n in 1.. {
+            write_shared(sh, 0, n);
+            sys::sched_yield();
+        }
+    }
+    let (mut handed, mut yields_ok) = (0, true);
+    for _ in 0..100 {
+        let before = read_shared(sh, 0);
+        yields_ok &= sys::sched_yield() == 0;
+        handed += u32::from(read_shared(sh, 0) == before + 1);
+    }
+    let k = sys::kill(peer, SIGKILL);
+    let (w, st) = sys::wait4(peer, 0);
+    let back = sys::sched_setscheduler(0, SCHED_OTHER, 0) == 0 && sys::sched_setaffinity(0, all) == 0;
+    s.check(
+        "sched_yield lets a SCHED_FIFO peer of the same priority run once per yield",
+        fifo && back && yields_ok && handed == 100 && k == 0 && w == peer && st == SIGKILL as i32,
+        format_args!(
+            "the peer ran after {handed} of 100 yields; fifo {fifo}, restored {back}, kill {k}, wait {w} {st:#x}"
+        ),
+    );
 
     thread_tests(&mut s);
 
@@ -627,7 +674,40 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         k == 0 && w == pid && st == SIGKILL as i32,
         format_args!("{k} {w} {st:#x}"),
     );
-    s.check("init ignores SIGKILL", sys::kill(1, SIGKILL) == 0 && sys::getppid() == 1, format_args!(""));
+    // SIGKILL to init (pid 1) is dropped (SIGNAL_UNKILLABLE) while the same
+    // call kills any other task: init lives on and still reaps orphans.
+    let victim = sys::fork();
+    if victim == 0 {
+        sys::sleep_ms(10_000);
+        sys::exit_group(0);
+    }
+    let k_init = sys::kill(1, SIGKILL);
+    let k_victim = sys::kill(victim, SIGKILL);
+    let (w, st) = sys::wait4(victim, 0);
+    let orphan = shared_page();
+    in_child(|| {
+        let g = sys::fork();
+        if g == 0 {
+            sys::exit_group(0);
+        }
+        write_shared(orphan, 0, g as u64);
+        0
+    });
+    let g = read_shared(orphan, 0) as isize;
+    // Init reaps it when it next runs; a dead init never would.
+    let reaped = g > 0
+        && (0..1000).any(|_| {
+            let gone = sys::kill(g, 0) == ESRCH;
+            if !gone {
+                sys::sleep_ms(10);
+            }
+            gone
+        });
+    s.check(
+        "SIGKILL to init is dropped (init lives on and reaps an orphan), to another task delivered",
+        k_init == 0 && k_victim == 0 && w == victim && st == SIGKILL as i32 && sys::getppid() == 1 && reaped,
+        format_args!("kill(1) {k_init}, kill(victim) {k_victim}, wait {w} {st:#x}, orphan {g} reaped {reaped}"),
+    );
 
     // nice.
     let ok = sys::setpriority(0, 5) == 0 && sys::getpriority(0) == 15 && sys::setpriority(0, 0) == 0;
@@ -737,21 +817,25 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         format_args!("status {st:#x}"),
     );
 
-    // CPU shares by nice: two spinners on one CPU, nice 0 and nice 5.
-    let cpu_mask = 1u64 << (ncpus() - 1);
+    // CPU shares by nice: two spinners on one CPU, nice 0 and nice 5, until
+    // one common deadline. Each reports its own run time
+    // (CLOCK_THREAD_CPUTIME_ID), not work done per wall-clock second: under
+    // a hypervisor or a loaded host the vCPU does not run all the time, and
+    // that time must not count against whichever task it hit.
     let sh = shared_page();
+    let end = sys::clock_ns() + 1_000_000_000;
     let spin = |slot: usize, nice: isize| {
         move || {
             sys::sched_setaffinity(0, cpu_mask);
             sys::setpriority(0, nice);
-            let end = sys::clock_ns() + 1_000_000_000;
+            let start = sys::thread_cpu_ns();
             let mut n = 0u64;
             while sys::clock_ns() < end {
                 for _ in 0..1000 {
                     n = core::hint::black_box(n + 1);
                 }
             }
-            write_shared(sh, slot, n);
+            write_shared(sh, slot, sys::thread_cpu_ns() - start);
             0
         }
     };
@@ -765,11 +849,11 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     }
     sys::wait4(a, 0);
     sys::wait4(b, 0);
-    let (n0, n5) = (read_shared(sh, 0), read_shared(sh, 1));
+    let (n0, n5) = (read_shared(sh, 0) / 1000, read_shared(sh, 1) / 1000);
     let ratio_x100 = (n0 * 100).checked_div(n5).unwrap_or(0);
     // Weights 1024:335 give 3.06; accept 2.0..4.5 (timer-tick granularity).
     println!(
-        "tests: nice 0 vs nice 5 on one CPU: {n0} vs {n5} iterations, ratio {}.{:02} (weights: 3.06)",
+        "tests: nice 0 vs nice 5 on one CPU: {n0} vs {n5} us of CPU time, ratio {}.{:02} (weights: 3.06)",
         ratio_x100 / 100,
         ratio_x100 % 100
     );
@@ -814,6 +898,15 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         format_args!("status {st:#x}, fair task ran {progressed} iterations meanwhile"),
     );
 
+    let ran = s.passed + s.failed + s.skipped;
+    let skippable = if ncpus() >= 2 { 0 } else { CHECKS_NEED_2_CPUS };
+    if ran != CHECKS || s.skipped != skippable {
+        s.failed += 1;
+        println!("FAIL - the suite's count: {ran} checks ran or were skipped ({} skipped), not {CHECKS}", s.skipped);
+    }
+    if s.skipped > 0 {
+        println!("tests: {} skipped (need 2 CPUs)", s.skipped);
+    }
     println!("{} passed, {} failed", s.passed, s.failed);
     i32::from(s.failed != 0)
 }
