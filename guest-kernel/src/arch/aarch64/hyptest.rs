@@ -117,7 +117,7 @@ fn fatal(platform: &Platform) -> bool {
 /// A word of this kernel's image (.data) that the first boot overwrites
 /// before asking for the reset: the reset must bring the image back.
 static RESET_MARK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(RESET_MARK_PRISTINE);
-const RESET_MARK_PRISTINE: u64 = 0x5eed_0f_1ea1_1d0e;
+const RESET_MARK_PRISTINE: u64 = 0x5eed_f00d_1ea1_1d0e;
 
 fn reset(platform: &Platform) -> bool {
     use core::sync::atomic::Ordering::SeqCst;
