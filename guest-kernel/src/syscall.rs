@@ -51,8 +51,6 @@ pub mod reboot {
 
 /// `PRIO_PROCESS` (set/getpriority's `which`).
 pub const PRIO_PROCESS: u64 = 0;
-/// `clock_gettime(2)`'s clock of the calling thread's own CPU time.
-pub const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
 /// Longest path execve accepts (PATH_MAX).
 pub const PATH_MAX: usize = 4096;
 /// Most argv entries execve accepts here.
