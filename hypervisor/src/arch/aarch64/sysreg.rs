@@ -60,18 +60,6 @@ macro_rules! write_sysreg {
 }
 
 pub(crate) use read_sysreg;
-pub(crate) use write_sysreg;
-
-/// Instruction synchronization barrier (being replaced by
-/// `aarch64_cpu::asm::barrier::isb`).
-pub fn isb() {
-    barrier::isb(barrier::SY);
-}
-
-/// Data synchronization barrier, inner shareable.
-pub fn dsb_ish() {
-    barrier::dsb(barrier::ISH);
-}
 
 /// Declares a hand-written register (see the table above) as a zero-sized
 /// value implementing the crate's `Readable` and/or `Writeable`, with no
