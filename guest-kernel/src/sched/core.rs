@@ -305,6 +305,15 @@ impl Scheduler {
     pub fn task(&self, id: TaskId) -> Option<&SchedTask> {
         self.tasks.get(&id)
     }
+    /// `task_sched_runtime`: the CPU time task `id` has had, in ns, with the
+    /// slice it is running now (on whichever CPU) charged up to `now`. What
+    /// `CLOCK_THREAD_CPUTIME_ID` reads (kernel/sched/core.c).
+    pub fn task_sched_runtime(&mut self, id: TaskId, now: u64) -> u64 {
+        if let Some(cpu) = (0..self.rqs.len()).find(|&c| self.rqs[c].curr == id) {
+            self.update_curr(cpu, now);
+        }
+        self.tasks.get(&id).map_or(0, |t| t.se.sum_exec_runtime)
+    }
     pub fn rq(&self, cpu: usize) -> &Rq {
         &self.rqs[cpu]
     }
