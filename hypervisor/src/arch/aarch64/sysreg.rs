@@ -15,11 +15,13 @@
 //! | [`CTR_EL0`] | the D-cache line size (DminLine) for cache maintenance | not in the crate |
 //! | `S3_0_C0_C<m>_<n>` ([`read_sysreg!`]) | ID registers read by generic encoding, chosen at run time from a trapped guest read (sysregs.rs) | the crate names only some ID registers, and by name, not by encoding |
 //!
-//! The first five are zero-sized values with the crate's interface
+//! All but the last are zero-sized values with the crate's interface
 //! (`CNTHP_CVAL_EL2.set(x)`, `CTR_EL0.get()`), so their call sites read like
-//! every other register's. Fields the crate's registers lack (CPTR_EL2.TFP,
-//! CNTHCTL_EL2's bits other than EL1PCTEN/EL1PCEN, ESR data-abort ISS bits,
-//! SCTLR's RES1 bits...) stay named `u64` constants where they are used.
+//! every other register's. Fields the crate's registers lack stay named
+//! constants or commented literals where they are used: CPTR_EL2.TFP and
+//! its RES1 bits (the crate names only TAM; fp.rs, boot.rs), TCR_EL2's RES1
+//! bits (mmu.rs), PAR_EL1.PA above bit 47 (exit.rs), the data-abort ISS
+//! bits of an injected ESR_EL1 (exit.rs), ICC_CTLR_EL1.EOImode (gic.rs).
 //!
 //! Like the crate's own accessors these are `mrs`/`msr` with
 //! `options(nomem, nostack)`: a system-register move is not a memory access
