@@ -18,10 +18,12 @@
 //!   that an `earlycon` that never programs CR still prints.
 
 mod line;
+mod visible;
 #[cfg(test)]
 mod tests;
 
 pub use line::{LINE_MAX, Line, LineBuffer};
+pub use visible::visible;
 
 /// Size of the register window (DDI 0183G §3.2, 4 KiB).
 pub const PL011_WINDOW: u64 = 0x1000;
