@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn failed_conditions_are_skipped_only_for_aarch32() {
         let wfi = 0x01u64 << 26;
-        let cv_eq = (1 << 24) | (0x0 << 20);
+        let cv_eq = 1 << 24; // CV = 1, COND = 0b0000 (EQ)
         // A32 WFIEQ with Z clear: failed; with Z set: passed.
         assert!(!condition_passed(wfi | (1 << 25) | cv_eq, A32_USR));
         assert!(condition_passed(wfi | (1 << 25) | cv_eq, A32_USR | (1 << 30)));

@@ -18,9 +18,9 @@
 //!   that an `earlycon` that never programs CR still prints.
 
 mod line;
-mod visible;
 #[cfg(test)]
 mod tests;
+mod visible;
 
 pub use line::{LINE_MAX, Line, LineBuffer};
 pub use visible::visible;

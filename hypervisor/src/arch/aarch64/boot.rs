@@ -248,15 +248,20 @@ pub fn init_el2_controls() {
     // CPTR_EL2: RES1 bits [13:12], [9:0]; TFP clear (FP not trapped yet).
     write_sysreg!(cptr_el2, 0x33ff);
     // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not
-    // use the physical timer (EL1PCEN clear): that traps and is refused.
+    // use the physical timer (EL1PCEN clear): that traps, and each vCPU's
+    // physical timer is emulated (timer::ptimer_access).
     write_sysreg!(cnthctl_el2, 1 << 0);
     write_sysreg!(cntvoff_el2, 0);
     // MDCR_EL2 (ARM ARM D19.2.x): HPMN = all counters; TPM (bit 6) and
     // TPMCR (bit 5) trap every PMU register access from EL0/EL1 to EL2,
     // where it is refused (UNDEF): the PMU is not switched between VMs
-    // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. No debug traps.
+    // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. TDA (bit 9),
+    // TDOSA (bit 10) and TDRA (bit 11) trap the debug registers (breakpoints,
+    // watchpoints, MDSCR_EL1, the OS lock, the debug ROM address), which
+    // each vCPU has its own emulated copy of (`vdebug`): the hardware's are
+    // never the guests', so no VM sees or changes another's.
     let pmcr_n = (read_sysreg!(pmcr_el0) >> 11) & 0x1f;
-    write_sysreg!(mdcr_el2, pmcr_n | (1 << 6) | (1 << 5));
+    write_sysreg!(mdcr_el2, pmcr_n | (1 << 6) | (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11));
     if let Some(GicVersion::V3) = PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.version) {
         // ICC_SRE_EL2: SRE (system registers), Enable (EL1 may use ICC_SRE_EL1).
         write_sysreg!(icc_sre_el2, read_sysreg!(icc_sre_el2) | 0b1001);

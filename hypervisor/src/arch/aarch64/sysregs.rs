@@ -131,6 +131,6 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
         }
         _ => return None,
     }
-    v.regs.pc += 4;
+    super::exit::skip_instruction(v);
     Some(Action::Continue)
 }
