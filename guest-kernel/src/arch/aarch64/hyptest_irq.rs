@@ -60,18 +60,18 @@ fn cntvct() -> u64 {
     irq::read_cntvct()
 }
 
-fn cntpct() -> u64 {
+pub(super) fn cntpct() -> u64 {
     let v: u64;
     // SAFETY: reading the physical counter (CNTHCTL_EL2.EL1PCTEN lets EL1) has no side effects.
     unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack)) };
     v
 }
 
-fn ms_to_ticks(ms: u64) -> u64 {
+pub(super) fn ms_to_ticks(ms: u64) -> u64 {
     ms * irq::cntfrq() / 1000
 }
 
-fn ticks_to_ms(ticks: u64) -> u64 {
+pub(super) fn ticks_to_ms(ticks: u64) -> u64 {
     (u128::from(ticks) * 1000 / u128::from(irq::cntfrq())) as u64
 }
 
@@ -119,7 +119,7 @@ fn take_interrupts() {
 /// check and the WFI still ends the WFI. Something must interrupt (a tick)
 /// for the deadline to be noticed. Returns `done()` and the number of
 /// times WFI returned.
-fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
+pub(super) fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
     let mut wakeups = 0;
     loop {
         if done() {
@@ -136,7 +136,7 @@ fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
 
 /// Spins with interrupts enabled until `done()` or the virtual counter
 /// reaches `deadline` (IRQs masked again on return).
-fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
+pub(super) fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
     cpu::local_irq_enable();
     let ok = loop {
         if done() {
@@ -153,7 +153,7 @@ fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
 
 /// Brings the GIC up with the tick at `hz` (then stopped unless `tick`),
 /// IRQs masked. False (reported) without a GIC.
-fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
+pub(super) fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
     cpu::local_irq_disable();
     if !irq::init(platform, hz.max(1)) {
         println!("hyptest {test}: the DTB names no GIC");
@@ -165,7 +165,7 @@ fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
     true
 }
 
-fn verdict(good: bool) -> &'static str {
+pub(super) fn verdict(good: bool) -> &'static str {
     if good { "ok" } else { "WRONG" }
 }
 
