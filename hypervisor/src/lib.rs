@@ -13,6 +13,7 @@ pub mod esr;
 pub mod fdtgen;
 pub mod fpowner;
 pub mod idregs;
+pub mod inject;
 pub mod mm;
 pub mod mmio;
 pub mod psci;

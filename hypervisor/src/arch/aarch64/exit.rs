@@ -8,6 +8,7 @@ use super::sysreg::{read_sysreg, write_sysreg};
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
 use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
+use crate::inject;
 use crate::mmio::{MmioAccess, decode};
 use crate::println;
 use crate::ratelimit::{self, Verdict};
@@ -446,41 +447,26 @@ fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool, why: &str)
 }
 
 /// Injects a synchronous external abort on a data access (`data`) or an
-/// instruction fetch at virtual address `far` (KVM's `inject_abt64`):
-/// ESR_EL1.EC = data abort 0x24/0x25 or instruction abort 0x20/0x21 from a
-/// lower or the same EL, IL as the trapped instruction's (always set for
-/// an instruction abort), WnR for a write, FSC = 0x10 "synchronous
-/// external abort, not on a translation table walk" (ARM ARM D17.2.40).
+/// instruction fetch at virtual address `far` (`inject::abort_esr`, KVM's
+/// `inject_abt64`).
 fn inject_abort(v: &mut Vcpu, data: bool, write: bool, far: u64) {
-    let from_el0 = v.regs.pstate & 0xf == 0 || v.regs.pstate & crate::skip::PSTATE_AARCH32 != 0;
-    let ec: u64 = match (data, from_el0) {
-        (true, true) => 0x24,
-        (true, false) => 0x25,
-        (false, true) => 0x20,
-        (false, false) => 0x21,
-    };
-    let il = if data { read_sysreg!(esr_el2) & (1 << 25) } else { 1 << 25 };
-    let iss = if data && write { 1 << 6 } else { 0 } | 0x10;
-    inject(v, (ec << 26) | il | iss, Some(far));
+    let il = read_sysreg!(esr_el2) & inject::ESR_IL != 0;
+    inject(v, inject::abort_esr(data, inject::from_el0(v.regs.pstate), il, write), Some(far));
 }
 
 /// Injects an undefined-instruction exception (ESR_EL1.EC = 0).
 fn inject_undef(v: &mut Vcpu) {
-    inject(v, 1 << 25, None);
+    inject(v, inject::UNDEF_ESR, None);
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vectors, as the
 /// hardware would (ARM ARM D1.10.2): ELR_EL1/SPSR_EL1 take the return
-/// state, PC goes to VBAR_EL1 + the offset for where it came from.
-/// The vCPU's EL1 registers are live in the CPU while it is loaded.
+/// state, PC goes to VBAR_EL1 + the offset for where it came from
+/// (`inject::sync_vector_offset`). The vCPU's EL1 registers are live in
+/// the CPU while it is loaded.
 fn inject(v: &mut Vcpu, esr: u64, far: Option<u64>) {
     let spsr = v.regs.pstate;
-    let offset = match spsr & 0x1f {
-        0b00101 => 0x200,            // EL1h: current EL with SP_ELx
-        0b00100 => 0x000,            // EL1t: current EL with SP_EL0
-        m if m & 0x10 != 0 => 0x600, // EL0 in AArch32: lower EL, AArch32
-        _ => 0x400,                  // EL0: lower EL, AArch64
-    };
+    let offset = inject::sync_vector_offset(spsr);
     write_sysreg!(elr_el1, v.regs.pc);
     write_sysreg!(spsr_el1, spsr);
     write_sysreg!(esr_el1, esr);
