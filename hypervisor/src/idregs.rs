@@ -60,7 +60,8 @@ fn policy(reg: SysReg) -> Option<Policy> {
         // SEBEP [27:24], WRPs [23:20], CTX_CMPs [31:28], PMSVer [35:32],
         // DoubleLock [39:36], TraceFilt [43:40], TraceBuffer [47:44],
         // MTPMU [51:48], BRBE [55:52], ExtTrcBuff [59:56], HPMN0 [63:60].
-        // Debug registers are the guest's (MDCR_EL2 does not trap them).
+        // BRPs and WRPs as the hardware has them: each vCPU has its own
+        // emulated breakpoint and watchpoint registers (MDCR_EL2.TDA, `vdebug`).
         SysReg::ID_AA64DFR0_EL1 => Keep(&[0, 12, 20, 28, 36]),
         SysReg::ID_AA64DFR1_EL1 | SysReg::ID_AA64DFR2_EL1 => Zero,
         SysReg::ID_AA64AFR0_EL1 | SysReg::ID_AA64AFR1_EL1 => Zero,

@@ -43,6 +43,13 @@ impl ExitReason {
         Self::Undefined,
     ];
 
+    /// The reason an emulated MMIO access is counted under. A refused
+    /// access is counted once, as [`ExitReason::BadAccess`], never also
+    /// as a read or write.
+    pub const fn for_mmio(write: bool) -> Self {
+        if write { Self::MmioWrite } else { Self::MmioRead }
+    }
+
     /// Short name used in reports and traces.
     pub const fn name(self) -> &'static str {
         match self {

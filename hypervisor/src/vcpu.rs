@@ -63,6 +63,12 @@ pub struct El1Sysregs {
     pub cntv_cval: u64,
     /// What the guest reads as MPIDR_EL1.
     pub vmpidr: u64,
+    /// The emulated EL1 physical timer's control and compare value
+    /// (`vtimer::ptimer`); never in the hardware.
+    pub cntp_ctl: u64,
+    pub cntp_cval: u64,
+    /// The emulated debug registers (`vdebug`); never in the hardware.
+    pub debug: crate::vdebug::DebugRegs,
 }
 
 /// SPSR value for entering EL1h with D, A, I and F masked (ARM ARM C5.2.19).

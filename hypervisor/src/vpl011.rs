@@ -20,8 +20,10 @@
 mod line;
 #[cfg(test)]
 mod tests;
+mod visible;
 
 pub use line::{LINE_MAX, Line, LineBuffer};
+pub use visible::visible;
 
 /// Size of the register window (DDI 0183G §3.2, 4 KiB).
 pub const PL011_WINDOW: u64 = 0x1000;

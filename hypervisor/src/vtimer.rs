@@ -50,9 +50,89 @@ pub fn due(ctl: u64, cval: u64, cntvoff: u64, now: u64) -> bool {
     deadline(ctl, cval, cntvoff).is_some_and(|d| now >= d)
 }
 
+/// The EL1 physical timer of a vCPU, emulated as KVM's "ptimer"
+/// (`arch/arm64/kvm/arch_timer.c`): CNTHCTL_EL2.EL1PCEN is clear, so every
+/// guest access to CNTP_CTL_EL0, CNTP_CVAL_EL0 and CNTP_TVAL_EL0 traps
+/// (ARM ARM D19.2.x "CNTHCTL_EL2") and is answered from the vCPU's own
+/// `ctl` and `cval`; the guest's physical count is the machine's
+/// (CNTPCT_EL0 is not trapped and has no offset), so the compare value is
+/// a physical count and [`deadline`] applies with an offset of zero. The
+/// interrupt output is the level of [`ptimer_asserted`], delivered as PPI
+/// 30 through the vGIC.
+pub mod ptimer {
+    use super::{CTL_ENABLE, CTL_IMASK, CTL_ISTATUS};
+
+    /// The guest's interrupt ID of the EL1 physical timer (the PPI its
+    /// DTB's timer node lists second, `layout::TIMER_PPIS`).
+    pub const INTID: u32 = 30;
+
+    /// CNTP_CTL_EL0 as the guest reads it: ENABLE and IMASK as written,
+    /// ISTATUS = the timer condition (ARM ARM D19.11.x "CNTP_CTL_EL0").
+    pub const fn read_ctl(ctl: u64, cval: u64, now: u64) -> u64 {
+        let ctl = ctl & (CTL_ENABLE | CTL_IMASK);
+        if ctl & CTL_ENABLE != 0 && now >= cval { ctl | CTL_ISTATUS } else { ctl }
+    }
+
+    /// The stored control value after the guest writes `value` (ISTATUS
+    /// is read-only, the other bits RES0).
+    pub const fn write_ctl(value: u64) -> u64 {
+        value & (CTL_ENABLE | CTL_IMASK)
+    }
+
+    /// CNTP_TVAL_EL0 as read: `(CVAL - CNTPCT)[31:0]`, a signed 32-bit
+    /// "time left" (ARM ARM D19.11.x "CNTP_TVAL_EL0"; bits [63:32] RES0).
+    pub const fn read_tval(cval: u64, now: u64) -> u64 {
+        cval.wrapping_sub(now) & 0xffff_ffff
+    }
+
+    /// The compare value after the guest writes `tval` to CNTP_TVAL_EL0:
+    /// CNTPCT + SignExtend(TVAL[31:0]).
+    pub const fn write_tval(tval: u64, now: u64) -> u64 {
+        now.wrapping_add(tval as u32 as i32 as i64 as u64)
+    }
+
+    /// Whether the timer's interrupt output is asserted at `now`.
+    pub fn asserted(ctl: u64, cval: u64, now: u64) -> bool {
+        super::due(ctl, cval, 0, now)
+    }
+
+    /// The physical count at which the output will be asserted, if ever.
+    pub const fn deadline(ctl: u64, cval: u64) -> Option<u64> {
+        super::deadline(ctl, cval, 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_physical_timer_answers_as_the_architecture_says() {
+        use ptimer::*;
+        // TVAL = 1000 at count 5000: CVAL 6000, 1000 to go.
+        let cval = write_tval(1000, 5000);
+        assert_eq!(cval, 6000);
+        assert_eq!(read_tval(cval, 5400), 600);
+        // Past the deadline TVAL counts down through zero, as a signed value.
+        assert_eq!(read_tval(cval, 6001) as u32 as i32, -1);
+        // A negative TVAL puts the deadline in the past.
+        assert_eq!(write_tval(0xffff_fff6, 100), 90);
+        // Upper bits of a TVAL write are ignored (RES0).
+        assert_eq!(write_tval(0xffff_ffff_0000_0010, 100), 116);
+        // ISTATUS is the condition, whatever IMASK says, and only while enabled.
+        assert_eq!(read_ctl(CTL_ENABLE, 6000, 5999), CTL_ENABLE);
+        assert_eq!(read_ctl(CTL_ENABLE, 6000, 6000), CTL_ENABLE | CTL_ISTATUS);
+        assert_eq!(read_ctl(CTL_ENABLE | CTL_IMASK, 6000, 7000), CTL_ENABLE | CTL_IMASK | CTL_ISTATUS);
+        assert_eq!(read_ctl(0, 0, 7000), 0);
+        assert_eq!(write_ctl(0xffff_ffff_ffff_ffff), CTL_ENABLE | CTL_IMASK);
+        // The output: enabled, unmasked and due.
+        assert!(asserted(CTL_ENABLE, 6000, 6000));
+        assert!(!asserted(CTL_ENABLE, 6000, 5999));
+        assert!(!asserted(CTL_ENABLE | CTL_IMASK, 6000, 9000));
+        assert!(!asserted(0, 6000, 9000));
+        assert_eq!(deadline(CTL_ENABLE, 6000), Some(6000));
+        assert_eq!(deadline(CTL_ENABLE | CTL_IMASK, 6000), None);
+    }
 
     #[test]
     fn virtual_count_subtracts_the_offset() {

@@ -1,4 +1,4 @@
-//! Hypervisor core (issue 3): hypercalls, isolation, a VM stopped by a
+//! Hypervisor core (issue 3): hypercalls, isolation, a VM that dies of a
 //! fatal error while another finishes, SYSTEM_RESET, and SMP guests on
 //! fewer physical CPUs than vCPUs. The guest side is the guest kernel's
 //! `test=NAME` self-tests (guest-kernel/src/arch/aarch64/hyptest.rs).
@@ -48,11 +48,17 @@ fn a_vm_cannot_reach_memory_outside_its_own_and_the_other_vm_is_unaffected() {
 
 #[test]
 fn a_fatal_error_stops_that_vm_only() {
+    // A fetch from nothing is a prefetch abort in the guest (issue 13): the
+    // guest kernel does not expect one and powers its VM off.
     let cfg = config("fatal.toml", &[vm("doomed", 1, "test=fatal", false), vm("survivor", 1, "", true)]);
     let r = run(T, &["--config", cfg.to_str().unwrap()]);
     r.expect_clean_exit()
         .expect("[doomed] hyptest fatal: jumping to IPA")
-        .expect("el2-hyp: VM \"doomed\" stopped: instruction fetch from IPA")
+        .expect("el2-hyp: VM \"doomed\" vCPU 0: instruction fetch from IPA")
+        .expect("outside its memory: injecting prefetch abort")
+        .expect("[doomed] *** guest-kernel: kernel fault")
+        .expect("(EC 0x21)")
+        .expect("el2-hyp: VM \"doomed\" stopped: PSCI SYSTEM_OFF")
         .expect_not("[doomed] hyptest fatal: ok")
         .expect_suite_passed("survivor")
         .expect("el2-hyp: VM \"survivor\" stopped: PSCI SYSTEM_OFF")

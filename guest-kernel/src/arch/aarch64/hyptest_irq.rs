@@ -32,9 +32,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use super::{cpu, irq, mmu, psci, smp, uaccess};
 use crate::println;
+use crate::selftest::{XorShift64, check_priority_order, judge_rate, shuffled_priorities};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTPCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, Readable, Writeable};
-use crate::selftest::{XorShift64, check_priority_order, judge_rate, shuffled_priorities};
 use shared::platform::{GicVersion, Platform};
 use smccc::Hvc;
 
@@ -62,17 +62,17 @@ fn cntvct() -> u64 {
     irq::read_cntvct()
 }
 
-fn cntpct() -> u64 {
+pub(super) fn cntpct() -> u64 {
     // EL1 may read it: the hypervisor sets CNTHCTL_EL2.EL1PCTEN.
     barrier::isb(barrier::SY);
     CNTPCT_EL0.get()
 }
 
-fn ms_to_ticks(ms: u64) -> u64 {
+pub(super) fn ms_to_ticks(ms: u64) -> u64 {
     ms * irq::cntfrq() / 1000
 }
 
-fn ticks_to_ms(ticks: u64) -> u64 {
+pub(super) fn ticks_to_ms(ticks: u64) -> u64 {
     (u128::from(ticks) * 1000 / u128::from(irq::cntfrq())) as u64
 }
 
@@ -116,7 +116,7 @@ fn take_interrupts() {
 /// check and the WFI still ends the WFI. Something must interrupt (a tick)
 /// for the deadline to be noticed. Returns `done()` and the number of
 /// times WFI returned.
-fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
+pub(super) fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
     let mut wakeups = 0;
     loop {
         if done() {
@@ -133,7 +133,7 @@ fn wfi_until(deadline: u64, done: impl Fn() -> bool) -> (bool, u64) {
 
 /// Spins with interrupts enabled until `done()` or the virtual counter
 /// reaches `deadline` (IRQs masked again on return).
-fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
+pub(super) fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
     cpu::local_irq_enable();
     let ok = loop {
         if done() {
@@ -150,7 +150,7 @@ fn spin_until(deadline: u64, done: impl Fn() -> bool) -> bool {
 
 /// Brings the GIC up with the tick at `hz` (then stopped unless `tick`),
 /// IRQs masked. False (reported) without a GIC.
-fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
+pub(super) fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
     cpu::local_irq_disable();
     if !irq::init(platform, hz.max(1)) {
         println!("hyptest {test}: the DTB names no GIC");
@@ -162,7 +162,7 @@ fn gic_up(platform: &Platform, hz: u32, tick: bool, test: &str) -> bool {
     true
 }
 
-fn verdict(good: bool) -> &'static str {
+pub(super) fn verdict(good: bool) -> &'static str {
     if good { "ok" } else { "WRONG" }
 }
 

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod futex;
 pub mod hypbench;
 pub mod hyptest;
+pub mod hyptest_arch;
 pub mod hyptest_core;
 pub mod hyptest_irq;
 pub mod irq;

@@ -119,6 +119,17 @@ fn el1_sync(frame: &mut TrapFrame) {
         frame.elr = fixup as u64;
         return;
     }
+    // A fetch a probe expects to abort (`uaccess::probe_exec`): ELR_EL1 is
+    // the address it could not fetch, the probe's return address (x30) is
+    // in the exception table.
+    if ec == ec::IABT_CUR
+        && let Some(fixup) = super::uaccess::search_extable(frame.x[30] as usize)
+    {
+        super::uaccess::FETCH_ABORT[0].store(frame.esr, core::sync::atomic::Ordering::Relaxed);
+        super::uaccess::FETCH_ABORT[1].store(frame.far, core::sync::atomic::Ordering::Relaxed);
+        frame.elr = fixup as u64;
+        return;
+    }
     // An instruction a probe expects to be refused (`uaccess::probe_pmu`).
     if ec == ec::UNKNOWN
         && let Some(fixup) = super::uaccess::search_extable(frame.elr as usize)

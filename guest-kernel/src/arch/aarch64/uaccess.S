@@ -115,6 +115,27 @@ __arch_probe_pmccntr:
     mov     x1, #0
     ret
 
+/*
+ * __arch_probe_exec(x0 = kernel VA) -> x0 = 0 if the code there returned,
+ * 1 if fetching it aborted (hypervisor tests: a fetch from an IPA with
+ * nothing behind it must take a prefetch abort in the guest). The abort's
+ * ELR_EL1 is the unfetchable address, so the exception table is searched
+ * with the return address in x30 (label 9020), and the fixup unwinds
+ * this frame.
+ */
+.global __arch_probe_exec
+__arch_probe_exec:
+    stp     x29, x30, [sp, #-16]!
+    mov     x29, sp
+    blr     x0
+9020: mov   x0, #0
+    ldp     x29, x30, [sp], #16
+    ret
+uaccess_fixup_exec:
+    mov     x0, #1
+    ldp     x29, x30, [sp], #16
+    ret
+
 /* Fixups: the count of bytes not copied is still in x2 (x1 for clear). */
 uaccess_fixup_copy:
     mov     x0, x2
@@ -131,6 +152,7 @@ uaccess_extable:
     .quad   9001b, uaccess_fixup_copy
     .quad   9002b, uaccess_fixup_copy
     .quad   9004b, uaccess_fixup_probe
+    .quad   9020b, uaccess_fixup_exec
     .quad   9003b, uaccess_fixup_clear
     .quad   9010b, uaccess_fixup_probe
     .quad   9011b, uaccess_fixup_probe

@@ -94,6 +94,7 @@ pub fn put_user_i32(addr: usize, v: i32) -> Result<(), Errno> {
 
 unsafe extern "C" {
     fn __arch_probe_read(va: usize) -> ProbeResult;
+    fn __arch_probe_exec(va: usize) -> u64;
     fn __arch_probe_pmcr() -> ProbeResult;
     fn __arch_probe_pmccntr() -> ProbeResult;
     fn __arch_probe_ld8(va: usize) -> ProbeResult;
@@ -123,6 +124,29 @@ pub fn probe_read(va: usize) -> Result<u64, Aborted> {
     // abort it takes resumes at the fixup, which reports the fault.
     let r = unsafe { __arch_probe_read(va) };
     if r.faulted == 0 { Ok(r.value) } else { Err(Aborted) }
+}
+
+/// ESR_EL1 and FAR_EL1 of the last instruction abort a
+/// [`probe_exec`] took (the trap handler records them).
+pub static FETCH_ABORT: [core::sync::atomic::AtomicU64; 2] =
+    [core::sync::atomic::AtomicU64::new(0), core::sync::atomic::AtomicU64::new(0)];
+
+/// Branches to kernel virtual address `va`; `Err((ESR_EL1, FAR_EL1))` if
+/// fetching the code there took an instruction abort (the trap handler
+/// turns it into a result through the exception table), Ok if the code
+/// returned.
+///
+/// # Safety
+/// Whatever code is at `va` runs; it must return or abort on the fetch.
+pub unsafe fn probe_exec(va: usize) -> Result<(), (u64, u64)> {
+    use core::sync::atomic::Ordering::Relaxed;
+    // SAFETY: the return address of the branch is listed in the exception
+    // table; the caller vouches for the code at `va`.
+    if unsafe { __arch_probe_exec(va) } == 0 {
+        Ok(())
+    } else {
+        Err((FETCH_ABORT[0].load(Relaxed), FETCH_ABORT[1].load(Relaxed)))
+    }
 }
 
 /// Reads PMCR_EL0 and PMCCNTR_EL0, each `Err(Aborted)` if the read was

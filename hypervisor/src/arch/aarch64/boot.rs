@@ -36,17 +36,17 @@
 
 use super::mmu::El2Map;
 use super::sysreg::{PMCR_EL0, VPIDR_EL2};
-use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, ICC_SRE_EL2, MDCR_EL2, MIDR_EL1, ReadWriteable, Readable, VBAR_EL2,
-    Writeable,
-};
 use super::uart::{UartDriver, early_print};
 use super::{firmware, smp, vmm};
 use crate::console::ByteSink;
 use crate::mm::frame::FrameAllocator;
 use crate::println;
 use crate::sync::{MmuChecked, Mutex, Once};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, ICC_SRE_EL2, MDCR_EL2, MIDR_EL1, ReadWriteable, Readable, VBAR_EL2,
+    Writeable,
+};
 use buddy_system_allocator::LockedHeap;
 use shared::platform::{GicVersion, Platform, PsciMethod, Region};
 
@@ -254,15 +254,27 @@ pub fn init_el2_controls() {
     // A raw value: aarch64-cpu's CPTR_EL2 names only TAM.
     CPTR_EL2.set(0x33ff);
     // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not
-    // use the physical timer (EL1PCEN clear): that traps and is refused.
+    // use the physical timer (EL1PCEN clear): that traps, and each vCPU's
+    // physical timer is emulated (timer::ptimer_access).
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
     // MDCR_EL2 (ARM ARM D19.2.x): HPMN = all counters (PMCR_EL0.N, bits
     // [15:11]); TPM and TPMCR trap every PMU register access from EL0/EL1 to EL2,
     // where it is refused (UNDEF): the PMU is not switched between VMs
-    // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. No debug traps.
+    // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. TDA, TDOSA and
+    // TDRA trap the debug registers (breakpoints, watchpoints, MDSCR_EL1,
+    // the OS lock, the debug ROM address), which each vCPU has its own
+    // emulated copy of (`vdebug`): the hardware's are never the guests', so
+    // no VM sees or changes another's.
     let pmcr_n = (PMCR_EL0.get() >> 11) & 0x1f;
-    MDCR_EL2.write(MDCR_EL2::HPMN.val(pmcr_n) + MDCR_EL2::TPM::SET + MDCR_EL2::TPMCR::SET);
+    MDCR_EL2.write(
+        MDCR_EL2::HPMN.val(pmcr_n)
+            + MDCR_EL2::TPM::SET
+            + MDCR_EL2::TPMCR::SET
+            + MDCR_EL2::TDA::SET
+            + MDCR_EL2::TDOSA::SET
+            + MDCR_EL2::TDRA::SET,
+    );
     if let Some(GicVersion::V3) = PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.version) {
         // ICC_SRE_EL2: SRE (system registers), Enable (EL1 may use ICC_SRE_EL1).
         ICC_SRE_EL2.modify(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);

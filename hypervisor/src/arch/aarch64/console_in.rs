@@ -27,6 +27,13 @@ static PREFIXED: AtomicBool = AtomicBool::new(false);
 static UART: crate::sync::Once<UartDriver> = crate::sync::Once::new();
 static INTID: AtomicUsize = AtomicUsize::new(usize::MAX);
 
+/// Whether VM `id` has the input focus. Only its console output reaches
+/// the terminal raw; every other VM's has its control characters made
+/// visible (`VmConsole::flush`).
+pub fn has_focus(id: usize) -> bool {
+    FOCUS.load(Ordering::Acquire) == id
+}
+
 /// Sets up input from the console UART (boot CPU, after the GIC).
 pub fn init(uart: &shared::platform::Uart) {
     let Some(irq) = uart.irq else { return };

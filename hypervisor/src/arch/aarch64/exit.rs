@@ -7,15 +7,17 @@ use super::switch::ExitKind;
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
 use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
+use crate::inject;
 use crate::mmio::{MmioAccess, decode};
 use crate::println;
+use crate::ratelimit::{self, Verdict};
 use crate::smccc::{self, Call, Outcome, VmOps};
 use crate::stats::ExitReason;
 use crate::vcpu::VcpuState;
 use crate::vgic::Frame;
 use aarch64_cpu::registers::{
-    ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, PAR_EL1, Readable, SP_EL0, SP_EL1, SPSR_EL1, SPSR_EL2, VBAR_EL1,
-    Writeable,
+    ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, MDSCR_EL1, PAR_EL1, Readable, SP_EL0, SP_EL1, SPSR_EL1,
+    VBAR_EL1, Writeable,
 };
 use core::ops::Range;
 use core::sync::atomic::Ordering;
@@ -32,6 +34,14 @@ pub enum Action {
 /// A synchronous exception from the guest (ESR_EL2 says which).
 pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
     let esr = Esr::decode(ESR_EL2.get());
+    if !crate::skip::condition_passed(esr.raw, v.regs.pstate) {
+        // A conditional AArch32 instruction that failed its condition
+        // check trapped anyway (IMPLEMENTATION DEFINED): it does nothing
+        // (KVM's kvm_condition_valid in handle_trap_exceptions).
+        v.stats.record(if esr.ec == ExceptionClass::Wfx { ExitReason::Wfi } else { ExitReason::SysReg });
+        skip_instruction(v);
+        return Action::Continue;
+    }
     match esr.syndrome() {
         // First FP/SIMD use since entry with CPTR_EL2.TFP set (lazy switch).
         _ if esr.ec == ExceptionClass::FpAccess => {
@@ -46,11 +56,11 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             // A trapped SMC returns to the SMC itself (ARM ARM D1.10.2):
             // step over it, then answer it like an HVC.
             v.stats.record(ExitReason::Smc);
-            v.regs.pc += 4;
+            skip_instruction(v);
             hypercall(vm, v)
         }
         Syndrome::Wfx(w) => {
-            v.regs.pc += 4;
+            skip_instruction(v);
             if matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit) {
                 v.stats.record(ExitReason::Wfi);
                 if vm.vgic.lock().has_pending(v.index) {
@@ -65,15 +75,15 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
         Syndrome::DataAbort(da) if esr.ec == ExceptionClass::DataAbortLower => {
             let far = FAR_EL2.get();
             let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
-            let insn = if da.isv { None } else { fetch_instruction(v.regs.pc) };
+            // Without a syndrome (ISV = 0) the instruction is decoded, as
+            // A64: an AArch32 one is not, and gets the abort.
+            let aarch32 = v.regs.pstate & crate::skip::PSTATE_AARCH32 != 0;
+            let insn = if da.isv || aarch32 { None } else { fetch_instruction(v.regs.pc) };
             match decode::decode(&da, ipa, insn) {
                 Ok(access) => mmio(vm, v, &access, far),
                 Err(e) => {
-                    println!(
-                        "el2-hyp: VM \"{}\" vCPU {}: cannot emulate the access to IPA {ipa:#x} at pc {:#x}: {e}",
-                        vm.name, v.index, v.regs.pc
-                    );
-                    bad_access(vm, v, ipa, far, da.wnr, "an access it cannot decode")
+                    let why = alloc::format!("an access it cannot decode ({e})");
+                    bad_access(vm, v, ipa, far, da.wnr, &why)
                 }
             }
         }
@@ -86,41 +96,99 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
                 if let Ok(t) = targets {
                     vm.kick(t, Some(v.index));
                 }
-                v.regs.pc += 4;
+                skip_instruction(v);
                 return Action::Continue;
             }
             if let Some(action) = super::sysregs::handle(vm, v, &acc) {
                 return action;
             }
-            println!(
-                "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x} is not emulated: injecting undefined instruction",
-                vm.name, v.index, acc, v.regs.pc
-            );
+            if timer::ptimer_access(vm, v, &acc) || debug_access(v, &acc) {
+                skip_instruction(v);
+                return Action::Continue;
+            }
+            let pc = v.regs.pc;
+            report(vm, v, format_args!("{acc} at {pc:#x} is not emulated: injecting undefined instruction"));
             inject_undef(v);
             Action::Continue
         }
         Syndrome::InstrAbort(_) if esr.ec == ExceptionClass::InstrAbortLower => {
-            // Executing from outside its RAM is not something a guest can
-            // recover from: the VM is stopped, the others run on.
+            // Nothing behind the IPA (RAM is mapped in full, devices are
+            // not executable): the guest takes a synchronous external
+            // abort on the fetch, as from a bus error, and decides itself
+            // (KVM's kvm_inject_pabt for a fetch outside any memslot).
             v.stats.record(ExitReason::BadAccess);
-            let ipa = decode::fault_ipa(HPFAR_EL2.get(), FAR_EL2.get());
-            let why = alloc::format!("instruction fetch from IPA {ipa:#x} outside its memory (pc {:#x})", v.regs.pc);
-            vmm::stop_vm(vm, v, &why);
-            Action::Yield
+            let far = FAR_EL2.get();
+            let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
+            let pc = v.regs.pc;
+            report(
+                vm,
+                v,
+                format_args!(
+                    "instruction fetch from IPA {ipa:#x} (pc {pc:#x}) outside its memory: injecting prefetch abort"
+                ),
+            );
+            inject_abort(v, false, false, far);
+            Action::Continue
         }
         _ => {
             v.stats.record(ExitReason::Undefined);
-            println!(
-                "el2-hyp: VM \"{}\" vCPU {}: {} at {:#x}: injecting undefined instruction",
-                vm.name,
-                v.index,
-                crate::esr::describe(esr.raw),
-                v.regs.pc
+            let pc = v.regs.pc;
+            report(
+                vm,
+                v,
+                format_args!("{} at {pc:#x}: injecting undefined instruction", crate::esr::describe(esr.raw)),
             );
             inject_undef(v);
             Action::Continue
         }
     }
+}
+
+/// Steps the guest over the instruction that trapped: 2 or 4 bytes as
+/// ESR_EL2.IL says, with the T32 IT state moved on (`skip::skip`).
+/// ESR_EL2 still holds this exit's syndrome: EL2 runs with interrupts
+/// masked and takes no exception of its own in between.
+pub fn skip_instruction(v: &mut Vcpu) {
+    let il = ESR_EL2.is_set(ESR_EL2::IL);
+    (v.regs.pc, v.regs.pstate) = crate::skip::skip(v.regs.pc, v.regs.pstate, il);
+}
+
+/// Prints a report about something the guest did that the hypervisor
+/// refused, within the VM's report budget (`ratelimit`): a guest looping
+/// over bad accesses must not flood the console.
+pub fn report(vm: &Vm, v: &Vcpu, what: core::fmt::Arguments) {
+    let verdict = vm.reports.lock().check(timer::now(), timer::frequency() * ratelimit::INTERVAL_S);
+    if let Verdict::Print { suppressed } = verdict {
+        if suppressed > 0 {
+            println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
+        }
+        println!("el2-hyp: VM \"{}\" vCPU {}: {what}", vm.name, v.index);
+    }
+}
+
+/// A trapped access to a debug register (MDCR_EL2.TDA, TDOSA, TDRA),
+/// answered from the vCPU's own copy (`vdebug`); false if the register is
+/// not one of them or the access is not allowed (the caller refuses it).
+fn debug_access(v: &mut Vcpu, acc: &crate::esr::SysRegAccess) -> bool {
+    if !crate::vdebug::owns(acc.reg) {
+        return false;
+    }
+    if acc.read {
+        match v.sys.debug.read(acc.reg) {
+            Some(value) => v.regs.set(acc.rt, value),
+            None => return false,
+        }
+        return true;
+    }
+    let value = v.regs.get(acc.rt);
+    if !v.sys.debug.write(acc.reg, value) {
+        return false;
+    }
+    if acc.reg == SysReg::MDSCR_EL1 {
+        // The loaded vCPU's MDSCR_EL1 is switched with its EL1 context.
+        MDSCR_EL1.set(crate::vdebug::mdscr_hw(value));
+    }
+    true
 }
 
 /// A physical interrupt arrived while the guest ran (HCR_EL2.IMO).
@@ -291,7 +359,6 @@ fn fetch_instruction(pc: u64) -> Option<u32> {
 
 /// Emulates one decoded MMIO access to the VM's devices.
 fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
-    v.stats.record(if a.write { ExitReason::MmioWrite } else { ExitReason::MmioRead });
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
     let value = a.store_value(&v.regs.x);
     // Err: why the access is refused (for the message).
@@ -338,8 +405,11 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
             None => Err(OUTSIDE),
         }
     };
+    // One exit, counted once: as an MMIO access if emulated, as a bad
+    // access (in bad_access) if refused.
     match result {
         Ok(read) => {
+            v.stats.record(ExitReason::for_mmio(a.write));
             if !a.write {
                 v.regs.set(a.reg, decode::apply_load(read, a));
             }
@@ -359,7 +429,7 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                     }
                 }
             }
-            v.regs.pc += 4;
+            skip_instruction(v);
             Action::Continue
         }
         Err(why) => bad_access(vm, v, a.ipa, far, a.write, why),
@@ -375,36 +445,33 @@ const REFUSED_BY_UART: &str = "refused by the emulated PL011 (size or offset it 
 /// synchronous external abort, as real hardware would give for a bus error.
 fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool, why: &str) -> Action {
     v.stats.record(ExitReason::BadAccess);
-    println!(
-        "el2-hyp: VM \"{}\" vCPU {}: access to IPA {ipa:#x} at pc {:#x} is {why}: injecting data abort",
-        vm.name, v.index, v.regs.pc
-    );
-    let from_el0 = SPSR_EL2::M.read_as_enum(v.regs.pstate) == Some(SPSR_EL2::M::Value::EL0t);
-    // ESR_EL1: data abort from a lower EL or the same EL, IL, and an ISS
-    // of WnR (bit 6) and DFSC = synchronous external abort (0x10), which
-    // the crate does not name.
-    let ec = if from_el0 { ESR_EL1::EC::DataAbortLowerEL } else { ESR_EL1::EC::DataAbortCurrentEL };
-    let iss = if write { 1 << 6 } else { 0 } | 0x10;
-    inject(v, (ec + ESR_EL1::IL::SET + ESR_EL1::ISS.val(iss)).value, Some(far));
+    let pc = v.regs.pc;
+    report(vm, v, format_args!("access to IPA {ipa:#x} at pc {pc:#x} is {why}: injecting data abort"));
+    inject_abort(v, true, write, far);
     Action::Continue
+}
+
+/// Injects a synchronous external abort on a data access (`data`) or an
+/// instruction fetch at virtual address `far` (`inject::abort_esr`, KVM's
+/// `inject_abt64`).
+fn inject_abort(v: &mut Vcpu, data: bool, write: bool, far: u64) {
+    let il = ESR_EL2.get() & inject::ESR_IL != 0;
+    inject(v, inject::abort_esr(data, inject::from_el0(v.regs.pstate), il, write), Some(far));
 }
 
 /// Injects an undefined-instruction exception (ESR_EL1.EC = 0).
 fn inject_undef(v: &mut Vcpu) {
-    inject(v, (ESR_EL1::EC::Unknown + ESR_EL1::IL::SET).value, None);
+    inject(v, inject::UNDEF_ESR, None);
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vectors, as the
 /// hardware would (ARM ARM D1.10.2): ELR_EL1/SPSR_EL1 take the return
-/// state, PC goes to VBAR_EL1 + the offset for where it came from.
-/// The vCPU's EL1 registers are live in the CPU while it is loaded.
+/// state, PC goes to VBAR_EL1 + the offset for where it came from
+/// (`inject::sync_vector_offset`). The vCPU's EL1 registers are live in
+/// the CPU while it is loaded.
 fn inject(v: &mut Vcpu, esr: u64, far: Option<u64>) {
     let spsr = v.regs.pstate;
-    let offset = match SPSR_EL2::M.read_as_enum(spsr) {
-        Some(SPSR_EL2::M::Value::EL1h) => 0x200, // current EL with SP_ELx
-        Some(SPSR_EL2::M::Value::EL1t) => 0x000, // current EL with SP_EL0
-        _ => 0x400,                              // EL0: lower EL, AArch64
-    };
+    let offset = inject::sync_vector_offset(spsr);
     ELR_EL1.set(v.regs.pc);
     SPSR_EL1.set(spsr);
     ESR_EL1.set(esr);

@@ -6,12 +6,12 @@
 //! own that is only ever held for one save or restore, so that any CPU can
 //! save a vCPU's values without taking the vCPU's lock.
 
-use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{CPTR_EL2, Readable, Writeable};
 use super::vmm::{self, Vcpu, Vm};
 use super::{MAX_CPUS, gic, smp, switch};
 use crate::fpowner::{self, Evict, FpToken};
 use crate::stats::ExitReason;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CPTR_EL2, Readable, Writeable};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Whose FP/SIMD values each physical CPU's registers hold (an

@@ -9,8 +9,8 @@
 //!
 //! Both use the same MAIR, TCR and descriptor attributes.
 
-use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2};
 use crate::mm::early_map::{self, EarlyMapError, EarlyTables, Kind, MAIR};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2};
 use aarch64_paging::descriptor::El23Attributes as A;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El2, MemoryRegion};

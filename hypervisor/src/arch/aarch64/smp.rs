@@ -3,8 +3,8 @@
 
 use super::switch::HostRegs;
 use super::sysreg::clean_dcache_range;
-use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TPIDR_EL2, TTBR0_EL2, Writeable};
 use super::{MAX_CPUS, STACK_SIZE};
+use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TPIDR_EL2, TTBR0_EL2, Writeable};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// One physical CPU's private data. `host` must stay the first field: the

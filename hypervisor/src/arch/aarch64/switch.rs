@@ -6,9 +6,9 @@
 //! vCPU starts running on a CPU and saved when it stops, the way Hafnium
 //! and KVM's nVHE `__kvm_vcpu_run` do.
 
+use crate::vcpu::{El1Sysregs, GuestRegs};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
-use crate::vcpu::{El1Sysregs, GuestRegs};
 
 /// Why `__guest_enter` returned (exceptions.S `EXIT_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

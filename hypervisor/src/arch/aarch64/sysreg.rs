@@ -125,10 +125,8 @@ hand_written!(
 /// The calling CPU's MPIDR affinity bits (Aff3..Aff0).
 pub fn mpidr() -> u64 {
     use aarch64_cpu::registers::MPIDR_EL1::{Aff0, Aff1, Aff2, Aff3};
-    const AFFINITY: u64 = (Aff3.mask << Aff3.shift)
-        | (Aff2.mask << Aff2.shift)
-        | (Aff1.mask << Aff1.shift)
-        | (Aff0.mask << Aff0.shift);
+    const AFFINITY: u64 =
+        (Aff3.mask << Aff3.shift) | (Aff2.mask << Aff2.shift) | (Aff1.mask << Aff1.shift) | (Aff0.mask << Aff0.shift);
     const _: () = assert!(AFFINITY == 0xff_00ff_ffff);
     MPIDR_EL1.get() & AFFINITY
 }

@@ -47,10 +47,8 @@ fn read_id_hw(reg: SysReg) -> u64 {
 
 /// What a guest of `vm` reads from ID register `reg`.
 pub fn read_id(vm: &Vm, reg: SysReg) -> u64 {
-    let features = VmFeatures {
-        gic_v3: vm.gic == GicVersion::V3,
-        aarch32: idregs::has_aarch32_el0(ID_AA64PFR0_EL1.get()),
-    };
+    let features =
+        VmFeatures { gic_v3: vm.gic == GicVersion::V3, aarch32: idregs::has_aarch32_el0(ID_AA64PFR0_EL1.get()) };
     let hw = if idregs::reads_hardware(reg) { read_id_hw(reg) } else { 0 };
     idregs::sanitize(reg, hw, &features)
 }
@@ -136,6 +134,6 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
         }
         _ => return None,
     }
-    v.regs.pc += 4;
+    super::exit::skip_instruction(v);
     Some(Action::Continue)
 }

@@ -6,9 +6,9 @@ use super::switch::ExitKind;
 use super::vmm::{Vcpu, Vm};
 use super::{MAX_CPUS, smp, timer};
 use crate::println;
-use aarch64_cpu::registers::{ESR_EL2, Readable};
 use crate::sync::Mutex;
 use crate::trace::{LINE_PREFIX, Record, Ring};
+use aarch64_cpu::registers::{ESR_EL2, Readable};
 
 /// Records kept per CPU (24 bytes each).
 const RING_RECORDS: usize = 4096;

@@ -5,9 +5,9 @@
 //! memory-mapped GICH frame (IHI 0048B §5.3). The choice of what goes into
 //! the list registers is the pure `vgic` core's (`flush_lrs`/`sync_lrs`).
 
+use crate::vgic::LrPlan;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
-use crate::vgic::LrPlan;
 use shared::platform::GicVersion;
 
 /// Saved virtual CPU interface state of a vCPU that is not loaded.

@@ -11,6 +11,7 @@ use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::psci::Psci;
+use crate::ratelimit::ReportLimit;
 use crate::stats::ExitStats;
 use crate::sync::CountedMutex;
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
@@ -49,6 +50,8 @@ pub struct Vcpu {
 /// The emulated console of a VM: the PL011 model and a line buffer, so
 /// that lines from different VMs do not interleave mid-line.
 pub struct VmConsole {
+    /// The VM's number (for the input focus).
+    id: usize,
     pub uart: Pl011,
     line: heapless::Vec<u8, 160>,
     /// Typed bytes the PL011's receive FIFO has no room for yet: they move
@@ -59,16 +62,10 @@ pub struct VmConsole {
     pub first_line_at: Option<u64>,
 }
 
-impl Default for VmConsole {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl VmConsole {
-    /// A console with nothing buffered.
-    pub fn new() -> Self {
-        Self { uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new(), first_line_at: None }
+    /// A console of VM `id` with nothing buffered.
+    pub fn new(id: usize) -> Self {
+        Self { id, uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new(), first_line_at: None }
     }
 
     /// Queues a typed byte and moves what fits into the receive FIFO.
@@ -104,10 +101,17 @@ impl VmConsole {
         }
     }
 
-    /// Prints what is buffered as one line.
+    /// Prints what is buffered as one line: as it is for the VM with the
+    /// input focus, with its control characters made visible for any other
+    /// (`vpl011::visible`), so that no VM can forge another's line or the
+    /// hypervisor's, or take over the terminal.
     pub fn flush(&mut self, name: &str) {
-        let text = core::str::from_utf8(&self.line).unwrap_or("<non-UTF-8 output>");
-        println!("[{name}] {text}");
+        if super::console_in::has_focus(self.id) {
+            let text = core::str::from_utf8(&self.line).unwrap_or("<non-UTF-8 output>");
+            println!("[{name}] {text}");
+        } else {
+            println!("[{name}] {}", crate::vpl011::visible(&self.line));
+        }
         self.first_line_at.get_or_insert_with(timer::now);
         self.line.clear();
     }
@@ -151,6 +155,9 @@ pub struct Vm {
     /// physical count when the VM was built or last reset, so that its
     /// virtual counter starts near zero.
     pub cntvoff: AtomicU64,
+    /// The budget of the hypervisor's reports about this VM's faults
+    /// (`exit::report`).
+    pub reports: Mutex<ReportLimit>,
 }
 
 impl Vm {
@@ -301,7 +308,8 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             .collect(),
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
-        console: Mutex::new(VmConsole::new()),
+        console: Mutex::new(VmConsole::new(id)),
+        reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::new(Psci::new(spec.vcpus as usize)),
         vgic: CountedMutex::new(
@@ -507,6 +515,11 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
                     earliest = Some(earliest.map_or(d, |e| e.min(d)));
                 }
             }
+            // The emulated physical timer (timer::ptimer_access): raised
+            // when due, else its deadline is one to wake up for.
+            if let Some(d) = timer::update_ptimer_line(&mut vgic, i, &v.sys, now) {
+                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+            }
             if vgic.has_pending(i) {
                 v.state = VcpuState::Runnable;
             }
@@ -557,6 +570,11 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     gic::set_private_enabled(gic::INTID_VTIMER, !high);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
+    }
+    // The emulated physical timer may have expired while the vCPU was not
+    // running; if not, the EL2 timer takes the CPU back when it does.
+    if let Some(d) = timer::update_ptimer_line(&mut vm.vgic.lock(), v.index, &v.sys, timer::now()) {
+        timer::arm_hyp_by(d);
     }
     let nr_lrs = vgic_hw::nr_lrs();
     // The vGIC's change count when a flush last found nothing for this
@@ -642,6 +660,10 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
         }
     }
     passthrough::release(vm);
+    let suppressed = vm.reports.lock().take_suppressed();
+    if suppressed > 0 {
+        println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
+    }
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
     print_stats(vm, Some(me));
     print_boot_times(vm);
