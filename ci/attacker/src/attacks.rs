@@ -26,6 +26,18 @@ pub enum Verdict {
 macro_rules! held {
     ($($arg:tt)*) => {{ let mut l = rt::Line::new(); let _ = write!(l, $($arg)*); Verdict::Held(l) }};
 }
+/// Runs one instruction (inline assembly) under `rt::probe`.
+macro_rules! insn {
+    ($($t:tt)*) => {
+        probe(|| {
+            // SAFETY: one instruction on this VM's own registers or devices,
+            // or one the architecture or the hypervisor refuses; rt::probe
+            // catches the exception and steps over it.
+            unsafe { asm!($($t)*) }
+        })
+    };
+}
+
 macro_rules! broken {
     ($($arg:tt)*) => {{ let mut l = rt::Line::new(); let _ = write!(l, $($arg)*); Verdict::Broken(l) }};
 }
@@ -426,11 +438,10 @@ fn dbg_overwrite(_: &Ctx) -> Verdict {
 fn sys_el2_regs(_: &Ctx) -> Verdict {
     let mut v = 0u64;
     let r = [
-        // SAFETY (each): an EL2 register from EL1 is UNDEF (ARM ARM D1.2), caught.
-        probe(|| unsafe { asm!("mrs {}, hcr_el2", out(reg) v, options(nostack)) }),
-        probe(|| unsafe { asm!("msr vbar_el2, {}", in(reg) 0u64, options(nostack)) }),
-        probe(|| unsafe { asm!("msr vttbr_el2, {}", in(reg) 0u64, options(nostack)) }),
-        probe(|| unsafe { asm!("mrs {}, S3_4_C2_C1_0", out(reg) v, options(nostack)) }), // VTCR_EL2
+        insn!("mrs {}, hcr_el2", out(reg) v, options(nostack)),
+        insn!("msr vbar_el2, {}", in(reg) 0u64, options(nostack)),
+        insn!("msr vttbr_el2, {}", in(reg) 0u64, options(nostack)),
+        insn!("mrs {}, S3_4_C2_C1_0", out(reg) v, options(nostack)), // VTCR_EL2
     ];
     let _ = v;
     if r.iter().any(|c| c.is_none()) {
@@ -442,11 +453,10 @@ fn sys_el2_regs(_: &Ctx) -> Verdict {
 fn sys_impdef(_: &Ctx) -> Verdict {
     let mut v = 0u64;
     let r = [
-        // SAFETY (each): IMPLEMENTATION DEFINED registers, trapped by TIDCP; a fault is caught.
-        probe(|| unsafe { asm!("mrs {}, S3_1_C15_C2_0", out(reg) v, options(nostack)) }),
-        probe(|| unsafe { asm!("msr S3_1_C15_C2_0, {}", in(reg) u64::MAX, options(nostack)) }),
-        probe(|| unsafe { asm!("mrs {}, S3_0_C15_C0_0", out(reg) v, options(nostack)) }),
-        probe(|| unsafe { asm!("msr S3_0_C11_C0_0, {}", in(reg) u64::MAX, options(nostack)) }),
+        insn!("mrs {}, S3_1_C15_C2_0", out(reg) v, options(nostack)),
+        insn!("msr S3_1_C15_C2_0, {}", in(reg) u64::MAX, options(nostack)),
+        insn!("mrs {}, S3_0_C15_C0_0", out(reg) v, options(nostack)),
+        insn!("msr S3_0_C11_C0_0, {}", in(reg) u64::MAX, options(nostack)),
     ];
     let _ = v;
     expect_undef_or_ok("IMPLEMENTATION DEFINED registers", &r)
@@ -455,11 +465,10 @@ fn sys_impdef(_: &Ctx) -> Verdict {
 fn sys_pmu(_: &Ctx) -> Verdict {
     let mut v = 0u64;
     let r = [
-        // SAFETY (each): PMU registers (trapped, MDCR_EL2.TPM); a fault is caught.
-        probe(|| unsafe { asm!("mrs {}, pmcr_el0", out(reg) v, options(nostack)) }),
-        probe(|| unsafe { asm!("msr pmcr_el0, {}", in(reg) u64::MAX, options(nostack)) }),
-        probe(|| unsafe { asm!("msr pmcntenset_el0, {}", in(reg) u64::MAX, options(nostack)) }),
-        probe(|| unsafe { asm!("mrs {}, pmccntr_el0", out(reg) v, options(nostack)) }),
+        insn!("mrs {}, pmcr_el0", out(reg) v, options(nostack)),
+        insn!("msr pmcr_el0, {}", in(reg) u64::MAX, options(nostack)),
+        insn!("msr pmcntenset_el0, {}", in(reg) u64::MAX, options(nostack)),
+        insn!("mrs {}, pmccntr_el0", out(reg) v, options(nostack)),
     ];
     let _ = v;
     expect_undef_or_ok("PMCR/PMCNTENSET/PMCCNTR", &r)
@@ -468,9 +477,8 @@ fn sys_pmu(_: &Ctx) -> Verdict {
 fn sys_actlr_write(_: &Ctx) -> Verdict {
     let mut v = 0u64;
     let r = [
-        // SAFETY (each): ACTLR_EL1 (trapped, HCR_EL2.TACR); a fault is caught.
-        probe(|| unsafe { asm!("mrs {}, actlr_el1", out(reg) v, options(nostack)) }),
-        probe(|| unsafe { asm!("msr actlr_el1, {}", in(reg) u64::MAX, options(nostack)) }),
+        insn!("mrs {}, actlr_el1", out(reg) v, options(nostack)),
+        insn!("msr actlr_el1, {}", in(reg) u64::MAX, options(nostack)),
     ];
     let _ = v;
     expect_undef_or_ok("ACTLR_EL1", &r)
@@ -479,16 +487,14 @@ fn sys_actlr_write(_: &Ctx) -> Verdict {
 fn icc_garbage(_: &Ctx) -> Verdict {
     let mut v = 0u64;
     let r = [
-        // SAFETY (each): our own CPU interface's registers (GICv3), or UNDEF
-        // on GICv2; garbage values, restored by gic_init_cpu below.
-        probe(|| unsafe { asm!("msr S3_0_C4_C6_0, {}", in(reg) 0u64, options(nostack)) }), // PMR
-        probe(|| unsafe { asm!("msr S3_0_C12_C12_3, {}", in(reg) u64::MAX, options(nostack)) }), // BPR1
-        probe(|| unsafe { asm!("msr S3_0_C12_C12_1, {}", in(reg) 0x3ffu64, options(nostack)) }), // EOIR1
-        probe(|| unsafe { asm!("msr S3_0_C12_C11_1, {}", in(reg) 27u64, options(nostack)) }), // DIR
-        probe(|| unsafe { asm!("msr S3_0_C12_C12_4, {}", in(reg) u64::MAX, options(nostack)) }), // CTLR
-        probe(|| unsafe { asm!("mrs {}, S3_0_C12_C12_0", out(reg) v, options(nostack)) }), // IAR1
-        probe(|| unsafe { asm!("msr S3_0_C12_C12_6, {}", in(reg) u64::MAX, options(nostack)) }), // IGRPEN0
-        probe(|| unsafe { asm!("msr S3_0_C12_C12_5, {}", in(reg) 0u64, options(nostack)) }), // SRE
+        insn!("msr S3_0_C4_C6_0, {}", in(reg) 0u64, options(nostack)), // PMR
+        insn!("msr S3_0_C12_C12_3, {}", in(reg) u64::MAX, options(nostack)), // BPR1
+        insn!("msr S3_0_C12_C12_1, {}", in(reg) 0x3ffu64, options(nostack)), // EOIR1
+        insn!("msr S3_0_C12_C11_1, {}", in(reg) 27u64, options(nostack)), // DIR
+        insn!("msr S3_0_C12_C12_4, {}", in(reg) u64::MAX, options(nostack)), // CTLR
+        insn!("mrs {}, S3_0_C12_C12_0", out(reg) v, options(nostack)), // IAR1
+        insn!("msr S3_0_C12_C12_6, {}", in(reg) u64::MAX, options(nostack)), // IGRPEN0
+        insn!("msr S3_0_C12_C12_5, {}", in(reg) 0u64, options(nostack)), // SRE
     ];
     let _ = v;
     // Our own interface, back to working order (a probe of it below).
@@ -501,12 +507,10 @@ fn icc_garbage(_: &Ctx) -> Verdict {
 
 fn icc_sgi_garbage(_: &Ctx) -> Verdict {
     let r = [
-        // SAFETY (each): SGI generation registers with every target field
-        // set (affinities and vCPUs we do not have, IRM); faults are caught.
-        probe(|| unsafe { asm!("msr S3_0_C12_C11_5, {}", in(reg) u64::MAX, options(nostack)) }), // SGI1R
-        probe(|| unsafe { asm!("msr S3_0_C12_C11_5, {}", in(reg) 0x00ff_00ff_0f00_ffffu64, options(nostack)) }),
-        probe(|| unsafe { asm!("msr S3_0_C12_C11_7, {}", in(reg) u64::MAX, options(nostack)) }), // SGI0R
-        probe(|| unsafe { asm!("msr S3_0_C12_C11_6, {}", in(reg) u64::MAX, options(nostack)) }), // ASGI1R
+        insn!("msr S3_0_C12_C11_5, {}", in(reg) u64::MAX, options(nostack)), // SGI1R
+        insn!("msr S3_0_C12_C11_5, {}", in(reg) 0x00ff_00ff_0f00_ffffu64, options(nostack)),
+        insn!("msr S3_0_C12_C11_7, {}", in(reg) u64::MAX, options(nostack)), // SGI0R
+        insn!("msr S3_0_C12_C11_6, {}", in(reg) u64::MAX, options(nostack)), // ASGI1R
     ];
     expect_undef_or_ok("ICC_SGI1R/SGI0R/ASGI1R with garbage targets", &r)
 }
@@ -809,10 +813,9 @@ fn mmio_simd(_: &Ctx) -> Verdict {
 fn mmio_gicd_bad_width(_: &Ctx) -> Verdict {
     let gicd = rt::gic().gicd;
     let r = [
-        // SAFETY (each): byte/halfword/doubleword accesses to GICD_CTLR/TYPER; faults caught.
-        probe(|| unsafe { asm!("ldrb {v:w}, [{p}]", p = in(reg) gicd, v = out(reg) _, options(nostack)) }),
-        probe(|| unsafe { asm!("strh {v:w}, [{p}]", p = in(reg) gicd + 4, v = in(reg) 0xffffu32, options(nostack)) }),
-        probe(|| unsafe { asm!("ldr {v}, [{p}]", p = in(reg) gicd + 4, v = out(reg) _, options(nostack)) }),
+        insn!("ldrb {v:w}, [{p}]", p = in(reg) gicd, v = out(reg) _, options(nostack)),
+        insn!("strh {v:w}, [{p}]", p = in(reg) gicd + 4, v = in(reg) 0xffffu32, options(nostack)),
+        insn!("ldr {v}, [{p}]", p = in(reg) gicd + 4, v = out(reg) _, options(nostack)),
     ];
     for c in r.iter().flatten() {
         if c.ec() != 0x25 {
@@ -1070,7 +1073,7 @@ fn ifetch_unbacked(c: &Ctx) -> Verdict {
     let target = c.boot.ram_base + c.boot.ram_size + 0x10_0000;
     // SAFETY: a call into an IPA with nothing behind it: a prefetch abort
     // returns to x30 (rt's handler); if the VM is stopped instead, the test sees it.
-    let r = probe(|| unsafe { asm!("blr {f}", f = in(reg) target, out("x30") _, options(nostack)) });
+    let r = insn!("blr {f}", f = in(reg) target, out("x30") _, options(nostack));
     match r {
         Some(c) if c.ec() == 0x21 => held!("prefetch abort at {:#x} (IFSC {:#x})", c.far, c.esr & 0x3f),
         Some(c) => broken!("{} (ESR {:#x})", c.name(), c.esr),

@@ -248,8 +248,8 @@ extern "C" fn attacker_exception(frame: &mut Frame, kind: u64) -> u64 {
         8 | 12 => {
             // From EL0: the run is over (SVC on purpose, anything else caught).
             let e = &EL0_EXIT[vcpu_index()];
-            for i in 0..16 {
-                e[i].store(frame.x[i], SeqCst);
+            for (slot, x) in e.iter().zip(frame.x.iter().take(16)) {
+                slot.store(*x, SeqCst);
             }
             e[16].store(esr, SeqCst);
             e[17].store(frame.elr, SeqCst);
