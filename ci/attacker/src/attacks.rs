@@ -234,7 +234,6 @@ pub fn run(boot: &Boot, entry: &EntryState) -> ! {
 fn siege(boot: &Boot) {
     println!("attacker: siege started");
     let mut rounds = 0u64;
-    rt::irq_enable();
     while rt::getc().is_none() {
         for _ in 0..200 {
             rt::hvc(hvc::vendor::NOP, 0, 0, 0);
@@ -247,11 +246,14 @@ fn siege(boot: &Boot) {
                 rt::send_sgi(1, 0b10);
             }
         }
+        // The timer expires with IRQs masked, so the WFI cannot miss it;
+        // then it is taken.
         rt::vtimer_arm(0);
         rt::wfi();
+        rt::irq_enable();
+        rt::irq_disable();
         rounds += 1;
     }
-    rt::irq_disable();
     println!("attacker: siege ended after {rounds} rounds");
 }
 
