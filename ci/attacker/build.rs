@@ -1,0 +1,9 @@
+//! Links the bare-metal binary with its own linker script.
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-T{dir}/image.ld");
+    }
+    println!("cargo:rerun-if-changed=image.ld");
+    println!("cargo:rerun-if-changed=src/entry.S");
+}
