@@ -10,6 +10,8 @@
 //! - `fatal`: jumps to an address outside RAM: the hypervisor must stop
 //!   this VM and report why, and other VMs run on;
 //! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
+//! - the VM-wide request and set/way tests of hyptest_vmreq.rs
+//!   (`reset-both`, `reset-spin`, `cpuoff`, `slices`, `setway-storm`);
 //! - the interrupt tests of hyptest_irq.rs (`timer-rate`, `ipi`,
 //!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`).
 
@@ -26,6 +28,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "fatal" => fatal(platform),
         "reset" => reset(platform),
         other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
+        other if super::hyptest_vmreq::handles(other) => super::hyptest_vmreq::run(other, platform, hz),
         _ => match super::hyptest_irq::run(name, platform, hz) {
             Some(ok) => ok,
             None => {
