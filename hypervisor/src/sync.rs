@@ -7,7 +7,8 @@
 //! A CPU may take a lock only while every lock it holds comes *earlier* in
 //! this list ([`LockClass::rank`]; outermost first). Two locks of one class
 //! are never held together by a blocking `lock` (a `try_lock` may nest, it
-//! cannot wait). In debug builds every blocking `lock` of a ranked mutex
+//! cannot wait). In debug builds (and with the `lockdep` feature, for a
+//! release build under test) every blocking `lock` of a ranked mutex
 //! checks this against the locks its CPU holds and panics, naming both, on
 //! an inversion (a tiny lockdep: Linux's `lockdep` without the graph, since
 //! the order is written down here; [`HeldSet`] is the check).
@@ -191,7 +192,7 @@ impl HeldSet {
 /// The debug-build check: each CPU's [`HeldSet`] (each thread's in host
 /// unit tests). Elsewhere (release builds, host builds of the library
 /// outside its tests) the notes are nothing.
-#[cfg(all(debug_assertions, any(test, all(target_arch = "aarch64", target_os = "none"))))]
+#[cfg(all(any(debug_assertions, feature = "lockdep"), any(test, all(target_arch = "aarch64", target_os = "none"))))]
 mod lockdep {
     use super::{HeldSet, LockClass};
 
@@ -235,7 +236,10 @@ mod lockdep {
     }
 }
 
-#[cfg(not(all(debug_assertions, any(test, all(target_arch = "aarch64", target_os = "none")))))]
+#[cfg(not(all(
+    any(debug_assertions, feature = "lockdep"),
+    any(test, all(target_arch = "aarch64", target_os = "none"))
+)))]
 mod lockdep {
     use super::LockClass;
 

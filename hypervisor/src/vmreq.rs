@@ -249,7 +249,7 @@ mod tests {
                             in_guest.fetch_add(1, SeqCst);
                             i += 1;
                             // The "guest" asks for a reset now and then.
-                            if cpu < 2 && i % 7 == 0 && q.post(Request::Reset) {
+                            if cpu < 2 && i.is_multiple_of(7) && q.post(Request::Reset) {
                                 posted.fetch_add(1, SeqCst);
                             }
                             in_guest.fetch_sub(1, SeqCst);

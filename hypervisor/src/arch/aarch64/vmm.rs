@@ -155,7 +155,8 @@ pub struct Vm {
     pub vcpus: Vec<Mutex<Vcpu>>,
     pub stopped: AtomicBool,
     pub console: Mutex<VmConsole>,
-    /// Bumped on SYSTEM_RESET; a vCPU that sees a new generation stops running.
+    /// Bumped on SYSTEM_RESET (while every vCPU is out of the guest): the
+    /// VM's life, which FP/SIMD ownership tokens carry (fp.rs).
     pub generation: AtomicUsize,
     /// PSCI power state of the vCPUs.
     pub psci: Mutex<Psci>,
