@@ -13,6 +13,8 @@
 //! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
 //! - the architectural-answer tests of hyptest_arch.rs (`ptimer`, `pabt`,
 //!   `refused-count`, `dbg-write`, `dbg-read`, `ctlchars`, `report-flood`);
+//! - the VM-wide request and set/way tests of hyptest_vmreq.rs
+//!   (`reset-both`, `reset-spin`, `cpuoff`, `slices`, `setway-storm`);
 //! - the interrupt tests of hyptest_irq.rs (`timer-rate`, `ipi`,
 //!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`).
 
@@ -30,6 +32,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "reset" => reset(platform),
         other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
         other if super::hyptest_arch::handles(other) => super::hyptest_arch::run(other, platform, hz),
+        other if super::hyptest_vmreq::handles(other) => super::hyptest_vmreq::run(other, platform, hz),
         _ => match super::hyptest_irq::run(name, platform, hz) {
             Some(ok) => ok,
             None => {

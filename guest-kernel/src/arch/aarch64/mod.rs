@@ -9,6 +9,7 @@ pub mod hyptest;
 pub mod hyptest_arch;
 pub mod hyptest_core;
 pub mod hyptest_irq;
+pub mod hyptest_vmreq;
 pub mod irq;
 pub mod memory;
 pub mod mmu;

@@ -23,6 +23,15 @@ pub fn system_off() -> ! {
     }
 }
 
+/// Turns this vCPU off (PSCI CPU_OFF). Never returns.
+pub fn cpu_off() -> ! {
+    let _ = psci::cpu_off::<Hvc>();
+    loop {
+        // SAFETY: `wfi` only waits.
+        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
 /// Restarts this VM (PSCI SYSTEM_RESET). Never returns.
 pub fn system_reset() -> ! {
     let _ = psci::system_reset::<Hvc>();

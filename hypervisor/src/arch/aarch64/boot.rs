@@ -59,7 +59,7 @@ static HEAP: MmuChecked<LockedHeap<32>> = MmuChecked(LockedHeap::empty());
 const HEAP_SIZE: u64 = 16 << 20;
 
 /// Physical memory, after boot reservations.
-pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
+pub static FRAMES: Mutex<FrameAllocator> = Mutex::ranked(crate::sync::FRAMES, FrameAllocator::new());
 
 /// What boot learnt about the machine.
 pub static PLATFORM: Once<Platform> = Once::new();

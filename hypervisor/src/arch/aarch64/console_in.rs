@@ -51,7 +51,7 @@ pub fn intid() -> Option<u32> {
     (i != usize::MAX).then_some(i as u32)
 }
 
-static RX: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
+static RX: crate::sync::Mutex<()> = crate::sync::Mutex::ranked(crate::sync::CONSOLE_RX, ());
 
 /// The receive interrupt: drain the UART into the focused VM.
 pub fn on_interrupt() {

@@ -241,7 +241,7 @@ pub fn handle_fatal(vm: &Vm, v: &mut Vcpu, kind: ExitKind) -> Action {
         _ => ExitReason::Undefined,
     });
     let why = alloc::format!("fatal {kind:?} exception at {:#x} (ESR_EL2 {:#x})", v.regs.pc, ESR_EL2.get());
-    vmm::stop_vm(vm, v, &why);
+    vmm::stop_vm(vm, &why);
     Action::Yield
 }
 
@@ -297,15 +297,12 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
             Action::Continue
         }
         Outcome::CpuOn { target_vcpu, entry, context_id } => {
-            if let Some(t) = vm.vcpus.get(target_vcpu) {
-                let mut t = t.lock();
-                let (regs, sys) = crate::vcpu::reset_state(target_vcpu, entry, context_id);
-                t.regs = regs;
-                t.sys = sys;
-                t.vgic = Default::default();
-                t.state = VcpuState::Runnable;
+            // The target's own CPU starts it (vmm::start_pending_cpu_on):
+            // this CPU holds its vCPU's lock and never waits for another's
+            // (the lock order, sync.rs).
+            if let Some(slot) = vm.cpu_on.get(target_vcpu) {
+                *slot.lock() = Some((entry, context_id));
             }
-            vm.psci.lock().vcpu_started(target_vcpu);
             let mut set = crate::vgic::VcpuSet::default();
             set.insert(target_vcpu);
             vm.kick(set, Some(v.index));
@@ -313,6 +310,11 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
         }
         Outcome::CpuOff => {
             v.state = VcpuState::Off;
+            // The last vCPU off: nothing can turn one on again, the VM has
+            // ended (as KVM, which reports a VM with no running vCPU).
+            if vm.psci.lock().all_off() {
+                vmm::stop_vm(vm, "every vCPU is off (PSCI CPU_OFF)");
+            }
             Action::Yield
         }
         Outcome::Suspend => {
@@ -322,11 +324,11 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
             Action::Yield
         }
         Outcome::SystemOff => {
-            vmm::stop_vm(vm, v, "PSCI SYSTEM_OFF");
+            vmm::stop_vm(vm, "PSCI SYSTEM_OFF");
             Action::Yield
         }
         Outcome::SystemReset => {
-            vmm::reset_vm(vm, v);
+            vmm::reset_vm(vm);
             Action::Yield
         }
     }

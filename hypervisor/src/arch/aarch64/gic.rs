@@ -53,7 +53,7 @@ enum Driver {
 // all access goes through the `GIC` mutex.
 unsafe impl Send for Driver {}
 
-static GIC: Mutex<Option<Driver>> = Mutex::new(None);
+static GIC: Mutex<Option<Driver>> = Mutex::ranked(crate::sync::GIC, None);
 static VERSION: crate::sync::Once<GicVersion> = crate::sync::Once::new();
 /// GICv2 CPU interface number of each CPU (from its banked ITARGETSR0).
 static V2_TARGETS: [core::sync::atomic::AtomicU8; super::MAX_CPUS] =

@@ -3,14 +3,16 @@
 //! `idregs` core), set/way cache maintenance (HCR_EL2.TSW) and, while a
 //! set/way flush is pending, writes to the EL1 virtual-memory controls
 //! (HCR_EL2.TVM) — KVM's `kvm_set_way_flush`/`kvm_toggle_cache`
-//! (`arch/arm64/kvm/mmu.c`).
+//! (`arch/arm64/kvm/mmu.c`), with the policy and the chunked flush in the
+//! pure `setway` core.
 
 use super::exit::Action;
 use super::switch::HCR_TVM;
-use super::sysreg::{clean_invalidate_dcache_range, read_sysreg};
+use super::sysreg::read_sysreg;
 use super::vmm::{Vcpu, Vm};
 use crate::esr::{SysReg, SysRegAccess, SysRegTrap};
 use crate::idregs::{self, VmFeatures};
+use crate::setway::{self, FlushCursor};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     AFSR0_EL1, AFSR1_EL1, AMAIR_EL1, CONTEXTIDR_EL1, ESR_EL1, FAR_EL1, HCR_EL2, ID_AA64PFR0_EL1, MAIR_EL1, Readable,
@@ -53,16 +55,14 @@ pub fn read_id(vm: &Vm, reg: SysReg) -> u64 {
     idregs::sanitize(reg, hw, &features)
 }
 
-/// SCTLR_EL1.M and .C both set: the vCPU's stage-1 MMU and data cache are
-/// on (ARM ARM D19.2.118 "SCTLR_EL1"; KVM's `vcpu_has_cache_enabled`).
-fn caches_on(sctlr: u64) -> bool {
-    (SCTLR_EL1::M::SET + SCTLR_EL1::C::SET).matches_all(sctlr)
-}
-
-/// Cleans and invalidates all of the VM's RAM to the point of coherency,
-/// by VA through EL2's identity map (KVM's `stage2_flush_vm`).
-fn flush_vm(vm: &Vm) {
-    clean_invalidate_dcache_range(vm.host_ram as usize, vm.spec.memory.size as usize);
+/// Starts cleaning and invalidating all of the VM's RAM to the point of
+/// coherency, by VA through EL2's identity map (KVM's `stage2_flush_vm`):
+/// the vCPU leaves its guest until its CPU has flushed it all, a time
+/// slice at a time (vmm.rs `flush_for_a_slice`), so the flush is
+/// preemptible. Returns the action that leaves the guest.
+fn start_flush(vm: &Vm, v: &mut Vcpu) -> Action {
+    v.flush = Some(FlushCursor::new(vm.host_ram, vm.spec.memory.size));
+    Action::Yield
 }
 
 fn set_hcr(v: &mut Vcpu, hcr: u64) {
@@ -76,6 +76,7 @@ fn set_hcr(v: &mut Vcpu, hcr: u64) {
 /// Emulates a trapped access from the hypervisor's own trap groups; None
 /// if `acc` belongs to none of them (the caller decides).
 pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
+    let mut action = Action::Continue;
     match acc.reg.trap() {
         SysRegTrap::IdGroup3 if acc.read => {
             let value = read_id(vm, acc.reg);
@@ -89,26 +90,27 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
             // on or off, when it is flushed again (ARM ARM D7.5.9
             // "Performing cache maintenance by set/way"; KVM's
             // kvm_set_way_flush). Never an UNDEF.
-            if v.hcr & HCR_TVM == 0 {
-                flush_vm(vm);
+            let (flush, trap) = setway::on_set_way(v.hcr & HCR_TVM != 0);
+            if trap {
                 set_hcr(v, v.hcr | HCR_TVM);
+            }
+            if flush {
+                action = start_flush(vm, v);
             }
         }
         SysRegTrap::VmControl if !acc.read => {
             let value = v.regs.get(acc.rt);
             let r = acc.reg;
             if r == SysReg::SCTLR_EL1 {
-                let was = caches_on(SCTLR_EL1.get());
+                let was = SCTLR_EL1.get();
                 SCTLR_EL1.set(value);
-                let now = caches_on(value);
-                // KVM's kvm_toggle_cache: caches switched on need their
-                // stale lines invalidated, switched off cleaned: one
-                // clean+invalidate does both. Once on, stop trapping.
-                if now != was {
-                    flush_vm(vm);
-                }
-                if now {
+                // KVM's kvm_toggle_cache (setway::on_sctlr_write).
+                let (flush, keep_trapping) = setway::on_sctlr_write(was, value);
+                if !keep_trapping {
                     set_hcr(v, v.hcr & !HCR_TVM);
+                }
+                if flush {
+                    action = start_flush(vm, v);
                 }
             } else if r == SysReg::TTBR0_EL1 {
                 TTBR0_EL1.set(value);
@@ -135,5 +137,5 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
         _ => return None,
     }
     super::exit::skip_instruction(v);
-    Some(Action::Continue)
+    Some(action)
 }

@@ -15,7 +15,8 @@ const RING_RECORDS: usize = 4096;
 
 /// One ring per CPU. Only its own CPU pushes, so the lock is uncontended
 /// until the dump at power-off.
-static RINGS: [Mutex<Ring<RING_RECORDS>>; MAX_CPUS] = [const { Mutex::new(Ring::new()) }; MAX_CPUS];
+static RINGS: [Mutex<Ring<RING_RECORDS>>; MAX_CPUS] =
+    [const { Mutex::ranked(crate::sync::TRACE, Ring::new()) }; MAX_CPUS];
 
 /// Records one exit of `v`: `exit_at` is the counter read right after the
 /// guest left, and the duration runs until now.

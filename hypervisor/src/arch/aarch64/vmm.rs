@@ -1,10 +1,16 @@
 //! VMs and vCPUs at run time: building a VM from its DTB description,
 //! running vCPUs on physical CPUs, and stopping or resetting a VM.
+//!
+//! Stopping or resetting a VM goes through the VM-wide request protocol of
+//! the pure `vmreq` core: [`stop_vm`] and [`reset_vm`] only post a request
+//! and kick; the vCPUs leave the guest, and the CPU that finds them all out
+//! carries the request out once ([`act`]), holding no vCPU lock on entry
+//! (the lock order is in `sync.rs`).
 
 use super::boot::FRAMES;
 use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
-use super::sysreg::clean_dcache_range;
+use super::sysreg::{clean_dcache_range, clean_invalidate_dcache_range};
 use super::vgic_hw::{self, VgicCpuState};
 use super::{fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
@@ -12,11 +18,13 @@ use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::psci::Psci;
 use crate::ratelimit::ReportLimit;
+use crate::setway::FlushCursor;
 use crate::stats::ExitStats;
-use crate::sync::CountedMutex;
+use crate::sync::{self, CountedMutex};
 use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
 use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
+use crate::vmreq::{Request, VmRequests};
 use crate::vmspec;
 use crate::vpl011::Pl011;
 use crate::vtimer;
@@ -45,6 +53,26 @@ pub struct Vcpu {
     /// HCR_EL2 while it runs: `switch::HCR_GUEST`, plus TVM while a
     /// set/way flush waits for the guest to switch its caches (sysregs.rs).
     pub hcr: u64,
+    /// A set/way flush of the VM's RAM under way: while there is one, the
+    /// vCPU does not enter its guest; its CPU flushes a slice's worth each
+    /// time it is scheduled (`setway`, [`flush_for_a_slice`]).
+    pub flush: Option<FlushCursor>,
+}
+
+impl Vcpu {
+    /// Puts the vCPU in its reset state, entering at `entry` with x0 =
+    /// `arg` (Linux booting.rst; DEN 0022D CPU_ON), in `state`. Every path
+    /// that (re)starts a vCPU goes through here: VM build and SYSTEM_RESET
+    /// (`load_images`) and CPU_ON ([`start_pending_cpu_on`]).
+    pub fn reset(&mut self, entry: u64, arg: u64, state: VcpuState) {
+        let (regs, sys) = vcpu::reset_state(self.index, entry, arg);
+        self.regs = regs;
+        self.sys = sys;
+        self.vgic = VgicCpuState::default();
+        self.hcr = switch::HCR_GUEST;
+        self.flush = None;
+        self.state = state;
+    }
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
@@ -133,7 +161,8 @@ pub struct Vm {
     pub vcpus: Vec<Mutex<Vcpu>>,
     pub stopped: AtomicBool,
     pub console: Mutex<VmConsole>,
-    /// Bumped on SYSTEM_RESET; a vCPU that sees a new generation stops running.
+    /// Bumped on SYSTEM_RESET (while every vCPU is out of the guest): the
+    /// VM's life, which FP/SIMD ownership tokens carry (fp.rs).
     pub generation: AtomicUsize,
     /// PSCI power state of the vCPUs.
     pub psci: Mutex<Psci>,
@@ -158,6 +187,14 @@ pub struct Vm {
     /// The budget of the hypervisor's reports about this VM's faults
     /// (`exit::report`).
     pub reports: Mutex<ReportLimit>,
+    /// VM-wide requests (stop, reset) and which vCPUs are in the guest.
+    pub requests: VmRequests,
+    /// Why the VM is being stopped (the first reason given wins).
+    pub stop_reason: Mutex<Option<String>>,
+    /// Each vCPU's pending PSCI CPU_ON (entry, context id): left here by
+    /// the caller, taken by the target's own CPU, so that no CPU ever
+    /// waits for another vCPU's lock while holding its own (sync.rs).
+    pub cpu_on: Vec<Mutex<Option<(u64, u64)>>>,
 }
 
 impl Vm {
@@ -177,6 +214,20 @@ impl Vm {
                 Some(_) if me.is_some() => timer::arm_hyp_by(timer::now() + timer::frequency() * SLICE_MS / 1000),
                 _ => {}
             }
+        }
+    }
+
+    /// Kicks every physical CPU that has a vCPU of this VM in the guest,
+    /// other than this one, out of it (a pending VM-wide request makes the
+    /// vCPU leave at that exit), and wakes the CPUs that wait idle.
+    fn kick_all(&self) {
+        let here = smp::cpu_index();
+        let mut cpus = 0u64;
+        for p in self.vcpu_pcpu.iter() {
+            cpus |= 1 << (p.load(Ordering::Relaxed) % 64);
+        }
+        for cpu in (0..smp::CPUS_ONLINE.load(Ordering::Acquire)).filter(|&c| c != here && cpus & (1 << c) != 0) {
+            gic::kick(cpu, smp::cpu_mpidr(cpu));
         }
     }
 
@@ -291,28 +342,33 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         gic,
         vttbr,
         vtcr: ipa.vtcr(),
-        stage2: Mutex::new(stage2),
+        stage2: Mutex::ranked(sync::STAGE2, stage2),
         vcpus: (0..spec.vcpus as usize)
             .map(|i| {
-                Mutex::new(Vcpu {
-                    index: i,
-                    regs: GuestRegs::default(),
-                    sys: El1Sysregs::default(),
-                    state: VcpuState::Off,
-                    pcpu: 0,
-                    stats: ExitStats::default(),
-                    vgic: VgicCpuState::default(),
-                    hcr: switch::HCR_GUEST,
-                })
+                Mutex::ranked(
+                    sync::VCPU,
+                    Vcpu {
+                        index: i,
+                        regs: GuestRegs::default(),
+                        sys: El1Sysregs::default(),
+                        state: VcpuState::Off,
+                        pcpu: 0,
+                        stats: ExitStats::default(),
+                        vgic: VgicCpuState::default(),
+                        hcr: switch::HCR_GUEST,
+                        flush: None,
+                    },
+                )
             })
             .collect(),
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
-        console: Mutex::new(VmConsole::new(id)),
+        console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id)),
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
-        psci: Mutex::new(Psci::new(spec.vcpus as usize)),
-        vgic: CountedMutex::new(
+        psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
+        vgic: CountedMutex::ranked(
+            crate::sync::VGIC,
             Vgic::new(
                 match gic {
                     GicVersion::V2 => vgic::GicVersion::V2,
@@ -324,9 +380,12 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
-        fp: (0..spec.vcpus).map(|_| Mutex::new(switch::FpState::default())).collect(),
+        fp: (0..spec.vcpus).map(|_| Mutex::ranked(sync::FP_SLOT, switch::FpState::default())).collect(),
         devices: passthrough::guest_devices(spec, host_dtb()),
         cntvoff: AtomicU64::new(timer::now()),
+        requests: VmRequests::new(),
+        stop_reason: Mutex::ranked(sync::REQUEST, None),
+        cpu_on: (0..spec.vcpus).map(|_| Mutex::ranked(sync::CPU_ON, None)).collect(),
     };
     passthrough::map(&vm)?;
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
@@ -341,14 +400,16 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             .map(shared::layout::GICC_BASE, gicv.base, shared::layout::GICC_SIZE, MapKind::Device)
             .map_err(|e| format!("gic: {e}"))?;
     }
-    load_images(&vm, None)?;
+    load_images(&vm)?;
     switch::flush_vmid(vttbr);
     Ok(vm)
 }
 
 /// (Re)loads a VM's RAM: zeroes it, copies the kernel and initrd, writes
 /// the DTB, and puts vCPU 0 at the kernel entry with every other vCPU off.
-fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
+/// No vCPU may be in the guest (VM build, or a claimed request), and the
+/// caller holds no vCPU lock: each is taken here in turn.
+fn load_images(vm: &Vm) -> Result<(), String> {
     let l = &vm.layout;
     let to_host = |ipa: u64| vm.host_ram + (ipa - l.ram.base);
     let dtb = fdtgen::build(&GuestDtb {
@@ -396,16 +457,9 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
         *slot.lock() = switch::FpState::default();
     }
     for (i, v) in vm.vcpus.iter().enumerate() {
-        if held == Some(i) {
-            continue;
-        }
-        let mut v = v.lock();
-        let (regs, sys) = vcpu::reset_state(i, l.kernel.base, l.dtb);
-        v.regs = regs;
-        v.sys = sys;
-        v.vgic = VgicCpuState::default();
-        v.hcr = switch::HCR_GUEST;
-        v.state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
+        *vm.cpu_on[i].lock() = None;
+        let state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
+        v.lock().reset(l.kernel.base, l.dtb, state);
     }
     Ok(())
 }
@@ -458,6 +512,13 @@ pub fn run_cpu(cpu: usize) {
         .collect();
     let mut next = 0;
     loop {
+        // A VM whose vCPUs have all left the guest for a request: whichever
+        // CPU sees it first carries it out, with no vCPU lock held.
+        for vm in vms() {
+            if let Some(r) = vm.requests.claim() {
+                act(vm, r);
+            }
+        }
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
         }
@@ -466,19 +527,26 @@ pub fn run_cpu(cpu: usize) {
         for k in 0..mine.len() {
             let idx = (next + k) % mine.len();
             let (vm, i) = mine[idx];
-            if vm.stopped.load(Ordering::Acquire) {
+            // A pending request parks the VM's vCPUs outside the guest
+            // (its end kicks this CPU awake again).
+            if vm.stopped.load(Ordering::Acquire) || vm.requests.pending().is_some() {
                 continue;
             }
             let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
             if v.state != VcpuState::Runnable {
                 continue;
             }
-            let slice = (runnable > 1).then(|| timer::now() + timer::frequency() * SLICE_MS / 1000);
-            let alarm = match (slice, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            run_vcpu(vm, &mut v, alarm);
+            let slice_end = timer::now() + timer::frequency() * SLICE_MS / 1000;
+            if v.flush.is_some() {
+                flush_for_a_slice(&mut v, slice_end);
+            } else {
+                let slice = (runnable > 1).then_some(slice_end);
+                let alarm = match (slice, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                run_vcpu(vm, &mut v, alarm);
+            }
             next = idx + 1;
             ran = true;
             break;
@@ -497,10 +565,13 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
     let mut runnable = 0;
     let mut earliest: Option<u64> = None;
     for &(vm, i) in mine {
-        if vm.stopped.load(Ordering::Acquire) {
+        if vm.stopped.load(Ordering::Acquire) || vm.requests.pending().is_some() {
             continue;
         }
         let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
+        if v.state == VcpuState::Off {
+            start_pending_cpu_on(vm, &mut v);
+        }
         if v.state == VcpuState::Waiting {
             let mut vgic = vm.vgic.lock();
             // The saved timer's deadline in physical time: its compare
@@ -531,6 +602,34 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
     (runnable, earliest)
 }
 
+/// Starts `v` if a PSCI CPU_ON left it an entry point (exit.rs): its own
+/// CPU does it, holding only its lock (KVM's `kvm_psci_vcpu_on` leaves a
+/// `reset_state` and a `KVM_REQ_VCPU_RESET` for the target).
+fn start_pending_cpu_on(vm: &Vm, v: &mut Vcpu) {
+    let Some((entry, context_id)) = vm.cpu_on[v.index].lock().take() else { return };
+    v.reset(entry, context_id, VcpuState::Runnable);
+    vm.psci.lock().vcpu_started(v.index);
+}
+
+/// A vCPU with a set/way flush under way (`setway`): flushes its VM's RAM
+/// piece by piece until done or until `slice_end`, the end of the time
+/// slice it was given; then the CPU goes round its vCPUs again, so the
+/// flush costs only the time of the vCPU that asked for it.
+fn flush_for_a_slice(v: &mut Vcpu, slice_end: u64) {
+    let Some(cursor) = v.flush.as_mut() else { return };
+    while let Some((base, len)) = cursor.next_chunk() {
+        // Host addresses of the VM's own RAM (the cursor was made from
+        // `host_ram` and its size), identity mapped at EL2.
+        clean_invalidate_dcache_range(base as usize, len as usize);
+        if timer::now() >= slice_end {
+            break;
+        }
+    }
+    if cursor.done() {
+        v.flush = None;
+    }
+}
+
 /// Nothing to run: wait for an interrupt (a kick, or the EL2 timer at the
 /// earliest virtual-timer deadline), then acknowledge whatever came.
 fn idle(deadline: Option<u64>) {
@@ -554,10 +653,16 @@ fn idle(deadline: Option<u64>) {
     }
 }
 
-/// Runs one vCPU until it yields the CPU or its VM stops. `alarm` is when
-/// the EL2 timer should take the CPU back (end of slice, or a waiting
-/// vCPU's timer deadline).
+/// Runs one vCPU until it yields the CPU or a VM-wide request is posted
+/// (`vmreq`: the vCPU leaves the guest at its next exit, which a kick
+/// forces). `alarm` is when the EL2 timer should take the CPU back (end of
+/// slice, or a waiting vCPU's timer deadline).
 fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
+    if !vm.requests.enter(v.index) {
+        return;
+    }
+    // Constant while the vCPU is in the guest: only a claimed request
+    // (every vCPU out) changes it.
     let generation = vm.generation.load(Ordering::Acquire);
     switch::load_vm(vm.vttbr, vm.vtcr, v.hcr);
     timer::set_cntvoff(vm.cntvoff.load(Ordering::Relaxed));
@@ -623,7 +728,10 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         };
         #[cfg(feature = "trace")]
         super::trace::record(vm, v, kind, exit_at);
-        if vm.stopped.load(Ordering::Acquire) || vm.generation.load(Ordering::Acquire) != generation {
+        // A request posted by this exit or by another CPU (whose kick
+        // stays pending at EL2, so the next entry exits at once if it
+        // arrives after this look).
+        if vm.requests.pending().is_some() {
             break;
         }
         match action {
@@ -632,26 +740,60 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         }
     }
     timer::cancel_hyp();
-    if vm.generation.load(Ordering::Acquire) == generation {
-        vgic_hw::save(&mut v.vgic);
-        switch::save_el1(&mut v.sys);
-        // FP/SIMD values stay in the registers (this CPU's owner) until
-        // another vCPU here traps on its first use (fp.rs).
-    } else {
-        // SYSTEM_RESET has already given this vCPU its reset state: what
-        // is in the CPU belongs to the VM's previous life.
-        let (mut gic, mut sys) = (v.vgic, v.sys);
-        vgic_hw::save(&mut gic);
-        switch::save_el1(&mut sys);
-    }
+    vgic_hw::save(&mut v.vgic);
+    switch::save_el1(&mut v.sys);
+    // FP/SIMD values stay in the registers (this CPU's owner) until
+    // another vCPU here traps on its first use (fp.rs).
     switch::unload_vm();
+    vm.requests.leave(v.index);
 }
 
-/// Stops a VM: it runs no more, its console is flushed, its exit
-/// statistics are printed. The other VMs are not affected.
-pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
+/// Asks for VM `vm` to stop (SYSTEM_OFF, a fatal error, its last vCPU
+/// off) for reason `why`: the VM-wide request protocol (`vmreq`) gets every
+/// vCPU out of the guest, then [`act`] stops it once. The caller, a vCPU of
+/// the VM, returns to the run loop, which leaves the guest.
+pub fn stop_vm(vm: &Vm, why: &str) {
+    vm.stop_reason.lock().get_or_insert_with(|| String::from(why));
+    if vm.requests.post(Request::Stop) {
+        vm.kick_all();
+    }
+}
+
+/// PSCI SYSTEM_RESET: asks for the VM to be reloaded from its pristine
+/// images, vCPU 0 at the kernel entry and every other vCPU off. Two vCPUs
+/// asking at once get one reset (`vmreq`).
+pub fn reset_vm(vm: &Vm) {
+    if vm.requests.post(Request::Reset) {
+        vm.kick_all();
+    }
+}
+
+/// Carries out request `r` that this CPU claimed: every vCPU of `vm` is
+/// out of the guest and stays out until [`VmRequests::finish`]; no vCPU
+/// lock is held on entry. Then wakes the CPUs that parked its vCPUs.
+fn act(vm: &Vm, r: Request) {
+    match r {
+        Request::Reset => {
+            if let Err(e) = reset_now(vm) {
+                vm.stop_reason.lock().get_or_insert_with(|| format!("reset failed: {e}"));
+                stop_now(vm);
+            }
+        }
+        Request::Stop => stop_now(vm),
+    }
+    vm.requests.finish(r);
+    vm.kick_all();
+}
+
+/// Stops the VM: it runs no more, its console is flushed, its exit
+/// statistics are printed (exact: every vCPU is parked). The other VMs are
+/// not affected.
+fn stop_now(vm: &Vm) {
     if vm.stopped.swap(true, Ordering::AcqRel) {
         return;
+    }
+    for v in vm.vcpus.iter() {
+        v.lock().state = VcpuState::Stopped;
     }
     {
         let mut c = vm.console.lock();
@@ -660,12 +802,13 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
         }
     }
     passthrough::release(vm);
+    let why = vm.stop_reason.lock().take().unwrap_or_default();
     let suppressed = vm.reports.lock().take_suppressed();
     if suppressed > 0 {
         println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
     }
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
-    print_stats(vm, Some(me));
+    print_stats_parked(vm);
     print_boot_times(vm);
     // Idle CPUs wait in WFI: wake them to see that a VM is gone (the last
     // one to notice that all are gone powers the machine off).
@@ -675,6 +818,34 @@ pub fn stop_vm(vm: &Vm, me: &Vcpu, why: &str) {
             gic::kick(cpu, smp::cpu_mpidr(cpu));
         }
     }
+}
+
+/// Resets the VM (SYSTEM_RESET): a new generation (FP/SIMD values of the
+/// old one are dropped, fp.rs), a fresh vGIC, the virtual counter from
+/// zero, and the images reloaded, which resets every vCPU.
+fn reset_now(vm: &Vm) -> Result<(), String> {
+    println!("el2-hyp: VM \"{}\" reset", vm.name);
+    vm.generation.fetch_add(1, Ordering::AcqRel);
+    let version = vm.vgic.lock().version();
+    let mut g =
+        Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)).map_err(|e| format!("vgic: {e:?}"))?;
+    passthrough::reset(vm, &mut g);
+    *vm.vgic.lock() = g;
+    // The virtual counter starts again near zero, as after a power-on.
+    vm.cntvoff.store(timer::now(), Ordering::Relaxed);
+    load_images(vm)
+}
+
+/// Prints the exit statistics of a VM whose vCPUs are all parked (a
+/// claimed request): every count is final, each lock is taken in turn.
+fn print_stats_parked(vm: &Vm) {
+    let mut total = ExitStats::default();
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        let stats = v.lock().stats;
+        println!("el2-hyp:   vCPU {i} exits: {stats}");
+        total.add(&stats);
+    }
+    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
 }
 
 /// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
@@ -713,42 +884,4 @@ fn print_boot_times(vm: &Vm) {
             timer::frequency()
         );
     }
-}
-
-/// SYSTEM_RESET: reloads the VM from its pristine images and restarts
-/// vCPU 0 (the caller). Other vCPUs are turned off and stop at their next exit.
-pub fn reset_vm(vm: &Vm, me: &mut Vcpu) {
-    println!("el2-hyp: VM \"{}\" reset", vm.name);
-    vm.generation.fetch_add(1, Ordering::AcqRel);
-    for (i, v) in vm.vcpus.iter().enumerate() {
-        if i != me.index
-            && let Some(mut v) = v.try_lock()
-        {
-            v.state = VcpuState::Off;
-        }
-    }
-    let version = vm.vgic.lock().version();
-    *vm.vgic.lock() = match Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)) {
-        Ok(mut g) => {
-            passthrough::reset(vm, &mut g);
-            g
-        }
-        Err(e) => {
-            stop_vm(vm, me, &format!("reset failed: vgic: {e:?}"));
-            return;
-        }
-    };
-    // The virtual counter starts again near zero, as after a power-on.
-    vm.cntvoff.store(timer::now(), Ordering::Relaxed);
-    if let Err(e) = load_images(vm, Some(me.index)) {
-        stop_vm(vm, me, &format!("reset failed: {e}"));
-        return;
-    }
-    // The caller holds vCPU `me`'s lock, so load_images skipped it.
-    let (regs, sys) = vcpu::reset_state(me.index, vm.layout.kernel.base, vm.layout.dtb);
-    me.regs = regs;
-    me.sys = sys;
-    me.vgic = VgicCpuState::default();
-    me.hcr = switch::HCR_GUEST;
-    me.state = if me.index == 0 { VcpuState::Runnable } else { VcpuState::Off };
 }
