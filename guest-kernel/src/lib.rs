@@ -14,11 +14,15 @@ pub mod cmdline;
 pub mod console;
 pub mod elf;
 pub mod futex;
+/// The hypervisor's self-tests and benchmarks (`test=NAME`): a payload for
+/// the QEMU tests, not part of the kernel; built with the `hyptest` feature
+/// (its pure verdicts also in host tests).
+#[cfg(any(test, feature = "hyptest"))]
+pub mod hyptest;
 pub mod initramfs;
 pub mod irq;
 pub mod mm;
 pub mod sched;
-pub mod selftest;
 pub mod syscall;
 pub mod task;
 pub mod time;

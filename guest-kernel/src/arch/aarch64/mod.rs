@@ -4,10 +4,6 @@
 pub mod cpu;
 pub mod exec;
 pub mod futex;
-pub mod hypbench;
-pub mod hyptest;
-pub mod hyptest_core;
-pub mod hyptest_irq;
 pub mod irq;
 pub mod memory;
 pub mod mmu;

@@ -1,7 +1,13 @@
-//! Hypervisor self-tests run by the guest kernel instead of a normal boot
-//! (`test=NAME` on the command line). Each prints what it checked and a
-//! last line `hyptest NAME: ok` or `hyptest NAME: FAILED (...)`, then
-//! powers the VM off (unless the test is about not getting that far).
+//! The hypervisor's self-tests and EL1 benchmarks: a payload the guest
+//! kernel carries for the hypervisor's QEMU tests and `scripts/bench`, not
+//! part of the kernel itself. Built only with the cargo feature `hyptest`
+//! (scripts/build turns it on for `build/guest-kernel.bin`); without it,
+//! `test=` on the command line is refused at boot (`boot.rs`).
+//!
+//! `test=NAME` runs a self-test instead of a normal boot. Each prints what
+//! it checked and a last line `hyptest NAME: ok` or `hyptest NAME: FAILED
+//! (...)`, then powers the VM off (unless the test is about not getting
+//! that far). `test=bench-SET` runs a benchmark set ([`bench`]).
 //!
 //! - `hvc`: the SMCCC/PSCI answers, and NOT_SUPPORTED for unknown IDs;
 //! - `isolation`: reads and writes of guest-physical addresses outside the
@@ -10,23 +16,41 @@
 //! - `fatal`: jumps to an address outside RAM: the hypervisor must stop
 //!   this VM and report why, and other VMs run on;
 //! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
-//! - the interrupt tests of hyptest_irq.rs (`timer-rate`, `ipi`,
+//! - the hypervisor-core tests of [`core`] (`fp`, `fpreset`, `idregs`,
+//!   `rtc`, ...);
+//! - the interrupt tests of [`irq`] (`timer-rate`, `ipi`,
 //!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`).
+//!
+//! [`verdict`] holds their pure checks, unit-tested on the host; the rest
+//! is aarch64 glue like `arch/aarch64`.
 
-use super::{psci, uaccess};
+pub mod verdict;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod bench;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod core;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod irq;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+use crate::arch::aarch64::{psci, uaccess};
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use crate::println;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use psci::hvc as call;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use shared::platform::Platform;
 
 /// Runs test `name` (`hz` from the command line); never returns.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     let ok = match name {
         "hvc" => hvc(),
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
-        other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
-        _ => match super::hyptest_irq::run(name, platform, hz) {
+        other if self::core::handles(other) => self::core::run(other, platform),
+        _ => match irq::run(name, platform, hz) {
             Some(ok) => ok,
             None => {
                 println!("hyptest: unknown test {name:?}");
@@ -38,6 +62,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     psci::system_off()
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn hvc() -> bool {
     const NOT_SUPPORTED: u64 = -1i64 as u64;
     let mut ok = true;
@@ -74,6 +99,7 @@ fn hvc() -> bool {
     ok
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn isolation(platform: &Platform) -> bool {
     let ram = platform.memory.first().copied().unwrap_or_default();
     // Guest-physical addresses outside this VM's RAM and devices. In host
@@ -84,7 +110,7 @@ fn isolation(platform: &Platform) -> bool {
         if ipa >= ram.base && ipa < ram.end() {
             continue;
         }
-        let Some(va) = super::mmu::map_probe_page(ipa, false) else {
+        let Some(va) = crate::arch::aarch64::mmu::map_probe_page(ipa, false) else {
             println!("hyptest isolation: cannot map IPA {ipa:#x} in stage 1");
             ok = false;
             continue;
@@ -100,20 +126,22 @@ fn isolation(platform: &Platform) -> bool {
     ok
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn fatal(platform: &Platform) -> bool {
     let ram = platform.memory.first().copied().unwrap_or_default();
     let target = ram.end() + (64 << 20);
     println!("hyptest fatal: jumping to IPA {target:#x}, outside this VM's RAM");
     // Executable normal memory in stage 1, nothing in stage 2: the fetch
     // takes a stage-2 instruction abort to EL2.
-    let Some(va) = super::mmu::map_probe_page(target, true) else {
+    let Some(va) = crate::arch::aarch64::mmu::map_probe_page(target, true) else {
         return false;
     };
     // SAFETY: deliberately unsound for this VM: the test's point is that
     // the hypervisor stops it; nothing after this runs.
-    unsafe { core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
+    unsafe { ::core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn reset(platform: &Platform) -> bool {
     if platform.vm_resets == 0 {
         println!("hyptest reset: first boot; asking for PSCI SYSTEM_RESET");
