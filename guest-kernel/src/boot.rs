@@ -27,10 +27,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         crate::println!("guest-kernel: no initramfs; nothing to run; powering off");
         crate::arch::aarch64::psci::system_off()
     };
-    // SAFETY: the initrd lies in RAM (the linear map) and memblock keeps it
-    // reserved for the kernel's life; nothing writes to it.
-    let initrd: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(mmu::phys_to_virt(initrd.base) as *const u8, initrd.size as usize) };
+    let initrd = crate::arch::aarch64::initrd(initrd);
 
     let have_gic = irq::init(platform, cmdline.hz);
     let nr = smp::smp_init();

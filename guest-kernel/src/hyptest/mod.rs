@@ -27,10 +27,13 @@
 pub mod verdict;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
 pub mod bench;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
 pub mod core;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
 pub mod irq;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use crate::arch::aarch64::{psci, uaccess};
@@ -127,6 +130,7 @@ fn isolation(platform: &Platform) -> bool {
 }
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // the jump out of RAM is the test
 fn fatal(platform: &Platform) -> bool {
     let ram = platform.memory.first().copied().unwrap_or_default();
     let target = ram.end() + (64 << 20);

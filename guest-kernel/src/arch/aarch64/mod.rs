@@ -64,6 +64,13 @@ pub fn dtb() -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
 }
 
+/// The initramfs the boot loader left at `region`, as bytes.
+pub fn initrd(region: shared::platform::Region) -> &'static [u8] {
+    // SAFETY: the initrd lies in RAM (the linear map) and memblock keeps it
+    // reserved for the kernel's life; nothing writes to it.
+    unsafe { core::slice::from_raw_parts(mmu::phys_to_virt(region.base) as *const u8, region.size as usize) }
+}
+
 /// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(dtb_pa: u64, load_pa: u64, image_end: u64) -> ! {
