@@ -19,8 +19,7 @@ pub fn hvc(fid: u32, args: &[u64]) -> u64 {
 pub fn system_off() -> ! {
     let _ = psci::system_off::<Hvc>();
     loop {
-        // SAFETY: `wfi` only waits.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        aarch64_cpu::asm::wfi();
     }
 }
 

@@ -3,12 +3,12 @@
 //! ring as hex lines just before the machine powers off.
 
 use super::switch::ExitKind;
-use super::sysreg::read_sysreg;
 use super::vmm::{Vcpu, Vm};
 use super::{MAX_CPUS, smp, timer};
 use crate::println;
 use crate::sync::Mutex;
 use crate::trace::{LINE_PREFIX, Record, Ring};
+use aarch64_cpu::registers::{ESR_EL2, Readable};
 
 /// Records kept per CPU (24 bytes each).
 const RING_RECORDS: usize = 4096;
@@ -20,7 +20,7 @@ static RINGS: [Mutex<Ring<RING_RECORDS>>; MAX_CPUS] = [const { Mutex::new(Ring::
 /// Records one exit of `v`: `exit_at` is the counter read right after the
 /// guest left, and the duration runs until now.
 pub fn record(vm: &Vm, v: &Vcpu, kind: ExitKind, exit_at: u64) {
-    let esr = if matches!(kind, ExitKind::Sync) { read_sysreg!(esr_el2) as u32 } else { 0 };
+    let esr = if matches!(kind, ExitKind::Sync) { ESR_EL2.get() as u32 } else { 0 };
     let cpu = smp::cpu_index();
     let r = Record {
         exit_at,
