@@ -238,7 +238,10 @@ struct ArenaPages<'a> {
     pa: PageAllocator<'a, NoFrameAccess>,
 }
 
-impl PageSource for ArenaPages<'_> {
+// SAFETY: blocks are the page allocator's, inside the arena that outlives
+// the benchmark; each is handed out once until freed, `lookup` reports the
+// compound head and order and PG_slab as `set_slab` left it.
+unsafe impl PageSource for ArenaPages<'_> {
     fn alloc_pages(&mut self, order: usize, gfp: Gfp) -> Option<usize> {
         // As BuddyPages: multi-page blocks are compound so `lookup` finds
         // their head.
@@ -261,7 +264,7 @@ impl PageSource for ArenaPages<'_> {
     }
 }
 
-/// Our `kmem_cache_alloc` / `kmem_cache_free` (`slab.rs` `KmemCache::alloc`
+/// Our `kmem_cache_alloc` / `kmem_cache_free` (`slab/mod.rs` `KmemCache::alloc`
 /// / `free`) for `size`-byte objects, 8-byte aligned, slabs from our page
 /// allocator.
 fn bench_kmem_cache<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, size: usize) {
@@ -283,7 +286,7 @@ fn bench_kmem_cache<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, siz
     cache.destroy(&mut src).expect("kmem_cache_destroy");
 }
 
-/// Our `kmalloc` / `kfree` (`slab.rs` `Kmalloc::kmalloc` / `kfree`): size
+/// Our `kmalloc` / `kfree` (`slab/mod.rs` `Kmalloc::kmalloc` / `kfree`): size
 /// class lookup, then the class's cache; `kfree` finds the class through
 /// the page (`PG_slab`) and the slab header.
 fn bench_kmalloc<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, size: usize) {

@@ -11,11 +11,8 @@ use shared::platform::Platform;
 
 /// Brings the kernel up and runs it; returns only by powering off.
 pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
-    if let Some(set) = cmdline.test.and_then(|t| t.strip_prefix("bench-")) {
-        crate::arch::aarch64::hypbench::run(set, platform, cmdline.init_args == "quick");
-    }
     if let Some(test) = cmdline.test {
-        crate::arch::aarch64::hyptest::run(test, platform, cmdline.hz);
+        hyptest(test, platform, cmdline);
     }
     // No user address space yet: every user address faults, and the
     // exception table must turn that into -EFAULT.
@@ -30,10 +27,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         crate::println!("guest-kernel: no initramfs; nothing to run; powering off");
         crate::arch::aarch64::psci::system_off()
     };
-    // SAFETY: the initrd lies in RAM (the linear map) and memblock keeps it
-    // reserved for the kernel's life; nothing writes to it.
-    let initrd: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(mmu::phys_to_virt(initrd.base) as *const u8, initrd.size as usize) };
+    let initrd = crate::arch::aarch64::initrd(initrd);
 
     let have_gic = irq::init(platform, cmdline.hz);
     let nr = smp::smp_init();
@@ -63,4 +57,25 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
     }
     process::rest_init(cmdline.init, cmdline.init_args);
     process::cpu_idle()
+}
+
+/// `test=NAME`: a hypervisor self-test, or `test=bench-SET` a benchmark
+/// set (`crate::hyptest`), instead of the normal boot.
+#[cfg(feature = "hyptest")]
+fn hyptest(test: &str, platform: &Platform, cmdline: &Cmdline) -> ! {
+    if let Some(set) = test.strip_prefix("bench-") {
+        crate::hyptest::bench::run(set, platform, cmdline.init_args == "quick");
+    }
+    crate::hyptest::run(test, platform, cmdline.hz)
+}
+
+/// `test=NAME` on a kernel built without the self-tests: say so and stop,
+/// rather than boot as if nothing had been asked.
+#[cfg(not(feature = "hyptest"))]
+fn hyptest(test: &str, _platform: &Platform, _cmdline: &Cmdline) -> ! {
+    crate::println!(
+        "guest-kernel: test={test} asked for, but the hypervisor self-tests and benchmarks are not built in \
+         (cargo feature `hyptest`; scripts/build's build/guest-kernel.bin has them); powering off"
+    );
+    crate::arch::aarch64::psci::system_off()
 }

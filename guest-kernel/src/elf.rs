@@ -91,10 +91,10 @@ pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     // xmas-elf reads headers in place and needs them 8-byte aligned; a
     // cpio archive aligns file data to 4 bytes only.
     if !(bytes.as_ptr() as usize).is_multiple_of(8) {
-        let mut words = alloc::vec![0u64; bytes.len().div_ceil(8)];
-        // SAFETY: `words` has at least `bytes.len()` bytes; u64 has no
-        // invalid bit patterns.
-        let aligned = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), bytes.len()) };
+        // A copy at an 8-aligned offset inside a buffer 7 bytes longer.
+        let mut buf = alloc::vec![0u8; bytes.len() + 7];
+        let skip = (buf.as_ptr() as usize).wrapping_neg() % 8;
+        let aligned = &mut buf[skip..skip + bytes.len()];
         aligned.copy_from_slice(bytes);
         return load_plan(aligned);
     }

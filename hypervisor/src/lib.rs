@@ -2,11 +2,19 @@
 //!
 //! Pure cores (host-tested) sit at the top level; everything that touches
 //! hardware lives under [`arch`] and is built only for `aarch64-unknown-none`.
+//!
+//! `unsafe` is denied everywhere except in [`arch`] and a few named
+//! exceptions, each an `#[allow(unsafe_code)]` on one small item that says
+//! why it needs `unsafe` and why it is sound: `sync::Mutex::force_unlock`
+//! and the `GlobalAlloc` impl of `sync::MmuChecked`,
+//! `console::emergency_print`, and `Send` for `mm::stage2::Stage2Table`.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)] // the hardware glue: asm, MMIO, system registers, the world switch
 pub mod arch;
 pub mod console;
 pub mod esr;

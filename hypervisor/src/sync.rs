@@ -322,6 +322,10 @@ impl<T: ?Sized> Mutex<T> {
     /// As `spin::Mutex::force_unlock`: the holder must never touch the data
     /// again (its guard is never dropped, so its CPU's held set keeps it:
     /// only for the crash path).
+    // A named exception to the crate's `deny(unsafe_code)`: the crash
+    // console (`console::emergency_print`) needs it; it only passes on
+    // spin's contract.
+    #[allow(unsafe_code)]
     pub unsafe fn force_unlock(&self) {
         // SAFETY: the caller's contract.
         unsafe { self.inner.force_unlock() }
@@ -374,8 +378,11 @@ impl<A> MmuChecked<A> {
     }
 }
 
+// A named exception to the crate's `deny(unsafe_code)`: a global
+// allocator is an `unsafe impl` by definition.
 // SAFETY: every call is forwarded unchanged to `A`, which upholds the
 // `GlobalAlloc` contract; the check only reads a system register.
+#[allow(unsafe_code)]
 unsafe impl<A: GlobalAlloc> GlobalAlloc for MmuChecked<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         assert_mmu_on(Location::caller());

@@ -10,7 +10,14 @@
 //!   vendor-specific hypervisor calls).
 //! - [`layout`]: the guest-physical memory map the hypervisor gives a VM.
 
+//!
+//! `unsafe` is denied but for two named exceptions, each an
+//! `#[allow(unsafe_code)]` that says why: [`platform::fdt_total_size`] (a
+//! DTB header read through a raw pointer, for both kernels' entry code)
+//! and fdt-rs's `DevTree::new` in the DTB parser.
+
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 pub mod hvc;
 pub mod image;

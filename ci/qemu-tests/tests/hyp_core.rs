@@ -1,7 +1,7 @@
 //! Hypervisor core, continued: lazy FP/SIMD switching, ID-register and
 //! set/way traps, pass-through devices. The guest side is the guest
 //! kernel's `test=NAME` self-tests in
-//! guest-kernel/src/arch/aarch64/hyptest_core.rs.
+//! guest-kernel/src/hyptest/core.rs.
 
 use qemu_tests::{Run, run, temp_file};
 

@@ -1,7 +1,7 @@
 //! Hypervisor core (issue 3): hypercalls, isolation, a VM that dies of a
 //! fatal error while another finishes, SYSTEM_RESET, and SMP guests on
 //! fewer physical CPUs than vCPUs. The guest side is the guest kernel's
-//! `test=NAME` self-tests (guest-kernel/src/arch/aarch64/hyptest.rs).
+//! `test=NAME` self-tests (guest-kernel/src/hyptest/mod.rs).
 
 use qemu_tests::{run, temp_file};
 

@@ -1,5 +1,5 @@
 //! Interrupt virtualization (vGIC, virtual timer): each guest-kernel
-//! self-test of `guest-kernel/src/arch/aarch64/hyptest_irq.rs`, on a QEMU
+//! self-test of `guest-kernel/src/hyptest/irq.rs`, on a QEMU
 //! machine with GICv3 and with GICv2. The guest prints what it measured
 //! and a final `hyptest NAME: ok` / `FAILED`; these tests check that line
 //! and what the hypervisor printed around it.

@@ -282,6 +282,11 @@ impl Page {
 ///
 /// The arch glue allocates the array with memblock; this is the safe
 /// half of `memmap_init()`.
+// A named exception to the crate's `deny(unsafe_code)`: turning the
+// initialised `MaybeUninit` slice into a `&mut [Page]` needs `unsafe` on
+// stable Rust (`<[MaybeUninit<T>]>::write_filled` is unstable); sound as
+// the SAFETY note below says.
+#[allow(unsafe_code)]
 pub fn mem_map_init(uninit: &mut [core::mem::MaybeUninit<Page>]) -> &mut [Page] {
     for slot in uninit.iter_mut() {
         slot.write(Page::RESERVED);

@@ -105,8 +105,12 @@ pub struct Stage2Table {
     ipa_limit: u64,
 }
 
+// A named exception to the crate's `deny(unsafe_code)`: aarch64-paging's
+// `RootTable` holds raw pointers to its tables, so it is not `Send` by
+// itself; a VM's table moves between CPUs with its VM.
 // SAFETY: the table is only reached through `&mut self`; the raw page-table
 // pointers inside it are owned by this object alone.
+#[allow(unsafe_code)]
 unsafe impl Send for Stage2Table {}
 
 impl Stage2Table {

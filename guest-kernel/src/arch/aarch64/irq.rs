@@ -60,12 +60,14 @@ pub static TICK_WORKS: AtomicBool = AtomicBool::new(false);
 /// arm-gic has no call for.
 static GICD_VA: AtomicUsize = AtomicUsize::new(0);
 /// A hypervisor self-test's interrupt handler ([`set_test_hook`]), or 0.
+#[cfg(feature = "hyptest")]
 static TEST_HOOK: AtomicUsize = AtomicUsize::new(0);
 
-/// An interrupt handler of the hypervisor self-tests (`hyptest_irq`):
+/// An interrupt handler of the hypervisor self-tests (`crate::hyptest`):
 /// called on CPU `cpu` with the raw acknowledge value (GICv2 SGIs carry
 /// their source CPU in bits [12:10]); returns true if it handled the
 /// interrupt, which is then ended without the kernel's own handling.
+#[cfg(feature = "hyptest")]
 pub type TestHook = fn(cpu: usize, raw: u32) -> bool;
 
 /// Reads CNTVCT_EL0 (after an isb, so it is not read early).
@@ -218,10 +220,12 @@ pub fn gicd_write32(offset: usize, value: u32) {
 }
 
 /// Installs (or with `None` removes) the self-tests' interrupt handler.
+#[cfg(feature = "hyptest")]
 pub fn set_test_hook(hook: Option<TestHook>) {
     TEST_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::Release);
 }
 
+#[cfg(feature = "hyptest")]
 fn test_hook() -> Option<TestHook> {
     let p = TEST_HOOK.load(Ordering::Acquire);
     // SAFETY: `set_test_hook` is the only writer of a non-zero value, and
@@ -379,6 +383,7 @@ pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
     let cpu = smp_processor_id();
     let Some(id) = ack() else { return };
     let raw = u32::from(id);
+    #[cfg(feature = "hyptest")]
     if let Some(hook) = test_hook()
         && hook(cpu, raw)
     {

@@ -52,7 +52,11 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageAllocator<'static, LinearMem>) -> R
 /// address in the linear map.
 pub struct BuddyPages;
 
-impl PageSource for BuddyPages {
+// SAFETY: blocks come from the buddy allocator through the linear map,
+// which covers all RAM: 2^order pages naturally aligned, handed out once
+// until `free_pages`; `lookup` answers from mem_map (compound head, order,
+// PG_slab) for pages inside it only.
+unsafe impl PageSource for BuddyPages {
     fn alloc_pages(&mut self, order: usize, gfp: Gfp) -> Option<usize> {
         // Multi-page blocks are compound so `lookup` finds their head.
         let gfp = if order > 0 { gfp | Gfp::__GFP_COMP } else { gfp };

@@ -4,12 +4,6 @@
 pub mod cpu;
 pub mod exec;
 pub mod futex;
-pub mod hypbench;
-pub mod hyptest;
-pub mod hyptest_arch;
-pub mod hyptest_core;
-pub mod hyptest_irq;
-pub mod hyptest_vmreq;
 pub mod irq;
 pub mod memory;
 pub mod mmu;
@@ -69,6 +63,13 @@ pub fn dtb() -> Option<&'static [u8]> {
     let &(va, size) = DTB.get()?;
     // SAFETY: see `DTB`; the linear map covers it for the kernel's life.
     Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
+}
+
+/// The initramfs the boot loader left at `region`, as bytes.
+pub fn initrd(region: shared::platform::Region) -> &'static [u8] {
+    // SAFETY: the initrd lies in RAM (the linear map) and memblock keeps it
+    // reserved for the kernel's life; nothing writes to it.
+    unsafe { core::slice::from_raw_parts(mmu::phys_to_virt(region.base) as *const u8, region.size as usize) }
 }
 
 /// Rust entry (entry.S), MMU on with the boot tables, running at the high VA.

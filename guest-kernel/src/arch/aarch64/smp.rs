@@ -24,11 +24,13 @@ static SETTLED: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// What secondary CPUs run instead of joining the scheduler, when a
 /// hypervisor self-test set it ([`set_secondary_test`]); 0 = nothing.
+#[cfg(feature = "hyptest")]
 static SECONDARY_TEST: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes secondary CPUs started from now on run `f(cpu)` once they are
 /// online (GIC CPU interface up, interrupts masked), instead of waiting
 /// for the scheduler: the hypervisor self-tests run without one.
+#[cfg(feature = "hyptest")]
 pub fn set_secondary_test(f: fn(usize) -> !) {
     SECONDARY_TEST.store(f as usize, Ordering::Release);
 }
@@ -69,12 +71,15 @@ extern "C" fn secondary_main(cpu: usize) -> ! {
     debug_assert_eq!(smp_processor_id(), cpu);
     super::irq::init_cpu(cpu);
     ONLINE.fetch_add(1, Ordering::Release);
-    let test = SECONDARY_TEST.load(Ordering::Acquire);
-    if test != 0 {
-        // SAFETY: `set_secondary_test` is the only writer of a non-zero
-        // value, and it stores an `fn(usize) -> !`.
-        let f = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(test) };
-        f(cpu);
+    #[cfg(feature = "hyptest")]
+    {
+        let test = SECONDARY_TEST.load(Ordering::Acquire);
+        if test != 0 {
+            // SAFETY: `set_secondary_test` is the only writer of a non-zero
+            // value, and it stores an `fn(usize) -> !`.
+            let f = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(test) };
+            f(cpu);
+        }
     }
     while !super::process::ready() {
         core::hint::spin_loop();

@@ -35,6 +35,46 @@ pub const INTID_VTIMER: u32 = 27;
 /// "No pending interrupt" (ARM IHI 0069 §2.2.1).
 const SPURIOUS: u32 = 1020;
 
+/// The GICv2 registers the hypervisor accesses itself, where arm-gic has no
+/// call for what it needs: the offsets come from arm-gic's register blocks
+/// (so the two cannot disagree), named as ARM IHI 0048B names them
+/// (distributor: §4.1.2, Table 4-1; CPU interface: §4.1.3, Table 4-2).
+mod v2 {
+    use arm_gic::gicv2::registers::{Gicc, Gicd};
+    use core::mem::offset_of;
+
+    /// GICD_ICENABLER<n>, write 1 to disable (§4.3.6).
+    pub const GICD_ICENABLER: usize = offset_of!(Gicd, icenabler);
+    /// GICD_ICACTIVER<n>, write 1 to deactivate (§4.3.10).
+    pub const GICD_ICACTIVER: usize = offset_of!(Gicd, icactiver);
+    /// GICD_ITARGETSR<n>, one byte per interrupt: its CPU targets (§4.3.12).
+    pub const GICD_ITARGETSR: usize = offset_of!(Gicd, itargetsr);
+    /// GICD_SGIR, the SGI trigger (§4.3.15).
+    pub const GICD_SGIR: usize = offset_of!(Gicd, sgir);
+    /// GICD_SGIR.CPUTargetList, bits [23:16].
+    pub const GICD_SGIR_TARGET_LIST_SHIFT: u32 = 16;
+    /// GICD_SGIR.NSATT (bit 15): send the SGI only if it is in group 1.
+    pub const GICD_SGIR_NSATT: u32 = 1 << 15;
+    /// GICC_CTLR (§4.4.1).
+    pub const GICC_CTLR: usize = offset_of!(Gicc, ctlr);
+    /// GICC_CTLR.EOImodeNS (Non-secure view) / EOImodeS (bit 9): EOIR only
+    /// drops the priority, GICC_DIR deactivates.
+    pub const GICC_CTLR_EOIMODE: u32 = 1 << 9;
+    /// GICC_EOIR, end of a group 0 interrupt (§4.4.5).
+    pub const GICC_EOIR: usize = offset_of!(Gicc, eoir);
+    /// GICC_AEOIR, end of a group 1 interrupt (§4.4.10).
+    pub const GICC_AEOIR: usize = offset_of!(Gicc, aeoir);
+    /// GICC_DIR, deactivation (§4.4.15).
+    pub const GICC_DIR: usize = offset_of!(Gicc, dir);
+
+    // GICv3 keeps GICv2's distributor layout for these (IHI 0069H §12.9):
+    // `disable_and_deactivate_spi` relies on it.
+    const _: () = assert!(
+        GICD_ICENABLER == offset_of!(arm_gic::gicv3::registers::Gicd, icenabler)
+            && GICD_ICACTIVER == offset_of!(arm_gic::gicv3::registers::Gicd, icactiver)
+    );
+}
+
 /// The `IntId` for a raw INTID (SGI, PPI or SPI; others are not ours).
 fn intid(raw: u32) -> IntId {
     match raw {
@@ -123,7 +163,7 @@ pub fn init_cpu(cpu: usize) {
             }
             // ITARGETSR0 is banked: its first byte is this CPU's own bit.
             // SAFETY: reading a banked distributor register of the GIC we own.
-            let mask = unsafe { core::ptr::read_volatile((gicd_base_v2(gic)) as *const u8) };
+            let mask = unsafe { core::ptr::read_volatile(gicd_itargetsr(gic) as *const u8) };
             V2_TARGETS[cpu].store(mask, core::sync::atomic::Ordering::Relaxed);
             // GICC_CTLR bit 9: EOImodeNS in the Non-secure view, EOImodeS
             // (our group 0) without the Security Extensions — either way the
@@ -131,8 +171,8 @@ pub fn init_cpu(cpu: usize) {
             if let Some(base) = gicc_base() {
                 // SAFETY: GICC_CTLR of this CPU's (banked) interface, which we own.
                 unsafe {
-                    let ctlr = core::ptr::read_volatile(base as *const u32);
-                    core::ptr::write_volatile(base as *mut u32, ctlr | (1 << 9));
+                    let ctlr = core::ptr::read_volatile((base + v2::GICC_CTLR) as *const u32);
+                    core::ptr::write_volatile((base + v2::GICC_CTLR) as *mut u32, ctlr | v2::GICC_CTLR_EOIMODE);
                 }
             }
         }
@@ -149,8 +189,9 @@ fn gicd_base() -> Option<usize> {
     super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize)
 }
 
-fn gicd_base_v2(_gic: &GicV2) -> usize {
-    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize + 0x800).unwrap_or(0)
+/// GICv2 GICD_ITARGETSR0 (the register array's start).
+fn gicd_itargetsr(_gic: &GicV2) -> usize {
+    gicd_base().map_or(0, |d| d + v2::GICD_ITARGETSR)
 }
 
 /// Enables a shared peripheral interrupt (routed to the boot CPU).
@@ -164,7 +205,7 @@ pub fn enable_spi(raw: u32) {
             // GICv2 SPIs go to the CPUs in their ITARGETSR byte (IHI 0048B
             // §4.3.12), which resets to none: target the boot CPU.
             let target = V2_TARGETS[0].load(core::sync::atomic::Ordering::Relaxed);
-            let addr = gicd_base_v2(gic) + raw as usize;
+            let addr = gicd_itargetsr(gic) + raw as usize;
             // SAFETY: a byte-accessible distributor register of the GIC we own.
             unsafe { core::ptr::write_volatile(addr as *mut u8, target) };
             let _ = gic.enable_interrupt(intid(raw), true);
@@ -231,7 +272,7 @@ fn deactivate(raw: u32) {
             if let Some(base) = gicc_base() {
                 // SAFETY: GICC_DIR of the CPU interface we own; the raw
                 // value keeps an SGI's source CPU, as GICC_DIR wants it.
-                unsafe { core::ptr::write_volatile((base + 0x1000) as *mut u32, raw) };
+                unsafe { core::ptr::write_volatile((base + v2::GICC_DIR) as *mut u32, raw) };
             }
         }
         None => {}
@@ -250,7 +291,7 @@ pub fn priority_drop(raw: u32) {
             // IntId cannot carry the CPUID bits.
             let g = GIC.lock();
             if let Some(Driver::V2 { group, .. }) = g.as_ref() {
-                let off = if *group == InterruptGroup::Group1 { 0x24 } else { 0x10 };
+                let off = if *group == InterruptGroup::Group1 { v2::GICC_AEOIR } else { v2::GICC_EOIR };
                 let gicc =
                     super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base);
                 if let Some(base) = gicc {
@@ -297,7 +338,7 @@ pub fn route_spi(raw: u32, cpu: usize) {
         }
         Some(Driver::V2 { gic, .. }) => {
             let target = V2_TARGETS.get(cpu).map_or(0, |t| t.load(core::sync::atomic::Ordering::Relaxed));
-            let addr = gicd_base_v2(gic) + raw as usize;
+            let addr = gicd_itargetsr(gic) + raw as usize;
             // SAFETY: a byte-accessible ITARGETSR of the GIC we own.
             unsafe { core::ptr::write_volatile(addr as *mut u8, target) };
         }
@@ -315,8 +356,8 @@ pub fn disable_and_deactivate_spi(raw: u32) {
         // SAFETY: write-1-to-clear registers of the distributor we own;
         // they only change this one interrupt's enable and active state.
         unsafe {
-            core::ptr::write_volatile((d + 0x180 + reg) as *mut u32, bit);
-            core::ptr::write_volatile((d + 0x380 + reg) as *mut u32, bit);
+            core::ptr::write_volatile((d + v2::GICD_ICENABLER + reg) as *mut u32, bit);
+            core::ptr::write_volatile((d + v2::GICD_ICACTIVER + reg) as *mut u32, bit);
         }
     }
 }
@@ -335,14 +376,15 @@ pub fn kick(cpu: usize, mpidr: u64) {
         }
         Some(GicVersion::V2) => {
             let mask = V2_TARGETS[cpu].load(core::sync::atomic::Ordering::Relaxed);
-            if let Some(Driver::V2 { gic, group }) = GIC.lock().as_mut() {
+            if let Some(Driver::V2 { group, .. }) = GIC.lock().as_mut() {
                 // GICD_SGIR (IHI 0048B §4.3.15): target list filter 0, CPU
                 // target list, NSATT matching the group our SGIs are in
                 // (arm-gic always sets NSATT, which a GIC without the
                 // Security Extensions may not forward to group 0).
-                let nsatt = if *group == InterruptGroup::Group1 { 1 << 15 } else { 0 };
-                let value = (u32::from(mask) << 16) | nsatt | SGI_KICK;
-                let addr = gicd_base_v2(gic) - 0x800 + 0xf00;
+                let nsatt = if *group == InterruptGroup::Group1 { v2::GICD_SGIR_NSATT } else { 0 };
+                let value = (u32::from(mask) << v2::GICD_SGIR_TARGET_LIST_SHIFT) | nsatt | SGI_KICK;
+                let Some(gicd) = gicd_base() else { return };
+                let addr = gicd + v2::GICD_SGIR;
                 // SAFETY: GICD_SGIR of the GIC we own; a write only sends an SGI.
                 unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
             }

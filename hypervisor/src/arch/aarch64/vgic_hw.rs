@@ -26,11 +26,17 @@ static VERSION: crate::sync::Once<GicVersion> = crate::sync::Once::new();
 static GICH: crate::sync::Once<usize> = crate::sync::Once::new();
 static NR_LRS: crate::sync::Once<usize> = crate::sync::Once::new();
 
-// GICH frame (GICv2) register offsets.
+// GICH frame (GICv2 virtual interface control) register offsets, ARM IHI
+// 0048B §5.3.1, Table 5-1 (arm-gic has no GICH block).
+/// GICH_HCR, the hypervisor control register (§5.3.2).
 const GICH_HCR: usize = 0x0;
+/// GICH_VTR, VGIC type: ListRegs in bits [5:0] (§5.3.3).
 const GICH_VTR: usize = 0x4;
+/// GICH_VMCR, the guest's CPU-interface state (§5.3.4).
 const GICH_VMCR: usize = 0x8;
+/// GICH_APR, active priorities (§5.3.8).
 const GICH_APR: usize = 0xf0;
+/// GICH_LR0, the first of the list registers, 4 bytes apart (§5.3.9).
 const GICH_LR0: usize = 0x100;
 
 fn gich_read(off: usize) -> u32 {

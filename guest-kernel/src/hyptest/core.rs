@@ -1,4 +1,4 @@
-//! Hypervisor-core self-tests (`test=NAME`, dispatched from `hyptest.rs`),
+//! Hypervisor-core self-tests (`test=NAME`, dispatched from `hyptest/mod.rs`),
 //! each ending with `hyptest NAME: ok` or `hyptest NAME: FAILED`:
 //!
 //! - `fp`: fills V0-V31 and FPCR with a pattern derived from the VM's name,
@@ -20,7 +20,7 @@
 //!   virtual timer bounds the wait), clears it with RTCICR and EOIs; then
 //!   waits a while more to see that no second interrupt follows a match.
 
-use super::sysreg::read_id;
+use crate::arch::aarch64::sysreg::read_id;
 use crate::println;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
@@ -46,7 +46,7 @@ pub fn run(name: &str, platform: &Platform) -> bool {
 }
 
 fn hvc(fid: u32) -> u64 {
-    super::psci::hvc(fid, &[])
+    crate::arch::aarch64::psci::hvc(fid, &[])
 }
 
 /// The virtual counter and its frequency.
@@ -173,7 +173,7 @@ fn fpreset(platform: &Platform) -> bool {
         // SAFETY: loads V0-V31 and FPCR (RMode = 0b11); see `fp`.
         unsafe { hyptest_fp_load(&regs.0, 3 << 22) };
         println!("hyptest fpreset: registers filled; asking for PSCI SYSTEM_RESET");
-        super::psci::system_reset()
+        crate::arch::aarch64::psci::system_reset()
     }
     // SAFETY: stores V0-V31 into `regs`; see `fp`.
     let fpcr = unsafe { hyptest_fp_store(&mut regs.0) };
@@ -230,7 +230,7 @@ fn idregs(platform: &Platform) -> bool {
     // The PMU is not context-switched, so its registers trap (MDCR_EL2.TPM,
     // TPMCR) and are refused: one VM cannot read or program counters that
     // run on while another VM has the CPU.
-    let (pmcr, pmccntr) = super::uaccess::probe_pmu();
+    let (pmcr, pmccntr) = crate::arch::aarch64::uaccess::probe_pmu();
     check("PMCR_EL0 refused (UNDEF)", pmcr.unwrap_or(0), pmcr.is_err());
     check("PMCCNTR_EL0 refused (UNDEF)", pmccntr.unwrap_or(0), pmccntr.is_err());
 
@@ -279,11 +279,11 @@ impl TestGic {
         use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
         use core::ptr::NonNull;
         let g = platform.gic.as_ref()?;
-        let gicd = super::mmu::phys_to_virt(g.gicd.base);
+        let gicd = crate::arch::aarch64::mmu::phys_to_virt(g.gicd.base);
         let (spi, ppi) = (IntId::spi(spi - 32), IntId::ppi(ppi - 16));
         match g.version {
             shared::platform::GicVersion::V3 => {
-                let gicr = super::mmu::phys_to_virt(g.gicr.first()?.base);
+                let gicr = crate::arch::aarch64::mmu::phys_to_virt(g.gicr.first()?.base);
                 // SAFETY: mmu::init mapped the DTB's GICD and GICR as device
                 // memory; nothing else drives the GIC during a self-test.
                 let mut gic = unsafe {
@@ -304,7 +304,7 @@ impl TestGic {
                 Some(TestGic::V3)
             }
             shared::platform::GicVersion::V2 => {
-                let gicc = super::mmu::phys_to_virt(g.gicc?.base);
+                let gicc = crate::arch::aarch64::mmu::phys_to_virt(g.gicc?.base);
                 // SAFETY: as above, for GICD and GICC.
                 let mut gic = unsafe { arm_gic::gicv2::GicV2::new(gicd as *mut _, gicc as *mut _) };
                 let group =
@@ -358,7 +358,8 @@ const RTCICR: usize = 0x1c;
 
 fn rtc(platform: &Platform) -> bool {
     use shared::platform::{DeviceMatch, find_device};
-    let dev = super::dtb().and_then(|b| find_device(b, DeviceMatch::Compatible("arm,pl031")).ok().flatten());
+    let dev =
+        crate::arch::aarch64::dtb().and_then(|b| find_device(b, DeviceMatch::Compatible("arm,pl031")).ok().flatten());
     let Some(dev) = dev else {
         println!("hyptest rtc: no arm,pl031 node in the DTB");
         return false;
@@ -369,7 +370,7 @@ fn rtc(platform: &Platform) -> bool {
     };
     let intid = 32 + spi;
     println!("hyptest rtc: PL031 at IPA {:#x}, INTID {intid} (flags {flags})", dev.region.base);
-    let Some(base) = super::mmu::map_probe_page(dev.region.base, false) else {
+    let Some(base) = crate::arch::aarch64::mmu::map_probe_page(dev.region.base, false) else {
         println!("hyptest rtc: cannot map the RTC");
         return false;
     };

@@ -1,4 +1,4 @@
-//! Pure verdicts of the hypervisor self-tests (`arch/aarch64/hyptest_irq.rs`):
+//! Pure verdicts of the hypervisor self-tests (`hyptest/irq.rs`):
 //! the arithmetic and ordering checks, kept here so that they are tested on
 //! the host like every other core.
 

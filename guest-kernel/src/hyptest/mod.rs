@@ -1,7 +1,13 @@
-//! Hypervisor self-tests run by the guest kernel instead of a normal boot
-//! (`test=NAME` on the command line). Each prints what it checked and a
-//! last line `hyptest NAME: ok` or `hyptest NAME: FAILED (...)`, then
-//! powers the VM off (unless the test is about not getting that far).
+//! The hypervisor's self-tests and EL1 benchmarks: a payload the guest
+//! kernel carries for the hypervisor's QEMU tests and `scripts/bench`, not
+//! part of the kernel itself. Built only with the cargo feature `hyptest`
+//! (scripts/build turns it on for `build/guest-kernel.bin`); without it,
+//! `test=` on the command line is refused at boot (`boot.rs`).
+//!
+//! `test=NAME` runs a self-test instead of a normal boot. Each prints what
+//! it checked and a last line `hyptest NAME: ok` or `hyptest NAME: FAILED
+//! (...)`, then powers the VM off (unless the test is about not getting
+//! that far). `test=bench-SET` runs a benchmark set ([`bench`]).
 //!
 //! - `hvc`: the SMCCC/PSCI answers, and NOT_SUPPORTED for unknown IDs;
 //! - `isolation`: reads and writes of guest-physical addresses outside the
@@ -11,29 +17,56 @@
 //!   abort in this kernel, which cannot go on and powers the VM off; other
 //!   VMs run on;
 //! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
-//! - the architectural-answer tests of hyptest_arch.rs (`ptimer`, `pabt`,
+//! - the hypervisor-core tests of [`core`] (`fp`, `fpreset`, `idregs`,
+//!   `rtc`, ...);
+//! - the interrupt tests of [`irq`] (`timer-rate`, `ipi`,
+//!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`);
+//! - the architectural-answer tests of [`answers`] (`ptimer`, `pabt`,
 //!   `refused-count`, `dbg-write`, `dbg-read`, `ctlchars`, `report-flood`);
-//! - the VM-wide request and set/way tests of hyptest_vmreq.rs
-//!   (`reset-both`, `reset-spin`, `cpuoff`, `slices`, `setway-storm`);
-//! - the interrupt tests of hyptest_irq.rs (`timer-rate`, `ipi`,
-//!   `irq-priority`, `level`, `gic-nonsense`, `vcounter`).
+//! - the VM-wide request and set/way tests of [`vmreq`] (`reset-both`,
+//!   `reset-spin`, `cpuoff`, `slices`, `setway-storm`).
+//!
+//! [`verdict`] holds their pure checks, unit-tested on the host; the rest
+//! is aarch64 glue like `arch/aarch64`.
 
-use super::{psci, uaccess};
+pub mod verdict;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
+pub mod bench;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
+pub mod core;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
+pub mod irq;
+
+#[allow(unsafe_code)] // glue: system registers, MMIO probes, debug registers
+pub mod answers;
+
+#[allow(unsafe_code)] // glue: system registers, PSCI, set/way cache operations
+pub mod vmreq;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+use crate::arch::aarch64::{psci, uaccess};
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use crate::println;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use psci::hvc as call;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 use shared::platform::Platform;
 
 /// Runs test `name` (`hz` from the command line); never returns.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     let ok = match name {
         "hvc" => hvc(),
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
-        other if super::hyptest_core::handles(other) => super::hyptest_core::run(other, platform),
-        other if super::hyptest_arch::handles(other) => super::hyptest_arch::run(other, platform, hz),
-        other if super::hyptest_vmreq::handles(other) => super::hyptest_vmreq::run(other, platform, hz),
-        _ => match super::hyptest_irq::run(name, platform, hz) {
+        other if self::core::handles(other) => self::core::run(other, platform),
+        other if answers::handles(other) => answers::run(other, platform, hz),
+        other if vmreq::handles(other) => vmreq::run(other, platform, hz),
+        _ => match irq::run(name, platform, hz) {
             Some(ok) => ok,
             None => {
                 println!("hyptest: unknown test {name:?}");
@@ -45,6 +78,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     psci::system_off()
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn hvc() -> bool {
     const NOT_SUPPORTED: u64 = -1i64 as u64;
     let mut ok = true;
@@ -81,6 +115,7 @@ fn hvc() -> bool {
     ok
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn isolation(platform: &Platform) -> bool {
     let ram = platform.memory.first().copied().unwrap_or_default();
     // Guest-physical addresses outside this VM's RAM and devices. In host
@@ -91,7 +126,7 @@ fn isolation(platform: &Platform) -> bool {
         if ipa >= ram.base && ipa < ram.end() {
             continue;
         }
-        let Some(va) = super::mmu::map_probe_page(ipa, false) else {
+        let Some(va) = crate::arch::aarch64::mmu::map_probe_page(ipa, false) else {
             println!("hyptest isolation: cannot map IPA {ipa:#x} in stage 1");
             ok = false;
             continue;
@@ -107,6 +142,8 @@ fn isolation(platform: &Platform) -> bool {
     ok
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // the jump out of RAM is the test
 fn fatal(platform: &Platform) -> bool {
     let ram = platform.memory.first().copied().unwrap_or_default();
     let target = ram.end() + (64 << 20);
@@ -114,21 +151,24 @@ fn fatal(platform: &Platform) -> bool {
     // Executable normal memory in stage 1, nothing in stage 2: the fetch
     // takes a stage-2 instruction abort to EL2, which injects a prefetch
     // abort that this kernel does not expect (it dies).
-    let Some(va) = super::mmu::map_probe_page(target, true) else {
+    let Some(va) = crate::arch::aarch64::mmu::map_probe_page(target, true) else {
         return false;
     };
     // SAFETY: deliberately unsound for this VM: the test's point is that
     // it cannot go on; nothing after this runs.
-    unsafe { core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
+    unsafe { ::core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
 }
 
 /// A word of this kernel's image (.data) that the first boot overwrites
 /// before asking for the reset: the reset must bring the image back.
-static RESET_MARK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(RESET_MARK_PRISTINE);
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+static RESET_MARK: ::core::sync::atomic::AtomicU64 = ::core::sync::atomic::AtomicU64::new(RESET_MARK_PRISTINE);
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 const RESET_MARK_PRISTINE: u64 = 0x5eed_f00d_1ea1_1d0e;
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 fn reset(platform: &Platform) -> bool {
-    use core::sync::atomic::Ordering::SeqCst;
+    use ::core::sync::atomic::Ordering::SeqCst;
     if platform.vm_resets == 0 {
         RESET_MARK.store(!RESET_MARK_PRISTINE, SeqCst);
         println!("hyptest reset: first boot; asking for PSCI SYSTEM_RESET");

@@ -22,8 +22,8 @@
 //! - `report-flood`: 200 refused system-register reads (PMU), for the
 //!   QEMU test to count the hypervisor's reports (a rate limit).
 
-use super::hyptest_irq::{cntpct, gic_up, ms_to_ticks, spin_until, ticks_to_ms, verdict, wfi_until};
-use super::{irq, mmu, psci, uaccess};
+use super::irq::{cntpct, gic_up, ms_to_ticks, spin_until, ticks_to_ms, verdict, wfi_until};
+use crate::arch::aarch64::{irq, mmu, psci, uaccess};
 use crate::println;
 use core::sync::atomic::{AtomicU64, Ordering};
 use shared::platform::Platform;
@@ -124,7 +124,7 @@ fn ptimer(platform: &Platform, hz: u32) -> bool {
     irq::set_test_hook(Some(ptimer_hook));
     set_cntp_tval(ms_to_ticks(20));
     set_cntp_ctl(CTL_ENABLE);
-    let fired = spin_until(super::irq::read_cntvct() + ms_to_ticks(5000), || PT_FIRED.load(Ordering::Acquire) >= 1);
+    let fired = spin_until(irq::read_cntvct() + ms_to_ticks(5000), || PT_FIRED.load(Ordering::Acquire) >= 1);
     check("spinning: PPI 30 delivered", fired);
     check("the handler saw ENABLE | ISTATUS", PT_CTL_SEEN.load(Ordering::Relaxed) == CTL_ENABLE | CTL_ISTATUS);
     // Nothing else wakes this vCPU (no tick): the hypervisor must.
@@ -137,7 +137,7 @@ fn ptimer(platform: &Platform, hz: u32) -> bool {
     println!("hyptest ptimer: 200 ms physical timer in WFI: woke after {slept} ms, WFI returned {wakeups} time(s)");
     check("in WFI: woken by PPI 30 on time", woke && (200..1000).contains(&slept) && wakeups <= 5);
     // One expiry, one interrupt (the level fell when the handler disabled it).
-    let _ = spin_until(super::irq::read_cntvct() + ms_to_ticks(100), || false);
+    let _ = spin_until(irq::read_cntvct() + ms_to_ticks(100), || false);
     check("exactly two interrupts in all", PT_FIRED.load(Ordering::Acquire) == 2);
     irq::set_test_hook(None);
     ok

@@ -11,8 +11,21 @@
 //!
 //! Slab management lives inside the slab (at its end), so the slab layer
 //! needs no heap of its own and can back the kernel's global allocator.
+//!
+//! This file is safe Rust. The two places that need `unsafe` are small
+//! submodules: [`raw`], every read and write of slab memory (the
+//! management area, zeroing for `__GFP_ZERO`), and [`heap`], the
+//! `GlobalAlloc` implementation over the early heap and kmalloc. Each says
+//! why it is sound; the core's part of the argument is that every slab
+//! address it hands them is one [`PageSource`] gave it, still live.
 
-use core::alloc::{GlobalAlloc, Layout};
+#[allow(unsafe_code)] // the GlobalAlloc impl; see the module's safety notes
+mod heap;
+#[allow(unsafe_code)] // slab memory through raw pointers; see the module's safety notes
+mod raw;
+
+pub use heap::KernelHeap;
+
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -23,7 +36,20 @@ use super::zone::NR_CPUS;
 /// Where slabs come from: the page allocator seen through kernel virtual
 /// addresses (the linear map). The arch glue implements it over
 /// [`super::zone::PageAllocator`]; host tests use heap memory.
-pub trait PageSource {
+///
+/// # Safety
+///
+/// The slab layer reads and writes the blocks it gets through raw
+/// pointers, trusting what this trait promises: a block from
+/// [`Self::alloc_pages`] is valid, writable memory of `PAGE_SIZE << order`
+/// bytes at that alignment, used by nobody else until
+/// [`Self::free_pages`]; [`Self::lookup`] reports only such live blocks,
+/// with their true start and order, and `PG_slab` exactly as
+/// [`Self::set_slab`] left it.
+// A named exception to the crate's `deny(unsafe_code)`: declaring the trait
+// `unsafe` is what makes implementers, not the slab core, answer for it.
+#[allow(unsafe_code)]
+pub unsafe trait PageSource {
     /// 2^`order` contiguous pages, aligned to `PAGE_SIZE << order`; returns
     /// their kernel virtual address. The memory must stay valid and unused by
     /// anyone else until [`Self::free_pages`].
@@ -138,9 +164,9 @@ pub struct KmemCache {
     pub gfporder: usize,
     /// Objects per slab.
     pub num: usize,
-    mgmt_off: usize,
     ctor: Option<Ctor>,
     id: u32,
+    mgmt: raw::Mgmt,
     full: SlabList,
     partial: SlabList,
     free: SlabList,
@@ -202,7 +228,7 @@ impl KmemCache {
             align,
             gfporder,
             num,
-            mgmt_off,
+            mgmt: raw::Mgmt::new(mgmt_off, num),
             ctor,
             id,
             full: SlabList::default(),
@@ -215,39 +241,22 @@ impl KmemCache {
         })
     }
 
-    // --- raw access to the management data inside a slab -----------------
+    // --- the management data inside a slab (raw.rs) ---------------------
 
     fn read_hdr(&self, base: usize) -> SlabHeader {
-        debug_assert!(base != 0 && base.is_multiple_of(PAGE_SIZE));
-        let p = (base + self.mgmt_off) as *const SlabHeader;
-        // SAFETY: `base` is a live slab of this cache (created by cache_grow
-        // or verified through PageSource::lookup plus the magic), whose
-        // `slab_bytes` we own; mgmt_off + HDR fits inside it by construction
-        // in calculate_slab_order and is 8-aligned.
-        unsafe { p.read() }
+        self.mgmt.read_hdr(base)
     }
 
     fn write_hdr(&self, base: usize, h: &SlabHeader) {
-        let p = (base + self.mgmt_off) as *mut SlabHeader;
-        // SAFETY: as in read_hdr; the slab's management area belongs to the
-        // cache and nobody else writes it.
-        unsafe { p.write(*h) }
-    }
-
-    fn fl_ptr(&self, base: usize, i: usize) -> *mut u16 {
-        debug_assert!(i < self.num);
-        (base + self.mgmt_off + HDR + 2 * i) as *mut u16
+        self.mgmt.write_hdr(base, h)
     }
 
     fn fl_get(&self, base: usize, i: usize) -> usize {
-        // SAFETY: freelist[i] with i < num lies inside the management area
-        // (calculate_slab_order reserved 2 * num bytes after the header).
-        unsafe { self.fl_ptr(base, i).read() as usize }
+        self.mgmt.fl_get(base, i)
     }
 
     fn fl_set(&self, base: usize, i: usize, v: usize) {
-        // SAFETY: as in fl_get.
-        unsafe { self.fl_ptr(base, i).write(v as u16) }
+        self.mgmt.fl_set(base, i, v)
     }
 
     // --- slab lists --------------------------------------------------------
@@ -431,9 +440,7 @@ impl KmemCache {
         let obj = ac.entry[ac.avail];
         self.stats.allocs += 1;
         if gfp.contains(Gfp::__GFP_ZERO) {
-            // SAFETY: `obj` is a free object of `object_size` bytes inside a
-            // slab this cache owns, now handed out to nobody else yet.
-            unsafe { core::ptr::write_bytes(obj as *mut u8, 0, self.object_size) };
+            raw::zero_object(obj, self.object_size);
         }
         NonNull::new(obj as *mut u8)
     }
@@ -445,8 +452,10 @@ impl KmemCache {
     /// for the checks that need no slab walk, otherwise at flush time).
     pub fn free<P: PageSource>(&mut self, src: &mut P, cpu: usize, obj: NonNull<u8>) -> Result<(), SlabError> {
         let obj = obj.as_ptr() as usize;
-        let (base, _, is_slab) = src.lookup(obj).ok_or(SlabError::BadFree("not in any page block"))?;
-        if !is_slab || self.read_hdr(base).cache_id != self.id {
+        let (base, order, is_slab) = src.lookup(obj).ok_or(SlabError::BadFree("not in any page block"))?;
+        // The order first: a smaller block of another cache may not reach
+        // this cache's management offset.
+        if !is_slab || order != self.gfporder || self.read_hdr(base).cache_id != self.id {
             return Err(SlabError::BadFree("object does not belong to this cache"));
         }
         if self.array[cpu].avail == self.array[cpu].limit {
@@ -653,25 +662,29 @@ impl Kmalloc {
             self.large_live -= 1;
             return Ok(());
         }
-        let class = self.class_of(base)?;
+        let class = self.class_of(base, order)?;
         self.caches[class].free(src, cpu, ptr)
     }
 
-    fn class_of(&self, base: usize) -> Result<usize, SlabError> {
-        // Any cache can read the header: the layout is the same for all.
-        let h = self.caches[0].read_hdr_at_any(base);
-        match h {
-            Some(id) if id & 0xff00_0000 == KMALLOC_ID && ((id & 0xff) as usize) < self.caches.len() => {
-                Ok((id & 0xff) as usize)
-            }
-            _ => Err(SlabError::BadFree("kfree of an object from a non-kmalloc cache")),
-        }
+    /// The kmalloc class that owns the slab at `base` (a live PG_slab block
+    /// of 2^`order` pages): the management area sits at a per-class offset,
+    /// so each class of that slab order looks for its own magic and id.
+    fn class_of(&self, base: usize, order: usize) -> Result<usize, SlabError> {
+        self.caches
+            .iter()
+            .position(|c| {
+                c.gfporder == order && {
+                    let h = c.read_hdr(base);
+                    h.magic == SLAB_MAGIC && h.cache_id == c.id
+                }
+            })
+            .ok_or(SlabError::BadFree("kfree of an object from a non-kmalloc cache"))
     }
 
     /// `ksize()`: usable size of an allocation.
     pub fn ksize<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Option<usize> {
         let (base, order, is_slab) = src.lookup(ptr.as_ptr() as usize)?;
-        if is_slab { Some(self.caches[self.class_of(base).ok()?].object_size) } else { Some(PAGE_SIZE << order) }
+        if is_slab { Some(self.caches[self.class_of(base, order).ok()?].object_size) } else { Some(PAGE_SIZE << order) }
     }
 
     /// Drain the per-CPU arrays and free empty slabs of every class.
@@ -690,130 +703,21 @@ impl Default for Kmalloc {
     }
 }
 
-impl KmemCache {
-    /// Read the cache id of the slab at `base` whatever cache owns it. The
-    /// management area sits at a per-cache offset, so this looks for the
-    /// kmalloc class whose geometry matches; used only by kfree.
-    fn read_hdr_at_any(&self, base: usize) -> Option<u32> {
-        for (i, &(size, align)) in KMALLOC_SIZES.iter().enumerate() {
-            let stride = align_up(size, align.max(core::mem::size_of::<usize>()));
-            let (_, _, mgmt_off) = calculate_slab_order(stride)?;
-            let p = (base + mgmt_off) as *const SlabHeader;
-            // SAFETY: the caller found `base` through PageSource::lookup as
-            // the start of a live PG_slab block of at least one page, and every
-            // kmalloc class's management area lies within its slab; reading a
-            // header-sized, 8-aligned window of memory we own is harmless even
-            // if it belongs to another class (the magic check rejects it).
-            let h = unsafe { p.read() };
-            if h.magic == SLAB_MAGIC && h.cache_id == KMALLOC_ID | i as u32 {
-                return Some(h.cache_id);
-            }
-        }
-        None
-    }
-}
-
-/// The kernel heap: a `buddy_system_allocator` early heap until the page
-/// allocator is up, kmalloc afterwards. Frees of early objects keep going
-/// to the early heap.
-///
-/// The lock is a plain spinlock: the glue must not allocate from interrupt
-/// handlers (or must mask interrupts around heap use) until an irqsave lock
-/// replaces it.
-pub struct KernelHeap<P: PageSource> {
-    inner: spin::Mutex<HeapInner<P>>,
-    cpu_id: fn() -> usize,
-}
-
-struct HeapInner<P> {
-    early: buddy_system_allocator::Heap<32>,
-    early_range: (usize, usize),
-    kmalloc: Option<(Kmalloc, P)>,
-}
-
-impl<P: PageSource> KernelHeap<P> {
-    /// An empty heap; `cpu_id` returns `smp_processor_id()`.
-    pub const fn new(cpu_id: fn() -> usize) -> Self {
-        KernelHeap {
-            inner: spin::Mutex::new(HeapInner {
-                early: buddy_system_allocator::Heap::empty(),
-                early_range: (0, 0),
-                kmalloc: None,
-            }),
-            cpu_id,
-        }
-    }
-
-    /// Give the early heap `[start, start + size)`.
-    ///
-    /// # Safety
-    ///
-    /// The range must be valid, writable memory used by nothing else for the
-    /// rest of the kernel's life.
-    pub unsafe fn init_early(&self, start: usize, size: usize) {
-        let mut inner = self.inner.lock();
-        inner.early_range = (start, start + size);
-        // SAFETY: the caller guarantees the range is ours alone.
-        unsafe { inner.early.init(start, size) };
-    }
-
-    /// Switch new allocations to kmalloc over `src` (`kmem_cache_init`).
-    pub fn init_kmalloc(&self, src: P) {
-        self.inner.lock().kmalloc = Some((Kmalloc::new(), src));
-    }
-
-    /// Run `f` on the kmalloc state (statistics, shrinking).
-    pub fn with_kmalloc<R>(&self, f: impl FnOnce(&mut Kmalloc, &mut P) -> R) -> Option<R> {
-        let mut inner = self.inner.lock();
-        inner.kmalloc.as_mut().map(|(k, p)| f(k, p))
-    }
-}
-
-// SAFETY: alloc returns memory of at least `layout.size()` bytes aligned to
-// `layout.align()` (early heap: by buddy_system_allocator's contract; kmalloc:
-// by class selection on size and alignment, or whole naturally aligned pages),
-// exclusively owned until dealloc; all state is behind one lock.
-unsafe impl<P: PageSource + Send> GlobalAlloc for KernelHeap<P> {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let cpu = (self.cpu_id)();
-        let mut inner = self.inner.lock();
-        let inner = &mut *inner;
-        match inner.kmalloc.as_mut() {
-            Some((k, src)) => k.kmalloc(src, cpu, layout.size(), layout.align(), Gfp::GFP_KERNEL),
-            None => inner.early.alloc(layout).ok(),
-        }
-        .map_or(core::ptr::null_mut(), NonNull::as_ptr)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let cpu = (self.cpu_id)();
-        let mut inner = self.inner.lock();
-        let inner = &mut *inner;
-        let Some(nn) = NonNull::new(ptr) else { return };
-        let (s, e) = inner.early_range;
-        if (s..e).contains(&(ptr as usize)) {
-            // SAFETY: the pointer came from the early heap with this layout
-            // (GlobalAlloc::dealloc's contract) since it lies in its range.
-            unsafe { inner.early.dealloc(nn, layout) };
-        } else if let Some((k, src)) = inner.kmalloc.as_mut()
-            && let Err(e) = k.kfree(src, cpu, nn)
-        {
-            panic!("kfree({ptr:p}, {layout:?}): {e:?}");
-        }
-    }
-}
-
 /// Bytes to pages, rounded up.
 pub const fn size_to_pages(size: usize) -> usize {
     (size + PAGE_SIZE - 1) >> PAGE_SHIFT
 }
 
+// Test scaffolding: FakePages backs slabs with host heap memory, and the
+// tests read and write objects through the pointers they get.
 #[cfg(test)]
+#[allow(unsafe_code)]
 pub(crate) mod tests {
     use super::*;
     use crate::mm::zone::tests::XorShift;
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
+    use core::alloc::{GlobalAlloc, Layout};
     use core::sync::atomic::AtomicUsize;
 
     /// Page blocks from the host heap, naturally aligned.
@@ -823,7 +727,10 @@ pub(crate) mod tests {
         pub(crate) fail: bool,
     }
 
-    impl PageSource for FakePages {
+    // SAFETY: blocks come from the host allocator with the promised size
+    // and alignment, are tracked in `blocks` until freed, and `lookup`
+    // answers from that map.
+    unsafe impl PageSource for FakePages {
         fn alloc_pages(&mut self, order: usize, _gfp: Gfp) -> Option<usize> {
             if self.fail {
                 return None;

@@ -17,7 +17,7 @@
 //! - `setway-storm`: an attacker: loops on SCTLR_EL1.C off, DC CISW, C on,
 //!   each of which costs the hypervisor a flush of the VM's whole RAM.
 
-use super::{cpu, irq, psci, smp};
+use crate::arch::aarch64::{cpu, irq, psci, smp};
 use crate::println;
 use core::sync::atomic::{AtomicBool, Ordering};
 use shared::platform::Platform;

@@ -20,8 +20,8 @@
 //!   vendor YIELD hypercall gives the physical CPU to the other VM's vCPU,
 //!   so each round of the loop is two vCPU switches.
 
-use super::cpu::{local_irq_disable, local_irq_enable};
-use super::{irq, psci, smp};
+use crate::arch::aarch64::cpu::{local_irq_disable, local_irq_enable};
+use crate::arch::aarch64::{irq, psci, smp};
 use crate::println;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTV_CTL_EL0, CNTV_CVAL_EL0, Readable, Writeable};
@@ -137,7 +137,7 @@ fn hyp(platform: &Platform, scale: u64) {
         hvc(shared::hvc::vendor::NOP);
     });
     if let Some(uart) = platform.uart {
-        let fr = super::mmu::phys_to_virt(uart.region.base) + UARTFR;
+        let fr = crate::arch::aarch64::mmu::phys_to_virt(uart.region.base) + UARTFR;
         time("mmio_uart_fr_read", 200 * scale, || {
             // SAFETY: the kernel maps its UART as device memory; reading
             // the flag register has no side effects.

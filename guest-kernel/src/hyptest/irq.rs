@@ -1,5 +1,5 @@
 //! Interrupt-virtualization self-tests of the hypervisor, run by the guest
-//! kernel instead of a normal boot (`test=NAME`, dispatched by hyptest.rs,
+//! kernel instead of a normal boot (`test=NAME`, dispatched by hyptest/mod.rs,
 //! which prints the final `hyptest NAME: ok` / `FAILED` line):
 //!
 //! - `timer-rate`: the virtual timer, re-armed at absolute deadlines
@@ -30,9 +30,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::{cpu, irq, mmu, psci, smp, uaccess};
+use super::verdict::{XorShift64, check_priority_order, judge_rate, shuffled_priorities};
+use crate::arch::aarch64::{cpu, irq, mmu, psci, smp, uaccess};
 use crate::println;
-use crate::selftest::{XorShift64, check_priority_order, judge_rate, shuffled_priorities};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTPCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, Readable, Writeable};
 use shared::platform::{GicVersion, Platform};
