@@ -19,7 +19,6 @@ pub mod psci;
 pub mod smccc;
 pub mod stats;
 pub mod sync;
-pub mod trace;
 pub mod vcpu;
 pub mod vgic;
 pub mod vm;
