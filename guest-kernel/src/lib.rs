@@ -22,4 +22,5 @@ pub mod selftest;
 pub mod syscall;
 pub mod task;
 pub mod time;
+pub mod trace;
 pub mod tty;

@@ -16,6 +16,8 @@ pub mod process;
 pub mod psci;
 pub mod smp;
 pub mod syscall;
+#[cfg(feature = "trace")]
+pub mod trace;
 pub mod trap;
 pub mod tty;
 pub mod uaccess;
