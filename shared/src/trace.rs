@@ -105,7 +105,7 @@ impl<const N: usize> ByteRing<N> {
 /// Parses a dump line's hex body.
 pub fn from_hex(s: &str) -> Option<heapless::Vec<u8, LINE_BYTES>> {
     let s = s.as_bytes();
-    if s.len() % 2 != 0 || s.len() > 2 * LINE_BYTES || s.is_empty() {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * LINE_BYTES || s.is_empty() {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16);

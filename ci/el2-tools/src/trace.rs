@@ -157,7 +157,7 @@ pub fn decode(log: &Log, tables: &Tables) -> (Vec<Event>, u64) {
     let mut bad = 0;
     for d in &log.dumps {
         let Some(table) = tables.get(&d.program) else { continue };
-        if d.base % 0x1_0000 != 0 {
+        if !d.base.is_multiple_of(0x1_0000) {
             bad += d.bytes.len() as u64;
             continue;
         }
