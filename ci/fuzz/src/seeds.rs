@@ -21,7 +21,7 @@ pub fn corpus_dir(target: &str) -> PathBuf {
 /// Every seed of `target`: committed, generated, and found in the tree.
 pub fn all(target: &str) -> Vec<Vec<u8>> {
     let mut seeds = read_dir_files(&corpus_dir(target), usize::MAX);
-    // The committed corpus holds the generated seeds too (write_corpus).
+    // The committed corpus holds the generated seeds too (examples/write-corpus.rs).
     for s in synthetic(target).into_iter().map(|(_, s)| s).chain(from_tree(target)) {
         if !seeds.contains(&s) {
             seeds.push(s);

@@ -6,6 +6,9 @@
 
 use el2_fuzz::{TARGETS, runner, seeds};
 
+// The two tools that were ignored tests here (writing the corpus, replaying
+// one input) are examples now (ci/fuzz/examples/), so every test here runs.
+
 /// Mutated inputs per target: about 17 s of CPU for the whole file in a debug
 /// build on two cores (vgic and dtb are the slow ones per input).
 fn iterations(target: &str) -> usize {
@@ -53,28 +56,4 @@ fn every_target_has_a_corpus_and_a_libfuzzer_binary() {
         let bin = seeds::root().join(format!("ci/fuzz/libfuzzer/fuzz_targets/{name}.rs"));
         assert!(bin.is_file(), "no {}", bin.display());
     }
-}
-
-/// Writes the generated seeds into the committed corpus:
-/// `cargo test -p el2-fuzz --test corpus -- --ignored write_corpus`.
-#[test]
-#[ignore]
-fn write_corpus() {
-    for (name, _) in TARGETS {
-        let dir = seeds::corpus_dir(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (file, bytes) in seeds::synthetic(name) {
-            std::fs::write(dir.join(format!("seed-{file}")), bytes).unwrap();
-        }
-    }
-}
-
-/// Runs one input through one harness, as CI would:
-/// `EL2_FUZZ_TARGET=elf EL2_FUZZ_INPUT=crash-… cargo test -p el2-fuzz --test corpus -- --ignored reproduce`.
-#[test]
-#[ignore]
-fn reproduce() {
-    let target = std::env::var("EL2_FUZZ_TARGET").expect("EL2_FUZZ_TARGET");
-    let input = std::fs::read(std::env::var("EL2_FUZZ_INPUT").expect("EL2_FUZZ_INPUT")).expect("readable input");
-    runner::execute(&target, el2_fuzz::target(&target).expect("a known target"), &input);
 }

@@ -1,21 +1,34 @@
 //! Helpers for the QEMU integration tests: run `scripts/run` (or QEMU
 //! directly) with a timeout and collect what the consoles printed.
 //!
-//! The images must have been built (`scripts/build`); `scripts/test` does
-//! that before running these tests. A run that does not finish within its
-//! timeout is a failure, never a wait.
+//! The images must have been built (`scripts/build`) and the Linux and
+//! U-Boot fixtures fetched; `scripts/test` does both before these tests,
+//! which download and install nothing. A run that does not finish within its
+//! timeout is a failure, never a wait; tests wait for output, never for a
+//! length of time.
+//!
+//! Every run is started in a process group of its own and the whole group is
+//! killed when the run ends or its handle is dropped (a test that fails or
+//! times out included), so no QEMU outlives its test. A failing check
+//! panics with the whole console output, which libtest prints.
 
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
-/// The fewest checks a whole EL0 test suite run has (some only run with
-/// two or more CPUs).
-pub const MIN_SUITE_TESTS: u32 = 36;
+/// The checks of the EL0 test suite (`CHECKS` in
+/// guest-kernel/user/src/bin/tests.rs), and how many of them need two or
+/// more CPUs (skipped with one). A whole run passes exactly these.
+pub const SUITE_CHECKS: u32 = 38;
+pub const SUITE_CHECKS_NEED_2_CPUS: u32 = 1;
 
 /// What a QEMU run printed and how it ended.
 #[derive(Debug)]
@@ -68,41 +81,65 @@ impl Run {
         (it.next().unwrap().parse().unwrap(), it.next().unwrap().parse().unwrap())
     }
 
-    /// Panics unless VM `name`'s EL0 test suite ran whole (at least
-    /// [`MIN_SUITE_TESTS`] checks) and nothing failed.
+    /// Panics unless VM `name`'s EL0 test suite ran whole and nothing
+    /// failed: exactly [`SUITE_CHECKS`] passed (less those that need two
+    /// CPUs, when it had one), and init saw it exit with status 0 (not
+    /// killed by a signal).
     #[track_caller]
     pub fn expect_suite_passed(&self, name: &str) -> &Self {
+        let lines = self.vm_lines(name);
+        let cpus: u32 = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("tests: pid ")?.split(", ").nth(2)?.strip_suffix(" CPU(s)")?.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no \"tests: pid ...\" line in:\n{}", self.output));
+        let header = format!("tests: {SUITE_CHECKS} checks ({SUITE_CHECKS_NEED_2_CPUS} need 2 CPUs)");
+        let expected = if cpus >= 2 { SUITE_CHECKS } else { SUITE_CHECKS - SUITE_CHECKS_NEED_2_CPUS };
         let (passed, failed) = self.suite(name);
-        assert!(passed >= MIN_SUITE_TESTS && failed == 0, "{name}: {passed} passed, {failed} failed:\n{}", self.output);
+        assert!(
+            lines.contains(&header.as_str()) && passed == expected && failed == 0,
+            "{name}: {passed} passed, {failed} failed; expected {expected} passed on {cpus} CPU(s) after {header:?}:\n{}",
+            self.output
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("init: test suite (pid ") && l.ends_with(") exited with status 0")),
+            "{name}: init did not see the suite exit with status 0:\n{}",
+            self.output
+        );
         self
     }
 
-    /// Lines printed by VM `name` (console prefix `[name] `), prefix removed.
+    /// Lines printed by VM `name` (console prefix `[name] `), prefix removed;
+    /// every line for `""` (a guest kernel booted natively, no prefixes).
     pub fn vm_lines(&self, name: &str) -> Vec<&str> {
+        if name.is_empty() {
+            return self.output.lines().collect();
+        }
         let prefix = format!("[{name}] ");
         self.output.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
     }
 }
 
-/// Runs `scripts/run --no-build --timeout SECS ARGS...`.
+/// Runs `scripts/run --no-build --timeout SECS ARGS...` to its end.
 pub fn run(timeout_secs: u32, args: &[&str]) -> Run {
     let mut cmd = Command::new(root().join("scripts/run"));
     cmd.arg("--no-build").arg("--timeout").arg(timeout_secs.to_string()).args(args);
-    exec(cmd)
+    // scripts/run stops QEMU itself after `timeout_secs`; the margin covers
+    // its own set-up (vmconf, dtc) on a loaded machine.
+    exec(cmd, timeout_secs + 120)
 }
 
-/// Runs QEMU directly (for machine shapes `scripts/run` refuses on purpose).
+/// Runs QEMU directly (for machine shapes `scripts/run` refuses on purpose);
+/// killed after `timeout_secs` (status 124).
 pub fn qemu(timeout_secs: u32, args: &[&str]) -> Run {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("-k").arg("5").arg(timeout_secs.to_string()).arg("qemu-system-aarch64").args(args);
-    exec(cmd)
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(args);
+    exec(cmd, timeout_secs)
 }
 
-fn exec(mut cmd: Command) -> Run {
-    let out = cmd.stdin(std::process::Stdio::null()).output().expect("could not start the run");
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    output.push_str(&String::from_utf8_lossy(&out.stderr));
-    Run { output: output.replace('\r', ""), status: out.status.code().unwrap_or(-1) }
+fn exec(cmd: Command, timeout_secs: u32) -> Run {
+    let mut group = Group::spawn(cmd, false);
+    let status = group.wait(std::time::Duration::from_secs(timeout_secs.into()));
+    Run { output: group.output.text(), status }
 }
 
 /// QEMU arguments that boot build/guest-kernel.bin natively (at EL1, QEMU's
@@ -143,56 +180,194 @@ pub fn guest_kernel_config(names: &[&str], memory: &str, vcpus: u32, cmdline: &s
         .collect()
 }
 
+/// Everything a run printed, as it arrives: the raw text (carriage
+/// returns dropped) and the complete lines. Readers wake waiters through
+/// the condition variable, so a test waits for output, never for time.
+#[derive(Default)]
+struct Output {
+    state: Mutex<Printed>,
+    grew: Condvar,
+}
+
+#[derive(Default)]
+struct Printed {
+    raw: String,
+    lines: Vec<String>,
+    /// Streams still open (stdout, stderr).
+    open: usize,
+}
+
+impl Output {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Printed> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn text(&self) -> String {
+        self.lock().raw.clone()
+    }
+
+    /// Reads `stream` to its end; complete lines go to `lines` as they come.
+    fn read_from(self: Arc<Self>, mut stream: Box<dyn Read + Send>) {
+        let mut partial = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let mut st = self.lock();
+            if n == 0 {
+                if !partial.is_empty() {
+                    st.lines.push(std::mem::take(&mut partial));
+                }
+                st.open -= 1;
+                self.grew.notify_all();
+                return;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+            st.raw.push_str(&text);
+            for c in text.chars() {
+                if c == '\n' {
+                    st.lines.push(std::mem::take(&mut partial));
+                } else {
+                    partial.push(c);
+                }
+            }
+            self.grew.notify_all();
+        }
+    }
+
+    /// Waits until `done` finds what it looks for in what was printed, or
+    /// every stream has closed, or `secs` have passed; panics with the whole
+    /// output in the last two cases.
+    #[track_caller]
+    fn wait<T>(&self, what: &dyn std::fmt::Display, secs: u64, mut done: impl FnMut(&Printed) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut st = self.lock();
+        loop {
+            if let Some(v) = done(&st) {
+                return v;
+            }
+            let now = Instant::now();
+            if st.open == 0 || now >= deadline {
+                let why = if st.open == 0 { "the run ended".to_string() } else { format!("{secs}s passed") };
+                let output = st.raw.clone();
+                drop(st); // not poisoned by the panic: the readers go on
+                panic!("waited for {what}, but {why}; the output so far:\n{output}");
+            }
+            st = self.grew.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// A child process in a process group of its own, with its output
+/// collected: dropping it kills the whole group (scripts/run's bash, QEMU,
+/// anything they started), so no QEMU outlives its test, whether the test
+/// passes, fails or times out.
+struct Group {
+    child: Child,
+    output: Arc<Output>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    reaped: bool,
+}
+
+impl Group {
+    fn spawn(mut cmd: Command, piped_stdin: bool) -> Group {
+        cmd.process_group(0)
+            .stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+        let output = Arc::new(Output::default());
+        output.lock().open = 2;
+        let streams: [Box<dyn Read + Send>; 2] =
+            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        let readers = streams
+            .into_iter()
+            .map(|s| {
+                let o = output.clone();
+                std::thread::spawn(move || o.read_from(s))
+            })
+            .collect();
+        Group { child, output, readers, reaped: false }
+    }
+
+    /// Waits up to `limit` for the process to exit (killing the group then,
+    /// status 124), kills whatever is left of its group, and waits until
+    /// everything it printed has been read.
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for the run") {
+                break s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
+            }
+            if Instant::now() >= deadline {
+                break 124;
+            }
+            // Polls the exit only; output is read as it comes by the readers.
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.kill();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        status
+    }
+
+    fn kill(&mut self) {
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill(2) with a negative pid signals the process group this
+        // Group created (process_group(0) made the child its leader); it
+        // touches no memory of ours.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        if !self.reaped {
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// An interactive run: the console is a pipe the test types into, and
-/// every line printed is collected as it arrives.
+/// everything printed is collected as it arrives.
 pub struct Session {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    start: std::time::Instant,
+    group: Group,
+    stdin: Option<ChildStdin>,
+    start: Instant,
+    /// When the run is killed if it has not ended.
+    deadline: Instant,
+    /// Lines before this index have been matched by a `wait_for`.
     seen: usize,
+    /// Bytes of the raw output before this offset have been matched by a `wait_for_raw`.
+    raw_seen: usize,
 }
 
 impl Session {
     /// Starts `scripts/run --no-build --timeout SECS ARGS...` with a piped console.
     pub fn start(timeout_secs: u32, args: &[&str]) -> Session {
-        Self::spawn(
-            root().join("scripts/run"),
-            &[&["--no-build", "--timeout", &timeout_secs.to_string()], args].concat(),
-        )
+        let mut cmd = Command::new(root().join("scripts/run"));
+        cmd.args(["--no-build", "--timeout", &timeout_secs.to_string()]).args(args);
+        // scripts/run stops QEMU itself; the margin covers its set-up.
+        Self::spawn(cmd, timeout_secs + 120)
     }
 
-    /// Starts QEMU directly (under `timeout`), console piped.
+    /// Starts QEMU directly, console piped; it is killed once `timeout_secs`
+    /// have passed by the time [`Session::finish`] waits for it, or when the
+    /// session is dropped.
     pub fn start_qemu(timeout_secs: u32, args: &[&str]) -> Session {
-        let t = timeout_secs.to_string();
-        Self::spawn(PathBuf::from("timeout"), &[&["-k", "5", t.as_str(), "qemu-system-aarch64"], args].concat())
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(args);
+        Self::spawn(cmd, timeout_secs)
     }
 
-    fn spawn(program: PathBuf, args: &[&str]) -> Session {
-        use std::io::BufRead;
-        use std::process::Stdio;
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("could not start the run");
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).split(b'\n').map_while(Result::ok) {
-                    let line = String::from_utf8_lossy(&line).replace('\r', "");
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let stdin = child.stdin.take();
-        Session { child, stdin, lines, start: std::time::Instant::now(), seen: 0 }
+    fn spawn(cmd: Command, timeout_secs: u32) -> Session {
+        let mut group = Group::spawn(cmd, true);
+        let stdin = group.child.stdin.take();
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(timeout_secs.into());
+        Session { group, stdin, start, deadline, seen: 0, raw_seen: 0 }
     }
 
     /// Seconds since the run started.
@@ -201,60 +376,49 @@ impl Session {
     }
 
     /// Waits until a line after the last match contains `needle`; returns it.
-    /// Panics (with everything printed so far) after `secs` seconds.
+    /// Panics (with everything printed so far) after `secs` seconds or when
+    /// the run ends without it.
     #[track_caller]
     pub fn wait_for(&mut self, needle: &str, secs: u64) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            {
-                let lines = self.lines.lock().unwrap();
-                if let Some(i) = lines[self.seen..].iter().position(|l| l.contains(needle)) {
-                    self.seen += i + 1;
-                    return lines[self.seen - 1].clone();
-                }
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("waited {secs}s for {needle:?}; output so far:\n{}", self.output());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let from = self.seen;
+        let (i, line) = self.group.output.wait(&format_args!("a line with {needle:?}"), secs, |p| {
+            p.lines[from..].iter().position(|l| l.contains(needle)).map(|i| (from + i, p.lines[from + i].clone()))
+        });
+        self.seen = i + 1;
+        line
     }
 
     /// Waits until each of `needles` has appeared, in any order, after the
     /// last match; the next match starts after the last of them.
     #[track_caller]
     pub fn wait_for_each(&mut self, needles: &[&str], secs: u64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            {
-                let lines = self.lines.lock().unwrap();
-                let found: Option<Vec<usize>> =
-                    needles.iter().map(|n| lines[self.seen..].iter().position(|l| l.contains(n))).collect();
-                if let Some(at) = found {
-                    self.seen += at.into_iter().max().map_or(0, |i| i + 1);
-                    return;
-                }
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("waited {secs}s for each of {needles:?}; output so far:\n{}", self.output());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let from = self.seen;
+        let last = self.group.output.wait(&format_args!("lines with each of {needles:?}"), secs, |p| {
+            let found: Option<Vec<usize>> =
+                needles.iter().map(|n| p.lines[from..].iter().position(|l| l.contains(n))).collect();
+            found.map(|at| at.into_iter().max().map_or(from, |i| from + i + 1))
+        });
+        self.seen = last;
+    }
+
+    /// Waits until the raw output (not only complete lines: echo and prompts
+    /// end no line) has `needle` after the last raw match.
+    #[track_caller]
+    pub fn wait_for_raw(&mut self, needle: &str, secs: u64) {
+        let from = self.raw_seen;
+        let end = self.group.output.wait(&format_args!("{needle:?} in the raw output"), secs, |p| {
+            p.raw[from..].find(needle).map(|i| from + i + needle.len())
+        });
+        self.raw_seen = end;
     }
 
     /// Types a line into the console.
     pub fn send(&mut self, text: &str) {
-        use std::io::Write;
-        if let Some(s) = self.stdin.as_mut() {
-            let _ = s.write_all(text.as_bytes());
-            let _ = s.write_all(b"\n");
-            let _ = s.flush();
-        }
+        self.send_raw(format!("{text}\n").as_bytes());
     }
 
     /// Types raw bytes into the console (no newline added).
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        use std::io::Write;
         if let Some(s) = self.stdin.as_mut() {
             let _ = s.write_all(bytes);
             let _ = s.flush();
@@ -263,13 +427,14 @@ impl Session {
 
     /// Types a command into a shell and returns the lines it printed
     /// (between the echoed command and the next prompt marker).
+    #[track_caller]
     pub fn command(&mut self, cmd: &str, marker: &str, secs: u64) -> Vec<String> {
         let tag = format!("__done_{}", self.seen);
         self.send(&format!("{cmd}; echo {tag}"));
         let start = self.seen;
         self.wait_for(&format!("{marker}{tag}"), secs);
-        let lines = self.lines.lock().unwrap();
-        let window = &lines[start..self.seen - 1];
+        let st = self.group.output.lock();
+        let window = &st.lines[start..self.seen - 1];
         // Output starts after the shell's echo of the command line.
         let echo = format!("echo {tag}");
         let from = window.iter().rposition(|l| l.contains(&echo)).map_or(0, |i| i + 1);
@@ -278,37 +443,36 @@ impl Session {
 
     /// Everything printed so far.
     pub fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        self.group.output.text()
     }
 
-    /// Waits for the run to end; returns its exit status and full output.
+    /// Closes the console, waits up to `secs` (and no longer than the run's
+    /// own time limit) for the run to end, killing it then (status 124), and
+    /// returns its exit status and whole output.
     pub fn finish(mut self, secs: u64) -> Run {
         drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s.code().unwrap_or(-1);
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                break 124;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        Run { output: self.output(), status }
+        let limit = Duration::from_secs(secs).min(self.deadline.saturating_duration_since(Instant::now()));
+        let status = self.group.wait(limit);
+        Run { output: self.group.output.text(), status }
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// The download cache (`EL2_CACHE`, default `.cache/` in the repository).
+pub fn cache() -> PathBuf {
+    std::env::var_os("EL2_CACHE").map_or_else(|| root().join(".cache"), PathBuf::from)
 }
 
-/// Makes sure Debian's Linux kernel and the busybox initramfs are in the
-/// cache (`scripts/fetch-linux`, which downloads them once).
+/// Checks that Debian's Linux kernel and the busybox initramfs are in the
+/// cache. Tests download nothing: `scripts/test` runs `scripts/fetch-linux`
+/// before them, so a missing file is a failure of the set-up, said here.
+#[track_caller]
 pub fn fetch_linux() {
-    let st = Command::new(root().join("scripts/fetch-linux")).status().expect("scripts/fetch-linux");
-    assert!(st.success(), "scripts/fetch-linux failed");
+    for f in ["linux/Image", "linux/initramfs.cpio.gz"] {
+        let p = cache().join(f);
+        assert!(
+            p.is_file(),
+            "{} is missing: run scripts/fetch-linux (scripts/test does, before the tests)",
+            p.display()
+        );
+    }
 }

@@ -119,20 +119,11 @@ fn a_passed_through_pl031_interrupts_once_per_match_beside_a_busy_vm() {
             .expect("[witness] guest-kernel: 2 CPU(s) online")
             .expect("el2-hyp: VM \"witness\" stopped: PSCI SYSTEM_OFF")
             .expect("el2-hyp: all VMs have stopped; powering off");
-        // The witness's whole EL0 suite ran. Its CFS nice-ratio check
-        // measures CPU time with the guest's clock, which runs on while
-        // QEMU itself is descheduled on a loaded host: that one alone may
-        // fail without anything being wrong here.
-        r.expect("[witness] tests: nice 0 vs nice 5 on one CPU");
-        let (passed, failed) = r.suite("witness");
-        let failures: Vec<&str> = r.vm_lines("witness").into_iter().filter(|l| l.starts_with("FAIL - ")).collect();
-        assert!(
-            passed + failed >= qemu_tests::MIN_SUITE_TESTS
-                && (failed == 0
-                    || failed == 1 && failures.len() == 1 && failures[0].contains("CFS shares CPU by nice weight")),
-            "witness: {passed} passed, {failed} failed, {failures:?}\n{}",
-            r.output
-        );
+        // The witness's whole EL0 suite passed, its CFS nice-ratio check
+        // too: that one counts each task's own run time, so the time the
+        // witness's vCPU spends descheduled (for "rtc", or QEMU itself on a
+        // loaded host) does not skew it.
+        r.expect("[witness] tests: nice 0 vs nice 5 on one CPU").expect_suite_passed("witness");
         for round in 1..=3 {
             let line = format!("[rtc] hyptest rtc: match {round}: interrupt after");
             r.expect(&line);

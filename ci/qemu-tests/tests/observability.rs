@@ -1,8 +1,9 @@
 //! Benchmarks and exit tracing (issue 8). Benchmarks are not tests: this
-//! only runs each of them once with few repetitions (`scripts/bench
-//! --quick`), so that none can rot, and checks that every row got a
-//! number. No thresholds. The exit trace is checked against the
-//! hypervisor's own exit statistics.
+//! runs each of them once with few repetitions (`scripts/bench --quick`),
+//! so that none can rot, and checks that every row got a number and that
+//! the numbers keep the order the code paths they measure impose (counted
+//! instructions, exact under `-icount`: no wall-clock thresholds). The
+//! exit trace is checked against the hypervisor's own exit statistics.
 
 use qemu_tests::{root, temp_file};
 use std::collections::BTreeMap;
@@ -42,7 +43,83 @@ fn every_benchmark_runs_once_and_reports_a_number() {
     // Seven kernel rows in three columns, seven hypervisor rows.
     assert!(json.matches("\"instructions_per_op\"").count() >= 7 * 3 + 7, "{json}");
     assert!(json.contains("\"id\": \"futex_switch\""), "{json}");
+    check_orders(&json);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `instructions_per_op` of every `{"column": C, "id": I, ...}` line of
+/// bench.json, as ((C, I), value).
+fn measurements(json: &str) -> Vec<((String, String), f64)> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = &line[line.find(&format!("\"{key}\": "))? + key.len() + 4..];
+        let end = rest.find([',', '}'])?;
+        Some(rest[..end].trim().trim_matches('"').to_string())
+    };
+    json.lines()
+        .filter_map(|l| {
+            let v = field(l, "instructions_per_op")?.parse().ok()?;
+            Some(((field(l, "column")?, field(l, "id")?), v))
+        })
+        .collect()
+}
+
+/// Bounds that follow from what each row measures, not from a past run.
+fn check_orders(json: &str) {
+    let m = measurements(json);
+    let get = |column: &str, id: &str| {
+        m.iter()
+            .find(|((c, i), _)| c == column && i == id)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {column}/{id} in bench.json:\n{json}"))
+    };
+    let less = |a: (&str, &str), b: (&str, &str), why: &str| {
+        let (x, y) = (get(a.0, a.1), get(b.0, b.1));
+        assert!(x < y, "{}/{} ({x}) should be below {}/{} ({y}): {why}\n{json}", a.0, a.1, b.0, b.1);
+    };
+    let hyp = |id| ("hyp", id);
+    // An exit saves and restores x0-x30 at EL2: no round trip is shorter.
+    for id in ["hvc_psci_version", "hvc_vendor_nop", "mmio_uart_fr_read"] {
+        assert!(
+            get("hyp", id) >= 62.0,
+            "hyp/{id}: {} instructions, below one register save and restore\n{json}",
+            get("hyp", id)
+        );
+    }
+    less(hyp("hvc_vendor_nop"), hyp("mmio_uart_fr_read"), "the MMIO exit decodes and emulates on top of the same exit");
+    less(
+        hyp("hvc_vendor_nop"),
+        hyp("vcpu_switch_between_vms"),
+        "a switch is a hypercall exit plus the other VM's context",
+    );
+    less(hyp("vtimer_delivery_running"), hyp("vtimer_delivery_wfi"), "from WFI the vCPU is woken and entered first");
+    for column in ["guest-kernel", "linux", "guest-kernel-el2"] {
+        less((column, "null_syscall"), (column, "sched_yield_switch"), "a yield is a system call plus a switch");
+        less((column, "fork_exit_wait"), (column, "fork_execve_exit"), "the child also execs");
+    }
+    // A VM prints its first line before it has booted.
+    for line in json.lines().filter(|l| l.contains("\"first_line\": ")) {
+        let num = |key: &str| -> Option<f64> {
+            let rest = &line[line.find(&format!("\"{key}\": "))? + key.len() + 4..];
+            rest[..rest.find([',', '}'])?].trim().parse().ok()
+        };
+        let (first, booted) = (num("first_line"), num("booted"));
+        assert!(first.is_some_and(|f| f > 0.0 && booted.is_none_or(|b| f < b)), "boot: {line}\n{json}");
+    }
+    // Under the hypervisor the same kernel runs the same code plus whatever
+    // exits it takes: never fewer instructions (5 % for the quick run's
+    // amortized timer ticks).
+    for id in [
+        "null_syscall",
+        "sched_yield_switch",
+        "futex_switch",
+        "fork_exit_wait",
+        "fork_execve_exit",
+        "anon_page_fault",
+        "cow_page_fault",
+    ] {
+        let (native, el2) = (get("guest-kernel", id), get("guest-kernel-el2", id));
+        assert!(el2 >= 0.95 * native, "{id}: {el2} instructions under the hypervisor, {native} natively\n{json}");
+    }
 }
 
 /// The hypervisor's exit statistics of a VM, from its stop report

@@ -13,22 +13,12 @@ use qemu_tests::{qemu, root};
 const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const T: u32 = 60;
 
-/// Debian's QEMU U-Boot, installed by `scripts/setup` when missing; `None`
-/// (the test is skipped, and says why) only when it cannot be installed.
-fn uboot() -> Option<&'static Path> {
+/// Debian's QEMU U-Boot, which `scripts/setup` installs; panics when it is
+/// missing (a test that cannot run fails, it does not pass).
+fn uboot() -> &'static Path {
     let path = Path::new(UBOOT);
-    if !path.exists() {
-        let out = Command::new(root().join("scripts/setup")).output().expect("could not start scripts/setup");
-        if !path.exists() {
-            println!(
-                "SKIPPED: {UBOOT} is missing and scripts/setup could not install Debian's u-boot-qemu:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-    }
-    Some(path)
+    assert!(path.exists(), "{UBOOT} is missing: run scripts/setup (it installs Debian's u-boot-qemu)");
+    path
 }
 
 /// `scripts/image qemu --gic GIC` into a fresh temporary file.
@@ -51,7 +41,7 @@ fn disk_image(gic: &str) -> PathBuf {
 }
 
 fn boot_through_uboot(gic: &str) {
-    let Some(uboot) = uboot() else { return };
+    let uboot = uboot();
     let img = disk_image(gic);
     let machine = format!("virt,virtualization=on,gic-version={gic}");
     let drive = format!("if=none,file={},format=raw,id=boot", img.display());

@@ -131,12 +131,11 @@ fn two_vms_default_config() {
     // One file named by two VMs is loaded once.
     assert_eq!(t.read("out.args"), format!("-device loader,file={},addr=0x48000000,force-raw=on\n", kernel.display()));
     assert_eq!(t.read("out.cmds"), "load ${devtype} ${devnum}:${bootpart} 0x48000000 guest-kernel.bin\n");
-    if let Some(p) = compile_with_machine(&t, "out.dtsi") {
-        let names: Vec<&str> = p.vms.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(names, ["alpha", "beta"]);
-        assert_eq!(p.vms[0].bootargs.as_str(), "hz=100");
-        assert_eq!(p.vms[1].kernel, Region { base: 0x4800_0000, size: 70000 });
-    }
+    let p = compile_with_machine(&t, "out.dtsi");
+    let names: Vec<&str> = p.vms.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert_eq!(p.vms[0].bootargs.as_str(), "hz=100");
+    assert_eq!(p.vms[1].kernel, Region { base: 0x4800_0000, size: 70000 });
 }
 
 #[test]
@@ -263,9 +262,7 @@ guest_reg = 0xb000000
 };
 "#;
     assert_eq!(t.read("out.dtsi"), expected);
-    let Some(platform) = compile_with_machine(&t, "out.dtsi") else {
-        return;
-    };
+    let platform = compile_with_machine(&t, "out.dtsi");
     // What the hypervisor reads back is what vmconf validated.
     let dev = |base, size, guest_base, irqs: &[u32]| Passthrough {
         region: Region { base, size },
@@ -342,14 +339,17 @@ const MACHINE_DTS: &str = r#"/dts-v1/;
 };
 "#;
 
+/// Panics unless `dtc` runs: `scripts/setup` installs it, and a test that
+/// cannot run must fail, not pass.
+fn require_dtc() {
+    let ok = Command::new("dtc").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "dtc is not installed (scripts/setup installs Debian's device-tree-compiler)");
+}
+
 /// Appends the fragment to a decompiled machine DTB, compiles the whole with
-/// `dtc` and parses it back with `shared::platform` (skipped with a note when
-/// `dtc` is not installed).
-fn compile_with_machine(t: &TempDir, fragment: &str) -> Option<Platform> {
-    if Command::new("dtc").arg("--version").output().is_err() {
-        println!("note: dtc is not installed; the generated DTS was not compiled");
-        return None;
-    }
+/// `dtc` and parses it back with `shared::platform`.
+fn compile_with_machine(t: &TempDir, fragment: &str) -> Platform {
+    require_dtc();
     let machine = t.write("machine.dts", MACHINE_DTS.as_bytes());
     let dtc = |args: &[&str]| {
         let out = Command::new("dtc").args(args).output().unwrap();
@@ -368,15 +368,12 @@ fn compile_with_machine(t: &TempDir, fragment: &str) -> Option<Platform> {
     assert!(back.contains("stdout-path"), "the machine's /chosen is kept: {back}");
     let platform = Platform::from_fdt(&std::fs::read(&out_dtb).unwrap()).unwrap();
     assert!(platform.vm_errors.is_empty(), "{:?}", platform.vm_errors);
-    Some(platform)
+    platform
 }
 
 #[test]
 fn dtb_machine_facts() {
-    if Command::new("dtc").arg("--version").output().is_err() {
-        println!("note: dtc is not installed; --dtb was not tested");
-        return;
-    }
+    require_dtc();
     let t = with_images();
     // The machine with its second CPU removed.
     let cpu1 = MACHINE_DTS.find("\t\tcpu@1 {").unwrap();
@@ -403,10 +400,6 @@ fn dtb_machine_facts() {
         )
     };
     let (code, err) = run(&firmware("qemu-two-vms.toml"));
-    if err.contains("parser not written yet") {
-        println!("note: shared's DTB parser is not written yet; --dtb was not tested");
-        return;
-    }
     assert_eq!((code, err.as_str()), (0, ""));
     // One CPU in this DTB: pinning to CPU 1 is refused.
     let (code, err) = run(&firmware("qemu-smp.toml"));
@@ -736,11 +729,7 @@ memory = "64M"
     // Strings are single-quoted: hush does not expand `$c` inside them.
     assert!(script.contains("fdt set /chosen/hypervisor/vm@0 \"bootargs\" 'a \"b\" \\ $c'\n"), "{script}");
     t.write("script.dtsi", uboot_script_to_dts(&script).as_bytes());
-    let (Some(from_dts), Some(from_script)) =
-        (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"))
-    else {
-        return;
-    };
+    let (from_dts, from_script) = (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"));
     assert_eq!(from_dts.vms.len(), 2);
     // Same VMs in the same order (the order RAM is handed out in).
     assert_eq!(from_script.vms[..], from_dts.vms[..]);

@@ -305,6 +305,15 @@ impl Scheduler {
     pub fn task(&self, id: TaskId) -> Option<&SchedTask> {
         self.tasks.get(&id)
     }
+    /// `task_sched_runtime`: the CPU time task `id` has had, in ns, with the
+    /// slice it is running now (on whichever CPU) charged up to `now`. What
+    /// `CLOCK_THREAD_CPUTIME_ID` reads (kernel/sched/core.c).
+    pub fn task_sched_runtime(&mut self, id: TaskId, now: u64) -> u64 {
+        if let Some(cpu) = (0..self.rqs.len()).find(|&c| self.rqs[c].curr == id) {
+            self.update_curr(cpu, now);
+        }
+        self.tasks.get(&id).map_or(0, |t| t.se.sum_exec_runtime)
+    }
     pub fn rq(&self, cpu: usize) -> &Rq {
         &self.rqs[cpu]
     }
@@ -1228,6 +1237,19 @@ mod tests {
         s.set_current_state(0, TaskState::Interruptible);
         let next = s.schedule(0, 5);
         assert!(next == fair || next == TaskId(1));
+    }
+
+    #[test]
+    fn task_sched_runtime_counts_only_time_on_the_cpu() {
+        let mut s = setup(1);
+        let other = spawn(&mut s, 2, SchedAttr::normal(0), 0);
+        // Task 1 runs 0..5 ms, then `other` 5..12 ms, then task 1 again.
+        assert_eq!(s.task_sched_runtime(TaskId(1), 5 * MS), 5 * MS);
+        s.resched_curr(0);
+        s.yield_task(0, 5 * MS);
+        assert_eq!(s.schedule(0, 5 * MS), other);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 12 * MS), 5 * MS, "not running: no time added");
+        assert_eq!(s.task_sched_runtime(other, 12 * MS), 7 * MS);
     }
 
     #[test]

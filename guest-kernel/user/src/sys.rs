@@ -270,6 +270,13 @@ pub fn sleep_ms(ms: u64) -> isize {
     syscall6(nr::NANOSLEEP, [ts.as_ptr() as usize, 0, 0, 0, 0, 0])
 }
 
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`: this thread's CPU time in ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    syscall6(nr::CLOCK_GETTIME, [3, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    (ts[0] as u64) * 1_000_000_000 + ts[1] as u64
+}
+
 /// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds.
 pub fn clock_ns() -> u64 {
     let mut ts = [0i64; 2];

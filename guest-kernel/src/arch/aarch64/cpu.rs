@@ -3,6 +3,7 @@
 //! (`spin_lock_irqsave`), as LKD ch. 10 "Spin Locks and Bottom Halves"
 //! prescribes for data an interrupt handler also touches.
 
+use aarch64_cpu::registers::{DAIF, MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::MAX_CPUS;
@@ -30,10 +31,7 @@ pub fn nr_cpus() -> usize {
 
 /// Reads MPIDR_EL1.
 pub fn read_mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: reading MPIDR_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v & MPIDR_HWID_MASK
+    MPIDR_EL1.get() & MPIDR_HWID_MASK
 }
 
 /// `smp_processor_id()`: the logical number of this CPU.
@@ -41,6 +39,9 @@ pub fn smp_processor_id() -> usize {
     let m = read_mpidr();
     CPU_MPIDR.iter().position(|c| c.load(Ordering::Relaxed) == m).unwrap_or(0)
 }
+
+// The DAIF masking below is hand-written asm (`msr daifset/daifclr`),
+// not aarch64-cpu's DAIF register: see `sysreg.rs` for why.
 
 /// `local_irq_save`: mask IRQs (and FIQs), return the old DAIF.
 #[inline(always)]
@@ -74,10 +75,7 @@ pub fn local_irq_disable() {
 
 /// `irqs_disabled()`.
 pub fn irqs_disabled() -> bool {
-    let daif: u64;
-    // SAFETY: reading DAIF has no side effects.
-    unsafe { core::arch::asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack)) };
-    daif & (1 << 7) != 0
+    DAIF.is_set(DAIF::I)
 }
 
 /// A spin lock taken with interrupts masked (`spin_lock_irqsave`).

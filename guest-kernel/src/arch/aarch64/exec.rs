@@ -130,8 +130,12 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     };
     // The new text must be visible to instruction fetch (ARM ARM D7.5.9:
     // invalidate the instruction caches after writing code).
+    use aarch64_cpu::asm::barrier;
+    barrier::dsb(barrier::ISH);
     // SAFETY: cache maintenance only.
-    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
     // Past the point of no return: exec_mm_release (CLONE_CHILD_CLEARTID
     // of the old image) touches user memory, so the lock goes meanwhile;
     // the new mm is still private to us.

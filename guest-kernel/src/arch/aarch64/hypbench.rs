@@ -23,13 +23,15 @@
 use super::cpu::{local_irq_disable, local_irq_enable};
 use super::{irq, psci, smp};
 use crate::println;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CNTV_CTL_EL0, CNTV_CVAL_EL0, Readable, Writeable};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use shared::platform::Platform;
 
 /// CNTV_CTL_EL0: ENABLE, and IMASK (ARM ARM D13.8.x).
-const CTL_ENABLE: u64 = 1;
-const CTL_IMASK: u64 = 2;
+const CTL_ENABLE: u64 = CNTV_CTL_EL0::ENABLE::SET.value;
+const CTL_IMASK: u64 = CNTV_CTL_EL0::IMASK::SET.value;
 /// PL011 flag register offset (the UART's FR, PL011 TRM 3.3.3).
 const UARTFR: usize = 0x18;
 
@@ -49,27 +51,21 @@ fn hvc(fid: u32) -> u64 {
 }
 
 fn wfi() {
-    // SAFETY: waits for an interrupt; no state changes.
-    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    aarch64_cpu::asm::wfi();
 }
 
 /// Programs the virtual timer. It is disabled while CVAL changes, so that
 /// no stale comparison fires an interrupt on the way.
 fn set_vtimer(ctl: u64, cval: u64) {
-    // SAFETY: programs only this CPU's EL1 virtual timer.
-    unsafe {
-        core::arch::asm!(
-            "msr cntv_ctl_el0, xzr", "isb", "msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb",
-            in(reg) cval, in(reg) ctl, options(nostack)
-        )
-    };
+    CNTV_CTL_EL0.set(0);
+    barrier::isb(barrier::SY);
+    CNTV_CVAL_EL0.set(cval);
+    CNTV_CTL_EL0.set(ctl);
+    barrier::isb(barrier::SY);
 }
 
 fn vtimer_cval() -> u64 {
-    let v: u64;
-    // SAFETY: reads this CPU's virtual timer compare value.
-    unsafe { core::arch::asm!("mrs {}, cntv_cval_el0", out(reg) v, options(nomem, nostack)) };
-    v
+    CNTV_CVAL_EL0.get()
 }
 
 /// The interrupt hook (irq::set_test_hook): takes the benchmark's

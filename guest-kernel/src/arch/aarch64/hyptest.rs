@@ -114,11 +114,25 @@ fn fatal(platform: &Platform) -> bool {
     unsafe { core::arch::asm!("br {}", in(reg) va, options(noreturn)) }
 }
 
+/// A word of this kernel's image (.data) that the first boot overwrites
+/// before asking for the reset: the reset must bring the image back.
+static RESET_MARK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(RESET_MARK_PRISTINE);
+const RESET_MARK_PRISTINE: u64 = 0x5eed_f00d_1ea1_1d0e;
+
 fn reset(platform: &Platform) -> bool {
+    use core::sync::atomic::Ordering::SeqCst;
     if platform.vm_resets == 0 {
+        RESET_MARK.store(!RESET_MARK_PRISTINE, SeqCst);
         println!("hyptest reset: first boot; asking for PSCI SYSTEM_RESET");
         psci::system_reset()
     }
-    println!("hyptest reset: booted again after {} reset(s)", platform.vm_resets);
-    true
+    let mark = RESET_MARK.load(SeqCst);
+    println!("hyptest reset: booted again after {} reset(s); image word {mark:#x}", platform.vm_resets);
+    // Exactly the one reset asked for, and the image reloaded (a reset that
+    // only jumped back to the entry point would leave the word changed).
+    let ok = platform.vm_resets == 1 && mark == RESET_MARK_PRISTINE;
+    if !ok {
+        println!("hyptest reset: expected 1 reset and image word {RESET_MARK_PRISTINE:#x}");
+    }
+    ok
 }

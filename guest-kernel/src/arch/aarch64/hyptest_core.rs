@@ -20,7 +20,13 @@
 //!   virtual timer bounds the wait), clears it with RTCICR and EOIs; then
 //!   waits a while more to see that no second interrupt follows a match.
 
+use super::sysreg::read_id;
 use crate::println;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVCT_EL0, CONTEXTIDR_EL1, ID_AA64DFR0_EL1, ID_AA64ISAR1_EL1, ID_AA64MMFR1_EL1,
+    ID_AA64MMFR2_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MAIR_EL1, Readable, SCTLR_EL1, Writeable,
+};
 use shared::platform::Platform;
 
 /// Whether `name` is one of this module's tests.
@@ -45,12 +51,8 @@ fn hvc(fid: u32) -> u64 {
 
 /// The virtual counter and its frequency.
 fn counter() -> (u64, u64) {
-    let (cnt, frq): (u64, u64);
-    // SAFETY: reading the counter registers has no side effects.
-    unsafe {
-        core::arch::asm!("isb", "mrs {}, cntvct_el0", "mrs {}, cntfrq_el0", out(reg) cnt, out(reg) frq, options(nomem, nostack))
-    };
-    (cnt, frq.max(1))
+    barrier::isb(barrier::SY);
+    (CNTVCT_EL0.get(), CNTFRQ_EL0.get().max(1))
 }
 
 // The kernel is soft-float: these two leaf functions are the only code
@@ -180,24 +182,12 @@ fn fpreset(platform: &Platform) -> bool {
     dirty == 0 && fpcr == 0
 }
 
-/// Reads a system register by its generic or architectural name.
-macro_rules! mrs {
-    ($name:literal) => {{
-        let v: u64;
-        // SAFETY: reading an ID or EL1 register has no side effects.
-        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack)) };
-        v
-    }};
-}
-
-/// Writes an EL1 system register.
-macro_rules! msr {
-    ($name:literal, $v:expr) => {{
-        let v: u64 = $v;
-        // SAFETY: callers write back a value the register already had, or
-        // one that does not change the kernel's execution (CONTEXTIDR).
-        unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), "isb", in(reg) v, options(nostack)) };
-    }};
+/// Writes an EL1 system register, then synchronizes the context. Callers
+/// write back a value the register already had, or one that does not
+/// change the kernel's execution (CONTEXTIDR, the virtual timer).
+fn write_isb(reg: impl Writeable<T = u64>, v: u64) {
+    reg.set(v);
+    barrier::isb(barrier::SY);
 }
 
 fn idregs(platform: &Platform) -> bool {
@@ -207,12 +197,12 @@ fn idregs(platform: &Platform) -> bool {
         ok &= good;
         println!("hyptest idregs: {what} = {got:#x} {}", if good { "as expected" } else { "WRONG" });
     };
-    let pfr0 = mrs!("id_aa64pfr0_el1");
-    let pfr1 = mrs!("id_aa64pfr1_el1");
-    let dfr0 = mrs!("id_aa64dfr0_el1");
-    let isar1 = mrs!("id_aa64isar1_el1");
-    let mmfr1 = mrs!("id_aa64mmfr1_el1");
-    let mmfr2 = mrs!("id_aa64mmfr2_el1");
+    let pfr0 = ID_AA64PFR0_EL1.get();
+    let pfr1 = ID_AA64PFR1_EL1.get();
+    let dfr0 = ID_AA64DFR0_EL1.get();
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    let mmfr1 = ID_AA64MMFR1_EL1.get();
+    let mmfr2 = ID_AA64MMFR2_EL1.get();
     println!("hyptest idregs: ID_AA64PFR0_EL1 {pfr0:#018x}, PFR1 {pfr1:#018x}, DFR0 {dfr0:#018x}");
     println!("hyptest idregs: ID_AA64ISAR1_EL1 {isar1:#018x}, MMFR1 {mmfr1:#018x}, MMFR2 {mmfr2:#018x}");
     check("ID_AA64PFR0_EL1.SVE", field(pfr0, 32), field(pfr0, 32) == 0);
@@ -225,8 +215,8 @@ fn idregs(platform: &Platform) -> bool {
     check("ID_AA64PFR0_EL1.GIC", field(pfr0, 24), field(pfr0, 24) == u64::from(v3));
     check("ID_AA64PFR1_EL1.SME", field(pfr1, 24), field(pfr1, 24) == 0);
     check("ID_AA64PFR1_EL1.MTE", field(pfr1, 8), field(pfr1, 8) == 0);
-    check("ID_AA64ZFR0_EL1", mrs!("S3_0_C0_C4_4"), mrs!("S3_0_C0_C4_4") == 0);
-    check("ID_AA64SMFR0_EL1", mrs!("S3_0_C0_C4_5"), mrs!("S3_0_C0_C4_5") == 0);
+    check("ID_AA64ZFR0_EL1", read_id!("S3_0_C0_C4_4"), read_id!("S3_0_C0_C4_4") == 0);
+    check("ID_AA64SMFR0_EL1", read_id!("S3_0_C0_C4_5"), read_id!("S3_0_C0_C4_5") == 0);
     check("ID_AA64DFR0_EL1.PMUVer", field(dfr0, 8), field(dfr0, 8) == 0);
     check("ID_AA64DFR0_EL1.PMSVer", field(dfr0, 32), field(dfr0, 32) == 0);
     check("ID_AA64DFR0_EL1.TraceVer", field(dfr0, 4), field(dfr0, 4) == 0);
@@ -234,8 +224,8 @@ fn idregs(platform: &Platform) -> bool {
     check("ID_AA64ISAR1_EL1.APA|API", isar1 & 0xff0, isar1 & 0xff0 == 0);
     check("ID_AA64MMFR1_EL1.VH", field(mmfr1, 8), field(mmfr1, 8) == 0);
     check("ID_AA64MMFR2_EL1.NV", field(mmfr2, 24), field(mmfr2, 24) == 0);
-    check("unallocated S3_0_C0_C3_3", mrs!("S3_0_C0_C3_3"), mrs!("S3_0_C0_C3_3") == 0);
-    let dfr0_32 = mrs!("S3_0_C0_C1_2");
+    check("unallocated S3_0_C0_C3_3", read_id!("S3_0_C0_C3_3"), read_id!("S3_0_C0_C3_3") == 0);
+    let dfr0_32 = read_id!("S3_0_C0_C1_2");
     check("ID_DFR0_EL1.PerfMon", field(dfr0_32, 24), field(dfr0_32, 24) == 0);
     // The PMU is not context-switched, so its registers trap (MDCR_EL2.TPM,
     // TPMCR) and are refused: one VM cannot read or program counters that
@@ -250,8 +240,8 @@ fn idregs(platform: &Platform) -> bool {
     for (i, w) in buf.iter_mut().enumerate() {
         *w = 0x5157_0000 + i as u64;
     }
-    let contextidr = mrs!("contextidr_el1");
-    let (sctlr, mair) = (mrs!("sctlr_el1"), mrs!("mair_el1"));
+    let contextidr = CONTEXTIDR_EL1.get();
+    let (sctlr, mair) = (SCTLR_EL1.get(), MAIR_EL1.get());
     // SAFETY: set/way operations only clean/invalidate caches; under the
     // hypervisor they become clean+invalidate by VA of this VM's RAM.
     unsafe {
@@ -260,13 +250,13 @@ fn idregs(platform: &Platform) -> bool {
     let intact = buf.iter().enumerate().all(|(i, &w)| w == 0x5157_0000 + i as u64);
     check("memory after DC CISW/ISW/CSW intact", intact as u64, intact);
     // The VM-control writes the hypervisor now traps (TVM) must still land.
-    msr!("contextidr_el1", 0x1234);
-    let got = mrs!("contextidr_el1");
+    write_isb(CONTEXTIDR_EL1, 0x1234);
+    let got = CONTEXTIDR_EL1.get();
     check("CONTEXTIDR_EL1 written under TVM", got, got == 0x1234);
-    msr!("contextidr_el1", contextidr);
-    msr!("mair_el1", mair);
-    msr!("sctlr_el1", sctlr);
-    check("SCTLR_EL1 unchanged", mrs!("sctlr_el1"), mrs!("sctlr_el1") == sctlr);
+    write_isb(CONTEXTIDR_EL1, contextidr);
+    write_isb(MAIR_EL1, mair);
+    write_isb(SCTLR_EL1, sctlr);
+    check("SCTLR_EL1 unchanged", SCTLR_EL1.get(), SCTLR_EL1.get() == sctlr);
     // SAFETY: as above.
     unsafe { core::arch::asm!("dc cisw, {0}", "dsb sy", "isb", in(reg) 0u64, options(nostack)) };
     println!("hyptest idregs: DC CISW/ISW/CSW executed and survived");
@@ -355,8 +345,8 @@ impl TestGic {
 /// Arms the virtual timer `ticks` from now (CNTV_CTL_EL0 ENABLE, unmasked).
 fn vtimer_in(ticks: u64) {
     let (now, _) = counter();
-    msr!("cntv_cval_el0", now + ticks);
-    msr!("cntv_ctl_el0", 1);
+    write_isb(CNTV_CVAL_EL0, now + ticks);
+    write_isb(CNTV_CTL_EL0, CNTV_CTL_EL0::ENABLE::SET.value);
 }
 
 /// PL031 registers (ARM DDI 0224 §3.2).
@@ -405,8 +395,8 @@ fn rtc(platform: &Platform) -> bool {
         let (t0, _) = counter();
         vtimer_in(3 * frq);
         loop {
-            // SAFETY: `wfi` only waits (it traps to the hypervisor).
-            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            // Traps to the hypervisor.
+            aarch64_cpu::asm::wfi();
             let Some(id) = gic.ack() else { continue };
             if id == intid {
                 let (t1, _) = counter();
@@ -414,7 +404,7 @@ fn rtc(platform: &Platform) -> bool {
                 set(RTCICR, 1);
                 let cleared = reg(RTCRIS) & 1 == 0;
                 gic.eoi(id);
-                msr!("cntv_ctl_el0", 0);
+                write_isb(CNTV_CTL_EL0, 0);
                 got += 1;
                 println!(
                     "hyptest rtc: match {round}: interrupt after {} ms (RTCDR {dr} -> {}, RTCRIS {raw:#x}, cleared: {cleared})",
@@ -424,7 +414,7 @@ fn rtc(platform: &Platform) -> bool {
                 break;
             }
             if id == VTIMER {
-                msr!("cntv_ctl_el0", 0);
+                write_isb(CNTV_CTL_EL0, 0);
                 gic.eoi(id);
                 timeouts += 1;
                 println!("hyptest rtc: match {round}: no interrupt within 3 s (RTCDR {dr} -> {})", reg(RTCDR));
@@ -436,11 +426,10 @@ fn rtc(platform: &Platform) -> bool {
         // until the next one is set.
         vtimer_in(frq * 6 / 5);
         loop {
-            // SAFETY: as above.
-            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            aarch64_cpu::asm::wfi();
             let Some(id) = gic.ack() else { continue };
             if id == VTIMER {
-                msr!("cntv_ctl_el0", 0);
+                write_isb(CNTV_CTL_EL0, 0);
                 gic.eoi(id);
                 break;
             }

@@ -13,6 +13,10 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTKCTL_EL1, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, MPIDR_EL1, Readable, Writeable,
+};
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
@@ -66,10 +70,8 @@ pub type TestHook = fn(cpu: usize, raw: u32) -> bool;
 
 /// Reads CNTVCT_EL0 (after an isb, so it is not read early).
 pub fn read_cntvct() -> u64 {
-    let v: u64;
-    // SAFETY: reading the virtual counter has no side effects.
-    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
-    v
+    barrier::isb(barrier::SY);
+    CNTVCT_EL0.get()
 }
 
 /// Counter frequency in Hz.
@@ -97,9 +99,7 @@ fn gic_version_is_v3() -> bool {
 /// Returns false if the DTB names no GIC (no interrupts at all).
 pub fn init(platform: &Platform, hz: u32) -> bool {
     let freq = {
-        let f: u64;
-        // SAFETY: reading CNTFRQ_EL0 has no side effects.
-        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
+        let f = CNTFRQ_EL0.get();
         platform.timer.and_then(|t| t.frequency).map_or(f, u64::from)
     };
     CNTFRQ.store(freq.max(1), Ordering::Relaxed);
@@ -151,9 +151,10 @@ pub fn init(platform: &Platform, hz: u32) -> bool {
 /// counter (CNTKCTL_EL1.EL0VCTEN, ARM ARM D13.8.x; Linux sets it for the
 /// vDSO, and the benchmarks read CNTVCT_EL0 directly).
 pub fn init_cpu(cpu: usize) {
-    // SAFETY: CNTKCTL_EL1 only controls EL0 access to the generic timer;
-    // bit 1 (EL0VCTEN) lets EL0 read CNTVCT_EL0 and nothing else.
-    unsafe { core::arch::asm!("msr cntkctl_el1, {}", "isb", in(reg) 1u64 << 1, options(nostack)) };
+    // CNTKCTL_EL1 only controls EL0 access to the generic timer: EL0VCTEN
+    // lets EL0 read CNTVCT_EL0 and nothing else.
+    CNTKCTL_EL1.write(CNTKCTL_EL1::EL0VCTEN::TrappedNone);
+    barrier::isb(barrier::SY);
     let timer = IntId::ppi(TIMER_INTID.load(Ordering::Relaxed) - 16);
     if let Some(gic) = GIC.lock().as_mut() {
         match gic {
@@ -248,9 +249,7 @@ pub fn configure(intid: u32, priority: u8, edge: bool) {
             if intid >= 32 {
                 // GICD_IROUTER<n> (IHI 0069H §12.9.22, reset value UNKNOWN):
                 // this CPU's affinity, Aff3 in bits [39:32]; two word writes.
-                let mpidr: u64;
-                // SAFETY: reading MPIDR_EL1 has no side effects.
-                unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+                let mpidr = MPIDR_EL1.get();
                 let route = (mpidr & 0xff_ffff) | ((mpidr >> 32 & 0xff) << 32);
                 let off = 0x6000 + 8 * intid as usize;
                 gicd_write32(off, route as u32);
@@ -284,8 +283,8 @@ pub fn set_spi_pending(intid: u32) {
 
 /// Stops this CPU's tick (CNTV_CTL_EL0 = 0: disabled).
 pub fn stop_tick() {
-    // SAFETY: writes only the EL1 virtual timer of this CPU.
-    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
+    CNTV_CTL_EL0.set(0);
+    barrier::isb(barrier::SY);
 }
 
 /// The virtual timer's INTID (from the DTB; 27 on QEMU virt).
@@ -305,10 +304,9 @@ pub fn timer_ack() {
 
 fn arm_timer() {
     let tval = TICK_CYCLES.load(Ordering::Relaxed);
-    // SAFETY: writes only the EL1 virtual timer of this CPU.
-    unsafe {
-        core::arch::asm!("msr cntv_tval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) tval, in(reg) 1u64, options(nostack))
-    };
+    CNTV_TVAL_EL0.set(tval);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET);
+    barrier::isb(barrier::SY);
 }
 
 fn ack() -> Option<IntId> {
@@ -398,8 +396,8 @@ pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
         eoi(id);
         super::cpu::local_irq_disable();
         loop {
-            // SAFETY: parks this CPU for power-off.
-            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            // Parks this CPU for power-off.
+            aarch64_cpu::asm::wfi();
         }
     } else {
         // IPI_RESCHEDULE: need_resched is already set; the return path acts.

@@ -4,6 +4,8 @@
 //! (UART, GIC) are mapped at the same offset with device attributes.
 //! TTBR0_EL1 is left to user address spaces.
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TTBR1_EL1};
 use aarch64_paging::descriptor::El1Attributes as A;
 use aarch64_paging::linearmap::LinearMap;
 use aarch64_paging::paging::{El1And0, MemoryRegion, VaRange};
@@ -54,26 +56,17 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
     unsafe { map.activate() };
     // TTBR0 (the boot identity map) is no longer needed: walks of the
     // lower half fault until a user address space is installed.
-    // SAFETY: nothing runs from the identity map any more.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, tcr_el1",
-            "orr {t}, {t}, #(1 << 7)", // EPD0
-            "msr tcr_el1, {t}",
-            "isb",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
-            t = out(reg) _,
-            options(nostack)
-        )
-    };
+    // Nothing runs from the identity map any more.
+    TCR_EL1.modify(TCR_EL1::EPD0::DisableTTBR0Walks);
+    barrier::isb(barrier::SY);
+    // SAFETY: TLB maintenance does not change memory contents.
+    unsafe { core::arch::asm!("tlbi vmalle1", options(nostack)) };
+    barrier::dsb(barrier::NSH);
+    barrier::isb(barrier::SY);
     *KERNEL_MAP.lock() = Some(KernelMap(map));
     // Secondary CPUs read this with their MMU and caches off: clean it to
     // the point of coherency.
-    let ttbr1: u64;
-    // SAFETY: reading TTBR1_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr1, options(nomem, nostack)) };
+    let ttbr1 = TTBR1_EL1.get();
     // SAFETY: single CPU at boot; the variable is only read by secondaries
     // started later.
     unsafe {

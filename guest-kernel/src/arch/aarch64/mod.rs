@@ -16,6 +16,7 @@ pub mod process;
 pub mod psci;
 pub mod smp;
 pub mod syscall;
+pub mod sysreg;
 #[cfg(feature = "trace")]
 pub mod trace;
 pub mod trap;
@@ -132,17 +133,9 @@ unsafe fn read_platform(va: usize) -> Result<(Platform, u64), shared::platform::
 /// CPACR_EL1.FPEN = 0b11: EL0 programs use FP/SIMD (the kernel itself is
 /// soft-float; cpu_switch_to saves the registers per task).
 pub fn enable_fp() {
-    // SAFETY: only enables FP/SIMD access; no memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, cpacr_el1",
-            "orr {t}, {t}, #(3 << 20)",
-            "msr cpacr_el1, {t}",
-            "isb",
-            t = out(reg) _,
-            options(nostack)
-        )
-    };
+    use aarch64_cpu::registers::{CPACR_EL1, ReadWriteable};
+    CPACR_EL1.modify(CPACR_EL1::FPEN::TrapNothing);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 #[panic_handler]

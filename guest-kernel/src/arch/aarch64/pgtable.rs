@@ -9,6 +9,8 @@
 //! fault path already holds the process lock); the descriptor format is
 //! small enough to state here.
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{TTBR0_EL1, Writeable};
 use alloc::vec::Vec;
 
 use super::cpu::smp_processor_id;
@@ -132,9 +134,13 @@ impl UserPageTable {
 
     fn flush_page(&self, va: usize) {
         let arg = (u64::from(self.asid) << 48) | ((va as u64 >> 12) & ((1 << 44) - 1));
-        // SAFETY: TLB maintenance for one page of this ASID (ARM ARM D8.16:
-        // dsb before to order the PTE store, dsb+isb after to complete it).
-        unsafe { core::arch::asm!("dsb ishst", "tlbi vae1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack)) };
+        // TLB maintenance for one page of this ASID (ARM ARM D8.16: dsb
+        // before to order the PTE store, dsb+isb after to complete it).
+        barrier::dsb(barrier::ISHST);
+        // SAFETY: TLB maintenance does not change memory contents.
+        unsafe { core::arch::asm!("tlbi vae1is, {}", in(reg) arg, options(nostack)) };
+        barrier::dsb(barrier::ISH);
+        barrier::isb(barrier::SY);
     }
 
     /// Mapped pages (`get_mm_rss`), counted without allocating.
@@ -164,16 +170,19 @@ impl UserPageTable {
             free_table(table);
         }
         let arg = u64::from(self.asid) << 48;
-        // SAFETY: drop every TLB entry of this ASID before it is reused.
-        unsafe { core::arch::asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) arg, options(nostack)) };
+        // Drop every TLB entry of this ASID before it is reused.
+        barrier::dsb(barrier::ISHST);
+        // SAFETY: TLB maintenance does not change memory contents.
+        unsafe { core::arch::asm!("tlbi aside1is, {}", in(reg) arg, options(nostack)) };
+        barrier::dsb(barrier::ISH);
+        barrier::isb(barrier::SY);
         free_level(self.root, 0);
         asid_free(self.asid);
     }
 }
 
 fn barrier_ishst() {
-    // SAFETY: a barrier only.
-    unsafe { core::arch::asm!("dsb ishst", options(nostack)) };
+    barrier::dsb(barrier::ISHST);
 }
 
 fn pte_bits(pfn: Pfn, prot: PteProt) -> u64 {
@@ -289,12 +298,15 @@ pub fn empty_ttbr0() -> u64 {
 /// every address space without its own ASID shares it.
 pub fn switch_ttbr0(ttbr0: u64) {
     let asid0 = ttbr0 >> 48 == 0;
-    // SAFETY: the new table is a valid EL0 tree (or the empty one); the
-    // kernel runs from TTBR1 and is unaffected.
-    unsafe {
-        core::arch::asm!("msr ttbr0_el1, {}", "isb", in(reg) ttbr0, options(nostack));
-        if asid0 {
-            core::arch::asm!("dsb ishst", "tlbi aside1, xzr", "dsb nsh", "isb", options(nostack));
-        }
+    // The new table is a valid EL0 tree (or the empty one); the kernel
+    // runs from TTBR1 and is unaffected.
+    TTBR0_EL1.set(ttbr0);
+    barrier::isb(barrier::SY);
+    if asid0 {
+        barrier::dsb(barrier::ISHST);
+        // SAFETY: TLB maintenance does not change memory contents.
+        unsafe { core::arch::asm!("tlbi aside1, xzr", options(nostack)) };
+        barrier::dsb(barrier::NSH);
+        barrier::isb(barrier::SY);
     }
 }

@@ -15,6 +15,8 @@
 //! allocator and the heap have their own locks, taken inside it. User
 //! memory is never touched with it held (a fault would need it).
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -300,17 +302,9 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
 /// Clears TCR_EL1.EPD0 (mmu::init set it): TTBR0 now always holds a user
 /// table or the empty one.
 pub fn enable_ttbr0_walks() {
-    // SAFETY: TTBR0 holds a valid (possibly empty) table on this CPU.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, tcr_el1",
-            "bic {t}, {t}, #(1 << 7)",
-            "msr tcr_el1, {t}",
-            "isb",
-            t = out(reg) _,
-            options(nostack)
-        )
-    };
+    // TTBR0 holds a valid (possibly empty) table on this CPU.
+    TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
+    barrier::isb(barrier::SY);
 }
 
 /// Whether `init` has run (secondary CPUs wait for it).
@@ -321,15 +315,13 @@ pub fn ready() -> bool {
 /// TPIDR_EL1 = the current task's id + 1 (`current`; 0 = none).
 fn set_current_thread(id: TaskId) {
     let v = u64::from(id.0) + 1;
-    // SAFETY: TPIDR_EL1 is the kernel's per-CPU scratch register.
-    unsafe { core::arch::asm!("msr tpidr_el1, {}", in(reg) v, options(nomem, nostack)) };
+    // TPIDR_EL1 is the kernel's per-CPU scratch register.
+    TPIDR_EL1.set(v);
 }
 
 /// `current`: the task this CPU runs (from TPIDR_EL1).
 pub fn current() -> TaskId {
-    let v: u64;
-    // SAFETY: reading TPIDR_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) v, options(nomem, nostack)) };
+    let v = TPIDR_EL1.get();
     TaskId(v.saturating_sub(1) as u32)
 }
 
@@ -401,18 +393,15 @@ extern "C" fn schedule_tail(set_child_tid: usize, tid: u64) {
 
 /// TPIDR_EL0 of the running task (its live user thread pointer).
 fn read_tpidr_el0() -> u64 {
-    let v: u64;
-    // SAFETY: reading TPIDR_EL0 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) v, options(nomem, nostack)) };
-    v
+    TPIDR_EL0.get()
 }
 
 /// `flush_thread` → `tls_thread_flush` on exec: the new image starts with
 /// TPIDR_EL0 = 0.
 pub fn tls_thread_flush() {
-    // SAFETY: TPIDR_EL0 is the running task's user thread pointer; the
-    // kernel never uses it.
-    unsafe { core::arch::asm!("msr tpidr_el0, xzr", options(nomem, nostack)) };
+    // TPIDR_EL0 is the running task's user thread pointer; the kernel
+    // never uses it.
+    TPIDR_EL0.set(0);
 }
 
 // ----- idle, tick, timers ---------------------------------------------------------
@@ -430,8 +419,8 @@ pub fn cpu_idle() -> ! {
         if busy {
             schedule();
         } else if irq::TICK_WORKS.load(Ordering::Relaxed) {
-            // SAFETY: waits for an interrupt, which stays pending while masked.
-            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            // Waits for an interrupt, which stays pending while masked.
+            aarch64_cpu::asm::wfi();
         } else {
             run_timers_polled(cpu);
         }

@@ -21,8 +21,7 @@ pub fn system_off() -> ! {
     super::trace::dump();
     let _ = psci::system_off::<Hvc>();
     loop {
-        // SAFETY: `wfi` only waits.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        aarch64_cpu::asm::wfi();
     }
 }
 

@@ -131,7 +131,7 @@ fn sys_read(fd: u64, buf: usize, len: usize) -> R {
         if !k.tty.has_input() {
             return Ok(0);
         }
-        if let Some(data) = k.tty.ldisc.read(len) {
+        if let Some(data) = k.tty.read(len) {
             drop(k);
             copy_to_user(buf, &data)?;
             return Ok(data.len() as isize);
@@ -216,11 +216,29 @@ fn sys_nanosleep(req: usize, rem: usize) -> R {
     }
 }
 
+/// `clock_gettime(2)`: the system clocks read the architected counter;
+/// `CLOCK_PROCESS_CPUTIME_ID` and `CLOCK_THREAD_CPUTIME_ID` the CPU time the
+/// scheduler charged (`sum_exec_runtime`) to the thread group or the thread.
 fn sys_clock_gettime(clk: u64, tp: usize) -> R {
+    const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+    const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
     if clk > 11 {
         return Err(Errno::EINVAL);
     }
-    let ns = now_ns();
+    let ns = match clk {
+        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
+            let mut k = lock();
+            let (me, now) = (current(), now_ns());
+            let tgid = k.tasks.get(me).expect("current task").tgid;
+            let threads: Vec<TaskId> = if clk == CLOCK_THREAD_CPUTIME_ID {
+                alloc::vec![me]
+            } else {
+                k.tasks.iter().filter(|t| t.tgid == tgid).map(|t| t.id).collect()
+            };
+            threads.into_iter().map(|t| k.sched.task_sched_runtime(t, now)).sum()
+        }
+        _ => now_ns(),
+    };
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&((ns / 1_000_000_000) as i64).to_le_bytes());
     out[8..].copy_from_slice(&((ns % 1_000_000_000) as i64).to_le_bytes());

@@ -5,11 +5,17 @@
 //!    the receive FIFO into the flip buffer, acknowledge, schedule the
 //!    tasklet; nothing else;
 //! 2. tasklet ([`flip_tasklet`], TASKLET_SOFTIRQ on irq_exit): feed the
-//!    line discipline ([`crate::tty::NTty`]), wake readers, queue the echo;
+//!    line discipline ([`crate::tty::NTty`]); queue the echo, or, with none
+//!    to write, wake readers;
 //! 3. work item ([`echo_work`], on the `events` workqueue's kworker, in
 //!    process context): write the echo to the console, whose lock is not
-//!    taken from interrupt context;
+//!    taken from interrupt context, then wake readers;
 //! 4. `read(2)` sleeps on the tty's wait queue until a line is ready.
+//!
+//! As in Linux's n_tty (`__receive_buf` flushes echoes before it wakes
+//! readers), a line is readable only once its echo is on the console: a
+//! program that copies its input (cat) never prints a line before the
+//! terminal has shown what was typed.
 
 use alloc::collections::VecDeque;
 
@@ -38,9 +44,20 @@ pub struct ConsoleTty {
     rx: Option<Pl011Rx>,
     tasklet: Option<TaskletId>,
     echo: Option<WorkId>,
+    /// Echo taken by [`echo_work`] and not yet written.
+    echo_in_flight: bool,
 }
 
 impl ConsoleTty {
+    /// Up to `max` bytes of the next line, unless its echo is still to be
+    /// written (then the reader sleeps; [`echo_work`] wakes it).
+    pub fn read(&mut self, max: usize) -> Option<alloc::vec::Vec<u8>> {
+        if self.ldisc.has_echo() || self.echo_in_flight {
+            return None;
+        }
+        self.ldisc.read(max)
+    }
+
     /// Whether the console has an input driver (without one, stdin is at
     /// end of file).
     pub fn has_input(&self) -> bool {
@@ -99,18 +116,29 @@ fn uart_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqReturn {
 pub fn flip_tasklet(k: &mut Kernel, now: u64) {
     let bytes: alloc::vec::Vec<u8> = k.tty.flip.drain(..).collect();
     k.tty.ldisc.receive_buf(&bytes);
-    if k.tty.ldisc.readable() {
-        k.tty.read_wait.wake_up_nr(&mut k.sched, 0, now);
-    }
     if k.tty.ldisc.has_echo()
         && let Some(w) = k.tty.echo
     {
         k.events.queue_work(w, &mut k.sched, now);
+    } else if k.tty.ldisc.readable() {
+        k.tty.read_wait.wake_up_nr(&mut k.sched, 0, now);
     }
 }
 
-/// The echo, written in process context (called without the kernel lock).
+/// The echo, written in process context (called without the kernel lock),
+/// then the readers woken: the line they read is on the console by then.
 pub fn echo_work() {
-    let bytes = super::process::lock().tty.ldisc.take_echo();
+    let bytes = {
+        let mut k = super::process::lock();
+        k.tty.echo_in_flight = true;
+        k.tty.ldisc.take_echo()
+    };
     crate::console::write_bytes(&bytes);
+    let mut k = super::process::lock();
+    let k = &mut *k;
+    k.tty.echo_in_flight = false;
+    if k.tty.ldisc.readable() {
+        let now = super::irq::now_ns();
+        k.tty.read_wait.wake_up_nr(&mut k.sched, 0, now);
+    }
 }

@@ -26,7 +26,12 @@ fn init_main(_argc: usize, _argv: *const *const u8) -> i32 {
             break; // ECHILD: nobody left
         }
         if pid == child {
-            println!("init: test suite (pid {pid}) exited with status {}", status >> 8);
+            // wait(2)'s status: WIFEXITED when the low 7 bits are 0 (then
+            // WEXITSTATUS is bits 8..15), else WIFSIGNALED with WTERMSIG.
+            match status & 0x7f {
+                0 => println!("init: test suite (pid {pid}) exited with status {}", (status >> 8) & 0xff),
+                sig => println!("init: test suite (pid {pid}) killed by signal {sig}"),
+            }
         } else {
             println!("init: reaped orphan pid {pid} (status {status:#x})");
         }

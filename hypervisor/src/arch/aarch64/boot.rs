@@ -35,7 +35,12 @@
 //!    [`cpu_loop`].
 
 use super::mmu::El2Map;
-use super::sysreg::{read_sysreg, write_sysreg};
+use super::sysreg::{PMCR_EL0, VPIDR_EL2};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, ICC_SRE_EL2, MDCR_EL2, MIDR_EL1, ReadWriteable, Readable, VBAR_EL2,
+    Writeable,
+};
 use super::uart::{UartDriver, early_print};
 use super::{firmware, smp, vmm};
 use crate::console::ByteSink;
@@ -240,28 +245,29 @@ pub fn init_el2_controls() {
         static hyp_vectors: u8;
     }
     let vbar = core::ptr::addr_of!(hyp_vectors) as u64;
-    write_sysreg!(vbar_el2, vbar);
+    VBAR_EL2.set(vbar);
     // HCR_EL2: only RW until a guest is loaded.
-    write_sysreg!(hcr_el2, 1 << 31);
+    HCR_EL2.write(HCR_EL2::RW::EL1IsAarch64);
     // VPIDR_EL2 (UNKNOWN at reset): the MIDR_EL1 guests read, untrapped.
-    write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+    VPIDR_EL2.set(MIDR_EL1.get());
     // CPTR_EL2: RES1 bits [13:12], [9:0]; TFP clear (FP not trapped yet).
-    write_sysreg!(cptr_el2, 0x33ff);
+    // A raw value: aarch64-cpu's CPTR_EL2 names only TAM.
+    CPTR_EL2.set(0x33ff);
     // CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not
     // use the physical timer (EL1PCEN clear): that traps and is refused.
-    write_sysreg!(cnthctl_el2, 1 << 0);
-    write_sysreg!(cntvoff_el2, 0);
-    // MDCR_EL2 (ARM ARM D19.2.x): HPMN = all counters; TPM (bit 6) and
-    // TPMCR (bit 5) trap every PMU register access from EL0/EL1 to EL2,
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET);
+    CNTVOFF_EL2.set(0);
+    // MDCR_EL2 (ARM ARM D19.2.x): HPMN = all counters (PMCR_EL0.N, bits
+    // [15:11]); TPM and TPMCR trap every PMU register access from EL0/EL1 to EL2,
     // where it is refused (UNDEF): the PMU is not switched between VMs
     // and ID_AA64DFR0_EL1.PMUVer tells guests there is none. No debug traps.
-    let pmcr_n = (read_sysreg!(pmcr_el0) >> 11) & 0x1f;
-    write_sysreg!(mdcr_el2, pmcr_n | (1 << 6) | (1 << 5));
+    let pmcr_n = (PMCR_EL0.get() >> 11) & 0x1f;
+    MDCR_EL2.write(MDCR_EL2::HPMN.val(pmcr_n) + MDCR_EL2::TPM::SET + MDCR_EL2::TPMCR::SET);
     if let Some(GicVersion::V3) = PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.version) {
         // ICC_SRE_EL2: SRE (system registers), Enable (EL1 may use ICC_SRE_EL1).
-        write_sysreg!(icc_sre_el2, read_sysreg!(icc_sre_el2) | 0b1001);
+        ICC_SRE_EL2.modify(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
     }
-    super::sysreg::isb();
+    barrier::isb(barrier::SY);
 }
 
 /// How many CPUs have left their run loop.

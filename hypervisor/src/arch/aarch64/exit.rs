@@ -4,7 +4,6 @@
 //! acts, and advances or redirects the guest.
 
 use super::switch::ExitKind;
-use super::sysreg::{read_sysreg, write_sysreg};
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
 use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
@@ -14,6 +13,10 @@ use crate::smccc::{self, Call, Outcome, VmOps};
 use crate::stats::ExitReason;
 use crate::vcpu::VcpuState;
 use crate::vgic::Frame;
+use aarch64_cpu::registers::{
+    ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, PAR_EL1, Readable, SP_EL0, SP_EL1, SPSR_EL1, SPSR_EL2, VBAR_EL1,
+    Writeable,
+};
 use core::ops::Range;
 use core::sync::atomic::Ordering;
 use shared::layout;
@@ -28,7 +31,7 @@ pub enum Action {
 
 /// A synchronous exception from the guest (ESR_EL2 says which).
 pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
-    let esr = Esr::decode(read_sysreg!(esr_el2));
+    let esr = Esr::decode(ESR_EL2.get());
     match esr.syndrome() {
         // First FP/SIMD use since entry with CPTR_EL2.TFP set (lazy switch).
         _ if esr.ec == ExceptionClass::FpAccess => {
@@ -60,8 +63,8 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             Action::Yield
         }
         Syndrome::DataAbort(da) if esr.ec == ExceptionClass::DataAbortLower => {
-            let far = read_sysreg!(far_el2);
-            let ipa = decode::fault_ipa(read_sysreg!(hpfar_el2), far);
+            let far = FAR_EL2.get();
+            let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
             let insn = if da.isv { None } else { fetch_instruction(v.regs.pc) };
             match decode::decode(&da, ipa, insn) {
                 Ok(access) => mmio(vm, v, &access, far),
@@ -100,7 +103,7 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             // Executing from outside its RAM is not something a guest can
             // recover from: the VM is stopped, the others run on.
             v.stats.record(ExitReason::BadAccess);
-            let ipa = decode::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
+            let ipa = decode::fault_ipa(HPFAR_EL2.get(), FAR_EL2.get());
             let why = alloc::format!("instruction fetch from IPA {ipa:#x} outside its memory (pc {:#x})", v.regs.pc);
             vmm::stop_vm(vm, v, &why);
             Action::Yield
@@ -169,7 +172,7 @@ pub fn handle_fatal(vm: &Vm, v: &mut Vcpu, kind: ExitKind) -> Action {
         ExitKind::SError => ExitReason::SError,
         _ => ExitReason::Undefined,
     });
-    let why = alloc::format!("fatal {kind:?} exception at {:#x} (ESR_EL2 {:#x})", v.regs.pc, read_sysreg!(esr_el2));
+    let why = alloc::format!("fatal {kind:?} exception at {:#x} (ESR_EL2 {:#x})", v.regs.pc, ESR_EL2.get());
     vmm::stop_vm(vm, v, &why);
     Action::Yield
 }
@@ -265,15 +268,17 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
 /// it through the guest's stage 1 and stage 2 (`AT S12E1R`, ARM ARM
 /// C5.5.6); None if either stage does not map it.
 fn fetch_instruction(pc: u64) -> Option<u32> {
-    let saved = read_sysreg!(par_el1);
+    let saved = PAR_EL1.get();
     // SAFETY: address translation only writes PAR_EL1, which belongs to the
     // loaded guest context and is restored below.
-    unsafe { core::arch::asm!("at s12e1r, {}", "isb", in(reg) pc, options(nostack)) };
-    let par = read_sysreg!(par_el1);
-    write_sysreg!(par_el1, saved);
-    if par & 1 != 0 {
+    unsafe { core::arch::asm!("at s12e1r, {}", in(reg) pc, options(nostack)) };
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let par = PAR_EL1.get();
+    PAR_EL1.set(saved);
+    if PAR_EL1::F.is_set(par) {
         return None;
     }
+    // PA bits [51:12] (the crate's PAR_EL1::PA stops at bit 47).
     let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
     // Only RAM is identity mapped at EL2; the guest's RAM is RAM.
     let ram = super::boot::PLATFORM.get()?.memory.iter().any(|r| pa >= r.base && pa + 4 <= r.end());
@@ -347,9 +352,9 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
                     crate::mmio::BaseReg::Sp => {
                         // The guest's SP at the time of the access: SP_EL1 or SP_EL0.
                         if v.regs.pstate & 1 != 0 {
-                            write_sysreg!(sp_el1, read_sysreg!(sp_el1).wrapping_add(wb.delta as u64));
+                            SP_EL1.set(SP_EL1.get().wrapping_add(wb.delta as u64));
                         } else {
-                            write_sysreg!(sp_el0, read_sysreg!(sp_el0).wrapping_add(wb.delta as u64));
+                            SP_EL0.set(SP_EL0.get().wrapping_add(wb.delta as u64));
                         }
                     }
                 }
@@ -374,18 +379,19 @@ fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool, why: &str)
         "el2-hyp: VM \"{}\" vCPU {}: access to IPA {ipa:#x} at pc {:#x} is {why}: injecting data abort",
         vm.name, v.index, v.regs.pc
     );
-    let from_el0 = v.regs.pstate & 0xf == 0;
-    // ESR_EL1: data abort from a lower EL (0x24) or the same EL (0x25),
-    // IL, WnR, DFSC = synchronous external abort (0x10).
-    let ec: u64 = if from_el0 { 0x24 } else { 0x25 };
+    let from_el0 = SPSR_EL2::M.read_as_enum(v.regs.pstate) == Some(SPSR_EL2::M::Value::EL0t);
+    // ESR_EL1: data abort from a lower EL or the same EL, IL, and an ISS
+    // of WnR (bit 6) and DFSC = synchronous external abort (0x10), which
+    // the crate does not name.
+    let ec = if from_el0 { ESR_EL1::EC::DataAbortLowerEL } else { ESR_EL1::EC::DataAbortCurrentEL };
     let iss = if write { 1 << 6 } else { 0 } | 0x10;
-    inject(v, (ec << 26) | (1 << 25) | iss, Some(far));
+    inject(v, (ec + ESR_EL1::IL::SET + ESR_EL1::ISS.val(iss)).value, Some(far));
     Action::Continue
 }
 
 /// Injects an undefined-instruction exception (ESR_EL1.EC = 0).
 fn inject_undef(v: &mut Vcpu) {
-    inject(v, 1 << 25, None);
+    inject(v, (ESR_EL1::EC::Unknown + ESR_EL1::IL::SET).value, None);
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vectors, as the
@@ -394,17 +400,17 @@ fn inject_undef(v: &mut Vcpu) {
 /// The vCPU's EL1 registers are live in the CPU while it is loaded.
 fn inject(v: &mut Vcpu, esr: u64, far: Option<u64>) {
     let spsr = v.regs.pstate;
-    let offset = match spsr & 0xf {
-        0b0101 => 0x200, // EL1h: current EL with SP_ELx
-        0b0100 => 0x000, // EL1t: current EL with SP_EL0
-        _ => 0x400,      // EL0: lower EL, AArch64
+    let offset = match SPSR_EL2::M.read_as_enum(spsr) {
+        Some(SPSR_EL2::M::Value::EL1h) => 0x200, // current EL with SP_ELx
+        Some(SPSR_EL2::M::Value::EL1t) => 0x000, // current EL with SP_EL0
+        _ => 0x400,                              // EL0: lower EL, AArch64
     };
-    write_sysreg!(elr_el1, v.regs.pc);
-    write_sysreg!(spsr_el1, spsr);
-    write_sysreg!(esr_el1, esr);
+    ELR_EL1.set(v.regs.pc);
+    SPSR_EL1.set(spsr);
+    ESR_EL1.set(esr);
     if let Some(far) = far {
-        write_sysreg!(far_el1, far);
+        FAR_EL1.set(far);
     }
-    v.regs.pc = read_sysreg!(vbar_el1) + offset;
+    v.regs.pc = VBAR_EL1.get() + offset;
     v.regs.pstate = crate::vcpu::PSTATE_EL1H_MASKED;
 }

@@ -6,7 +6,8 @@
 //! own that is only ever held for one save or restore, so that any CPU can
 //! save a vCPU's values without taking the vCPU's lock.
 
-use super::sysreg::{isb, read_sysreg, write_sysreg};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CPTR_EL2, Readable, Writeable};
 use super::vmm::{self, Vcpu, Vm};
 use super::{MAX_CPUS, gic, smp, switch};
 use crate::fpowner::{self, Evict, FpToken};
@@ -23,17 +24,18 @@ static FP_FLUSH: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX
 
 /// CPTR_EL2.TFP, bit 10 in the nVHE layout (ARM ARM D19.2.30 "CPTR_EL2",
 /// E2H = 0): traps FP/SIMD instructions at EL0, EL1 *and EL2* to EL2 with
-/// ESR_EL2.EC = 0x07.
+/// ESR_EL2.EC = 0x07. A hand-written mask: aarch64-cpu's `CPTR_EL2` defines
+/// only the TAM field (see `sysreg.rs`).
 const CPTR_TFP: u64 = 1 << 10;
 
 /// Sets or clears the FP/SIMD trap. The ISB makes the change visible to
 /// EL2's own next instruction (the save/restore code) and to the guest.
 pub fn set_trap(on: bool) {
-    let cptr = read_sysreg!(cptr_el2);
+    let cptr = CPTR_EL2.get();
     let new = if on { cptr | CPTR_TFP } else { cptr & !CPTR_TFP };
     if new != cptr {
-        write_sysreg!(cptr_el2, new);
-        isb();
+        CPTR_EL2.set(new);
+        barrier::isb(barrier::SY);
     }
 }
 

@@ -23,7 +23,8 @@ use core::ptr::NonNull;
 use safe_mmio::UniqueMmioPointer;
 use shared::platform::{Gic, GicVersion};
 
-use super::sysreg::{isb, read_sysreg, write_sysreg};
+use super::sysreg::{ICC_CTLR_EL1, ICC_DIR_EL1, Readable, Writeable};
+use aarch64_cpu::asm::barrier;
 
 /// SGI a CPU sends another to make it look at its vCPUs again.
 pub const SGI_KICK: u32 = 0;
@@ -110,8 +111,8 @@ pub fn init_cpu(cpu: usize) {
             }
             // ICC_CTLR_EL1.EOImode (bit 1): priority drop and deactivation
             // split (arm-gic's init_cpu cleared it).
-            write_sysreg!(icc_ctlr_el1, read_sysreg!(icc_ctlr_el1) | (1 << 1));
-            isb();
+            ICC_CTLR_EL1.set(ICC_CTLR_EL1.get() | (1 << 1));
+            barrier::isb(barrier::SY);
         }
         Driver::V2 { gic, .. } => {
             if cpu != 0 {
@@ -225,7 +226,7 @@ pub fn eoi(raw: u32) {
 /// (ICC_DIR_EL1, GICC_DIR: IHI 0069 §12.2.8, IHI 0048B §4.4.15).
 fn deactivate(raw: u32) {
     match VERSION.get() {
-        Some(GicVersion::V3) => write_sysreg!(icc_dir_el1, u64::from(intid_of(raw))),
+        Some(GicVersion::V3) => ICC_DIR_EL1.set(u64::from(intid_of(raw))),
         Some(GicVersion::V2) => {
             if let Some(base) = gicc_base() {
                 // SAFETY: GICC_DIR of the CPU interface we own; the raw

@@ -9,7 +9,7 @@
 //!
 //! Both use the same MAIR, TCR and descriptor attributes.
 
-use super::sysreg::read_sysreg;
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2};
 use crate::mm::early_map::{self, EarlyMapError, EarlyTables, Kind, MAIR};
 use aarch64_paging::descriptor::El23Attributes as A;
 use aarch64_paging::idmap::IdMap;
@@ -23,11 +23,11 @@ const _: () = assert!(NORMAL.bits() as u64 == early_map::NORMAL && DEVICE.bits()
 
 /// SCTLR_EL2 bits the MMU runs with: M (MMU), C (data cache), SA (stack
 /// alignment check), I (instruction cache).
-const SCTLR_M: u64 = 1 << 0;
-const SCTLR_C: u64 = 1 << 2;
+const SCTLR_M: u64 = SCTLR_EL2::M::Enable.value;
+const SCTLR_C: u64 = SCTLR_EL2::C::Cacheable.value;
 /// What `enable_mmu` (entry.S) sets: M | C | SA | I; the secondary CPUs
 /// copy the boot CPU's SCTLR_EL2.
-const SCTLR_ON: u64 = SCTLR_M | SCTLR_C | (1 << 3) | (1 << 12);
+const SCTLR_ON: u64 = SCTLR_M | SCTLR_C | SCTLR_EL2::SA::Enable.value | SCTLR_EL2::I::Cacheable.value;
 const _: () = assert!(SCTLR_ON == 0x100d, "entry.S enable_mmu ORs in 0x100d");
 
 unsafe extern "C" {
@@ -40,7 +40,7 @@ unsafe extern "C" {
 /// Whether the EL2 MMU and data cache are on (SCTLR_EL2.M and .C). EL2 only.
 #[inline(always)]
 pub fn mmu_on() -> bool {
-    read_sysreg!(sctlr_el2) & (SCTLR_M | SCTLR_C) == SCTLR_M | SCTLR_C
+    SCTLR_EL2.get() & (SCTLR_M | SCTLR_C) == SCTLR_M | SCTLR_C
 }
 
 /// Stops the machine, reporting `caller`, unless the MMU and data cache
@@ -59,7 +59,7 @@ fn mmu_off_fatal(caller: &'static core::panic::Location<'static>) -> ! {
     super::uart::early_print(format_args!(
         "\n*** HYPERVISOR BUG: lock, once-cell or heap used with the EL2 MMU or data cache off \
          (SCTLR_EL2 {:#x}), at {caller}\n",
-        read_sysreg!(sctlr_el2)
+        SCTLR_EL2.get()
     ));
     super::halt()
 }
@@ -146,9 +146,16 @@ impl El2Map {
     /// TCR_EL2: 48-bit VA (T0SZ = 16), 4K granule, inner-shareable
     /// write-back walks, PS from ID_AA64MMFR0_EL1.PARange (ARM ARM D19.2.139).
     pub fn tcr() -> u64 {
-        let parange = read_sysreg!(id_aa64mmfr0_el1) & 0xf;
+        let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+        // RES1 bits 31 and 23, which the crate's TCR_EL2 does not name.
         const RES1: u64 = (1 << 31) | (1 << 23);
-        16 | (1 << 8) | (1 << 10) | (3 << 12) | (parange.min(5) << 16) | RES1
+        let fields = TCR_EL2::T0SZ.val(16)
+            + TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL2::SH0::Inner
+            + TCR_EL2::TG0::KiB_4
+            + TCR_EL2::PS.val(parange.min(5));
+        fields.value | RES1
     }
 
     /// Switches EL2 from the early map to this one (MMU and caches stay
@@ -163,7 +170,7 @@ impl El2Map {
     pub unsafe fn activate(self) -> u64 {
         let map = alloc::boxed::Box::leak(alloc::boxed::Box::new(self));
         let root = map.idmap.root_address().0 as u64;
-        debug_assert!(mmu_on() && read_sysreg!(tcr_el2) == Self::tcr() && read_sysreg!(mair_el2) == MAIR);
+        debug_assert!(mmu_on() && TCR_EL2.get() == Self::tcr() && MAIR_EL2.get() == MAIR);
         // SAFETY: the caller guarantees everything in use is identity mapped
         // with the same attributes in both maps; `replace_ttbr0` touches no
         // memory while the MMU is off.

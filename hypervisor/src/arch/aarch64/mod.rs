@@ -106,7 +106,8 @@ impl Write for EmergencyWriter {
 
 /// The exception level we run at.
 pub fn current_el() -> u64 {
-    (sysreg::read_sysreg!(currentel) >> 2) & 3
+    use aarch64_cpu::registers::{CurrentEL, Readable};
+    CurrentEL.read(CurrentEL::EL)
 }
 
 /// Stops the whole machine after a fatal hypervisor error.
@@ -118,8 +119,7 @@ pub fn halt() -> ! {
 /// Stops this CPU for good.
 pub fn park() -> ! {
     loop {
-        // SAFETY: `wfe` only waits.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        aarch64_cpu::asm::wfe();
     }
 }
 

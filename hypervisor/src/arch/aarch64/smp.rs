@@ -2,7 +2,8 @@
 //! the secondary CPUs up through the firmware's PSCI `CPU_ON`.
 
 use super::switch::HostRegs;
-use super::sysreg::{clean_dcache_range, read_sysreg, write_sysreg};
+use super::sysreg::clean_dcache_range;
+use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TPIDR_EL2, TTBR0_EL2, Writeable};
 use super::{MAX_CPUS, STACK_SIZE};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -43,7 +44,7 @@ pub fn set_this_cpu(index: usize, mpidr: u64) {
         (*p).index = index;
         (*p).mpidr = mpidr;
     }
-    write_sysreg!(tpidr_el2, p as u64);
+    TPIDR_EL2.set(p as u64);
     CPU_MPIDR[index].store(mpidr, Ordering::Relaxed);
 }
 
@@ -54,14 +55,14 @@ pub fn set_this_cpu(index: usize, mpidr: u64) {
 /// returned one is in use, provided callers do not hold two at once.
 #[allow(clippy::mut_from_ref)]
 pub fn this_cpu() -> &'static mut PerCpu {
-    let p = read_sysreg!(tpidr_el2) as *mut PerCpu;
+    let p = TPIDR_EL2.get() as *mut PerCpu;
     // SAFETY: set by `set_this_cpu` before any caller runs; see above.
     unsafe { &mut *p }
 }
 
 /// This CPU's index (0 before per-CPU data is set up).
 pub fn cpu_index() -> usize {
-    let p = read_sysreg!(tpidr_el2) as *const PerCpu;
+    let p = TPIDR_EL2.get() as *const PerCpu;
     if p.is_null() {
         return 0;
     }
@@ -101,10 +102,10 @@ pub fn start_cpu(index: usize, mpidr: u64) -> bool {
     let boot = unsafe { &mut (*core::ptr::addr_of_mut!(SECONDARY_BOOT))[index] };
     let stacks = core::ptr::addr_of!(super::BOOT_STACKS) as u64;
     *boot = SecondaryBoot {
-        mair: read_sysreg!(mair_el2),
-        tcr: read_sysreg!(tcr_el2),
-        ttbr0: read_sysreg!(ttbr0_el2),
-        sctlr: read_sysreg!(sctlr_el2),
+        mair: MAIR_EL2.get(),
+        tcr: TCR_EL2.get(),
+        ttbr0: TTBR0_EL2.get(),
+        sctlr: SCTLR_EL2.get(),
         stack_top: stacks + ((index + 1) * STACK_SIZE) as u64,
         vbar: core::ptr::addr_of!(hyp_vectors) as u64,
         cpu_index: index as u64,

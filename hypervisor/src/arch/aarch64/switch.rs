@@ -6,7 +6,8 @@
 //! vCPU starts running on a CPU and saved when it stops, the way Hafnium
 //! and KVM's nVHE `__kvm_vcpu_run` do.
 
-use super::sysreg::{isb, read_sysreg, write_sysreg};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
 use crate::vcpu::{El1Sysregs, GuestRegs};
 
 /// Why `__guest_enter` returned (exceptions.S `EXIT_*`).
@@ -82,120 +83,127 @@ pub unsafe fn enter(regs: &mut GuestRegs, host: &mut HostRegs) -> ExitKind {
 ///
 /// A vCPU may add TVM (`Vcpu::hcr`) while a set/way flush waits for its
 /// caches to be switched.
-pub const HCR_GUEST: u64 = (1 << 0) // VM
-    | (1 << 1)   // SWIO
-    | (1 << 3)   // FMO
-    | (1 << 4)   // IMO
-    | (1 << 5)   // AMO
-    | (1 << 9)   // FB
-    | (1 << 10)  // BSU = inner shareable
-    | (1 << 13)  // TWI
-    | (1 << 14)  // TWE
-    | (1 << 18)  // TID3
-    | (1 << 19)  // TSC
-    | (1 << 20)  // TIDCP
-    | (1 << 21)  // TACR
-    | (1 << 22)  // TSW
-    | (1 << 31); // RW
+pub const HCR_GUEST: u64 = HCR_EL2::VM::SET.value
+    | HCR_EL2::SWIO::SET.value
+    | HCR_EL2::FMO::SET.value
+    | HCR_EL2::IMO::SET.value
+    | HCR_EL2::AMO::SET.value
+    | HCR_EL2::FB::SET.value
+    | HCR_EL2::BSU::InnerShareable.value
+    | HCR_EL2::TWI::SET.value
+    | HCR_EL2::TWE::SET.value
+    | HCR_EL2::TID3::SET.value
+    | HCR_EL2::TSC::SET.value
+    | HCR_EL2::TIDCP::SET.value
+    | HCR_EL2::TACR::SET.value
+    | HCR_EL2::TSW::SET.value
+    | HCR_EL2::RW::EL1IsAarch64.value;
+const _: () = assert!(HCR_GUEST == 0x807c_663b, "the bits listed above");
+
+/// HCR_EL2 between vCPUs: only RW (EL1 is AArch64), no stage-2, no traps.
+pub const HCR_HOST: u64 = HCR_EL2::RW::EL1IsAarch64.value;
 
 /// HCR_EL2.TVM (bit 26): writes to the EL1 virtual-memory controls trap
 /// (ARM ARM D19.2.48).
-pub const HCR_TVM: u64 = 1 << 26;
+pub const HCR_TVM: u64 = HCR_EL2::TVM::SET.value;
 
 /// Loads a vCPU's EL1 context into the CPU.
 pub fn restore_el1(s: &El1Sysregs) {
-    write_sysreg!(sctlr_el1, s.sctlr);
-    write_sysreg!(actlr_el1, s.actlr);
-    write_sysreg!(cpacr_el1, s.cpacr);
-    write_sysreg!(ttbr0_el1, s.ttbr0);
-    write_sysreg!(ttbr1_el1, s.ttbr1);
-    write_sysreg!(tcr_el1, s.tcr);
-    write_sysreg!(mair_el1, s.mair);
-    write_sysreg!(amair_el1, s.amair);
-    write_sysreg!(vbar_el1, s.vbar);
-    write_sysreg!(contextidr_el1, s.contextidr);
-    write_sysreg!(tpidr_el0, s.tpidr_el0);
-    write_sysreg!(tpidrro_el0, s.tpidrro_el0);
-    write_sysreg!(tpidr_el1, s.tpidr_el1);
-    write_sysreg!(esr_el1, s.esr);
-    write_sysreg!(far_el1, s.far);
-    write_sysreg!(par_el1, s.par);
-    write_sysreg!(afsr0_el1, s.afsr0);
-    write_sysreg!(afsr1_el1, s.afsr1);
-    write_sysreg!(cntkctl_el1, s.cntkctl);
-    write_sysreg!(csselr_el1, s.csselr);
-    write_sysreg!(mdscr_el1, s.mdscr);
-    write_sysreg!(sp_el0, s.sp_el0);
-    write_sysreg!(sp_el1, s.sp_el1);
-    write_sysreg!(elr_el1, s.elr_el1);
-    write_sysreg!(spsr_el1, s.spsr_el1);
-    write_sysreg!(cntv_cval_el0, s.cntv_cval);
-    write_sysreg!(cntv_ctl_el0, s.cntv_ctl);
-    write_sysreg!(vmpidr_el2, s.vmpidr);
+    SCTLR_EL1.set(s.sctlr);
+    ACTLR_EL1.set(s.actlr);
+    CPACR_EL1.set(s.cpacr);
+    TTBR0_EL1.set(s.ttbr0);
+    TTBR1_EL1.set(s.ttbr1);
+    TCR_EL1.set(s.tcr);
+    MAIR_EL1.set(s.mair);
+    AMAIR_EL1.set(s.amair);
+    VBAR_EL1.set(s.vbar);
+    CONTEXTIDR_EL1.set(s.contextidr);
+    TPIDR_EL0.set(s.tpidr_el0);
+    TPIDRRO_EL0.set(s.tpidrro_el0);
+    TPIDR_EL1.set(s.tpidr_el1);
+    ESR_EL1.set(s.esr);
+    FAR_EL1.set(s.far);
+    PAR_EL1.set(s.par);
+    AFSR0_EL1.set(s.afsr0);
+    AFSR1_EL1.set(s.afsr1);
+    CNTKCTL_EL1.set(s.cntkctl);
+    CSSELR_EL1.set(s.csselr);
+    MDSCR_EL1.set(s.mdscr);
+    SP_EL0.set(s.sp_el0);
+    SP_EL1.set(s.sp_el1);
+    ELR_EL1.set(s.elr_el1);
+    SPSR_EL1.set(s.spsr_el1);
+    CNTV_CVAL_EL0.set(s.cntv_cval);
+    CNTV_CTL_EL0.set(s.cntv_ctl);
+    VMPIDR_EL2.set(s.vmpidr);
 }
 
 /// Saves the CPU's EL1 context into a vCPU.
 pub fn save_el1(s: &mut El1Sysregs) {
-    s.sctlr = read_sysreg!(sctlr_el1);
-    s.actlr = read_sysreg!(actlr_el1);
-    s.cpacr = read_sysreg!(cpacr_el1);
-    s.ttbr0 = read_sysreg!(ttbr0_el1);
-    s.ttbr1 = read_sysreg!(ttbr1_el1);
-    s.tcr = read_sysreg!(tcr_el1);
-    s.mair = read_sysreg!(mair_el1);
-    s.amair = read_sysreg!(amair_el1);
-    s.vbar = read_sysreg!(vbar_el1);
-    s.contextidr = read_sysreg!(contextidr_el1);
-    s.tpidr_el0 = read_sysreg!(tpidr_el0);
-    s.tpidrro_el0 = read_sysreg!(tpidrro_el0);
-    s.tpidr_el1 = read_sysreg!(tpidr_el1);
-    s.esr = read_sysreg!(esr_el1);
-    s.far = read_sysreg!(far_el1);
-    s.par = read_sysreg!(par_el1);
-    s.afsr0 = read_sysreg!(afsr0_el1);
-    s.afsr1 = read_sysreg!(afsr1_el1);
-    s.cntkctl = read_sysreg!(cntkctl_el1);
-    s.csselr = read_sysreg!(csselr_el1);
-    s.mdscr = read_sysreg!(mdscr_el1);
-    s.sp_el0 = read_sysreg!(sp_el0);
-    s.sp_el1 = read_sysreg!(sp_el1);
-    s.elr_el1 = read_sysreg!(elr_el1);
-    s.spsr_el1 = read_sysreg!(spsr_el1);
-    s.cntv_ctl = read_sysreg!(cntv_ctl_el0);
-    s.cntv_cval = read_sysreg!(cntv_cval_el0);
-    s.vmpidr = read_sysreg!(vmpidr_el2);
+    s.sctlr = SCTLR_EL1.get();
+    s.actlr = ACTLR_EL1.get();
+    s.cpacr = CPACR_EL1.get();
+    s.ttbr0 = TTBR0_EL1.get();
+    s.ttbr1 = TTBR1_EL1.get();
+    s.tcr = TCR_EL1.get();
+    s.mair = MAIR_EL1.get();
+    s.amair = AMAIR_EL1.get();
+    s.vbar = VBAR_EL1.get();
+    s.contextidr = CONTEXTIDR_EL1.get();
+    s.tpidr_el0 = TPIDR_EL0.get();
+    s.tpidrro_el0 = TPIDRRO_EL0.get();
+    s.tpidr_el1 = TPIDR_EL1.get();
+    s.esr = ESR_EL1.get();
+    s.far = FAR_EL1.get();
+    s.par = PAR_EL1.get();
+    s.afsr0 = AFSR0_EL1.get();
+    s.afsr1 = AFSR1_EL1.get();
+    s.cntkctl = CNTKCTL_EL1.get();
+    s.csselr = CSSELR_EL1.get();
+    s.mdscr = MDSCR_EL1.get();
+    s.sp_el0 = SP_EL0.get();
+    s.sp_el1 = SP_EL1.get();
+    s.elr_el1 = ELR_EL1.get();
+    s.spsr_el1 = SPSR_EL1.get();
+    s.cntv_ctl = CNTV_CTL_EL0.get();
+    s.cntv_cval = CNTV_CVAL_EL0.get();
+    s.vmpidr = VMPIDR_EL2.get();
     // Stop the virtual timer of a vCPU that no longer runs here, so its
     // interrupt cannot fire into the next vCPU.
-    write_sysreg!(cntv_ctl_el0, 0);
+    CNTV_CTL_EL0.set(0);
 }
 
 /// Loads a VM's stage-2 and a vCPU's trap configuration (VTTBR_EL2 with
 /// the VMID, VTCR_EL2, HCR_EL2 = `hcr`, normally [`HCR_GUEST`]).
 pub fn load_vm(vttbr: u64, vtcr: u64, hcr: u64) {
-    write_sysreg!(vtcr_el2, vtcr);
-    write_sysreg!(vttbr_el2, vttbr);
-    write_sysreg!(hcr_el2, hcr);
-    isb();
+    VTCR_EL2.set(vtcr);
+    VTTBR_EL2.set(vttbr);
+    HCR_EL2.set(hcr);
+    barrier::isb(barrier::SY);
 }
 
 /// Turns stage-2 and the guest traps off (between vCPUs).
 pub fn unload_vm() {
-    write_sysreg!(hcr_el2, 1 << 31);
-    write_sysreg!(vttbr_el2, 0);
-    isb();
+    HCR_EL2.set(HCR_HOST);
+    VTTBR_EL2.set(0);
+    barrier::isb(barrier::SY);
 }
 
 /// Invalidates all stage-1 and stage-2 TLB entries of the VMID in
 /// `vttbr`, on every CPU (ARM ARM D8.13 "TLB maintenance"): needed after
 /// a VM's stage-2 changes or before its VMID is reused.
 pub fn flush_vmid(vttbr: u64) {
-    let old = read_sysreg!(vttbr_el2);
-    write_sysreg!(vttbr_el2, vttbr);
-    isb();
+    let old = VTTBR_EL2.get();
+    VTTBR_EL2.set(vttbr);
+    barrier::isb(barrier::SY);
+    barrier::dsb(barrier::ISHST);
     // SAFETY: TLB maintenance does not change memory contents.
-    unsafe { core::arch::asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack)) };
-    write_sysreg!(vttbr_el2, old);
-    isb();
+    unsafe { core::arch::asm!("tlbi vmalls12e1is", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    VTTBR_EL2.set(old);
+    barrier::isb(barrier::SY);
 }
 
 /// A vCPU's FP/SIMD registers (fpsimd.S layout).

@@ -7,10 +7,15 @@
 
 use super::exit::Action;
 use super::switch::HCR_TVM;
-use super::sysreg::{clean_invalidate_dcache_range, isb, read_sysreg, write_sysreg};
+use super::sysreg::{clean_invalidate_dcache_range, read_sysreg};
 use super::vmm::{Vcpu, Vm};
 use crate::esr::{SysReg, SysRegAccess, SysRegTrap};
 use crate::idregs::{self, VmFeatures};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    AFSR0_EL1, AFSR1_EL1, AMAIR_EL1, CONTEXTIDR_EL1, ESR_EL1, FAR_EL1, HCR_EL2, ID_AA64PFR0_EL1, MAIR_EL1, Readable,
+    SCTLR_EL1, TCR_EL1, TTBR0_EL1, TTBR1_EL1, Writeable,
+};
 use shared::platform::GicVersion;
 
 /// Reads ID register `S3_0_C0_C<crm>_<op2>` from the hardware. Only
@@ -44,7 +49,7 @@ fn read_id_hw(reg: SysReg) -> u64 {
 pub fn read_id(vm: &Vm, reg: SysReg) -> u64 {
     let features = VmFeatures {
         gic_v3: vm.gic == GicVersion::V3,
-        aarch32: idregs::has_aarch32_el0(read_sysreg!(id_aa64pfr0_el1)),
+        aarch32: idregs::has_aarch32_el0(ID_AA64PFR0_EL1.get()),
     };
     let hw = if idregs::reads_hardware(reg) { read_id_hw(reg) } else { 0 };
     idregs::sanitize(reg, hw, &features)
@@ -53,7 +58,7 @@ pub fn read_id(vm: &Vm, reg: SysReg) -> u64 {
 /// SCTLR_EL1.M and .C both set: the vCPU's stage-1 MMU and data cache are
 /// on (ARM ARM D19.2.118 "SCTLR_EL1"; KVM's `vcpu_has_cache_enabled`).
 fn caches_on(sctlr: u64) -> bool {
-    sctlr & 0b101 == 0b101
+    (SCTLR_EL1::M::SET + SCTLR_EL1::C::SET).matches_all(sctlr)
 }
 
 /// Cleans and invalidates all of the VM's RAM to the point of coherency,
@@ -65,8 +70,8 @@ fn flush_vm(vm: &Vm) {
 fn set_hcr(v: &mut Vcpu, hcr: u64) {
     if hcr != v.hcr {
         v.hcr = hcr;
-        write_sysreg!(hcr_el2, hcr);
-        isb();
+        HCR_EL2.set(hcr);
+        barrier::isb(barrier::SY);
     }
 }
 
@@ -95,8 +100,8 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
             let value = v.regs.get(acc.rt);
             let r = acc.reg;
             if r == SysReg::SCTLR_EL1 {
-                let was = caches_on(read_sysreg!(sctlr_el1));
-                write_sysreg!(sctlr_el1, value);
+                let was = caches_on(SCTLR_EL1.get());
+                SCTLR_EL1.set(value);
                 let now = caches_on(value);
                 // KVM's kvm_toggle_cache: caches switched on need their
                 // stale lines invalidated, switched off cleaned: one
@@ -108,25 +113,25 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
                     set_hcr(v, v.hcr & !HCR_TVM);
                 }
             } else if r == SysReg::TTBR0_EL1 {
-                write_sysreg!(ttbr0_el1, value);
+                TTBR0_EL1.set(value);
             } else if r == SysReg::TTBR1_EL1 {
-                write_sysreg!(ttbr1_el1, value);
+                TTBR1_EL1.set(value);
             } else if r == SysReg::TCR_EL1 {
-                write_sysreg!(tcr_el1, value);
+                TCR_EL1.set(value);
             } else if r == SysReg::ESR_EL1 {
-                write_sysreg!(esr_el1, value);
+                ESR_EL1.set(value);
             } else if r == SysReg::FAR_EL1 {
-                write_sysreg!(far_el1, value);
+                FAR_EL1.set(value);
             } else if r == SysReg::AFSR0_EL1 {
-                write_sysreg!(afsr0_el1, value);
+                AFSR0_EL1.set(value);
             } else if r == SysReg::AFSR1_EL1 {
-                write_sysreg!(afsr1_el1, value);
+                AFSR1_EL1.set(value);
             } else if r == SysReg::MAIR_EL1 {
-                write_sysreg!(mair_el1, value);
+                MAIR_EL1.set(value);
             } else if r == SysReg::AMAIR_EL1 {
-                write_sysreg!(amair_el1, value);
+                AMAIR_EL1.set(value);
             } else {
-                write_sysreg!(contextidr_el1, value);
+                CONTEXTIDR_EL1.set(value);
             }
         }
         _ => return None,

@@ -5,54 +5,56 @@
 //! VM has its own virtual counter offset (CNTVOFF_EL2); the arithmetic is
 //! the pure `vtimer` module's.
 
-use super::sysreg::{isb, read_sysreg, write_sysreg};
+use super::sysreg::CNTHP_CVAL_EL2;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0, CNTV_CTL_EL0, CNTVOFF_EL2, Readable, Writeable};
 
 /// The physical count (CNTPCT_EL0).
 pub fn now() -> u64 {
-    isb();
-    read_sysreg!(cntpct_el0)
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
 }
 
 /// Counter ticks per second (CNTFRQ_EL0).
 pub fn frequency() -> u64 {
-    read_sysreg!(cntfrq_el0).max(1)
+    CNTFRQ_EL0.get().max(1)
 }
 
 /// Arms the EL2 physical timer for absolute count `deadline`.
 pub fn arm_hyp(deadline: u64) {
-    write_sysreg!(cnthp_cval_el2, deadline);
-    write_sysreg!(cnthp_ctl_el2, 1); // ENABLE, not masked
-    isb();
+    CNTHP_CVAL_EL2.set(deadline);
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET); // not masked
+    barrier::isb(barrier::SY);
 }
 
 /// Arms the EL2 physical timer for `deadline` unless it is already armed
 /// for an earlier one.
 pub fn arm_hyp_by(deadline: u64) {
-    let armed = read_sysreg!(cnthp_ctl_el2) & 1 != 0;
-    if !armed || read_sysreg!(cnthp_cval_el2) > deadline {
+    let armed = CNTHP_CTL_EL2.is_set(CNTHP_CTL_EL2::ENABLE);
+    if !armed || CNTHP_CVAL_EL2.get() > deadline {
         arm_hyp(deadline);
     }
 }
 
 /// Disarms the EL2 physical timer.
 pub fn cancel_hyp() {
-    write_sysreg!(cnthp_ctl_el2, 0);
-    isb();
+    CNTHP_CTL_EL2.set(0);
+    barrier::isb(barrier::SY);
 }
 
 /// Loads a VM's virtual counter offset, CNTVOFF_EL2: its vCPUs read
 /// CNTVCT_EL0 = CNTPCT_EL0 - CNTVOFF_EL2 and their virtual timers compare
 /// against that (ARM ARM D11.2.2).
 pub fn set_cntvoff(offset: u64) {
-    write_sysreg!(cntvoff_el2, offset);
-    isb();
+    CNTVOFF_EL2.set(offset);
+    barrier::isb(barrier::SY);
 }
 
 /// Whether the loaded vCPU's virtual timer asserts its interrupt output
 /// now (ENABLE, not IMASK, ISTATUS: ARM ARM D11.2.4).
 pub fn loaded_vtimer_asserted() -> bool {
-    isb();
-    crate::vtimer::output_asserted(read_sysreg!(cntv_ctl_el0))
+    barrier::isb(barrier::SY);
+    crate::vtimer::output_asserted(CNTV_CTL_EL0.get())
 }
 
 /// Lowers the virtual-timer line of the loaded vCPU `vcpu` in its vGIC if

@@ -13,10 +13,10 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::switch::ExitKind;
-use super::sysreg::read_sysreg;
 use super::vmm::{Vcpu, Vm};
 use super::{MAX_CPUS, smp, timer};
 use crate::println;
+use aarch64_cpu::registers::{ESR_EL2, Readable};
 use shared::trace::{ByteRing, LINE_PREFIX};
 
 /// Ring bytes per CPU: an exit event is about 24 encoded bytes, so this
@@ -93,7 +93,7 @@ unsafe impl defmt::Logger for Logger {
 /// Logs one exit of `v`: `exit_at` is the counter read right after the
 /// guest left; the frame's timestamp is now, when the exit was handled.
 pub fn record(vm: &Vm, v: &Vcpu, kind: ExitKind, exit_at: u64) {
-    let esr = if matches!(kind, ExitKind::Sync) { read_sysreg!(esr_el2) as u32 } else { 0 };
+    let esr = if matches!(kind, ExitKind::Sync) { ESR_EL2.get() as u32 } else { 0 };
     let duration = timer::now().saturating_sub(exit_at).min(u64::from(u32::MAX)) as u32;
     defmt::println!(
         "exit vm={=u8} vcpu={=u8} reason={} esr={=u32:#x} duration={=u32}",

@@ -5,7 +5,8 @@
 //! memory-mapped GICH frame (IHI 0048B §5.3). The choice of what goes into
 //! the list registers is the pure `vgic` core's (`flush_lrs`/`sync_lrs`).
 
-use super::sysreg::{isb, read_sysreg, write_sysreg};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
 use crate::vgic::LrPlan;
 use shared::platform::GicVersion;
 
@@ -53,7 +54,7 @@ pub fn init(version: GicVersion, gich: Option<u64>) {
         GICH.call_once(|| g as usize);
     }
     NR_LRS.call_once(|| match version {
-        GicVersion::V3 => ((read_sysreg!(ich_vtr_el2) & 0x1f) + 1) as usize,
+        GicVersion::V3 => (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize,
         GicVersion::V2 => ((gich_read(GICH_VTR) & 0x3f) + 1) as usize,
     });
 }
@@ -70,37 +71,37 @@ fn version() -> Option<GicVersion> {
 macro_rules! ich_lr {
     ($op:ident, $n:expr $(, $v:expr)?) => {
         match $n {
-            0 => ich_lr!(@ $op, ich_lr0_el2 $(, $v)?),
-            1 => ich_lr!(@ $op, ich_lr1_el2 $(, $v)?),
-            2 => ich_lr!(@ $op, ich_lr2_el2 $(, $v)?),
-            3 => ich_lr!(@ $op, ich_lr3_el2 $(, $v)?),
-            4 => ich_lr!(@ $op, ich_lr4_el2 $(, $v)?),
-            5 => ich_lr!(@ $op, ich_lr5_el2 $(, $v)?),
-            6 => ich_lr!(@ $op, ich_lr6_el2 $(, $v)?),
-            7 => ich_lr!(@ $op, ich_lr7_el2 $(, $v)?),
-            8 => ich_lr!(@ $op, ich_lr8_el2 $(, $v)?),
-            9 => ich_lr!(@ $op, ich_lr9_el2 $(, $v)?),
-            10 => ich_lr!(@ $op, ich_lr10_el2 $(, $v)?),
-            11 => ich_lr!(@ $op, ich_lr11_el2 $(, $v)?),
-            12 => ich_lr!(@ $op, ich_lr12_el2 $(, $v)?),
-            13 => ich_lr!(@ $op, ich_lr13_el2 $(, $v)?),
-            14 => ich_lr!(@ $op, ich_lr14_el2 $(, $v)?),
-            _ => ich_lr!(@ $op, ich_lr15_el2 $(, $v)?),
+            0 => ich_lr!(@ $op, ICH_LR0_EL2 $(, $v)?),
+            1 => ich_lr!(@ $op, ICH_LR1_EL2 $(, $v)?),
+            2 => ich_lr!(@ $op, ICH_LR2_EL2 $(, $v)?),
+            3 => ich_lr!(@ $op, ICH_LR3_EL2 $(, $v)?),
+            4 => ich_lr!(@ $op, ICH_LR4_EL2 $(, $v)?),
+            5 => ich_lr!(@ $op, ICH_LR5_EL2 $(, $v)?),
+            6 => ich_lr!(@ $op, ICH_LR6_EL2 $(, $v)?),
+            7 => ich_lr!(@ $op, ICH_LR7_EL2 $(, $v)?),
+            8 => ich_lr!(@ $op, ICH_LR8_EL2 $(, $v)?),
+            9 => ich_lr!(@ $op, ICH_LR9_EL2 $(, $v)?),
+            10 => ich_lr!(@ $op, ICH_LR10_EL2 $(, $v)?),
+            11 => ich_lr!(@ $op, ICH_LR11_EL2 $(, $v)?),
+            12 => ich_lr!(@ $op, ICH_LR12_EL2 $(, $v)?),
+            13 => ich_lr!(@ $op, ICH_LR13_EL2 $(, $v)?),
+            14 => ich_lr!(@ $op, ICH_LR14_EL2 $(, $v)?),
+            _ => ich_lr!(@ $op, ICH_LR15_EL2 $(, $v)?),
         }
     };
-    (@ read, $reg:ident) => { read_sysreg!($reg) };
-    (@ write, $reg:ident, $v:expr) => { write_sysreg!($reg, $v) };
+    (@ read, $reg:ident) => { $reg.get() };
+    (@ write, $reg:ident, $v:expr) => { $reg.set($v) };
 }
 
 /// Loads a vCPU's virtual interface state and enables the interface.
 pub fn load(s: &VgicCpuState) {
     match version() {
         Some(GicVersion::V3) => {
-            write_sysreg!(ich_vmcr_el2, s.vmcr);
-            write_sysreg!(ich_ap0r0_el2, s.ap0r0);
-            write_sysreg!(ich_ap1r0_el2, s.ap1r0);
-            write_sysreg!(ich_hcr_el2, 1);
-            isb();
+            ICH_VMCR_EL2.set(s.vmcr);
+            ICH_AP0R0_EL2.set(s.ap0r0);
+            ICH_AP1R0_EL2.set(s.ap1r0);
+            ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+            barrier::isb(barrier::SY);
         }
         Some(GicVersion::V2) => {
             gich_write(GICH_VMCR, s.vmcr as u32);
@@ -115,10 +116,10 @@ pub fn load(s: &VgicCpuState) {
 pub fn save(s: &mut VgicCpuState) {
     match version() {
         Some(GicVersion::V3) => {
-            s.vmcr = read_sysreg!(ich_vmcr_el2);
-            s.ap0r0 = read_sysreg!(ich_ap0r0_el2);
-            s.ap1r0 = read_sysreg!(ich_ap1r0_el2);
-            write_sysreg!(ich_hcr_el2, 0);
+            s.vmcr = ICH_VMCR_EL2.get();
+            s.ap0r0 = ICH_AP0R0_EL2.get();
+            s.ap1r0 = ICH_AP1R0_EL2.get();
+            ICH_HCR_EL2.set(0);
         }
         Some(GicVersion::V2) => {
             s.vmcr = gich_read(GICH_VMCR) as u64;
@@ -133,7 +134,9 @@ pub fn save(s: &mut VgicCpuState) {
 /// the underflow maintenance interrupt if more interrupts wait.
 pub fn write_lrs(plan: &LrPlan, s: &mut VgicCpuState) {
     let n = nr_lrs();
-    let hcr = 1 | if plan.underflow { 1 << 1 } else { 0 };
+    // En, and UIE for the underflow interrupt (GICH_HCR has the same layout).
+    let uie = if plan.underflow { ICH_HCR_EL2::UIE::SET.value } else { 0 };
+    let hcr = ICH_HCR_EL2::En::SET.value | uie;
     match version() {
         Some(GicVersion::V3) => {
             for i in 0..n.max(s.lrs_written) {
@@ -142,7 +145,7 @@ pub fn write_lrs(plan: &LrPlan, s: &mut VgicCpuState) {
                     ich_lr!(write, i, v);
                 }
             }
-            write_sysreg!(ich_hcr_el2, hcr);
+            ICH_HCR_EL2.set(hcr);
         }
         Some(GicVersion::V2) => {
             for i in 0..n {

@@ -4,7 +4,7 @@
 use super::boot::FRAMES;
 use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
-use super::sysreg::{clean_dcache_range, read_sysreg};
+use super::sysreg::clean_dcache_range;
 use super::vgic_hw::{self, VgicCpuState};
 use super::{fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
@@ -19,6 +19,8 @@ use crate::vm::{self, VmLayout};
 use crate::vmspec;
 use crate::vpl011::Pl011;
 use crate::vtimer;
+use aarch64_cpu::asm::{self, barrier};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -190,7 +192,7 @@ pub fn vms() -> &'static [Vm] {
 /// Builds every VM the DTB describes. A VM that cannot be built is
 /// reported with its name and the reason, and the others still start.
 pub fn create_vms(platform: &Platform, reserved: &[Region]) {
-    let ipa = IpaConfig::from_parange(read_sysreg!(id_aa64mmfr0_el1));
+    let ipa = IpaConfig::from_parange(ID_AA64MMFR0_EL1.get());
     let gic = platform.gic.as_ref().map(|g| g.version).unwrap_or(GicVersion::V3);
     let mut vms = Vec::new();
     if platform.vms.is_empty() {
@@ -271,7 +273,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         return Err(format!("memory: {e}"));
     }
     let vmid = (id + 1) as u64;
-    let vttbr = stage2.root_pa() | (vmid << 48);
+    let vttbr = stage2.root_pa() | VTTBR_EL2::VMID.val(vmid).value;
     let vm = Vm {
         id,
         name: String::from(spec.name.as_str()),
@@ -375,7 +377,9 @@ fn load_images(vm: &Vm, held: Option<usize>) -> Result<(), String> {
     // writes out to the point of coherency and drop stale instructions.
     clean_dcache_range(vm.host_ram as usize, l.ram.size as usize);
     // SAFETY: instruction-cache invalidation does not change memory.
-    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
     vm.psci.lock().reset();
     // FP/SIMD values still live in some CPU's registers belong to the
     // previous generation and are dropped there (fp.rs); the saved ones
@@ -418,8 +422,9 @@ pub fn assign_vcpus(online: usize) {
     }
     passthrough::enable_all();
     ASSIGNED.store(true, Ordering::Release);
-    // SAFETY: DSB + SEV only order the store and wake CPUs waiting in WFE.
-    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+    // The DSB orders the store before the SEV that wakes CPUs in WFE.
+    barrier::dsb(barrier::ISH);
+    asm::sev();
 }
 
 static ASSIGNED: AtomicBool = AtomicBool::new(false);
@@ -436,8 +441,7 @@ pub fn run_cpu(cpu: usize) {
     // waiting CPU does not spin (the SEV after the flag wakes it; an event
     // between the check and the WFE makes the WFE return at once).
     while !ASSIGNED.load(Ordering::Acquire) {
-        // SAFETY: WFE only waits for an event or interrupt.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        asm::wfe();
     }
     let mine: Vec<(&Vm, usize)> = vms()
         .iter()
@@ -520,9 +524,10 @@ fn idle(deadline: Option<u64>) {
     if let Some(d) = deadline {
         timer::arm_hyp(d);
     }
-    // SAFETY: `wfi` only waits; interrupts stay masked at EL2, a pending
-    // one still ends the wait (ARM ARM D1.6.2).
-    unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+    // Interrupts stay masked at EL2; a pending one still ends the wait
+    // (ARM ARM D1.6.2).
+    barrier::dsb(barrier::SY);
+    asm::wfi();
     timer::cancel_hyp();
     fp::service_flush();
     while let Some(raw) = gic::ack() {
