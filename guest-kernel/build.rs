@@ -3,6 +3,11 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         println!("cargo:rustc-link-arg-bins=-T{dir}/image.ld");
+        // defmt's linker script: the `.defmt` section of interned format
+        // strings (docs/tracing.md).
+        if std::env::var_os("CARGO_FEATURE_TRACE").is_some() {
+            println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+        }
     }
     println!("cargo:rerun-if-changed=image.ld");
     println!("cargo:rerun-if-changed=src/arch/aarch64");

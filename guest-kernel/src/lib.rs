@@ -34,4 +34,5 @@ pub mod sched;
 pub mod syscall;
 pub mod task;
 pub mod time;
+pub mod trace;
 pub mod tty;

@@ -31,7 +31,6 @@ pub mod skip;
 pub mod smccc;
 pub mod stats;
 pub mod sync;
-pub mod trace;
 pub mod vcpu;
 pub mod vdebug;
 pub mod vgic;

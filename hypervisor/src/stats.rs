@@ -6,6 +6,7 @@ use core::fmt;
 
 /// Why a vCPU exited to EL2, as counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "trace", derive(defmt::Format))]
 #[repr(usize)]
 pub enum ExitReason {
     Hvc,

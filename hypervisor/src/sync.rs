@@ -26,7 +26,6 @@
 //! | 9 | [`REQUEST`] | a VM's request details (why it stops) | vCPU |
 //! | 10 | [`GIC`] | the physical GIC driver | vGIC (the timer PPI's enable) |
 //! | 11 | [`FRAMES`] | the physical frame allocator | boot, VM building |
-//! | 12 | [`TRACE`] | a CPU's exit-trace ring | vCPU |
 //! | - | `console::CONSOLE` | the hypervisor console (`println!`) | anything: the innermost lock, unchecked (the crash path forces it open) |
 //!
 //! What the order forbids, and what is done instead:
@@ -123,8 +122,6 @@ classes! {
     GIC = 10;
     /// The frame allocator.
     FRAMES = 11;
-    /// A CPU's exit-trace ring.
-    TRACE = 12;
 }
 
 /// Number of ranks [`HeldSet`] tracks (ranks are `1..NR_RANKS`).
@@ -516,7 +513,7 @@ mod tests {
         h.release(VCPU.rank);
         h.release(VCPU.rank);
         assert_eq!(h.highest(), None);
-        assert_eq!(h.acquire(TRACE.rank, true), Ok(()));
+        assert_eq!(h.acquire(FRAMES.rank, true), Ok(()));
     }
 
     #[test]

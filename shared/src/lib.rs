@@ -9,6 +9,7 @@
 //! - [`hvc`]: the hypercall ABI (SMCCC 1.1, PSCI 1.1 and the project's
 //!   vendor-specific hypervisor calls).
 //! - [`layout`]: the guest-physical memory map the hypervisor gives a VM.
+//! - [`trace`]: the per-CPU byte ring and dump lines of the defmt event trace.
 
 //!
 //! `unsafe` is denied but for two named exceptions, each an
@@ -23,3 +24,4 @@ pub mod hvc;
 pub mod image;
 pub mod layout;
 pub mod platform;
+pub mod trace;

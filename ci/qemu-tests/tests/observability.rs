@@ -2,9 +2,11 @@
 //! runs each of them once with few repetitions (`scripts/bench --quick`),
 //! so that none can rot, and checks that every row got a number and that
 //! the numbers keep the order the code paths they measure impose (counted
-//! instructions, exact under `-icount`: no wall-clock thresholds).
+//! instructions, exact under `-icount`: no wall-clock thresholds). The
+//! exit trace is checked against the hypervisor's own exit statistics.
 
 use qemu_tests::{root, temp_file};
+use std::collections::BTreeMap;
 use std::process::Command;
 
 fn script(name: &str, args: &[&str]) -> (i32, String) {
@@ -120,14 +122,73 @@ fn check_orders(json: &str) {
     }
 }
 
+/// The hypervisor's exit statistics of a VM, from its stop report
+/// (`el2-hyp:   VM "alpha" exits: total 760: hvc 1, mmio-read 379, ...`).
+fn exit_stats(log: &str, vm: &str) -> BTreeMap<String, u64> {
+    let key = format!("VM \"{vm}\" exits: total ");
+    let line = log.lines().find(|l| l.contains(&key)).unwrap_or_else(|| panic!("no exit statistics of {vm}:\n{log}"));
+    let rest = line.split_once(&key).unwrap().1;
+    let Some((_, rows)) = rest.split_once(": ") else { return BTreeMap::new() };
+    rows.split(", ")
+        .map(|r| {
+            let (reason, n) = r.rsplit_once(' ').expect("reason count");
+            (reason.to_string(), n.parse().expect("count"))
+        })
+        .collect()
+}
+
+/// The decoded trace's exits of a VM, by reason (el2-trace's "Exits per
+/// VM and reason" section).
+fn traced_exits(out: &str, vm: &str) -> BTreeMap<String, u64> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Exits per VM and reason"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Guest kernel events"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 3 && w[0] == vm).then(|| (w[1].to_string(), w[2].parse().expect("count")))
+        })
+        .collect()
+}
+
+/// How often the guest kernel `vm` logged events whose format starts with
+/// `event` (el2-trace's "Guest kernel events" counts).
+fn guest_events(out: &str, vm: &str, event: &str) -> u64 {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Guest kernel events"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[0] == vm && w[2] == event).then(|| w[1].parse::<u64>().expect("count"))
+        })
+        .sum()
+}
+
 #[test]
 fn the_trace_shows_each_exit_with_its_reason_and_duration() {
+    // A hypercall self-test, and a guest kernel that boots, runs init
+    // (exec, a few context switches, page allocations) and powers off.
     let cfg = temp_file(
         "trace.toml",
-        b"[[vm]]\nname = \"traced\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\nvcpus = 1\ncmdline = \"test=hvc\"\n",
+        b"[[vm]]\nname = \"traced\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\nvcpus = 1\ncmdline = \"test=hvc\"\n\n\
+          [[vm]]\nname = \"gk\"\nkernel = \"guest-kernel\"\ninitrd = \"guest-kernel\"\nmemory = \"64M\"\nvcpus = 1\n\
+          cmdline = \"init=/bin/bench -- exit\"\n",
     );
-    let (status, out) =
-        script("trace", &["--all", "--no-build", "--config", cfg.to_str().unwrap(), "--timeout", "120"]);
+    let log_path = cfg.with_extension("log");
+    let (status, out) = script(
+        "trace",
+        &[
+            "--all",
+            "--no-build",
+            "--log",
+            log_path.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--timeout",
+            "300",
+        ],
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
     assert_eq!(status, 0, "scripts/trace failed:\n{out}");
     assert!(out.contains("[traced] hyptest hvc: ok"), "{out}");
     // A timeline row per exit, named by VM and vCPU...
@@ -146,4 +207,16 @@ fn the_trace_shows_each_exit_with_its_reason_and_duration() {
     let exits: u64 = hvc.split_whitespace().nth(4).and_then(|n| n.parse().ok()).expect("exit count");
     assert!(exits >= 400, "{hvc}");
     assert!(out.lines().any(|l| l.starts_with("mmio-write ")), "{out}");
+    // Nothing lost or garbled: the decoded exits are exactly the ones the
+    // hypervisor counted, VM by VM and reason by reason.
+    assert!(!out.contains("overwritten") && !out.contains("did not decode"), "{out}");
+    for vm in ["traced", "gk"] {
+        let counted = exit_stats(&log, vm);
+        assert!(counted.get("hvc").copied().unwrap_or(0) > 0, "{vm}: {counted:?}");
+        assert_eq!(traced_exits(&out, vm), counted, "{vm}: decoded exits vs. the hypervisor's statistics\n{out}");
+    }
+    // The guest kernel's own events, decoded with its ELF's table.
+    for event in ["sched_switch", "mm_page_alloc", "mm_page_free"] {
+        assert!(guest_events(&out, "gk", event) > 0, "no {event} events from gk:\n{out}");
+    }
 }

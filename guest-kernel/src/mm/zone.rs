@@ -436,6 +436,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
             Some(pfn) => {
                 self.prep_new_page(pfn, order, gfp);
                 self.vmstat.pgalloc += 1;
+                crate::event!("mm_page_alloc pfn={=usize:#x} order={=u8} cpu={=u8}", pfn, order as u8, cpu as u8);
                 Some(pfn)
             }
             None => {
@@ -603,6 +604,7 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         }
         self.map.page_mut(pfn).flags.clear(PageFlags::PG_SLAB);
         self.vmstat.pgfree += 1 << order;
+        crate::event!("mm_page_free pfn={=usize:#x} order={=u8} cpu={=u8}", pfn, order as u8, cpu as u8);
         if order == 0 {
             self.free_unref_page(pfn, cpu);
         } else {

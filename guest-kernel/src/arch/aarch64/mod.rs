@@ -13,6 +13,8 @@ pub mod psci;
 pub mod smp;
 pub mod syscall;
 pub mod sysreg;
+#[cfg(feature = "trace")]
+pub mod trace;
 pub mod trap;
 pub mod tty;
 pub mod uaccess;

@@ -350,6 +350,7 @@ pub fn schedule_locked(k: &mut KGuard) {
 /// `context_switch`: switch the address space, then the registers. A dead
 /// prev's thread is parked for the next task to free.
 fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
+    crate::event!("sched_switch cpu={=u8} prev={=u32} next={=u32}", cpu as u8, prev.0, next.0);
     let next_ttbr0 = k.tasks.get(next).and_then(|t| t.mm).and_then(|h| k.mms.get(&h.0)).map(|m| m.pt.ttbr0());
     switch_ttbr0(next_ttbr0.unwrap_or_else(empty_ttbr0));
     let prev_dead = k.tasks.get(prev).is_none_or(|t| t.exit_state != ExitState::None);

@@ -17,6 +17,8 @@ pub fn hvc(fid: u32, args: &[u64]) -> u64 {
 
 /// Powers this VM off (PSCI SYSTEM_OFF). Never returns.
 pub fn system_off() -> ! {
+    #[cfg(feature = "trace")]
+    super::trace::dump();
     let _ = psci::system_off::<Hvc>();
     loop {
         aarch64_cpu::asm::wfi();
