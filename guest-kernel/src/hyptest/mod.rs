@@ -41,9 +41,10 @@ pub mod core;
 #[allow(unsafe_code)] // glue: system registers, MMIO probes, FP registers
 pub mod irq;
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // glue: system registers, MMIO probes, debug registers
 pub mod answers;
-
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // glue: system registers, PSCI, set/way cache operations
 pub mod vmreq;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
