@@ -34,10 +34,17 @@ impl core::fmt::Display for LayoutError {
         match self {
             Self::KernelTooBig { image_size, ram } => write!(
                 f,
-                "kernel: image_size {image_size:#x} plus 2 MiB for the DTB does not fit in memory ({ram:#x} bytes)"
+                "kernel: image_size {} plus 2 MiB for the DTB does not fit in memory ({})",
+                crate::vmspec::Size(*image_size),
+                crate::vmspec::Size(*ram)
             ),
             Self::InitrdTooBig { initrd, room } => {
-                write!(f, "initrd: {initrd:#x} bytes do not fit in the {room:#x} bytes left after the kernel")
+                write!(
+                    f,
+                    "initrd: {} do not fit in the {} left after the kernel",
+                    crate::vmspec::Size(*initrd),
+                    crate::vmspec::Size(*room)
+                )
             }
         }
     }

@@ -222,6 +222,22 @@ pub enum Problem {
     },
 }
 
+/// A byte count as a person writes it: `63 MiB`, `4 KiB`, `1000 bytes`
+/// (the largest binary unit that divides it).
+pub struct Size(pub u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n != 0 && n.is_multiple_of(1 << shift) {
+                return write!(f, "{} {unit}", n >> shift);
+            }
+        }
+        write!(f, "{n} bytes")
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -231,7 +247,7 @@ impl fmt::Display for Problem {
             Self::NameTaken(vm) => write!(f, "is already the name of vm[{vm}]"),
             Self::SizeZero => write!(f, "size is zero"),
             Self::SizeNotMultiple { size, granule } => {
-                write!(f, "{size:#x} bytes is not a multiple of {granule:#x}")
+                write!(f, "{} is not a multiple of {}", Size(*size), Size(*granule))
             }
             Self::BaseNotAligned { base, granule } => {
                 write!(f, "base {base:#x} is not aligned to {granule:#x}")
@@ -243,7 +259,7 @@ impl fmt::Display for Problem {
                 write!(f, "{} overlaps the guest {} window {}", R(region), window.name, R(&window.region))
             }
             Self::NotEnoughRam { size, left } => {
-                write!(f, "{size:#x} bytes is more than the {left:#x} bytes of RAM left")
+                write!(f, "{} is more than the {} of RAM left", Size(*size), Size(*left))
             }
             Self::VcpusOutOfRange(n) => write!(f, "{n} is not in 1..={MAX_VCPUS}"),
             Self::AffinityLength { len, vcpus } => {
@@ -574,6 +590,18 @@ const fn align_up(x: u64, a: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_as_a_person_writes_them() {
+        use super::Size;
+        let show = |n| alloc::format!("{}", Size(n));
+        assert_eq!(show(0x3f0_0000), "63 MiB");
+        assert_eq!(show(2 << 20), "2 MiB");
+        assert_eq!(show(1 << 30), "1 GiB");
+        assert_eq!(show(4096), "4 KiB");
+        assert_eq!(show(1000), "1000 bytes");
+        assert_eq!(show(0), "0 bytes");
+    }
+
     use super::*;
     use alloc::string::ToString;
     use shared::platform::Passthrough;
@@ -722,7 +750,7 @@ mod tests {
         let e = r[1].clone().unwrap_err();
         assert_eq!((e.vm, e.field), (1, Field::Memory));
         assert_eq!(e.problem, Problem::NotEnoughRam { size: 400 * M, left: 390 * M });
-        assert_eq!(e.to_string(), r#"vm "b": memory: 0x19000000 bytes is more than the 0x18600000 bytes of RAM left"#);
+        assert_eq!(e.to_string(), r#"vm "b": memory: 400 MiB is more than the 390 MiB of RAM left"#);
         assert_eq!(vms_to_start(&r), [0, 2]);
     }
 

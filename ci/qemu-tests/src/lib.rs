@@ -136,6 +136,12 @@ pub fn qemu(timeout_secs: u32, args: &[&str]) -> Run {
     exec(cmd, timeout_secs)
 }
 
+/// Runs any command to its end (killed after `timeout_secs`: status 124),
+/// in a process group of its own like every run here.
+pub fn command(cmd: Command, timeout_secs: u32) -> Run {
+    exec(cmd, timeout_secs)
+}
+
 fn exec(cmd: Command, timeout_secs: u32) -> Run {
     let mut group = Group::spawn(cmd, false);
     let status = group.wait(std::time::Duration::from_secs(timeout_secs.into()));

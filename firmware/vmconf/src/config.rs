@@ -159,9 +159,18 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
     }
     let memory = match table.get("memory") {
         None => return Err(r.err("memory", "missing")),
+        // A bare number is bytes; one too small to be a VM's RAM is surely
+        // meant in MiB (`memory = 64`), which would silently be 64 bytes.
+        Some(Value::Integer(n)) if *n > 0 && (*n as u64) < MIN_MEMORY => {
+            return Err(r.err("memory", format!("{n} is {n} bytes; for {n} MiB write memory = \"{n}M\"")));
+        }
         Some(Value::Integer(n)) if *n >= 0 => *n as u64,
         Some(Value::String(s)) => {
-            parse_size(s).ok_or_else(|| r.err("memory", format!("{s:?} is not a size (use 64M, 1G, ...)")))?
+            let n = parse_size(s).ok_or_else(|| r.err("memory", format!("{s:?} is not a size (use 64M, 1G, ...)")))?;
+            if n > 0 && n < MIN_MEMORY && s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(r.err("memory", format!("{s:?} is {n} bytes; for {n} MiB write memory = \"{n}M\"")));
+            }
+            n
         }
         Some(v) => {
             let message = format!("{} is not a size (use 64M, 1G, ...)", show(v));
@@ -248,6 +257,10 @@ fn image_ref(s: &str) -> ImageRef {
         path => ImageRef::Path(path.into()),
     }
 }
+
+/// The least RAM a bare number of bytes may ask for (one 2 MiB block, the
+/// hypervisor's RAM granule); smaller ones are refused with a hint.
+const MIN_MEMORY: u64 = 2 << 20;
 
 /// `1234`, `64K`, `64M`, `1G` (binary units, either case) to bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -362,6 +375,14 @@ mod tests {
         assert_eq!(
             e("[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = 1.5\n"),
             "vm[0] \"a\": memory: 1.5 is not a size (use 64M, 1G, ...)"
+        );
+        assert_eq!(
+            e("[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = 64\n"),
+            "vm[0] \"a\": memory: 64 is 64 bytes; for 64 MiB write memory = \"64M\""
+        );
+        assert_eq!(
+            e("[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = \"64\"\n"),
+            "vm[0] \"a\": memory: \"64\" is 64 bytes; for 64 MiB write memory = \"64M\""
         );
         assert!(e("[[vm]\n").starts_with("not valid TOML: "));
     }

@@ -28,7 +28,12 @@ impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::OutOfMemory { requested, largest_free } => {
-                write!(f, "out of memory: asked for {requested:#x} bytes, largest free run is {largest_free:#x}")
+                write!(
+                    f,
+                    "out of memory: asked for {}, largest free run is {}",
+                    crate::vmspec::Size(*requested),
+                    crate::vmspec::Size(*largest_free)
+                )
             }
             Self::BadRequest => write!(f, "bad allocation request (zero size or bad alignment)"),
             Self::TooFragmented => write!(f, "physical memory too fragmented"),
