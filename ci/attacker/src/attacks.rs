@@ -178,6 +178,16 @@ pub fn run(boot: &Boot, entry: &EntryState) -> ! {
             if rt::gic().v3 { 3 } else { 2 }
         );
     }
+    // `wait`: hold the scenarios until a byte is typed, so that the test can
+    // start them after the keeper has planted its secrets (VMs have no
+    // channel to tell each other; the console input is the test's). After
+    // a reset of this VM the keeper is long ready.
+    if boot.resets == 0 && boot.bootargs.split_whitespace().any(|w| w == "wait") {
+        println!("attacker: waiting for a key to start");
+        while rt::getc().is_none() {
+            rt::wfe();
+        }
+    }
     let (mut held, mut broken) = (0u32, 0u32);
     let mut resets_seen = 0;
     if boot.vcpus >= 2 {

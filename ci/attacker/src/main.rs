@@ -9,6 +9,7 @@
 //!
 //! - `attacks=GROUP|NAME,NAME,...`: the scenarios to run (`attacks::ATTACKS`);
 //! - `role=keeper`: plant secrets and guard them until a byte is typed at the VM;
+//! - `wait`: start the scenarios only once a byte is typed at the VM;
 //! - `siege`: after the scenarios, storm the hypervisor until a byte is typed;
 //! - `end=cpu-off`: end with PSCI CPU_OFF of every vCPU instead of SYSTEM_OFF.
 //!

@@ -34,11 +34,14 @@ fn config(attacks: &str, attacker_memory: &str, extra: &str) -> std::path::PathB
     let attacker = attacker.to_str().unwrap();
     let text = format!(
         "[[vm]]\nname = \"keeper\"\nkernel = \"{attacker}\"\nmemory = \"32M\"\nvcpus = 1\npin = [0]\ncmdline = \"role=keeper\"\n\n\
-         [[vm]]\nname = \"attacker\"\nkernel = \"{attacker}\"\nmemory = \"{attacker_memory}\"\nvcpus = 2\npin = [0, 1]\ncmdline = \"attacks={attacks} siege{extra}\"\n\n\
+         [[vm]]\nname = \"attacker\"\nkernel = \"{attacker}\"\nmemory = \"{attacker_memory}\"\nvcpus = 2\npin = [0, 1]\ncmdline = \"attacks={attacks} wait siege{extra}\"\n\n\
          [[vm]]\nname = \"victim\"\nkernel = \"guest-kernel\"\ninitrd = \"guest-kernel\"\nmemory = \"128M\"\nvcpus = 2\ncmdline = \"hz=100\"\n\n"
     );
     temp_file(&format!("hostile-{attacks}.toml"), text.as_bytes())
 }
+
+const FOCUS_ATTACKER: &str = "el2-hyp: console input goes to VM 1 \"attacker\"";
+const FOCUS_KEEPER: &str = "el2-hyp: console input goes to VM 0 \"keeper\"";
 
 /// Boots keeper, attacker and victim; ends the siege once the victim's
 /// suite is done, then the keeper; returns the whole run.
@@ -46,16 +49,25 @@ fn siege(gic: u32, cpus: u32, attacks: &str, attacker_memory: &str, extra: &str)
     let cfg = config(attacks, attacker_memory, extra);
     let (gic, cpus) = (gic.to_string(), cpus.to_string());
     let mut s = Session::start(T, &["--config", cfg.to_str().unwrap(), "--gic", &gic, "--cpus", &cpus]);
-    s.wait_for("[keeper] keeper: secrets planted", T.into());
-    // The victim's suite summary, printed while the attacker attacks;
-    // then input to VM 1, the attacker, ends the siege.
+    // The scenarios start once the keeper's secrets are in place (a key
+    // typed at the attacker, which boots with `wait`): else a snoop that
+    // runs first proves nothing.
+    s.wait_for_each(&["[keeper] keeper: secrets planted", "[attacker] attacker: waiting for a key to start"], T.into());
+    // One write: the key goes to the attacker and the input focus moves
+    // back to the keeper at once, so that the attacker runs its scenarios
+    // without the focus (a focused VM's lines reach the terminal as they are;
+    // `judge` checks the control-character scenario came after the move).
+    s.send_raw(b"\x1d1g\x1d0");
+    s.wait_for_each(&[FOCUS_ATTACKER, FOCUS_KEEPER], 60);
+    // The victim's suite summary, printed while the attacker attacks; then
+    // a second key at the attacker ends the siege.
     s.wait_for_each(&[" passed, ", "[attacker] attacker: siege started"], T.into());
     s.send_raw(b"\x1d1");
-    s.wait_for("el2-hyp: console input goes to VM 1 \"attacker\"", 60);
+    s.wait_for(FOCUS_ATTACKER, 60);
     s.send("q");
     s.wait_for("[attacker] attacker: siege ended", 120);
     s.send_raw(b"\x1d0");
-    s.wait_for("el2-hyp: console input goes to VM 0 \"keeper\"", 60);
+    s.wait_for(FOCUS_KEEPER, 60);
     s.send("q");
     s.finish(300)
 }
@@ -102,7 +114,10 @@ fn fixes(gic: u32, cpus: u32) {
     let r = siege(gic, cpus, "fixes", "256M", " end=cpu-off");
     judge(&r, FIXES_SCENARIOS);
     r.expect("[attacker] attacker: CPU_OFF of the last vCPU").expect("el2-hyp: VM \"attacker\" stopped");
-    // Control characters never reach the terminal raw from a VM line.
+    // Control characters never reach the terminal raw from the line of a VM
+    // without the input focus (the attacker had it only for its start key).
+    let at = |needle: &str| r.output.find(needle).unwrap_or_else(|| panic!("{needle:?} missing:\n{}", r.output));
+    assert!(at(FOCUS_KEEPER) < at("[attacker] ctl: "), "{}", r.output);
     for l in r.output.lines().filter(|l| l.starts_with("[attacker]")) {
         assert!(!l.bytes().any(|b| b < 0x20 && b != b'\t'), "raw control character in {l:?}");
     }
