@@ -24,3 +24,23 @@ fn a_run_leaves_no_temporary_directory() {
     assert!(left.is_empty(), "scripts/run left {left:?} in {}:\n{}", tmp.display(), r.output);
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// A run in which no VM can start (here the one VM's kernel is not an arm64
+/// Image) powers off cleanly, but `scripts/run` says so and exits 3: it used
+/// to exit 0, as if the VMs had run.
+#[test]
+fn a_run_where_no_vm_starts_exits_non_zero() {
+    let junk = temp_file("not-an-image.bin", b"not a kernel\n");
+    let cfg = temp_file(
+        "junk-vm.toml",
+        format!("[[vm]]\nname = \"junk\"\nkernel = \"{}\"\nmemory = \"64M\"\n", junk.display()).as_bytes(),
+    );
+    let mut cmd = Command::new(root().join("scripts/run"));
+    cmd.args(["--no-build", "--cpus", "1", "--config", cfg.to_str().unwrap()]);
+    let r = command(cmd, 240);
+    assert_eq!(r.status, 3, "{}", r.output);
+    r.expect("el2-hyp: VM \"junk\" not started: kernel: image is 13 bytes, shorter than the 64-byte Image header")
+        .expect("el2-hyp: no VM could start; powering off")
+        .expect("run: no VM could start (the el2-hyp lines above say why)")
+        .expect_not("all VMs have stopped");
+}

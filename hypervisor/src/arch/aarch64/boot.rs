@@ -302,7 +302,13 @@ pub fn cpu_loop(cpu: usize) -> ! {
         // Wait a moment for other CPUs to finish printing, then power off.
         #[cfg(feature = "trace")]
         super::trace::dump();
-        println!("el2-hyp: all VMs have stopped; powering off");
+        if vmm::vms().is_empty() {
+            // scripts/run looks for this line: a run where no VM started
+            // exits non-zero there, not 0 as a clean power-off would.
+            println!("el2-hyp: no VM could start; powering off");
+        } else {
+            println!("el2-hyp: all VMs have stopped; powering off");
+        }
         let e = firmware::system_off();
         println!("el2-hyp: SYSTEM_OFF failed: {e:?}");
     } else {
