@@ -39,16 +39,16 @@ pub fn links(md: &str) -> Vec<Link> {
         while let Some(open) = line[k..].find('[').map(|o| o + k) {
             // The matching `]` (link texts here do not nest brackets).
             let Some(close) = line[open + 1..].find(']').map(|c| c + open + 1) else { break };
-            if b.get(close + 1) == Some(&b'(') {
-                if let Some(end) = line[close + 2..].find(')').map(|e| e + close + 2) {
-                    out.push(Link {
-                        line: i + 1,
-                        text: line[open + 1..close].to_string(),
-                        target: line[close + 2..end].trim().to_string(),
-                    });
-                    k = end + 1;
-                    continue;
-                }
+            if b.get(close + 1) == Some(&b'(')
+                && let Some(end) = line[close + 2..].find(')').map(|e| e + close + 2)
+            {
+                out.push(Link {
+                    line: i + 1,
+                    text: line[open + 1..close].to_string(),
+                    target: line[close + 2..end].trim().to_string(),
+                });
+                k = end + 1;
+                continue;
             }
             k = open + 1;
         }
@@ -71,8 +71,7 @@ pub fn symbol(text: &str) -> Option<String> {
 }
 
 fn looks_like_file(s: &str) -> bool {
-    s.contains('/')
-        || [".rs", ".S", ".md", ".toml", ".ld", ".sh", ".dts", ".json"].iter().any(|e| s.ends_with(e))
+    s.contains('/') || [".rs", ".S", ".md", ".toml", ".ld", ".sh", ".dts", ".json"].iter().any(|e| s.ends_with(e))
 }
 
 /// A line anchor `#L12` or `#L12-L20`: the first line.
@@ -157,7 +156,8 @@ pub fn check_file(md: &Path) -> Vec<Problem> {
             && !lines[n - 1].contains(&sym)
         {
             let better = definition(&source, &sym);
-            let hint = better.map_or_else(|| format!("{sym} is not defined in {path}"), |b| format!("it is at line {b}"));
+            let hint =
+                better.map_or_else(|| format!("{sym} is not defined in {path}"), |b| format!("it is at line {b}"));
             out.push(problem(format!("line {n} of {path} does not mention {sym}: {hint}"), better));
         }
     }
@@ -187,7 +187,7 @@ pub fn fix(problems: &[Problem]) -> std::io::Result<usize> {
         for p in problems.iter().filter(|p| &p.md == md) {
             let Some(better) = p.better_line else { continue };
             let (path, anchor) = p.link.target.split_once('#').unwrap_or((&p.link.target, ""));
-            let end = anchor.split_once('-').map(|(a, b)| (a, b));
+            let end = anchor.split_once('-');
             let new_anchor = match end {
                 Some((a, b)) => {
                     let (a, b) = (line_anchor(a).unwrap_or(0), line_anchor(b).unwrap_or(0));
@@ -233,7 +233,8 @@ mod tests {
 
     #[test]
     fn definitions_of_functions_types_and_asm_labels() {
-        let src = "use x;\n\npub fn run_cpu(c: usize) {\n}\nstruct Vm {}\ntrap_entry:\n    pub(crate) unsafe fn f() {}\n";
+        let src =
+            "use x;\n\npub fn run_cpu(c: usize) {\n}\nstruct Vm {}\ntrap_entry:\n    pub(crate) unsafe fn f() {}\n";
         assert_eq!(definition(src, "run_cpu"), Some(3));
         assert_eq!(definition(src, "Vm"), Some(5));
         assert_eq!(definition(src, "trap_entry"), Some(6));

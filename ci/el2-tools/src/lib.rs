@@ -4,7 +4,8 @@
 //!   (built with the `trace` feature) into a timeline and a histogram;
 //! - [`bench`]: turns the `BENCH` lines of the benchmark runs into one
 //!   markdown table and a JSON file;
-//! - [`doclinks`]: checks the docs' links into the code (`doc-links`).
+//! - [`doclinks`]: checks the docs' links into the code (`doc-links`);
+//! - [`svg`]: draws a decoded trace as an SVG timeline and bar chart.
 //!
 //! Instruction counts: under QEMU `-icount shift=0` one nanosecond of
 //! virtual time is one instruction, so `ticks * 1e9 / cntfrq` counts
@@ -13,6 +14,7 @@
 
 pub mod bench;
 pub mod doclinks;
+pub mod svg;
 pub mod trace;
 
 /// Counter ticks to instructions (nanoseconds of virtual time).

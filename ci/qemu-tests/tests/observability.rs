@@ -174,6 +174,7 @@ fn the_trace_shows_each_exit_with_its_reason_and_duration() {
           cmdline = \"init=/bin/bench -- exit\"\n",
     );
     let log_path = cfg.with_extension("log");
+    let svg_path = cfg.with_extension("svg");
     let (status, out) = script(
         "trace",
         &[
@@ -181,6 +182,8 @@ fn the_trace_shows_each_exit_with_its_reason_and_duration() {
             "--no-build",
             "--log",
             log_path.to_str().unwrap(),
+            "--svg",
+            svg_path.to_str().unwrap(),
             "--config",
             cfg.to_str().unwrap(),
             "--timeout",
@@ -214,6 +217,13 @@ fn the_trace_shows_each_exit_with_its_reason_and_duration() {
         let counted = exit_stats(&log, vm);
         assert!(counted.get("hvc").copied().unwrap_or(0) > 0, "{vm}: {counted:?}");
         assert_eq!(traced_exits(&out, vm), counted, "{vm}: decoded exits vs. the hypervisor's statistics\n{out}");
+    }
+    // The picture: a lane per CPU with both VMs, a bar per reason.
+    let svg = std::fs::read_to_string(&svg_path).unwrap_or_else(|e| panic!("no picture ({e}):\n{out}"));
+    let _ = std::fs::remove_file(&svg_path);
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in ["traced", "gk", "hvc", "mmio-write", "CPU 0"] {
+        assert!(svg.lines().any(|l| l.trim() == text), "no text {text:?} in the picture:\n{svg}");
     }
     // The guest kernel's own events, decoded with its ELF's table.
     for event in ["sched_switch", "mm_page_alloc", "mm_page_free"] {

@@ -1,9 +1,9 @@
-//! `el2-trace [--all] --elf hyp=ELF [--elf gk=ELF] [LOG]`: decodes the
+//! `el2-trace [--all] [--svg FILE] --elf hyp=ELF [--elf gk=ELF] [LOG]`: decodes the
 //! defmt event trace dumped in a console log (a file, or standard input)
 //! with the string tables of the ELFs that logged it, and prints a
 //! timeline and a per-reason histogram of the hypervisor's exits and the
-//! guest kernels' events. `scripts/trace` runs a configuration and calls
-//! this on its log.
+//! guest kernels' events; `--svg` also draws them (el2_tools::svg).
+//! `scripts/trace` runs a configuration and calls this on its log.
 
 use defmt_decoder::Table;
 use el2_tools::trace::Tables;
@@ -16,12 +16,14 @@ fn fail(msg: &str) -> ! {
 
 fn main() {
     let mut all = false;
+    let mut svg = None;
     let mut path = None;
     let mut tables = Tables::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--all" => all = true,
+            "--svg" => svg = Some(args.next().unwrap_or_else(|| fail("--svg needs a FILE"))),
             "--elf" => {
                 let spec = args.next().unwrap_or_else(|| fail("--elf needs PROGRAM=PATH"));
                 let (program, elf) = spec.split_once('=').unwrap_or_else(|| fail("--elf needs PROGRAM=PATH"));
@@ -36,7 +38,7 @@ fn main() {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: el2-trace [--all] --elf hyp=ELF [--elf gk=ELF] [LOG]  (LOG: a console log with el2-trace: lines; default stdin)"
+                    "usage: el2-trace [--all] [--svg FILE] --elf hyp=ELF [--elf gk=ELF] [LOG]  (LOG: a console log with el2-trace: lines; default stdin)"
                 );
                 return;
             }
@@ -73,5 +75,10 @@ fn main() {
     }
     if t.malformed > 0 {
         println!("\n{} frames did not decode", t.malformed);
+    }
+    if let Some(file) = svg {
+        let picture = el2_tools::svg::trace_svg(&t).unwrap_or_else(|e| fail(&format!("cannot draw the trace: {e}")));
+        std::fs::write(&file, picture).unwrap_or_else(|e| fail(&format!("cannot write {file}: {e}")));
+        println!("\nThe picture: {file}");
     }
 }
