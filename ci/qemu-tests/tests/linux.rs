@@ -83,6 +83,28 @@ fn linux_one_vcpu() {
     power_off(s);
 }
 
+/// The console of the VM with the input focus behaves like a serial line:
+/// Linux's shell prompt shows before any newline, and the echo of each key
+/// as it is typed (the hypervisor shows a VM's open line when the VM goes
+/// idle; it used to wait for the newline). A long line stays one line.
+#[test]
+fn linux_prompt_and_echo_show_before_the_newline() {
+    let mut s = boot(1, "3", "1", false);
+    s.send("");
+    s.wait_for_raw("[linux] / # ", 60);
+    s.send_raw(b"echo he");
+    s.wait_for_raw("echo he", 30);
+    s.send_raw(b"llo\n");
+    s.wait_for(&format!("{P}hello"), 30);
+    // 300 characters, longer than the hypervisor's line buffer.
+    let long = "x".repeat(300);
+    // (The shell's own echo of the command wraps at its idea of the
+    // terminal width; the output line is what counts.)
+    let out = s.command(&format!("echo {long}"), P, 30);
+    assert_eq!(out.last(), Some(&long), "a long line is one line: {out:#?}");
+    power_off(s);
+}
+
 #[test]
 fn linux_four_vcpus_on_two_cpus_gicv2() {
     let mut s = boot(4, "2", "2", false);

@@ -61,6 +61,9 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
         }
         Syndrome::Wfx(w) => {
             skip_instruction(v);
+            // The VM goes idle: a line it left open (a prompt, an echo)
+            // shows now, not when its newline comes.
+            vm.console.lock().idle(&vm.name, v.index);
             if matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit) {
                 v.stats.record(ExitReason::Wfi);
                 if vm.vgic.lock().has_pending(v.index) {
@@ -283,7 +286,7 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
         Outcome::ConsoleWrite { bytes } => {
             let mut c = vm.console.lock();
             for b in bytes {
-                c.output(&vm.name, b);
+                c.output(&vm.name, v.index, b);
             }
             Action::Continue
         }
@@ -370,7 +373,7 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
         let r = if a.write {
             match c.uart.mmio_write(offset, a.size, value) {
                 Ok(Some(byte)) => {
-                    c.output(&vm.name, byte);
+                    c.output(&vm.name, v.index, byte);
                     Ok(0)
                 }
                 Ok(None) => Ok(0),

@@ -76,7 +76,10 @@ impl Vcpu {
 }
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
-/// that lines from different VMs do not interleave mid-line.
+/// that lines from different VMs do not interleave mid-line. A line shows
+/// when its newline comes, or, left open, when the vCPU that wrote it goes
+/// idle (a shell's prompt, the echo of a key: they appear at once); the
+/// same VM's next bytes continue it (`console::vm_text`).
 pub struct VmConsole {
     /// The VM's number (for the input focus).
     id: usize,
@@ -88,12 +91,21 @@ pub struct VmConsole {
     /// Physical counter when the VM's first line was printed (the boot
     /// benchmark's "first console line").
     pub first_line_at: Option<u64>,
+    /// The vCPU that wrote the last byte.
+    last_writer: usize,
 }
 
 impl VmConsole {
     /// A console of VM `id` with nothing buffered.
     pub fn new(id: usize) -> Self {
-        Self { id, uart: Pl011::new(), line: heapless::Vec::new(), input: heapless::Deque::new(), first_line_at: None }
+        Self {
+            id,
+            uart: Pl011::new(),
+            line: heapless::Vec::new(),
+            input: heapless::Deque::new(),
+            first_line_at: None,
+            last_writer: 0,
+        }
     }
 
     /// Queues a typed byte and moves what fits into the receive FIFO.
@@ -116,32 +128,65 @@ impl VmConsole {
         }
     }
 
-    /// Takes one byte the guest wrote; prints the line when complete.
-    pub fn output(&mut self, name: &str, b: u8) {
+    /// Takes one byte vCPU `vcpu` wrote; prints the line when complete (a
+    /// line longer than the buffer goes out in parts, as one line).
+    pub fn output(&mut self, name: &str, vcpu: usize, b: u8) {
+        self.last_writer = vcpu;
         if b == b'\r' {
             return;
         }
-        if b == b'\n' || self.line.push(b).is_err() {
+        if b == b'\n' {
             self.flush(name);
-            if b != b'\n' {
-                let _ = self.line.push(b);
-            }
+        } else if self.line.push(b).is_err() {
+            self.flush_partial(name);
+            let _ = self.line.push(b);
         }
     }
 
-    /// Prints what is buffered as one line: as it is for the VM with the
-    /// input focus, with its control characters made visible for any other
-    /// (`vpl011::visible`), so that no VM can forge another's line or the
-    /// hypervisor's, or take over the terminal.
+    /// Prints what is buffered as the end of a line.
     pub fn flush(&mut self, name: &str) {
-        if super::console_in::has_focus(self.id) {
-            let text = core::str::from_utf8(&self.line).unwrap_or("<non-UTF-8 output>");
-            println!("[{name}] {text}");
-        } else {
-            println!("[{name}] {}", crate::vpl011::visible(&self.line));
-        }
+        self.emit(name, self.line.len(), true);
         self.first_line_at.get_or_insert_with(timer::now);
-        self.line.clear();
+    }
+
+    /// Prints what is buffered and leaves the line open (a prompt, the
+    /// echo of a key): called when the vCPU that wrote it goes idle
+    /// ([`Self::idle`]) or the buffer is full. A UTF-8 sequence cut at the
+    /// end waits for its rest.
+    pub fn flush_partial(&mut self, name: &str) {
+        let whole = match core::str::from_utf8(&self.line) {
+            Ok(_) => self.line.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.line.len(),
+        };
+        if whole > 0 {
+            self.emit(name, whole, false);
+        }
+    }
+
+    /// Prints the first `n` buffered bytes (`console::vm_text`): as they
+    /// are for the VM with the input focus, with control characters made
+    /// visible for any other (`vpl011::visible`), so that no VM can forge
+    /// another's line or the hypervisor's, or take over the terminal.
+    fn emit(&mut self, name: &str, n: usize, complete: bool) {
+        let bytes = &self.line[..n];
+        if super::console_in::has_focus(self.id) {
+            let text = core::str::from_utf8(bytes).unwrap_or("<non-UTF-8 output>");
+            crate::console::vm_text(self.id, name, text, complete);
+        } else {
+            crate::console::vm_text(self.id, name, &crate::vpl011::visible(bytes), complete);
+        }
+        let rest: heapless::Vec<u8, 160> = self.line[n..].iter().copied().collect();
+        self.line = rest;
+    }
+
+    /// vCPU `vcpu` waits (WFI/WFE): if it wrote the open line, show it.
+    /// Only the writer's own idling counts: a sibling vCPU's WFI while the
+    /// writer was merely descheduled mid-line must not cut its line.
+    pub fn idle(&mut self, name: &str, vcpu: usize) {
+        if vcpu == self.last_writer && !self.line.is_empty() {
+            self.flush_partial(name);
+        }
     }
 }
 
