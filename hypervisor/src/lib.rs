@@ -35,6 +35,7 @@ pub mod vcpu;
 pub mod vdebug;
 pub mod vgic;
 pub mod vm;
+pub mod vmctl;
 pub mod vmreq;
 pub mod vmspec;
 pub mod vpl011;
