@@ -359,9 +359,9 @@ pub fn rate(delta: u64, ticks: u64, freq: u64) -> u64 {
 }
 
 /// `list`'s table: a header, one row per VM, and what the exits/s are
-/// counted over (`since`: `None` since boot, else the seconds since the
-/// last `list` in tenths).
-pub fn list_table(rows: &[Row], since_last_tenths: Option<u64>) -> Vec<String> {
+/// counted over (`since_last`: `None` since boot, else the time since the
+/// last `list` in hundredths of a second).
+pub fn list_table(rows: &[Row], since_last: Option<u64>) -> Vec<String> {
     let mut out = Vec::with_capacity(rows.len() + 2);
     out.push(format!(
         "{:>3} {:<15} {:<9} {:>5} {:<12} {:>8} {:>10} {:>8}",
@@ -381,12 +381,12 @@ pub fn list_table(rows: &[Row], since_last_tenths: Option<u64>) -> Vec<String> {
             r.per_second
         ));
     }
-    out.push(match since_last_tenths {
+    out.push(match since_last {
         None => String::from("(exits/s since boot; ON CPUS: the physical CPU of each vCPU)"),
         Some(t) => format!(
-            "(exits/s since the last list, {}.{} s ago; ON CPUS: the physical CPU of each vCPU)",
-            t / 10,
-            t % 10
+            "(exits/s since the last list, {}.{:02} s ago; ON CPUS: the physical CPU of each vCPU)",
+            t / 100,
+            t % 100
         ),
     });
     out
@@ -549,14 +549,14 @@ mod tests {
                 per_second: 0,
             },
         ];
-        let t = list_table(&rows, Some(23));
+        let t = list_table(&rows, Some(203));
         assert_eq!(
             t,
             [
                 " ID NAME            STATE     VCPUS ON CPUS        MEMORY      EXITS  EXITS/S",
                 "  0 alpha           running       2 0,1           128 MiB      12345      678",
                 "  1 beta            paused        1 1              64 MiB          7        0",
-                "(exits/s since the last list, 2.3 s ago; ON CPUS: the physical CPU of each vCPU)",
+                "(exits/s since the last list, 2.03 s ago; ON CPUS: the physical CPU of each vCPU)",
             ]
         );
         assert!(list_table(&[], None)[1].starts_with("(exits/s since boot"));
