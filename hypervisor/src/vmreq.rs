@@ -340,6 +340,58 @@ mod tests {
         assert_eq!(q.pending(), None);
     }
 
+    /// Threads as physical CPUs run "their" vCPUs while another pauses
+    /// and unpauses the VM: once a CPU has been told the pause took
+    /// effect, no vCPU is in the guest until the unpause.
+    #[test]
+    fn once_a_pause_is_reported_no_vcpu_runs_until_unpause() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        const CPUS: usize = 3;
+        let q = Arc::new(VmRequests::new());
+        let in_guest = Arc::new(AtomicUsize::new(0));
+        let reported = Arc::new(AtomicUsize::new(0));
+        let parked = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..CPUS)
+            .map(|cpu| {
+                let (q, in_guest, reported, parked, done) =
+                    (q.clone(), in_guest.clone(), reported.clone(), parked.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !done.load(SeqCst) {
+                        if q.parked() {
+                            assert_eq!(in_guest.load(SeqCst), 0, "reported paused beside a running vCPU");
+                            parked.store(true, SeqCst);
+                            reported.fetch_add(1, SeqCst);
+                        }
+                        if q.enter(cpu) {
+                            in_guest.fetch_add(1, SeqCst);
+                            assert!(!parked.load(SeqCst), "a vCPU entered a paused VM");
+                            in_guest.fetch_sub(1, SeqCst);
+                            q.leave(cpu);
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for round in 1..=30 {
+            assert!(q.pause());
+            while reported.load(SeqCst) < round {
+                std::hint::spin_loop();
+            }
+            // The controller clears its flag before unpausing, as the
+            // hypervisor's vCPUs may run again at once.
+            parked.store(false, SeqCst);
+            assert!(q.unpause());
+        }
+        done.store(true, SeqCst);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(reported.load(SeqCst), 30, "each pause reported once");
+    }
+
     /// Threads as physical CPUs: each runs "its" vCPU (enter, a guest
     /// stretch, leave) and polls for claims, while two of them post resets.
     /// Exactly one CPU acts per round, and never while a vCPU is in the
