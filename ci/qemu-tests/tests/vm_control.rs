@@ -158,3 +158,46 @@ fn each_console_command_acts_on_the_vm_it_names() {
     let banners = |name: &str| r.vm_lines(name).iter().filter(|l| l.contains("CPU(s) online")).count();
     assert_eq!((banners("a"), banners("b")), (2, 2), "a reset once, b started again once:\n{}", r.output);
 }
+
+/// A VM with two vCPUs on two physical CPUs is paused in the middle of its
+/// boot, while both are busy: it stays out of the guest (its exit count is
+/// fixed, it prints nothing) while the other VM answers, and once unpaused
+/// it goes on where it was and passes its whole EL0 test suite.
+#[test]
+fn a_busy_two_vcpu_vm_paused_mid_boot_resumes_and_passes_its_suite() {
+    let vm = |name: &str, vcpus: u32, pin: &str, cmdline: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\ninitrd = \"guest-kernel\"\nmemory = \"128M\"\nvcpus = {vcpus}\n{pin}cmdline = \"{cmdline}\"\n\n"
+        )
+    };
+    let cfg = temp_file(
+        "vmctl-busy.toml",
+        [vm("a", 2, "pin = [0, 1]\n", ""), vm("b", 1, "", "init=/bin/cat")].concat().as_bytes(),
+    );
+    let mut s = Session::start(300, &["--config", cfg.to_str().unwrap(), "--cpus", "2"]);
+    // Its suite (init's child) runs for seconds after this line.
+    s.wait_for("[a] guest-kernel: 2 CPU(s) online", 120);
+    cmd(&mut s, "pause a");
+    s.wait_for("el2-hyp: VM 0 \"a\" paused", T);
+    let (a1, _) = list(&mut s);
+    assert_eq!(a1.state, "paused", "{}", s.output());
+    s.send_raw(b"\x1d1");
+    s.wait_for("el2-hyp: console input goes to VM 1 \"b\"", T);
+    // b's banner may have come before any of this: looked for from the start.
+    s.wait_for_raw("[b] guest-kernel: 1 CPU(s) online", 120);
+    s.send("hello b");
+    s.wait_for("[b] hello b", T);
+    s.wait_for("[b] hello b", T);
+    let (a2, _) = list(&mut s);
+    assert_eq!((a2.state.as_str(), a2.exits), ("paused", a1.exits), "a paused VM does not run:\n{}", s.output());
+    let out = s.output();
+    let from_a: Vec<_> =
+        lines_after(&out, "el2-hyp: VM 0 \"a\" paused").into_iter().filter(|l| l.starts_with("[a] ")).collect();
+    assert!(from_a.is_empty(), "a printed while paused: {from_a:?}\n{out}");
+    cmd(&mut s, "unpause 0");
+    s.wait_for("el2-hyp: VM 0 \"a\" unpaused", T);
+    s.wait_for("[a] init: test suite (pid ", 120);
+    s.send_raw(b"\x04");
+    let r = s.finish(T);
+    r.expect_clean_exit().expect_suite_passed("a").expect("el2-hyp: all VMs have stopped; powering off");
+}
