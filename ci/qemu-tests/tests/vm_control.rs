@@ -82,6 +82,24 @@ fn each_console_command_acts_on_the_vm_it_names() {
     assert_eq!((a.state.as_str(), b.state.as_str()), ("running", "running"), "{}", s.output());
     s.wait_for("el2-hyp: (exits/s since the last list,", T);
 
+    // The line editor: Backspace erases (BS SP BS on the terminal), CR
+    // runs; Esc and Ctrl-C cancel; nothing typed while the line is open
+    // reaches a VM (a, with the focus, runs cat: it would echo it).
+    s.send_raw(b"\x1d:lisx\x7ft\r");
+    s.wait_for_raw("el2-hyp> lisx\x08 \x08t", T);
+    s.wait_for("el2-hyp:  ID NAME", T);
+    s.send_raw(b"\x1d:stop a\x1b");
+    s.wait_for("el2-hyp> stop a (cancelled)", T);
+    s.send_raw(b"\x1d:zzz\x03");
+    s.wait_for("el2-hyp> zzz (cancelled)", T);
+    s.send("after");
+    s.wait_for("[a] after", T);
+    s.wait_for("[a] after", T);
+    let (a, _) = list(&mut s);
+    assert_eq!(a.state, "running", "a cancelled stop does nothing:\n{}", s.output());
+    let out = s.output();
+    assert!(!out.lines().any(|l| l.starts_with("[a] ") && l.contains("zzz")), "the command line leaked:\n{out}");
+
     // pause: b's input waits, unechoed, while a answers; b's exit count
     // stays put. The pause is said once b's vCPU is out of the guest, so
     // from that line on nothing of b's may appear.
