@@ -165,7 +165,10 @@ fn each_console_command_acts_on_the_vm_it_names() {
     s.wait_for("[b] b again", T);
     s.wait_for("[b] b again", T);
 
-    // Stopping both ends the run: the last VM to stop powers the machine off.
+    // Stopping both ends the run: the last VM to stop powers the machine
+    // off. A paused VM can be stopped (its vCPUs are already out).
+    cmd(&mut s, "pause a");
+    s.wait_for("el2-hyp: VM 0 \"a\" paused", T);
     cmd(&mut s, "stop a");
     s.wait_for("el2-hyp: VM \"a\" stopped: stopped from the console", T);
     cmd(&mut s, "stop b");
