@@ -7,7 +7,8 @@
 //! exceptions, each an `#[allow(unsafe_code)]` on one small item that says
 //! why it needs `unsafe` and why it is sound: `sync::Mutex::force_unlock`
 //! and the `GlobalAlloc` impl of `sync::MmuChecked`,
-//! `console::emergency_print`, and `Send` for `mm::stage2::Stage2Table`.
+//! `console::emergency_print`, `Send` for `mm::stage2::Stage2Table`, and
+//! the per-CPU held-lock sets of the lock-order check (`sync`, `lockdep`).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod vcpu;
 pub mod vdebug;
 pub mod vgic;
 pub mod vm;
+pub mod vmctl;
 pub mod vmreq;
 pub mod vmspec;
 pub mod vpl011;

@@ -223,7 +223,14 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
                 timer::cancel_hyp();
                 action = Action::Yield;
             }
-            id if Some(id) == super::console_in::intid() => super::console_in::on_interrupt(),
+            // Console input; a VM command it ran gives the CPU back to the
+            // scheduling loop, which carries the request out (vmreq).
+            id if Some(id) == super::console_in::intid() => {
+                let acted = super::console_in::on_interrupt(Some((vm, v)));
+                if acted {
+                    action = Action::Yield;
+                }
+            }
             // Another CPU woke a vCPU that may share this CPU: give the
             // running one at most a time slice more.
             gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmm::SLICE_MS / 1000),

@@ -5,7 +5,9 @@
 //! the pure `vmreq` core: [`stop_vm`] and [`reset_vm`] only post a request
 //! and kick; the vCPUs leave the guest, and the CPU that finds them all out
 //! carries the request out once ([`act`]), holding no vCPU lock on entry
-//! (the lock order is in `sync.rs`).
+//! (the lock order is in `sync.rs`). The console's VM commands (`vmctl`,
+//! `console_in.rs`) use the same requests, and the pause of `vmreq`
+//! ([`pause_vm`], [`unpause_vm`], [`start_vm`]).
 
 use super::boot::FRAMES;
 use super::exit::{self, Action};
@@ -240,6 +242,29 @@ pub struct Vm {
     /// the caller, taken by the target's own CPU, so that no CPU ever
     /// waits for another vCPU's lock while holding its own (sync.rs).
     pub cpu_on: Vec<Mutex<Option<(u64, u64)>>>,
+    /// Each vCPU's exits since boot, readable without its lock (the
+    /// console's `list`; `stats` has them by reason, under the lock).
+    pub exits: Vec<ExitCount>,
+}
+
+/// One vCPU's exit count: written only by the CPU running the vCPU (a
+/// plain load and store, no atomic read-modify-write on the exit path),
+/// read by anyone. A cache line of its own, so that vCPUs of one VM on
+/// different CPUs do not share the line they write on every exit.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct ExitCount(AtomicU64);
+
+impl ExitCount {
+    /// Counts one exit; only the CPU holding the vCPU's lock calls it.
+    fn bump(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// The count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Vm {
@@ -431,6 +456,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         requests: VmRequests::new(),
         stop_reason: Mutex::ranked(sync::REQUEST, None),
         cpu_on: (0..spec.vcpus).map(|_| Mutex::ranked(sync::CPU_ON, None)).collect(),
+        exits: (0..spec.vcpus).map(|_| ExitCount::default()).collect(),
     };
     passthrough::map(&vm)?;
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
@@ -563,6 +589,10 @@ pub fn run_cpu(cpu: usize) {
             if let Some(r) = vm.requests.claim() {
                 act(vm, r);
             }
+            // A pause takes effect once every vCPU is out: said once.
+            if vm.requests.parked() {
+                println!("el2-hyp: VM {} \"{}\" paused", vm.id, vm.name);
+            }
         }
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
@@ -572,9 +602,9 @@ pub fn run_cpu(cpu: usize) {
         for k in 0..mine.len() {
             let idx = (next + k) % mine.len();
             let (vm, i) = mine[idx];
-            // A pending request parks the VM's vCPUs outside the guest
-            // (its end kicks this CPU awake again).
-            if vm.stopped.load(Ordering::Acquire) || vm.requests.pending().is_some() {
+            // A pending request or a pause parks the VM's vCPUs outside
+            // the guest (its end kicks this CPU awake again).
+            if vm.stopped.load(Ordering::Acquire) || vm.requests.must_leave() {
                 continue;
             }
             let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
@@ -610,7 +640,7 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
     let mut runnable = 0;
     let mut earliest: Option<u64> = None;
     for &(vm, i) in mine {
-        if vm.stopped.load(Ordering::Acquire) || vm.requests.pending().is_some() {
+        if vm.stopped.load(Ordering::Acquire) || vm.requests.must_leave() {
             continue;
         }
         let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
@@ -692,7 +722,7 @@ fn idle(deadline: Option<u64>) {
             continue;
         }
         if Some(gic::intid_of(raw)) == super::console_in::intid() {
-            super::console_in::on_interrupt();
+            super::console_in::on_interrupt(None);
         }
         gic::eoi(raw);
     }
@@ -766,6 +796,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
             // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
             vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
         }
+        vm.exits[v.index].bump();
         let action = match kind {
             ExitKind::Sync => exit::handle_sync(vm, v, generation),
             ExitKind::Irq => exit::handle_irq(vm, v),
@@ -773,10 +804,10 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         };
         #[cfg(feature = "trace")]
         super::trace::record(vm, v, kind, exit_at);
-        // A request posted by this exit or by another CPU (whose kick
-        // stays pending at EL2, so the next entry exits at once if it
-        // arrives after this look).
-        if vm.requests.pending().is_some() {
+        // A request or a pause posted by this exit or by another CPU
+        // (whose kick stays pending at EL2, so the next entry exits at once
+        // if it arrives after this look).
+        if vm.requests.must_leave() {
             break;
         }
         match action {
@@ -813,17 +844,73 @@ pub fn reset_vm(vm: &Vm) {
     }
 }
 
+/// The console's `pause` (Xen's `xl pause`): no vCPU of `vm` enters the
+/// guest until [`unpause_vm`]; those in it are kicked out, and the CPU
+/// that finds them all out says `VM N "name" paused` (`vmreq`). Its
+/// registers, timers and pending interrupts stay as they are. False if it
+/// was paused already.
+pub fn pause_vm(vm: &Vm) -> bool {
+    let changed = vm.requests.pause();
+    if changed {
+        vm.kick_all();
+    }
+    changed
+}
+
+/// The console's `unpause`: the VM's vCPUs may enter the guest again,
+/// where they were; the CPUs that parked them are woken. False if it was
+/// not paused.
+pub fn unpause_vm(vm: &Vm) -> bool {
+    let changed = vm.requests.unpause();
+    if changed {
+        vm.kick_all();
+    }
+    changed
+}
+
+/// The console's `start`: a stopped VM boots again from its images (a
+/// reset of a stopped VM, see [`act`]). False if a stronger request (a
+/// stop) is pending.
+pub fn start_vm(vm: &Vm) -> bool {
+    let posted = vm.requests.post(Request::Start);
+    if posted {
+        vm.kick_all();
+    }
+    posted
+}
+
+/// The VM's state, as the console's `list` shows it.
+pub fn vm_state(vm: &Vm) -> crate::vmctl::VmState {
+    crate::vmctl::VmState::of(
+        vm.stopped.load(Ordering::Acquire),
+        vm.requests.pending(),
+        vm.requests.is_paused(),
+        vm.requests.is_parked(),
+    )
+}
+
 /// Carries out request `r` that this CPU claimed: every vCPU of `vm` is
 /// out of the guest and stays out until [`VmRequests::finish`]; no vCPU
 /// lock is held on entry. Then wakes the CPUs that parked its vCPUs.
 fn act(vm: &Vm, r: Request) {
     match r {
-        Request::Reset => {
+        // A reset that finds the VM stopped (a stop won the race) is
+        // dropped, and so is a start that finds it running.
+        Request::Reset if !vm.stopped.load(Ordering::Acquire) => {
+            println!("el2-hyp: VM \"{}\" reset", vm.name);
             if let Err(e) = reset_now(vm) {
                 vm.stop_reason.lock().get_or_insert_with(|| format!("reset failed: {e}"));
                 stop_now(vm);
             }
         }
+        Request::Start if vm.stopped.load(Ordering::Acquire) => match reset_now(vm) {
+            Ok(()) => {
+                vm.stopped.store(false, Ordering::Release);
+                println!("el2-hyp: VM {} \"{}\" started", vm.id, vm.name);
+            }
+            Err(e) => println!("el2-hyp: VM \"{}\" could not start: {e}", vm.name),
+        },
+        Request::Reset | Request::Start => {}
         Request::Stop => stop_now(vm),
     }
     vm.requests.finish(r);
@@ -865,11 +952,11 @@ fn stop_now(vm: &Vm) {
     }
 }
 
-/// Resets the VM (SYSTEM_RESET): a new generation (FP/SIMD values of the
-/// old one are dropped, fp.rs), a fresh vGIC, the virtual counter from
-/// zero, and the images reloaded, which resets every vCPU.
+/// Resets the VM (SYSTEM_RESET, or the start of a stopped VM): a new
+/// generation (FP/SIMD values of the old one are dropped, fp.rs), a fresh
+/// vGIC (pass-through SPIs enabled again), the virtual counter from zero,
+/// and the images reloaded, which resets every vCPU.
 fn reset_now(vm: &Vm) -> Result<(), String> {
-    println!("el2-hyp: VM \"{}\" reset", vm.name);
     vm.generation.fetch_add(1, Ordering::AcqRel);
     let version = vm.vgic.lock().version();
     let mut g =
