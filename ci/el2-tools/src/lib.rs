@@ -3,7 +3,9 @@
 //! - [`trace`]: decodes the exit trace the hypervisor dumps at power-off
 //!   (built with the `trace` feature) into a timeline and a histogram;
 //! - [`bench`]: turns the `BENCH` lines of the benchmark runs into one
-//!   markdown table and a JSON file.
+//!   markdown table and a JSON file;
+//! - [`profile`]: maps the PCs QEMU's monitor sampled to the guest kernel's
+//!   functions (`scripts/profile`).
 //!
 //! Instruction counts: under QEMU `-icount shift=0` one nanosecond of
 //! virtual time is one instruction, so `ticks * 1e9 / cntfrq` counts
@@ -11,6 +13,7 @@
 //! `-cpu max`).
 
 pub mod bench;
+pub mod profile;
 pub mod trace;
 
 /// Counter ticks to instructions (nanoseconds of virtual time).
