@@ -1,6 +1,7 @@
 //! Benchmarks and exit tracing (issue 8). Benchmarks are not tests: this
-//! runs each of them once with few repetitions (`scripts/bench --quick`),
-//! so that none can rot, and checks that every row got a number and that
+//! runs each of them once with few repetitions (`scripts/bench --quick`,
+//! on 1, 2 and 4 CPUs), so that none can rot, and checks that every row
+//! got a number (no speed targets: those are for the bench) and that
 //! the numbers keep the order the code paths they measure impose (counted
 //! instructions, exact under `-icount`: no wall-clock thresholds). The
 //! exit trace is checked against the hypervisor's own exit statistics.
@@ -39,10 +40,23 @@ fn every_benchmark_runs_once_and_reports_a_number() {
         }
     }
     assert!(md.contains("| all guests up |"), "{md}");
+    // The runs on 2 and 4 CPUs (bounded: a row that ran out of time is
+    // "did not finish", which the cell check above already refuses) and
+    // the scaling rows, on both kernels.
+    assert!(md.contains("#### Guest kernel and Linux on 2 and 4 CPUs"), "{md}");
+    assert!(md.contains("#### Scaling on 2 CPUs"), "{md}");
+    assert!(!md.contains("did not finish"), "a row ran out of time:\n{md}");
     let json = std::fs::read_to_string(dir.join("bench.json")).expect("bench.json");
-    // Seven kernel rows in three columns, seven hypervisor rows.
-    assert!(json.matches("\"instructions_per_op\"").count() >= 7 * 3 + 7, "{json}");
+    // Seven kernel rows in three columns and in four more (2 and 4 CPUs),
+    // seven hypervisor rows, four scaling rows in two columns.
+    assert!(json.matches("\"instructions_per_op\"").count() >= 7 * 7 + 7 + 4 * 2, "{json}");
     assert!(json.contains("\"id\": \"futex_switch\""), "{json}");
+    for column in ["guest-kernel-smp2", "linux-smp2"] {
+        for what in ["fork", "fault"] {
+            let entry = format!("{{\"column\": \"{column}\", \"loop\": \"{what}\", \"together_over_alone\": ");
+            assert!(json.contains(&entry), "no scaling ratio of {what} in {column}:\n{json}");
+        }
+    }
     check_orders(&json);
     let _ = std::fs::remove_dir_all(dir);
 }
