@@ -748,7 +748,7 @@ mod tests {
         r.add_log("guest-kernel", "smp 1", &(line("null_syscall", 10, 3000) + &line("fork_exit_wait", 10, 2_000_000)));
         r.add_log("linux", "smp 1", &(line("null_syscall", 10, 4000) + &line("fork_exit_wait", 10, 1_000_000)));
         let gk2 = line("null_syscall", 10, 5000)
-            + "BENCH-START id=fork_exit_wait\nBENCH-DNF id=fork_exit_wait seconds=42\n"
+            + "BENCH-PLAN ids=null_syscall,fork_exit_wait\nBENCH-DNF id=fork_exit_wait seconds=42\n"
             + &line("scale_fork_alone", 10, 1_000_000)
             + &line("scale_fork_pair", 20, 4_000_000)
             + &line("scale_fault_alone", 128, 128_000)

@@ -12,9 +12,9 @@
 //! ```
 //!
 //! which `scripts/bench` turns into instructions per operation
-//! (`ticks * 1e9 / cntfrq / reps`). Before each benchmark it prints
-//! `BENCH-START id=ID`, so that a run stopped by its time bound shows which
-//! row did not finish. Arguments, in any order: `quick` (few repetitions,
+//! (`ticks * 1e9 / cntfrq / reps`). First it prints the rows it will run
+//! (`BENCH-PLAN ids=ID,ID,...`), so that the harness can tell which row a
+//! run stopped by its time bound was in. Arguments, in any order: `quick` (few repetitions,
 //! for the test suite), `smoke` (a fifth of those: the test suite's runs
 //! on several CPUs), `fifths=N` (N fifths of quick's: `scripts/profile`
 //! runs one benchmark long enough to sample), `skip=ID,ID,...` (leave those benchmarks out: the
@@ -29,8 +29,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use guest_user::println;
 use guest_user::sys::{self, cntvct};
+use guest_user::{print, println};
 
 const PAGE: usize = 4096;
 const PROT_RW: usize = 0x1 | 0x2;
@@ -45,6 +45,22 @@ fn report(id: &str, reps: u64, ticks: u64) {
     println!("BENCH id={id} reps={reps} ticks={ticks} cntfrq={}", sys::cntfrq());
 }
 
+/// Every benchmark, in the order they run (`scale_*` only with two CPUs
+/// or more).
+const IDS: &[&str] = &[
+    "null_syscall",
+    "sched_yield_switch",
+    "futex_switch",
+    "fork_exit_wait",
+    "fork_execve_exit",
+    "anon_page_fault",
+    "cow_page_fault",
+    "scale_fork_alone",
+    "scale_fork_pair",
+    "scale_fault_alone",
+    "scale_fault_pair",
+];
+
 /// Which benchmarks this run leaves out (`skip=ID,ID,...`) or runs alone
 /// (`only=ID,ID,...`).
 struct Select<'a> {
@@ -53,15 +69,10 @@ struct Select<'a> {
 }
 
 impl Select<'_> {
-    /// Whether benchmark `id` runs; if it does, announces it
-    /// (`BENCH-START id=ID`) for the harness.
+    /// Whether benchmark `id` runs.
     fn run(&self, id: &str) -> bool {
         let listed = |list: &[u8]| list.split(|&c| c == b',').any(|s| s == id.as_bytes());
-        if listed(self.skip) || self.only.is_some_and(|o| !listed(o)) {
-            return false;
-        }
-        println!("BENCH-START id={id}");
-        true
+        !listed(self.skip) && self.only.is_none_or(listed)
     }
 }
 
@@ -136,6 +147,19 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
         sys::cntfrq(),
         reps(10)
     );
+
+    // The rows this run will report, in order, for the harness: a row
+    // that runs out of its time bound is the first of these without a
+    // BENCH line. Printed once here rather than before each row, since
+    // console output the kernel is still sending when a row starts would
+    // be counted in that row.
+    print!("BENCH-PLAN ids=");
+    let mut sep = "";
+    for id in IDS.iter().filter(|id| select.run(id) && (cpus >= 2 || !id.starts_with("scale_"))) {
+        print!("{sep}{id}");
+        sep = ",";
+    }
+    println!();
 
     // Everything on CPU 0, so the context-switch pair really alternates.
     pin(0);
