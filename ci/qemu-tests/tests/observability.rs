@@ -121,16 +121,13 @@ fn check_orders(json: &str) {
     }
     // Under the hypervisor the same kernel runs the same code plus whatever
     // exits it takes: never fewer instructions (5 % for the quick run's
-    // amortized timer ticks).
-    for id in [
-        "null_syscall",
-        "sched_yield_switch",
-        "futex_switch",
-        "fork_exit_wait",
-        "fork_execve_exit",
-        "anon_page_fault",
-        "cow_page_fault",
-    ] {
+    // amortized timer ticks). Not the fork rows: copying and tearing down
+    // an address space costs more the more RAM the kernel manages and
+    // depends on where it sits (natively, fork_exit_wait measured 90 k
+    // instructions at 64 MiB, 100 k at 128 MiB, 101 k at 256 MiB; in a
+    // 256 MiB VM 96 k), so the 64 MiB VM and the 256 MiB native machine do
+    // not run the same code there.
+    for id in ["null_syscall", "sched_yield_switch", "futex_switch", "anon_page_fault", "cow_page_fault"] {
         let (native, el2) = (get("guest-kernel", id), get("guest-kernel-el2", id));
         assert!(el2 >= 0.95 * native, "{id}: {el2} instructions under the hypervisor, {native} natively\n{json}");
     }
