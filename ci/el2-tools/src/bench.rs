@@ -57,6 +57,10 @@ pub struct HostResult {
 #[derive(Debug, Default)]
 pub struct Report {
     pub measurements: Vec<Measurement>,
+    /// Benchmarks whose run was stopped by its time bound before they
+    /// reported (`BENCH-DNF id=ID seconds=N` lines `scripts/bench` writes
+    /// into the log): (column, id, wall-clock seconds the row ran).
+    pub unfinished: Vec<(String, String, u64)>,
     pub boots: Vec<Boot>,
     pub host: Vec<HostResult>,
     /// The host's load while the host benchmarks ran (wall-clock numbers
@@ -98,7 +102,14 @@ impl Report {
     /// run named `boot`.
     pub fn add_log(&mut self, column: &str, machine: &str, log: &str) {
         for line in log.lines() {
-            if let Some(i) = line.find("BENCH ") {
+            if let Some(i) = line.find("BENCH-DNF ") {
+                let words: Vec<&str> = line[i + 10..].split_whitespace().collect();
+                if let (Some(id), Some(secs)) =
+                    (field(&words, "id"), field(&words, "seconds").and_then(|v| v.parse().ok()))
+                {
+                    self.unfinished.push((column.to_string(), id.to_string(), secs));
+                }
+            } else if let Some(i) = line.find("BENCH ") {
                 let words: Vec<&str> = line[i + 6..].split_whitespace().collect();
                 let parsed = (|| {
                     Some(Measurement {
@@ -126,6 +137,53 @@ impl Report {
     /// The measurement of `id` in `column`.
     pub fn get(&self, column: &str, id: &str) -> Option<&Measurement> {
         self.measurements.iter().find(|m| m.column == column && m.id == id)
+    }
+
+    /// How many seconds `id` ran in `column` before its run was stopped, if
+    /// it did not finish.
+    pub fn unfinished(&self, column: &str, id: &str) -> Option<u64> {
+        self.unfinished.iter().find(|(c, i, _)| c == column && i == id).map(|&(_, _, n)| n)
+    }
+
+    /// A table cell: instructions per operation, "did not finish (N s)", or
+    /// "-" when the run has no such row.
+    fn cell(&self, column: &str, id: &str) -> String {
+        match (self.get(column, id), self.unfinished(column, id)) {
+            (Some(m), _) => format!("{:.0}", m.per_op()),
+            (None, Some(n)) => format!("did not finish ({n} s)"),
+            (None, None) => "-".to_string(),
+        }
+    }
+
+    /// Guest kernel ÷ Linux for `id`, the guest kernel in `gk` and Linux in
+    /// `linux`: a number, "-" if either is missing.
+    fn ratio(&self, gk: &str, linux: &str, id: &str) -> Option<f64> {
+        match (self.get(gk, id), self.get(linux, id)) {
+            (Some(a), Some(b)) if b.per_op() > 0.0 => Some(a.per_op() / b.per_op()),
+            _ => None,
+        }
+    }
+
+    /// Whether the guest kernel in column `gk` is not yet at or below Linux
+    /// in `linux` for `id`: above it, or did not finish where Linux did.
+    /// `None` when the pair was not run.
+    fn target_missed(&self, gk: &str, linux: &str, id: &str) -> Option<bool> {
+        if let Some(r) = self.ratio(gk, linux, id) {
+            return Some(r > 1.0);
+        }
+        (self.unfinished(gk, id).is_some() && self.get(linux, id).is_some()).then_some(true)
+    }
+
+    /// Throughput of a pair of pinned workers (one per CPU) over one alone,
+    /// from the scaling benchmarks `scale_<what>_alone` and
+    /// `scale_<what>_pair` in `column`. Under `-icount` the pair's window
+    /// counts the instructions of both CPUs, so a pair that kept both CPUs
+    /// busy would take half of it on two CPUs that run at once: the
+    /// throughput ratio is `2 × alone / pair` (instructions per operation).
+    pub fn scaling(&self, column: &str, what: &str) -> Option<f64> {
+        let alone = self.get(column, &format!("scale_{what}_alone"))?.per_op();
+        let pair = self.get(column, &format!("scale_{what}_pair"))?.per_op();
+        (pair > 0.0).then(|| 2.0 * alone / pair)
     }
 
     /// Reads criterion's estimates of every host benchmark the table uses,
@@ -255,20 +313,21 @@ impl Report {
         let mut machine = None;
         for (id, what) in KERNEL_ROWS {
             let gk = self.get("guest-kernel", id);
-            let linux = self.get("linux", id);
-            let el2 = self.get("guest-kernel-el2", id);
             machine = machine.or(gk.map(|m| m.machine.clone()));
-            let cell = |m: Option<&Measurement>| m.map_or("-".to_string(), |m| format!("{:.0}", m.per_op()));
-            let ratio = match (gk, linux) {
-                (Some(a), Some(b)) if b.per_op() > 0.0 => format!("{:.2}", a.per_op() / b.per_op()),
-                _ => "-".to_string(),
-            };
-            let reps = gk.or(linux).map_or(0, |m| m.reps);
-            let _ = writeln!(s, "| {what} | {} | {} | {ratio} | {} | {reps} |", cell(gk), cell(linux), cell(el2));
+            let ratio = self.ratio("guest-kernel", "linux", id).map_or("-".to_string(), |r| format!("{r:.2}"));
+            let reps = gk.or(self.get("linux", id)).map_or(0, |m| m.reps);
+            let _ = writeln!(
+                s,
+                "| {what} | {} | {} | {ratio} | {} | {reps} |",
+                self.cell("guest-kernel", id),
+                self.cell("linux", id),
+                self.cell("guest-kernel-el2", id)
+            );
         }
         if let Some(m) = machine {
             let _ = writeln!(s, "\nMachine: {m} (the hypervisor column: one 1-vCPU VM on that machine).");
         }
+        self.markdown_smp(s);
         if !self.boots.is_empty() {
             let _ = writeln!(s, "\n#### Boot (instructions from power-on)\n");
             let _ = writeln!(s, "| VM | first console line | booted (about to start init) |\n|---|---:|---:|");
@@ -280,6 +339,128 @@ impl Report {
                 let _ = writeln!(s, "| all guests up | | {all:.0} |");
             }
             let _ = writeln!(s, "\nMachine: {}.", self.boots[0].machine);
+        }
+    }
+
+    /// The rows on 2 and 4 CPUs beside Linux at the same CPU count, the
+    /// scaling rows, and which rows miss their target.
+    fn markdown_smp(&self, s: &mut String) {
+        let ran: Vec<usize> = SMP_CPUS
+            .iter()
+            .copied()
+            .filter(|n| {
+                let (gk, linux) = smp_columns(*n);
+                self.measurements.iter().any(|m| m.column == gk || m.column == linux)
+                    || self.unfinished.iter().any(|(c, _, _)| *c == gk || *c == linux)
+            })
+            .collect();
+        if ran.is_empty() {
+            return;
+        }
+        let cpus = ran.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" and ");
+        let _ = writeln!(s, "\n#### Guest kernel and Linux on {cpus} CPUs\n");
+        let _ = writeln!(
+            s,
+            "The same rows, each machine with {cpus} CPUs: `/bin/bench` still pins itself (and so every \
+             process it forks) to CPU 0; the other CPUs idle. Each run has a time bound: a row that had not \
+             finished when it ran out shows \"did not finish (N s)\", N the wall-clock seconds it ran, and the \
+             run starts again after it.\n"
+        );
+        let _ = write!(s, "| operation |");
+        for n in &ran {
+            let _ = write!(s, " guest kernel, {n} CPUs | Linux 6.1, {n} CPUs | guest kernel ÷ Linux, {n} CPUs |");
+        }
+        let _ = write!(s, " reps |\n|---|");
+        for _ in &ran {
+            let _ = write!(s, "---:|---:|---:|");
+        }
+        let _ = writeln!(s, "---:|");
+        for (id, what) in KERNEL_ROWS {
+            let _ = write!(s, "| {what} |");
+            let mut reps = None;
+            for &n in &ran {
+                let (gk, linux) = smp_columns(n);
+                let ratio = self.ratio(&gk, &linux, id).map_or("-".to_string(), |r| format!("{r:.2}"));
+                let _ = write!(s, " {} | {} | {ratio} |", self.cell(&gk, id), self.cell(&linux, id));
+                reps = reps.or(self.get(&gk, id).or(self.get(&linux, id)).map(|m| m.reps));
+            }
+            let _ = writeln!(s, " {} |", reps.unwrap_or(0));
+        }
+        let machines: Vec<String> = ran
+            .iter()
+            .filter_map(|&n| {
+                let (gk, linux) = smp_columns(n);
+                self.measurements.iter().find(|m| m.column == gk || m.column == linux).map(|m| m.machine.clone())
+            })
+            .collect();
+        if !machines.is_empty() {
+            let _ = writeln!(s, "\nMachines: {}.", machines.join("; "));
+        }
+
+        if ran.contains(&2) {
+            let (gk, linux) = smp_columns(2);
+            let _ = writeln!(s, "\n#### Scaling on 2 CPUs: two processes, each pinned to its own CPU\n");
+            let _ = writeln!(
+                s,
+                "Instructions per operation of one process pinned to CPU 0 alone, and of two pinned to CPUs 0 \
+                 and 1 at once (the instructions of both CPUs over the pair's window, per operation of either). \
+                 Throughput together ÷ one alone = 2 × alone ÷ pair (under `-icount` the CPUs take turns, so a \
+                 pair that scales perfectly counts the same instructions per operation as one alone). Target: \
+                 1.8 or more.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| operation | guest kernel alone | guest kernel pair | guest kernel together ÷ alone | Linux 6.1 alone | \
+                 Linux 6.1 pair | Linux 6.1 together ÷ alone | reps (pair) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for (what, title) in SCALING_ROWS {
+                let (alone, pair) = (format!("scale_{what}_alone"), format!("scale_{what}_pair"));
+                let ratio = |c: &str| self.scaling(c, what).map_or("-".to_string(), |r| format!("{r:.2}"));
+                let reps = self.get(&gk, &pair).or(self.get(&linux, &pair)).map_or(0, |m| m.reps);
+                let _ = writeln!(
+                    s,
+                    "| {title} | {} | {} | {} | {} | {} | {} | {reps} |",
+                    self.cell(&gk, &alone),
+                    self.cell(&gk, &pair),
+                    ratio(&gk),
+                    self.cell(&linux, &alone),
+                    self.cell(&linux, &pair),
+                    ratio(&linux)
+                );
+            }
+        }
+
+        let _ = writeln!(s, "\n#### Targets\n");
+        let _ = writeln!(
+            s,
+            "Every row at or below Linux 6.1 at the same CPU count (guest kernel ÷ Linux ≤ 1.00; a row that did not \
+             finish misses it), and on 2 CPUs a scaling ratio of 1.8 or more.\n"
+        );
+        for n in std::iter::once(1).chain(ran.iter().copied()) {
+            let (gk, linux) = if n == 1 { ("guest-kernel".to_string(), "linux".to_string()) } else { smp_columns(n) };
+            let mut missed: Vec<&str> = KERNEL_ROWS
+                .iter()
+                .filter(|(id, _)| self.target_missed(&gk, &linux, id) == Some(true))
+                .map(|(_, what)| *what)
+                .collect();
+            if n == 2 {
+                for (what, title) in SCALING_ROWS {
+                    let unfinished =
+                        ["alone", "pair"].iter().any(|k| self.unfinished(&gk, &format!("scale_{what}_{k}")).is_some());
+                    if self.scaling(&gk, what).is_some_and(|r| r < 1.8) || unfinished {
+                        missed.push(title);
+                    }
+                }
+            }
+            let measured = KERNEL_ROWS.iter().any(|(id, _)| self.target_missed(&gk, &linux, id).is_some());
+            let list = if !measured {
+                "not measured".to_string()
+            } else if missed.is_empty() {
+                "all met".to_string()
+            } else {
+                format!("not yet met: {}", missed.join("; "))
+            };
+            let _ = writeln!(s, "- {n} CPU{}: {list}.", if n == 1 { "" } else { "s" });
         }
     }
 
@@ -310,6 +491,35 @@ impl Report {
                 m.per_op(),
                 json_str(&m.machine)
             );
+        }
+        let _ = write!(s, "\n  ],\n  \"did_not_finish\": [");
+        for (i, (column, id, secs)) in self.unfinished.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}\n    {{\"column\": {}, \"id\": {}, \"seconds\": {secs}}}",
+                if i == 0 { "" } else { "," },
+                json_str(column),
+                json_str(id)
+            );
+        }
+        let _ = write!(s, "\n  ],\n  \"scaling\": [");
+        let mut first = true;
+        for &n in SMP_CPUS {
+            let (gk, linux) = smp_columns(n);
+            for column in [gk, linux] {
+                for (what, _) in SCALING_ROWS {
+                    if let Some(r) = self.scaling(&column, what) {
+                        let _ = write!(
+                            s,
+                            "{}\n    {{\"column\": {}, \"loop\": {}, \"together_over_alone\": {r:.3}}}",
+                            if first { "" } else { "," },
+                            json_str(&column),
+                            json_str(what)
+                        );
+                        first = false;
+                    }
+                }
+            }
         }
         let _ = write!(s, "\n  ],\n  \"boot\": [");
         for (i, b) in self.boots.iter().enumerate() {
@@ -448,6 +658,20 @@ const KERNEL_ROWS: &[(&str, &str)] = &[
     ("cow_page_fault", "copy-on-write fault (child's first write)"),
 ];
 
+/// The CPU counts of the SMP runs beside the 1-CPU table.
+pub const SMP_CPUS: &[usize] = &[2, 4];
+
+/// The report's columns (runs) of the guest kernel and of Linux on `n` CPUs.
+pub fn smp_columns(n: usize) -> (String, String) {
+    (format!("guest-kernel-smp{n}"), format!("linux-smp{n}"))
+}
+
+/// Scaling loops (`scale_<loop>_alone`, `scale_<loop>_pair`), in table order.
+const SCALING_ROWS: &[(&str, &str)] = &[
+    ("fork", "scaling: `fork` + `exit` + `wait4` in a loop (per fork)"),
+    ("fault", "scaling: anonymous page faults in a loop (per page, with each 64-page round's `mmap` and `munmap`)"),
+];
+
 /// `el2-hyp:   VM "x" boot: first line at N, booted at M (counter ticks at F Hz from power-on)`
 fn parse_boot(line: &str, machine: &str) -> Option<Boot> {
     let i = line.find("el2-hyp:   VM \"")?;
@@ -514,6 +738,57 @@ mod tests {
         assert!(json.contains("\"instructions_per_op\": 400.0"), "{json}");
         assert!(json.contains("a \\\"quoted\\\" host"), "{json}");
         assert!(json.contains("\"booted\": null"), "{json}");
+    }
+
+    #[test]
+    fn smp_rows_scaling_and_unfinished_rows() {
+        let mut r = Report::default();
+        let line =
+            |id: &str, reps: u64, ticks: u64| format!("BENCH id={id} reps={reps} ticks={ticks} cntfrq=1000000000\n");
+        r.add_log("guest-kernel", "smp 1", &(line("null_syscall", 10, 3000) + &line("fork_exit_wait", 10, 2_000_000)));
+        r.add_log("linux", "smp 1", &(line("null_syscall", 10, 4000) + &line("fork_exit_wait", 10, 1_000_000)));
+        let gk2 = line("null_syscall", 10, 5000)
+            + "BENCH-PLAN ids=null_syscall,fork_exit_wait\nBENCH-DNF id=fork_exit_wait seconds=42\n"
+            + &line("scale_fork_alone", 10, 1_000_000)
+            + &line("scale_fork_pair", 20, 4_000_000)
+            + &line("scale_fault_alone", 128, 128_000)
+            + &line("scale_fault_pair", 256, 256_000);
+        r.add_log("guest-kernel-smp2", "smp 2", &gk2);
+        r.add_log(
+            "linux-smp2",
+            "smp 2",
+            &(line("null_syscall", 10, 4000)
+                + &line("fork_exit_wait", 10, 1_000_000)
+                + &line("scale_fork_alone", 10, 1_000_000)
+                + &line("scale_fork_pair", 20, 2_000_000)),
+        );
+        assert_eq!(r.unfinished("guest-kernel-smp2", "fork_exit_wait"), Some(42));
+        assert_eq!(r.scaling("guest-kernel-smp2", "fork"), Some(1.0));
+        assert_eq!(r.scaling("guest-kernel-smp2", "fault"), Some(2.0));
+        assert_eq!(r.scaling("linux-smp2", "fork"), Some(2.0));
+        assert_eq!(r.scaling("linux-smp2", "fault"), None);
+        let md = r.markdown("d", "h");
+        assert!(md.contains("#### Guest kernel and Linux on 2 CPUs"), "{md}");
+        assert!(
+            md.contains("| `fork` + `exit` + `wait4` | did not finish (42 s) | 100000 | - | 10 |"),
+            "an unfinished row is named, not left blank:\n{md}"
+        );
+        assert!(md.contains("| null syscall (`getppid`) | 500 | 400 | 1.25 | 10 |"), "{md}");
+        assert!(md.contains("| 100000 | 200000 | 1.00 | 100000 | 100000 | 2.00 | 20 |"), "{md}");
+        assert!(md.contains("- 1 CPU: not yet met: `fork` + `exit` + `wait4`.\n"), "{md}");
+        assert!(
+            md.contains(
+                "- 2 CPUs: not yet met: null syscall (`getppid`); `fork` + `exit` + `wait4`; scaling: `fork` + `exit` + `wait4` in a loop (per fork).\n"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("4 CPUs"), "no 4-CPU columns without a 4-CPU run:\n{md}");
+        let json = r.json("d", "h");
+        assert!(
+            json.contains("{\"column\": \"guest-kernel-smp2\", \"id\": \"fork_exit_wait\", \"seconds\": 42}"),
+            "{json}"
+        );
+        assert!(json.contains("\"loop\": \"fault\", \"together_over_alone\": 2.000"), "{json}");
     }
 
     /// What criterion 0.8 writes (one line; abridged numbers).

@@ -5,6 +5,8 @@
 //! - [`bench`]: turns the `BENCH` lines of the benchmark runs into one
 //!   markdown table and a JSON file;
 //! - [`doclinks`]: checks the docs' links into the code (`doc-links`);
+//! - [`profile`]: maps the PCs QEMU's monitor sampled to the guest kernel's
+//!   functions (`scripts/profile`);
 //! - [`svg`]: draws a decoded trace as an SVG timeline and bar chart.
 //!
 //! Instruction counts: under QEMU `-icount shift=0` one nanosecond of
@@ -14,6 +16,7 @@
 
 pub mod bench;
 pub mod doclinks;
+pub mod profile;
 pub mod svg;
 pub mod trace;
 

@@ -1,6 +1,7 @@
 //! Benchmarks and exit tracing (issue 8). Benchmarks are not tests: this
-//! runs each of them once with few repetitions (`scripts/bench --quick`),
-//! so that none can rot, and checks that every row got a number and that
+//! runs each of them once with few repetitions (`scripts/bench --quick`,
+//! on 1, 2 and 4 CPUs), so that none can rot, and checks that every row
+//! got a number (no speed targets: those are for the bench) and that
 //! the numbers keep the order the code paths they measure impose (counted
 //! instructions, exact under `-icount`: no wall-clock thresholds). The
 //! exit trace is checked against the hypervisor's own exit statistics.
@@ -39,10 +40,23 @@ fn every_benchmark_runs_once_and_reports_a_number() {
         }
     }
     assert!(md.contains("| all guests up |"), "{md}");
+    // The runs on 2 and 4 CPUs (bounded: a row that ran out of time is
+    // "did not finish", which the cell check above already refuses) and
+    // the scaling rows, on both kernels.
+    assert!(md.contains("#### Guest kernel and Linux on 2 and 4 CPUs"), "{md}");
+    assert!(md.contains("#### Scaling on 2 CPUs"), "{md}");
+    assert!(!md.contains("| did not finish ("), "a row ran out of time:\n{md}");
     let json = std::fs::read_to_string(dir.join("bench.json")).expect("bench.json");
-    // Seven kernel rows in three columns, seven hypervisor rows.
-    assert!(json.matches("\"instructions_per_op\"").count() >= 7 * 3 + 7, "{json}");
+    // Seven kernel rows in three columns and in four more (2 and 4 CPUs),
+    // seven hypervisor rows, four scaling rows in two columns.
+    assert!(json.matches("\"instructions_per_op\"").count() >= 7 * 7 + 7 + 4 * 2, "{json}");
     assert!(json.contains("\"id\": \"futex_switch\""), "{json}");
+    for column in ["guest-kernel-smp2", "linux-smp2"] {
+        for what in ["fork", "fault"] {
+            let entry = format!("{{\"column\": \"{column}\", \"loop\": \"{what}\", \"together_over_alone\": ");
+            assert!(json.contains(&entry), "no scaling ratio of {what} in {column}:\n{json}");
+        }
+    }
     check_orders(&json);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -107,16 +121,13 @@ fn check_orders(json: &str) {
     }
     // Under the hypervisor the same kernel runs the same code plus whatever
     // exits it takes: never fewer instructions (5 % for the quick run's
-    // amortized timer ticks).
-    for id in [
-        "null_syscall",
-        "sched_yield_switch",
-        "futex_switch",
-        "fork_exit_wait",
-        "fork_execve_exit",
-        "anon_page_fault",
-        "cow_page_fault",
-    ] {
+    // amortized timer ticks). Not the fork rows: copying and tearing down
+    // an address space costs more the more RAM the kernel manages and
+    // depends on where it sits (natively, fork_exit_wait measured 90 k
+    // instructions at 64 MiB, 100 k at 128 MiB, 101 k at 256 MiB; in a
+    // 256 MiB VM 96 k), so the 64 MiB VM and the 256 MiB native machine do
+    // not run the same code there.
+    for id in ["null_syscall", "sched_yield_switch", "futex_switch", "anon_page_fault", "cow_page_fault"] {
         let (native, el2) = (get("guest-kernel", id), get("guest-kernel-el2", id));
         assert!(el2 >= 0.95 * native, "{id}: {el2} instructions under the hypervisor, {native} natively\n{json}");
     }

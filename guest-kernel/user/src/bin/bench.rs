@@ -12,17 +12,25 @@
 //! ```
 //!
 //! which `scripts/bench` turns into instructions per operation
-//! (`ticks * 1e9 / cntfrq / reps`). Arguments: `quick` (few repetitions,
-//! for the test suite), `exit` (exit at once: the child image of the
-//! fork+execve benchmark). When done it powers the machine off with
-//! `reboot(2)`. What each benchmark's path through the kernel is:
-//! docs/benchmarks.md.
+//! (`ticks * 1e9 / cntfrq / reps`). First it prints the rows it will run
+//! (`BENCH-PLAN ids=ID,ID,...`), so that the harness can tell which row a
+//! run stopped by its time bound was in. Arguments, in any order: `quick` (few repetitions,
+//! for the test suite), `smoke` (a fifth of those: the test suite's runs
+//! on several CPUs), `fifths=N` (N fifths of quick's: `scripts/profile`
+//! runs one benchmark long enough to sample), `skip=ID,ID,...` (leave those benchmarks out: the
+//! harness restarts a run after the row that did not finish), `only=ID,...`
+//! (just those: `scripts/profile`), `exit` (as
+//! the first argument: exit at once, the child image of the fork+execve
+//! benchmark). With two CPUs or more it also runs the scaling benchmarks
+//! (`scale_*`: processes pinned one per CPU with `sched_setaffinity`). When
+//! done it powers the machine off with `reboot(2)`. What each benchmark's
+//! path through the kernel is: docs/benchmarks.md.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use guest_user::println;
 use guest_user::sys::{self, cntvct};
+use guest_user::{print, println};
 
 const PAGE: usize = 4096;
 const PROT_RW: usize = 0x1 | 0x2;
@@ -35,6 +43,37 @@ const FAULT_PAGES: usize = 64;
 
 fn report(id: &str, reps: u64, ticks: u64) {
     println!("BENCH id={id} reps={reps} ticks={ticks} cntfrq={}", sys::cntfrq());
+}
+
+/// Every benchmark, in the order they run (`scale_*` only with two CPUs
+/// or more).
+const IDS: &[&str] = &[
+    "null_syscall",
+    "sched_yield_switch",
+    "futex_switch",
+    "fork_exit_wait",
+    "fork_execve_exit",
+    "anon_page_fault",
+    "cow_page_fault",
+    "scale_fork_alone",
+    "scale_fork_pair",
+    "scale_fault_alone",
+    "scale_fault_pair",
+];
+
+/// Which benchmarks this run leaves out (`skip=ID,ID,...`) or runs alone
+/// (`only=ID,ID,...`).
+struct Select<'a> {
+    skip: &'a [u8],
+    only: Option<&'a [u8]>,
+}
+
+impl Select<'_> {
+    /// Whether benchmark `id` runs.
+    fn run(&self, id: &str) -> bool {
+        let listed = |list: &[u8]| list.split(|&c| c == b',').any(|s| s == id.as_bytes());
+        !listed(self.skip) && self.only.is_none_or(listed)
+    }
 }
 
 /// Runs `op` `reps` times after `reps / 10` warm-up runs; reports the ticks.
@@ -62,43 +101,197 @@ fn arg(argv: *const *const u8, i: usize) -> &'static [u8] {
     }
 }
 
+/// A decimal number.
+fn parse(digits: &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for &d in digits {
+        n = n.checked_mul(10)?.checked_add(u64::from(d.checked_sub(b'0').filter(|d| *d < 10)?))?;
+    }
+    (!digits.is_empty()).then_some(n)
+}
+
 fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
     let first = if argc > 1 { arg(argv, 1) } else { b"" };
     if first == b"exit" {
         return 0;
     }
-    let scale = if first == b"quick" { 1 } else { 20 };
-    println!("bench: pid {}, counter at {} Hz, {} repetitions", sys::getpid(), sys::cntfrq(), scale);
+    let (mut quick, mut smoke, mut fifths) = (false, false, None);
+    let mut select = Select { skip: b"", only: None };
+    for i in 1..argc {
+        match arg(argv, i) {
+            b"quick" => quick = true,
+            b"smoke" => smoke = true,
+            a if a.starts_with(b"fifths=") => fifths = parse(&a[7..]),
+            a if a.starts_with(b"skip=") => select.skip = &a[5..],
+            a if a.starts_with(b"only=") => select.only = Some(&a[5..]),
+            _ => {}
+        }
+    }
+    // Repetitions in fifths of the quick run's: `smoke` a fifth (at least
+    // one), `quick` 1×, the full run 20×.
+    let fifths = fifths.unwrap_or(if smoke {
+        1
+    } else if quick {
+        5
+    } else {
+        100
+    });
+    let reps = |n: u64| (n * fifths / 5).max(1);
+    // The CPUs init may run on (all online CPUs, on Linux as here); the raw
+    // sched_getaffinity returns the size of the mask it wrote.
+    let (r, mask) = sys::sched_getaffinity(0);
+    let cpus = if r > 0 { mask.count_ones() } else { 1 };
+    println!(
+        "bench: pid {}, counter at {} Hz, {} fork repetitions, {cpus} CPUs",
+        sys::getpid(),
+        sys::cntfrq(),
+        reps(10)
+    );
+
+    // The rows this run will report, in order, for the harness: a row
+    // that runs out of its time bound is the first of these without a
+    // BENCH line. Printed once here rather than before each row, since
+    // console output the kernel is still sending when a row starts would
+    // be counted in that row.
+    print!("BENCH-PLAN ids=");
+    let mut sep = "";
+    for id in IDS.iter().filter(|id| select.run(id) && (cpus >= 2 || !id.starts_with("scale_"))) {
+        print!("{sep}{id}");
+        sep = ",";
+    }
+    println!();
 
     // Everything on CPU 0, so the context-switch pair really alternates.
-    sys::sched_setaffinity(0, 1);
+    pin(0);
 
-    time("null_syscall", 500 * scale, || {
-        sys::getppid();
-    });
-    yield_pair(100 * scale);
-    futex_pair(100 * scale);
-    time("fork_exit_wait", 10 * scale, || {
-        let pid = sys::fork();
-        if pid == 0 {
-            sys::exit_group(0);
+    if select.run("null_syscall") {
+        time("null_syscall", reps(500), || {
+            sys::getppid();
+        });
+    }
+    if select.run("sched_yield_switch") {
+        yield_pair(reps(100));
+    }
+    if select.run("futex_switch") {
+        futex_pair(reps(100));
+    }
+    if select.run("fork_exit_wait") {
+        time("fork_exit_wait", reps(10), fork_exit_wait);
+    }
+    if select.run("fork_execve_exit") {
+        time("fork_execve_exit", reps(5), || {
+            let pid = sys::fork();
+            if pid == 0 {
+                let argv = [c"bench".as_ptr().cast(), c"exit".as_ptr().cast(), core::ptr::null()];
+                sys::execve(b"/bin/bench\0", &argv);
+                sys::exit_group(127);
+            }
+            sys::wait4(pid, 0);
+        });
+    }
+    if select.run("anon_page_fault") {
+        anon_fault(reps(1));
+    }
+    if select.run("cow_page_fault") {
+        cow_fault(reps(FAULT_PAGES as u64) as usize);
+    }
+    if cpus >= 2 {
+        // Scaling: the same loop in one process pinned to CPU 0, then in
+        // two processes pinned to CPUs 0 and 1 at once.
+        for (n, id) in [(1, "scale_fork_alone"), (2, "scale_fork_pair")] {
+            if select.run(id) {
+                pinned_workers(id, n, reps(10), 1, fork_exit_wait);
+            }
         }
-        sys::wait4(pid, 0);
-    });
-    time("fork_execve_exit", 5 * scale, || {
-        let pid = sys::fork();
-        if pid == 0 {
-            let argv = [c"bench".as_ptr().cast(), c"exit".as_ptr().cast(), core::ptr::null()];
-            sys::execve(b"/bin/bench\0", &argv);
-            sys::exit_group(127);
+        for (n, id) in [(1, "scale_fault_alone"), (2, "scale_fault_pair")] {
+            if select.run(id) {
+                pinned_workers(id, n, reps(2), FAULT_PAGES as u64, fault_round);
+            }
         }
-        sys::wait4(pid, 0);
-    });
-    anon_fault(scale);
-    cow_fault(scale);
+    }
     println!("bench: done");
     sys::power_off();
     0
+}
+
+/// Pins the calling process to CPU `cpu` (`sched_setaffinity`); exits 1 if
+/// the kernel refuses.
+fn pin(cpu: usize) {
+    let r = sys::sched_setaffinity(0, 1 << cpu);
+    if r != 0 {
+        println!("bench: sched_setaffinity(0, CPU {cpu}) failed: {r}");
+        sys::exit_group(1);
+    }
+}
+
+/// One `fork`, the child `exit_group`s at once, the parent reaps it.
+fn fork_exit_wait() {
+    let pid = sys::fork();
+    if pid == 0 {
+        sys::exit_group(0);
+    }
+    sys::wait4(pid, 0);
+}
+
+/// Maps [`FAULT_PAGES`] fresh anonymous pages, writes one byte to each
+/// (one demand-zero fault per page) and unmaps them.
+fn fault_round() {
+    let p = map(FAULT_PAGES);
+    touch(p, FAULT_PAGES, 1);
+    sys::munmap(p as usize, FAULT_PAGES * PAGE);
+}
+
+/// The scaling benchmarks: `workers` processes, worker `i` pinned to CPU
+/// `i`, each runs `round` `rounds` times (after `rounds / 10 + 1` warm-up
+/// rounds) once all of them are ready. Each round is `ops` operations.
+/// Reported: all workers' operations over the window from the first
+/// worker's start to the last one's end. Under `-icount` that window counts
+/// the instructions of every CPU, so a pair that scales perfectly reports
+/// the same instructions per operation as one worker alone (the report
+/// turns the two into a throughput ratio: docs/benchmarks.md).
+fn pinned_workers(id: &str, workers: usize, rounds: u64, ops: u64, round: fn()) {
+    let page = sys::mmap(0, PAGE, PROT_RW, MAP_SHARED_ANON, -1, 0);
+    assert!(page > 0, "mmap failed: {page}");
+    // SAFETY: a fresh, page-aligned shared page (so the workers forked
+    // below share it): slot 0 counts the ready workers, slots 1 + 2i and
+    // 2 + 2i hold worker i's start and end.
+    let slots = unsafe { core::slice::from_raw_parts(page as *const AtomicU64, 1 + 2 * workers) };
+    // Written before fork, so that the workers map the same frame (our
+    // kernel gives an untouched shared anonymous page a frame per process).
+    for slot in slots {
+        slot.store(0, Ordering::Relaxed);
+    }
+    let mut pids = [0isize; 2];
+    for (cpu, pid) in pids.iter_mut().enumerate().take(workers) {
+        *pid = sys::fork();
+        assert!(*pid >= 0, "fork failed: {}", *pid);
+        if *pid == 0 {
+            pin(cpu);
+            for _ in 0..rounds / 10 + 1 {
+                round();
+            }
+            slots[0].fetch_add(1, Ordering::AcqRel);
+            while slots[0].load(Ordering::Acquire) < workers as u64 {
+                sys::sched_yield();
+            }
+            let t0 = cntvct();
+            for _ in 0..rounds {
+                round();
+            }
+            let t1 = cntvct();
+            slots[1 + 2 * cpu].store(t0, Ordering::Relaxed);
+            slots[2 + 2 * cpu].store(t1, Ordering::Release);
+            sys::exit_group(0);
+        }
+    }
+    for &pid in &pids[..workers] {
+        let (r, status) = sys::wait4(pid, 0);
+        assert!(r == pid && status == 0, "worker {pid}: wait4 {r}, status {status:#x}");
+    }
+    let start = (0..workers).map(|i| slots[1 + 2 * i].load(Ordering::Acquire)).min().unwrap_or(0);
+    let end = (0..workers).map(|i| slots[2 + 2 * i].load(Ordering::Acquire)).max().unwrap_or(0);
+    report(id, workers as u64 * rounds * ops, end - start);
+    sys::munmap(page as usize, PAGE);
 }
 
 /// Two tasks pinned to one CPU call `sched_yield` in turn: once they
@@ -229,8 +422,7 @@ fn touch(p: *mut u8, pages: usize, value: u8) -> u64 {
 
 /// First write to each page of a fresh anonymous mapping: one demand-zero
 /// page fault per page.
-fn anon_fault(scale: u64) {
-    let rounds = scale;
+fn anon_fault(rounds: u64) {
     let mut ticks = 0;
     for _ in 0..rounds {
         let p = map(FAULT_PAGES);
@@ -242,8 +434,7 @@ fn anon_fault(scale: u64) {
 
 /// A child's first write to each page it shares with its parent after
 /// fork: one copy-on-write fault per page. The child times and reports.
-fn cow_fault(scale: u64) {
-    let pages = FAULT_PAGES * scale as usize;
+fn cow_fault(pages: usize) {
     let p = map(pages);
     touch(p, pages, 1);
     let child = sys::fork();
