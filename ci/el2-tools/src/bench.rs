@@ -164,6 +164,31 @@ impl Report {
         }
     }
 
+    /// Per guest-kernel row (its short id and description): ours ÷ Linux on
+    /// 1 CPU and on each of [`SMP_CPUS`], where both finished; `did not
+    /// finish` rows of ours are `Some(f64::INFINITY)` when Linux finished.
+    /// What `bench-report --svg` draws.
+    pub fn kernel_ratios(&self) -> Vec<(&'static str, Vec<(usize, Option<f64>)>)> {
+        KERNEL_ROWS
+            .iter()
+            .map(|&(id, _)| {
+                let per_cpus = core::iter::once(1)
+                    .chain(SMP_CPUS.iter().copied())
+                    .map(|n| {
+                        let (gk, linux) =
+                            if n == 1 { ("guest-kernel".to_string(), "linux".to_string()) } else { smp_columns(n) };
+                        let r = self.ratio(&gk, &linux, id).or_else(|| {
+                            (self.unfinished(&gk, id).is_some() && self.get(&linux, id).is_some())
+                                .then_some(f64::INFINITY)
+                        });
+                        (n, r)
+                    })
+                    .collect();
+                (id, per_cpus)
+            })
+            .collect()
+    }
+
     /// Whether the guest kernel in column `gk` is not yet at or below Linux
     /// in `linux` for `id`: above it, or did not finish where Linux did.
     /// `None` when the pair was not run.

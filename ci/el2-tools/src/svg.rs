@@ -1,8 +1,13 @@
-//! Pictures of a decoded trace (`el2-trace --svg FILE`, which
-//! `scripts/trace` writes to build/trace.svg): the world switches as a
-//! timeline, one lane per physical CPU and one colour per VM, above a bar
-//! chart of the exits per reason with their mean duration. Drawn with
-//! `plotters`' SVG backend (text is SVG text: no fonts needed).
+//! Pictures, drawn with `plotters`' SVG backend (text is SVG text: no
+//! fonts needed):
+//!
+//! - [`trace_svg`] (`el2-trace --svg FILE`; `scripts/trace` writes
+//!   build/trace.svg): the world switches as a timeline, one lane per
+//!   physical CPU and one colour per VM, above a bar chart of the exits per
+//!   reason with their mean duration;
+//! - [`bench_svg`] (`bench-report --svg FILE`; `scripts/bench` writes
+//!   bench.svg beside bench.md): the guest kernel ÷ Linux for each
+//!   `/bin/bench` row on 1, 2 and 4 CPUs, on a log scale around 1.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +15,7 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::bench::Report;
 use crate::trace::Trace;
 
 /// The picture of `t` as an SVG document.
@@ -138,6 +144,101 @@ pub fn trace_svg(t: &Trace) -> Result<String, String> {
     Ok(out)
 }
 
+/// The guest kernel beside Linux: one group of bars per `/bin/bench` row,
+/// one bar per CPU count, the height ours ÷ Linux on a log scale (below 1:
+/// fewer instructions than Linux). A row of ours that did not finish where
+/// Linux did is drawn to the top and labelled so.
+pub fn bench_svg(r: &Report) -> Result<String, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let rows = r.kernel_ratios();
+    if rows.iter().all(|(_, v)| v.iter().all(|(_, x)| x.is_none())) {
+        return Err("no row measured on both kernels".into());
+    }
+    let top = 1000.0f64;
+    let bottom = 0.1f64;
+    let cpus: Vec<usize> = rows.first().map(|(_, v)| v.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+    let groups = rows.len();
+    let per = cpus.len().max(1);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (1200, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Guest kernel ÷ Linux 6.1, instructions per operation (below 1: fewer than Linux)",
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..groups as f64, (bottom..top).log_scale())
+            .map_err(|e| err(&e))?;
+        let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 0.01 {
+                    ids.get(i).copied().unwrap_or("").to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("ours ÷ Linux (log scale)")
+            .y_label_formatter(&|y| format!("{y}"))
+            .draw()
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new([(0.0, 1.0), (groups as f64, 1.0)], BLACK.stroke_width(2))))
+            .map_err(|e| err(&e))?
+            .label("Linux = 1")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+        for (k, &n) in cpus.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            let width = 0.8 / per as f64;
+            let bar = |g: usize| {
+                let x0 = g as f64 + 0.1 + k as f64 * width;
+                (x0, x0 + width * 0.9)
+            };
+            let bars: Vec<(usize, f64)> = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(g, (_, v))| v.get(k).and_then(|(_, r)| *r).map(|r| (g, r.clamp(bottom, top))))
+                .collect();
+            chart
+                .draw_series(bars.iter().map(|&(g, r)| {
+                    let (x0, x1) = bar(g);
+                    Rectangle::new([(x0, bottom), (x1, r)], colour.filled())
+                }))
+                .map_err(|e| err(&e))?
+                .label(format!("{n} CPU{}", if n == 1 { "" } else { "s" }))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+            chart
+                .draw_series(bars.iter().map(|&(g, r)| {
+                    let (x0, x1) = bar(g);
+                    let label = if r >= top { "DNF".to_string() } else { format!("{r:.2}") };
+                    Text::new(
+                        label,
+                        ((x0 + x1) / 2.0, (r * 1.15).min(top)),
+                        TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    )
+                }))
+                .map_err(|e| err(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +269,22 @@ mod tests {
         // 40 exits, 2 legend swatches and 2 bars at least.
         assert!(svg.matches("<rect").count() >= 44, "{} rects", svg.matches("<rect").count());
         assert!(trace_svg(&Trace::default()).is_err());
+    }
+
+    #[test]
+    fn the_bench_chart_has_a_bar_per_row_and_cpu_count_and_names_what_did_not_finish() {
+        let mut r = Report::default();
+        let log = |ids: &[(&str, u64)]| {
+            ids.iter().map(|(id, t)| format!("BENCH id={id} reps=10 ticks={t} cntfrq=1000000000\n")).collect::<String>()
+        };
+        r.add_log("guest-kernel", "m", &log(&[("null_syscall", 3500), ("fork_exit_wait", 1_200_000)]));
+        r.add_log("linux", "m", &log(&[("null_syscall", 5000), ("fork_exit_wait", 1_000_000)]));
+        r.add_log("linux-smp2", "m", &log(&[("fork_exit_wait", 1_100_000)]));
+        r.add_log("guest-kernel-smp2", "m", "BENCH-DNF id=fork_exit_wait seconds=30\n");
+        let svg = bench_svg(&r).unwrap();
+        for text in ["null_syscall", "fork_exit_wait", "0.70", "1.20", "DNF", "1 CPU", "2 CPUs", "Linux = 1"] {
+            assert!(svg.lines().any(|l| l.trim() == text), "no text {text:?} in the chart:\n{svg}");
+        }
+        assert!(bench_svg(&Report::default()).is_err());
     }
 }

@@ -1,15 +1,16 @@
-//! `bench-report --date D --host H --json OUT [--run COLUMN MACHINE LOG]...
+//! `bench-report --date D --host H --json OUT [--svg OUT] [--run COLUMN MACHINE LOG]...
 //! [--criterion DIR [--host-clock wall|thread] [--host-load TEXT]]`: reads
 //! the console logs of the benchmark runs, and with `--criterion` the host
 //! micro-benchmarks' estimates under `DIR` (criterion's output directory,
 //! measured with that clock; TEXT says how loaded the host was), and prints
-//! the markdown table (and writes the JSON file). Used by `scripts/bench`.
+//! the markdown table (and writes the JSON file, and with `--svg` the chart
+//! of `el2_tools::svg::bench_svg`). Used by `scripts/bench`.
 
 use el2_tools::bench::{HostClock, Report};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut date, mut host, mut json) = (String::new(), String::new(), None);
+    let (mut date, mut host, mut json, mut svg) = (String::new(), String::new(), None, None);
     let (mut runs, mut criterion) = (0, None);
     let mut report = Report::default();
     let mut i = 0;
@@ -34,6 +35,11 @@ fn main() {
             "--json" => {
                 need(1);
                 json = Some(args[i + 1].clone());
+                i += 2;
+            }
+            "--svg" => {
+                need(1);
+                svg = Some(args[i + 1].clone());
                 i += 2;
             }
             "--run" => {
@@ -87,6 +93,15 @@ fn main() {
     print!("{}", report.markdown(&date, &host));
     if let Some(path) = json
         && let Err(e) = std::fs::write(&path, report.json(&date, &host))
+    {
+        eprintln!("bench-report: cannot write {path}: {e}");
+        std::process::exit(2);
+    }
+    // The chart, when both kernels measured something (not for a
+    // host-only run).
+    if let Some(path) = svg
+        && let Ok(picture) = el2_tools::svg::bench_svg(&report)
+        && let Err(e) = std::fs::write(&path, picture)
     {
         eprintln!("bench-report: cannot write {path}: {e}");
         std::process::exit(2);
