@@ -53,6 +53,9 @@ pub struct HostResult {
     pub upper_ns: f64,
 }
 
+/// Ours ÷ Linux on a number of CPUs, if both measured it.
+pub type RatioAt = (usize, Option<f64>);
+
 /// Everything gathered from the runs.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -168,7 +171,7 @@ impl Report {
     /// 1 CPU and on each of [`SMP_CPUS`], where both finished; `did not
     /// finish` rows of ours are `Some(f64::INFINITY)` when Linux finished.
     /// What `bench-report --svg` draws.
-    pub fn kernel_ratios(&self) -> Vec<(&'static str, Vec<(usize, Option<f64>)>)> {
+    pub fn kernel_ratios(&self) -> Vec<(&'static str, Vec<RatioAt>)> {
         KERNEL_ROWS
             .iter()
             .map(|&(id, _)| {
