@@ -705,14 +705,23 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         format_args!("{r} {w} {st:#x}"),
     );
 
-    // nanosleep and clock_gettime.
-    let t0 = sys::clock_ns();
-    let r = sys::sleep_ms(50);
-    let dt = sys::clock_ns() - t0;
+    // nanosleep and clock_gettime. Every sleep lasts at least the time
+    // asked. A loaded host (or a hypervisor that deschedules this vCPU) can
+    // stretch any one sleep by seconds, so the upper bound is on the
+    // shortest of five: a kernel whose timer never wakes the sleeper (it
+    // wakes only on some later interrupt) stretches all of them.
+    let mut slept = [0u64; 5];
+    let mut rets = 0;
+    for d in slept.iter_mut() {
+        let t0 = sys::clock_ns();
+        rets |= sys::sleep_ms(50);
+        *d = sys::clock_ns() - t0;
+    }
+    let shortest = slept.iter().copied().min().unwrap_or(0);
     s.check(
-        "nanosleep 50 ms sleeps 50 ms..2 s (at least the time asked; more only by what a loaded host adds)",
-        r == 0 && (50_000_000..2_050_000_000).contains(&dt),
-        format_args!("r {r} slept {} us", dt / 1000),
+        "nanosleep 50 ms sleeps at least 50 ms, and the shortest of five at most 2 s",
+        rets == 0 && shortest >= 50_000_000 && shortest < 2_050_000_000,
+        format_args!("r {rets} slept {:?} us", slept.map(|d| d / 1000)),
     );
 
     // sched_yield: we and a peer are SCHED_FIFO at one priority on one CPU.
