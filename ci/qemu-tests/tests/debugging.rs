@@ -41,6 +41,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
           hbreak guest_kernel::arch::aarch64::syscall::dispatch\n\
           continue\n\
           bt\n\
+          p/x f.elr\n\
           kill\n",
     );
     let mut gdb = Command::new(root().join("scripts/gdb"));
@@ -80,8 +81,13 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
     }
     let after = gf.iter().position(|l| l.contains("trap_entry")).unwrap() + 1;
     let user = gf.get(after).unwrap_or_else(|| panic!("guest bt stops at trap_entry:\n{out}"));
-    let pc = user.split_whitespace().nth(1).and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    // That frame's pc is the one the exception saved in the TrapFrame (gdb
+    // took the user's x30 for it before trap_entry had CFI).
+    let hex = |a: &str| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok();
+    let pc = user.split_whitespace().nth(1).and_then(hex);
+    let elr = gk.iter().find_map(|l| l.strip_prefix("$1 = ")).and_then(hex);
     assert!(pc.is_some_and(|pc| pc != 0 && pc < 1 << 48), "the frame after trap_entry is not an EL0 pc: {user:?}\n{out}");
+    assert_eq!(pc, elr, "the frame after trap_entry is not the TrapFrame's elr:\n{out}");
 
     // gdb's `kill` ended QEMU, so the run ends now.
     let run = qemu.finish(60);
