@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use qemu_tests::{command, root, temp_file, Session};
+use qemu_tests::{Session, command, root, temp_file};
 
 /// A TCP port nobody listens on now (the kernel picks it; it is free again
 /// once the listener is dropped, for QEMU to take).
@@ -19,7 +19,8 @@ fn free_port() -> u16 {
 fn section<'a>(out: &'a str, from: &str) -> Vec<&'a str> {
     let lines: Vec<&str> = out.lines().collect();
     let Some(start) = lines.iter().position(|l| l.contains(from)) else { return Vec::new() };
-    let end = lines[start + 1..].iter().position(|l| l.starts_with("Breakpoint ")).map_or(lines.len(), |i| start + 1 + i);
+    let end =
+        lines[start + 1..].iter().position(|l| l.starts_with("Breakpoint ")).map_or(lines.len(), |i| start + 1 + i);
     lines[start..end].to_vec()
 }
 
@@ -68,7 +69,10 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
     assert!(hf.first().is_some_and(|l| l.contains("exit::hypercall")), "hypervisor bt:\n{out}");
     assert!(hf.iter().any(|l| l.contains("exit::handle_sync")), "hypervisor bt lacks handle_sync:\n{out}");
     assert!(hf.iter().any(|l| l.contains("hyp_main")), "hypervisor bt lacks hyp_main:\n{out}");
-    assert!(hf.last().is_some_and(|l| l.contains(" in common_setup ()")), "hypervisor bt does not end at the entry:\n{out}");
+    assert!(
+        hf.last().is_some_and(|l| l.contains(" in common_setup ()")),
+        "hypervisor bt does not end at the entry:\n{out}"
+    );
     assert!(hf.len() < 20, "hypervisor bt too long:\n{out}");
 
     // The guest kernel: dispatch <- el0_sync (handle_exception is inlined
@@ -86,7 +90,10 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
     let hex = |a: &str| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok();
     let pc = user.split_whitespace().nth(1).and_then(hex);
     let elr = gk.iter().find_map(|l| l.strip_prefix("$1 = ")).and_then(hex);
-    assert!(pc.is_some_and(|pc| pc != 0 && pc < 1 << 48), "the frame after trap_entry is not an EL0 pc: {user:?}\n{out}");
+    assert!(
+        pc.is_some_and(|pc| pc != 0 && pc < 1 << 48),
+        "the frame after trap_entry is not an EL0 pc: {user:?}\n{out}"
+    );
     assert_eq!(pc, elr, "the frame after trap_entry is not the TrapFrame's elr:\n{out}");
 
     // gdb's `kill` ended QEMU, so the run ends now.
