@@ -71,8 +71,7 @@ pub fn symbol(text: &str) -> Option<String> {
 }
 
 fn looks_like_file(s: &str) -> bool {
-    s.contains('/')
-        || [".rs", ".S", ".md", ".toml", ".ld", ".sh", ".dts", ".json"].iter().any(|e| s.ends_with(e))
+    s.contains('/') || [".rs", ".S", ".md", ".toml", ".ld", ".sh", ".dts", ".json"].iter().any(|e| s.ends_with(e))
 }
 
 /// A line anchor `#L12` or `#L12-L20`: the first line.
@@ -157,7 +156,8 @@ pub fn check_file(md: &Path) -> Vec<Problem> {
             && !lines[n - 1].contains(&sym)
         {
             let better = definition(&source, &sym);
-            let hint = better.map_or_else(|| format!("{sym} is not defined in {path}"), |b| format!("it is at line {b}"));
+            let hint =
+                better.map_or_else(|| format!("{sym} is not defined in {path}"), |b| format!("it is at line {b}"));
             out.push(problem(format!("line {n} of {path} does not mention {sym}: {hint}"), better));
         }
     }
@@ -233,7 +233,8 @@ mod tests {
 
     #[test]
     fn definitions_of_functions_types_and_asm_labels() {
-        let src = "use x;\n\npub fn run_cpu(c: usize) {\n}\nstruct Vm {}\ntrap_entry:\n    pub(crate) unsafe fn f() {}\n";
+        let src =
+            "use x;\n\npub fn run_cpu(c: usize) {\n}\nstruct Vm {}\ntrap_entry:\n    pub(crate) unsafe fn f() {}\n";
         assert_eq!(definition(src, "run_cpu"), Some(3));
         assert_eq!(definition(src, "Vm"), Some(5));
         assert_eq!(definition(src, "trap_entry"), Some(6));
