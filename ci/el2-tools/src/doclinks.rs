@@ -39,16 +39,16 @@ pub fn links(md: &str) -> Vec<Link> {
         while let Some(open) = line[k..].find('[').map(|o| o + k) {
             // The matching `]` (link texts here do not nest brackets).
             let Some(close) = line[open + 1..].find(']').map(|c| c + open + 1) else { break };
-            if b.get(close + 1) == Some(&b'(') {
-                if let Some(end) = line[close + 2..].find(')').map(|e| e + close + 2) {
-                    out.push(Link {
-                        line: i + 1,
-                        text: line[open + 1..close].to_string(),
-                        target: line[close + 2..end].trim().to_string(),
-                    });
-                    k = end + 1;
-                    continue;
-                }
+            if b.get(close + 1) == Some(&b'(')
+                && let Some(end) = line[close + 2..].find(')').map(|e| e + close + 2)
+            {
+                out.push(Link {
+                    line: i + 1,
+                    text: line[open + 1..close].to_string(),
+                    target: line[close + 2..end].trim().to_string(),
+                });
+                k = end + 1;
+                continue;
             }
             k = open + 1;
         }
@@ -187,7 +187,7 @@ pub fn fix(problems: &[Problem]) -> std::io::Result<usize> {
         for p in problems.iter().filter(|p| &p.md == md) {
             let Some(better) = p.better_line else { continue };
             let (path, anchor) = p.link.target.split_once('#').unwrap_or((&p.link.target, ""));
-            let end = anchor.split_once('-').map(|(a, b)| (a, b));
+            let end = anchor.split_once('-');
             let new_anchor = match end {
                 Some((a, b)) => {
                     let (a, b) = (line_anchor(a).unwrap_or(0), line_anchor(b).unwrap_or(0));
