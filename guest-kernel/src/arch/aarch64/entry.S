@@ -9,7 +9,11 @@
  * the instruction that turns the MMU on) and high in TTBR1.
  *
  * Boot protocol (booting.rst): x0 = DTB physical address, MMU off, EL1.
+ *
+ * Call frame information (.cfi_*, .debug_frame): the boot paths are the
+ * outermost frames (x30 undefined), so gdb's backtraces end there.
  */
+
 
 .equ PAGE_OFFSET_HI, 0xffff         /* PAGE_OFFSET = 0xffff << 48 */
 .equ BLOCK_ATTRS, 0x705             /* valid block, AttrIndx 1, inner shareable, AF */
@@ -33,6 +37,8 @@
 .section .text.head, "ax"
 .global _start
 _start:
+    .cfi_startproc
+    .cfi_undefined x30
     b       primary_entry           /* code0 */
     .long   0                       /* code1 */
     .quad   0                       /* text_offset */
@@ -43,9 +49,12 @@ _start:
     .quad   0
     .ascii  "ARM\x64"
     .long   0
+    .cfi_endproc
 
 .text
 primary_entry:
+    .cfi_startproc
+    .cfi_undefined x30
     mov     x19, x0                 /* DTB */
     adr_l   x20, __image_start      /* load address (physical) */
 
@@ -106,9 +115,11 @@ high_entry:
     bl      kernel_main
 3:  wfe
     b       3b
+    .cfi_endproc
 
 /* apply_relocations(x0 = load address, x1 = value added to each addend). */
 apply_relocations:
+    .cfi_startproc
     adr_l   x2, __rela_start
     adr_l   x3, __rela_end
 1:  cmp     x2, x3
@@ -123,6 +134,7 @@ apply_relocations:
 2:  wfe
     b       2b
 3:  ret
+    .cfi_endproc
 
 /*
  * secondary_entry: where PSCI CPU_ON starts a secondary CPU (x0 = context
@@ -134,6 +146,8 @@ apply_relocations:
 .text
 .global secondary_entry
 secondary_entry:
+    .cfi_startproc
+    .cfi_undefined x30
     mov     x19, x0
     set_mair_tcr
     adr_l   x1, BOOT_L0
@@ -166,3 +180,4 @@ secondary_high:
     bl      secondary_main
 4:  wfe
     b       4b
+    .cfi_endproc

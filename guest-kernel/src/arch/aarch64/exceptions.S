@@ -13,12 +13,34 @@
  * from EL0 builds its TrapFrame at the top of the task's kernel stack
  * (SP_EL1 is left there by the eret). An exception from EL1 pushes a frame
  * below the interrupted code's stack.
+ *
+ * Call frame information (.cfi_*, in .debug_frame: debuggers only) lets
+ * gdb unwind through trap_entry into the interrupted code: the TrapFrame
+ * holds the caller's registers, its sp and, in the return-address column
+ * (x30), the interrupted pc (ELR). So `bt` from a handler ends
+ * `trap_entry` then the pc the exception interrupted (docs/debugging.md).
  */
+
 
 .equ FRAME_SIZE, 8 * 36             /* struct TrapFrame */
 .equ F_SP, 8 * 31
 .equ F_ELR, 8 * 32
 .equ F_ESR, 8 * 34
+
+/*
+ * trap_frame_cfi: CFI for "sp -> a complete TrapFrame": CFA = sp +
+ * FRAME_SIZE; the caller's x0-x29 and sp are saved in the frame, and its
+ * pc (the return-address column, x30) is ELR. So gdb shows ELR, not the
+ * interrupted x30, as the caller's x30: that one is in the frame's x[30].
+ */
+.macro trap_frame_cfi
+    .cfi_def_cfa sp, FRAME_SIZE
+    .irp r, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29
+    .cfi_offset \r, 8 * \r - FRAME_SIZE
+    .endr
+    .cfi_offset 31, F_SP - FRAME_SIZE
+    .cfi_offset 30, F_ELR - FRAME_SIZE
+.endm
 
 .macro ventry kind
     .balign 0x80
@@ -35,6 +57,10 @@
  * set by the exception) until the Rust handler decides otherwise.
  */
 trap_entry:
+    .cfi_startproc
+    /* Until ELR is saved there is no caller to show. */
+    .cfi_def_cfa sp, FRAME_SIZE
+    .cfi_undefined x30
     stp     x2, x3, [sp, #8 * 2]
     stp     x4, x5, [sp, #8 * 4]
     stp     x6, x7, [sp, #8 * 6]
@@ -63,6 +89,8 @@ trap_entry:
     mrs     x2, esr_el1
     mrs     x3, far_el1
     stp     x2, x3, [sp, #F_ESR]
+    /* The interrupted context, as gdb should see trap_entry's caller. */
+    trap_frame_cfi
     mov     x0, sp
     mov     x29, #0                 /* terminate frame-pointer walks */
     bl      handle_exception
@@ -101,6 +129,7 @@ ret_from_exception:
     ldr     x30, [sp, #8 * 30]
     add     sp, sp, #FRAME_SIZE
     eret
+    .cfi_endproc
 
 /*
  * cpu_switch_to(prev: *mut CpuContext, next: *const CpuContext)
@@ -118,6 +147,7 @@ ret_from_exception:
 .arch_extension simd
 .global cpu_switch_to
 cpu_switch_to:
+    .cfi_startproc
     stp     x19, x20, [x0, #16 * 0]
     stp     x21, x22, [x0, #16 * 1]
     stp     x23, x24, [x0, #16 * 2]
@@ -180,6 +210,7 @@ cpu_switch_to:
     mov     sp, x9
     msr     tpidr_el0, x10
     ret
+    .cfi_endproc
 
 /*
  * ret_from_fork: where a new task first runs (its CpuContext's pc).
@@ -193,6 +224,8 @@ cpu_switch_to:
  */
 .global ret_from_fork
 ret_from_fork:
+    .cfi_startproc
+    .cfi_undefined x30              /* a new task's outermost frame */
     mov     x0, x21
     mov     x1, x22
     bl      schedule_tail
@@ -200,6 +233,7 @@ ret_from_fork:
     mov     x0, x20
     blr     x19
 1:  b       ret_from_exception
+    .cfi_endproc
 
 .section .text.vectors, "ax"
 .balign 0x800

@@ -8,3 +8,7 @@
 
 /* Size of each kernel stack; must match arch::aarch64::KERNEL_STACK_SIZE. */
 .equ KERNEL_STACK_SIZE, 0x20000
+
+/* Call frame information (.cfi_*) goes to .debug_frame, for debuggers: the
+ * images unwind nothing themselves, and image.ld drops .eh_frame. */
+.cfi_sections .debug_frame

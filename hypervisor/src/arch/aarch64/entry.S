@@ -10,12 +10,17 @@
  * Until hyp_main turns the MMU on (boot.rs), every data access is
  * Device-nGnRnE: this code and the early Rust code use plain loads and
  * stores only, never an exclusive or atomic (ARM ARM B2.9).
+ *
+ * Call frame information (.cfi_*, .debug_frame): the boot paths are the
+ * outermost frames (x30 undefined), so gdb's backtraces end there.
  */
 
 
 .section .text.head, "ax"
 .global _start
 _start:
+    .cfi_startproc
+    .cfi_undefined x30
     /* Image header: 64 bytes. */
     b       primary_entry           /* code0 */
     .long   0                       /* code1 */
@@ -27,9 +32,12 @@ _start:
     .quad   0                       /* res4 */
     .ascii  "ARM\x64"               /* magic */
     .long   0                       /* res5 (PE header offset) */
+    .cfi_endproc
 
 .text
 primary_entry:
+    .cfi_startproc
+    .cfi_undefined x30
     mov     x19, x0                 /* x19 = DTB for the whole boot path */
 
     mrs     x1, CurrentEL
@@ -94,6 +102,7 @@ common_setup:
     bl      hyp_main
 3:  wfe
     b       3b
+    .cfi_endproc
 
 /*
  * apply_relocations(x0 = load address, x1 = value to add to each addend)
@@ -102,6 +111,7 @@ common_setup:
  */
 .global apply_relocations
 apply_relocations:
+    .cfi_startproc
     adr_l   x2, __rela_start
     adr_l   x3, __rela_end
 1:  cmp     x2, x3
@@ -117,6 +127,7 @@ apply_relocations:
     wfe
     b       2b
 3:  ret
+    .cfi_endproc
 
 /*
  * Secondary CPU entry, started by PSCI CPU_ON with x0 = &SecondaryBoot
@@ -129,6 +140,8 @@ apply_relocations:
  */
 .global secondary_entry
 secondary_entry:
+    .cfi_startproc
+    .cfi_undefined x30
     mov     x19, x0
     ldr     x1, =0x30c50830
     msr     sctlr_el2, x1
@@ -156,6 +169,7 @@ secondary_entry:
     bl      secondary_main
 4:  wfe
     b       4b
+    .cfi_endproc
 
 /*
  * enable_mmu(x0 = TTBR0_EL2, x1 = MAIR_EL2, x2 = TCR_EL2,
@@ -177,6 +191,7 @@ secondary_entry:
  */
 .global enable_mmu
 enable_mmu:
+    .cfi_startproc
     dmb     sy                      /* the MMU-off stores before the DC IVACs */
     mrs     x5, ctr_el0
     ubfx    x5, x5, #16, #4         /* DminLine: log2(words) */
@@ -206,6 +221,7 @@ enable_mmu:
     dsb     nsh
     isb
     ret
+    .cfi_endproc
 
 /*
  * replace_ttbr0(x0 = new TTBR0_EL2): moves EL2 from one identity map to
@@ -221,6 +237,7 @@ enable_mmu:
  */
 .global replace_ttbr0
 replace_ttbr0:
+    .cfi_startproc
     dsb     ish
     mrs     x1, sctlr_el2
     bic     x2, x1, #1              /* M = 0 */
@@ -236,3 +253,4 @@ replace_ttbr0:
     dsb     nsh
     isb
     ret
+    .cfi_endproc

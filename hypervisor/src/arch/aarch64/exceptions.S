@@ -15,6 +15,12 @@
  *
  * TPIDR_EL2 holds this CPU's HostRegs; HostRegs.guest points to the
  * GuestRegs of the vCPU that is running. Layouts: arch/aarch64/vcpu_regs.rs.
+ *
+ * Call frame information (.cfi_*, .debug_frame) for gdb: an exit handler's
+ * backtrace runs through Rust frames only (__guest_enter has returned by
+ * then) down to the boot path; the guest's pc is in GuestRegs, not on the
+ * stack. guest_exit shows no caller until the host's registers are back; a
+ * crash frame unwinds into the EL2 code that faulted (ELR as its pc).
  */
 
 
@@ -32,6 +38,7 @@
 /* u64 __guest_enter(GuestRegs *x0, HostRegs *x1) */
 .global __guest_enter
 __guest_enter:
+    .cfi_startproc
     /* Host callee-saved state, per AAPCS64: x18-x30 and sp. */
     stp     x18, x19, [x1, #8 * 0]
     stp     x20, x21, [x1, #8 * 2]
@@ -70,6 +77,7 @@ __guest_enter:
     eret
     dsb     nsh                     /* no speculation past ERET (SB is */
     isb                             /* not in every core we support)  */
+    .cfi_endproc
 
 /*
  * Common exit path. Expects: [sp] = guest x0, x1 (pushed by the vector),
@@ -77,6 +85,8 @@ __guest_enter:
  * x0 = exit kind, returning to __guest_enter's caller.
  */
 guest_exit:
+    .cfi_startproc
+    .cfi_undefined x30              /* the guest was interrupted, not a caller */
     mrs     x1, tpidr_el2
     ldr     x1, [x1, #HOST_GUEST]
     stp     x2, x3, [x1, #8 * 2]
@@ -110,7 +120,11 @@ guest_exit:
     ldr     x30, [x1, #8 * 12]
     ldr     x2, [x1, #HOST_SP]
     mov     sp, x2
+    /* Back in __guest_enter's caller's frame: it returns there. */
+    .cfi_def_cfa sp, 0
+    .cfi_same_value x30
     ret
+    .cfi_endproc
 
 /* A vector slot for an exit from the guest: 3 of 32 instructions. */
 .macro guest_vector kind
@@ -134,6 +148,9 @@ guest_exit:
 .endm
 
 crash_common:
+    .cfi_startproc
+    .cfi_def_cfa sp, 8 * 36
+    .cfi_undefined x30
     stp     x2, x3, [sp, #8 * 2]
     stp     x4, x5, [sp, #8 * 4]
     stp     x6, x7, [sp, #8 * 6]
@@ -157,11 +174,19 @@ crash_common:
     mrs     x2, esr_el2
     mrs     x3, far_el2
     stp     x2, x3, [sp, #8 * 34]
+    /* The faulting context is the caller: its x0-x29 and sp are in the
+     * CrashFrame, its pc (the return-address column, x30) is ELR. */
+    .irp r, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29
+    .cfi_offset \r, 8 * \r - 8 * 36
+    .endr
+    .cfi_offset 31, 8 * 31 - 8 * 36
+    .cfi_offset 30, 8 * 32 - 8 * 36
     mov     x1, x0
     mov     x0, sp
     bl      hyp_crash
 1:  wfe
     b       1b
+    .cfi_endproc
 
 .section .text.vectors, "ax"
 .balign 0x800

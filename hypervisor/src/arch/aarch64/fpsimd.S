@@ -13,6 +13,7 @@
 
 .global __fpsimd_save
 __fpsimd_save:
+    .cfi_startproc
     stp     q0, q1, [x0, #16 * 0]
     stp     q2, q3, [x0, #16 * 2]
     stp     q4, q5, [x0, #16 * 4]
@@ -34,9 +35,11 @@ __fpsimd_save:
     add     x3, x0, #512
     stp     x1, x2, [x3]
     ret
+    .cfi_endproc
 
 .global __fpsimd_restore
 __fpsimd_restore:
+    .cfi_startproc
     ldp     q0, q1, [x0, #16 * 0]
     ldp     q2, q3, [x0, #16 * 2]
     ldp     q4, q5, [x0, #16 * 4]
@@ -58,3 +61,4 @@ __fpsimd_restore:
     msr     fpsr, x1
     msr     fpcr, x2
     ret
+    .cfi_endproc
