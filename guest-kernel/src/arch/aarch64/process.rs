@@ -49,8 +49,9 @@ use crate::time::{Jiffies, TimerWheel};
 // ----- the kernel lock --------------------------------------------------------
 
 /// The kernel lock: a test-and-set spin lock whose word holds the owner
-/// (CPU + 1) and whose waiters wait in WFE (`spinlock::wait_while_nonzero`;
-/// the release is a store-release plus `dsb ishst; sev`), so under QEMU's
+/// (CPU + 1) and whose waiters wait in WFE (`sync::spinlock::wait_until_free`;
+/// the release is a store-release plus, if anyone waits, `dsb ishst;
+/// sev`), so under QEMU's
 /// round-robin TCG (-icount) a waiter gives its time slice to the holder
 /// instead of spinning it away. It is released by whichever task runs
 /// next on the CPU that took it (the hand-over across `cpu_switch_to`),
@@ -65,11 +66,12 @@ use crate::time::{Jiffies, TimerWheel};
 /// that a second `lock` on the same CPU is reported.
 pub struct KernelLock {
     owner: AtomicU32,
+    waiters: AtomicU32,
 }
 
 impl KernelLock {
     const fn new() -> Self {
-        KernelLock { owner: AtomicU32::new(0) }
+        KernelLock { owner: AtomicU32::new(0), waiters: AtomicU32::new(0) }
     }
     fn lock(&self) {
         let me = smp_processor_id() as u32 + 1;
@@ -85,13 +87,13 @@ impl KernelLock {
                     super::psci::system_off();
                 }
                 Err(0) => {}
-                Err(_) => super::spinlock::wait_while_nonzero(&self.owner),
+                Err(_) => sync::spinlock::wait_until_free(&self.owner, &self.waiters),
             }
         }
     }
     fn unlock(&self) {
         self.owner.store(0, Ordering::Release);
-        super::spinlock::unlock_event();
+        sync::spinlock::wake_waiters(&self.waiters);
         sync::lockdep::release(&sync::KLOCK);
     }
 }
