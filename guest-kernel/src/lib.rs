@@ -7,7 +7,8 @@
 //! of `hyptest`) and a few named exceptions, each an `#[allow(unsafe_code)]`
 //! on one small item or module that says why it needs `unsafe` and why it
 //! is sound: `mm::slab::raw` and `mm::slab::heap`, `mm::page::init_mem_map`'s
-//! slice, `console::emergency_print`.
+//! slice, `console::emergency_print`, `sync::spinlock` (the lock's `Sync`
+//! promise and its guard).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod initramfs;
 pub mod irq;
 pub mod mm;
 pub mod sched;
+pub mod sync;
 pub mod syscall;
 pub mod task;
 pub mod time;

@@ -76,6 +76,25 @@ fn native_gicv2_four_cpus() {
     check(&native(2, 4), "", 4);
 }
 
+/// The lock-order checker is live in the tested image: a self-test takes
+/// two lock classes in one order and then in the other, and the kernel
+/// must report the inversion, naming both, and power off before the
+/// self-test can say it was not caught.
+#[test]
+fn lockdep_reports_an_inversion() {
+    let args = native_guest_kernel_args(3, 2, "test=lockdep-inversion");
+    let r = qemu(60, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    r.expect_clean_exit()
+        .expect("hyptest lockdep-inversion: took A then B; now B then A")
+        .expect(
+            "*** guest-kernel: lockdep: CPU0: lock inversion: taking LOCKDEP_TEST_A while holding LOCKDEP_TEST_B, \
+             but LOCKDEP_TEST_B was taken while holding LOCKDEP_TEST_A before",
+        )
+        .expect("held: LOCKDEP_TEST_B LOCKDEP_TEST_A")
+        .expect_not("was not reported")
+        .expect_not("hyptest lockdep-inversion: FAILED");
+}
+
 #[test]
 fn under_the_hypervisor_two_vcpus() {
     let config = root().join("firmware/qemu-guest-tests.toml");

@@ -24,7 +24,11 @@
 //! - the architectural-answer tests of [`answers`] (`ptimer`, `pabt`,
 //!   `refused-count`, `dbg-write`, `dbg-read`, `ctlchars`, `report-flood`);
 //! - the VM-wide request and set/way tests of [`vmreq`] (`reset-both`,
-//!   `reset-spin`, `cpuoff`, `slices`, `setway-storm`).
+//!   `reset-spin`, `cpuoff`, `slices`, `setway-storm`);
+//! - `lockdep-inversion`: takes two lock classes in one order, then in the
+//!   other; a kernel built with `lockdep` reports the inversion and powers
+//!   off before the last line (`crate::sync::lockdep`), one without it
+//!   says `FAILED`.
 //!
 //! [`verdict`] holds their pure checks, unit-tested on the host; the rest
 //! is aarch64 glue like `arch/aarch64`.
@@ -64,6 +68,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
+        "lockdep-inversion" => lockdep_inversion(),
         other if self::core::handles(other) => self::core::run(other, platform),
         other if answers::handles(other) => answers::run(other, platform, hz),
         other if vmreq::handles(other) => vmreq::run(other, platform, hz),
@@ -77,6 +82,31 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
     };
     println!("hyptest {name}: {}", if ok { "ok" } else { "FAILED" });
     psci::system_off()
+}
+
+/// Takes `LOCKDEP_TEST_A` then `LOCKDEP_TEST_B`, then the other way round:
+/// lockdep must stop the machine at the second `A` with a report naming
+/// both classes. Returning at all is the failure.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+fn lockdep_inversion() -> bool {
+    use crate::sync::{self, SpinLock};
+    static A: SpinLock<u32> = SpinLock::new(&sync::LOCKDEP_TEST_A, 0);
+    static B: SpinLock<u32> = SpinLock::new(&sync::LOCKDEP_TEST_B, 0);
+    {
+        let mut a = A.lock_irqsave();
+        let mut b = B.lock_irqsave();
+        *a += 1;
+        *b += 1;
+    }
+    println!("hyptest lockdep-inversion: took A then B; now B then A");
+    {
+        let mut b = B.lock_irqsave();
+        let mut a = A.lock_irqsave();
+        *a += 1;
+        *b += 1;
+    }
+    println!("hyptest lockdep-inversion: B then A was not reported (is the kernel built with lockdep?)");
+    false
 }
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

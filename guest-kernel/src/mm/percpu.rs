@@ -6,7 +6,7 @@
 //! through a guard that holds preemption disabled, as `get_cpu_var()` /
 //! `put_cpu_var()` do: the task cannot migrate while it uses "its" copy.
 //!
-//! Unlike Linux, every slot also has a spinlock. It is uncontended in the
+//! Unlike Linux, every slot also has a spinlock (class `sync::PERCPU`). It is uncontended in the
 //! normal case (one atomic per access) and makes remote access
 //! (`per_cpu(var, cpu)`) and re-entry from an interrupt handler safe instead
 //! of undefined: re-entry is reported as a panic that names the CPU.
@@ -14,6 +14,7 @@
 use core::ops::{Deref, DerefMut};
 
 use super::zone::NR_CPUS;
+use crate::sync::{self, SpinLock, SpinLockGuard};
 
 /// What per-CPU access needs from the scheduler.
 ///
@@ -31,7 +32,7 @@ pub trait Preempt {
 
 /// One CPU's copy, alone in its cache line.
 #[repr(align(64))]
-struct Slot<T>(spin::Mutex<T>);
+struct Slot<T>(SpinLock<T>);
 
 /// `DEFINE_PER_CPU(T, name)`.
 pub struct PerCpu<T> {
@@ -41,7 +42,7 @@ pub struct PerCpu<T> {
 impl<T> PerCpu<T> {
     /// Every CPU's copy starts as `init()`.
     pub fn new(mut init: impl FnMut() -> T) -> Self {
-        PerCpu { slots: core::array::from_fn(|_| Slot(spin::Mutex::new(init()))) }
+        PerCpu { slots: core::array::from_fn(|_| Slot(SpinLock::new(&sync::PERCPU, init()))) }
     }
 
     /// `get_cpu_var()`: this CPU's copy with preemption disabled until the
@@ -73,7 +74,7 @@ impl<T> PerCpu<T> {
 
 /// This CPU's copy; preemption is enabled again on drop.
 pub struct PerCpuGuard<'a, T, P: Preempt> {
-    guard: spin::MutexGuard<'a, T>,
+    guard: SpinLockGuard<'a, T>,
     preempt: &'a P,
     cpu: usize,
 }

@@ -1,7 +1,7 @@
-//! CPU-local basics: `smp_processor_id`, interrupt masking
-//! (`local_irq_save`/`local_irq_restore`) and an irq-safe spin lock
-//! (`spin_lock_irqsave`), as LKD ch. 10 "Spin Locks and Bottom Halves"
-//! prescribes for data an interrupt handler also touches.
+//! CPU-local basics: `smp_processor_id` and interrupt masking
+//! (`local_irq_save`/`local_irq_restore`), which `crate::sync`'s
+//! `SpinLock::lock_irqsave` uses, as LKD ch. 10 "Spin Locks and Bottom
+//! Halves" prescribes for data an interrupt handler also touches.
 
 use aarch64_cpu::registers::{DAIF, MPIDR_EL1, Readable};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -76,50 +76,6 @@ pub fn local_irq_disable() {
 /// `irqs_disabled()`.
 pub fn irqs_disabled() -> bool {
     DAIF.is_set(DAIF::I)
-}
-
-/// A spin lock taken with interrupts masked (`spin_lock_irqsave`).
-pub struct IrqSpinLock<T> {
-    inner: spin::Mutex<T>,
-}
-
-/// Holds the lock and the interrupt state to restore.
-pub struct IrqGuard<'a, T> {
-    guard: core::mem::ManuallyDrop<spin::MutexGuard<'a, T>>,
-    daif: u64,
-}
-
-impl<T> IrqSpinLock<T> {
-    pub const fn new(v: T) -> Self {
-        IrqSpinLock { inner: spin::Mutex::new(v) }
-    }
-
-    /// `spin_lock_irqsave`.
-    pub fn lock(&self) -> IrqGuard<'_, T> {
-        let daif = local_irq_save();
-        IrqGuard { guard: core::mem::ManuallyDrop::new(self.inner.lock()), daif }
-    }
-}
-
-impl<T> core::ops::Deref for IrqGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> core::ops::DerefMut for IrqGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-impl<T> Drop for IrqGuard<'_, T> {
-    fn drop(&mut self) {
-        // SAFETY: dropped exactly once, here; interrupts are restored after.
-        unsafe { core::mem::ManuallyDrop::drop(&mut self.guard) };
-        local_irq_restore(self.daif);
-    }
 }
 
 /// MPIDR affinity of logical CPU `cpu`.

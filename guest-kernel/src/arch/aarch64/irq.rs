@@ -22,9 +22,10 @@ use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
 use shared::platform::{GicVersion, Platform};
 
-use super::cpu::{IrqSpinLock, nr_cpus, smp_processor_id};
+use super::cpu::{nr_cpus, smp_processor_id};
 use super::mmu::phys_to_virt;
 use super::trap::TrapFrame;
+use crate::sync::{self, SpinLock};
 
 /// SGI used to make another CPU reschedule (Linux IPI_RESCHEDULE).
 pub const IPI_RESCHEDULE: u32 = 0;
@@ -41,7 +42,7 @@ enum Gic {
 // GIC lock.
 unsafe impl Send for Gic {}
 
-static GIC: IrqSpinLock<Option<Gic>> = IrqSpinLock::new(None);
+static GIC: SpinLock<Option<Gic>> = SpinLock::new(&sync::GIC, None);
 static GIC_V3: AtomicBool = AtomicBool::new(false);
 /// Group used for acknowledging on GICv2 (group 0 without Security
 /// Extensions, group 1 with them; GicV2::setup chooses the same way).
@@ -143,7 +144,7 @@ pub fn init(platform: &Platform, hz: u32) -> bool {
             Gic::V2(gic)
         }
     };
-    *GIC.lock() = Some(gic);
+    *GIC.lock_irqsave() = Some(gic);
     init_cpu(0);
     true
 }
@@ -158,7 +159,7 @@ pub fn init_cpu(cpu: usize) {
     CNTKCTL_EL1.write(CNTKCTL_EL1::EL0VCTEN::TrappedNone);
     barrier::isb(barrier::SY);
     let timer = IntId::ppi(TIMER_INTID.load(Ordering::Relaxed) - 16);
-    if let Some(gic) = GIC.lock().as_mut() {
+    if let Some(gic) = GIC.lock_irqsave().as_mut() {
         match gic {
             Gic::V3(g) => {
                 if cpu != 0 {
@@ -244,7 +245,7 @@ pub fn configure(intid: u32, priority: u8, edge: bool) {
         _ => IntId::spi(intid - 32),
     };
     let trigger = if edge { arm_gic::Trigger::Edge } else { arm_gic::Trigger::Level };
-    match GIC.lock().as_mut() {
+    match GIC.lock_irqsave().as_mut() {
         Some(Gic::V3(g)) => {
             let _ = g.set_interrupt_priority(id, Some(cpu), priority);
             if intid >= 16 {
@@ -318,7 +319,7 @@ fn ack() -> Option<IntId> {
         GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
     } else {
         let group = if V2_GROUP1.load(Ordering::Relaxed) { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
-        match GIC.lock().as_mut() {
+        match GIC.lock_irqsave().as_mut() {
             Some(Gic::V2(g)) => g.get_and_acknowledge_interrupt(group),
             _ => None,
         }
@@ -330,7 +331,7 @@ fn eoi(id: IntId) {
         GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
     } else {
         let group = if V2_GROUP1.load(Ordering::Relaxed) { InterruptGroup::Group1 } else { InterruptGroup::Group0 };
-        if let Some(Gic::V2(g)) = GIC.lock().as_mut() {
+        if let Some(Gic::V2(g)) = GIC.lock_irqsave().as_mut() {
             g.end_interrupt(id, group);
         }
     }
@@ -348,7 +349,7 @@ pub fn send_ipi(mask: u64, sgi: u32) {
 
 #[inline(never)]
 fn send_ipi_mask(mask: u64, sgi: u32) {
-    let mut g = GIC.lock();
+    let mut g = GIC.lock_irqsave();
     match g.as_mut() {
         Some(Gic::V3(_)) => {
             for cpu in (0..nr_cpus()).filter(|c| mask & (1 << c) != 0) {

@@ -8,13 +8,14 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::mem::MaybeUninit;
 
-use super::cpu::{IrqSpinLock, local_irq_restore, local_irq_save, smp_processor_id};
+use super::cpu::{local_irq_restore, local_irq_save, smp_processor_id};
 use super::mmu::{phys_to_virt, virt_to_phys};
 use crate::mm::gfp::Gfp;
 use crate::mm::memblock::Memblock;
 use crate::mm::page::{PAGE_SIZE, Page, Pfn, mem_map_init, pfn_to_phys, phys_to_pfn};
 use crate::mm::slab::{KernelHeap, PageSource};
 use crate::mm::zone::{PageAllocator, PhysMem, ZoneLimits};
+use crate::sync::{self, SpinLock};
 use shared::platform::Platform;
 
 /// Frame access through the linear map.
@@ -39,12 +40,13 @@ impl PhysMem for LinearMem {
     }
 }
 
-/// The node's page allocator (`contig_page_data`), behind an irq-safe lock.
-pub static PAGE_ALLOC: IrqSpinLock<Option<PageAllocator<'static, LinearMem>>> = IrqSpinLock::new(None);
+/// The node's page allocator (`contig_page_data`), behind an irq-safe lock
+/// (class [`sync::PAGE_ALLOC`]; Linux's `zone->lock`, taken irqsave).
+pub static PAGE_ALLOC: SpinLock<Option<PageAllocator<'static, LinearMem>>> = SpinLock::new(&sync::PAGE_ALLOC, None);
 
 /// Runs `f` on the page allocator.
 pub fn with_pages<R>(f: impl FnOnce(&mut PageAllocator<'static, LinearMem>) -> R) -> R {
-    let mut g = PAGE_ALLOC.lock();
+    let mut g = PAGE_ALLOC.lock_irqsave();
     f(g.as_mut().expect("page allocator not initialised"))
 }
 
@@ -166,7 +168,7 @@ pub fn mem_init(platform: &Platform, load_pa: u64, image_size: u64, dtb_pa: u64,
     let mem_map = mem_map_init(uninit);
     let mut pa = PageAllocator::free_area_init(mem_map, start_pfn, ZoneLimits::ARM64, LinearMem);
     let freed = mb.free_all(&mut pa);
-    *PAGE_ALLOC.lock() = Some(pa);
+    *PAGE_ALLOC.lock_irqsave() = Some(pa);
     HEAP.0.init_kmalloc(BuddyPages);
     MemInit { freed, total: npages }
 }

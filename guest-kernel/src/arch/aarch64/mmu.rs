@@ -63,7 +63,7 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
     unsafe { core::arch::asm!("tlbi vmalle1", options(nostack)) };
     barrier::dsb(barrier::NSH);
     barrier::isb(barrier::SY);
-    *KERNEL_MAP.lock() = Some(KernelMap(map));
+    *KERNEL_MAP.lock_irqsave() = Some(KernelMap(map));
     // Secondary CPUs read this with their MMU and caches off: clean it to
     // the point of coherency.
     let ttbr1 = TTBR1_EL1.get();
@@ -80,7 +80,8 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
 struct KernelMap(LinearMap<El1And0>);
 // SAFETY: the tables are only changed under `KERNEL_MAP`'s lock.
 unsafe impl Send for KernelMap {}
-static KERNEL_MAP: spin::Mutex<Option<KernelMap>> = spin::Mutex::new(None);
+static KERNEL_MAP: crate::sync::SpinLock<Option<KernelMap>> =
+    crate::sync::SpinLock::new(&crate::sync::KERNEL_MAP, None);
 
 /// Maps the 4 KiB page at physical (guest-physical) address `pa` into the
 /// linear map — as device memory, or as executable normal memory — and
@@ -89,7 +90,7 @@ static KERNEL_MAP: spin::Mutex<Option<KernelMap>> = spin::Mutex::new(None);
 pub fn map_probe_page(pa: u64, executable: bool) -> Option<usize> {
     let pa = pa & !0xfff;
     let va = phys_to_virt(pa);
-    let mut m = KERNEL_MAP.lock();
+    let mut m = KERNEL_MAP.lock_irqsave();
     let map = &mut m.as_mut()?.0;
     map.map_range(&MemoryRegion::new(va, va + 0x1000), if executable { NORMAL } else { DEVICE }).ok()?;
     Some(va)

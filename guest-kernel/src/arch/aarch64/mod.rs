@@ -11,6 +11,7 @@ pub mod pgtable;
 pub mod process;
 pub mod psci;
 pub mod smp;
+pub mod spinlock;
 pub mod syscall;
 pub mod sysreg;
 #[cfg(feature = "trace")]

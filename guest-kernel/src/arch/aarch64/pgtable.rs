@@ -37,11 +37,12 @@ const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 /// and the shared fallback.
 const NR_ASIDS: usize = 256;
 
-static ASIDS: super::cpu::IrqSpinLock<[u64; NR_ASIDS / 64]> = super::cpu::IrqSpinLock::new([1, 0, 0, 0]);
+static ASIDS: crate::sync::SpinLock<[u64; NR_ASIDS / 64]> =
+    crate::sync::SpinLock::new(&crate::sync::ASIDS, [1, 0, 0, 0]);
 
 /// Allocates an ASID; 0 (flushed on every switch) when all are in use.
 pub fn asid_alloc() -> u16 {
-    let mut map = ASIDS.lock();
+    let mut map = ASIDS.lock_irqsave();
     for (w, word) in map.iter_mut().enumerate() {
         if *word != u64::MAX {
             let b = word.trailing_ones() as usize;
@@ -54,7 +55,7 @@ pub fn asid_alloc() -> u16 {
 
 fn asid_free(asid: u16) {
     if asid != 0 {
-        ASIDS.lock()[asid as usize / 64] &= !(1 << (asid % 64));
+        ASIDS.lock_irqsave()[asid as usize / 64] &= !(1 << (asid % 64));
     }
 }
 

@@ -9,7 +9,8 @@
 //! preemption on return from interrupt when preempt_count is zero).
 //!
 //! Locking: one lock, [`KLOCK`], covers the scheduler, the task table,
-//! address spaces and timers, taken with interrupts masked. Like Linux's
+//! address spaces and timers, taken with interrupts masked (the order of
+//! all the kernel's locks: `crate::sync`). Like Linux's
 //! run-queue lock it is held across the context switch and released by the
 //! task that runs next (`finish_task_switch` / [`schedule_tail`]). The page
 //! allocator and the heap have their own locks, taken inside it. User
@@ -39,6 +40,7 @@ use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, TASK_SIZE};
 use crate::mm::oom::{MemInfo, OomChoice, OomTask, Overcommit, OvercommitPolicy, select_bad_process};
 use crate::mm::page::Pfn;
 use crate::sched::{Scheduler, TaskId, TaskState};
+use crate::sync;
 use crate::task::TaskTable;
 use crate::task::task_struct::{ExitState, MmHandle, SIGCHLD, SIGKILL, SIGSEGV};
 use crate::time::delay::{PROCESS_TIMEOUT, process_timeout};
@@ -46,20 +48,34 @@ use crate::time::{Jiffies, TimerWheel};
 
 // ----- the kernel lock --------------------------------------------------------
 
-/// A spin lock whose word holds the owner (CPU + 1): it can be released
-/// by a different task than the one that took it, which the lock
-/// hand-over across `cpu_switch_to` needs, and taking it twice on one CPU
-/// is caught instead of hanging.
-pub struct OwnerLock {
+/// The kernel lock: a test-and-set spin lock whose word holds the owner
+/// (CPU + 1) and whose waiters wait in WFE (`sync::spinlock::wait_until_free`;
+/// the release is a store-release plus, if anyone waits, `dsb ishst;
+/// sev`), so under QEMU's
+/// round-robin TCG (-icount) a waiter gives its time slice to the holder
+/// instead of spinning it away. It is released by whichever task runs
+/// next on the CPU that took it (the hand-over across `cpu_switch_to`),
+/// which a guard tied to one stack frame cannot express, so it is not a
+/// `SpinLock<T>`; taking it twice on one CPU is caught instead of
+/// hanging, with or without lockdep. Lockdep class [`sync::KLOCK`]: the
+/// outermost lock; the per-CPU held stack follows the hand-over, as the
+/// lock stays on its CPU.
+///
+/// Like `sync::RawSpinLock` (and not a `sync::TicketLock`, on
+/// measurement: see `sync::spinlock`), but the word is the owner, so
+/// that a second `lock` on the same CPU is reported.
+pub struct KernelLock {
     owner: AtomicU32,
+    waiters: AtomicU32,
 }
 
-impl OwnerLock {
+impl KernelLock {
     const fn new() -> Self {
-        OwnerLock { owner: AtomicU32::new(0) }
+        KernelLock { owner: AtomicU32::new(0), waiters: AtomicU32::new(0) }
     }
     fn lock(&self) {
         let me = smp_processor_id() as u32 + 1;
+        sync::lockdep::acquire(&sync::KLOCK, true);
         loop {
             match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return,
@@ -70,17 +86,20 @@ impl OwnerLock {
                     ));
                     super::psci::system_off();
                 }
-                Err(_) => core::hint::spin_loop(),
+                Err(0) => {}
+                Err(_) => sync::spinlock::wait_until_free(&self.owner, &self.waiters),
             }
         }
     }
     fn unlock(&self) {
         self.owner.store(0, Ordering::Release);
+        sync::spinlock::wake_waiters(&self.waiters);
+        sync::lockdep::release(&sync::KLOCK);
     }
 }
 
 /// The kernel lock.
-pub static KLOCK: OwnerLock = OwnerLock::new();
+pub static KLOCK: KernelLock = KernelLock::new();
 static mut KERNEL: Option<Kernel> = None;
 static KERNEL_READY: AtomicBool = AtomicBool::new(false);
 

@@ -11,16 +11,18 @@ use core::ptr::NonNull;
 
 use super::{Kmalloc, PageSource};
 use crate::mm::gfp::Gfp;
+use crate::sync::{self, SpinLock};
 
 /// The kernel heap: a `buddy_system_allocator` early heap until the page
 /// allocator is up, kmalloc afterwards. Frees of early objects keep going
 /// to the early heap.
 ///
-/// The lock is a plain spinlock: the glue must not allocate from interrupt
-/// handlers (or must mask interrupts around heap use) until an irqsave lock
-/// replaces it.
+/// The lock is a [`SpinLock`] of class [`sync::HEAP`] taken with
+/// `lock`: the glue masks interrupts around every heap call
+/// (`arch::aarch64::memory::IrqSafeHeap`), so interrupt handlers may
+/// allocate.
 pub struct KernelHeap<P: PageSource> {
-    inner: spin::Mutex<HeapInner<P>>,
+    inner: SpinLock<HeapInner<P>>,
     cpu_id: fn() -> usize,
 }
 
@@ -34,11 +36,10 @@ impl<P: PageSource> KernelHeap<P> {
     /// An empty heap; `cpu_id` returns `smp_processor_id()`.
     pub const fn new(cpu_id: fn() -> usize) -> Self {
         KernelHeap {
-            inner: spin::Mutex::new(HeapInner {
-                early: buddy_system_allocator::Heap::empty(),
-                early_range: (0, 0),
-                kmalloc: None,
-            }),
+            inner: SpinLock::new(
+                &sync::HEAP,
+                HeapInner { early: buddy_system_allocator::Heap::empty(), early_range: (0, 0), kmalloc: None },
+            ),
             cpu_id,
         }
     }
@@ -50,7 +51,7 @@ impl<P: PageSource> KernelHeap<P> {
     /// The range must be valid, writable memory used by nothing else for the
     /// rest of the kernel's life.
     pub unsafe fn init_early(&self, start: usize, size: usize) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.lock_irqsave();
         inner.early_range = (start, start + size);
         // SAFETY: the caller guarantees the range is ours alone.
         unsafe { inner.early.init(start, size) };
@@ -58,12 +59,12 @@ impl<P: PageSource> KernelHeap<P> {
 
     /// Switch new allocations to kmalloc over `src` (`kmem_cache_init`).
     pub fn init_kmalloc(&self, src: P) {
-        self.inner.lock().kmalloc = Some((Kmalloc::new(), src));
+        self.inner.lock_irqsave().kmalloc = Some((Kmalloc::new(), src));
     }
 
     /// Run `f` on the kmalloc state (statistics, shrinking).
     pub fn with_kmalloc<R>(&self, f: impl FnOnce(&mut Kmalloc, &mut P) -> R) -> Option<R> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.lock_irqsave();
         inner.kmalloc.as_mut().map(|(k, p)| f(k, p))
     }
 }
@@ -75,6 +76,7 @@ impl<P: PageSource> KernelHeap<P> {
 unsafe impl<P: PageSource + Send> GlobalAlloc for KernelHeap<P> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let cpu = (self.cpu_id)();
+        // Plain `lock`: the glue's wrapper masks interrupts around the call.
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         match inner.kmalloc.as_mut() {
