@@ -192,6 +192,17 @@ impl Report {
             .collect()
     }
 
+    /// The hypervisor rows measured: (id, instructions per operation).
+    pub fn hypervisor_figures(&self) -> Vec<(&'static str, f64)> {
+        HYPERVISOR_ROWS.iter().filter_map(|&(id, _)| self.get("hyp", id).map(|m| (id, m.per_op()))).collect()
+    }
+
+    /// The scaling loops on 2 CPUs: (loop, guest kernel's ratio, Linux's).
+    pub fn scaling_figures(&self) -> Vec<(&'static str, Option<f64>, Option<f64>)> {
+        let (gk, linux) = smp_columns(2);
+        SCALING_ROWS.iter().map(|&(what, _)| (what, self.scaling(&gk, what), self.scaling(&linux, what))).collect()
+    }
+
     /// Whether the guest kernel in column `gk` is not yet at or below Linux
     /// in `linux` for `id`: above it, or did not finish where Linux did.
     /// `None` when the pair was not run.

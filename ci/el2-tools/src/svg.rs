@@ -239,6 +239,163 @@ pub fn bench_svg(r: &Report) -> Result<String, String> {
     Ok(out)
 }
 
+/// One group of bars: its label and one value per series (None: not
+/// measured, no bar).
+pub type Group = (String, Vec<Option<f64>>);
+
+/// A grouped bar chart: a group per row, a bar per series (a colour each,
+/// named in the legend), each bar labelled with its value; `log`: a log
+/// scale (for values over orders of magnitude). What [`bench_charts`] draws
+/// the benchmark tables with.
+pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], log: bool) -> Result<String, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let values: Vec<f64> = groups.iter().flat_map(|g| g.1.iter().flatten().copied()).filter(|v| *v > 0.0).collect();
+    if values.is_empty() {
+        return Err("nothing measured".into());
+    }
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let n = groups.len();
+    let per = series.len().max(1);
+    let label = |v: f64| if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (1200, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(50).y_label_area_size(80);
+        // Two coordinate types (linear, log) mean two chart types: one
+        // closure draws on either.
+        macro_rules! draw {
+            ($chart:expr, $bottom:expr, $top:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(n * 2 + 1)
+                    .x_label_formatter(&|x| {
+                        let i = x.floor() as usize;
+                        if (x - i as f64 - 0.5).abs() < 0.01 {
+                            names.get(i).copied().unwrap_or("").to_string()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .y_desc(y_desc)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (k, name) in series.iter().enumerate() {
+                    let colour = Palette99::pick(k).to_rgba();
+                    let width = 0.8 / per as f64;
+                    let bars: Vec<(f64, f64, f64)> = groups
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(g, (_, v))| {
+                            let x0 = g as f64 + 0.1 + k as f64 * width;
+                            v.get(k).copied().flatten().map(|v| (x0, x0 + width * 0.9, v))
+                        })
+                        .collect();
+                    chart
+                        .draw_series(
+                            bars.iter().map(|&(x0, x1, v)| {
+                                Rectangle::new([(x0, $bottom), (x1, v.max($bottom))], colour.filled())
+                            }),
+                        )
+                        .map_err(|e| err(&e))?
+                        .label(name.to_string())
+                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+                    chart
+                        .draw_series(bars.iter().map(|&(x0, x1, v)| {
+                            Text::new(
+                                label(v),
+                                ((x0 + x1) / 2.0, v.min($top)),
+                                TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                            )
+                        }))
+                        .map_err(|e| err(&e))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }};
+        }
+        if log {
+            let (bottom, top) = (min / 2.0, max * 3.0);
+            draw!(
+                builder.build_cartesian_2d(0f64..n as f64, (bottom..top).log_scale()).map_err(|e| err(&e))?,
+                bottom,
+                top
+            );
+        } else {
+            let top = max * 1.2;
+            draw!(builder.build_cartesian_2d(0f64..n as f64, 0f64..top).map_err(|e| err(&e))?, 0.0, top);
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(out)
+}
+
+/// Every chart of a benchmark report, by file-name suffix: "" the guest
+/// kernel beside Linux ([`bench_svg`]), "-hyp" the hypervisor's rows,
+/// "-scaling" the 2-CPU scaling loops, "-boot" the boot milestones,
+/// "-host" the host micro-benchmarks; a table with nothing measured has
+/// no chart.
+pub fn bench_charts(r: &Report) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if let Ok(s) = bench_svg(r) {
+        v.push(("", s));
+    }
+    let hyp: Vec<Group> = r.hypervisor_figures().into_iter().map(|(id, x)| (id.to_string(), vec![Some(x)])).collect();
+    if let Ok(s) =
+        bars_svg("Hypervisor operations (instructions each, log scale)", "instructions", &["ours"], &hyp, true)
+    {
+        v.push(("-hyp", s));
+    }
+    let scaling: Vec<Group> =
+        r.scaling_figures().into_iter().map(|(what, gk, linux)| (what.to_string(), vec![gk, linux])).collect();
+    if let Ok(s) = bars_svg(
+        "Scaling on 2 CPUs: throughput of two pinned processes ÷ one alone (target 1.8)",
+        "together ÷ alone",
+        &["guest kernel", "Linux 6.1"],
+        &scaling,
+        false,
+    ) {
+        v.push(("-scaling", s));
+    }
+    let boot: Vec<Group> =
+        r.boots.iter().map(|b| (b.vm.clone(), vec![Some(b.first_line / 1e6), b.booted.map(|x| x / 1e6)])).collect();
+    if let Ok(s) = bars_svg(
+        "Boot: million instructions from power-on",
+        "million instructions",
+        &["first console line", "booted (about to start init)"],
+        &boot,
+        false,
+    ) {
+        v.push(("-boot", s));
+    }
+    let mut series = vec!["ours"];
+    series.extend(crate::bench::HOST_BASELINES.iter().map(|b| b.1));
+    let host: Vec<Group> = crate::bench::HOST_ROWS
+        .iter()
+        .map(|&(group, ours, _)| {
+            let mut vals = vec![r.host_result(group, ours).map(|h| h.median_ns)];
+            vals.extend(crate::bench::HOST_BASELINES.iter().map(|b| r.host_result(group, b.0).map(|h| h.median_ns)));
+            (format!("{group}/{}", ours.trim_start_matches("ours_")), vals)
+        })
+        .collect();
+    if let Ok(s) =
+        bars_svg("Host micro-benchmarks: one alloc + free (ns on the host, log scale)", "ns", &series, &host, true)
+    {
+        v.push(("-host", s));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +443,15 @@ mod tests {
             assert!(svg.lines().any(|l| l.trim() == text), "no text {text:?} in the chart:\n{svg}");
         }
         assert!(bench_svg(&Report::default()).is_err());
+        // The other tables: the scaling rows and the boot lines are in
+        // neither log, so only the kernel chart and none of those.
+        let charts: Vec<&str> = bench_charts(&r).iter().map(|c| c.0).collect();
+        assert_eq!(charts, [""]);
+        r.add_log("hyp", "m", &log(&[("hvc_vendor_nop", 3700), ("mmio_uart_fr_read", 5300)]));
+        let charts = bench_charts(&r);
+        let hyp = &charts.iter().find(|c| c.0 == "-hyp").expect("a hypervisor chart").1;
+        for text in ["hvc_vendor_nop", "mmio_uart_fr_read", "370", "530"] {
+            assert!(hyp.lines().any(|l| l.trim() == text), "no text {text:?} in the chart:\n{hyp}");
+        }
     }
 }

@@ -28,6 +28,16 @@ fn every_benchmark_runs_once_and_reports_a_number() {
     assert_eq!(status, 0, "scripts/bench failed:\n{out}");
     let md = std::fs::read_to_string(dir.join("bench.md")).expect("bench.md");
     assert!(!md.contains("(not run)"), "a hypervisor benchmark printed nothing:\n{md}");
+    // A chart per table that has figures (no host run here).
+    for (chart, text) in [
+        ("bench.svg", "fork_exit_wait"),
+        ("bench-hyp.svg", "hvc_vendor_nop"),
+        ("bench-scaling.svg", "fork"),
+        ("bench-boot.svg", "alpha"),
+    ] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap_or_else(|e| panic!("no {chart} ({e}):\n{out}"));
+        assert!(svg.lines().any(|l| l.trim() == text), "no {text:?} in {chart}:\n{svg}");
+    }
     for row in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| operation") && !l.starts_with("| VM")) {
         if row.contains("n/a:") || row.starts_with("| all guests up") {
             continue;

@@ -3,8 +3,8 @@
 //! the console logs of the benchmark runs, and with `--criterion` the host
 //! micro-benchmarks' estimates under `DIR` (criterion's output directory,
 //! measured with that clock; TEXT says how loaded the host was), and prints
-//! the markdown table (and writes the JSON file, and with `--svg` the chart
-//! of `el2_tools::svg::bench_svg`). Used by `scripts/bench`.
+//! the markdown table (and writes the JSON file, and with `--svg` a chart per
+//! table, `el2_tools::svg::bench_charts`). Used by `scripts/bench`.
 
 use el2_tools::bench::{HostClock, Report};
 
@@ -97,14 +97,17 @@ fn main() {
         eprintln!("bench-report: cannot write {path}: {e}");
         std::process::exit(2);
     }
-    // The chart, when both kernels measured something (not for a
-    // host-only run).
-    if let Some(path) = svg
-        && let Ok(picture) = el2_tools::svg::bench_svg(&report)
-        && let Err(e) = std::fs::write(&path, picture)
-    {
-        eprintln!("bench-report: cannot write {path}: {e}");
-        std::process::exit(2);
+    // A chart per table that has figures: PATH for the guest kernel beside
+    // Linux, PATH's stem + "-hyp", "-scaling", "-boot", "-host" for the rest.
+    if let Some(path) = svg {
+        let stem = path.strip_suffix(".svg").unwrap_or(&path);
+        for (suffix, picture) in el2_tools::svg::bench_charts(&report) {
+            let file = format!("{stem}{suffix}.svg");
+            if let Err(e) = std::fs::write(&file, picture) {
+                eprintln!("bench-report: cannot write {file}: {e}");
+                std::process::exit(2);
+            }
+        }
     }
     if runs > 0 && report.measurements.is_empty() {
         eprintln!("bench-report: no BENCH lines in any run");
