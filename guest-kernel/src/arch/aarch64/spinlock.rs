@@ -1,6 +1,8 @@
-//! The aarch64 half of the ticket spin lock (`crate::sync::spinlock`):
-//! waiting for the owner half in WFE, as Linux's arm64 `arch_spin_lock`
-//! did before qspinlock (v3.13-v4.15):
+//! The aarch64 half of the spin locks (`crate::sync::spinlock`): waiting
+//! in WFE. The test-and-set locks the kernel uses wait on their word
+//! ([`wait_while_nonzero`]); the ticket lock (host-tested, not used: FIFO
+//! hand-off livelocked 4-vCPU QEMU boots) waits on its owner half, as
+//! Linux's arm64 `arch_spin_lock` did before qspinlock (v3.13-v4.15):
 //!
 //! ```text
 //!     sevl
