@@ -39,7 +39,7 @@ pub mod lockdep;
 pub mod spinlock;
 
 pub use lockdep::LockClass;
-pub use spinlock::{RawSpinLock, SpinLock, SpinLockGuard, TicketLock};
+pub use spinlock::{RawSpinLock, SpinLock, SpinLockGuard};
 
 macro_rules! classes {
     ($($(#[$doc:meta])* $name:ident = $rank:literal;)*) => {

@@ -12,88 +12,27 @@
 //! instead of the waiter burning its slice. On the host (unit tests) the
 //! wait is a yield/`spin_loop` loop.
 //!
-//! [`TicketLock`] is Linux's arm64 `arch_spinlock_t` before qspinlock
-//! (v3.13-v4.15): next/owner halves of one 32-bit word, FIFO order,
-//! waiters in WFE on the owner half (`ldaxrh`), release `stlrh`. It was
-//! the first version of [`SpinLock`] and is kept, host-tested, as the
-//! measured reason it is not used: with more QEMU vCPU threads than host
-//! CPUs (the QEMU tests' 4-CPU boots, without -icount), a FIFO hand-off
-//! must wait for the one vCPU whose ticket is next to be scheduled, and
-//! the 4-CPU boot made about 40 kernel-lock acquisitions a second and
-//! never reached init in 150 s; with page-allocator and heap tickets it
-//! stalled in the fork bomb. Linux meets the same waiter-preemption
-//! problem in VMs with paravirt spinlocks.
+//! Why not a ticket lock (Linux's arm64 `arch_spinlock_t` before
+//! qspinlock, v3.13-v4.15: FIFO order, waiters in WFE on the owner half),
+//! which was the first version of [`SpinLock`]: with more QEMU vCPU threads
+//! than host CPUs (the QEMU tests' 4-CPU boots, without -icount), a FIFO
+//! hand-off must wait for the one vCPU whose ticket is next to be
+//! scheduled, and the 4-CPU boot made about 40 kernel-lock acquisitions a
+//! second and never reached init in 150 s; with page-allocator and heap
+//! tickets it stalled in the fork bomb. Linux meets the same
+//! waiter-preemption problem in VMs with paravirt spinlocks.
 //!
 //! `unsafe` here: the `Sync` promise (the data is reached only through a
-//! guard, which exists only while the ticket is being served) and the
+//! guard, which exists only while the lock is held) and the
 //! guard's dereference of the cell; plus [`SpinLock::force_get`] for the
 //! crash console.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::lockdep::{self, LockClass};
 use super::{local_irq_restore, local_irq_save};
-
-/// A ticket lock word (`arch_spinlock_t`, little-endian: owner first).
-/// Host-tested (FIFO order), but not what [`SpinLock`] uses: see the
-/// module doc for the measurement.
-#[repr(C, align(4))]
-pub struct TicketLock {
-    owner: AtomicU16,
-    next: AtomicU16,
-}
-
-impl Default for TicketLock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TicketLock {
-    /// Unlocked.
-    pub const fn new() -> Self {
-        TicketLock { owner: AtomicU16::new(0), next: AtomicU16::new(0) }
-    }
-
-    /// `arch_spin_lock`: take a ticket, wait until it is served. Returns
-    /// the ticket.
-    #[inline]
-    pub fn lock(&self) -> u16 {
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        if self.owner.load(Ordering::Acquire) != ticket {
-            wait_for_ticket(&self.owner, ticket);
-        }
-        ticket
-    }
-
-    /// `arch_spin_trylock`: take the lock only if nobody holds it or waits.
-    #[inline]
-    pub fn try_lock(&self) -> bool {
-        // owner <= next always, and owner only grows: if next still equals
-        // the owner we saw when the exchange succeeds, owner == next then,
-        // so the ticket we took is being served.
-        let owner = self.owner.load(Ordering::Acquire);
-        self.next.compare_exchange(owner, owner.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed).is_ok()
-    }
-
-    /// `arch_spin_unlock`: serve the next ticket (a store-release of the
-    /// owner half: `ldrh; add; stlrh` as Linux's LL/SC version), then, on
-    /// aarch64, `dsb ishst; sev` for WFE waiters (why: the arch module).
-    #[inline]
-    pub fn unlock(&self) {
-        let o = self.owner.load(Ordering::Relaxed);
-        self.owner.store(o.wrapping_add(1), Ordering::Release);
-        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-        crate::arch::aarch64::spinlock::unlock_event();
-    }
-
-    /// Whether someone holds the lock (`arch_spin_is_locked`).
-    pub fn is_locked(&self) -> bool {
-        self.owner.load(Ordering::Relaxed) != self.next.load(Ordering::Relaxed)
-    }
-}
 
 /// A test-and-set lock word whose waiters wait in WFE: 0 free, 1 held.
 /// Whoever runs when it is released takes it (no FIFO order).
@@ -186,24 +125,7 @@ fn wait_while_nonzero(word: &AtomicU32) {
     }
 }
 
-/// Waits until `owner` is `ticket`, with acquire order.
-#[inline(always)]
-fn wait_for_ticket(owner: &AtomicU16, ticket: u16) {
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    crate::arch::aarch64::spinlock::wait_for_ticket(owner, ticket);
-    // Host unit tests: threads outnumber CPUs, and a FIFO lock whose next
-    // ticket belongs to a descheduled thread makes every other waiter spin
-    // its whole slice; yielding keeps the tests quick.
-    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-    while owner.load(Ordering::Acquire) != ticket {
-        #[cfg(test)]
-        std::thread::yield_now();
-        #[cfg(not(test))]
-        core::hint::spin_loop();
-    }
-}
-
-/// A ticket spin lock around `T`, with a lockdep class.
+/// A spin lock around `T` (on [`RawSpinLock`]), with a lockdep class.
 ///
 /// [`lock`](Self::lock) is `spin_lock`: the caller has interrupts masked
 /// already (this kernel preempts at EL1 on `irq_exit`, and has no
@@ -218,7 +140,7 @@ pub struct SpinLock<T: ?Sized> {
 }
 
 // SAFETY: the data is only reached through a guard, and a guard exists on
-// one CPU at a time (the ticket lock's mutual exclusion), so sharing the
+// one CPU at a time (the lock's mutual exclusion), so sharing the
 // lock between CPUs hands `T` from one to another: `T: Send` suffices, as
 // for `std::sync::Mutex`.
 unsafe impl<T: ?Sized + Send> Sync for SpinLock<T> {}
@@ -308,7 +230,7 @@ pub struct SpinLockGuard<'a, T: ?Sized> {
 impl<T: ?Sized> Deref for SpinLockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard exists only while this CPU's ticket is served:
+        // SAFETY: the guard exists only while this CPU holds the lock:
         // nobody else reaches the data.
         unsafe { &*self.lock.data.get() }
     }
@@ -363,40 +285,6 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*lock.lock(), (THREADS * ITERS, THREADS * ITERS));
-        assert!(!lock.is_locked());
-    }
-
-    #[test]
-    fn ticket_waiters_are_served_in_ticket_order() {
-        // Hold the lock; start waiters one at a time, each only once the
-        // previous one has its ticket (next has moved); release: they must
-        // get the lock in the order they queued.
-        const WAITERS: usize = 6;
-        let lock = Arc::new(TicketLock::new());
-        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        lock.lock();
-        let mut handles = Vec::new();
-        for i in 0..WAITERS {
-            let (l, o) = (Arc::clone(&lock), Arc::clone(&order));
-            handles.push(std::thread::spawn(move || {
-                l.lock();
-                o.lock().unwrap().push(i);
-                l.unlock();
-            }));
-            while lock.next.load(Ordering::Relaxed) != (i + 2) as u16 {
-                std::thread::yield_now();
-            }
-        }
-        lock.unlock();
-        for h in handles {
-            h.join().unwrap();
-        }
-        assert_eq!(*order.lock().unwrap(), (0..WAITERS).collect::<Vec<_>>());
-        // 16-bit tickets wrap: the lock keeps working past 65535.
-        for _ in 0..70_000 {
-            assert!(lock.try_lock());
-            lock.unlock();
-        }
         assert!(!lock.is_locked());
     }
 

@@ -61,8 +61,8 @@ use crate::time::{Jiffies, TimerWheel};
 /// outermost lock; the per-CPU held stack follows the hand-over, as the
 /// lock stays on its CPU.
 ///
-/// Like `sync::RawSpinLock` (and not a `sync::TicketLock`, on
-/// measurement: see `sync::spinlock`), but the word is the owner, so
+/// Like `sync::RawSpinLock` (not a ticket lock, on measurement: see
+/// `sync::spinlock`), but the word is the owner, so
 /// that a second `lock` on the same CPU is reported.
 pub struct KernelLock {
     owner: AtomicU32,
