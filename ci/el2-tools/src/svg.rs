@@ -149,126 +149,89 @@ pub fn trace_svg(t: &Trace) -> Result<String, String> {
 /// fewer instructions than Linux). A row of ours that did not finish where
 /// Linux did is drawn to the top and labelled so.
 pub fn bench_svg(r: &Report) -> Result<String, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let rows = r.kernel_ratios();
-    if rows.iter().all(|(_, v)| v.iter().all(|(_, x)| x.is_none())) {
-        return Err("no row measured on both kernels".into());
-    }
-    let top = 1000.0f64;
-    let bottom = 0.1f64;
-    let cpus: Vec<usize> = rows.first().map(|(_, v)| v.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
-    let groups = rows.len();
-    let per = cpus.len().max(1);
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (1200, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Guest kernel ÷ Linux 6.1, instructions per operation (below 1: fewer than Linux)",
-                ("sans-serif", 20),
-            )
-            .margin(12)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..groups as f64, (bottom..top).log_scale())
-            .map_err(|e| err(&e))?;
-        let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(groups * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.01 {
-                    ids.get(i).copied().unwrap_or("").to_string()
-                } else {
-                    String::new()
-                }
-            })
-            .y_desc("ours ÷ Linux (log scale)")
-            .y_label_formatter(&|y| format!("{y}"))
-            .draw()
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(std::iter::once(PathElement::new([(0.0, 1.0), (groups as f64, 1.0)], BLACK.stroke_width(2))))
-            .map_err(|e| err(&e))?
-            .label("Linux = 1")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-        for (k, &n) in cpus.iter().enumerate() {
-            let colour = Palette99::pick(k).to_rgba();
-            let width = 0.8 / per as f64;
-            let bar = |g: usize| {
-                let x0 = g as f64 + 0.1 + k as f64 * width;
-                (x0, x0 + width * 0.9)
-            };
-            let bars: Vec<(usize, f64)> = rows
-                .iter()
-                .enumerate()
-                .filter_map(|(g, (_, v))| v.get(k).and_then(|(_, r)| *r).map(|r| (g, r.clamp(bottom, top))))
-                .collect();
-            chart
-                .draw_series(bars.iter().map(|&(g, r)| {
-                    let (x0, x1) = bar(g);
-                    Rectangle::new([(x0, bottom), (x1, r)], colour.filled())
-                }))
-                .map_err(|e| err(&e))?
-                .label(format!("{n} CPU{}", if n == 1 { "" } else { "s" }))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
-            chart
-                .draw_series(bars.iter().map(|&(g, r)| {
-                    let (x0, x1) = bar(g);
-                    let label = if r >= top { "DNF".to_string() } else { format!("{r:.2}") };
-                    Text::new(
-                        label,
-                        ((x0 + x1) / 2.0, (r * 1.15).min(top)),
-                        TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Bottom)),
-                    )
-                }))
-                .map_err(|e| err(&e))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    Ok(out)
+    let cpus: Vec<String> = rows
+        .first()
+        .map(|(_, v)| v.iter().map(|(n, _)| format!("{n} CPU{}", if *n == 1 { "" } else { "s" })).collect())
+        .unwrap_or_default();
+    let series: Vec<&str> = cpus.iter().map(String::as_str).collect();
+    let groups: Vec<Group> =
+        rows.iter().map(|(id, v)| (id.to_string(), v.iter().map(|(_, ratio)| *ratio).collect())).collect();
+    let axis = Axis {
+        desc: "ours ÷ Linux (log scale)",
+        log: true,
+        range: Some((0.1, 1000.0)),
+        reference: Some((1.0, "Linux = 1")),
+    };
+    bars_svg(
+        "Guest kernel ÷ Linux 6.1, instructions per operation (below 1: fewer than Linux)",
+        &axis,
+        &series,
+        &groups,
+    )
 }
 
 /// One group of bars: its label and one value per series (None: not
-/// measured, no bar).
+/// measured, no bar; infinite: did not finish, drawn to the top as "DNF").
 pub type Group = (String, Vec<Option<f64>>);
 
+/// The value axis of a [`bars_svg`] chart.
+pub struct Axis<'a> {
+    /// What the values are.
+    pub desc: &'a str,
+    /// A log scale (for values over orders of magnitude).
+    pub log: bool,
+    /// Fixed (bottom, top), else from the values.
+    pub range: Option<(f64, f64)>,
+    /// A horizontal line at this value, named in the legend.
+    pub reference: Option<(f64, &'a str)>,
+}
+
+impl<'a> Axis<'a> {
+    /// A plain axis: linear or log, the range from the values.
+    pub fn plain(desc: &'a str, log: bool) -> Self {
+        Axis { desc, log, range: None, reference: None }
+    }
+}
+
 /// A grouped bar chart: a group per row, a bar per series (a colour each,
-/// named in the legend), each bar labelled with its value; `log`: a log
-/// scale (for values over orders of magnitude). What [`bench_charts`] draws
-/// the benchmark tables with.
-pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], log: bool) -> Result<String, String> {
+/// named in the legend), each bar labelled with its value. What
+/// [`bench_charts`] draws every benchmark table with.
+pub fn bars_svg(title: &str, axis: &Axis, series: &[&str], groups: &[Group]) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let values: Vec<f64> = groups.iter().flat_map(|g| g.1.iter().flatten().copied()).filter(|v| *v > 0.0).collect();
-    if values.is_empty() {
+    if groups.iter().all(|g| g.1.iter().all(Option::is_none)) {
         return Err("nothing measured".into());
     }
-    let max = values.iter().copied().fold(0.0, f64::max);
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let finite: Vec<f64> =
+        groups.iter().flat_map(|g| g.1.iter().flatten().copied()).filter(|v| v.is_finite() && *v > 0.0).collect();
+    let max = finite.iter().copied().fold(0.0, f64::max);
+    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let (bottom, top) = axis.range.unwrap_or(if axis.log { (min / 2.0, max * 3.0) } else { (0.0, max * 1.2) });
+    if top.is_nan() || bottom.is_nan() || top <= bottom {
+        return Err("nothing measured".into());
+    }
     let n = groups.len();
     let per = series.len().max(1);
-    let label = |v: f64| if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    let label = |v: f64| {
+        if v.is_infinite() {
+            "DNF".to_string()
+        } else if v >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (1200, 520)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (1200, 540)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
         let mut builder = ChartBuilder::on(&root);
         builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(50).y_label_area_size(80);
         // Two coordinate types (linear, log) mean two chart types: one
-        // closure draws on either.
+        // macro draws on either.
         macro_rules! draw {
-            ($chart:expr, $bottom:expr, $top:expr) => {{
+            ($chart:expr) => {{
                 let mut chart = $chart;
                 chart
                     .configure_mesh()
@@ -282,9 +245,19 @@ pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], lo
                             String::new()
                         }
                     })
-                    .y_desc(y_desc)
+                    .y_desc(axis.desc)
                     .draw()
                     .map_err(|e| err(&e))?;
+                if let Some((at, name)) = axis.reference {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            [(0.0, at), (n as f64, at)],
+                            BLACK.stroke_width(2),
+                        )))
+                        .map_err(|e| err(&e))?
+                        .label(name)
+                        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+                }
                 for (k, name) in series.iter().enumerate() {
                     let colour = Palette99::pick(k).to_rgba();
                     let width = 0.8 / per as f64;
@@ -297,11 +270,9 @@ pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], lo
                         })
                         .collect();
                     chart
-                        .draw_series(
-                            bars.iter().map(|&(x0, x1, v)| {
-                                Rectangle::new([(x0, $bottom), (x1, v.max($bottom))], colour.filled())
-                            }),
-                        )
+                        .draw_series(bars.iter().map(|&(x0, x1, v)| {
+                            Rectangle::new([(x0, bottom), (x1, v.clamp(bottom, top))], colour.filled())
+                        }))
                         .map_err(|e| err(&e))?
                         .label(name.to_string())
                         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
@@ -309,7 +280,7 @@ pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], lo
                         .draw_series(bars.iter().map(|&(x0, x1, v)| {
                             Text::new(
                                 label(v),
-                                ((x0 + x1) / 2.0, v.min($top)),
+                                ((x0 + x1) / 2.0, v.clamp(bottom, top)),
                                 TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Bottom)),
                             )
                         }))
@@ -317,23 +288,17 @@ pub fn bars_svg(title: &str, y_desc: &str, series: &[&str], groups: &[Group], lo
                 }
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    .position(SeriesLabelPosition::UpperLeft)
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .draw()
                     .map_err(|e| err(&e))?;
             }};
         }
-        if log {
-            let (bottom, top) = (min / 2.0, max * 3.0);
-            draw!(
-                builder.build_cartesian_2d(0f64..n as f64, (bottom..top).log_scale()).map_err(|e| err(&e))?,
-                bottom,
-                top
-            );
+        if axis.log {
+            draw!(builder.build_cartesian_2d(0f64..n as f64, (bottom..top).log_scale()).map_err(|e| err(&e))?);
         } else {
-            let top = max * 1.2;
-            draw!(builder.build_cartesian_2d(0f64..n as f64, 0f64..top).map_err(|e| err(&e))?, 0.0, top);
+            draw!(builder.build_cartesian_2d(0f64..n as f64, bottom..top).map_err(|e| err(&e))?);
         }
         root.present().map_err(|e| err(&e))?;
     }
@@ -351,19 +316,21 @@ pub fn bench_charts(r: &Report) -> Vec<(&'static str, String)> {
         v.push(("", s));
     }
     let hyp: Vec<Group> = r.hypervisor_figures().into_iter().map(|(id, x)| (id.to_string(), vec![Some(x)])).collect();
-    if let Ok(s) =
-        bars_svg("Hypervisor operations (instructions each, log scale)", "instructions", &["ours"], &hyp, true)
-    {
+    if let Ok(s) = bars_svg(
+        "Hypervisor operations (instructions each, log scale)",
+        &Axis::plain("instructions", true),
+        &["ours"],
+        &hyp,
+    ) {
         v.push(("-hyp", s));
     }
     let scaling: Vec<Group> =
         r.scaling_figures().into_iter().map(|(what, gk, linux)| (what.to_string(), vec![gk, linux])).collect();
     if let Ok(s) = bars_svg(
         "Scaling on 2 CPUs: throughput of two pinned processes ÷ one alone (target 1.8)",
-        "together ÷ alone",
+        &Axis::plain("together ÷ alone", false),
         &["guest kernel", "Linux 6.1"],
         &scaling,
-        false,
     ) {
         v.push(("-scaling", s));
     }
@@ -371,10 +338,9 @@ pub fn bench_charts(r: &Report) -> Vec<(&'static str, String)> {
         r.boots.iter().map(|b| (b.vm.clone(), vec![Some(b.first_line / 1e6), b.booted.map(|x| x / 1e6)])).collect();
     if let Ok(s) = bars_svg(
         "Boot: million instructions from power-on",
-        "million instructions",
+        &Axis::plain("million instructions", false),
         &["first console line", "booted (about to start init)"],
         &boot,
-        false,
     ) {
         v.push(("-boot", s));
     }
@@ -388,9 +354,12 @@ pub fn bench_charts(r: &Report) -> Vec<(&'static str, String)> {
             (format!("{group}/{}", ours.trim_start_matches("ours_")), vals)
         })
         .collect();
-    if let Ok(s) =
-        bars_svg("Host micro-benchmarks: one alloc + free (ns on the host, log scale)", "ns", &series, &host, true)
-    {
+    if let Ok(s) = bars_svg(
+        "Host micro-benchmarks: one alloc + free (ns on the host, log scale)",
+        &Axis::plain("ns", true),
+        &series,
+        &host,
+    ) {
         v.push(("-host", s));
     }
     v
