@@ -11,7 +11,7 @@
 
 use super::Errno;
 use super::mm_struct::{MmStruct, PageOps, PageTable, PteProt};
-use super::oom::Overcommit;
+use super::oom::VmAcct;
 use super::page::{PAGE_SIZE, align_down};
 use super::vma::vm_flags::*;
 
@@ -60,26 +60,46 @@ pub enum FaultAction {
 }
 
 /// `handle_mm_fault()` with the VMA checks of arm64's `__do_page_fault()`.
-/// A stack expansion shows up as the grown VMA in `mm.vmas`.
+/// A stack expansion shows up as the grown VMA in `mm.vmas`. Needs the
+/// address space for writing (`mmap_lock` held for writing) only when the
+/// stack grows ([`needs_stack_growth`]); otherwise
+/// [`handle_mm_fault_read_locked`] does the same with it held for reading.
 pub fn handle_mm_fault<T: PageTable, P: PageOps>(
     mm: &mut MmStruct,
     pt: &mut T,
     pages: &mut P,
-    acct: &mut Overcommit,
+    acct: &mut impl VmAcct,
+    addr: usize,
+    access: Access,
+) -> Result<FaultAction, FaultError> {
+    if needs_stack_growth(mm, addr) {
+        let vma = *mm.find_vma(addr).ok_or(FaultError::Segv(SegvCode::MapErr))?;
+        mm.expand_stack(acct, vma.start, addr).map_err(|_| FaultError::Segv(SegvCode::MapErr))?;
+    }
+    handle_mm_fault_read_locked(mm, pt, pages, addr, access)
+}
+
+/// Whether a fault at `addr` lies just below a stack VMA that must grow
+/// to cover it (`expand_stack`, which changes the VMA tree).
+pub fn needs_stack_growth(mm: &MmStruct, addr: usize) -> bool {
+    mm.find_vma(addr).is_some_and(|v| v.start > addr && v.flags & VM_GROWSDOWN != 0)
+}
+
+/// [`handle_mm_fault`] for a fault that changes no VMA (the caller holds
+/// `mmap_lock` for reading and the page-table lock): only the PTE and the
+/// page are touched. A fault below a stack that would need growing is
+/// SEGV_MAPERR here; see [`needs_stack_growth`].
+pub fn handle_mm_fault_read_locked<T: PageTable, P: PageOps>(
+    mm: &MmStruct,
+    pt: &mut T,
+    pages: &mut P,
     addr: usize,
     access: Access,
 ) -> Result<FaultAction, FaultError> {
     let vma = *mm.find_vma(addr).ok_or(FaultError::Segv(SegvCode::MapErr))?;
-    let vma = if vma.start > addr {
-        // Below a VMA: only a stack may grow to cover it.
-        if vma.flags & VM_GROWSDOWN == 0 {
-            return Err(FaultError::Segv(SegvCode::MapErr));
-        }
-        mm.expand_stack(acct, vma.start, addr).map_err(|_| FaultError::Segv(SegvCode::MapErr))?;
-        *mm.find_vma(addr).ok_or(FaultError::Segv(SegvCode::MapErr))?
-    } else {
-        vma
-    };
+    if vma.start > addr {
+        return Err(FaultError::Segv(SegvCode::MapErr));
+    }
     let needed = match access {
         Access::Read => VM_READ | VM_WRITE | VM_EXEC,
         Access::Write => VM_WRITE,

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use super::Errno;
 use super::gfp::Gfp;
-use super::oom::Overcommit;
+use super::oom::VmAcct;
 use super::page::{PAGE_SHIFT, PAGE_SIZE, Pfn, align_down, align_up};
 use super::vma::{FileId, VM_DATA_DEFAULT_FLAGS, Vma, VmaTree, vm_flags::*};
 use super::zone::{PageAllocator, PhysMem};
@@ -277,7 +277,7 @@ impl MmStruct {
 
     /// `setup_arg_pages()` core: the initial stack VMA of `size` bytes below
     /// `stack_top`, growing down.
-    pub fn setup_stack(&mut self, size: usize, acct: &mut Overcommit) -> Result<usize, Errno> {
+    pub fn setup_stack(&mut self, size: usize, acct: &mut impl VmAcct) -> Result<usize, Errno> {
         let size = align_up(size.max(PAGE_SIZE), PAGE_SIZE);
         let start = self.stack_top - size;
         acct.vm_enough_memory(size >> PAGE_SHIFT, self.cap_sys_admin, self.total_vm)?;
@@ -351,7 +351,7 @@ impl MmStruct {
         &mut self,
         pt: &mut T,
         pages: &mut P,
-        acct: &mut Overcommit,
+        acct: &mut impl VmAcct,
         addr: usize,
         len: usize,
         prot: u32,
@@ -430,7 +430,7 @@ impl MmStruct {
         &mut self,
         pt: &mut T,
         pages: &mut P,
-        acct: &mut Overcommit,
+        acct: &mut impl VmAcct,
         start: usize,
         len: usize,
     ) -> Result<(), Errno> {
@@ -445,7 +445,7 @@ impl MmStruct {
         &mut self,
         pt: &mut T,
         pages: &mut P,
-        acct: &mut Overcommit,
+        acct: &mut impl VmAcct,
         start: usize,
         len: usize,
     ) -> Result<(), Errno> {
@@ -512,7 +512,7 @@ impl MmStruct {
         &mut self,
         pt: &mut T,
         pages: &mut P,
-        acct: &mut Overcommit,
+        acct: &mut impl VmAcct,
         newbrk: usize,
     ) -> usize {
         if newbrk < self.start_brk {
@@ -557,7 +557,7 @@ impl MmStruct {
     /// `expand_stack()` (`expand_downwards`): grow the growsdown VMA that
     /// starts at `vma_start` down to cover `addr`, within RLIMIT_STACK and
     /// keeping the guard gap to the VMA below.
-    pub fn expand_stack(&mut self, acct: &mut Overcommit, vma_start: usize, addr: usize) -> Result<(), Errno> {
+    pub fn expand_stack(&mut self, acct: &mut impl VmAcct, vma_start: usize, addr: usize) -> Result<(), Errno> {
         let v = *self.vmas.find_vma(vma_start).filter(|v| v.start == vma_start).ok_or(Errno::EFAULT)?;
         if v.flags & VM_GROWSDOWN == 0 {
             return Err(Errno::EFAULT);
@@ -592,7 +592,7 @@ impl MmStruct {
         parent_pt: &mut T,
         child_pt: &mut T,
         pages: &mut P,
-        acct: &mut Overcommit,
+        acct: &mut impl VmAcct,
     ) -> Result<MmStruct, Errno> {
         let charge: usize = self.vmas.iter().filter(|v| v.flags & VM_ACCOUNT != 0).map(Vma::pages).sum();
         acct.vm_enough_memory(charge, self.cap_sys_admin, self.total_vm)?;
@@ -620,7 +620,7 @@ impl MmStruct {
     }
 
     /// `exit_mmap()`: unmap everything.
-    pub fn exit_mmap<T: PageTable, P: PageOps>(&mut self, pt: &mut T, pages: &mut P, acct: &mut Overcommit) {
+    pub fn exit_mmap<T: PageTable, P: PageOps>(&mut self, pt: &mut T, pages: &mut P, acct: &mut impl VmAcct) {
         let _ = self.do_munmap(pt, pages, acct, 0, TASK_SIZE);
     }
 }
@@ -628,7 +628,7 @@ impl MmStruct {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::mm::oom::{MemInfo, OvercommitPolicy};
+    use crate::mm::oom::{MemInfo, Overcommit, OvercommitPolicy};
     use alloc::collections::BTreeMap;
 
     /// A page table as a map from page address to entry.

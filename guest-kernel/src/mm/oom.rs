@@ -132,6 +132,27 @@ impl Overcommit {
     }
 }
 
+/// Where the address-space code charges and uncharges commitments: the
+/// [`Overcommit`] state itself (host tests, a private address space being
+/// built), or the kernel's shared one behind its own lock, so that the
+/// address spaces of different processes need no common lock beyond the
+/// counter's (Linux: `vm_committed_as` is a per-CPU counter).
+pub trait VmAcct {
+    /// `__vm_enough_memory()`.
+    fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno>;
+    /// `vm_unacct_memory()`.
+    fn vm_unacct_memory(&mut self, pages: usize);
+}
+
+impl VmAcct for Overcommit {
+    fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno> {
+        Overcommit::vm_enough_memory(self, pages, cap_sys_admin, mm_total_vm)
+    }
+    fn vm_unacct_memory(&mut self, pages: usize) {
+        Overcommit::vm_unacct_memory(self, pages)
+    }
+}
+
 /// `OOM_SCORE_ADJ_MIN`: never kill.
 pub const OOM_SCORE_ADJ_MIN: i32 = -1000;
 /// `OOM_SCORE_ADJ_MAX`: kill first.

@@ -87,6 +87,10 @@ pub enum Violation {
     /// A spin lock taken with interrupts unmasked: an interrupt's handler
     /// could take it again, or preemption at `irq_exit` move the holder.
     IrqsOn { class: &'static LockClass },
+    /// A sleeping lock (`class`) taken while this CPU holds the spin lock
+    /// `holding`: the sleep would keep it held (`might_sleep`'s "sleeping
+    /// function called from invalid context").
+    SleepInAtomic { holding: &'static LockClass, class: &'static LockClass },
 }
 
 impl fmt::Display for Violation {
@@ -109,6 +113,9 @@ impl fmt::Display for Violation {
             Violation::NotHeld { class } => write!(f, "{} released but not held on this CPU", class.name),
             Violation::TooDeep { class } => write!(f, "taking {}: more than {MAX_DEPTH} locks held", class.name),
             Violation::IrqsOn { class } => write!(f, "{} taken with interrupts unmasked", class.name),
+            Violation::SleepInAtomic { holding, class } => {
+                write!(f, "sleeping lock {} taken while holding spin lock {}", class.name, holding.name)
+            }
         }
     }
 }
@@ -184,6 +191,18 @@ impl HeldStack {
         verdict
     }
 
+    /// `might_sleep` before taking the sleeping lock `class`: this CPU
+    /// must hold no spin lock. Sleeping locks are not recorded here (a
+    /// task, not a CPU, holds one: `sync::rwsem`).
+    pub fn might_sleep(&self, classes: &[&'static LockClass], class: &'static LockClass) -> Result<(), Violation> {
+        if self.depth() == 0 {
+            return Ok(());
+        }
+        let id = self.id_at(self.depth() - 1);
+        let holding = classes.iter().find(|c| c.id == id).copied().unwrap_or(class);
+        Err(Violation::SleepInAtomic { holding, class })
+    }
+
     /// Records releasing `class` (the innermost lock of that class held;
     /// locks may be released in any order).
     pub fn release(&self, class: &'static LockClass) -> Result<(), Violation> {
@@ -238,6 +257,16 @@ pub mod live {
         local_irq_restore(daif);
     }
 
+    /// Checks that this CPU may sleep for the sleeping lock `class`.
+    pub fn might_sleep(class: &'static LockClass) {
+        let daif = local_irq_save();
+        let cpu = smp_processor_id();
+        if let Err(v) = HELD[cpu].might_sleep(&super::super::CLASSES, class) {
+            report(cpu, v);
+        }
+        local_irq_restore(daif);
+    }
+
     /// Records releasing `class` on this CPU.
     pub fn release(class: &'static LockClass) {
         let daif = local_irq_save();
@@ -256,6 +285,16 @@ pub fn acquire(class: &'static LockClass, wait: bool) {
     live::acquire(class, wait);
     #[cfg(not(all(feature = "lockdep", target_arch = "aarch64", target_os = "none")))]
     let _ = (class, wait);
+}
+
+/// lockdep's check before a sleeping lock of `class` is taken (no spin
+/// lock may be held).
+#[inline(always)]
+pub fn might_sleep(class: &'static LockClass) {
+    #[cfg(all(feature = "lockdep", target_arch = "aarch64", target_os = "none"))]
+    live::might_sleep(class);
+    #[cfg(not(all(feature = "lockdep", target_arch = "aarch64", target_os = "none")))]
+    let _ = class;
 }
 
 /// lockdep's note that `class` was released.
@@ -345,6 +384,17 @@ mod tests {
         s.acquire(&g, &TEST_CLASSES, &A, false).unwrap();
         assert!(!g.has(1, 0), "a try_lock adds no edge");
         assert_eq!(s.depth(), 2, "but is held");
+    }
+
+    #[test]
+    fn a_sleeping_lock_under_a_spin_lock_is_reported() {
+        let g = OrderGraph::new();
+        let s = HeldStack::new();
+        s.might_sleep(&TEST_CLASSES, &OUTER).unwrap();
+        take(&s, &g, &A).unwrap();
+        let v = s.might_sleep(&TEST_CLASSES, &OUTER).unwrap_err();
+        assert_eq!(v, Violation::SleepInAtomic { holding: &A, class: &OUTER });
+        assert!(v.to_string().contains("sleeping lock OUTER taken while holding spin lock A"), "{v}");
     }
 
     #[test]

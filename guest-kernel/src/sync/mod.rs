@@ -1,30 +1,37 @@
 //! The guest kernel's locks: spin locks whose waiters wait in WFE
-//! ([`spinlock`]), their interrupt-saving variant, and a small lockdep
-//! ([`lockdep`]) that checks the order below at run time when the kernel
-//! is built with the cargo feature `lockdep` (scripts/build turns it on
-//! for the image the QEMU tests boot, and off with `--no-lockdep` for
-//! scripts/bench).
+//! ([`spinlock`]), their interrupt-saving variant, the sleeping locks
+//! ([`rwsem`]: the reader-writer semaphore and the mutex, whose waiters
+//! sleep on a scheduler wait queue), and a small lockdep ([`lockdep`])
+//! that checks the order below at run time when the kernel is built with
+//! the cargo feature `lockdep` (scripts/build turns it on for the image
+//! the QEMU tests boot, and off with `--no-lockdep` for scripts/bench).
 //!
 //! # Lock order
 //!
 //! A CPU may take a lock only while every lock it holds comes *earlier* in
 //! this table (a smaller rank; outermost first), and never a lock of a
-//! class it already holds. Every lock is held with interrupts masked
+//! class it already holds. Every spin lock is held with interrupts masked
 //! (`lock_irqsave`, or `lock` inside a section that masked them), so an
 //! interrupt handler never finds a lock of its own CPU held (LKD ch. 10,
 //! "Spin Locks and Bottom Halves": `spin_lock_irqsave` for data an
-//! interrupt handler also touches).
+//! interrupt handler also touches). A sleeping lock (rank 1) is taken with
+//! no spin lock held (lockdep's `might_sleep` check) and may be held
+//! across a sleep; its waiters take [`KLOCK`] to sleep and its releasers
+//! to wake them, so it is never released with KLOCK held either.
 //!
 //! | rank | class | what it guards | taken inside |
 //! | ---: | --- | --- | --- |
-//! | 1 | [`KLOCK`] | the kernel lock: scheduler, task table, address spaces, timers, futexes, tty (`arch/aarch64/process.rs`) | nothing; held across `cpu_switch_to` and released by the next task on the same CPU |
-//! | 2 | [`KERNEL_MAP`] | the kernel's TTBR1 tables (`mmu::map_probe_page`) | nothing (self-tests) |
-//! | 3 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (address space creation and teardown) |
-//! | 4 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
-//! | 5 | [`HEAP`] | the kernel heap: early heap and kmalloc's slab caches (`mm/slab/heap.rs`) | any of the above (anything may allocate) |
-//! | 6 | [`PAGE_ALLOC`] | the buddy allocator and its per-CPU lists (`arch/aarch64/memory.rs`) | HEAP (slab growth), KLOCK (faults) |
-//! | 7 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
-//! | 8 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
+//! | 1 | [`MMAP_LOCK`] | an address space's VMAs: `Mm::mmap_lock`, a [`RwSemaphore`] (`arch/aarch64/mm.rs`); read by faults, written by mmap, munmap, mprotect, brk, fork's copy, stack growth, exit_mmap | nothing (sleeping lock) |
+//! | 2 | [`KLOCK`] | the kernel lock: scheduler, task table and the table of address spaces (not their contents), timers, futexes, tty (`arch/aarch64/process.rs`) | nothing; held across `cpu_switch_to` and released by the next task on the same CPU |
+//! | 3 | [`KERNEL_MAP`] | the kernel's TTBR1 tables (`mmu::map_probe_page`) | nothing (self-tests) |
+//! | 4 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |
+//! | 5 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
+//! | 6 | [`PAGE_TABLE_LOCK`] | an address space's page table: `Mm::page_table_lock` (`arch/aarch64/mm.rs`): every PTE change and lookup | MMAP_LOCK (faults, mmap...), KLOCK (the OOM killer's RSS, the futex word) |
+//! | 7 | [`VM_ACCT`] | the overcommit counter (`arch/aarch64/mm.rs`, `ACCT`) | PAGE_TABLE_LOCK (mmap, brk, munmap, stack growth) |
+//! | 8 | [`HEAP`] | the kernel heap: early heap and kmalloc's slab caches (`mm/slab/heap.rs`) | any of the above (anything may allocate) |
+//! | 9 | [`PAGE_ALLOC`] | the buddy allocator and its per-CPU lists (`arch/aarch64/memory.rs`) | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK |
+//! | 10 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
+//! | 11 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
 //!
 //! [`LOCKDEP_TEST_A`] and [`LOCKDEP_TEST_B`] have no rank: the self-test
 //! `test=lockdep-inversion` takes them in both orders to prove the
@@ -35,10 +42,13 @@
 //! locks (`hypervisor/src/sync.rs`, a different crate).
 
 pub mod lockdep;
+#[allow(unsafe_code)] // the locks' `Sync` promise, their guards' cell access, the wait list
+pub mod rwsem;
 #[allow(unsafe_code)] // the lock's `Sync` promise and its guard's cell access
 pub mod spinlock;
 
 pub use lockdep::LockClass;
+pub use rwsem::{Mutex, RwSemaphore, Sleep};
 pub use spinlock::{RawSpinLock, SpinLock, SpinLockGuard};
 
 macro_rules! classes {
@@ -53,22 +63,28 @@ macro_rules! classes {
 }
 
 classes! {
+    /// An address space's `mmap_lock` (sleeping).
+    MMAP_LOCK = 1;
     /// The kernel lock.
-    KLOCK = 1;
+    KLOCK = 2;
     /// The kernel's TTBR1 tables.
-    KERNEL_MAP = 2;
+    KERNEL_MAP = 3;
     /// The ASID bitmap.
-    ASIDS = 3;
+    ASIDS = 4;
     /// The GIC driver.
-    GIC = 4;
+    GIC = 5;
+    /// An address space's page-table lock.
+    PAGE_TABLE_LOCK = 6;
+    /// The overcommit accounting.
+    VM_ACCT = 7;
     /// The kernel heap.
-    HEAP = 5;
+    HEAP = 8;
     /// The page allocator.
-    PAGE_ALLOC = 6;
+    PAGE_ALLOC = 9;
     /// A per-CPU variable's slot.
-    PERCPU = 7;
+    PERCPU = 10;
     /// The console.
-    CONSOLE = 8;
+    CONSOLE = 11;
     /// Self-test class (no rank).
     LOCKDEP_TEST_A = 0;
     /// Self-test class (no rank).

@@ -6,8 +6,9 @@
 
 use alloc::vec::Vec;
 
+use super::mm::{GlobalAcct, set_current_mm};
 use super::pgtable::{UserPageTable, switch_ttbr0};
-use super::process::{self, LockedPages, lock, mm_config, mm_install, mmput, refresh_meminfo};
+use super::process::{self, LockedPages, lock, mm_config, mm_install, mmput};
 use crate::elf::load_plan;
 use crate::initramfs::Cpio;
 use crate::mm::Errno;
@@ -95,24 +96,27 @@ fn build_stack(top: usize, argv: &[&[u8]], entry: usize, random: u64) -> (usize,
 /// success its user frame starts the new program.
 pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errno> {
     let path = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-    let mut k = lock();
-    let file = Cpio::find(k.initrd, path).ok_or(Errno::ENOENT)?;
+    // The new address space is private to us until it is installed: it is
+    // built without the kernel lock (and without its own locks).
+    let (initrd, cfg) = {
+        let mut k = lock();
+        (k.initrd, mm_config(&mut k))
+    };
+    let file = Cpio::find(initrd, path).ok_or(Errno::ENOENT)?;
     let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
-    refresh_meminfo(&mut k);
-    let cfg = mm_config(&mut k);
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;
     let built = (|| -> Result<usize, Errno> {
         for m in &plan.mappings {
             let flags = map::MAP_PRIVATE | map::MAP_ANONYMOUS | map::MAP_FIXED;
-            mm.mmap(&mut pt, &mut LockedPages, &mut k.acct, m.start, m.end - m.start, m.prot, flags, None)?;
+            mm.mmap(&mut pt, &mut LockedPages, &mut GlobalAcct, m.start, m.end - m.start, m.prot, flags, None)?;
             let p = PteProt { read: true, write: m.prot & prot::PROT_WRITE != 0, exec: m.prot & prot::PROT_EXEC != 0 };
             populate(&mut pt, m.start, m.end, p)?;
         }
         for c in &plan.copies {
             poke(&pt, c.vaddr, &file.data[c.offset..c.offset + c.len])?;
         }
-        mm.setup_stack(STACK_SIZE, &mut k.acct)?;
+        mm.setup_stack(STACK_SIZE, &mut GlobalAcct)?;
         let top = mm.stack_top;
         let (sp, img) = build_stack(top, argv, plan.entry, cfg.seed);
         populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
@@ -123,7 +127,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     let sp = match built {
         Ok(sp) => sp,
         Err(e) => {
-            mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+            mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
             pt.destroy();
             return Err(e);
         }
@@ -137,9 +141,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     barrier::dsb(barrier::ISH);
     barrier::isb(barrier::SY);
     // Past the point of no return: exec_mm_release (CLONE_CHILD_CLEARTID
-    // of the old image) touches user memory, so the lock goes meanwhile;
-    // the new mm is still private to us.
-    drop(k);
+    // of the old image) touches user memory, with no lock held.
     process::mm_release_child_tid();
     let mut k = lock();
     let old = k.tasks.get(me).and_then(|t| t.mm);
@@ -147,12 +149,12 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     let k2 = &mut *k;
     k2.tasks.exec(&mut k2.sched, me, t);
     let h = k.tasks.get(me).and_then(|t| t.mm).expect("exec gives an mm");
-    let ttbr0 = pt.ttbr0();
-    mm_install(&mut k, h, mm, pt);
-    switch_ttbr0(ttbr0);
-    if let Some(o) = old {
-        mmput(&mut k, o);
-    }
+    let new = mm_install(&mut k, h, mm, pt);
+    switch_ttbr0(new.ttbr0());
+    // This CPU's current address space, for faults; the old one's
+    // reference goes once the kernel lock is released.
+    let old_current = set_current_mm(Some(new));
+    let last = old.and_then(|o| mmput(&mut k, o));
     let name = path.rsplit('/').next().unwrap_or(path);
     if let Some(ts) = k.tasks.get_mut(me) {
         ts.comm = alloc::string::String::from(name);
@@ -163,5 +165,11 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     frame.elr = plan.entry as u64;
     frame.sp = sp as u64;
     frame.spsr = super::trap::SPSR_EL0T;
+    drop(k);
+    drop(old_current);
+    // The old image's last user (`mmput` → `exit_mmap`), with no lock held.
+    if let Some(m) = last {
+        m.exit_mmap();
+    }
     Ok(())
 }

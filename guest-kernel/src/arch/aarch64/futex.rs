@@ -14,6 +14,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::irq::now_ns;
+use super::mm::current_mm;
 use super::mmu::phys_to_virt;
 use super::process::{KGuard, Kernel, current, lock, schedule_locked, schedule_timeout};
 use super::uaccess::{access_ok, copy_from_user};
@@ -59,58 +60,68 @@ pub fn sys_futex(uaddr: usize, op: u32, val: u32, arg4: usize, uaddr2: usize, va
 /// A lookup that needs the page present first.
 struct FaultIn;
 
-/// `get_futex_key` for the current task. Private: (mm, address), after
-/// `access_ok` only, as Linux. Shared: the VMA decides; a MAP_SHARED one
-/// keys by the page frame (the page must be present), any other by (mm,
-/// address) marked shared. No VMA: fault in (the stack may grow; or the
-/// fault-in reports EFAULT).
-fn get_futex_key(k: &Kernel, me: TaskId, uaddr: usize, private: bool) -> Result<Result<FutexKey, FaultIn>, Errno> {
+/// `get_futex_key` for the current task, without the kernel lock (the
+/// address space's own locks: `arch/aarch64/mm.rs`). Private: (mm,
+/// address), after `access_ok` only, as Linux. Shared: the VMA decides; a
+/// MAP_SHARED one keys by the page frame (the page must be present), any
+/// other by (mm, address) marked shared. No VMA: fault in (the stack may
+/// grow; or the fault-in reports EFAULT). As in Linux, the key may be
+/// stale by the time the hash is locked if another thread remaps the
+/// word meanwhile; that is the program's race.
+fn get_futex_key(uaddr: usize, private: bool) -> Result<Result<FutexKey, FaultIn>, Errno> {
     if !access_ok(uaddr, 4) {
         return Err(Errno::EFAULT);
     }
-    let mm = k.tasks.get(me).and_then(|t| t.mm).ok_or(Errno::EFAULT)?;
+    let mm = current_mm().ok_or(Errno::EFAULT)?;
     if private {
-        return Ok(Ok(FutexKey::Private { mm: mm.0, addr: uaddr }));
+        return Ok(Ok(FutexKey::Private { mm: mm.id, addr: uaddr }));
     }
-    let m = k.mms.get(&mm.0).ok_or(Errno::EFAULT)?;
-    let Some(vma) = m.mm.find_vma(uaddr).filter(|v| v.contains(uaddr)) else { return Ok(Err(FaultIn)) };
+    let vmas = mm.mmap_lock.read();
+    let Some(vma) = vmas.find_vma(uaddr).filter(|v| v.contains(uaddr)) else { return Ok(Err(FaultIn)) };
     if vma.flags & (VM_SHARED | VM_MAYSHARE) == 0 {
-        return Ok(Ok(FutexKey::MmShared { mm: mm.0, addr: uaddr }));
+        return Ok(Ok(FutexKey::MmShared { mm: mm.id, addr: uaddr }));
     }
-    Ok(match m.pt.lookup(align_down(uaddr, PAGE_SIZE)) {
+    let pte = mm.page_table_lock.lock_irqsave().lookup(align_down(uaddr, PAGE_SIZE));
+    Ok(match pte {
         Some(pte) => Ok(FutexKey::Page { pfn: pte.pfn, offset: uaddr % PAGE_SIZE }),
         None => Err(FaultIn),
     })
 }
 
-/// `get_futex_value_locked`: the futex word, if its page is present and
-/// the VMA readable; `None` means fault it in and retry.
-fn get_futex_value_locked(k: &Kernel, me: TaskId, uaddr: usize) -> Option<u32> {
-    let mm = k.tasks.get(me).and_then(|t| t.mm)?;
-    let m = k.mms.get(&mm.0)?;
-    m.mm.find_vma(uaddr).filter(|v| v.contains(uaddr) && v.flags & VM_ACCESS_FLAGS != 0)?;
-    let pte = m.pt.lookup(align_down(uaddr, PAGE_SIZE))?;
+/// Whether the futex word lies in a readable VMA (checked before the
+/// kernel lock is taken: `mmap_lock` may sleep).
+fn word_readable(uaddr: usize) -> bool {
+    current_mm().is_some_and(|mm| {
+        mm.mmap_lock.read().find_vma(uaddr).is_some_and(|v| v.contains(uaddr) && v.flags & VM_ACCESS_FLAGS != 0)
+    })
+}
+
+/// `get_futex_value_locked`: the futex word, with the kernel lock held,
+/// if its page is present; `None` means fault it in and retry. The
+/// page-table lock (taken inside the kernel lock) keeps the frame mapped
+/// while it is read; the VMA was checked before ([`word_readable`]).
+fn get_futex_value_locked(_k: &Kernel, uaddr: usize) -> Option<u32> {
+    let mm = current_mm()?;
+    let pt = mm.page_table_lock.lock_irqsave();
+    let pte = pt.lookup(align_down(uaddr, PAGE_SIZE))?;
     let va = phys_to_virt(pfn_to_phys(pte.pfn) as u64) + uaddr % PAGE_SIZE;
-    // SAFETY: the frame is mapped in the current address space, which
-    // cannot change while the kernel lock is held, and is reached through
-    // the linear map; the word is 4-byte aligned (decode checked) and
-    // inside the page. User code may write it concurrently: an atomic load.
+    // SAFETY: the frame is mapped in the current address space, and stays
+    // so while the page-table lock is held, and is reached through the
+    // linear map; the word is 4-byte aligned (decode checked) and inside
+    // the page. User code may write it concurrently: an atomic load.
     Some(unsafe { (*(va as *const AtomicU32)).load(Ordering::SeqCst) })
 }
 
 /// `fault_in_user_writeable` / `get_user` with no lock held: maps the page
 /// (demand paging, stack growth) or reports EFAULT.
-/// Takes the kernel lock and `uaddr`'s futex key, faulting the page in
-/// with the lock released (and starting over) while it is not present.
-fn lock_with_key(me: TaskId, uaddr: usize, private: bool, tries: &mut u32) -> Result<(KGuard, FutexKey), Errno> {
+/// Finds `uaddr`'s futex key (and, with `value`, checks the word's VMA),
+/// faulting the page in while it is not present, then takes the kernel
+/// lock.
+fn lock_with_key(uaddr: usize, private: bool, value: bool, tries: &mut u32) -> Result<(KGuard, FutexKey), Errno> {
     loop {
-        let k = lock();
-        match get_futex_key(&k, me, uaddr, private)? {
-            Ok(key) => return Ok((k, key)),
-            Err(FaultIn) => {
-                drop(k);
-                fault_in(uaddr, tries)?;
-            }
+        match get_futex_key(uaddr, private)? {
+            Ok(key) if !value || word_readable(uaddr) => return Ok((lock(), key)),
+            _ => fault_in(uaddr, tries)?,
         }
     }
 }
@@ -152,8 +163,8 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
     let mut tries = 0;
     loop {
         // futex_wait_setup: the key and the word, with the lock held.
-        let (mut k, key) = lock_with_key(me, uaddr, private, &mut tries)?;
-        let Some(word) = get_futex_value_locked(&k, me, uaddr) else {
+        let (mut k, key) = lock_with_key(uaddr, private, true, &mut tries)?;
+        let Some(word) = get_futex_value_locked(&k, uaddr) else {
             drop(k);
             fault_in(uaddr, &mut tries)?;
             continue;
@@ -196,7 +207,7 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
 /// `futex_wake`: wake up to `nr` sleepers of `uaddr` whose bitset matches;
 /// returns how many.
 pub fn futex_wake(uaddr: usize, private: bool, nr: i32, bitset: u32) -> R {
-    let (mut k, key) = lock_with_key(current(), uaddr, private, &mut 0)?;
+    let (mut k, key) = lock_with_key(uaddr, private, false, &mut 0)?;
     let now = now_ns();
     let k2 = &mut *k;
     let sched = &mut k2.sched;
@@ -211,26 +222,27 @@ pub fn futex_wake(uaddr: usize, private: bool, nr: i32, bitset: u32) -> R {
 /// `cmpval`, only if `*uaddr` still holds it (else EAGAIN). Returns woken +
 /// requeued.
 fn futex_requeue(uaddr: usize, private: bool, nr_wake: i32, nr_requeue: i32, uaddr2: usize, cmpval: Option<u32>) -> R {
-    let me = current();
     let mut tries = 0;
     loop {
-        let mut k = lock();
-        let keys = (get_futex_key(&k, me, uaddr, private)?, get_futex_key(&k, me, uaddr2, private)?);
+        let keys = (get_futex_key(uaddr, private)?, get_futex_key(uaddr2, private)?);
         let (from, to) = match keys {
             (Ok(a), Ok(b)) => (a, b),
             (Err(FaultIn), _) => {
-                drop(k);
                 fault_in(uaddr, &mut tries)?;
                 continue;
             }
             (_, Err(FaultIn)) => {
-                drop(k);
                 fault_in(uaddr2, &mut tries)?;
                 continue;
             }
         };
+        if cmpval.is_some() && !word_readable(uaddr) {
+            fault_in(uaddr, &mut tries)?;
+            continue;
+        }
+        let mut k = lock();
         if let Some(cmp) = cmpval {
-            let Some(word) = get_futex_value_locked(&k, me, uaddr) else {
+            let Some(word) = get_futex_value_locked(&k, uaddr) else {
                 drop(k);
                 fault_in(uaddr, &mut tries)?;
                 continue;

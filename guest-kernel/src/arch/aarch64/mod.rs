@@ -6,6 +6,7 @@ pub mod exec;
 pub mod futex;
 pub mod irq;
 pub mod memory;
+pub mod mm;
 pub mod mmu;
 pub mod pgtable;
 pub mod process;

@@ -158,7 +158,17 @@ impl UserPageTable {
 
     /// Frees every table page (the mapped frames must already be gone:
     /// `exit_mmap`) and the ASID.
-    pub fn destroy(self) {
+    pub fn destroy(mut self) {
+        self.free_tables();
+    }
+
+    /// [`destroy`](Self::destroy) in place (`free_pgtables` + `pgd_free`
+    /// from `__mmdrop`); the table is empty afterwards, and a second call
+    /// does nothing.
+    pub fn free_tables(&mut self) {
+        if self.root == 0 {
+            return;
+        }
         fn free_level(table: u64, level: usize) {
             if level < 3 {
                 for i in 0..512 {
@@ -179,6 +189,7 @@ impl UserPageTable {
         barrier::isb(barrier::SY);
         free_level(self.root, 0);
         asid_free(self.asid);
+        self.root = 0;
     }
 }
 

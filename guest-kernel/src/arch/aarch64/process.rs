@@ -20,11 +20,13 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::cpu::{local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save, smp_processor_id};
 use super::irq::{self, now_ns};
+use super::mm::{GlobalAcct, Mm, current_mm, set_current_mm};
 use super::pgtable::{UserPageTable, empty_ttbr0, switch_ttbr0};
 use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
 use super::uaccess::put_user_i32;
@@ -39,6 +41,7 @@ use crate::mm::fault::{Access, FaultError, handle_mm_fault};
 use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, TASK_SIZE};
 use crate::mm::oom::{MemInfo, OomChoice, OomTask, Overcommit, OvercommitPolicy, select_bad_process};
 use crate::mm::page::Pfn;
+use crate::sched::waitqueue::WaitQueueHead;
 use crate::sched::{Scheduler, TaskId, TaskState};
 use crate::sync;
 use crate::task::TaskTable;
@@ -231,24 +234,19 @@ unsafe extern "C" {
     fn ret_from_fork();
 }
 
-/// An address space: the mm core's `mm_struct`, its page table, and users.
-pub struct Mm {
-    pub mm: MmStruct,
-    pub pt: UserPageTable,
-    users: u32,
-}
-
 /// Everything behind the kernel lock.
 pub struct Kernel {
     pub sched: Scheduler,
     pub tasks: TaskTable,
     pub threads: BTreeMap<TaskId, Box<Thread>>,
-    pub mms: BTreeMap<u32, Mm>,
+    /// The address spaces by handle (`task.mm`), while they have users.
+    /// Only the table is behind the kernel lock: each [`Mm`] has its own
+    /// locks (`arch/aarch64/mm.rs`).
+    pub mms: BTreeMap<u32, Arc<Mm>>,
     pub wheel: TimerWheel,
     /// `futex_queues`.
     pub futex: FutexHash,
     pub jiffies: Jiffies,
-    pub acct: Overcommit,
     pub softirq: [SoftirqState; MAX_CPUS],
     /// The irq descriptor table: the timer and the console's UART are
     /// registered with `request_irq` and dispatched by `generic_handle_irq`.
@@ -281,6 +279,7 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
     let total = memory::with_pages(|pa| pa.totalram_pages());
     let mut acct = Overcommit::new(MemInfo { totalram: total, free: total, ..MemInfo::default() });
     acct.policy = overcommit;
+    *super::mm::ACCT.lock_irqsave() = Some(acct);
     let mut threads = BTreeMap::new();
     for &id in &idle {
         threads.insert(id, Box::new(Thread { ctx: CpuContext::zero(), stack: None }));
@@ -293,7 +292,6 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
         wheel: TimerWheel::new(jiffies.get()),
         futex: FutexHash::new(256 * nr_cpus),
         jiffies,
-        acct,
         softirq: core::array::from_fn(|_| SoftirqState::new()),
         irqs: IrqTable::new(1020),
         tasklets: core::array::from_fn(|_| TaskletQueue::new()),
@@ -366,12 +364,42 @@ pub fn schedule_locked(k: &mut KGuard) {
     }
 }
 
+/// The scheduler's side of the sleeping locks (`sync::rwsem`, e.g. an
+/// address space's `mmap_lock`): the kernel lock, a scheduler wait queue,
+/// TASK_UNINTERRUPTIBLE and `schedule` (LKD ch. 4, "Sleeping and Waking
+/// Up"). Only contention comes here.
+pub struct SchedSleep;
+
+impl sync::Sleep for SchedSleep {
+    type Guard = KGuard;
+    type Queue = WaitQueueHead;
+    fn lock() -> KGuard {
+        lock()
+    }
+    fn prepare_to_wait(k: &mut KGuard, q: &mut WaitQueueHead) {
+        q.prepare_to_wait(&mut k.sched, smp_processor_id(), TaskState::Uninterruptible, false);
+    }
+    fn schedule(k: &mut KGuard) {
+        schedule_locked(k);
+    }
+    fn finish_wait(k: &mut KGuard, q: &mut WaitQueueHead) {
+        // The CPU is read again: the wake-up may have moved us.
+        q.finish_wait(&mut k.sched, smp_processor_id());
+    }
+    fn wake_up_all(k: &mut KGuard, q: &mut WaitQueueHead) {
+        q.wake_up_all(&mut k.sched, now());
+    }
+}
+
 /// `context_switch`: switch the address space, then the registers. A dead
 /// prev's thread is parked for the next task to free.
 fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
     crate::event!("sched_switch cpu={=u8} prev={=u32} next={=u32}", cpu as u8, prev.0, next.0);
-    let next_ttbr0 = k.tasks.get(next).and_then(|t| t.mm).and_then(|h| k.mms.get(&h.0)).map(|m| m.pt.ttbr0());
-    switch_ttbr0(next_ttbr0.unwrap_or_else(empty_ttbr0));
+    let next_mm = k.tasks.get(next).and_then(|t| t.mm).and_then(|h| k.mms.get(&h.0)).cloned();
+    switch_ttbr0(next_mm.as_ref().map_or_else(empty_ttbr0, |m| m.ttbr0()));
+    // The previous address space's reference may be its last (`mmdrop`
+    // of a dead task's mm): its page tables go now that TTBR0 has left.
+    drop(set_current_mm(next_mm));
     let prev_dead = k.tasks.get(prev).is_none_or(|t| t.exit_state != ExitState::None);
     let prev_ctx: *mut CpuContext = if prev_dead {
         let t = k.threads.remove(&prev).expect("prev thread");
@@ -768,17 +796,19 @@ impl PageOps for LockedPages {
     }
 }
 
-/// Refreshes the overcommit view of free memory.
-pub fn refresh_meminfo(k: &mut Kernel) {
-    let (free, total) = memory::with_pages(|pa| (pa.nr_free_pages(), pa.totalram_pages()));
-    k.acct.meminfo.free = free;
-    k.acct.meminfo.totalram = total;
-}
-
 /// `do_page_fault` for a user address in the current address space.
 /// Returns whether the access may be retried; on OOM the OOM killer runs
 /// (and the faulting task may be its victim).
+///
+/// Locking: the address space's own locks only (`arch/aarch64/mm.rs`):
+/// `mmap_lock` for reading and the page-table lock, or `mmap_lock` for
+/// writing when a stack must grow (`expand_stack` changes the VMA tree).
+/// The kernel lock is taken only to sleep on a contended `mmap_lock` (the
+/// scheduler is behind it) and for the OOM killer, which reads the task
+/// table and signals the victim; the fault's own locks are released
+/// first, as Linux's `VM_FAULT_OOM` → `pagefault_out_of_memory` does.
 pub fn user_fault(addr: usize, write: bool, exec: bool) -> bool {
+    use crate::mm::fault::{handle_mm_fault_read_locked, needs_stack_growth};
     let access = if exec {
         Access::Exec
     } else if write {
@@ -789,17 +819,25 @@ pub fn user_fault(addr: usize, write: bool, exec: bool) -> bool {
     if !ready() {
         return false;
     }
-    let me = current();
-    let mut k = lock();
-    let Some(h) = k.tasks.get(me).and_then(|t| t.mm) else { return false };
-    refresh_meminfo(&mut k);
-    let k2 = &mut *k;
-    let Some(m) = k2.mms.get_mut(&h.0) else { return false };
-    match handle_mm_fault(&mut m.mm, &mut m.pt, &mut LockedPages, &mut k2.acct, addr, access) {
+    let Some(mm) = current_mm() else { return false };
+    let r = {
+        let vmas = mm.mmap_lock.read();
+        if needs_stack_growth(&vmas, addr) {
+            drop(vmas);
+            let mut vmas = mm.mmap_lock.write();
+            let mut pt = mm.page_table_lock.lock_irqsave();
+            handle_mm_fault(&mut vmas, &mut *pt, &mut LockedPages, &mut GlobalAcct, addr, access)
+        } else {
+            let mut pt = mm.page_table_lock.lock_irqsave();
+            handle_mm_fault_read_locked(&vmas, &mut *pt, &mut LockedPages, addr, access)
+        }
+    };
+    drop(mm);
+    match r {
         Ok(_) => true,
         Err(FaultError::Segv(_)) => false,
         Err(FaultError::Oom) => {
-            out_of_memory(&mut k);
+            out_of_memory(&mut lock());
             // Retry: memory comes back once the victim exits; if we are
             // the victim, the pending SIGKILL ends us on the way out.
             true
@@ -815,7 +853,7 @@ pub fn out_of_memory(k: &mut KGuard) {
         .iter()
         .filter(|t| t.thread_group_leader() && t.exit_state == ExitState::None)
         .map(|t| {
-            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.pt.rss());
+            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.page_table_lock.lock().rss());
             OomTask {
                 pid: t.pid as u32,
                 rss,
@@ -827,7 +865,7 @@ pub fn out_of_memory(k: &mut KGuard) {
             }
         })
         .collect();
-    let total = k.acct.meminfo.totalram;
+    let total = memory::with_pages(|pa| pa.totalram_pages());
     match select_bad_process(&list, total) {
         OomChoice::Kill(pid, points) => {
             crate::println!("guest-kernel: Out of memory: Killed process {pid} (badness {points})");
@@ -845,21 +883,36 @@ pub fn out_of_memory(k: &mut KGuard) {
 
 // ----- fork, exit, wait -------------------------------------------------------------
 
-/// Drops one user of an address space; the last one unmaps everything and
-/// frees the page tables (`mmput` → `exit_mmap`).
-pub fn mmput(k: &mut Kernel, h: MmHandle) {
-    let Some(m) = k.mms.get_mut(&h.0) else { return };
-    m.users -= 1;
-    if m.users == 0 {
-        let mut m = k.mms.remove(&h.0).unwrap();
-        m.mm.exit_mmap(&mut m.pt, &mut LockedPages, &mut k.acct);
-        m.pt.destroy();
-    }
+/// `mmput`: drops one user of the address space `h`. The last one takes
+/// it out of the table and gets it back, to unmap everything
+/// ([`Mm::exit_mmap`]) once the kernel lock is released (`exit_mmap`
+/// takes `mmap_lock`, which may sleep).
+#[must_use = "the last user must call exit_mmap"]
+pub fn mmput(k: &mut Kernel, h: MmHandle) -> Option<Arc<Mm>> {
+    let m = k.mms.get(&h.0)?;
+    if m.put_user() { k.mms.remove(&h.0) } else { None }
 }
 
-/// Installs a new address space under handle `h`.
-pub fn mm_install(k: &mut Kernel, h: MmHandle, mm: MmStruct, pt: UserPageTable) {
-    k.mms.insert(h.0, Mm { mm, pt, users: 1 });
+/// Installs a new address space under handle `h`, with one user.
+pub fn mm_install(k: &mut Kernel, h: MmHandle, mm: MmStruct, pt: UserPageTable) -> Arc<Mm> {
+    let m = Mm::new(h.0, mm, pt);
+    k.mms.insert(h.0, Arc::clone(&m));
+    m
+}
+
+/// `exit_mm`: the current task stops using its address space (`task.mm`
+/// = None); the last user unmaps it, with no lock held. The page tables
+/// stay until the CPU switches away from them (`set_current_mm` in the
+/// context switch drops the last reference).
+pub fn exit_mm(me: TaskId) {
+    let last = {
+        let mut k = lock();
+        let Some(h) = k.tasks.get_mut(me).and_then(|t| t.mm.take()) else { return };
+        mmput(&mut k, h)
+    };
+    if let Some(m) = last {
+        m.exit_mmap();
+    }
 }
 
 /// A fresh `MmConfig` (randomization on unless `norandmaps`).
@@ -892,27 +945,26 @@ pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
         CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_VFORK, CLONE_VM,
     };
     let CloneArgs { flags, newsp, parent_tid, tls, child_tid } = args;
-    let mut k = lock();
-    let cpu = smp_processor_id();
-    let me = k.sched.current(cpu);
-    let parent_mm = k.tasks.get(me).and_then(|t| t.mm);
-    // dup_mmap first, so a failure leaves nothing to undo.
-    let new_mm = match parent_mm {
-        Some(h) if flags & CLONE_VM == 0 => {
-            refresh_meminfo(&mut k);
+    // dup_mmap first, so a failure leaves nothing to undo; with the
+    // parent's mmap_lock for writing and its page-table lock (its PTEs
+    // become copy-on-write), not the kernel lock: the child's address
+    // space is nobody else's yet.
+    let new_mm = match current_mm() {
+        Some(parent) if flags & CLONE_VM == 0 => {
             let mut child_pt = UserPageTable::new()?;
-            let k2 = &mut *k;
-            let m = k2.mms.get_mut(&h.0).ok_or(Errno::EFAULT)?;
-            match m.mm.dup_mmap(&mut m.pt, &mut child_pt, &mut LockedPages, &mut k2.acct) {
+            let dup = {
+                let vmas = parent.mmap_lock.write();
+                let mut pt = parent.page_table_lock.lock_irqsave();
+                vmas.dup_mmap(&mut *pt, &mut child_pt, &mut LockedPages, &mut GlobalAcct)
+            };
+            match dup {
                 Ok(mm) => Some((mm, child_pt)),
                 Err(e) => {
-                    let mut empty = MmStruct::new(Default::default());
                     // Unmap what was copied before the failure.
                     crate::mm::mm_struct::for_each_mapped(&mut child_pt, 0, TASK_SIZE, |pt, va, pte| {
                         pt.unmap(va);
                         LockedPages.put_page(pte.pfn);
                     });
-                    let _ = &mut empty;
                     child_pt.destroy();
                     return Err(e);
                 }
@@ -920,10 +972,13 @@ pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
         }
         _ => None,
     };
+    let mut k = lock();
+    let cpu = smp_processor_id();
+    let me = k.sched.current(cpu);
     let t = now();
     let Some(mut thread) = Thread::new_kernel_stack() else {
         if let Some((mut mm, mut pt)) = new_mm {
-            mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+            mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
             pt.destroy();
         }
         return Err(Errno::ENOMEM);
@@ -933,7 +988,7 @@ pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
         Ok(c) => c,
         Err(e) => {
             if let Some((mut mm, mut pt)) = new_mm {
-                mm.exit_mmap(&mut pt, &mut LockedPages, &mut k.acct);
+                mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
                 pt.destroy();
             }
             return Err(match e {
@@ -945,10 +1000,10 @@ pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
         }
     };
     match (new_mm, k.tasks.get(child).and_then(|t| t.mm)) {
-        (Some((mm, pt)), Some(h)) => mm_install(&mut k, h, mm, pt),
+        (Some((mm, pt)), Some(h)) => drop(mm_install(&mut k, h, mm, pt)),
         (None, Some(h)) => {
-            if let Some(m) = k.mms.get_mut(&h.0) {
-                m.users += 1;
+            if let Some(m) = k.mms.get(&h.0) {
+                m.mmget();
             }
         }
         _ => {}
@@ -1014,7 +1069,7 @@ pub fn mm_release_child_tid() {
         let Some(t) = k.tasks.get_mut(me) else { return };
         let addr = core::mem::take(&mut t.clear_child_tid);
         let mm = t.mm;
-        let shared = mm.and_then(|h| k.mms.get(&h.0)).is_some_and(|m| m.users > 1);
+        let shared = mm.and_then(|h| k.mms.get(&h.0)).is_some_and(|m| m.users() > 1);
         if addr == 0 || !shared {
             return;
         }
@@ -1029,10 +1084,10 @@ pub fn mm_release_child_tid() {
 /// init!") — after saying why.
 pub fn do_exit(status: i32) -> ! {
     mm_release_child_tid();
+    exit_mm(current());
     let mut k = lock();
     let cpu = smp_processor_id();
     let me = k.sched.current(cpu);
-    let mm = k.tasks.get(me).and_then(|t| t.mm);
     let pid = k.tasks.get(me).map_or(0, |t| t.pid);
     let t = now();
     let k2 = &mut *k;
@@ -1047,9 +1102,6 @@ pub fn do_exit(status: i32) -> ! {
         poweroff();
     }
     k.oom_victims.retain(|&p| p != pid);
-    if let Some(h) = mm {
-        mmput(&mut k, h);
-    }
     schedule_locked(&mut k);
     unreachable!("a dead task was scheduled");
 }

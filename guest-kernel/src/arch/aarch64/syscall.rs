@@ -7,10 +7,13 @@ use alloc::vec::Vec;
 
 use super::cpu::nr_cpus;
 use super::irq::now_ns;
-use super::process::{self, LockedPages, current, lock, refresh_meminfo, schedule, schedule_locked, schedule_timeout};
+use super::mm::{GlobalAcct, current_mm};
+use super::pgtable::UserPageTable;
+use super::process::{self, LockedPages, current, lock, schedule, schedule_locked, schedule_timeout};
 use super::trap::TrapFrame;
 use super::uaccess::{copy_from_user, copy_to_user, get_user_u64, put_user_i32};
 use crate::mm::Errno;
+use crate::mm::mm_struct::MmStruct;
 use crate::sched::{CpuMask, SchedAttr, SchedPolicy, TaskId, TaskState};
 use crate::syscall::*;
 use crate::task::exit::{WaitPid, WaitResult};
@@ -59,11 +62,11 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),
         nr::SCHED_GETSCHEDULER => sys_sched_getscheduler(a[0] as i32),
         nr::MMAP => sys_mmap(a[0] as usize, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as i64),
-        nr::MUNMAP => with_mm(|k, m| {
-            m.mm.munmap(&mut m.pt, &mut LockedPages, &mut k.acct, a[0] as usize, a[1] as usize).map(|_| 0)
-        }),
-        nr::MPROTECT => with_mm(|_, m| m.mm.mprotect(&mut m.pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
-        nr::BRK => with_mm(|k, m| Ok(m.mm.brk(&mut m.pt, &mut LockedPages, &mut k.acct, a[0] as usize) as isize)),
+        nr::MUNMAP => {
+            with_mm(|mm, pt| mm.munmap(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize, a[1] as usize).map(|_| 0))
+        }
+        nr::MPROTECT => with_mm(|mm, pt| mm.mprotect(pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
+        nr::BRK => with_mm(|mm, pt| Ok(mm.brk(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize) as isize)),
         _ => Err(Errno::ENOSYS),
     };
     r.unwrap_or_else(|e| e.to_syscall_ret())
@@ -74,15 +77,15 @@ fn with_me<T>(f: impl FnOnce(&crate::task::TaskStruct) -> T) -> T {
     f(k.tasks.get(current()).expect("current task"))
 }
 
-/// Runs `f` on the current address space with the overcommit state.
-fn with_mm(f: impl FnOnce(&mut process::Kernel, &mut process::Mm) -> R) -> R {
-    let mut k = lock();
-    refresh_meminfo(&mut k);
-    let h = k.tasks.get(current()).and_then(|t| t.mm).ok_or(Errno::EFAULT)?;
-    let mut m = k.mms.remove(&h.0).ok_or(Errno::EFAULT)?;
-    let r = f(&mut k, &mut m);
-    k.mms.insert(h.0, m);
-    r
+/// Runs `f` on the current address space with its `mmap_lock` held for
+/// writing and its page-table lock (`mmap`, `munmap`, `mprotect`, `brk`),
+/// without the kernel lock: calls on different address spaces do not
+/// contend (`arch/aarch64/mm.rs`).
+fn with_mm(f: impl FnOnce(&mut MmStruct, &mut UserPageTable) -> R) -> R {
+    let m = current_mm().ok_or(Errno::EFAULT)?;
+    let mut vmas = m.mmap_lock.write();
+    let mut pt = m.page_table_lock.lock_irqsave();
+    f(&mut vmas, &mut pt)
 }
 
 /// Resolves a pid argument (0 = the caller) to a task.
@@ -466,7 +469,5 @@ fn sys_mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i64) -> R {
         // No files yet: only anonymous memory can be mapped.
         return Err(if fd < 0 { Errno::EBADF } else { Errno::ENODEV });
     }
-    with_mm(|k, m| {
-        m.mm.mmap(&mut m.pt, &mut LockedPages, &mut k.acct, addr, len, prot, flags, None).map(|a| a as isize)
-    })
+    with_mm(|mm, pt| mm.mmap(pt, &mut LockedPages, &mut GlobalAcct, addr, len, prot, flags, None).map(|a| a as isize))
 }
