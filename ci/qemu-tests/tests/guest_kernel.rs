@@ -35,6 +35,7 @@ fn check(r: &Run, name: &str, cpus: u32) {
         .expect("ok - FUTEX_WAIT with a timeout gives ETIMEDOUT")
         .expect("ok - futex bad pointers give EFAULT")
         .expect("ok - exit_group from a thread ends every thread of the process")
+        .expect("ok - threads of one process fault, mmap and munmap at once (mmap_lock readers and writers)")
         .expect("init: reaped orphan pid")
         .expect("guest-kernel: init (pid 1) exited with status 0; powering off")
         .expect_not("FAIL - ")

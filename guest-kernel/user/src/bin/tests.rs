@@ -37,7 +37,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 38;
+const CHECKS: u32 = 39;
 const CHECKS_NEED_2_CPUS: u32 = 1;
 
 struct Suite {
@@ -505,6 +505,54 @@ fn thread_tests(s: &mut Suite) {
         101
     });
     s.check("exit_group from a thread ends every thread of the process", st == 7 << 8, format_args!("status {st:#x}"));
+
+    // Two threads of one process fault pages in, map and unmap at once:
+    // faults take the address space's mmap_lock for reading, mmap and
+    // munmap for writing, so on several CPUs one often waits (sleeps) for
+    // the other. Every page must read back what its thread wrote.
+    let sh = Shared::default();
+    let (tid, stack) = spawn(thread_mmap_churn, &sh, None);
+    let mine = mmap_churn(1);
+    let joined = tid > 0 && join(&sh, stack);
+    let theirs = sh.slot[0].load(Ordering::Acquire);
+    s.check(
+        "threads of one process fault, mmap and munmap at once (mmap_lock readers and writers)",
+        joined && mine == MMAP_CHURN_ROUNDS && theirs == MMAP_CHURN_ROUNDS,
+        format_args!("joined {joined} rounds: main {mine}, thread {theirs}"),
+    );
+}
+
+/// Rounds of [`mmap_churn`].
+const MMAP_CHURN_ROUNDS: usize = 150;
+
+/// `MMAP_CHURN_ROUNDS` times: map 8 pages, write a tag to each (8
+/// demand-zero faults), read them back, unmap. Returns the rounds whose
+/// pages all read back right.
+fn mmap_churn(tag: u64) -> usize {
+    const PAGES: usize = 8;
+    let mut good = 0;
+    for round in 0..MMAP_CHURN_ROUNDS {
+        let p = sys::mmap(0, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if p < 0 {
+            continue;
+        }
+        let v = (tag << 32) | round as u64;
+        for i in 0..PAGES {
+            // SAFETY: inside the mapping just made, which nobody else uses.
+            unsafe { ((p as usize + i * 4096) as *mut u64).write_volatile(v + i as u64) };
+        }
+        // SAFETY: as above.
+        let ok = (0..PAGES).all(|i| unsafe { ((p as usize + i * 4096) as *const u64).read_volatile() } == v + i as u64);
+        good += usize::from(sys::munmap(p as usize, PAGES * 4096) == 0 && ok);
+    }
+    good
+}
+
+/// [`mmap_churn`] in a thread: the good rounds in slot 0.
+extern "C" fn thread_mmap_churn(arg: usize) -> ! {
+    let s = shared_of(arg);
+    s.slot[0].store(mmap_churn(2), Ordering::Release);
+    sys::exit(0)
 }
 
 fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
