@@ -264,4 +264,27 @@ mod tests {
         let placed = mm.get_unmapped_area(v_start - PAGE_SIZE, PAGE_SIZE).unwrap();
         assert!(placed + PAGE_SIZE + STACK_GUARD_GAP <= v_start || placed > mm.stack_top);
     }
+
+    #[test]
+    fn the_read_locked_fault_leaves_stack_growth_to_the_writer() {
+        let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
+        let mut mm = MmStruct::new(norand());
+        let bottom = mm.setup_stack(4 * PAGE_SIZE, &mut oc).unwrap();
+        let below = bottom - 2 * PAGE_SIZE;
+        assert!(needs_stack_growth(&mm, below));
+        assert!(!needs_stack_growth(&mm, bottom), "inside the stack VMA");
+        // With mmap_lock held for reading, no VMA changes: SEGV_MAPERR and
+        // the VMA tree untouched, so the caller retries as a writer.
+        let r = handle_mm_fault_read_locked(&mm, &mut pt, &mut pg, below, Access::Write);
+        assert_eq!(r, Err(FaultError::Segv(SegvCode::MapErr)));
+        assert_eq!(mm.find_vma(below).unwrap().start, bottom);
+        assert_eq!(
+            handle_mm_fault_read_locked(&mm, &mut pt, &mut pg, bottom, Access::Write),
+            Ok(FaultAction::DemandZero)
+        );
+        // The writer grows it.
+        let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, below, Access::Write);
+        assert_eq!(r, Ok(FaultAction::DemandZero));
+        assert!(!needs_stack_growth(&mm, below));
+    }
 }

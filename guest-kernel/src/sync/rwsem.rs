@@ -18,11 +18,12 @@
 //! from setting the bit to going to sleep, so no wake-up is lost (LKD
 //! ch. 4, "Sleeping and Waking Up").
 //!
-//! Simpler than Linux's: waking everyone rather than the first writer or
-//! the leading readers, no optimistic spinning, no hand-off; and a reader
-//! that has been woken may pass a writer that still waits (Linux queues new
-//! readers behind a waiting writer; only new readers on the fast path are
-//! held back here, by [`WAITERS`]).
+//! Writers are not starved: a new reader waits while a writer waits (the
+//! fast path sees [`WAITERS`], both see the count of writers in the slow
+//! path), as Linux queues new readers behind a waiting writer. Simpler
+//! than Linux's: waking everyone rather than the first writer or the
+//! leading readers, no optimistic spinning, no hand-off (a woken writer
+//! may lose the lock to another writer, not to a reader).
 //!
 //! Lockdep: a sleeping lock is owned by a task, not a CPU (its holder may
 //! sleep and move), so it is not put on the per-CPU held stack; taking one
@@ -74,6 +75,9 @@ pub trait Sleep {
 /// while it cannot be taken.
 pub struct RwSemaphore<T, S: Sleep> {
     count: AtomicUsize,
+    /// Writers asleep in the slow path (changed with the scheduler's lock
+    /// held): new readers wait behind them.
+    writers_waiting: AtomicUsize,
     wait_list: UnsafeCell<S::Queue>,
     class: &'static LockClass,
     data: UnsafeCell<T>,
@@ -93,6 +97,7 @@ impl<T, S: Sleep> RwSemaphore<T, S> {
     pub fn new(class: &'static LockClass, v: T) -> Self {
         RwSemaphore {
             count: AtomicUsize::new(0),
+            writers_waiting: AtomicUsize::new(0),
             wait_list: UnsafeCell::new(S::Queue::default()),
             class,
             data: UnsafeCell::new(v),
@@ -114,6 +119,7 @@ impl<T, S: Sleep> RwSemaphore<T, S> {
         lockdep::might_sleep(self.class);
         let s = self.count.load(Ordering::Relaxed);
         let fast = s & (WRITER | WAITERS) == 0
+            && self.writers_waiting.load(Ordering::Relaxed) == 0
             && self.count.compare_exchange(s, s + READER, Ordering::Acquire, Ordering::Relaxed).is_ok();
         if !fast {
             self.down_slowpath(false);
@@ -133,7 +139,7 @@ impl<T, S: Sleep> RwSemaphore<T, S> {
     /// `down_read_trylock`.
     pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T, S>> {
         let mut s = self.count.load(Ordering::Relaxed);
-        while s & (WRITER | WAITERS) == 0 {
+        while s & (WRITER | WAITERS) == 0 && self.writers_waiting.load(Ordering::Relaxed) == 0 {
             match self.count.compare_exchange_weak(s, s + READER, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Some(RwSemReadGuard { lock: self }),
                 Err(now) => s = now,
@@ -161,16 +167,29 @@ impl<T, S: Sleep> RwSemaphore<T, S> {
     #[cold]
     fn down_slowpath(&self, write: bool) {
         let mut g = S::lock();
+        let mut slept = false;
         loop {
             let s = self.count.load(Ordering::Relaxed);
-            let (free, taken) = if write { (s & !WAITERS == 0, s | WRITER) } else { (s & WRITER == 0, s + READER) };
+            let (free, taken) = if write {
+                (s & !WAITERS == 0, s | WRITER)
+            } else {
+                let behind_writer = self.writers_waiting.load(Ordering::Relaxed) != 0;
+                (s & WRITER == 0 && !behind_writer, s + READER)
+            };
             let want = if free { taken } else { s | WAITERS };
             if self.count.compare_exchange(s, want, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 continue;
             }
             if free {
+                if write && slept {
+                    self.writers_waiting.fetch_sub(1, Ordering::Relaxed);
+                }
                 return;
             }
+            if write && !slept {
+                self.writers_waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            slept = true;
             // SAFETY: the wait list is only touched with the scheduler's
             // lock held (`g`); the borrow ends before `schedule`.
             S::prepare_to_wait(&mut g, unsafe { &mut *self.wait_list.get() });
@@ -405,10 +424,18 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(l.try_read().is_none(), "new fast-path readers queue behind a waiting writer");
+        // A new reader on the slow path waits behind the writer too: it
+        // sees the writer's increment.
+        let l3 = Arc::clone(&l);
+        let late = std::thread::spawn(move || *l3.read());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!late.is_finished(), "a new reader does not pass a waiting writer");
         assert_eq!(*r, 0);
         drop(r);
         w.join().unwrap();
+        assert_eq!(late.join().unwrap(), 1, "the late reader ran after the writer");
         assert_eq!(*l.read(), 1);
+        assert_eq!(l.writers_waiting.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Address spaces as the CPUs share them: [`Mm`] is the `mm_struct` with
 //! its own locks, outside the kernel lock (LKD ch. 15, "The Memory
-//! Descriptor"; 《Linux内核深度解析》§3.x 进程的虚拟地址空间):
+//! Descriptor"; Linux's `mm_types.h` and `mmap_lock.h`):
 //!
 //! - `mmap_lock`, a reader-writer semaphore (`sync::rwsem`) around the
 //!   VMAs ([`MmStruct`]): page faults take it for reading, `mmap`,

@@ -9,12 +9,15 @@
 //! preemption on return from interrupt when preempt_count is zero).
 //!
 //! Locking: one lock, [`KLOCK`], covers the scheduler, the task table,
-//! address spaces and timers, taken with interrupts masked (the order of
-//! all the kernel's locks: `crate::sync`). Like Linux's
-//! run-queue lock it is held across the context switch and released by the
-//! task that runs next (`finish_task_switch` / [`schedule_tail`]). The page
-//! allocator and the heap have their own locks, taken inside it. User
-//! memory is never touched with it held (a fault would need it).
+//! the table of address spaces (not their contents: each [`Mm`] has its
+//! own `mmap_lock` and page-table lock, `arch/aarch64/mm.rs`), timers,
+//! futexes and the tty, taken with interrupts masked (the order of all the
+//! kernel's locks: `crate::sync`). Like Linux's run-queue lock it is held
+//! across the context switch and released by the task that runs next
+//! (`finish_task_switch` / [`schedule_tail`]). The page allocator and the
+//! heap have their own locks, taken inside it. User memory is never
+//! touched with it held (a fault may sleep on `mmap_lock`, and sleeping
+//! takes it).
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
