@@ -95,8 +95,21 @@ impl Overcommit {
     /// reserve is at most 1/32 of it).
     pub fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno> {
         self.committed += pages;
+        if self.allows(self.committed, pages, cap_sys_admin, mm_total_vm) {
+            Ok(())
+        } else {
+            self.committed -= pages;
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    /// The decision of [`vm_enough_memory`](Self::vm_enough_memory) for a
+    /// charge of `pages` that brought `Committed_AS` to `committed` (for a
+    /// caller that keeps the counter elsewhere, e.g. in an atomic, as
+    /// Linux's `vm_committed_as` is a per-CPU counter).
+    pub fn allows(&self, committed: usize, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> bool {
         let admin_reserve = Self::kb_to_pages(self.admin_reserve_kbytes);
-        let ok = match self.policy {
+        match self.policy {
             OvercommitPolicy::Always => true,
             OvercommitPolicy::Guess => {
                 let m = &self.meminfo;
@@ -115,14 +128,8 @@ impl Overcommit {
                 }
                 let user_reserve = Self::kb_to_pages(self.user_reserve_kbytes);
                 allowed = allowed.saturating_sub((mm_total_vm / 32).min(user_reserve));
-                self.committed <= allowed
+                committed <= allowed
             }
-        };
-        if ok {
-            Ok(())
-        } else {
-            self.committed -= pages;
-            Err(Errno::ENOMEM)
         }
     }
 
@@ -133,10 +140,10 @@ impl Overcommit {
 }
 
 /// Where the address-space code charges and uncharges commitments: the
-/// [`Overcommit`] state itself (host tests, a private address space being
-/// built), or the kernel's shared one behind its own lock, so that the
-/// address spaces of different processes need no common lock beyond the
-/// counter's (Linux: `vm_committed_as` is a per-CPU counter).
+/// [`Overcommit`] state itself (host tests), or the kernel's, whose
+/// counter is an atomic (`arch/aarch64/mm.rs`), so that the address
+/// spaces of different processes share no lock for it (Linux:
+/// `vm_committed_as` is a per-CPU counter).
 pub trait VmAcct {
     /// `__vm_enough_memory()`.
     fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno>;

@@ -27,18 +27,17 @@
 //! | 4 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |
 //! | 5 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
 //! | 6 | [`PAGE_TABLE_LOCK`] | an address space's page table: `Mm::page_table_lock` (`arch/aarch64/mm.rs`): every PTE change and lookup | MMAP_LOCK (faults, mmap...), KLOCK (the OOM killer's RSS, the futex word) |
-//! | 7 | [`VM_ACCT`] | the overcommit counter (`arch/aarch64/mm.rs`, `ACCT`) | PAGE_TABLE_LOCK (mmap, brk, munmap, stack growth) |
-//! | 8 | [`HEAP`] | the kernel heap: early heap and kmalloc's slab caches (`mm/slab/heap.rs`) | any of the above (anything may allocate) |
-//! | 9 | [`PAGE_ALLOC`] | the buddy allocator and its per-CPU lists (`arch/aarch64/memory.rs`) | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK |
-//! | 10 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
-//! | 11 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
+//! | 7 | [`HEAP`] | the kernel heap: early heap and kmalloc's slab caches (`mm/slab/heap.rs`) | any of the above (anything may allocate) |
+//! | 8 | [`PAGE_ALLOC`] | the buddy allocator and its per-CPU lists (`arch/aarch64/memory.rs`) | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK |
+//! | 9 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
+//! | 10 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
 //!
 //! [`LOCKDEP_TEST_A`] and [`LOCKDEP_TEST_B`] have no rank: the self-test
 //! `test=lockdep-inversion` takes them in both orders to prove the
 //! checker reports an inversion from the recorded order alone.
 //!
-//! What stays outside: `spin::Once` (`DTB`, `INIT`) is a one-time
-//! initialisation, not a lock held across code; the hypervisor has its own
+//! What stays outside: `spin::Once` (`DTB`, `INIT`, the overcommit
+//! sysctls) is a one-time initialisation, not a lock held across code; the hypervisor has its own
 //! locks (`hypervisor/src/sync.rs`, a different crate).
 
 pub mod lockdep;
@@ -75,16 +74,14 @@ classes! {
     GIC = 5;
     /// An address space's page-table lock.
     PAGE_TABLE_LOCK = 6;
-    /// The overcommit accounting.
-    VM_ACCT = 7;
     /// The kernel heap.
-    HEAP = 8;
+    HEAP = 7;
     /// The page allocator.
-    PAGE_ALLOC = 9;
+    PAGE_ALLOC = 8;
     /// A per-CPU variable's slot.
-    PERCPU = 10;
+    PERCPU = 9;
     /// The console.
-    CONSOLE = 11;
+    CONSOLE = 10;
     /// Self-test class (no rank).
     LOCKDEP_TEST_A = 0;
     /// Self-test class (no rank).

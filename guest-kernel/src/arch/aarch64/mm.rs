@@ -17,13 +17,13 @@
 //! A CPU's current address space is reached without the kernel lock
 //! ([`current_mm`]: `current->mm`), so a page fault, `mmap`, `munmap` or
 //! `brk` takes only the locks of its own address space, plus the page
-//! allocator's and the overcommit counter's ([`GlobalAcct`]). Order:
-//! `mmap_lock` → `page_table_lock` → `VM_ACCT` → `PAGE_ALLOC`
-//! (`crate::sync`'s table).
+//! allocator's (the overcommit counter is an atomic: [`GlobalAcct`]).
+//! Order: `mmap_lock` → `page_table_lock` → `PAGE_ALLOC` (`crate::sync`'s
+//! table).
 
 use alloc::sync::Arc;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use super::MAX_CPUS;
 use super::cpu::{local_irq_restore, local_irq_save, smp_processor_id};
@@ -32,7 +32,7 @@ use super::pgtable::UserPageTable;
 use super::process::{LockedPages, SchedSleep};
 use crate::mm::Errno;
 use crate::mm::mm_struct::MmStruct;
-use crate::mm::oom::{Overcommit, VmAcct};
+use crate::mm::oom::{Overcommit, OvercommitPolicy, VmAcct};
 use crate::sync::{self, RwSemaphore, SpinLock};
 
 /// An address space: `mm_struct` with `mmap_lock`, `page_table_lock` and
@@ -137,31 +137,41 @@ pub fn current_mm() -> Option<Arc<Mm>> {
     m
 }
 
-/// The overcommit state (`vm_committed_as` and the sysctls), behind its
-/// own lock (class `VM_ACCT`), taken only for the counter's update.
-pub static ACCT: SpinLock<Option<Overcommit>> = SpinLock::new(&sync::VM_ACCT, None);
+/// The overcommit sysctls (`vm.overcommit_memory` and the rest), set
+/// once at boot (`init_acct`).
+static ACCT: spin::Once<Overcommit> = spin::Once::new();
 
-/// Runs `f` on the overcommit state.
-pub fn with_acct<R>(f: impl FnOnce(&mut Overcommit) -> R) -> R {
-    let mut g = ACCT.lock_irqsave();
-    f(g.as_mut().expect("overcommit state not initialised"))
+/// `vm_committed_as`: the pages committed, an atomic (no lock: charges of
+/// different address spaces never wait for each other).
+static COMMITTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the overcommit sysctls (once, at boot).
+pub fn init_acct(acct: Overcommit) {
+    ACCT.call_once(|| acct);
 }
 
-/// The kernel's [`VmAcct`]: each charge refreshes the free-memory figure
-/// (for the heuristic policy), then updates the shared counter under
-/// `VM_ACCT`.
+/// The kernel's [`VmAcct`]: a charge adds to [`COMMITTED`] and asks the
+/// policy with the current free-memory figure (for the heuristic policy),
+/// taking it back if refused (`__vm_enough_memory`).
 pub struct GlobalAcct;
 
 impl VmAcct for GlobalAcct {
     fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno> {
-        let (free, total) = memory::with_pages(|pa| (pa.nr_free_pages(), pa.totalram_pages()));
-        with_acct(|a| {
-            a.meminfo.free = free;
-            a.meminfo.totalram = total;
-            a.vm_enough_memory(pages, cap_sys_admin, mm_total_vm)
-        })
+        let mut policy = ACCT.get().expect("overcommit sysctls set at boot").clone();
+        if policy.policy == OvercommitPolicy::Guess {
+            let (free, total) = memory::with_pages(|pa| (pa.nr_free_pages(), pa.totalram_pages()));
+            policy.meminfo.free = free;
+            policy.meminfo.totalram = total;
+        }
+        let committed = COMMITTED.fetch_add(pages, Ordering::Relaxed) + pages;
+        if policy.allows(committed, pages, cap_sys_admin, mm_total_vm) {
+            Ok(())
+        } else {
+            COMMITTED.fetch_sub(pages, Ordering::Relaxed);
+            Err(Errno::ENOMEM)
+        }
     }
     fn vm_unacct_memory(&mut self, pages: usize) {
-        with_acct(|a| a.vm_unacct_memory(pages));
+        let _ = COMMITTED.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_sub(pages)));
     }
 }

@@ -282,7 +282,7 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
     let total = memory::with_pages(|pa| pa.totalram_pages());
     let mut acct = Overcommit::new(MemInfo { totalram: total, free: total, ..MemInfo::default() });
     acct.policy = overcommit;
-    *super::mm::ACCT.lock_irqsave() = Some(acct);
+    super::mm::init_acct(acct);
     let mut threads = BTreeMap::new();
     for &id in &idle {
         threads.insert(id, Box::new(Thread { ctx: CpuContext::zero(), stack: None }));
