@@ -1003,8 +1003,10 @@ pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
     println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
 }
 
-/// The boot benchmark's figures: physical-counter values (counted from
-/// power-on) of the VM's first console line and of its BOOTED call.
+/// The boot benchmarks' figures: physical-counter values (counted from
+/// power-on) of the VM's first console line and of its BOOTED call, and
+/// where the VM's virtual counter has its zero (a guest's own reading of
+/// CNTVCT_EL0 plus this is counted from power-on: the Linux boot row).
 fn print_boot_times(vm: &Vm) {
     let first = vm.console.lock().first_line_at;
     let booted = vm.booted_at.load(Ordering::Relaxed);
@@ -1016,4 +1018,10 @@ fn print_boot_times(vm: &Vm) {
             timer::frequency()
         );
     }
+    println!(
+        "el2-hyp:   VM \"{}\" virtual counter offset {} (counter ticks at {} Hz from power-on)",
+        vm.name,
+        vm.cntvoff.load(Ordering::Relaxed),
+        timer::frequency()
+    );
 }
