@@ -151,7 +151,29 @@ pub fn clean_dcache_range(start: usize, len: usize) {
 pub fn clean_invalidate_dcache_range(start: usize, len: usize) {
     let line = 4usize << ((CTR_EL0.get() >> 16) & 0xf);
     let mut a = start & !(line - 1);
-    while a < start + len {
+    let end = start + len;
+    // Eight lines a round while eight remain (a 2 MiB block of guest RAM
+    // at its first touch is 32768 lines: the loop's own instructions were
+    // half of it), then one at a time.
+    while a + 8 * line <= end {
+        // SAFETY: as below, for the eight lines from `a`.
+        unsafe {
+            core::arch::asm!(
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                "dc civac, {a}", "add {a}, {a}, {l}",
+                a = inout(reg) a,
+                l = in(reg) line,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+    while a < end {
         // SAFETY: clean+invalidate by VA writes dirty lines back before
         // dropping them: memory contents are unchanged.
         unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
