@@ -22,6 +22,8 @@
 //!   the pattern anywhere in its RAM, and every page it can allocate (RAM
 //!   it never wrote) reads zero: the hypervisor's RAM on demand
 //!   (`hypervisor/src/guestram.rs`) never shows a new instance old data;
+//!   `reset-ram-wait` the same, but the first instance waits (WFI) for the
+//!   VM to be stopped and started from the hypervisor's console instead;
 //! - the hypervisor-core tests of [`core`] (`fp`, `fpreset`, `idregs`,
 //!   `rtc`, ...);
 //! - the interrupt tests of [`irq`] (`timer-rate`, `ipi`,
@@ -73,7 +75,8 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
-        "reset-ram" => reset_ram(platform),
+        "reset-ram" => reset_ram(platform, false),
+        "reset-ram-wait" => reset_ram(platform, true),
         "lockdep-inversion" => lockdep_inversion(),
         other if self::core::handles(other) => self::core::run(other, platform),
         other if answers::handles(other) => answers::run(other, platform, hz),
@@ -250,7 +253,7 @@ fn take_all_pages(mut f: impl FnMut(u64, usize)) -> u64 {
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // reading and writing RAM through the linear map is the test
-fn reset_ram(platform: &Platform) -> bool {
+fn reset_ram(platform: &Platform, wait: bool) -> bool {
     use crate::arch::aarch64::mmu::phys_to_virt;
     // Each word of `[pa, pa + len)`: its physical address and its pointer
     // in the linear map.
@@ -263,6 +266,13 @@ fn reset_ram(platform: &Platform) -> bool {
                 unsafe { w.write_volatile(OLD_DATA ^ p) };
             }
         });
+        if wait {
+            println!("hyptest reset-ram: wrote the pattern over {} MiB; waiting to be stopped", written >> 20);
+            crate::arch::aarch64::cpu::local_irq_disable();
+            loop {
+                aarch64_cpu::asm::wfi();
+            }
+        }
         println!("hyptest reset-ram: wrote the pattern over {} MiB; asking for PSCI SYSTEM_RESET", written >> 20);
         psci::system_reset()
     }
