@@ -79,7 +79,7 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             let far = FAR_EL2.get();
             let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
             // The first touch of a block of its RAM (guestram.rs).
-            if super::guestram::handle_fault(vm, v, ipa) {
+            if super::guestram::handle_fault(vm, v, ipa, da.dfsc) {
                 return Action::Continue;
             }
             // Without a syndrome (ISV = 0) the instruction is decoded, as
@@ -118,11 +118,11 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             inject_undef(v);
             Action::Continue
         }
-        Syndrome::InstrAbort(_) if esr.ec == ExceptionClass::InstrAbortLower => {
+        Syndrome::InstrAbort(ia) if esr.ec == ExceptionClass::InstrAbortLower => {
             let far = FAR_EL2.get();
             let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
             // A fetch from a block of its RAM not yet touched (guestram.rs).
-            if super::guestram::handle_fault(vm, v, ipa) {
+            if super::guestram::handle_fault(vm, v, ipa, ia.ifsc) {
                 return Action::Continue;
             }
             // Nothing behind the IPA (devices are not executable): the

@@ -7,6 +7,7 @@
 use super::switch;
 use super::sysreg::{clean_invalidate_dcache_range, zero_range};
 use super::vmm::{Vcpu, Vm};
+use crate::esr::FaultStatus;
 use crate::guestram::{self, GuestRam};
 use crate::mm::stage2::{MapKind, Stage2Table};
 use crate::stats::ExitReason;
@@ -55,14 +56,15 @@ fn fill(ram: &GuestRam, s2: &mut Stage2Table, block: Range<u64>, images: &[(u64,
     Ok(())
 }
 
-/// A stage-2 fault at `ipa`: if it is in the VM's RAM, fills and maps the
-/// block that holds it (unless another vCPU did first) and returns true, and
-/// the guest retries its access. False when `ipa` is not RAM: the caller
-/// goes on to MMIO emulation or the injected abort. Bounded work per exit:
-/// one 2 MiB block.
-pub fn handle_fault(vm: &Vm, v: &mut Vcpu, ipa: u64) -> bool {
+/// A stage-2 fault at `ipa` with fault status `status`: if it is a
+/// translation fault in the VM's RAM, fills and maps the block that holds
+/// it (unless another vCPU did first) and returns true, and the guest
+/// retries its access. False otherwise: the caller goes on to MMIO
+/// emulation or the injected abort (an external abort on RAM, say, must
+/// not be retried forever). Bounded work per exit: one 2 MiB block.
+pub fn handle_fault(vm: &Vm, v: &mut Vcpu, ipa: u64, status: FaultStatus) -> bool {
     let ram = vm.ram();
-    let Some(block) = ram.block_of(ipa) else {
+    let Some(block) = ram.block_of(ipa).filter(|_| matches!(status, FaultStatus::Translation { .. })) else {
         return false;
     };
     v.stats.record(ExitReason::Stage2Fault);
