@@ -21,6 +21,7 @@ pub mod console;
 pub mod esr;
 pub mod fdtgen;
 pub mod fpowner;
+pub mod guestram;
 pub mod idregs;
 pub mod inject;
 pub mod mm;

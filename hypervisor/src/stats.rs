@@ -20,6 +20,9 @@ pub enum ExitReason {
     Fiq,
     SError,
     FpTrap,
+    /// The guest's first touch of a block of its RAM: filled and mapped
+    /// (`guestram`).
+    Stage2Fault,
     /// A stage-2 fault outside RAM and emulated devices, or an undecodable access.
     BadAccess,
     /// An exception class we do not handle: the guest got an undefined instruction.
@@ -28,7 +31,7 @@ pub enum ExitReason {
 
 impl ExitReason {
     /// Every reason, in display order.
-    pub const ALL: [ExitReason; 13] = [
+    pub const ALL: [ExitReason; 14] = [
         Self::Hvc,
         Self::Smc,
         Self::Wfi,
@@ -40,6 +43,7 @@ impl ExitReason {
         Self::Fiq,
         Self::SError,
         Self::FpTrap,
+        Self::Stage2Fault,
         Self::BadAccess,
         Self::Undefined,
     ];
@@ -65,6 +69,7 @@ impl ExitReason {
             Self::Fiq => "fiq",
             Self::SError => "serror",
             Self::FpTrap => "fp-trap",
+            Self::Stage2Fault => "s2-fault",
             Self::BadAccess => "bad-access",
             Self::Undefined => "undefined",
         }

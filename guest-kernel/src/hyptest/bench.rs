@@ -13,7 +13,8 @@
 //! code path each one measures.
 //!
 //! - `bench-hyp` (a VM with two vCPUs on two physical CPUs): null
-//!   hypercalls, an MMIO trap-and-emulate round trip, virtual IPI
+//!   hypercalls, an MMIO trap-and-emulate round trip, the first touch of a
+//!   2 MiB block of RAM (the hypervisor fills and maps it), virtual IPI
 //!   ping-pong to a vCPU waiting in WFI, virtual-timer delivery to a
 //!   running vCPU and to one waiting in WFI;
 //! - `bench-switch` (two such VMs time-sharing one physical CPU): the
@@ -136,6 +137,7 @@ fn hyp(platform: &Platform, scale: u64) {
     time("hvc_vendor_nop", 200 * scale, || {
         hvc(shared::hvc::vendor::NOP);
     });
+    stage2_first_touch(4.max(scale));
     if let Some(uart) = platform.uart {
         let fr = crate::arch::aarch64::mmu::phys_to_virt(uart.region.base) + UARTFR;
         time("mmio_uart_fr_read", 200 * scale, || {
@@ -153,6 +155,37 @@ fn hyp(platform: &Platform, scale: u64) {
         println!("hypbench: one CPU only: no IPI benchmark");
     }
     local_irq_disable();
+}
+
+/// The first load from a 2 MiB block of RAM nothing has touched yet: the
+/// hypervisor takes the stage-2 fault, zeroes, cleans and maps the block
+/// (`hypervisor/src/guestram.rs`), and the load is retried. The blocks are
+/// free order-9 blocks of the page allocator, taken without `__GFP_ZERO`:
+/// free pages are never written (the buddy lists live in `struct page`),
+/// and a block that held an image the hypervisor loaded cannot be wholly
+/// free. Up to `blocks` of them (fewer if the allocator runs out); never
+/// freed (the VM ends with the benchmarks).
+fn stage2_first_touch(blocks: u64) {
+    use crate::arch::aarch64::{cpu, memory, mmu};
+    use crate::mm::gfp::Gfp;
+    use crate::mm::page::pfn_to_phys;
+    let (mut n, mut ticks) = (0, 0);
+    while n < blocks {
+        let Some(pfn) = memory::with_pages(|pa| pa.alloc_pages(Gfp::GFP_KERNEL, 9, cpu::smp_processor_id())) else {
+            break;
+        };
+        let va = mmu::phys_to_virt(pfn_to_phys(pfn) as u64) as *const u64;
+        let t0 = irq::read_cntvct();
+        // SAFETY: a block of RAM in the linear map, just allocated for us.
+        unsafe { va.read_volatile() };
+        ticks += irq::read_cntvct() - t0;
+        n += 1;
+    }
+    if n == 0 {
+        println!("hypbench: no free 2 MiB block for stage2_first_touch");
+        return;
+    }
+    report("stage2_first_touch", n, ticks);
 }
 
 /// Virtual-timer delivery: expiry (CNTV_CVAL) to handler entry, with the

@@ -17,6 +17,13 @@
 //!   abort in this kernel, which cannot go on and powers the VM off; other
 //!   VMs run on;
 //! - `reset`: PSCI SYSTEM_RESET once; after the reset, powers off;
+//! - `reset-ram`: the first instance writes a pattern over every page it
+//!   can allocate and asks for SYSTEM_RESET; the second finds no word of
+//!   the pattern anywhere in its RAM, and every page it can allocate (RAM
+//!   it never wrote) reads zero: the hypervisor's RAM on demand
+//!   (`hypervisor/src/guestram.rs`) never shows a new instance old data;
+//!   `reset-ram-wait` the same, but the first instance waits (WFI) for the
+//!   VM to be stopped and started from the hypervisor's console instead;
 //! - the hypervisor-core tests of [`core`] (`fp`, `fpreset`, `idregs`,
 //!   `rtc`, ...);
 //! - the interrupt tests of [`irq`] (`timer-rate`, `ipi`,
@@ -68,6 +75,8 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "isolation" => isolation(platform),
         "fatal" => fatal(platform),
         "reset" => reset(platform),
+        "reset-ram" => reset_ram(platform, false),
+        "reset-ram-wait" => reset_ram(platform, true),
         "lockdep-inversion" => lockdep_inversion(),
         other if self::core::handles(other) => self::core::run(other, platform),
         other if answers::handles(other) => answers::run(other, platform, hz),
@@ -214,4 +223,91 @@ fn reset(platform: &Platform) -> bool {
         println!("hyptest reset: expected 1 reset and image word {RESET_MARK_PRISTINE:#x}");
     }
     ok
+}
+
+/// The pattern of `reset-ram`: each word holds this XOR its own physical
+/// address, so that no word of a kernel image or table can hold it by
+/// chance (a constant could sit in a literal pool).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+const OLD_DATA: u64 = 0x6f6c_645f_6461_7461;
+
+/// Allocates every page the page allocator still has (largest blocks
+/// first), without `__GFP_ZERO`, and hands each block to `f` as (physical
+/// address, bytes). Returns the bytes handed out. Nothing is freed: the
+/// instance ends with the test.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+fn take_all_pages(mut f: impl FnMut(u64, usize)) -> u64 {
+    use crate::arch::aarch64::{cpu, memory};
+    use crate::mm::gfp::Gfp;
+    use crate::mm::page::{MAX_ORDER, PAGE_SIZE, pfn_to_phys};
+    let mut total = 0;
+    for order in (0..MAX_ORDER).rev() {
+        while let Some(pfn) = memory::with_pages(|pa| pa.alloc_pages(Gfp::GFP_KERNEL, order, cpu::smp_processor_id())) {
+            let len = PAGE_SIZE << order;
+            f(pfn_to_phys(pfn) as u64, len);
+            total += len as u64;
+        }
+    }
+    total
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // reading and writing RAM through the linear map is the test
+fn reset_ram(platform: &Platform, wait: bool) -> bool {
+    use crate::arch::aarch64::mmu::phys_to_virt;
+    // Each word of `[pa, pa + len)`: its physical address and its pointer
+    // in the linear map.
+    let words =
+        |pa: u64, len: usize| (0..len / 8).map(move |i| (pa + 8 * i as u64, (phys_to_virt(pa) + 8 * i) as *mut u64));
+    if platform.vm_resets == 0 {
+        let written = take_all_pages(|pa, len| {
+            for (p, w) in words(pa, len) {
+                // SAFETY: an allocated page of the linear map, ours alone.
+                unsafe { w.write_volatile(OLD_DATA ^ p) };
+            }
+        });
+        if wait {
+            println!("hyptest reset-ram: wrote the pattern over {} MiB; waiting to be stopped", written >> 20);
+            crate::arch::aarch64::cpu::local_irq_disable();
+            loop {
+                aarch64_cpu::asm::wfi();
+            }
+        }
+        println!("hyptest reset-ram: wrote the pattern over {} MiB; asking for PSCI SYSTEM_RESET", written >> 20);
+        psci::system_reset()
+    }
+    // The new instance: no word of the old one's pattern anywhere in RAM
+    // (the kernel's own image and tables included)...
+    let (mut scanned, mut old) = (0u64, 0u64);
+    for r in platform.memory.iter() {
+        for (p, w) in words(r.base, r.size as usize) {
+            // SAFETY: RAM of the linear map; read only.
+            if unsafe { w.read_volatile() } == OLD_DATA ^ p {
+                if old == 0 {
+                    println!("hyptest reset-ram: IPA {p:#x} holds the previous instance's pattern");
+                }
+                old += 1;
+            }
+            scanned += 8;
+        }
+    }
+    // ...and the pages it never wrote (all it can still allocate) are zero.
+    let mut nonzero = 0u64;
+    let fresh = take_all_pages(|pa, len| {
+        for (_, w) in words(pa, len) {
+            // SAFETY: an allocated page of the linear map, ours alone.
+            if unsafe { w.read_volatile() } != 0 {
+                nonzero += 1;
+            }
+        }
+    });
+    println!(
+        "hyptest reset-ram: booted again after {} reset(s); {old} word(s) of the old pattern in {} MiB of RAM; \
+         {nonzero} non-zero word(s) in the {} MiB never written",
+        platform.vm_resets,
+        scanned >> 20,
+        fresh >> 20
+    );
+    // Most of the RAM must have been checked both ways, or the test proves little.
+    platform.vm_resets == 1 && old == 0 && nonzero == 0 && fresh >= scanned / 2
 }

@@ -128,23 +128,36 @@ impl Stage2Table {
         Ok(MemoryRegion::new(ipa as usize, end as usize))
     }
 
-    /// Maps `[ipa, ipa + size)` to `[pa, pa + size)`. Uses 2 MiB (and 1 GiB)
-    /// blocks wherever both addresses are aligned.
-    pub fn map(&mut self, ipa: u64, pa: u64, size: u64, kind: MapKind) -> Result<(), Stage2Error> {
+    /// Whether [`map`](Self::map) would take the range: page aligned, not
+    /// empty, inside the IPA space (guest RAM is mapped piece by piece, at
+    /// first touch, and checked whole when the VM is built).
+    pub fn check_map(&self, ipa: u64, pa: u64, size: u64) -> Result<MemoryRegion, Stage2Error> {
         let region = self.check(ipa, size)?;
         if !pa.is_multiple_of(4096) {
             return Err(Stage2Error::BadRange { ipa, size });
         }
+        Ok(region)
+    }
+
+    /// Maps `[ipa, ipa + size)` to `[pa, pa + size)`. Uses 2 MiB (and 1 GiB)
+    /// blocks wherever both addresses are aligned.
+    pub fn map(&mut self, ipa: u64, pa: u64, size: u64, kind: MapKind) -> Result<(), Stage2Error> {
+        let region = self.check_map(ipa, pa, size)?;
         self.root
             .map_range(&region, PhysicalAddress(pa as usize), kind.attributes(), Constraints::empty())
             .map_err(|_| Stage2Error::BadRange { ipa, size })
     }
 
-    /// Unmaps `[ipa, ipa + size)`, splitting blocks as needed (page-granular).
+    /// Unmaps `[ipa, ipa + size)`, splitting blocks as needed (page-granular);
+    /// a whole block or table's reach is dropped at once, its tables freed.
     pub fn unmap(&mut self, ipa: u64, size: u64) -> Result<(), Stage2Error> {
         let region = self.check(ipa, size)?;
+        // The output address of an invalid entry is not used, but
+        // aarch64-paging 0.12 compares an existing invalid entry's with
+        // `pa - (ipa % granule)`: PA 0 would underflow there for a range not
+        // aligned to the level's granule. The IPA itself cannot.
         self.root
-            .map_range(&region, PhysicalAddress(0), S2::empty(), Constraints::empty())
+            .map_range(&region, PhysicalAddress(ipa as usize), S2::empty(), Constraints::empty())
             .map_err(|_| Stage2Error::BadRange { ipa, size })
     }
 
@@ -206,6 +219,22 @@ mod tests {
         assert_eq!(s2.translate(0x4000_0000), Some(0x8000_0000));
         assert_eq!(s2.translate(0x4000_1000), None);
         assert_eq!(s2.translate(0x4000_2000), Some(0x8000_2000));
+    }
+
+    #[test]
+    fn unmap_of_unmapped_or_mapped_ram_anywhere() {
+        let mut s2 = Stage2Table::new(IpaConfig::from_parange(2));
+        // Nothing mapped yet, a range aligned to 2 MiB but not to 1 GiB.
+        s2.unmap(0x4820_0000, 0x40_0000).unwrap();
+        // On demand: two 2 MiB blocks, then all of the RAM dropped at once.
+        s2.map(0x4820_0000, 0x8020_0000, 0x20_0000, MapKind::Ram).unwrap();
+        s2.map(0x4860_0000, 0x8060_0000, 0x20_0000, MapKind::Ram).unwrap();
+        assert_eq!(s2.translate(0x4860_0010), Some(0x8060_0010));
+        s2.unmap(0x4800_0000, 0x100_0000).unwrap();
+        assert_eq!(s2.translate(0x4820_0000), None);
+        assert_eq!(s2.translate(0x4860_0010), None);
+        s2.map(0x4860_0000, 0x9060_0000, 0x20_0000, MapKind::Ram).unwrap();
+        assert_eq!(s2.translate(0x4860_0010), Some(0x9060_0010), "mapped again after the unmap");
     }
 
     #[test]

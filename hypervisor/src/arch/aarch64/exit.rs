@@ -78,6 +78,10 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
         Syndrome::DataAbort(da) if esr.ec == ExceptionClass::DataAbortLower => {
             let far = FAR_EL2.get();
             let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
+            // The first touch of a block of its RAM (guestram.rs).
+            if super::guestram::handle_fault(vm, v, ipa, da.dfsc) {
+                return Action::Continue;
+            }
             // Without a syndrome (ISV = 0) the instruction is decoded, as
             // A64: an AArch32 one is not, and gets the abort.
             let aarch32 = v.regs.pstate & crate::skip::PSTATE_AARCH32 != 0;
@@ -114,14 +118,18 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             inject_undef(v);
             Action::Continue
         }
-        Syndrome::InstrAbort(_) if esr.ec == ExceptionClass::InstrAbortLower => {
-            // Nothing behind the IPA (RAM is mapped in full, devices are
-            // not executable): the guest takes a synchronous external
-            // abort on the fetch, as from a bus error, and decides itself
-            // (KVM's kvm_inject_pabt for a fetch outside any memslot).
-            v.stats.record(ExitReason::BadAccess);
+        Syndrome::InstrAbort(ia) if esr.ec == ExceptionClass::InstrAbortLower => {
             let far = FAR_EL2.get();
             let ipa = decode::fault_ipa(HPFAR_EL2.get(), far);
+            // A fetch from a block of its RAM not yet touched (guestram.rs).
+            if super::guestram::handle_fault(vm, v, ipa, ia.ifsc) {
+                return Action::Continue;
+            }
+            // Nothing behind the IPA (devices are not executable): the
+            // guest takes a synchronous external abort on the fetch, as
+            // from a bus error, and decides itself (KVM's kvm_inject_pabt
+            // for a fetch outside any memslot).
+            v.stats.record(ExitReason::BadAccess);
             let pc = v.regs.pc;
             report(
                 vm,

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod firmware;
 pub mod fp;
 pub mod gic;
+pub mod guestram;
 pub mod mmu;
 pub mod passthrough;
 pub mod smp;

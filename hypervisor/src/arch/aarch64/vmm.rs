@@ -12,7 +12,7 @@
 use super::boot::FRAMES;
 use super::exit::{self, Action};
 use super::switch::{self, ExitKind};
-use super::sysreg::{clean_dcache_range, clean_invalidate_dcache_range};
+use super::sysreg::clean_invalidate_dcache_range;
 use super::vgic_hw::{self, VgicCpuState};
 use super::{fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
@@ -301,6 +301,11 @@ impl Vm {
         }
     }
 
+    /// The VM's RAM, for the stage-2 fill on first touch (guestram.rs).
+    pub fn ram(&self) -> crate::guestram::GuestRam {
+        crate::guestram::GuestRam { ipa: self.layout.ram.base, size: self.layout.ram.size, host: self.host_ram }
+    }
+
     /// Sends out the kicks the vGIC has collected.
     pub fn flush_kicks(&self, me: Option<usize>) {
         let kicks = self.vgic.lock().take_kicks();
@@ -395,8 +400,11 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
     let layout = vm::plan(spec.memory, header.text_offset, header.image_size, spec.initrd.map(|r| r.size))
         .map_err(|e| format!("{e}"))?;
     let host_ram = FRAMES.lock().alloc(spec.memory.size, 2 << 20).map_err(|e| format!("memory: {e}"))?;
-    let mut stage2 = Stage2Table::new(ipa);
-    if let Err(e) = stage2.map(spec.memory.base, host_ram, spec.memory.size, MapKind::Ram) {
+    // RAM is mapped block by block: the images' blocks by load_images, the
+    // rest at the guest's first touch (guestram.rs). A range stage 2 cannot
+    // map is refused here, before anything is built.
+    let stage2 = Stage2Table::new(ipa);
+    if let Err(e) = stage2.check_map(spec.memory.base, host_ram, spec.memory.size) {
         let _ = FRAMES.lock().free(host_ram, spec.memory.size);
         return Err(format!("memory: {e}"));
     }
@@ -476,13 +484,14 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
     Ok(vm)
 }
 
-/// (Re)loads a VM's RAM: zeroes it, copies the kernel and initrd, writes
-/// the DTB, and puts vCPU 0 at the kernel entry with every other vCPU off.
-/// No vCPU may be in the guest (VM build, or a claimed request), and the
-/// caller holds no vCPU lock: each is taken here in turn.
+/// (Re)loads a VM's RAM: drops every block of the previous instance,
+/// fills the blocks that hold the kernel, the initrd and the DTB (zeros
+/// around them), leaves the rest to be zeroed at first touch
+/// (`guestram::reload`), and puts vCPU 0 at the kernel entry with every
+/// other vCPU off. No vCPU may be in the guest (VM build, or a claimed
+/// request), and the caller holds no vCPU lock: each is taken here in turn.
 fn load_images(vm: &Vm) -> Result<(), String> {
     let l = &vm.layout;
-    let to_host = |ipa: u64| vm.host_ram + (ipa - l.ram.base);
     let dtb = fdtgen::build(&GuestDtb {
         name: &vm.name,
         ram: l.ram,
@@ -498,28 +507,17 @@ fn load_images(vm: &Vm) -> Result<(), String> {
     if dtb.len() as u64 > vm::DTB_MAX {
         return Err(String::from("device tree: larger than 2 MiB"));
     }
-    // SAFETY: [host_ram, host_ram + size) was allocated for this VM alone
-    // and is identity mapped; the source images are reserved RAM.
-    unsafe {
-        let ram = core::slice::from_raw_parts_mut(vm.host_ram as *mut u8, l.ram.size as usize);
-        ram.fill(0);
-        let k = to_host(l.kernel.base) - vm.host_ram;
-        let kernel = phys_slice(vm.spec.kernel.base, vm.spec.kernel.size);
-        ram[k as usize..k as usize + kernel.len()].copy_from_slice(kernel);
-        if let (Some(rd), Some(src)) = (l.initrd, vm.spec.initrd) {
-            let off = (to_host(rd.base) - vm.host_ram) as usize;
-            ram[off..off + src.size as usize].copy_from_slice(phys_slice(src.base, src.size));
-        }
-        let off = (to_host(l.dtb) - vm.host_ram) as usize;
-        ram[off..off + dtb.len()].copy_from_slice(&dtb);
+    // SAFETY: the source images are reserved RAM (boot reserved them from
+    // the DTB's memory and never hands them out), identity mapped, and
+    // nothing writes them.
+    let (kernel, initrd) = unsafe {
+        (phys_slice(vm.spec.kernel.base, vm.spec.kernel.size), vm.spec.initrd.map(|src| phys_slice(src.base, src.size)))
+    };
+    let mut images = alloc::vec![(l.kernel.base, kernel), (l.dtb, dtb.as_slice())];
+    if let (Some(rd), Some(bytes)) = (l.initrd, initrd) {
+        images.push((rd.base, bytes));
     }
-    // The guest starts with its MMU off, reading memory uncached: push our
-    // writes out to the point of coherency and drop stale instructions.
-    clean_dcache_range(vm.host_ram as usize, l.ram.size as usize);
-    // SAFETY: instruction-cache invalidation does not change memory.
-    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
-    barrier::dsb(barrier::ISH);
-    barrier::isb(barrier::SY);
+    super::guestram::reload(vm, &images)?;
     vm.psci.lock().reset();
     // FP/SIMD values still live in some CPU's registers belong to the
     // previous generation and are dropped there (fp.rs); the saved ones
@@ -1003,8 +1001,10 @@ pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
     println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
 }
 
-/// The boot benchmark's figures: physical-counter values (counted from
-/// power-on) of the VM's first console line and of its BOOTED call.
+/// The boot benchmarks' figures: physical-counter values (counted from
+/// power-on) of the VM's first console line and of its BOOTED call, and
+/// where the VM's virtual counter has its zero (a guest's own reading of
+/// CNTVCT_EL0 plus this is counted from power-on: the Linux boot row).
 fn print_boot_times(vm: &Vm) {
     let first = vm.console.lock().first_line_at;
     let booted = vm.booted_at.load(Ordering::Relaxed);
@@ -1016,4 +1016,10 @@ fn print_boot_times(vm: &Vm) {
             timer::frequency()
         );
     }
+    println!(
+        "el2-hyp:   VM \"{}\" virtual counter offset {} (counter ticks at {} Hz from power-on)",
+        vm.name,
+        vm.cntvoff.load(Ordering::Relaxed),
+        timer::frequency()
+    );
 }
