@@ -215,7 +215,7 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
             // (timer::resample_vtimer_line). A PPI no longer asserted by the
             // time it is acknowledged is dropped.
             gic::INTID_VTIMER if timer::loaded_vtimer_asserted() => {
-                gic::set_private_enabled(gic::INTID_VTIMER, false);
+                timer::set_vtimer_ppi(false);
                 let _ = vm.vgic.lock().set_level(v.index, gic::INTID_VTIMER, true);
             }
             gic::INTID_HYP_TIMER => {
@@ -369,8 +369,9 @@ fn fetch_instruction(pc: u64) -> Option<u32> {
     Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
 }
 
-/// Emulates one decoded MMIO access to the VM's devices.
-fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
+/// Emulates one decoded MMIO access to the VM's devices (also the fast
+/// path's, `fastpath.rs`).
+pub(super) fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
     let value = a.store_value(&v.regs.x);
     // Err: why the access is refused (for the message).
