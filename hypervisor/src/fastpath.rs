@@ -28,6 +28,10 @@ use crate::mmio::{MmioAccess, decode};
 const EC_HVC64: u64 = 0x16;
 const EC_SYS64: u64 = 0x18;
 const EC_DABT_LOW: u64 = 0x24;
+/// The ISS bits of EC 0x18 that say "MRS of an ID group 3 register"
+/// (Op0, Op1, CRn, Direction), and their values.
+const ID_READ_MASK: u32 = (3 << 20) | (7 << 14) | (0xf << 10) | 1;
+const ID_READ: u32 = (3 << 20) | 1;
 
 /// An exit the fast path answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,9 +54,12 @@ pub fn classify(esr: u64, x0: u64, x1: u64) -> Option<FastExit> {
     match (esr >> 26) & 0x3f {
         // HVC's ISS is its immediate: SMCCC calls use #0.
         EC_HVC64 if iss == 0 => crate::smccc::constant(x0 as u32, x1).map(FastExit::Hvc),
-        EC_SYS64 => {
+        // ISS: Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10], Rt
+        // [9:5], CRm [4:1], Direction [0]; ID group 3 is Op0 = 3, Op1 = 0,
+        // CRn = 0, CRm = 1..7, and only reads (Direction = 1) are answered.
+        EC_SYS64 if iss & ID_READ_MASK == ID_READ && (1..=7).contains(&((iss >> 1) & 0xf)) => {
             let acc = SysRegAccess::from_iss(iss);
-            (acc.read && acc.reg.is_id_group3()).then_some(FastExit::IdRead { reg: acc.reg, rt: acc.rt })
+            Some(FastExit::IdRead { reg: acc.reg, rt: acc.rt })
         }
         EC_DABT_LOW => {
             let da = DataAbort::from_iss(iss);
@@ -139,6 +146,17 @@ mod tests {
         assert_eq!(classify(esr(EC_SYS64, sgi.to_iss().into()), 0, 0), None);
         let ctr = SysRegAccess { reg: SysReg::new(3, 3, 0, 0, 1), rt: 1, read: true };
         assert_eq!(classify(esr(EC_SYS64, ctr.to_iss().into()), 0, 0), None, "not group 3");
+    }
+
+    #[test]
+    fn id_reads_are_exactly_group_3_reads() {
+        // Every Op0/Op1/CRn/CRm/Op2/direction, Rt 5: the raw ISS check
+        // agrees with the full decode.
+        for iss in (0..1u32 << 22).step_by(1 << 5).map(|i| i | (5 << 5)) {
+            let acc = SysRegAccess::from_iss(iss);
+            let want = (acc.read && acc.reg.is_id_group3()).then_some(FastExit::IdRead { reg: acc.reg, rt: 5 });
+            assert_eq!(classify(esr(EC_SYS64, iss.into()), 0, 0), want, "{acc}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use super::boot::FRAMES;
 use super::exit::{self, Action};
+use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::{clean_dcache_range, clean_invalidate_dcache_range};
 use super::vgic_hw::{self, VgicCpuState};
@@ -260,7 +261,7 @@ pub struct ExitCount(AtomicU64);
 
 impl ExitCount {
     /// Counts one exit; only the CPU holding the vCPU's lock calls it.
-    fn bump(&self) {
+    pub(super) fn bump(&self) {
         self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
@@ -769,6 +770,14 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     // The list registers hold interrupts whose state the vGIC model has
     // not read back (the guest may have taken or EOIed them).
     let mut lrs_loaded = false;
+    let mut fast = FastCtx {
+        vm,
+        vcpu: core::ptr::null_mut(),
+        enabled: false,
+        lrs_loaded: false,
+        changes_at_entry: 0,
+        handled: None,
+    };
     loop {
         if !lrs_loaded && nothing_since != Some(vm.vgic.changes()) {
             let mut g = vm.vgic.lock();
@@ -779,45 +788,46 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
             nothing_since = empty.then(|| vm.vgic.changes());
             lrs_loaded = !empty;
         }
-        let changes_at_entry = vm.vgic.changes();
+        // The fast path (fastpath.rs) answers hypercalls, ID register
+        // reads and MMIO from the exception vector and resumes the guest
+        // without coming back here; not while the timer's physical PPI is
+        // masked, nor (for vGIC registers) while interrupts sit in the list
+        // registers.
+        fast.enabled = !smp::this_cpu().vtimer_masked;
+        fast.lrs_loaded = lrs_loaded;
+        fast.changes_at_entry = vm.vgic.changes();
+        fast.handled = None;
+        fast.vcpu = v;
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
-        // were loaded just above.
-        let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
-        #[cfg(feature = "trace")]
-        let exit_at = timer::now();
-        // The fast path (KVM's fixup_guest_exit, `fastpath`): a hypercall,
-        // ID register read or MMIO access answered at once. Not while the
-        // timer's physical PPI is masked (its line must be resampled on
-        // every exit) nor with a request pending (the slow path leaves).
-        let fast = if kind == ExitKind::Sync && !smp::this_cpu().vtimer_masked && !vm.requests.must_leave() {
-            super::fastpath::handle(vm, v, lrs_loaded)
-        } else {
-            None
-        };
-        let action = match fast {
+        // were loaded just above; `v` is not used until `enter` returns,
+        // only through `fast.vcpu`, and `fast` only by the fast path.
+        let kind = unsafe { switch::enter(&raw mut (*fast.vcpu).regs, &raw mut smp::this_cpu().host, &raw mut fast) };
+        let action = match fast.handled.take() {
+            // The fast path answered it (counted and traced there) but
+            // leaves the rest to this loop.
             Some(action) => {
-                // The access changed the vGIC (or another CPU did): the
-                // list registers are read back so that the next entry
-                // flushes from the model.
-                if lrs_loaded && vm.vgic.changes() != changes_at_entry {
+                if lrs_loaded && vm.vgic.changes() != fast.changes_at_entry {
                     sync_back(vm, v, true);
                     lrs_loaded = false;
                 }
                 action
             }
             None => {
+                #[cfg(feature = "trace")]
+                let exit_at = timer::now();
                 sync_back(vm, v, lrs_loaded);
                 lrs_loaded = false;
-                match kind {
+                let action = match kind {
                     ExitKind::Sync => exit::handle_sync(vm, v, generation),
                     ExitKind::Irq => exit::handle_irq(vm, v),
                     ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
-                }
+                };
+                vm.exits[v.index].bump();
+                #[cfg(feature = "trace")]
+                super::trace::record(vm, v, kind, exit_at);
+                action
             }
         };
-        vm.exits[v.index].bump();
-        #[cfg(feature = "trace")]
-        super::trace::record(vm, v, kind, exit_at);
         // A request or a pause posted by this exit or by another CPU
         // (whose kick stays pending at EL2, so the next entry exits at once
         // if it arrives after this look).
