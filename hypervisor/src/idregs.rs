@@ -158,6 +158,33 @@ pub fn has_aarch32_el0(id_aa64pfr0: u64) -> bool {
     id_aa64pfr0 & 0xf == 0b0010
 }
 
+/// Every ID group 3 register a VM reads, sanitized once when the VM is
+/// built, so that a trapped read is a table lookup (issue 19's sysreg
+/// fast path: `sanitize` and `policy` were 160 of a trapped `mrs`'s 560
+/// instructions). The values are the boot CPU's, the same for every vCPU
+/// wherever it runs, as KVM's system-wide sanitized ID registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdTable([u64; 7 * 8]);
+
+impl IdTable {
+    /// The table for a VM with `features`; `read_hw` reads a hardware ID
+    /// register (called only where [`reads_hardware`]).
+    pub fn new(features: &VmFeatures, mut read_hw: impl FnMut(SysReg) -> u64) -> Self {
+        let mut t = [0; 7 * 8];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let reg = SysReg::new(3, 0, 0, (i / 8 + 1) as u8, (i % 8) as u8);
+            let hw = if reads_hardware(reg) { read_hw(reg) } else { 0 };
+            *slot = sanitize(reg, hw, features);
+        }
+        Self(t)
+    }
+
+    /// What the VM reads from `reg`; None if it is not in ID group 3.
+    pub fn get(&self, reg: SysReg) -> Option<u64> {
+        reg.is_id_group3().then(|| self.0[usize::from(reg.crm - 1) * 8 + usize::from(reg.op2)])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +195,33 @@ mod tests {
     /// Field `lo` of `v`.
     fn f(v: u64, lo: u32) -> u64 {
         (v >> lo) & 0xf
+    }
+
+    #[test]
+    fn the_table_answers_what_sanitize_does() {
+        // A "hardware" whose every register has all fields set, and one
+        // that differs per register, so that a wrong slot shows.
+        let hw = |r: SysReg| 0x1111_1111_1111_1111u64.wrapping_mul(u64::from(r.crm) * 8 + u64::from(r.op2) + 1);
+        for features in [V3, V2, VmFeatures { gic_v3: true, aarch32: false }] {
+            let t = IdTable::new(&features, hw);
+            for crm in 1..=7 {
+                for op2 in 0..8 {
+                    let reg = SysReg::new(3, 0, 0, crm, op2);
+                    let want = sanitize(reg, if reads_hardware(reg) { hw(reg) } else { 0 }, &features);
+                    assert_eq!(t.get(reg), Some(want), "{reg}");
+                }
+            }
+            assert_eq!(t.get(SysReg::new(3, 0, 0, 0, 5)), None, "MPIDR_EL1 is not ID group 3");
+            assert_eq!(t.get(SysReg::CNTFRQ_EL0), None);
+        }
+        // The hardware is read only where the policy says so.
+        let mut asked = 0;
+        IdTable::new(&V3, |r| {
+            assert!(reads_hardware(r), "{r}");
+            asked += 1;
+            0
+        });
+        assert!(asked > 0);
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl Vgic {
 
     /// A guest read of `size` bytes at `offset` of `frame` by vCPU `vcpu`
     /// (the accessor matters for the banked GICv2 registers).
-    pub fn mmio_read(&mut self, vcpu: usize, frame: Frame, offset: u64, size: u8) -> Result<u64, MmioError> {
+    pub fn mmio_read(&self, vcpu: usize, frame: Frame, offset: u64, size: u8) -> Result<u64, MmioError> {
         let vcpu = vcpu.min(self.nr_vcpus - 1);
         match frame {
             Frame::Dist => self.dist_read(vcpu, offset, size),

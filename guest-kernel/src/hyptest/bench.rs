@@ -13,8 +13,10 @@
 //! code path each one measures.
 //!
 //! - `bench-hyp` (a VM with two vCPUs on two physical CPUs): null
-//!   hypercalls, an MMIO trap-and-emulate round trip, the first touch of a
-//!   2 MiB block of RAM (the hypervisor fills and maps it), virtual IPI
+//!   hypercalls, a trapped ID register read, MMIO trap-and-emulate round
+//!   trips (the vPL011, the vGIC's distributor and redistributor), the
+//!   first touch of a 2 MiB block of RAM (the hypervisor fills and maps
+//!   it), virtual IPI
 //!   ping-pong to a vCPU waiting in WFI, virtual-timer delivery to a
 //!   running vCPU and to one waiting in WFI;
 //! - `bench-switch` (two such VMs time-sharing one physical CPU): the
@@ -146,6 +148,26 @@ fn hyp(platform: &Platform, scale: u64) {
             unsafe { core::ptr::read_volatile(fr as *const u32) };
         });
     }
+    // Trapped by HCR_EL2.TID3 (hyptest core checks the answer is the
+    // hypervisor's: EL2 hidden), answered from idregs at EL2.
+    time("sysreg_id_read", 200 * scale, || {
+        let v: u64;
+        // SAFETY: reading an ID register has no side effects.
+        unsafe { core::arch::asm!("mrs {}, ID_AA64PFR0_EL1", out(reg) v, options(nomem, nostack)) };
+        core::hint::black_box(v);
+    });
+    if let Some(g) = platform.gic.as_ref() {
+        // GICD_TYPER (IHI 0069H §12.9.38, IHI 0048B §4.3.2): read-only,
+        // no side effects, the same on GICv2 and GICv3.
+        let typer = crate::arch::aarch64::mmu::phys_to_virt(g.gicd.base) + 0x4;
+        time("mmio_gicd_typer_read", 200 * scale, || mmio_read32(typer));
+        // GICR_TYPER (IHI 0069H §12.11.35) of this vCPU's redistributor
+        // (vCPU 0: the first frame), its low word.
+        if let Some(r) = g.gicr.first() {
+            let typer = crate::arch::aarch64::mmu::phys_to_virt(r.base) + 0x8;
+            time("mmio_gicr_typer_read", 200 * scale, || mmio_read32(typer));
+        }
+    }
     local_irq_enable();
     vtimer(20 * scale, false);
     vtimer(20 * scale, true);
@@ -186,6 +208,16 @@ fn stage2_first_touch(blocks: u64) {
         return;
     }
     report("stage2_first_touch", n, ticks);
+}
+
+/// One 32-bit load from device address `va` with a single `ldr`, so the
+/// hypervisor gets a complete syndrome (ESR_EL2.ISV = 1).
+fn mmio_read32(va: usize) {
+    let v: u32;
+    // SAFETY: callers pass a mapped device register whose read has no
+    // side effects.
+    unsafe { core::arch::asm!("ldr {v:w}, [{a}]", v = out(reg) v, a = in(reg) va, options(nostack, readonly)) };
+    core::hint::black_box(v);
 }
 
 /// Virtual-timer delivery: expiry (CNTV_CVAL) to handler entry, with the

@@ -214,7 +214,7 @@ impl Vgic {
         }
     }
 
-    pub(super) fn dist_read(&mut self, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+    pub(super) fn dist_read(&self, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         check_common(offset, size, GICD_FRAME_SIZE)?;
         let v3 = self.version == GicVersion::V3;
         let value = match offset {

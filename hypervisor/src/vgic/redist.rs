@@ -13,7 +13,7 @@ const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
 impl Vgic {
-    pub(super) fn redist_read(&mut self, rd: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+    pub(super) fn redist_read(&self, rd: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         self.check_redist(rd, offset, size)?;
         if offset >= SGI_BASE {
             return self.sgi_frame_read(rd, offset - SGI_BASE, size);
@@ -69,7 +69,7 @@ impl Vgic {
         Ok(())
     }
 
-    fn sgi_frame_read(&mut self, rd: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+    fn sgi_frame_read(&self, rd: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         let full = offset + SGI_BASE;
         let value = match offset {
             0x080..0x400 => {

@@ -14,7 +14,14 @@
  * around that call, and only when another vCPU takes over the CPU.
  *
  * TPIDR_EL2 holds this CPU's HostRegs; HostRegs.guest points to the
- * GuestRegs of the vCPU that is running. Layouts: arch/aarch64/vcpu_regs.rs.
+ * GuestRegs of the vCPU that is running. Layouts: arch/aarch64/switch.rs.
+ *
+ * The fast path (KVM's fixup_guest_exit, Hafnium's sysreg fast path): a
+ * synchronous exit first calls hyp_fast_exit(HostRegs.fast), Rust with the
+ * C ABI on the host's stack (arch/aarch64/fastpath.rs). If it answered the
+ * exit (returns 0), the guest's registers are loaded again and the guest
+ * resumed at once: the host's callee-saved registers are neither restored
+ * nor saved again, and the run loop does not run.
  *
  * Call frame information (.cfi_*, .debug_frame) for gdb: an exit handler's
  * backtrace runs through Rust frames only (__guest_enter has returned by
@@ -28,6 +35,7 @@
 .equ GUEST_PSTATE,  8 * 32
 .equ HOST_SP,       8 * 13
 .equ HOST_GUEST,    8 * 14
+.equ HOST_FAST,     8 * 15
 
 .equ EXIT_SYNC,     0
 .equ EXIT_IRQ,      1
@@ -35,10 +43,11 @@
 .equ EXIT_SERROR,   3
 .equ EXIT_AARCH32,  4
 
-/* u64 __guest_enter(GuestRegs *x0, HostRegs *x1) */
+/* u64 __guest_enter(GuestRegs *x0, HostRegs *x1, FastCtx *x2) */
 .global __guest_enter
 __guest_enter:
     .cfi_startproc
+    str     x2, [x1, #HOST_FAST]
     /* Host callee-saved state, per AAPCS64: x18-x30 and sp. */
     stp     x18, x19, [x1, #8 * 0]
     stp     x20, x21, [x1, #8 * 2]
@@ -52,6 +61,8 @@ __guest_enter:
     str     x0, [x1, #HOST_GUEST]
     msr     tpidr_el2, x1
 
+    /* Expects x0 = GuestRegs; the host's state is saved. */
+guest_load:
     /* Guest PC and PSTATE go where ERET takes them from. */
     ldp     x2, x3, [x0, #GUEST_PC]
     msr     elr_el2, x2
@@ -110,7 +121,20 @@ guest_exit:
     mrs     x3, spsr_el2
     stp     x2, x3, [x1, #GUEST_PC]
 
+    /* A synchronous exit the fast path answers goes straight back. The
+     * guest's registers are all in GuestRegs; SP is the host's, whose
+     * frame is above it. */
+    cbnz    x0, 2f
     mrs     x1, tpidr_el2
+    ldr     x0, [x1, #HOST_FAST]
+    bl      hyp_fast_exit
+    cbnz    x0, 1f
+    mrs     x1, tpidr_el2
+    ldr     x0, [x1, #HOST_GUEST]
+    b       guest_load
+1:  mov     x0, #EXIT_SYNC
+
+2:  mrs     x1, tpidr_el2
     ldp     x18, x19, [x1, #8 * 0]
     ldp     x20, x21, [x1, #8 * 2]
     ldp     x22, x23, [x1, #8 * 4]

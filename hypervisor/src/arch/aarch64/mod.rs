@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod console_in;
 pub mod exit;
+pub mod fastpath;
 pub mod firmware;
 pub mod fp;
 pub mod gic;

@@ -14,6 +14,9 @@ pub struct PerCpu {
     pub host: HostRegs,
     pub index: usize,
     pub mpidr: u64,
+    /// The virtual timer's physical PPI is disabled on this CPU (the loaded
+    /// vCPU's timer line is high: `timer::set_vtimer_ppi`).
+    pub vtimer_masked: bool,
 }
 
 /// Interior-mutable per-CPU slot: each CPU only touches its own entry.
@@ -21,8 +24,9 @@ pub struct PerCpuSlot(core::cell::UnsafeCell<PerCpu>);
 // SAFETY: a slot is only accessed by the CPU it belongs to (see `this_cpu`).
 unsafe impl Sync for PerCpuSlot {}
 
-static PER_CPU: [PerCpuSlot; MAX_CPUS] =
-    [const { PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0 })) }; MAX_CPUS];
+static PER_CPU: [PerCpuSlot; MAX_CPUS] = [const {
+    PerCpuSlot(core::cell::UnsafeCell::new(PerCpu { host: HostRegs::new(), index: 0, mpidr: 0, vtimer_masked: false }))
+}; MAX_CPUS];
 
 /// MPIDR of each physical CPU index (for kicks).
 static CPU_MPIDR: [core::sync::atomic::AtomicU64; MAX_CPUS] =

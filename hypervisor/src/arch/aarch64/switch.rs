@@ -6,6 +6,7 @@
 //! vCPU starts running on a CPU and saved when it stops, the way Hafnium
 //! and KVM's nVHE `__kvm_vcpu_run` do.
 
+use super::fastpath::FastCtx;
 use crate::vcpu::{El1Sysregs, GuestRegs};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
@@ -22,13 +23,15 @@ pub enum ExitKind {
 }
 
 /// Host state the world switch saves: AAPCS64 callee-saved registers and
-/// the stack pointer, plus the running vCPU's registers (exceptions.S
-/// layout: x18..x30 at 8 * n, SP at 8 * 13, guest pointer at 8 * 14).
+/// the stack pointer, plus the running vCPU's registers and the fast
+/// path's context (exceptions.S layout: x18..x30 at 8 * n, SP at 8 * 13,
+/// guest pointer at 8 * 14, fast context at 8 * 15).
 #[repr(C)]
 pub struct HostRegs {
     callee_saved: [u64; 13],
     sp: u64,
     guest: *mut GuestRegs,
+    fast: *mut core::ffi::c_void,
 }
 
 impl Default for HostRegs {
@@ -40,24 +43,26 @@ impl Default for HostRegs {
 impl HostRegs {
     /// An empty save area.
     pub const fn new() -> Self {
-        Self { callee_saved: [0; 13], sp: 0, guest: core::ptr::null_mut() }
+        Self { callee_saved: [0; 13], sp: 0, guest: core::ptr::null_mut(), fast: core::ptr::null_mut() }
     }
 }
 
 unsafe extern "C" {
-    fn __guest_enter(guest: *mut GuestRegs, host: *mut HostRegs) -> u64;
+    fn __guest_enter(guest: *mut GuestRegs, host: *mut HostRegs, fast: *mut core::ffi::c_void) -> u64;
 }
 
-/// Runs the loaded vCPU until its next exception to EL2.
+/// Runs the loaded vCPU until an exit the fast path does not answer
+/// (`fastpath::hyp_fast_exit`, called from exceptions.S with `fast`).
 ///
 /// # Safety
 /// The vCPU's EL1 context, stage-2 tables (VTTBR_EL2) and trap
 /// configuration must be loaded, so that nothing the guest does can reach
-/// memory outside its VM.
-pub unsafe fn enter(regs: &mut GuestRegs, host: &mut HostRegs) -> ExitKind {
-    // SAFETY: both pointers come from live exclusive references; the
-    // assembly only stores to them, and the caller guarantees isolation.
-    let code = unsafe { __guest_enter(regs, host) };
+/// memory outside its VM. `regs` is the vCPU's in `fast` (`FastCtx::vcpu`);
+/// all three are valid and used by nothing else until this returns.
+pub unsafe fn enter(regs: *mut GuestRegs, host: *mut HostRegs, fast: *mut FastCtx) -> ExitKind {
+    // SAFETY: the caller's contract; the assembly stores to `regs` and
+    // `host`, and the fast path uses `fast`'s pointers, one at a time.
+    let code = unsafe { __guest_enter(regs, host, fast.cast()) };
     match code {
         0 => ExitKind::Sync,
         1 => ExitKind::Irq,

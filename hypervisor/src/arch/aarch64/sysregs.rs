@@ -11,7 +11,7 @@ use super::switch::HCR_TVM;
 use super::sysreg::read_sysreg;
 use super::vmm::{Vcpu, Vm};
 use crate::esr::{SysReg, SysRegAccess, SysRegTrap};
-use crate::idregs::{self, VmFeatures};
+use crate::idregs::{self, IdTable, VmFeatures};
 use crate::setway::{self, FlushCursor};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
@@ -21,7 +21,8 @@ use aarch64_cpu::registers::{
 use shared::platform::GicVersion;
 
 /// Reads ID register `S3_0_C0_C<crm>_<op2>` from the hardware. Only
-/// called for allocated encodings ([`idregs::reads_hardware`]).
+/// called for allocated encodings ([`idregs::reads_hardware`]), when a
+/// VM is built.
 fn read_id_hw(reg: SysReg) -> u64 {
     macro_rules! id {
         ($($crm:literal, $op2:literal => $name:ident;)*) => {
@@ -47,12 +48,12 @@ fn read_id_hw(reg: SysReg) -> u64 {
     }
 }
 
-/// What a guest of `vm` reads from ID register `reg`.
-pub fn read_id(vm: &Vm, reg: SysReg) -> u64 {
+/// What a VM with vGIC `gic` reads from the ID registers, from this
+/// CPU's hardware values (`idregs::IdTable`).
+pub fn id_table(gic: GicVersion) -> IdTable {
     let features =
-        VmFeatures { gic_v3: vm.gic == GicVersion::V3, aarch32: idregs::has_aarch32_el0(ID_AA64PFR0_EL1.get()) };
-    let hw = if idregs::reads_hardware(reg) { read_id_hw(reg) } else { 0 };
-    idregs::sanitize(reg, hw, &features)
+        VmFeatures { gic_v3: gic == GicVersion::V3, aarch32: idregs::has_aarch32_el0(ID_AA64PFR0_EL1.get()) };
+    IdTable::new(&features, read_id_hw)
 }
 
 /// Starts cleaning and invalidating all of the VM's RAM to the point of
@@ -79,7 +80,7 @@ pub fn handle(vm: &Vm, v: &mut Vcpu, acc: &SysRegAccess) -> Option<Action> {
     let mut action = Action::Continue;
     match acc.reg.trap() {
         SysRegTrap::IdGroup3 if acc.read => {
-            let value = read_id(vm, acc.reg);
+            let value = vm.id_regs.get(acc.reg).unwrap_or(0);
             v.regs.set(acc.rt, value);
         }
         SysRegTrap::SetWay if !acc.read => {

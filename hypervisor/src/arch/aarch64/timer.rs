@@ -60,6 +60,15 @@ pub fn loaded_vtimer_asserted() -> bool {
     crate::vtimer::output_asserted(CNTV_CTL_EL0.get())
 }
 
+/// Enables or disables the virtual timer's physical PPI on this CPU, and
+/// notes which: while it is disabled, every exit must resample the line
+/// (`resample_vtimer_line`), so the run loop's fast path is off
+/// (`fastpath`).
+pub fn set_vtimer_ppi(enabled: bool) {
+    super::gic::set_private_enabled(super::gic::INTID_VTIMER, enabled);
+    super::smp::this_cpu().vtimer_masked = !enabled;
+}
+
 /// Lowers the virtual-timer line of the loaded vCPU `vcpu` in its vGIC if
 /// the timer no longer asserts its output, and unmasks the physical PPI
 /// again. The timer's output is a level: while it is high the physical PPI
@@ -76,7 +85,7 @@ pub fn resample_vtimer_line(vgic: &mut impl core::ops::DerefMut<Target = crate::
     let high = vgic.irq_state(vcpu, intid).is_some_and(|irq| irq.line_level);
     if high && !loaded_vtimer_asserted() {
         let _ = vgic.set_level(vcpu, intid, false);
-        super::gic::set_private_enabled(intid, true);
+        set_vtimer_ppi(true);
         return false;
     }
     high

@@ -11,6 +11,7 @@
 
 use super::boot::FRAMES;
 use super::exit::{self, Action};
+use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
 use super::vgic_hw::{self, VgicCpuState};
@@ -245,6 +246,9 @@ pub struct Vm {
     /// Each vCPU's exits since boot, readable without its lock (the
     /// console's `list`; `stats` has them by reason, under the lock).
     pub exits: Vec<ExitCount>,
+    /// What its vCPUs read from the ID registers (HCR_EL2.TID3),
+    /// sanitized once (sysregs.rs).
+    pub id_regs: crate::idregs::IdTable,
 }
 
 /// One vCPU's exit count: written only by the CPU running the vCPU (a
@@ -257,7 +261,7 @@ pub struct ExitCount(AtomicU64);
 
 impl ExitCount {
     /// Counts one exit; only the CPU holding the vCPU's lock calls it.
-    fn bump(&self) {
+    pub(super) fn bump(&self) {
         self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
@@ -465,6 +469,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         stop_reason: Mutex::ranked(sync::REQUEST, None),
         cpu_on: (0..spec.vcpus).map(|_| Mutex::ranked(sync::CPU_ON, None)).collect(),
         exits: (0..spec.vcpus).map(|_| ExitCount::default()).collect(),
+        id_regs: super::sysregs::id_table(gic),
     };
     passthrough::map(&vm)?;
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
@@ -745,7 +750,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     // The physical timer PPI is this CPU's: unmasked unless this vCPU's
     // timer line is (still) high.
     let high = timer::resample_vtimer_line(&mut vm.vgic.lock(), v.index);
-    gic::set_private_enabled(gic::INTID_VTIMER, !high);
+    timer::set_vtimer_ppi(!high);
     if let Some(a) = alarm {
         timer::arm_hyp(a);
     }
@@ -760,57 +765,75 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     // same, nothing can have become deliverable and the scan of every
     // interrupt is skipped. This is the fast path of a null hypercall.
     let mut nothing_since: Option<u64> = None;
+    // The list registers hold interrupts whose state the vGIC model has
+    // not read back (the guest may have taken or EOIed them).
+    let mut lrs_loaded = false;
+    let mut fast = FastCtx {
+        vm,
+        vcpu: core::ptr::null_mut(),
+        enabled: false,
+        lrs_loaded: false,
+        changes_at_entry: 0,
+        handled: None,
+    };
     loop {
-        let lrs_loaded = if nothing_since == Some(vm.vgic.changes()) {
-            false
-        } else {
+        if !lrs_loaded && nothing_since != Some(vm.vgic.changes()) {
             let mut g = vm.vgic.lock();
             let plan = g.flush_lrs(v.index, nr_lrs);
             vgic_hw::write_lrs(&plan, &mut v.vgic);
             let empty = plan.lrs.is_empty() && !plan.underflow;
             // Under the lock the count is exact (it includes the flush).
             nothing_since = empty.then(|| vm.vgic.changes());
-            !empty
-        };
+            lrs_loaded = !empty;
+        }
+        // The fast path (fastpath.rs) answers hypercalls, ID register
+        // reads and MMIO from the exception vector and resumes the guest
+        // without coming back here; not while the timer's physical PPI is
+        // masked, nor (for vGIC registers) while interrupts sit in the list
+        // registers.
+        fast.enabled = !smp::this_cpu().vtimer_masked;
+        fast.lrs_loaded = lrs_loaded;
+        fast.changes_at_entry = vm.vgic.changes();
+        fast.handled = None;
+        fast.vcpu = v;
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
-        // were loaded just above.
-        let kind = unsafe { switch::enter(&mut v.regs, &mut smp::this_cpu().host) };
-        #[cfg(feature = "trace")]
-        let exit_at = timer::now();
-        let lrs = lrs_loaded.then(|| vgic_hw::read_lrs(&v.vgic));
-        {
-            let mut vgic = vm.vgic.lock();
-            // Before the sync: an EOIed timer interrupt whose output has
-            // dropped must not be presented again. (This only counts as a
-            // vGIC change when it lowers the line.)
-            timer::resample_vtimer_line(&mut vgic, v.index);
-            if let Some(lrs) = &lrs {
-                vgic.sync_lrs(v.index, lrs);
+        // were loaded just above; `v` is not used until `enter` returns,
+        // only through `fast.vcpu`, and `fast` only by the fast path.
+        let kind = unsafe { switch::enter(&raw mut (*fast.vcpu).regs, &raw mut smp::this_cpu().host, &raw mut fast) };
+        let action = match fast.handled.take() {
+            // The fast path answered it (counted and traced there) but
+            // leaves the rest to this loop.
+            Some(action) => {
+                if lrs_loaded && vm.vgic.changes() != fast.changes_at_entry {
+                    sync_back(vm, v, true);
+                    lrs_loaded = false;
+                }
+                action
             }
-        }
-        if lrs_loaded {
-            // Empty the list registers now that the model has their state:
-            // an EOIed level interrupt left in one keeps the maintenance
-            // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
-            vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
-        }
-        vm.exits[v.index].bump();
-        let action = match kind {
-            ExitKind::Sync => exit::handle_sync(vm, v, generation),
-            ExitKind::Irq => exit::handle_irq(vm, v),
-            ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
+            None => {
+                #[cfg(feature = "trace")]
+                let exit_at = timer::now();
+                sync_back(vm, v, lrs_loaded);
+                lrs_loaded = false;
+                let action = match kind {
+                    ExitKind::Sync => exit::handle_sync(vm, v, generation),
+                    ExitKind::Irq => exit::handle_irq(vm, v),
+                    ExitKind::Fiq | ExitKind::SError | ExitKind::AArch32 => exit::handle_fatal(vm, v, kind),
+                };
+                vm.exits[v.index].bump();
+                #[cfg(feature = "trace")]
+                super::trace::record(vm, v, kind, exit_at);
+                action
+            }
         };
-        #[cfg(feature = "trace")]
-        super::trace::record(vm, v, kind, exit_at);
         // A request or a pause posted by this exit or by another CPU
         // (whose kick stays pending at EL2, so the next entry exits at once
         // if it arrives after this look).
-        if vm.requests.must_leave() {
+        if vm.requests.must_leave() || matches!(action, Action::Yield) {
+            if lrs_loaded {
+                sync_back(vm, v, true);
+            }
             break;
-        }
-        match action {
-            Action::Continue => continue,
-            Action::Yield => break,
         }
     }
     timer::cancel_hyp();
@@ -820,6 +843,29 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     // another vCPU here traps on its first use (fp.rs).
     switch::unload_vm();
     vm.requests.leave(v.index);
+}
+
+/// After an exit the slow path handles: resamples the virtual timer's
+/// line and, if `lrs_loaded`, folds the list registers into the vGIC
+/// model and empties them.
+fn sync_back(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) {
+    let lrs = lrs_loaded.then(|| vgic_hw::read_lrs(&v.vgic));
+    {
+        let mut vgic = vm.vgic.lock();
+        // Before the sync: an EOIed timer interrupt whose output has
+        // dropped must not be presented again. (This only counts as a
+        // vGIC change when it lowers the line.)
+        timer::resample_vtimer_line(&mut vgic, v.index);
+        if let Some(lrs) = &lrs {
+            vgic.sync_lrs(v.index, lrs);
+        }
+    }
+    if lrs_loaded {
+        // Empty the list registers now that the model has their state:
+        // an EOIed level interrupt left in one keeps the maintenance
+        // interrupt asserted (ICH_EISR_EL2) while we handle the exit.
+        vgic_hw::write_lrs(&vgic::LrPlan::default(), &mut v.vgic);
+    }
 }
 
 /// Asks for VM `vm` to stop (SYSTEM_OFF, a fatal error, its last vCPU

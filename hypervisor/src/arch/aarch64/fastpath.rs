@@ -1,0 +1,126 @@
+//! The trap fast path (issue 19; KVM's `fixup_guest_exit`): an exit that
+//! the pure [`crate::fastpath`] core recognises is answered here, called
+//! from exceptions.S right after the guest's registers are saved, and the
+//! guest is resumed at once: no return to the run loop (`vmm::run_vcpu`),
+//! no host register restore and save, no list-register read-back, no
+//! timer resample, no full syndrome decode.
+
+use super::exit::{self, Action};
+use super::vmm::{Vcpu, Vm};
+#[cfg(feature = "trace")]
+use super::{switch::ExitKind, timer};
+use crate::fastpath::{FastExit, classify};
+use crate::mmio::{MmioAccess, decode};
+use crate::stats::ExitReason;
+use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
+use shared::layout;
+
+/// Answers the synchronous exit that just happened if it is one the fast
+/// path takes; None leaves it to `exit::handle_sync`, untouched. With
+/// `lrs_loaded` (the list registers hold interrupts the vGIC model has
+/// not read back) an access to the vGIC's registers is left to the slow
+/// path, which reads them back first: a read of a pending or active bit
+/// must see what the guest did with them.
+fn handle(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) -> Option<Action> {
+    if v.regs.pstate & crate::skip::PSTATE_AARCH32 != 0 {
+        return None;
+    }
+    match classify(ESR_EL2.get(), v.regs.x[0], v.regs.x[1])? {
+        FastExit::Hvc(x0) => {
+            v.stats.record(ExitReason::Hvc);
+            v.regs.x[..4].copy_from_slice(&[x0, 0, 0, 0]);
+            Some(Action::Continue)
+        }
+        FastExit::IdRead { reg, rt } => {
+            v.stats.record(ExitReason::SysReg);
+            v.regs.set(rt, vm.id_regs.get(reg).unwrap_or(0));
+            // An A64 instruction (checked above): 4 bytes.
+            v.regs.pc = v.regs.pc.wrapping_add(4);
+            Some(Action::Continue)
+        }
+        FastExit::Mmio(access) => mmio(vm, v, &access, lrs_loaded),
+    }
+}
+
+/// The MMIO branch of [`handle`], out of line so that the hypercall and
+/// ID register paths do not pay for its registers.
+#[inline(never)]
+fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<Action> {
+    let far = FAR_EL2.get();
+    let access = &MmioAccess { ipa: decode::fault_ipa(HPFAR_EL2.get(), far), ..*access };
+    let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
+    if lrs_loaded && !uart.contains(&access.ipa) {
+        return None;
+    }
+    match exit::emulate_mmio(vm, v, access) {
+        Ok(read) => {
+            v.stats.record(ExitReason::for_mmio(access.write));
+            if !access.write {
+                v.regs.set(access.reg, decode::apply_load(read, access));
+            }
+            // A64, and no writeback: ISV = 1 is never reported for
+            // writeback forms (ARM ARM D17.2.37).
+            v.regs.pc = v.regs.pc.wrapping_add(4);
+            Some(Action::Continue)
+        }
+        Err(why) => Some(exit::bad_access(vm, v, access.ipa, far, access.write, why)),
+    }
+}
+
+/// What the run loop tells the fast path about the vCPU it enters, and
+/// what the fast path tells it back. Lives on `run_vcpu`'s stack; the
+/// world switch hands it to [`hyp_fast_exit`] (`HostRegs::fast`).
+pub struct FastCtx {
+    pub vm: *const Vm,
+    pub vcpu: *mut Vcpu,
+    /// The fast path may run: the timer's physical PPI is not masked (its
+    /// line must then be resampled on every exit, `timer::set_vtimer_ppi`).
+    pub enabled: bool,
+    /// The list registers hold interrupts the vGIC model has not read back.
+    pub lrs_loaded: bool,
+    /// The vGIC's change count when the run loop entered the guest.
+    pub changes_at_entry: u64,
+    /// An exit the fast path answered but the run loop must act on (a
+    /// yield, a request, list registers to read back): its action.
+    pub handled: Option<Action>,
+}
+
+/// Called by exceptions.S on every synchronous exit, with the guest's
+/// registers saved in its `GuestRegs` and EL2's interrupts masked. Returns
+/// 0 to resume the guest at once, 1 to return to the run loop (with
+/// `handled` set if the exit was answered here).
+#[unsafe(no_mangle)]
+extern "C" fn hyp_fast_exit(ctx: *mut core::ffi::c_void) -> u64 {
+    // SAFETY: `run_vcpu` passes a context whose pointers are live for the
+    // whole `switch::enter` call and that nothing else uses meanwhile
+    // (`switch::enter`'s contract); this CPU runs nothing else until the
+    // guest is resumed or the call returns.
+    let ctx = unsafe { &mut *ctx.cast::<FastCtx>() };
+    if !ctx.enabled {
+        return 1;
+    }
+    // SAFETY: as above.
+    let (vm, v) = unsafe { (&*ctx.vm, &mut *ctx.vcpu) };
+    #[cfg(feature = "trace")]
+    let exit_at = timer::now();
+    // A pending request or pause: the slow path leaves the guest.
+    if vm.requests.must_leave() {
+        return 1;
+    }
+    let Some(action) = handle(vm, v, ctx.lrs_loaded) else {
+        return 1;
+    };
+    vm.exits[v.index].bump();
+    #[cfg(feature = "trace")]
+    super::trace::record(vm, v, ExitKind::Sync, exit_at);
+    // The access changed the vGIC (or another CPU did): the run loop reads
+    // the list registers back if they hold interrupts, and flushes what is
+    // now deliverable. (A request posted since the look above kicks this
+    // CPU: the kick stays pending at EL2 and the guest exits again at once.)
+    let resume = matches!(action, Action::Continue) && vm.vgic.changes() == ctx.changes_at_entry;
+    if resume {
+        return 0;
+    }
+    ctx.handled = Some(action);
+    1
+}
