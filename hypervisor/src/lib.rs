@@ -40,4 +40,5 @@ pub mod vmctl;
 pub mod vmreq;
 pub mod vmspec;
 pub mod vpl011;
+pub mod vsched;
 pub mod vtimer;
