@@ -28,8 +28,6 @@
 //! The arch run loop (`arch/aarch64/vmm.rs`, `run_cpu`) applies these
 //! rules; everything here is pure and unit-tested on the host.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 /// A VM's weight when its configuration names none (Xen's default).
 pub const DEFAULT_WEIGHT: u32 = 256;
 pub use crate::vmspec::MAX_WEIGHT;
@@ -51,7 +49,8 @@ pub fn charged(vruntime: u64, ran: u64, weight: u32) -> u64 {
 
 /// Where a vCPU that waited re-enters the timeline (`place_entity`): not
 /// earlier than `credit` before the least virtual time of those that ran,
-/// and never earlier than it was.
+/// and never earlier than it was. `min_vruntime` is the CPU's: what it
+/// last chose to run, never decreasing (CFS keeps one per run queue).
 pub fn placed(vruntime: u64, min_vruntime: u64, credit: u64) -> u64 {
     vruntime.max(min_vruntime.saturating_sub(credit))
 }
@@ -87,28 +86,6 @@ pub fn pick(candidates: &[Candidate]) -> Option<usize> {
             .map(|(i, _)| i)
     };
     best(false).or_else(|| best(true))
-}
-
-/// The least virtual time of the vCPUs that run, across physical CPUs: it
-/// only grows (CFS's `min_vruntime`), and waking vCPUs are placed from it.
-#[derive(Debug, Default)]
-pub struct MinVruntime(AtomicU64);
-
-impl MinVruntime {
-    /// A timeline starting at zero.
-    pub const fn new() -> Self {
-        MinVruntime(AtomicU64::new(0))
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// A vCPU at `vruntime` was picked, the least runnable on its CPU.
-    pub fn advance(&self, vruntime: u64) {
-        self.0.fetch_max(vruntime, Ordering::Relaxed);
-    }
 }
 
 /// A VM's CPU cap: `percent` of one physical CPU per period, for all its
@@ -216,10 +193,6 @@ mod tests {
         assert_eq!(placed(0, 500, 1000), 0);
         assert!(preempts(9000, 10_000, 500));
         assert!(!preempts(9600, 10_000, 500));
-        let m = MinVruntime::new();
-        m.advance(7);
-        m.advance(3);
-        assert_eq!(m.get(), 7);
     }
 
     #[test]

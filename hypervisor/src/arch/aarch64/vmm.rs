@@ -29,7 +29,7 @@ use crate::vm::{self, VmLayout};
 use crate::vmreq::{Request, VmRequests};
 use crate::vmspec;
 use crate::vpl011::Pl011;
-use crate::vsched::{self, Candidate, MinVruntime};
+use crate::vsched::{self, Candidate};
 use crate::vtimer;
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2, Writeable};
@@ -490,7 +490,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
-        vruntime: (0..spec.vcpus).map(|_| AtomicU64::new(MIN_VRUNTIME.get())).collect(),
+        vruntime: (0..spec.vcpus).map(|_| AtomicU64::new(0)).collect(),
         cap: (spec.cap != 0).then(|| {
             let period = timer::frequency() * vsched::CAP_PERIOD_MS / 1000;
             Mutex::ranked(sync::VSCHED_CAP, vsched::Cap::new(spec.cap, period, timer::now()))
@@ -616,9 +616,6 @@ pub const SLICE_MS: u64 = 10;
 /// is 1 ms too).
 const WAKEUP_GRANULARITY_MS: u64 = 1;
 
-/// The least virtual run time of the vCPUs that run (`vsched`).
-static MIN_VRUNTIME: MinVruntime = MinVruntime::new();
-
 /// Physical CPUs waiting in [`idle`] (bit per CPU): a vCPU woken while its
 /// last CPU is busy is run by one of these (`Vm::kick`).
 static IDLE_CPUS: AtomicU64 = AtomicU64::new(0);
@@ -681,6 +678,10 @@ pub fn run_cpu(cpu: usize) {
         .collect();
     let mut runnable: Vec<Option<Candidate>> = alloc::vec![None; mine.len()];
     let mut last = LastRun::Ran;
+    // This CPU's `min_vruntime`: the virtual time of what it last chose,
+    // never decreasing (per CPU, as CFS keeps it per run queue: CPUs with
+    // different loads have timelines that run at different rates).
+    let mut min_vruntime = 0u64;
     let slice = timer::frequency() * SLICE_MS / 1000;
     let granularity = timer::frequency() * WAKEUP_GRANULARITY_MS / 1000;
     loop {
@@ -698,7 +699,7 @@ pub fn run_cpu(cpu: usize) {
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
         }
-        let deadline = wake_waiting(&mine, cpu, &mut runnable);
+        let deadline = wake_waiting(&mine, cpu, min_vruntime, &mut runnable);
         if let LastRun::Yielded(y) = last
             && let Some(c) = runnable[y].as_mut()
         {
@@ -724,7 +725,7 @@ pub fn run_cpu(cpu: usize) {
             continue;
         }
         let start = timer::now();
-        MIN_VRUNTIME.advance(vm.vruntime[i].load(Ordering::Relaxed));
+        min_vruntime = min_vruntime.max(vm.vruntime[i].load(Ordering::Relaxed));
         vm.vcpu_pcpu[i].store(cpu, Ordering::Relaxed);
         v.pcpu = cpu;
         v.yielded = false;
@@ -744,6 +745,9 @@ pub fn run_cpu(cpu: usize) {
             };
             flush_if_other_vcpu_ran(vm, i, cpu);
             run_vcpu(vm, &mut v, alarm);
+            if list.len() > 1 && vm.spec.affinity.is_empty() {
+                fp::vcpu_put(vm, &v, vm.generation.load(Ordering::Acquire));
+            }
         }
         let end = timer::now();
         let ran = end.saturating_sub(start);
@@ -788,7 +792,12 @@ fn flush_if_other_vcpu_ran(vm: &Vm, i: usize, cpu: usize) {
 /// candidate this CPU could run now (runnable, not running elsewhere, its
 /// VM under its cap) and returns the earliest time a waiting one needs the
 /// CPU: a timer deadline, or the end of a cap's throttling.
-fn wake_waiting(mine: &[(&Vm, usize)], cpu: usize, runnable: &mut [Option<Candidate>]) -> Option<u64> {
+fn wake_waiting(
+    mine: &[(&Vm, usize)],
+    cpu: usize,
+    min_vruntime: u64,
+    runnable: &mut [Option<Candidate>],
+) -> Option<u64> {
     let now = timer::now();
     let credit = timer::frequency() * SLICE_MS / 1000;
     let mut earliest: Option<u64> = None;
@@ -830,7 +839,7 @@ fn wake_waiting(mine: &[(&Vm, usize)], cpu: usize, runnable: &mut [Option<Candid
             continue;
         }
         if before != VcpuState::Runnable {
-            let vr = vsched::placed(vm.vruntime[i].load(Ordering::Relaxed), MIN_VRUNTIME.get(), credit);
+            let vr = vsched::placed(vm.vruntime[i].load(Ordering::Relaxed), min_vruntime, credit);
             vm.vruntime[i].store(vr, Ordering::Relaxed);
         }
         if let Some(until) = vm.cap.as_ref().and_then(|c| c.lock().throttled_until(now)) {
