@@ -26,6 +26,7 @@ pub mod inject;
 pub mod mm;
 pub mod mmio;
 pub mod psci;
+pub mod pvtime;
 pub mod ratelimit;
 pub mod setway;
 pub mod skip;

@@ -76,6 +76,7 @@ pub fn layout_windows() -> Vec<Window> {
         w("GICC", layout::GICC_BASE, layout::GICC_SIZE),
         w("GICR", layout::GICR_BASE, layout::GICR_STRIDE * MAX_VCPUS as u64),
         w("UART", layout::UART_BASE, layout::UART_SIZE),
+        w("PVTIME", layout::PVTIME_BASE, layout::PVTIME_SIZE),
     ]
 }
 

@@ -19,6 +19,7 @@ use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::psci::Psci;
+use crate::pvtime;
 use crate::ratelimit::ReportLimit;
 use crate::setway::FlushCursor;
 use crate::stats::ExitStats;
@@ -60,6 +61,8 @@ pub struct Vcpu {
     /// vCPU does not enter its guest; its CPU flushes a slice's worth each
     /// time it is scheduled (`setway`, [`flush_for_a_slice`]).
     pub flush: Option<FlushCursor>,
+    /// Its stolen time (`pvtime`): runnable but not running.
+    pub steal: pvtime::Steal,
     /// It gave the CPU away on purpose (vendor YIELD, WFE) at its last
     /// exit: the scheduler runs someone else first (`vsched::pick`).
     pub yielded: bool,
@@ -82,6 +85,7 @@ impl Vcpu {
         self.flush = None;
         self.yielded = false;
         self.preempted = false;
+        self.steal = pvtime::Steal::default();
         self.state = state;
     }
 }
@@ -232,6 +236,9 @@ pub struct Vm {
     /// Each vCPU's virtual run time (`vsched`): written by the CPU that
     /// holds the vCPU's lock, read by any CPU choosing what to run.
     pub vruntime: Vec<AtomicU64>,
+    /// Its vCPUs' stolen-time structures (`pvtime`), mapped read-only at
+    /// `layout::PVTIME_BASE`.
+    pub pvtime: alloc::boxed::Box<PvTimePage>,
     /// The VM's CPU cap, if its configuration has one (`vsched::Cap`).
     pub cap: Option<Mutex<vsched::Cap>>,
     /// The vCPU of this VM each physical CPU ran last (`usize::MAX`:
@@ -347,6 +354,36 @@ impl Vm {
     }
 }
 
+/// The page of a VM's stolen-time structures (DEN0057 §3.2): 64-bit
+/// words the run loop stores and the guest loads (single-copy atomic).
+#[repr(C, align(4096))]
+pub struct PvTimePage([AtomicU64; 512]);
+
+impl PvTimePage {
+    fn new() -> alloc::boxed::Box<Self> {
+        alloc::boxed::Box::new(PvTimePage([const { AtomicU64::new(0) }; 512]))
+    }
+
+    /// Writes vCPU `vcpu`'s `stolen_time` (nanoseconds).
+    fn set_stolen(&self, vcpu: usize, ns: u64) {
+        if let Some(w) = self.0.get(pvtime::stolen_time_offset(vcpu) / 8) {
+            w.store(ns.to_le(), Ordering::Relaxed);
+        }
+    }
+
+    /// Zeroes every structure (a new VM life).
+    fn clear(&self) {
+        for w in self.0.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The page's host-physical address (the heap is identity mapped).
+    fn pa(&self) -> u64 {
+        self as *const Self as u64
+    }
+}
+
 static VMS: crate::sync::Once<Vec<Vm>> = crate::sync::Once::new();
 
 /// The VMs that were built at boot.
@@ -437,6 +474,10 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         let _ = FRAMES.lock().free(host_ram, spec.memory.size);
         return Err(format!("memory: {e}"));
     }
+    let pvtime = PvTimePage::new();
+    stage2
+        .map(shared::layout::PVTIME_BASE, pvtime.pa(), shared::layout::PVTIME_SIZE, MapKind::ReadOnly)
+        .map_err(|e| format!("stolen time page: {e}"))?;
     let vmid = (id + 1) as u64;
     let vttbr = stage2.root_pa() | VTTBR_EL2::VMID.val(vmid).value;
     let vm = Vm {
@@ -466,6 +507,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                         flush: None,
                         yielded: false,
                         preempted: false,
+                        steal: pvtime::Steal::default(),
                     },
                 )
             })
@@ -490,6 +532,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
+        pvtime,
         vruntime: (0..spec.vcpus).map(|_| AtomicU64::new(0)).collect(),
         cap: (spec.cap != 0).then(|| {
             let period = timer::frequency() * vsched::CAP_PERIOD_MS / 1000;
@@ -573,6 +616,7 @@ fn load_images(vm: &Vm) -> Result<(), String> {
     for slot in vm.fp.iter() {
         *slot.lock() = switch::FpState::default();
     }
+    vm.pvtime.clear();
     for (i, v) in vm.vcpus.iter().enumerate() {
         *vm.cpu_on[i].lock() = None;
         let state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
@@ -730,6 +774,8 @@ pub fn run_cpu(cpu: usize) {
         v.pcpu = cpu;
         v.yielded = false;
         v.preempted = false;
+        v.steal.runs(start);
+        vm.pvtime.set_stolen(i, v.steal.nanoseconds(timer::frequency()));
         // Others wait: a slice; a capped VM: no more than its budget.
         let mut alarm = (list.len() > 1).then_some(start + slice);
         if let Some(cap) = &vm.cap {
@@ -757,6 +803,7 @@ pub fn run_cpu(cpu: usize) {
             cap.lock().charge(end, ran);
         }
         if v.state == VcpuState::Runnable {
+            v.steal.runnable(end);
             if v.yielded {
                 last = LastRun::Yielded(k);
             } else if v.preempted {
@@ -839,6 +886,7 @@ fn wake_waiting(
             continue;
         }
         if before != VcpuState::Runnable {
+            v.steal.runnable(now);
             let vr = vsched::placed(vm.vruntime[i].load(Ordering::Relaxed), min_vruntime, credit);
             vm.vruntime[i].store(vr, Ordering::Relaxed);
         }
