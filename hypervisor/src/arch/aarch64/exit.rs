@@ -239,6 +239,10 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
                 v.preempted = true;
                 action = Action::Yield;
             }
+            // Any other kick may still have made a vCPU of this CPU
+            // runnable (a VM's request carried out elsewhere, a CPU_ON):
+            // the running one gets at most a time slice more.
+            gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmm::SLICE_MS / 1000),
             // Maintenance (list registers are resynced on every exit) and
             // kicks (the vGIC state is re-read before the next entry).
             _ => {}

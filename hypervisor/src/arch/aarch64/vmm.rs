@@ -341,6 +341,8 @@ impl Vm {
             cpus |= 1 << (p.load(Ordering::Relaxed) % 64);
         }
         for cpu in (0..smp::CPUS_ONLINE.load(Ordering::Acquire)).filter(|&c| c != here && cpus & (1 << c) != 0) {
+            // The end of a request makes vCPUs runnable: choose again.
+            WAKEUP[cpu % MAX_CPUS].store(true, Ordering::Relaxed);
             gic::kick(cpu, smp::cpu_mpidr(cpu));
         }
     }
