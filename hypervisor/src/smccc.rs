@@ -17,7 +17,7 @@ use core::ops::Range;
 
 use ::smccc::arch::{SMCCC_ARCH_SOC_ID, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2};
 use heapless::Vec;
-use shared::hvc::{self, psci as psci_id, vendor};
+use shared::hvc::{self, psci as psci_id, pv_time, vendor};
 
 use crate::psci::{self, Psci, SuspendKind};
 
@@ -164,6 +164,13 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
         psci_id::SYSTEM_OFF => Outcome::SystemOff,
         psci_id::SYSTEM_RESET => Outcome::SystemReset,
 
+        // Stolen time (DEN0057; `pvtime`): every VM has it.
+        pv_time::FEATURES => ret(match w(a[0]) as u32 {
+            pv_time::FEATURES | pv_time::ST => 0,
+            _ => NOT_SUPPORTED,
+        }),
+        pv_time::ST => ret(crate::pvtime::ipa(vm.vcpu_index())),
+
         vendor::VM_INFO => {
             let vm_id = vm.vm_id();
             let vcpu = vm.vcpu_index() as u64;
@@ -180,7 +187,8 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
 }
 
 /// SMCCC_ARCH_FEATURES: 0 for SMCCC_VERSION and SMCCC_ARCH_FEATURES
-/// themselves (both exist from SMCCC 1.1).
+/// themselves (both exist from SMCCC 1.1), and for PV_TIME_FEATURES, which
+/// is how Linux looks for stolen time (`has_pv_steal_clock`).
 ///
 /// SMCCC_ARCH_WORKAROUND_1/2 (and SOC_ID) answer NOT_SUPPORTED: a guest
 /// that calls WORKAROUND_1 expects the branch predictor to be invalidated
@@ -189,7 +197,7 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
 /// NOT_SUPPORTED Linux reports the CPU as vulnerable, which is honest.
 fn arch_features(arch_fid: u32) -> u64 {
     match arch_fid {
-        hvc::SMCCC_VERSION | hvc::SMCCC_ARCH_FEATURES => 0,
+        hvc::SMCCC_VERSION | hvc::SMCCC_ARCH_FEATURES | pv_time::FEATURES => 0,
         SMCCC_ARCH_WORKAROUND_1 | SMCCC_ARCH_WORKAROUND_2 | SMCCC_ARCH_SOC_ID => NOT_SUPPORTED,
         _ => NOT_SUPPORTED,
     }
@@ -316,6 +324,21 @@ mod tests {
         assert_eq!(features(&mut vm, ::smccc::arch::SMCCC_ARCH_WORKAROUND_3.into()), NOT_SUPPORTED);
         assert_eq!(features(&mut vm, psci_id::CPU_ON_64.into()), NOT_SUPPORTED);
         assert_eq!(features(&mut vm, 0), NOT_SUPPORTED);
+        assert_eq!(features(&mut vm, pv_time::FEATURES.into()), 0);
+    }
+
+    /// Linux's `has_pv_steal_clock` and `stolen_time_cpu_online`: each
+    /// vCPU gets its own 64-byte structure in the PVTIME page.
+    #[test]
+    fn smccc_pv_time_gives_each_vcpu_its_structure() {
+        let mut vm = MockVm::new(4);
+        let pv = |vm: &mut MockVm, fid, x1: u64| x0(&dispatch(&call(fid, &[x1]), vm));
+        assert_eq!(pv(&mut vm, pv_time::FEATURES, pv_time::ST.into()), 0);
+        assert_eq!(pv(&mut vm, pv_time::FEATURES, pv_time::FEATURES.into()), 0);
+        assert_eq!(pv(&mut vm, pv_time::FEATURES, 0xC500_0022), NOT_SUPPORTED);
+        assert_eq!(pv(&mut vm, pv_time::ST, 0), shared::layout::PVTIME_BASE);
+        vm.vcpu = 3;
+        assert_eq!(pv(&mut vm, pv_time::ST, 0), shared::layout::PVTIME_BASE + 3 * 64);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | 9 | [`REQUEST`] | a VM's request details (why it stops) | vCPU, console input (`stop`) |
 //! | 10 | [`GIC`] | the physical GIC driver | vGIC (the timer PPI's enable) |
 //! | 11 | [`FRAMES`] | the physical frame allocator | boot, VM building |
+//! | 12 | [`VSCHED_CAP`] | a VM's CPU-cap account (`vsched::Cap`) | vCPU (charged after its run), the run loop |
 //! | - | `console::CONSOLE` | the hypervisor console (`println!`) | anything: the innermost lock, unchecked (the crash path forces it open) |
 //!
 //! What the order forbids, and what is done instead:
@@ -124,6 +125,8 @@ classes! {
     GIC = 10;
     /// The frame allocator.
     FRAMES = 11;
+    /// A VM's CPU-cap account.
+    VSCHED_CAP = 12;
 }
 
 /// Number of ranks [`HeldSet`] tracks (ranks are `1..NR_RANKS`).

@@ -76,8 +76,12 @@ pub fn layout_windows() -> Vec<Window> {
         w("GICC", layout::GICC_BASE, layout::GICC_SIZE),
         w("GICR", layout::GICR_BASE, layout::GICR_STRIDE * MAX_VCPUS as u64),
         w("UART", layout::UART_BASE, layout::UART_SIZE),
+        w("PVTIME", layout::PVTIME_BASE, layout::PVTIME_SIZE),
     ]
 }
+
+/// The largest scheduler weight a VM may have (Xen's; `vsched`).
+pub const MAX_WEIGHT: u32 = 65535;
 
 /// Which part of a VM description is wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +93,10 @@ pub enum Field {
     IpaBase,
     Vcpus,
     Affinity,
+    /// The scheduler weight.
+    Weight,
+    /// The scheduler cap.
+    Cap,
     Kernel,
     Initrd,
     /// `passthrough[i]` host registers.
@@ -125,6 +133,8 @@ impl fmt::Display for FieldName {
             Field::IpaBase => f.write_str(if t { "ipa_base" } else { "memory" }),
             Field::Vcpus => f.write_str(if t { "vcpus" } else { "cpus" }),
             Field::Affinity => f.write_str(if t { "pin" } else { "cpu-affinity" }),
+            Field::Weight => f.write_str(if t { "weight" } else { "sched-weight" }),
+            Field::Cap => f.write_str(if t { "cap" } else { "sched-cap" }),
             Field::Kernel => f.write_str("kernel"),
             Field::Initrd => f.write_str("initrd"),
             Field::PassthroughReg(i) => write!(f, "passthrough[{i}].reg"),
@@ -178,6 +188,13 @@ pub enum Problem {
     NoSuchCpu {
         cpu: u32,
         nr_pcpus: u32,
+    },
+    /// A scheduler weight outside 1..=[`MAX_WEIGHT`].
+    WeightOutOfRange(u32),
+    /// A cap outside 1..=100 × vCPUs percent.
+    CapOutOfRange {
+        cap: u32,
+        vcpus: u32,
     },
     /// A host range lies (partly) outside host RAM.
     OutsideRam(Region),
@@ -267,6 +284,10 @@ impl fmt::Display for Problem {
             }
             Self::NoSuchCpu { cpu, nr_pcpus } => {
                 write!(f, "CPU {cpu} does not exist (the machine has {nr_pcpus})")
+            }
+            Self::WeightOutOfRange(w) => write!(f, "{w} is not in 1..={}", MAX_WEIGHT),
+            Self::CapOutOfRange { cap, vcpus } => {
+                write!(f, "{cap}% is not in 1..={}% (100% per vCPU)", 100 * vcpus)
             }
             Self::OutsideRam(r) => write!(f, "{} is not inside host RAM", R(r)),
             Self::OverlapsReserved { region, reserved } => {
@@ -464,6 +485,13 @@ fn check_ipa_range(r: &Region, m: &MachineFacts) -> Result<(), Problem> {
 fn check_cpus(vm: &VmSpec, m: &MachineFacts) -> Check {
     if vm.vcpus == 0 || vm.vcpus as usize > MAX_VCPUS {
         return Err((Field::Vcpus, Problem::VcpusOutOfRange(vm.vcpus)));
+    }
+    // 0 is "absent" (the DTB had no property): the defaults.
+    if vm.weight > MAX_WEIGHT {
+        return Err((Field::Weight, Problem::WeightOutOfRange(vm.weight)));
+    }
+    if vm.cap > 100 * vm.vcpus {
+        return Err((Field::Cap, Problem::CapOutOfRange { cap: vm.cap, vcpus: vm.vcpus }));
     }
     if vm.affinity.is_empty() {
         return Ok(());
@@ -819,6 +847,16 @@ mod tests {
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[3, 4]).unwrap();
         assert_eq!(err(v), (Field::Affinity, Problem::NoSuchCpu { cpu: 4, nr_pcpus: 4 }));
+        let mut v = vm("a", 64, 0);
+        v.weight = MAX_WEIGHT + 1;
+        assert_eq!(err(v), (Field::Weight, Problem::WeightOutOfRange(MAX_WEIGHT + 1)));
+        let mut v = vm("a", 64, 0);
+        v.vcpus = 2;
+        v.cap = 201;
+        assert_eq!(err(v.clone()), (Field::Cap, Problem::CapOutOfRange { cap: 201, vcpus: 2 }));
+        v.cap = 200;
+        v.weight = 1;
+        ok(&[v]);
         let mut v = vm("a", 64, 0);
         v.vcpus = 2;
         v.affinity = heapless::Vec::from_slice(&[3, 3]).unwrap();

@@ -45,6 +45,22 @@ pub mod psci {
     pub const VERSION_1_1: u32 = 0x0001_0001;
 }
 
+/// Paravirtualized time (Arm DEN0057 "Paravirtualized Time for Arm-based
+/// Systems", standard hypervisor service calls, owner 5, SMC64), as KVM
+/// offers it and Linux uses it (`arch/arm64/kernel/paravirt.c`).
+pub mod pv_time {
+    /// PV_TIME_FEATURES(fid in w1): 0 if `fid` is implemented.
+    pub const FEATURES: u32 = 0xC500_0020;
+    /// PV_TIME_ST: the IPA of the calling vCPU's stolen-time structure.
+    pub const ST: u32 = 0xC500_0021;
+    /// Size of one stolen-time structure: `revision` (u32, 0),
+    /// `attributes` (u32, 0), `stolen_time` (u64, nanoseconds,
+    /// little-endian), padding to 64 bytes (DEN0057 §3.2).
+    pub const STRUCT_SIZE: u64 = 64;
+    /// Offset of `stolen_time` in the structure.
+    pub const STOLEN_TIME_OFFSET: u64 = 8;
+}
+
 /// Vendor-specific hypervisor service calls (SMCCC owner 6, fast, SMC64):
 /// `0xC600_0000 + n`.
 pub mod vendor {

@@ -23,6 +23,11 @@ pub const UART_BASE: u64 = 0x0900_0000;
 pub const UART_SIZE: u64 = 0x1000;
 /// SPI number of the emulated UART (GIC INTID 32 + 1).
 pub const UART_SPI: u32 = 1;
+/// The vCPUs' stolen-time structures (`hvc::pv_time`), one page, read-only
+/// for the guest: where QEMU's `virt` puts its own (VIRT_PVTIME).
+pub const PVTIME_BASE: u64 = 0x090A_0000;
+/// Size of the stolen-time window.
+pub const PVTIME_SIZE: u64 = 0x1000;
 /// Default base of guest RAM.
 pub const RAM_BASE: u64 = 0x4000_0000;
 

@@ -194,6 +194,12 @@ pub struct VmSpec {
     pub console: bool,
     /// `passthrough@N` children.
     pub passthrough: Vec<Passthrough, MAX_PASSTHROUGH>,
+    /// `sched-weight`: the VM's share of a contended physical CPU relative
+    /// to other VMs' (0: absent, the default weight).
+    pub weight: u32,
+    /// `sched-cap`: at most this percentage of one physical CPU for all
+    /// the VM's vCPUs together (0: absent, no cap).
+    pub cap: u32,
 }
 
 /// Everything the boot code needs to know about the machine.

@@ -264,6 +264,7 @@ fn hypervisor_vms_fixture() {
     assert_eq!(alpha.memory, region(0x4000_0000, 0x400_0000));
     assert_eq!(alpha.vcpus, 2);
     assert_eq!(alpha.affinity.as_slice(), &[0, 1]);
+    assert_eq!((alpha.weight, alpha.cap), (512, 150));
     assert_eq!(alpha.kernel, region(0x4800_0000, 0x20_0000));
     assert_eq!(alpha.initrd, Some(region(0x4900_0000, 0x10_0000)));
     assert_eq!(alpha.bootargs.as_str(), "hz=100");
@@ -279,6 +280,7 @@ fn hypervisor_vms_fixture() {
     assert_eq!(beta.memory, region(0x4000_0000, 0x200_0000));
     assert_eq!(beta.vcpus, 1);
     assert!(beta.affinity.is_empty());
+    assert_eq!((beta.weight, beta.cap), (0, 0));
     assert_eq!(beta.kernel, region(0x4a00_0000, 0x10_0000));
     assert_eq!(beta.initrd, None);
     assert_eq!(beta.bootargs.as_str(), "");

@@ -170,3 +170,28 @@ fn linux_boot_time_under_the_hypervisor_and_native() {
     );
     power_off(s);
 }
+
+/// Stolen time (hypervisor `pvtime`, Arm DEN0057): Debian's Linux finds it
+/// through SMCCC (`arm-pv: using stolen time PV`) and counts it in the
+/// `steal` column of /proc/stat. Linux shares one physical CPU with a busy
+/// guest-kernel VM while it boots, so it has waited, runnable, for the
+/// other VM's time slices: its steal is not zero. (A hypervisor that
+/// answered PV_TIME without accounting would leave it at 0.)
+#[test]
+fn linux_counts_the_time_another_vm_took_as_steal() {
+    fetch_linux();
+    let cfg = "[[vm]]\nname = \"linux\"\nkernel = \"linux\"\ninitrd = \"linux\"\nmemory = \"256M\"\nvcpus = 1\n\
+               cmdline = \"console=ttyAMA0 earlycon=pl011,0x09000000\"\n\n\
+               [[vm]]\nname = \"busy\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\ncmdline = \"test=slices\"\n";
+    let cfg = temp_file("linux-steal.toml", cfg.as_bytes());
+    let mut s = Session::start(170, &["--config", cfg.to_str().unwrap(), "--gic", "3", "--cpus", "1"]);
+    s.wait_for("arm-pv: using stolen time PV", 120);
+    s.wait_for("[linux] Enter 'help' for a list of built-in commands.", 120);
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    let out = s.command("head -1 /proc/stat", P, 30);
+    let line = out.iter().find(|l| l.starts_with("cpu ")).unwrap_or_else(|| panic!("no cpu line in {out:?}"));
+    let steal: u64 = line.split_whitespace().nth(8).and_then(|w| w.parse().ok()).expect("steal column");
+    eprintln!("Linux beside a busy VM on one CPU: /proc/stat {line:?}: steal {steal} ticks");
+    assert!(steal > 0, "no stolen time counted: {line:?}\n{}", s.output());
+    power_off(s);
+}

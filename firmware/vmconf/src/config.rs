@@ -34,6 +34,10 @@ pub struct VmConfig {
     pub ipa_base: u64,
     pub vcpus: u32,
     pub pin: Vec<u32>,
+    /// The scheduler weight (0: the default).
+    pub weight: u32,
+    /// The CPU cap in percent of one physical CPU (0: none).
+    pub cap: u32,
     pub console: bool,
     pub passthrough: Vec<Device>,
 }
@@ -62,8 +66,20 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-const VM_KEYS: &[&str] =
-    &["name", "kernel", "initrd", "cmdline", "memory", "ipa_base", "vcpus", "pin", "console", "passthrough"];
+const VM_KEYS: &[&str] = &[
+    "name",
+    "kernel",
+    "initrd",
+    "cmdline",
+    "memory",
+    "ipa_base",
+    "vcpus",
+    "pin",
+    "weight",
+    "cap",
+    "console",
+    "passthrough",
+];
 const DEVICE_KEYS: &[&str] = &["reg", "guest_reg", "interrupts"];
 /// Longest command line: `VmSpec::bootargs` holds 255 bytes.
 pub const MAX_CMDLINE: usize = 255;
@@ -193,6 +209,21 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         let message = format!("{} entries, at most {} allowed", pin.len(), shared::platform::MAX_VCPUS);
         return Err(r.err("pin", message));
     }
+    // Ranges are the hypervisor's rules (vmspec), checked with the others.
+    let weight = match table.get("weight") {
+        None => 0,
+        Some(v) => r.int("weight", v, u32::MAX.into())? as u32,
+    };
+    let cap = match table.get("cap") {
+        None => 0,
+        Some(v) => r.int("cap", v, u32::MAX.into())? as u32,
+    };
+    if weight == 0 && table.contains_key("weight") {
+        return Err(r.err("weight", "0 is not in 1..=65535"));
+    }
+    if cap == 0 && table.contains_key("cap") {
+        return Err(r.err("cap", "0% is not allowed (leave cap out for no cap)"));
+    }
     let console = match r.string("console")?.as_deref() {
         None | Some("pl011") => true,
         Some("none") => false,
@@ -218,7 +249,7 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         let message = format!("{} devices, at most {} allowed", passthrough.len(), shared::platform::MAX_PASSTHROUGH);
         return Err(r.err("passthrough", message));
     }
-    Ok(VmConfig { name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, console, passthrough })
+    Ok(VmConfig { name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough })
 }
 
 fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError> {
@@ -339,6 +370,8 @@ mod tests {
                 ipa_base: 0x4000_0000,
                 vcpus: 1,
                 pin: vec![],
+                weight: 0,
+                cap: 0,
                 console: true,
                 passthrough: vec![],
             }]

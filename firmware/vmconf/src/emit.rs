@@ -27,6 +27,12 @@ pub fn dts(source: &str, vms: &[(VmConfig, VmSpec)]) -> String {
         if !vm.affinity.is_empty() {
             p(&mut s, format!("cpu-affinity = <{}>", join(vm.affinity.iter())));
         }
+        if vm.weight != 0 {
+            p(&mut s, format!("sched-weight = <{}>", vm.weight));
+        }
+        if vm.cap != 0 {
+            p(&mut s, format!("sched-cap = <{}>", vm.cap));
+        }
         p(&mut s, format!("kernel = <{} {}>", cells2(vm.kernel.base), cells2(vm.kernel.size)));
         if let Some(r) = vm.initrd {
             p(&mut s, format!("initrd = <{} {}>", cells2(r.base), cells2(r.size)));
@@ -116,6 +122,12 @@ pub fn uboot_script(source: &str, vms: &[(VmConfig, VmSpec)], images: &[Placed])
         set(&mut s, &node, "cpus", format!("<{}>", vm.vcpus));
         if !vm.affinity.is_empty() {
             set(&mut s, &node, "cpu-affinity", format!("<{}>", join(vm.affinity.iter())));
+        }
+        if vm.weight != 0 {
+            set(&mut s, &node, "sched-weight", format!("<{}>", vm.weight));
+        }
+        if vm.cap != 0 {
+            set(&mut s, &node, "sched-cap", format!("<{}>", vm.cap));
         }
         set(&mut s, &node, "kernel", format!("<{} {}>", cells2(vm.kernel.base), cells2(vm.kernel.size)));
         if let Some(r) = vm.initrd {

@@ -262,6 +262,8 @@ fn vm_spec(c: &VmConfig, kernel: (u64, u64), initrd: Option<(u64, u64)>) -> VmSp
         initrd: initrd.map(region),
         bootargs: c.cmdline.as_str().try_into().unwrap_or_default(),
         console: c.console,
+        weight: c.weight,
+        cap: c.cap,
         ..Default::default()
     };
     vm.affinity.extend(c.pin.iter().copied());

@@ -198,6 +198,8 @@ memory = 33554432
 ipa_base = 0x1_0000_0000
 vcpus = 2
 pin = [1, 0]
+weight = 512
+cap = 150
 cmdline = 'say "hi" \ bye'
 console = "none"
 
@@ -240,6 +242,8 @@ guest_reg = 0xb000000
 				memory = <0x1 0x0 0x0 0x2000000>;
 				cpus = <2>;
 				cpu-affinity = <1 0>;
+				sched-weight = <512>;
+				sched-cap = <150>;
 				kernel = <0x0 0x48000000 0x0 0x1000>;
 				initrd = <0x0 0x48200000 0x0 0x11170>;
 				bootargs = "say \"hi\" \\ bye";
@@ -278,6 +282,8 @@ guest_reg = 0xb000000
         initrd: Some(Region { base: 0x4820_0000, size: 70000 }),
         bootargs: r#"say "hi" \ bye"#.try_into().unwrap(),
         console: false,
+        weight: 512,
+        cap: 150,
         passthrough: heapless::Vec::from_iter([
             dev(0x904_0000, 0x1000, 0x904_0000, &[40, 41]),
             dev(0xa00_0000, 0x2000, 0xb00_0000, &[]),
@@ -496,13 +502,19 @@ fn bad_inline_configs() {
             "vm[1] \"beta\": ipa_base: ends at 0x10002000000, above the 40-bit guest address space",
         ),
         (format!("{vm}{beta}memory = \"64M\"\nvcpus = 9\n"), "vm[1] \"beta\": vcpus: 9 is not in 1..=8"),
+        (format!("{vm}{beta}memory = \"64M\"\nweight = 70000\n"), "vm[1] \"beta\": weight: 70000 is not in 1..=65535"),
+        (format!("{vm}{beta}memory = \"64M\"\nweight = 0\n"), "vm[1] \"beta\": weight: 0 is not in 1..=65535"),
+        (
+            format!("{vm}{beta}memory = \"64M\"\nvcpus = 2\ncap = 201\n"),
+            "vm[1] \"beta\": cap: 201% is not in 1..=200% (100% per vCPU)",
+        ),
         (
             format!("{vm}{beta}memory = \"64M\"\nvcpus = 2\npin = [0]\n"),
             "vm[1] \"beta\": pin: has 1 entries for 2 vCPUs",
         ),
         (
             format!("{vm}{beta}memory = \"64M\"\nmemroy = 1\n"),
-            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, console, passthrough)",
+            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough)",
         ),
         (format!("{vm}{beta}"), "vm[1] \"beta\": memory: missing"),
         (

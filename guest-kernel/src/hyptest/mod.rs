@@ -32,6 +32,7 @@
 //!   `refused-count`, `dbg-write`, `dbg-read`, `ctlchars`, `report-flood`);
 //! - the VM-wide request and set/way tests of [`vmreq`] (`reset-both`,
 //!   `reset-spin`, `cpuoff`, `slices`, `setway-storm`);
+//! - the vCPU-scheduler tests of [`sched`] (`share`, `latency`);
 //! - `lockdep-inversion`: takes two lock classes in one order, then in the
 //!   other; a kernel built with `lockdep` reports the inversion and powers
 //!   off before the last line (`crate::sync::lockdep`), one without it
@@ -55,6 +56,8 @@ pub mod irq;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // glue: system registers, MMIO probes, debug registers
 pub mod answers;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // glue: system registers, PSCI, set/way cache operations
 pub mod vmreq;
@@ -81,6 +84,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         other if self::core::handles(other) => self::core::run(other, platform),
         other if answers::handles(other) => answers::run(other, platform, hz),
         other if vmreq::handles(other) => vmreq::run(other, platform, hz),
+        other if sched::handles(other) => sched::run(other, platform),
         _ => match irq::run(name, platform, hz) {
             Some(ok) => ok,
             None => {

@@ -19,6 +19,9 @@ pub enum MapKind {
     /// A pass-through device or the GICv2 virtual CPU interface:
     /// Device-nGnRE, read/write, never executable.
     Device,
+    /// A page the hypervisor writes for the guest to read (stolen time):
+    /// normal write-back memory, read-only, never executable.
+    ReadOnly,
 }
 
 impl MapKind {
@@ -27,6 +30,14 @@ impl MapKind {
         match self {
             MapKind::Ram => common | S2::MEMATTR_NORMAL_INNER_WB | S2::MEMATTR_NORMAL_OUTER_WB | S2::SH_INNER,
             MapKind::Device => common | S2::MEMATTR_DEVICE_nGnRE | S2::XN,
+            MapKind::ReadOnly => {
+                (common - S2::S2AP_ACCESS_RW)
+                    | S2::S2AP_ACCESS_RO
+                    | S2::MEMATTR_NORMAL_INNER_WB
+                    | S2::MEMATTR_NORMAL_OUTER_WB
+                    | S2::SH_INNER
+                    | S2::XN
+            }
         }
     }
 }

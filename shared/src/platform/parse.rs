@@ -1083,6 +1083,12 @@ fn read_vm(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<VmSpec,
     if let Some(raw) = node.prop(blob, "cpu-affinity")? {
         spec.affinity = u32_list(raw).ok_or(bad("cpu-affinity"))?;
     }
+    if let Some(raw) = node.prop(blob, "sched-weight")? {
+        spec.weight = u32_prop(raw).ok_or(bad("sched-weight"))?;
+    }
+    if let Some(raw) = node.prop(blob, "sched-cap")? {
+        spec.cap = u32_prop(raw).ok_or(bad("sched-cap"))?;
+    }
     spec.kernel = single_region(required("kernel")?, ac, sc, NODE, "kernel")?;
     if let Some(raw) = node.prop(blob, "initrd")? {
         spec.initrd = Some(single_region(raw, ac, sc, NODE, "initrd")?);

@@ -72,6 +72,7 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
                 v.state = VcpuState::Waiting;
             } else {
                 v.stats.record(ExitReason::Wfe);
+                v.yielded = true;
             }
             Action::Yield
         }
@@ -207,7 +208,6 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
 
     let mut action = Action::Continue;
-    super::fp::service_flush();
     while let Some(raw) = gic::ack() {
         // A pass-through device's: forwarded to its VM, left active.
         if let Some(give_way) = super::passthrough::forward(raw, Some((vm.id, v.index))) {
@@ -239,8 +239,17 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
                     action = Action::Yield;
                 }
             }
-            // Another CPU woke a vCPU that may share this CPU: give the
-            // running one at most a time slice more.
+            // Another CPU woke a vCPU that last ran here and is not in the
+            // guest: the run loop chooses again (wake-up preemption,
+            // `vmm::run_cpu`). Any other kick is for the running vCPU,
+            // whose interrupts the next entry loads.
+            gic::SGI_KICK if vmm::take_wakeup() => {
+                v.preempted = true;
+                action = Action::Yield;
+            }
+            // Any other kick may still have made a vCPU of this CPU
+            // runnable (a VM's request carried out elsewhere, a CPU_ON):
+            // the running one gets at most a time slice more.
             gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmm::SLICE_MS / 1000),
             // Maintenance (list registers are resynced on every exit) and
             // kicks (the vGIC state is re-read before the next entry).
@@ -248,6 +257,10 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
         }
         gic::eoi(raw);
     }
+    // After the kicks are taken: a request posted before its kick is seen
+    // (one served before the acknowledge could miss it and leave the
+    // asking CPU waiting; `fp::vcpu_load`).
+    super::fp::service_flush();
     action
 }
 
@@ -309,7 +322,10 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
             vmm::print_stats(vm, Some(v));
             Action::Continue
         }
-        Outcome::Yield => Action::Yield,
+        Outcome::Yield => {
+            v.yielded = true;
+            Action::Yield
+        }
         Outcome::Booted => {
             let _ = vm.booted_at.compare_exchange(0, timer::now(), Ordering::Relaxed, Ordering::Relaxed);
             Action::Continue

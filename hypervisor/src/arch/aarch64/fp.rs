@@ -90,6 +90,22 @@ pub fn vcpu_load(vm: &Vm, v: &Vcpu, generation: usize) {
     set_trap(fpowner::trap_on_entry(owner(here), me));
 }
 
+/// After vCPU `v` ran here, when it may run on another CPU next (it is not
+/// pinned and others wait for this CPU): saves its values now if this
+/// CPU's registers hold them, so that the CPU that runs it next does not
+/// have to ask this one and wait (KVM saves at every `vcpu_put`; this is
+/// the same, for the vCPUs that may move).
+pub fn vcpu_put(vm: &Vm, v: &Vcpu, generation: usize) {
+    let here = smp::cpu_index();
+    let me = token(vm, v, generation);
+    if owner(here) == Some(me) {
+        set_trap(false);
+        save_for(me);
+        set_owner(here, None);
+        set_trap(true);
+    }
+}
+
 /// The guest's first FP/SIMD instruction since it entered with TFP set
 /// (ESR_EL2.EC 0x07): saves the registers for their owner, loads vCPU
 /// `v`'s values, makes it the owner and lets it run untrapped. The

@@ -362,8 +362,12 @@ pub fn disable_and_deactivate_spi(raw: u32) {
     }
 }
 
-/// Sends the kick SGI to physical CPU `cpu` (MPIDR `mpidr`).
+/// Sends the kick SGI to physical CPU `cpu` (MPIDR `mpidr`). What the
+/// caller stored before is visible to `cpu` when it takes the SGI (the
+/// DSB orders the stores before the SGI register write, as Linux's
+/// `gic_ipi_send_mask` does): a flag next to a kick is never missed.
 pub fn kick(cpu: usize, mpidr: u64) {
+    barrier::dsb(barrier::ISHST);
     match VERSION.get() {
         Some(GicVersion::V3) => {
             let target = SgiTarget::List {

@@ -15,11 +15,12 @@ use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
 use super::vgic_hw::{self, VgicCpuState};
-use super::{fp, gic, passthrough, smp, timer};
+use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::println;
 use crate::psci::Psci;
+use crate::pvtime;
 use crate::ratelimit::ReportLimit;
 use crate::setway::FlushCursor;
 use crate::stats::ExitStats;
@@ -30,9 +31,10 @@ use crate::vm::{self, VmLayout};
 use crate::vmreq::{Request, VmRequests};
 use crate::vmspec;
 use crate::vpl011::Pl011;
+use crate::vsched::{self, Candidate};
 use crate::vtimer;
 use aarch64_cpu::asm::{self, barrier};
-use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2, Writeable};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -60,6 +62,14 @@ pub struct Vcpu {
     /// vCPU does not enter its guest; its CPU flushes a slice's worth each
     /// time it is scheduled (`setway`, [`flush_for_a_slice`]).
     pub flush: Option<FlushCursor>,
+    /// Its stolen time (`pvtime`): runnable but not running.
+    pub steal: pvtime::Steal,
+    /// It gave the CPU away on purpose (vendor YIELD, WFE) at its last
+    /// exit: the scheduler runs someone else first (`vsched::pick`).
+    pub yielded: bool,
+    /// Its CPU was taken for a vCPU that woke (`take_wakeup`) at its last
+    /// exit.
+    pub preempted: bool,
 }
 
 impl Vcpu {
@@ -74,6 +84,9 @@ impl Vcpu {
         self.vgic = VgicCpuState::default();
         self.hcr = switch::HCR_GUEST;
         self.flush = None;
+        self.yielded = false;
+        self.preempted = false;
+        self.steal = pvtime::Steal::default();
         self.state = state;
     }
 }
@@ -216,8 +229,23 @@ pub struct Vm {
     pub psci: Mutex<Psci>,
     /// The virtual GIC (distributor, redistributors, pending interrupts).
     pub vgic: CountedMutex<Vgic>,
-    /// The physical CPU of each vCPU (fixed at boot), for kicks.
+    /// The physical CPU each vCPU runs on or ran on last, for kicks
+    /// (pinned vCPUs never move; the others migrate, see [`run_cpu`]).
     pub vcpu_pcpu: Vec<AtomicUsize>,
+    /// The scheduler's weight of each of its vCPUs (`vsched::weight`).
+    pub weight: u32,
+    /// Each vCPU's virtual run time (`vsched`): written by the CPU that
+    /// holds the vCPU's lock, read by any CPU choosing what to run.
+    pub vruntime: Vec<AtomicU64>,
+    /// Its vCPUs' stolen-time structures (`pvtime`), mapped read-only at
+    /// `layout::PVTIME_BASE`.
+    pub pvtime: alloc::boxed::Box<PvTimePage>,
+    /// The VM's CPU cap, if its configuration has one (`vsched::Cap`).
+    pub cap: Option<Mutex<vsched::Cap>>,
+    /// The vCPU of this VM each physical CPU ran last (`usize::MAX`:
+    /// none): another of its vCPUs there must not see the TLB entries
+    /// that one left (KVM's `last_vcpu_ran`, [`flush_if_other_vcpu_ran`]).
+    pub last_vcpu_ran: [AtomicUsize; MAX_CPUS],
     /// Physical counter when the guest said it had booted (vendor BOOTED
     /// call), 0 if it has not.
     pub booted_at: AtomicU64,
@@ -281,7 +309,23 @@ impl Vm {
             if Some(t) == me {
                 continue;
             }
-            match self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed)) {
+            let last = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed));
+            if last.is_some() && self.requests.in_guest() & (1 << t) == 0 {
+                // Not in the guest: a wake-up. Its last CPU re-chooses
+                // (wake-up preemption), and an idle CPU it may run on is
+                // woken too, so that it need not wait for a busy one.
+                if let Some(p) = last.filter(|&p| p != here) {
+                    WAKEUP[p % MAX_CPUS].store(true, Ordering::Relaxed);
+                }
+                if self.spec.affinity.is_empty() {
+                    let idle = IDLE_CPUS.load(Ordering::Acquire) & !(1 << here);
+                    if idle != 0 && last.is_none_or(|p| idle & (1 << p) == 0) {
+                        let q = idle.trailing_zeros() as usize;
+                        gic::kick(q, smp::cpu_mpidr(q));
+                    }
+                }
+            }
+            match last {
                 Some(p) if p != here => gic::kick(p, smp::cpu_mpidr(p)),
                 // Same CPU: the running vCPU must give way within a slice
                 // (it may be spinning, waiting for the one just woken).
@@ -301,6 +345,8 @@ impl Vm {
             cpus |= 1 << (p.load(Ordering::Relaxed) % 64);
         }
         for cpu in (0..smp::CPUS_ONLINE.load(Ordering::Acquire)).filter(|&c| c != here && cpus & (1 << c) != 0) {
+            // The end of a request makes vCPUs runnable: choose again.
+            WAKEUP[cpu % MAX_CPUS].store(true, Ordering::Relaxed);
             gic::kick(cpu, smp::cpu_mpidr(cpu));
         }
     }
@@ -316,6 +362,36 @@ impl Vm {
         if !kicks.is_empty() {
             self.kick(kicks, me);
         }
+    }
+}
+
+/// The page of a VM's stolen-time structures (DEN0057 §3.2): 64-bit
+/// words the run loop stores and the guest loads (single-copy atomic).
+#[repr(C, align(4096))]
+pub struct PvTimePage([AtomicU64; 512]);
+
+impl PvTimePage {
+    fn new() -> alloc::boxed::Box<Self> {
+        alloc::boxed::Box::new(PvTimePage([const { AtomicU64::new(0) }; 512]))
+    }
+
+    /// Writes vCPU `vcpu`'s `stolen_time` (nanoseconds).
+    fn set_stolen(&self, vcpu: usize, ns: u64) {
+        if let Some(w) = self.0.get(pvtime::stolen_time_offset(vcpu) / 8) {
+            w.store(ns.to_le(), Ordering::Relaxed);
+        }
+    }
+
+    /// Zeroes every structure (a new VM life).
+    fn clear(&self) {
+        for w in self.0.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The page's host-physical address (the heap is identity mapped).
+    fn pa(&self) -> u64 {
+        self as *const Self as u64
     }
 }
 
@@ -407,11 +483,15 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
     // RAM is mapped block by block: the images' blocks by load_images, the
     // rest at the guest's first touch (guestram.rs). A range stage 2 cannot
     // map is refused here, before anything is built.
-    let stage2 = Stage2Table::new(ipa);
+    let mut stage2 = Stage2Table::new(ipa);
     if let Err(e) = stage2.check_map(spec.memory.base, host_ram, spec.memory.size) {
         let _ = FRAMES.lock().free(host_ram, spec.memory.size);
         return Err(format!("memory: {e}"));
     }
+    let pvtime = PvTimePage::new();
+    stage2
+        .map(shared::layout::PVTIME_BASE, pvtime.pa(), shared::layout::PVTIME_SIZE, MapKind::ReadOnly)
+        .map_err(|e| format!("stolen time page: {e}"))?;
     let vmid = (id + 1) as u64;
     let vttbr = stage2.root_pa() | VTTBR_EL2::VMID.val(vmid).value;
     let vm = Vm {
@@ -439,6 +519,9 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                         vgic: VgicCpuState::default(),
                         hcr: switch::HCR_GUEST,
                         flush: None,
+                        yielded: false,
+                        preempted: false,
+                        steal: pvtime::Steal::default(),
                     },
                 )
             })
@@ -462,6 +545,14 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
+        weight: vsched::weight(spec.weight),
+        pvtime,
+        vruntime: (0..spec.vcpus).map(|_| AtomicU64::new(0)).collect(),
+        cap: (spec.cap != 0).then(|| {
+            let period = timer::frequency() * vsched::CAP_PERIOD_MS / 1000;
+            Mutex::ranked(sync::VSCHED_CAP, vsched::Cap::new(spec.cap, period, timer::now()))
+        }),
+        last_vcpu_ran: [const { AtomicUsize::new(usize::MAX) }; MAX_CPUS],
         fp: (0..spec.vcpus).map(|_| Mutex::ranked(sync::FP_SLOT, switch::FpState::default())).collect(),
         devices: passthrough::guest_devices(spec, host_dtb()),
         cntvoff: AtomicU64::new(timer::now()),
@@ -530,6 +621,7 @@ fn load_images(vm: &Vm) -> Result<(), String> {
     for slot in vm.fp.iter() {
         *slot.lock() = switch::FpState::default();
     }
+    vm.pvtime.clear();
     for (i, v) in vm.vcpus.iter().enumerate() {
         *vm.cpu_on[i].lock() = None;
         let state = if i == 0 { VcpuState::Runnable } else { VcpuState::Off };
@@ -568,10 +660,59 @@ static ASSIGNED: AtomicBool = AtomicBool::new(false);
 /// Length of a vCPU's time slice when others wait for the same CPU.
 pub const SLICE_MS: u64 = 10;
 
-/// Runs this CPU's vCPUs until every VM has stopped: round robin over the
-/// runnable ones, a time slice each when there is more than one, and an
-/// idle wait (WFI) with the EL2 timer set for the earliest virtual-timer
-/// deadline when none is runnable.
+/// How far behind the running vCPU a woken one must be to take its CPU
+/// at once (`vsched::preempts`; CFS's `sysctl_sched_wakeup_granularity`
+/// is 1 ms too).
+const WAKEUP_GRANULARITY_MS: u64 = 1;
+
+/// Physical CPUs waiting in [`idle`] (bit per CPU): a vCPU woken while its
+/// last CPU is busy is run by one of these (`Vm::kick`).
+static IDLE_CPUS: AtomicU64 = AtomicU64::new(0);
+
+/// Set for a CPU when a vCPU that last ran there and is not in the guest
+/// was woken: its next kick exit gives the CPU back to [`run_cpu`] to
+/// choose again (wake-up preemption, `exit::handle_irq`).
+static WAKEUP: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Whether a wake-up for this CPU is pending (and forgets it).
+pub fn take_wakeup() -> bool {
+    WAKEUP[smp::cpu_index() % MAX_CPUS].swap(false, Ordering::Relaxed)
+}
+
+/// Whether vCPU `i` of `vm` may run on physical CPU `cpu`: a pinned one
+/// only on its CPU; the others anywhere (they migrate).
+fn allowed(vm: &Vm, i: usize, cpu: usize) -> bool {
+    match vm.spec.affinity.get(i) {
+        // (A pin to a CPU that did not come up is ignored, as in
+        // `assign_vcpus`.)
+        Some(&p) if (p as usize) < smp::CPUS_ONLINE.load(Ordering::Acquire) => p as usize == cpu,
+        _ => true,
+    }
+}
+
+/// How the last run on this CPU ended, as the next choice needs it (the
+/// index is the vCPU's in the CPU's candidate list).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LastRun {
+    /// A slice ended, or the vCPU stopped being runnable.
+    Ran,
+    /// It yielded (vendor YIELD, WFE): someone else first, if anyone.
+    Yielded(usize),
+    /// A wake-up took the CPU from it (`WAKEUP`): it keeps the CPU unless
+    /// the woken one is far enough behind it (`vsched::preempts`).
+    Preempted(usize),
+}
+
+/// Runs this CPU's vCPUs until every VM has stopped. Each round it wakes
+/// the waiting vCPUs whose interrupts are pending, then runs the runnable
+/// vCPU with the least virtual run time (`vsched::pick`) for at most a
+/// time slice when others wait (or until its VM's cap is used up), and
+/// charges it what it ran; with none runnable it waits (WFI) with the EL2
+/// timer set for the earliest virtual-timer deadline or cap period.
+///
+/// The candidates are the vCPUs pinned here and every unpinned vCPU of
+/// every VM: those are shared by all CPUs (one run queue, as credit2 has
+/// one per socket), so a vCPU migrates to whichever CPU is free.
 pub fn run_cpu(cpu: usize) {
     // Secondary CPUs wait here while CPU 0 starts the others; in WFE, so a
     // waiting CPU does not spin (the SEV after the flag wakes it; an event
@@ -582,9 +723,16 @@ pub fn run_cpu(cpu: usize) {
     let mine: Vec<(&Vm, usize)> = vms()
         .iter()
         .flat_map(|vm| (0..vm.vcpus.len()).map(move |i| (vm, i)))
-        .filter(|(vm, i)| vm.vcpu_pcpu[*i].load(Ordering::Relaxed) == cpu)
+        .filter(|&(vm, i)| allowed(vm, i, cpu))
         .collect();
-    let mut next = 0;
+    let mut runnable: Vec<Option<Candidate>> = alloc::vec![None; mine.len()];
+    let mut last = LastRun::Ran;
+    // This CPU's `min_vruntime`: the virtual time of what it last chose,
+    // never decreasing (per CPU, as CFS keeps it per run queue: CPUs with
+    // different loads have timelines that run at different rates).
+    let mut min_vruntime = 0u64;
+    let slice = timer::frequency() * SLICE_MS / 1000;
+    let granularity = timer::frequency() * WAKEUP_GRANULARITY_MS / 1000;
     loop {
         // A VM whose vCPUs have all left the guest for a request: whichever
         // CPU sees it first carries it out, with no vCPU lock held.
@@ -600,53 +748,119 @@ pub fn run_cpu(cpu: usize) {
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
         }
-        let (runnable, deadline) = wake_waiting(&mine);
-        let mut ran = false;
-        for k in 0..mine.len() {
-            let idx = (next + k) % mine.len();
-            let (vm, i) = mine[idx];
-            // A pending request or a pause parks the VM's vCPUs outside
-            // the guest (its end kicks this CPU awake again).
-            if vm.stopped.load(Ordering::Acquire) || vm.requests.must_leave() {
-                continue;
-            }
-            let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
-            if v.state != VcpuState::Runnable {
-                continue;
-            }
-            let slice_end = timer::now() + timer::frequency() * SLICE_MS / 1000;
-            if v.flush.is_some() {
-                flush_for_a_slice(&mut v, slice_end);
-            } else {
-                let slice = (runnable > 1).then_some(slice_end);
-                let alarm = match (slice, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                run_vcpu(vm, &mut v, alarm);
-            }
-            next = idx + 1;
-            ran = true;
-            break;
+        let deadline = wake_waiting(&mine, cpu, min_vruntime, &mut runnable);
+        if let LastRun::Yielded(y) = last
+            && let Some(c) = runnable[y].as_mut()
+        {
+            c.yielded = true;
         }
-        if !ran {
+        let (positions, list): (heapless::Vec<usize, 64>, heapless::Vec<Candidate, 64>) =
+            runnable.iter().enumerate().filter_map(|(k, c)| c.map(|c| (k, c))).unzip();
+        let Some(mut k) = vsched::pick(&list).map(|c| positions[c]) else {
+            last = LastRun::Ran;
             idle(deadline);
+            continue;
+        };
+        if let LastRun::Preempted(p) = last
+            && let (Some(prev), Some(woken)) = (runnable[p], runnable[k])
+            && !vsched::preempts(woken.vruntime, prev.vruntime, granularity)
+        {
+            k = p;
+        }
+        last = LastRun::Ran;
+        let (vm, i) = mine[k];
+        let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
+        if v.state != VcpuState::Runnable || vm.stopped.load(Ordering::Acquire) || vm.requests.must_leave() {
+            continue;
+        }
+        let start = timer::now();
+        min_vruntime = min_vruntime.max(vm.vruntime[i].load(Ordering::Relaxed));
+        vm.vcpu_pcpu[i].store(cpu, Ordering::Relaxed);
+        v.pcpu = cpu;
+        v.yielded = false;
+        v.preempted = false;
+        v.steal.runs(start);
+        vm.pvtime.set_stolen(i, v.steal.nanoseconds(timer::frequency()));
+        // Others wait: a slice; a capped VM: no more than its budget.
+        let mut alarm = (list.len() > 1).then_some(start + slice);
+        if let Some(cap) = &vm.cap {
+            let end = start + cap.lock().left(start);
+            alarm = Some(alarm.map_or(end, |a| a.min(end)));
+        }
+        if v.flush.is_some() {
+            flush_for_a_slice(&mut v, start + slice);
+        } else {
+            let alarm = match (alarm, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            flush_if_other_vcpu_ran(vm, i, cpu);
+            run_vcpu(vm, &mut v, alarm);
+            if list.len() > 1 && vm.spec.affinity.is_empty() {
+                fp::vcpu_put(vm, &v, vm.generation.load(Ordering::Acquire));
+            }
+        }
+        let end = timer::now();
+        let ran = end.saturating_sub(start);
+        let vr = vsched::charged(vm.vruntime[i].load(Ordering::Relaxed), ran, vm.weight);
+        vm.vruntime[i].store(vr, Ordering::Relaxed);
+        if let Some(cap) = &vm.cap {
+            cap.lock().charge(end, ran);
+        }
+        if v.state == VcpuState::Runnable {
+            v.steal.runnable(end);
+            if v.yielded {
+                last = LastRun::Yielded(k);
+            } else if v.preempted {
+                last = LastRun::Preempted(k);
+            }
         }
     }
 }
 
+/// Before vCPU `i` of `vm` enters on `cpu` (its stage 2 loaded): if
+/// another vCPU of the VM ran there last, its TLB entries (same VMID) are
+/// dropped, since a guest that invalidates its TLB on one vCPU does it for
+/// that vCPU only (KVM's `last_vcpu_ran` and `__kvm_flush_cpu_context`).
+fn flush_if_other_vcpu_ran(vm: &Vm, i: usize, cpu: usize) {
+    let prev = vm.last_vcpu_ran[cpu % MAX_CPUS].swap(i, Ordering::Relaxed);
+    if prev != i && prev != usize::MAX {
+        // TLBI VMALLE1 at EL2 applies to the VMID in VTTBR_EL2 (ARM ARM
+        // D8.13.5): the VM's, for the time of the flush.
+        VTTBR_EL2.set(vm.vttbr);
+        barrier::isb(barrier::SY);
+        // SAFETY: TLB and instruction-cache maintenance for that VMID on
+        // this CPU only; it drops cached translations and instructions,
+        // which are refetched.
+        unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "ic iallu", "dsb nsh", "isb", options(nostack)) };
+        VTTBR_EL2.set(0);
+        barrier::isb(barrier::SY);
+    }
+}
+
 /// Makes waiting vCPUs runnable when an interrupt is pending for them or
-/// their virtual timer has expired (delivering it). Returns how many of
-/// this CPU's vCPUs are runnable and the earliest deadline of a waiting one.
-fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
+/// their virtual timer has expired (delivering it), placing each woken one
+/// on the virtual timeline (`vsched::placed`). Fills `runnable` with each
+/// candidate this CPU could run now (runnable, not running elsewhere, its
+/// VM under its cap) and returns the earliest time a waiting one needs the
+/// CPU: a timer deadline, or the end of a cap's throttling.
+fn wake_waiting(
+    mine: &[(&Vm, usize)],
+    cpu: usize,
+    min_vruntime: u64,
+    runnable: &mut [Option<Candidate>],
+) -> Option<u64> {
     let now = timer::now();
-    let mut runnable = 0;
+    let credit = timer::frequency() * SLICE_MS / 1000;
     let mut earliest: Option<u64> = None;
-    for &(vm, i) in mine {
+    let mut wake_at = |d: u64| earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+    for (k, &(vm, i)) in mine.iter().enumerate() {
+        runnable[k] = None;
         if vm.stopped.load(Ordering::Acquire) || vm.requests.must_leave() {
             continue;
         }
         let Some(mut v) = vm.vcpus[i].try_lock() else { continue };
+        let before = v.state;
         if v.state == VcpuState::Off {
             start_pending_cpu_on(vm, &mut v);
         }
@@ -661,23 +875,37 @@ fn wake_waiting(mine: &[(&Vm, usize)]) -> (usize, Option<u64>) {
                 if d <= now {
                     let _ = vgic.set_level(i, gic::INTID_VTIMER, true);
                 } else {
-                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                    wake_at(d);
                 }
             }
             // The emulated physical timer (timer::ptimer_access): raised
             // when due, else its deadline is one to wake up for.
             if let Some(d) = timer::update_ptimer_line(&mut vgic, i, &v.sys, now) {
-                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                wake_at(d);
             }
             if vgic.has_pending(i) {
                 v.state = VcpuState::Runnable;
             }
         }
-        if v.state == VcpuState::Runnable {
-            runnable += 1;
+        if v.state != VcpuState::Runnable {
+            continue;
         }
+        if before != VcpuState::Runnable {
+            v.steal.runnable(now);
+            let vr = vsched::placed(vm.vruntime[i].load(Ordering::Relaxed), min_vruntime, credit);
+            vm.vruntime[i].store(vr, Ordering::Relaxed);
+        }
+        if let Some(until) = vm.cap.as_ref().and_then(|c| c.lock().throttled_until(now)) {
+            wake_at(until);
+            continue;
+        }
+        runnable[k] = Some(Candidate {
+            vruntime: vm.vruntime[i].load(Ordering::Relaxed),
+            yielded: false,
+            warm: vm.vcpu_pcpu[i].load(Ordering::Relaxed) == cpu,
+        });
     }
-    (runnable, earliest)
+    earliest
 }
 
 /// Starts `v` if a PSCI CPU_ON left it an entry point (exit.rs): its own
@@ -714,12 +942,14 @@ fn idle(deadline: Option<u64>) {
     if let Some(d) = deadline {
         timer::arm_hyp(d);
     }
+    let me = 1u64 << (smp::cpu_index() % 64);
+    IDLE_CPUS.fetch_or(me, Ordering::AcqRel);
     // Interrupts stay masked at EL2; a pending one still ends the wait
     // (ARM ARM D1.6.2).
     barrier::dsb(barrier::SY);
     asm::wfi();
+    IDLE_CPUS.fetch_and(!me, Ordering::AcqRel);
     timer::cancel_hyp();
-    fp::service_flush();
     while let Some(raw) = gic::ack() {
         if passthrough::forward(raw, None).is_some() {
             continue;
@@ -729,6 +959,8 @@ fn idle(deadline: Option<u64>) {
         }
         gic::eoi(raw);
     }
+    // After the kicks are taken (see `exit::handle_irq`).
+    fp::service_flush();
 }
 
 /// Runs one vCPU until it yields the CPU or a VM-wide request is posted
