@@ -41,9 +41,13 @@ fn timer_interrupts_arrive_at_the_rate_asked_for() {
         // stream of early ones (a deadline computed without the VM's
         // CNTVOFF). A host that stalls the vCPU makes ticks due together,
         // taken without a WFI between them, so the guest's own count of the
-        // WFIs it executed is the measure, and every one of them must have
-        // trapped to the hypervisor (its statistics also count the WFIs of
-        // boot and power-off, a handful).
+        // WFIs it executed is the measure, and they must have trapped to
+        // the hypervisor (its statistics also count the WFIs of boot and
+        // power-off, a handful). A WFI executed while an interrupt is
+        // already pending completes at once without trapping (HCR_EL2.TWI
+        // traps a WFI only if it would enter a low-power state, ARM ARM
+        // D19.2.48; QEMU's helper_wfi checks cpu_has_work first): a tick
+        // that fires just before the WFI does that, so a few may not trap.
         let number = |marker: &str| -> u64 {
             let line = r.vm_lines("ticker").into_iter().find(|l| l.contains(marker)).expect(marker).to_string();
             let at = line.find(marker).unwrap() + marker.len();
@@ -53,7 +57,7 @@ fn timer_interrupts_arrive_at_the_rate_asked_for() {
         let ticks = number("waiting in WFI: ");
         let trapped = exits(&r, "wfi");
         assert!(
-            executed >= 1 && executed <= ticks + 1 && (executed..=executed + 20).contains(&trapped),
+            executed >= 1 && executed <= ticks + 1 && (executed - executed / 20..=executed + 20).contains(&trapped),
             "GICv{gic}: {executed} WFI executed for {ticks} ticks, {trapped} trapped:\n{}",
             r.output
         );
