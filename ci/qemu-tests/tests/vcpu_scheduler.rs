@@ -45,7 +45,11 @@ fn windows(r: &Run, name: &str) -> (u64, Vec<u64>) {
 fn shares(r: &Run, names: &[&str]) -> (Vec<u64>, u64) {
     let all: Vec<(u64, Vec<u64>)> = names.iter().map(|n| windows(r, n)).collect();
     let from = all.iter().map(|(f, _)| *f).max().unwrap();
-    let to = all.iter().map(|(f, c)| f + c.len() as u64).min().unwrap() - 1;
+    let mut to = all.iter().map(|(f, c)| f + c.len() as u64).min().unwrap() - 1;
+    // A whole number of the cap's 100 ms periods (two windows): a capped VM
+    // runs in one window of each pair, and an odd count would over- or
+    // under-count it by half a period.
+    to -= (to - from) % 2;
     assert!(to >= from + 10, "the VMs counted together in fewer than 10 windows ({from}..{to}):\n{}", r.output);
     let totals = all.iter().map(|(f, c)| c[(from - f) as usize..(to - f) as usize].iter().sum()).collect();
     (totals, to - from)

@@ -397,9 +397,50 @@ impl Write for Stdout {
     }
 }
 
-/// Formats and writes to fd 1.
+/// What one `print` collects before it writes: the kernel writes a
+/// `write(2)` of up to 256 bytes to the console in one piece.
+const LINE: usize = 256;
+
+/// A `print`'s text on its way to fd 1: collected, then written with one
+/// `write(2)` (more only for text longer than [`LINE`]), as a line-buffered
+/// stdout does. Written piece by piece, the lines of two processes
+/// printing at once came out interleaved mid-line on 2 CPUs.
+struct LineBuf {
+    buf: [u8; LINE],
+    len: usize,
+}
+
+impl LineBuf {
+    fn flush(&mut self) -> fmt::Result {
+        let text = core::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error);
+        let r = text.and_then(|t| Stdout.write_str(t));
+        self.len = 0;
+        r
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            let mut utf8 = [0u8; 4];
+            let c = c.encode_utf8(&mut utf8).as_bytes();
+            if self.len + c.len() > LINE {
+                self.flush()?;
+            }
+            self.buf[self.len..self.len + c.len()].copy_from_slice(c);
+            self.len += c.len();
+        }
+        Ok(())
+    }
+}
+
+/// Formats and writes to fd 1, in one `write(2)` when the text fits
+/// [`LINE`] bytes.
 pub fn print(args: fmt::Arguments) {
-    let _ = Stdout.write_fmt(args);
+    let mut b = LineBuf { buf: [0; LINE], len: 0 };
+    if b.write_fmt(args).is_ok() {
+        let _ = b.flush();
+    }
 }
 
 #[cfg(target_os = "none")]
