@@ -62,6 +62,11 @@ impl Steal {
         if freq == 0 {
             return 0;
         }
+        // A counter whose tick is a whole number of nanoseconds (1 GHz,
+        // 62.5 MHz, ...) needs one multiply on this path of every switch.
+        if 1_000_000_000 % freq == 0 {
+            return self.stolen.saturating_mul(1_000_000_000 / freq);
+        }
         u64::try_from(u128::from(self.stolen) * 1_000_000_000 / u128::from(freq)).unwrap_or(u64::MAX)
     }
 }
@@ -86,6 +91,7 @@ mod tests {
         assert_eq!(s.nanoseconds(1_000_000_000), 25);
         assert_eq!(s.nanoseconds(62_500_000), 25 * 16);
         assert_eq!(s.nanoseconds(0), 0);
+        assert_eq!(s.nanoseconds(24_000_000), 25 * 1_000_000_000 / 24_000_000);
     }
 
     #[test]

@@ -43,8 +43,13 @@ pub fn weight(configured: u32) -> u32 {
 /// Virtual run time after running `ran` counter ticks with `weight`: at the
 /// default weight virtual time is real time; twice the weight, half as fast.
 pub fn charged(vruntime: u64, ran: u64, weight: u32) -> u64 {
-    let delta = u128::from(ran) * u128::from(DEFAULT_WEIGHT) / u128::from(weight.max(1));
-    vruntime.saturating_add(u64::try_from(delta).unwrap_or(u64::MAX))
+    // u64 arithmetic (one multiply, one divide) on this path of every
+    // vCPU switch; a product that overflows (a run of 2^56 ticks) saturates.
+    let delta = match weight {
+        DEFAULT_WEIGHT => ran,
+        w => ran.checked_mul(u64::from(DEFAULT_WEIGHT)).map_or(u64::MAX, |x| x / u64::from(w.max(1))),
+    };
+    vruntime.saturating_add(delta)
 }
 
 /// Where a vCPU that waited re-enters the timeline (`place_entity`): not

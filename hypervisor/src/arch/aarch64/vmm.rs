@@ -726,6 +726,8 @@ pub fn run_cpu(cpu: usize) {
         .filter(|&(vm, i)| allowed(vm, i, cpu))
         .collect();
     let mut runnable: Vec<Option<Candidate>> = alloc::vec![None; mine.len()];
+    let mut list: Vec<Candidate> = Vec::with_capacity(mine.len());
+    let mut positions: Vec<usize> = Vec::with_capacity(mine.len());
     let mut last = LastRun::Ran;
     // This CPU's `min_vruntime`: the virtual time of what it last chose,
     // never decreasing (per CPU, as CFS keeps it per run queue: CPUs with
@@ -754,8 +756,16 @@ pub fn run_cpu(cpu: usize) {
         {
             c.yielded = true;
         }
-        let (positions, list): (heapless::Vec<usize, 64>, heapless::Vec<Candidate, 64>) =
-            runnable.iter().enumerate().filter_map(|(k, c)| c.map(|c| (k, c))).unzip();
+        // The runnable ones, and where each is in `mine` (kept between
+        // rounds: nothing is allocated or copied wholesale per choice).
+        list.clear();
+        positions.clear();
+        for (k, c) in runnable.iter().enumerate() {
+            if let Some(c) = c {
+                list.push(*c);
+                positions.push(k);
+            }
+        }
         let Some(mut k) = vsched::pick(&list).map(|c| positions[c]) else {
             last = LastRun::Ran;
             idle(deadline);
