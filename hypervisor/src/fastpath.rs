@@ -21,7 +21,7 @@
 //! an AArch32 one may fail its condition check or sit in an IT block
 //! (`skip`), and the glue steps the PC by 4.
 
-use crate::esr::{DataAbort, SysReg, SysRegAccess};
+use crate::esr::DataAbort;
 use crate::mmio::{MmioAccess, decode};
 
 /// ESR_EL2.EC values (ARM ARM D17.2.37).
@@ -39,8 +39,9 @@ pub enum FastExit {
     /// A hypercall whose result is x0 (x1..x3 become zero). ELR_EL2
     /// already points past the `hvc`.
     Hvc(u64),
-    /// `mrs x<rt>, reg` of an ID group 3 register.
-    IdRead { reg: SysReg, rt: u8 },
+    /// `mrs x<rt>, reg` of an ID group 3 register, by its slot in the
+    /// VM's `idregs::IdTable` (`(CRm - 1) * 8 + Op2`, from the syndrome).
+    IdRead { slot: u8, rt: u8 },
     /// A load or store from its syndrome; `ipa` is left 0 for the glue to
     /// fill from HPFAR_EL2/FAR_EL2.
     Mmio(MmioAccess),
@@ -58,8 +59,8 @@ pub fn classify(esr: u64, x0: u64, x1: u64) -> Option<FastExit> {
         // [9:5], CRm [4:1], Direction [0]; ID group 3 is Op0 = 3, Op1 = 0,
         // CRn = 0, CRm = 1..7, and only reads (Direction = 1) are answered.
         EC_SYS64 if iss & ID_READ_MASK == ID_READ && (1..=7).contains(&((iss >> 1) & 0xf)) => {
-            let acc = SysRegAccess::from_iss(iss);
-            Some(FastExit::IdRead { reg: acc.reg, rt: acc.rt })
+            let (crm, op2, rt) = ((iss >> 1) & 0xf, (iss >> 17) & 0x7, (iss >> 5) & 0x1f);
+            Some(FastExit::IdRead { slot: ((crm - 1) * 8 + op2) as u8, rt: rt as u8 })
         }
         EC_DABT_LOW => {
             let da = DataAbort::from_iss(iss);
@@ -75,7 +76,7 @@ pub fn classify(esr: u64, x0: u64, x1: u64) -> Option<FastExit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::esr::{Esr, Syndrome};
+    use crate::esr::{Esr, Syndrome, SysReg, SysRegAccess};
     use shared::hvc::{self, psci, vendor};
 
     const IL: u64 = 1 << 25;
@@ -138,7 +139,7 @@ mod tests {
         let pfr0 = SysRegAccess { reg: SysReg::new(3, 0, 0, 4, 0), rt: 7, read: true };
         assert_eq!(
             classify(esr(EC_SYS64, pfr0.to_iss().into()), 0, 0),
-            Some(FastExit::IdRead { reg: pfr0.reg, rt: 7 })
+            Some(FastExit::IdRead { slot: crate::idregs::IdTable::slot(pfr0.reg).unwrap() as u8, rt: 7 })
         );
         let write = SysRegAccess { read: false, ..pfr0 };
         assert_eq!(classify(esr(EC_SYS64, write.to_iss().into()), 0, 0), None, "a write UNDEFs, slowly");
@@ -154,7 +155,8 @@ mod tests {
         // agrees with the full decode.
         for iss in (0..1u32 << 22).step_by(1 << 5).map(|i| i | (5 << 5)) {
             let acc = SysRegAccess::from_iss(iss);
-            let want = (acc.read && acc.reg.is_id_group3()).then_some(FastExit::IdRead { reg: acc.reg, rt: 5 });
+            let want = (acc.read && acc.reg.is_id_group3())
+                .then(|| FastExit::IdRead { slot: crate::idregs::IdTable::slot(acc.reg).unwrap() as u8, rt: 5 });
             assert_eq!(classify(esr(EC_SYS64, iss.into()), 0, 0), want, "{acc}");
         }
     }

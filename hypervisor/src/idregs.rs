@@ -181,7 +181,19 @@ impl IdTable {
 
     /// What the VM reads from `reg`; None if it is not in ID group 3.
     pub fn get(&self, reg: SysReg) -> Option<u64> {
-        reg.is_id_group3().then(|| self.0[usize::from(reg.crm - 1) * 8 + usize::from(reg.op2)])
+        Self::slot(reg).map(|i| self.get_slot(i))
+    }
+
+    /// The slot of `reg` in the table (`(CRm - 1) * 8 + Op2`); None if it
+    /// is not in ID group 3.
+    pub fn slot(reg: SysReg) -> Option<usize> {
+        reg.is_id_group3().then(|| usize::from(reg.crm - 1) * 8 + usize::from(reg.op2))
+    }
+
+    /// What the VM reads from the register in `slot` (the trap fast path
+    /// computes the slot from the syndrome); 0 past the table.
+    pub fn get_slot(&self, slot: usize) -> u64 {
+        self.0.get(slot).copied().unwrap_or(0)
     }
 }
 

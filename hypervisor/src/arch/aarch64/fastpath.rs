@@ -31,9 +31,9 @@ fn handle(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) -> Option<Action> {
             v.regs.x[..4].copy_from_slice(&[x0, 0, 0, 0]);
             Some(Action::Continue)
         }
-        FastExit::IdRead { reg, rt } => {
+        FastExit::IdRead { slot, rt } => {
             v.stats.record(ExitReason::SysReg);
-            v.regs.set(rt, vm.id_regs.get(reg).unwrap_or(0));
+            v.regs.set(rt, vm.id_regs.get_slot(usize::from(slot)));
             // An A64 instruction (checked above): 4 bytes.
             v.regs.pc = v.regs.pc.wrapping_add(4);
             Some(Action::Continue)
