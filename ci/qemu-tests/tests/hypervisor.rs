@@ -38,6 +38,7 @@ fn a_vm_cannot_reach_memory_outside_its_own_and_the_other_vm_is_unaffected() {
         r.expect_clean_exit()
             .expect("[prober] hyptest isolation: read of IPA 0x48000000 aborted")
             .expect("[prober] hyptest isolation: read of IPA 0x4a200000 aborted")
+            .expect("[prober] hyptest isolation: stolen-time page at IPA 0x90a0000: read ok, write aborted: ok")
             .expect("[prober] hyptest isolation: ok")
             .expect_not("NOT ISOLATED")
             .expect("el2-hyp: VM \"prober\" vCPU 0: access to IPA 0x4a200000")

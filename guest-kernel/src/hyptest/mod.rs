@@ -183,6 +183,31 @@ fn isolation(platform: &Platform) -> bool {
             }
         }
     }
+    ok & stolen_time_page_is_read_only()
+}
+
+/// The page the hypervisor shares with this VM, its stolen-time
+/// structures (`PV_TIME_ST`, DEN0057): readable (revision 0), and a write
+/// aborts (mapped read-only in stage 2).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)] // the store to the hypervisor's page is the test
+fn stolen_time_page_is_read_only() -> bool {
+    let ipa = call(shared::hvc::pv_time::ST, &[]);
+    let Some(va) = crate::arch::aarch64::mmu::map_probe_page(ipa, false) else {
+        println!("hyptest isolation: cannot map the stolen-time page at IPA {ipa:#x}");
+        return false;
+    };
+    let read = uaccess::probe_read(va);
+    // SAFETY: a device mapping of the hypervisor's page; the store is the
+    // test (it must abort, and the page is this VM's own if it did not).
+    let write = unsafe { uaccess::probe_mmio_write(va, 8, 0x5a5a) };
+    let ok = read.is_ok_and(|v| v as u32 == 0) && write.is_err();
+    println!(
+        "hyptest isolation: stolen-time page at IPA {ipa:#x}: read {}, write {}: {}",
+        if read.is_ok() { "ok" } else { "aborted" },
+        if write.is_err() { "aborted" } else { "WRITTEN" },
+        if ok { "ok" } else { "NOT READ-ONLY" }
+    );
     ok
 }
 
