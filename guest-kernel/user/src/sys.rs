@@ -382,19 +382,16 @@ pub fn sched_getscheduler(pid: isize) -> isize {
     syscall6(nr::SCHED_GETSCHEDULER, [pid as usize, 0, 0, 0, 0, 0])
 }
 
-struct Stdout;
-impl Write for Stdout {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut b = s.as_bytes();
-        while !b.is_empty() {
-            let n = write(1, b);
-            if n <= 0 {
-                return Err(fmt::Error);
-            }
-            b = &b[n as usize..];
+/// Writes all of `b` to fd 1 (as many `write(2)` calls as it takes).
+fn write_all(mut b: &[u8]) -> fmt::Result {
+    while !b.is_empty() {
+        let n = write(1, b);
+        if n <= 0 {
+            return Err(fmt::Error);
         }
-        Ok(())
+        b = &b[n as usize..];
     }
+    Ok(())
 }
 
 /// What one `print` collects before it writes: the kernel writes a
@@ -412,8 +409,7 @@ struct LineBuf {
 
 impl LineBuf {
     fn flush(&mut self) -> fmt::Result {
-        let text = core::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error);
-        let r = text.and_then(|t| Stdout.write_str(t));
+        let r = write_all(&self.buf[..self.len]);
         self.len = 0;
         r
     }
@@ -421,14 +417,15 @@ impl LineBuf {
 
 impl Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            let mut utf8 = [0u8; 4];
-            let c = c.encode_utf8(&mut utf8).as_bytes();
-            if self.len + c.len() > LINE {
+        let mut b = s.as_bytes();
+        while !b.is_empty() {
+            if self.len == LINE {
                 self.flush()?;
             }
-            self.buf[self.len..self.len + c.len()].copy_from_slice(c);
-            self.len += c.len();
+            let n = b.len().min(LINE - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&b[..n]);
+            self.len += n;
+            b = &b[n..];
         }
         Ok(())
     }

@@ -50,8 +50,7 @@ fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<
     let access = &MmioAccess { ipa: decode::fault_ipa(HPFAR_EL2.get(), far), ..*access };
     // RAM is not MMIO: a data abort on it is the first touch of a block
     // (guestram.rs), which the slow path fills and maps.
-    let ram = &vm.spec.memory;
-    if access.ipa.wrapping_sub(ram.base) < ram.size {
+    if vm.ram().contains(access.ipa) {
         return None;
     }
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;

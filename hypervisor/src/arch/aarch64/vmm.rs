@@ -50,8 +50,6 @@ pub struct Vcpu {
     pub regs: GuestRegs,
     pub sys: El1Sysregs,
     pub state: VcpuState,
-    /// The physical CPU it runs on.
-    pub pcpu: usize,
     pub stats: ExitStats,
     /// Virtual CPU interface state while not loaded.
     pub vgic: VgicCpuState,
@@ -309,28 +307,28 @@ impl Vm {
             if Some(t) == me {
                 continue;
             }
-            let last = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed));
-            if last.is_some() && self.requests.in_guest() & (1 << t) == 0 {
+            let Some(last) = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed)) else { continue };
+            if self.requests.in_guest() & (1 << t) == 0 {
                 // Not in the guest: a wake-up. Its last CPU re-chooses
                 // (wake-up preemption), and an idle CPU it may run on is
                 // woken too, so that it need not wait for a busy one.
-                if let Some(p) = last.filter(|&p| p != here) {
-                    WAKEUP[p % MAX_CPUS].store(true, Ordering::Relaxed);
+                if last != here {
+                    WAKEUP[last % MAX_CPUS].store(true, Ordering::Relaxed);
                 }
-                if self.spec.affinity.is_empty() {
+                if pin(self, t, smp::CPUS_ONLINE.load(Ordering::Acquire)).is_none() {
                     let idle = IDLE_CPUS.load(Ordering::Acquire) & !(1 << here);
-                    if idle != 0 && last.is_none_or(|p| idle & (1 << p) == 0) {
+                    if idle != 0 && idle & (1 << last) == 0 {
                         let q = idle.trailing_zeros() as usize;
                         gic::kick(q, smp::cpu_mpidr(q));
                     }
                 }
             }
-            match last {
-                Some(p) if p != here => gic::kick(p, smp::cpu_mpidr(p)),
+            if last != here {
+                gic::kick(last, smp::cpu_mpidr(last));
+            } else if me.is_some() {
                 // Same CPU: the running vCPU must give way within a slice
                 // (it may be spinning, waiting for the one just woken).
-                Some(_) if me.is_some() => timer::arm_hyp_by(timer::now() + timer::frequency() * SLICE_MS / 1000),
-                _ => {}
+                timer::arm_hyp_by(timer::now() + timer::frequency() * SLICE_MS / 1000);
             }
         }
     }
@@ -514,7 +512,6 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
                         regs: GuestRegs::default(),
                         sys: El1Sysregs::default(),
                         state: VcpuState::Off,
-                        pcpu: 0,
                         stats: ExitStats::default(),
                         vgic: VgicCpuState::default(),
                         hcr: switch::HCR_GUEST,
@@ -635,17 +632,12 @@ fn load_images(vm: &Vm) -> Result<(), String> {
 pub fn assign_vcpus(online: usize) {
     let mut next = 0;
     for vm in vms() {
-        for v in vm.vcpus.iter() {
-            let mut v = v.lock();
-            v.pcpu = match vm.spec.affinity.get(v.index) {
-                Some(&p) if (p as usize) < online => p as usize,
-                _ => {
-                    let p = next % online.max(1);
-                    next += 1;
-                    p
-                }
-            };
-            vm.vcpu_pcpu[v.index].store(v.pcpu, Ordering::Relaxed);
+        for i in 0..vm.vcpus.len() {
+            let p = pin(vm, i, online).unwrap_or_else(|| {
+                next += 1;
+                (next - 1) % online.max(1)
+            });
+            vm.vcpu_pcpu[i].store(p, Ordering::Relaxed);
         }
     }
     passthrough::enable_all();
@@ -679,15 +671,17 @@ pub fn take_wakeup() -> bool {
     WAKEUP[smp::cpu_index() % MAX_CPUS].swap(false, Ordering::Relaxed)
 }
 
+/// The physical CPU vCPU `i` of `vm` is pinned to (`pin` in its
+/// configuration), if that CPU is one of the `online` ones; a pin to a CPU
+/// that did not come up is ignored. Unpinned vCPUs migrate.
+fn pin(vm: &Vm, i: usize, online: usize) -> Option<usize> {
+    vm.spec.affinity.get(i).map(|&p| p as usize).filter(|&p| p < online)
+}
+
 /// Whether vCPU `i` of `vm` may run on physical CPU `cpu`: a pinned one
-/// only on its CPU; the others anywhere (they migrate).
+/// only on its CPU; the others anywhere.
 fn allowed(vm: &Vm, i: usize, cpu: usize) -> bool {
-    match vm.spec.affinity.get(i) {
-        // (A pin to a CPU that did not come up is ignored, as in
-        // `assign_vcpus`.)
-        Some(&p) if (p as usize) < smp::CPUS_ONLINE.load(Ordering::Acquire) => p as usize == cpu,
-        _ => true,
-    }
+    pin(vm, i, smp::CPUS_ONLINE.load(Ordering::Acquire)).is_none_or(|p| p == cpu)
 }
 
 /// How the last run on this CPU ended, as the next choice needs it (the
@@ -750,7 +744,7 @@ pub fn run_cpu(cpu: usize) {
         if vms().iter().all(|vm| vm.stopped.load(Ordering::Acquire)) {
             return;
         }
-        let deadline = wake_waiting(&mine, cpu, min_vruntime, &mut runnable);
+        let deadline = wake_waiting(&mine, cpu, min_vruntime, slice, &mut runnable);
         if let LastRun::Yielded(y) = last
             && let Some(c) = runnable[y].as_mut()
         {
@@ -786,7 +780,6 @@ pub fn run_cpu(cpu: usize) {
         let start = timer::now();
         min_vruntime = min_vruntime.max(vm.vruntime[i].load(Ordering::Relaxed));
         vm.vcpu_pcpu[i].store(cpu, Ordering::Relaxed);
-        v.pcpu = cpu;
         v.yielded = false;
         v.preempted = false;
         v.steal.runs(start);
@@ -806,7 +799,7 @@ pub fn run_cpu(cpu: usize) {
             };
             flush_if_other_vcpu_ran(vm, i, cpu);
             run_vcpu(vm, &mut v, alarm);
-            if list.len() > 1 && vm.spec.affinity.is_empty() {
+            if list.len() > 1 && pin(vm, i, smp::CPUS_ONLINE.load(Ordering::Acquire)).is_none() {
                 fp::vcpu_put(vm, &v, vm.generation.load(Ordering::Acquire));
             }
         }
@@ -850,7 +843,8 @@ fn flush_if_other_vcpu_ran(vm: &Vm, i: usize, cpu: usize) {
 
 /// Makes waiting vCPUs runnable when an interrupt is pending for them or
 /// their virtual timer has expired (delivering it), placing each woken one
-/// on the virtual timeline (`vsched::placed`). Fills `runnable` with each
+/// on the virtual timeline at most `credit` (a slice) behind
+/// `min_vruntime` (`vsched::placed`). Fills `runnable` with each
 /// candidate this CPU could run now (runnable, not running elsewhere, its
 /// VM under its cap) and returns the earliest time a waiting one needs the
 /// CPU: a timer deadline, or the end of a cap's throttling.
@@ -858,10 +852,10 @@ fn wake_waiting(
     mine: &[(&Vm, usize)],
     cpu: usize,
     min_vruntime: u64,
+    credit: u64,
     runnable: &mut [Option<Candidate>],
 ) -> Option<u64> {
     let now = timer::now();
-    let credit = timer::frequency() * SLICE_MS / 1000;
     let mut earliest: Option<u64> = None;
     let mut wake_at = |d: u64| earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
     for (k, &(vm, i)) in mine.iter().enumerate() {
