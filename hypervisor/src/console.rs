@@ -6,6 +6,7 @@
 //! `arch::aarch64::uart::early_print` then).
 
 use crate::sync::Mutex;
+use crate::vmctl::{Line, PROMPT};
 use core::fmt::{self, Write};
 
 /// Something that can send bytes (a UART driver, or a test buffer).
@@ -26,9 +27,18 @@ impl ByteSink for NullSink {
 /// `[name] ` prefix; anything else printed first ends it. So prefixes come
 /// only at line starts, and no VM's line is ever broken by another VM's
 /// bytes.
+///
+/// The hypervisor's command line (`Ctrl-]` `:`, `vmctl.rs`) is kept the
+/// way a shell's line editor keeps it: text printed while it is open (a
+/// VM's line, a stop report from another CPU) ends the half-typed line
+/// first, and the next key typed, or Enter, draws the prompt and the whole
+/// line again. So a command always shows whole on the line before its
+/// output.
 struct Console<S: ?Sized + ByteSink + 'static> {
     /// The VM whose line is open on the terminal, if one is.
     open: Option<usize>,
+    /// The command line, if open, and whether the terminal shows it now.
+    command: Option<(Line, bool)>,
     sink: Option<&'static mut S>,
 }
 
@@ -47,11 +57,46 @@ impl<S: ?Sized + ByteSink> Write for Console<S> {
 }
 
 impl<S: ?Sized + ByteSink> Console<S> {
-    /// Ends a VM's open line, so that what follows starts a line of its own.
+    /// Ends a VM's open line, or the shown command line, so that what
+    /// follows starts a line of its own.
     fn end_open_line(&mut self) {
         if self.open.take().is_some() {
             let _ = self.write_str("\n");
         }
+        if let Some((_, shown @ true)) = self.command.as_mut() {
+            *shown = false;
+            let _ = self.write_str("\n");
+        }
+    }
+
+    /// Shows the prompt and the command line typed so far, unless the
+    /// terminal shows them already.
+    fn draw_command(&mut self) {
+        let Some((line, shown @ false)) = self.command.as_mut() else { return };
+        *shown = true;
+        let line = *line;
+        let _ = self.write_str(PROMPT);
+        let _ = self.write_str(line.as_str());
+    }
+
+    /// The command line is open and now holds `line`; `echo` is what the
+    /// terminal needs after the old line to show the new one (a typed
+    /// character, a backspace sequence; nothing when it opens).
+    fn command_line(&mut self, line: Line, echo: &str) {
+        if self.command.is_none() {
+            self.end_open_line();
+            self.command = Some((line, false));
+        }
+        self.draw_command();
+        let _ = self.write_str(echo);
+        self.command = Some((line, true));
+    }
+
+    /// The command line closed, with `tail` (a newline, " (cancelled)").
+    fn command_closed(&mut self, tail: &str) {
+        self.draw_command();
+        self.command = None;
+        let _ = self.write_str(tail);
     }
 
     /// The hypervisor's own text.
@@ -76,7 +121,7 @@ impl<S: ?Sized + ByteSink> Console<S> {
     }
 }
 
-static CONSOLE: Mutex<Console<dyn ByteSink>> = Mutex::new(Console { open: None, sink: None });
+static CONSOLE: Mutex<Console<dyn ByteSink>> = Mutex::new(Console { open: None, command: None, sink: None });
 
 /// Installs the console device.
 #[track_caller]
@@ -97,6 +142,19 @@ pub fn print(args: fmt::Arguments) {
 #[track_caller]
 pub fn vm_text(id: usize, name: &str, text: &str, complete: bool) {
     CONSOLE.lock().vm_text(id, name, text, complete);
+}
+
+/// The command line is open and holds `line`; `echo` shows the change
+/// (see [`Console`]: drawn again whole first if other text came between).
+#[track_caller]
+pub fn command_line(line: Line, echo: &str) {
+    CONSOLE.lock().command_line(line, echo);
+}
+
+/// The command line closed; `tail` ends it on the terminal.
+#[track_caller]
+pub fn command_closed(tail: &str) {
+    CONSOLE.lock().command_closed(tail);
 }
 
 /// Prints without waiting for the lock. Only for crash reports: output may
@@ -139,7 +197,7 @@ mod tests {
     }
 
     fn console() -> Console<Screen> {
-        Console { open: None, sink: Some(Box::leak(Box::new(Screen(std::vec::Vec::new())))) }
+        Console { open: None, command: None, sink: Some(Box::leak(Box::new(Screen(std::vec::Vec::new())))) }
     }
 
     fn screen(c: &Console<Screen>) -> String {
@@ -172,5 +230,58 @@ mod tests {
         c.vm_text(2, "gk", "one", true);
         c.vm_text(2, "gk", "two", true);
         assert_eq!(screen(&c), "[gk] one\r\n[gk] two\r\n");
+    }
+
+    /// Types `text` into the command line as `console_in` passes it on.
+    fn typed(c: &mut Console<Screen>, k: &mut crate::vmctl::Keys, text: &[u8]) {
+        use crate::vmctl::Key;
+        for &b in text {
+            match k.input(b) {
+                Key::Open => c.command_line(Line::new(), ""),
+                Key::Echo(ch) => c.command_line(k.line(), core::str::from_utf8(&[ch]).unwrap()),
+                Key::Erase => c.command_line(k.line(), "\x08 \x08"),
+                Key::Run(_) => c.command_closed("\n"),
+                Key::Cancel => c.command_closed(" (cancelled)\n"),
+                Key::None => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn output_while_a_command_is_typed_ends_it_and_the_next_key_draws_it_whole() {
+        let mut c = console();
+        let mut k = crate::vmctl::Keys::new();
+        typed(&mut c, &mut k, b"\x1d:sto");
+        c.print(format_args!("el2-hyp: VM \"a\" stopped\n"));
+        c.vm_text(1, "b", "a line", true);
+        typed(&mut c, &mut k, b"p b");
+        c.print(format_args!("el2-hyp: report\n"));
+        typed(&mut c, &mut k, b"\r");
+        assert_eq!(
+            screen(&c),
+            "el2-hyp> sto\r\nel2-hyp: VM \"a\" stopped\r\n[b] a line\r\nel2-hyp> stop b\r\n\
+             el2-hyp: report\r\nel2-hyp> stop b\r\n",
+            "the line is ended by the output, and drawn whole again by the next key and by Enter"
+        );
+    }
+
+    #[test]
+    fn an_erase_after_output_draws_the_line_then_erases() {
+        let mut c = console();
+        let mut k = crate::vmctl::Keys::new();
+        typed(&mut c, &mut k, b"\x1d:ab");
+        c.print(format_args!("x\n"));
+        typed(&mut c, &mut k, b"\x7f\x1b");
+        assert_eq!(screen(&c), "el2-hyp> ab\r\nx\r\nel2-hyp> ab\x08 \x08 (cancelled)\r\n");
+    }
+
+    #[test]
+    fn a_vm_prompt_open_when_the_command_line_opens_is_ended_first() {
+        let mut c = console();
+        let mut k = crate::vmctl::Keys::new();
+        c.vm_text(0, "a", "/ # ", false);
+        typed(&mut c, &mut k, b"\x1d:l");
+        assert_eq!(screen(&c), "[a] / # \r\nel2-hyp> l");
     }
 }

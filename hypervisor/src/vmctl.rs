@@ -128,6 +128,11 @@ impl Keys {
         Self { mode: Mode::Normal, line: Line::new(), after_cr: false }
     }
 
+    /// The command line typed so far.
+    pub fn line(&self) -> Line {
+        self.line
+    }
+
     /// Whether the command line is open (typed bytes reach no VM).
     pub fn command_open(&self) -> bool {
         self.mode == Mode::Command

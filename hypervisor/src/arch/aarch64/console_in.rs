@@ -22,7 +22,7 @@ use super::timer;
 use super::uart::UartDriver;
 use super::vmm::{self, Vcpu, Vm};
 use crate::vmctl::{self, Command, Key, Keys, VmOp};
-use crate::{print, println};
+use crate::{console, println};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use shared::layout;
@@ -98,12 +98,12 @@ fn input(st: &mut Input, b: u8, running: Option<(&Vm, &Vcpu)>) -> bool {
             }
         }
         Key::UnknownKey => println!("el2-hyp: console keys: Ctrl-] then n, 0-9, s, : (command line), h (help)"),
-        Key::Open => print!("{}", vmctl::PROMPT),
-        Key::Echo(c) => print!("{}", c as char),
-        Key::Erase => print!("\x08 \x08"),
-        Key::Cancel => println!(" (cancelled)"),
+        Key::Open => console::command_line(st.keys.line(), ""),
+        Key::Echo(c) => console::command_line(st.keys.line(), core::str::from_utf8(&[c]).unwrap_or("")),
+        Key::Erase => console::command_line(st.keys.line(), "\x08 \x08"),
+        Key::Cancel => console::command_closed(" (cancelled)\n"),
         Key::Run(line) => {
-            println!();
+            console::command_closed("\n");
             return run(st, line.as_str(), running);
         }
     }
