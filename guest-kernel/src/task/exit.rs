@@ -195,6 +195,9 @@ impl TaskTable {
         }
         self.pidmap.free_pid(pid);
         self.pids_cgroups.uncharge(cg);
+        // `__unhash_process`: nr_threads-- (boot's own tasks were never
+        // counted, hence the saturation).
+        self.nr_threads = self.nr_threads.saturating_sub(1);
         self.remove(id);
         sched.remove_task(id);
         if leader != id

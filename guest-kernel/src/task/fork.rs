@@ -41,7 +41,7 @@ pub struct ForkResult {
 }
 
 impl TaskTable {
-    /// `copy_process`: validate the flags, charge the pids cgroup, allocate a
+    /// `copy_process`: validate the flags, check `max_threads`, charge the pids cgroup, allocate a
     /// pid, duplicate the descriptor and link it into the family. The child is
     /// TASK_NEW in the scheduler until `wake_up_new_task`.
     pub fn copy_process(
@@ -67,6 +67,10 @@ impl TaskTable {
         // threads are fine (Linux checks CLONE_PARENT only).
         if clone_flags & CLONE_PARENT != 0 && cur.signal_unkillable {
             return Err(Errno::EINVAL);
+        }
+        // kernel/fork.c: "if (data_race(nr_threads >= max_threads))": EAGAIN.
+        if self.nr_threads >= self.max_threads {
+            return Err(Errno::EAGAIN);
         }
         let cgroup = cur.pids_cgroup;
         self.pids_cgroups.try_charge(cgroup)?;
@@ -129,6 +133,7 @@ impl TaskTable {
         if let Some(p) = real_parent {
             self.tsm(p).children.push(id);
         }
+        self.nr_threads += 1;
         Ok(id)
     }
 

@@ -22,8 +22,19 @@ pub struct TaskTable {
     pub child_reaper: Option<TaskId>,
     pub kthreadd: Option<TaskId>,
     pub kthread_create_list: KthreadCreateList,
+    /// `nr_threads`: tasks made by `copy_process` and not yet released.
+    pub nr_threads: usize,
+    /// `max_threads` (kernel/fork.c): `copy_process` refuses with EAGAIN
+    /// at this many; set from the RAM size by [`TaskTable::set_max_threads`].
+    pub max_threads: usize,
     next_mm: u32,
 }
+
+/// `MIN_THREADS` (kernel/fork.c): the least `max_threads` can be.
+pub const MIN_THREADS: usize = 20;
+/// `MAX_THREADS` (kernel/fork.c): `FUTEX_TID_MASK`, the most tids a futex
+/// word can name.
+pub const MAX_THREADS: usize = 0x3fff_ffff;
 
 impl TaskTable {
     /// The table and one idle task per CPU (pid 0, PF_IDLE | PF_KTHREAD); pass
@@ -38,6 +49,8 @@ impl TaskTable {
             child_reaper: None,
             kthreadd: None,
             kthread_create_list: KthreadCreateList::default(),
+            nr_threads: 0,
+            max_threads: MAX_THREADS,
             next_mm: 1,
         };
         let idle = (0..nr_cpus)
@@ -50,6 +63,16 @@ impl TaskTable {
             })
             .collect();
         (t, idle)
+    }
+
+    /// `set_max_threads` (kernel/fork.c, from `fork_init`): the kernel
+    /// stacks of all threads may take at most an eighth of RAM, so
+    /// `max_threads` = RAM / (8 * THREAD_SIZE), clamped to
+    /// [`MIN_THREADS`]..=[`MAX_THREADS`]. A fork bomb meets EAGAIN there, as
+    /// on Linux (128 MiB and 32 KiB stacks: 512).
+    pub fn set_max_threads(&mut self, ram_bytes: u64, thread_size: usize) {
+        let threads = ram_bytes / (8 * thread_size as u64);
+        self.max_threads = (threads as usize).clamp(MIN_THREADS, MAX_THREADS);
     }
 
     fn alloc_slot(&mut self) -> TaskId {

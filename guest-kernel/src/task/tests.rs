@@ -245,6 +245,27 @@ fn pids_limit_eagain_and_recovery() {
 }
 
 #[test]
+fn max_threads_eagain_and_recovery() {
+    let mut s = boot(PID_MAX);
+    // 128 MiB of RAM and 32 KiB kernel stacks: an eighth of RAM is 512 stacks.
+    s.tasks.set_max_threads(128 << 20, 32 << 10);
+    assert_eq!(s.tasks.max_threads, 512);
+    s.tasks.set_max_threads(1 << 20, 32 << 10);
+    assert_eq!(s.tasks.max_threads, super::table::MIN_THREADS, "never below MIN_THREADS");
+    let p = s.fork(s.init);
+    let room = s.tasks.max_threads - s.tasks.nr_threads;
+    let kids: Vec<_> = (0..room).map(|_| s.fork(p)).collect();
+    assert_eq!(s.clone(p, u64::from(SIGCHLD)), Err(Errno::EAGAIN));
+    // A zombie still counts until it is reaped.
+    s.exit(kids[0], 0);
+    assert_eq!(s.clone(p, u64::from(SIGCHLD)), Err(Errno::EAGAIN));
+    let pid = s.t(kids[0]).pid;
+    assert!(matches!(s.wait(p, pid, 0), Ok(WaitResult::Reaped { .. })));
+    assert!(s.clone(p, u64::from(SIGCHLD)).is_ok());
+    assert_eq!(s.clone(p, u64::from(SIGCHLD)), Err(Errno::EAGAIN));
+}
+
+#[test]
 fn pid_exhaustion_fails_fork_with_eagain() {
     let mut s = boot(310);
     let p = s.fork(s.init);

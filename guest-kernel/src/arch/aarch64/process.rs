@@ -149,9 +149,6 @@ impl Drop for KGuard {
 
 // ----- threads ------------------------------------------------------------------
 
-/// `pids.max` of the root pids cgroup.
-pub const PIDS_MAX: u64 = 64;
-
 /// Free pages user allocations leave to the kernel: a user page fault
 /// meets "out of memory" (and the OOM killer) before the kernel's own
 /// allocations (slab, page tables, stacks) would fail.
@@ -275,11 +272,11 @@ pub struct Kernel {
 /// becomes idle task 0.
 pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPolicy, initrd: &'static [u8]) {
     let (mut tasks, idle) = TaskTable::new(32768, nr_cpus);
-    // The root pids cgroup's pids.max: a fork bomb meets EAGAIN here.
-    tasks.pids_cgroups.set_limit(0, Some(PIDS_MAX));
     let sched = Scheduler::new(u64::from(hz), &idle);
     let jiffies = Jiffies::new(hz);
     let total = memory::with_pages(|pa| pa.totalram_pages());
+    // fork_init: a fork bomb meets EAGAIN at max_threads, as on Linux.
+    tasks.set_max_threads((total * crate::mm::page::PAGE_SIZE) as u64, THREAD_SIZE);
     let mut acct = Overcommit::new(MemInfo { totalram: total, free: total, ..MemInfo::default() });
     acct.policy = overcommit;
     super::mm::init_acct(acct);
