@@ -200,7 +200,15 @@ impl SchedTask {
 pub struct Rq {
     pub cpu: usize,
     pub curr: TaskId,
+    /// `rq->clock`: the latest time (ns) any caller gave for this CPU.
     pub clock: u64,
+    /// `rq->clock_task`: `clock` less the time the hypervisor ran something
+    /// else while this (virtual) CPU wanted to run (steal). Tasks' runtime
+    /// (`exec_start`, `sum_exec_runtime`, so vruntime and
+    /// CLOCK_THREAD_CPUTIME_ID) is counted on it.
+    pub clock_task: u64,
+    /// `rq->prev_steal_time_rq`: the steal clock's value already taken out.
+    pub prev_steal_time_rq: u64,
     pub stop: StopRq,
     pub dl: DlRq,
     pub rt: RtRq,
@@ -269,6 +277,20 @@ pub struct Scheduler {
     ipi_pending: u64,
     /// Released while still running: freed after the switch away.
     dead_pending: Vec<TaskId>,
+    /// `paravirt_steal_clock`: each CPU's stolen time so far.
+    steal_clock: StealClock,
+}
+
+/// `paravirt_steal_clock(cpu)`: the nanoseconds CPU `cpu`, a virtual CPU,
+/// was runnable but not running because the hypervisor ran something else
+/// (Arm DEN0057 PV_TIME's `stolen_time`), growing only; [`no_steal`] on bare
+/// metal. Any CPU may read any CPU's clock.
+pub type StealClock = fn(usize) -> u64;
+
+/// The steal clock of a CPU that is not virtual, or whose hypervisor does
+/// not report steal: always 0.
+pub fn no_steal(_cpu: usize) -> u64 {
+    0
 }
 
 impl Scheduler {
@@ -287,6 +309,8 @@ impl Scheduler {
                 cpu,
                 curr: idle,
                 clock: 0,
+                clock_task: 0,
+                prev_steal_time_rq: 0,
                 stop: StopRq::default(),
                 dl: DlRq::default(),
                 rt: RtRq::new(),
@@ -296,7 +320,41 @@ impl Scheduler {
                 next_balance: 0,
             });
         }
-        Scheduler { tasks, rqs, groups: Vec::new(), dl_bw: DlBw::new(), hz, ipi_pending: 0, dead_pending: Vec::new() }
+        Scheduler {
+            tasks,
+            rqs,
+            groups: Vec::new(),
+            dl_bw: DlBw::new(),
+            hz,
+            ipi_pending: 0,
+            dead_pending: Vec::new(),
+            steal_clock: no_steal,
+        }
+    }
+
+    /// Takes steal into account from now on (`paravirt_steal_rq_enabled`,
+    /// switched on when the hypervisor offers PV_TIME).
+    pub fn set_steal_clock(&mut self, steal: StealClock) {
+        self.steal_clock = steal;
+    }
+
+    /// `update_rq_clock` and `update_rq_clock_task` (kernel/sched/core.c,
+    /// with CONFIG_PARAVIRT_TIME_ACCOUNTING): `clock` moves to `now`, and
+    /// `clock_task` by the same delta less the steal since the last update,
+    /// the steal clamped to the delta so that `clock_task` never goes back
+    /// (the rest of a larger steal is taken out at the next update). A
+    /// caller's `now` from another CPU may be a little behind: no change.
+    fn update_rq_clock(&mut self, cpu: usize, now: u64) {
+        let steal_clock = self.steal_clock;
+        let rq = &mut self.rqs[cpu];
+        let delta = now.saturating_sub(rq.clock);
+        if delta == 0 {
+            return;
+        }
+        rq.clock = now;
+        let steal = steal_clock(cpu).saturating_sub(rq.prev_steal_time_rq).min(delta);
+        rq.prev_steal_time_rq += steal;
+        rq.clock_task += delta - steal;
     }
 
     pub fn nr_cpus(&self) -> usize {
@@ -429,7 +487,9 @@ impl Scheduler {
         let rq_curr = self.rqs[cpu].curr;
         let mut curr_se =
             if self.rqs[cpu].cfs.curr == Some(rq_curr) { Some(self.tm(rq_curr).se.clone()) } else { None };
-        self.rqs[cpu].cfs.task_fork_fair(&mut t.se, curr_se.as_mut(), now);
+        self.update_rq_clock(cpu, now);
+        let clock_task = self.rqs[cpu].clock_task;
+        self.rqs[cpu].cfs.task_fork_fair(&mut t.se, curr_se.as_mut(), clock_task);
         if let Some(se) = curr_se {
             self.tm(rq_curr).se = se;
         }
@@ -445,7 +505,7 @@ impl Scheduler {
         let t = self.tm(id);
         t.state = TaskState::Running;
         t.cpu = cpu;
-        self.rqs[cpu].clock = self.rqs[cpu].clock.max(now);
+        self.update_rq_clock(cpu, now);
         self.activate_task(cpu, id, 0, now);
         self.check_preempt_curr(cpu, id, now);
     }
@@ -575,14 +635,17 @@ impl Scheduler {
     /// `update_curr` of the running task's class, charging CFS bandwidth and
     /// deadline runtime.
     fn update_curr(&mut self, cpu: usize, now: u64) {
+        self.update_rq_clock(cpu, now);
         let id = self.rqs[cpu].curr;
         let t = self.tasks.get_mut(&id).expect("unknown task id");
         let rq = &mut self.rqs[cpu];
-        rq.clock = rq.clock.max(now);
+        // Runtime is counted on the task clock (steal left out); `now`
+        // stays the wall clock for the bandwidth and deadline timers.
+        let clock_task = rq.clock_task;
         match t.class {
             SchedClass::Fair => {
                 if rq.cfs.curr == Some(id) {
-                    let delta = rq.cfs.update_curr(&mut t.se, now);
+                    let delta = rq.cfs.update_curr(&mut t.se, clock_task);
                     if let Some(g) = t.se.group {
                         let b = &mut self.groups[g];
                         if b.account(delta) {
@@ -595,8 +658,8 @@ impl Scheduler {
                 }
             }
             SchedClass::Deadline | SchedClass::Rt | SchedClass::Stop => {
-                let delta = now.saturating_sub(t.se.exec_start);
-                t.se.exec_start = now;
+                let delta = clock_task.saturating_sub(t.se.exec_start);
+                t.se.exec_start = clock_task;
                 t.se.sum_exec_runtime += delta;
                 if t.class == SchedClass::Deadline && !t.dl.dl_throttled && t.dl.charge(delta) {
                     // Runtime exhausted: off the EDF tree until replenished.
@@ -678,7 +741,8 @@ impl Scheduler {
         let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair && self.rqs[cpu].cfs.curr == Some(id) {
             let throttled = t.se.group.is_some_and(|g| self.groups[g].throttled);
-            self.rqs[cpu].cfs.put_prev_entity(id, &mut t.se, now);
+            let clock_task = self.rqs[cpu].clock_task;
+            self.rqs[cpu].cfs.put_prev_entity(id, &mut t.se, clock_task);
             if throttled && t.se.on_rq {
                 self.park_throttled(cpu, id);
             }
@@ -687,11 +751,13 @@ impl Scheduler {
 
     /// `set_next_task`: the picked task starts its run.
     fn set_next_task(&mut self, cpu: usize, id: TaskId, now: u64) {
+        self.update_rq_clock(cpu, now);
+        let clock_task = self.rqs[cpu].clock_task;
         let t = self.tasks.get_mut(&id).expect("present");
         if t.class == SchedClass::Fair {
-            self.rqs[cpu].cfs.set_next_entity(id, &mut t.se, now);
+            self.rqs[cpu].cfs.set_next_entity(id, &mut t.se, clock_task);
         } else {
-            t.se.exec_start = now;
+            t.se.exec_start = clock_task;
         }
     }
 
@@ -740,7 +806,7 @@ impl Scheduler {
     /// context switch if the returned task differs from the previous one.
     pub fn schedule(&mut self, cpu: usize, now: u64) -> TaskId {
         let prev = self.rqs[cpu].curr;
-        self.rqs[cpu].clock = self.rqs[cpu].clock.max(now);
+        self.update_rq_clock(cpu, now);
         let p = self.t(prev);
         if p.state != TaskState::Running && p.on_rq && p.class != SchedClass::Idle {
             self.deactivate_task(cpu, prev, DEQUEUE_SLEEP, now);
@@ -1044,7 +1110,7 @@ impl Scheduler {
             flags |= ENQUEUE_MIGRATED;
         }
         self.tm(id).state = TaskState::Running;
-        self.rqs[cpu].clock = self.rqs[cpu].clock.max(now);
+        self.update_rq_clock(cpu, now);
         self.activate_task(cpu, id, flags, now);
         self.check_preempt_curr(cpu, id, now);
         true
@@ -1250,6 +1316,51 @@ mod tests {
         assert_eq!(s.schedule(0, 5 * MS), other);
         assert_eq!(s.task_sched_runtime(TaskId(1), 12 * MS), 5 * MS, "not running: no time added");
         assert_eq!(s.task_sched_runtime(other, 12 * MS), 7 * MS);
+    }
+
+    std::thread_local! {
+        /// Each test thread's fake steal clock, per CPU.
+        static STEAL: core::cell::RefCell<[u64; 2]> = const { core::cell::RefCell::new([0; 2]) };
+    }
+
+    fn fake_steal(cpu: usize) -> u64 {
+        STEAL.with(|s| s.borrow()[cpu])
+    }
+
+    fn steal(cpu: usize, ns: u64) {
+        STEAL.with(|s| s.borrow_mut()[cpu] += ns);
+    }
+
+    #[test]
+    fn stolen_time_is_not_charged_to_the_running_task() {
+        let mut s = setup(2);
+        s.set_steal_clock(fake_steal);
+        let other = spawn(&mut s, 2, SchedAttr::normal(0), 0);
+        s.set_cpus_allowed(other, CpuMask::single(1), 0).unwrap();
+        assert_eq!(s.schedule(1, 0), other);
+        // 10 ms of wall time on CPU 0, 3 of them stolen: 7 ms of runtime.
+        steal(0, 3 * MS);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 10 * MS), 7 * MS);
+        // Another CPU's steal is not this one's.
+        steal(1, 4 * MS);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 12 * MS), 9 * MS);
+        assert_eq!(s.task_sched_runtime(other, 12 * MS), 8 * MS, "CPU 1: 12 ms less its 4");
+        // Steal beyond the wall delta is clamped, the rest taken out at the
+        // next updates: runtime never goes back.
+        steal(0, 20 * MS);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 17 * MS), 9 * MS);
+        assert_eq!(s.task_sched_runtime(TaskId(1), 27 * MS), 9 * MS, "15 ms left to take out of 10");
+        assert_eq!(s.task_sched_runtime(TaskId(1), 37 * MS), 14 * MS);
+        // vruntime follows the runtime, not the wall clock.
+        assert_eq!(s.task(TaskId(1)).unwrap().se.sum_exec_runtime, 14 * MS);
+    }
+
+    #[test]
+    fn without_a_steal_clock_the_task_clock_is_the_wall_clock() {
+        let mut s = setup(1);
+        steal(0, 5 * MS); // what a hypervisor would report: not asked for
+        assert_eq!(s.task_sched_runtime(TaskId(1), 10 * MS), 10 * MS);
+        assert_eq!(s.rq(0).clock_task, s.rq(0).clock);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod mmu;
 pub mod pgtable;
 pub mod process;
 pub mod psci;
+pub mod pvtime;
 pub mod smp;
 pub mod spinlock;
 pub mod syscall;
