@@ -279,7 +279,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
                 1 => (self.device_features() >> 32) as u32,
                 _ => 0,
             },
-            reg::QUEUE_NUM_MAX => queue.map_or(0, |q| u32::from(q.max_size)),
+            reg::QUEUE_NUM_MAX => queue.map_or(0, |q| u32::from(q.max_size())),
             reg::QUEUE_READY => queue.map_or(0, |q| u32::from(q.ready())),
             reg::INTERRUPT_STATUS => self.interrupt_status,
             reg::STATUS => self.status,
@@ -299,30 +299,18 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         }
         check_register(offset, size)?;
         let value = value as u32;
-        let sel = self.queue_sel as usize;
-        // Queue set-up registers are ignored while the queue is ready
-        // (§4.2.2.2: the driver MUST NOT change them then).
-        let setup = self.queues.get_mut(sel).filter(|q| !q.ready());
         match offset {
             reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
             reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
             reg::DRIVER_FEATURES => self.write_driver_features(value),
             reg::QUEUE_SEL => self.queue_sel = value,
-            reg::QUEUE_NUM => {
-                if let Some(q) = setup {
-                    // A size that does not fit 16 bits is no valid size: 0.
-                    q.size = u16::try_from(value).unwrap_or(0);
-                }
-            }
-            reg::QUEUE_DESC_LOW | reg::QUEUE_DESC_HIGH => {
-                setup.into_iter().for_each(|q| set_half(&mut q.desc_table, offset, value))
-            }
-            reg::QUEUE_DRIVER_LOW | reg::QUEUE_DRIVER_HIGH => {
-                setup.into_iter().for_each(|q| set_half(&mut q.avail_ring, offset, value))
-            }
-            reg::QUEUE_DEVICE_LOW | reg::QUEUE_DEVICE_HIGH => {
-                setup.into_iter().for_each(|q| set_half(&mut q.used_ring, offset, value))
-            }
+            reg::QUEUE_NUM
+            | reg::QUEUE_DESC_LOW
+            | reg::QUEUE_DESC_HIGH
+            | reg::QUEUE_DRIVER_LOW
+            | reg::QUEUE_DRIVER_HIGH
+            | reg::QUEUE_DEVICE_LOW
+            | reg::QUEUE_DEVICE_HIGH => self.write_queue_setup(offset, value),
             reg::QUEUE_READY => return Ok(self.write_queue_ready(value)),
             reg::QUEUE_NOTIFY => {
                 // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
@@ -343,6 +331,21 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             _ => {}
         }
         Ok(Effect::None)
+    }
+
+    /// QueueNum and the ring addresses of the selected queue; ignored
+    /// while it is ready ([`Queue::set_up`]) or if there is no such queue.
+    fn write_queue_setup(&mut self, offset: u64, value: u32) {
+        let Some(q) = self.queues.get_mut(self.queue_sel as usize) else { return };
+        let mut s = q.setup();
+        match offset {
+            // A size that does not fit 16 bits is no valid size: 0.
+            reg::QUEUE_NUM => s.size = u16::try_from(value).unwrap_or(0),
+            reg::QUEUE_DESC_LOW | reg::QUEUE_DESC_HIGH => s.desc_table = with_half(s.desc_table, offset, value),
+            reg::QUEUE_DRIVER_LOW | reg::QUEUE_DRIVER_HIGH => s.avail_ring = with_half(s.avail_ring, offset, value),
+            _ => s.used_ring = with_half(s.used_ring, offset, value),
+        }
+        q.set_up(s);
     }
 
     /// DriverFeatures: taken until FEATURES_OK is set (§2.2: the features
@@ -465,7 +468,7 @@ fn serve<D: VirtioDevice>(
     mem: &mut dyn GuestMemory,
     done: &mut Processed,
 ) -> Result<(), QueueError> {
-    let budget = usize::from(queue.size);
+    let budget = usize::from(queue.setup().size);
     loop {
         while let Some(chain) = queue.pop(mem)? {
             let len = device.handle(index, &chain, mem)?;
@@ -493,11 +496,11 @@ fn check_register(offset: u64, size: u8) -> Result<(), MmioError> {
     Ok(())
 }
 
-/// Sets the low (…LOW register) or high (…HIGH) half of a 64-bit address.
-fn set_half(addr: &mut u64, offset: u64, value: u32) {
+/// `addr` with its low (a …LOW register) or high (…HIGH) half replaced.
+fn with_half(addr: u64, offset: u64, value: u32) -> u64 {
     if offset.is_multiple_of(8) {
-        *addr = (*addr & !0xffff_ffff) | u64::from(value);
+        (addr & !0xffff_ffff) | u64::from(value)
     } else {
-        *addr = (*addr & 0xffff_ffff) | u64::from(value) << 32;
+        (addr & 0xffff_ffff) | u64::from(value) << 32
     }
 }

@@ -110,6 +110,8 @@ pub enum QueueError {
     },
     /// A device-readable buffer after a device-writable one (§2.7.4.2).
     ReadableAfterWritable,
+    /// The device used a queue that is not ready (a bug of the caller).
+    NotReady,
     /// A ring, or the indirect table, lies outside the VM's RAM.
     RingOutsideRam(OutsideRam),
     /// The chain is too short for the device's request format.
@@ -218,20 +220,29 @@ pub fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
-/// One split virtqueue: what the driver set up through the transport, and
-/// the device's positions in the rings.
+/// What the driver sets up for a queue through the transport (QueueNum,
+/// QueueDesc, QueueDriver, QueueDevice, §4.2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueSetup {
+    /// The queue size.
+    pub size: u16,
+    /// The descriptor table.
+    pub desc_table: u64,
+    /// The available ring ("driver area").
+    pub avail_ring: u64,
+    /// The used ring ("device area").
+    pub used_ring: u64,
+}
+
+/// One split virtqueue: what the driver set up, checked when it goes
+/// ready, and the device's positions in the rings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Queue {
-    /// QueueNumMax: the largest size the device supports.
-    pub max_size: u16,
-    /// QueueNum: the size the driver chose.
-    pub size: u16,
-    /// QueueDesc: the descriptor table.
-    pub desc_table: u64,
-    /// QueueDriver: the available ring.
-    pub avail_ring: u64,
-    /// QueueDevice: the used ring.
-    pub used_ring: u64,
+    max_size: u16,
+    size: u16,
+    desc_table: u64,
+    avail_ring: u64,
+    used_ring: u64,
     ready: bool,
     indirect: bool,
     event_idx: bool,
@@ -261,6 +272,31 @@ impl Queue {
     /// Back to the reset state.
     pub fn reset(&mut self) {
         *self = Self::new(self.max_size);
+    }
+
+    /// QueueNumMax: the largest size the device supports.
+    pub fn max_size(&self) -> u16 {
+        self.max_size
+    }
+
+    /// The driver's set-up.
+    pub fn setup(&self) -> QueueSetup {
+        QueueSetup {
+            size: self.size,
+            desc_table: self.desc_table,
+            avail_ring: self.avail_ring,
+            used_ring: self.used_ring,
+        }
+    }
+
+    /// Takes the driver's set-up; ignored while the queue is ready
+    /// (§4.2.2.2: the driver MUST NOT change it then), so a ready queue's
+    /// size and rings are always the ones [`Queue::activate`] checked.
+    pub fn set_up(&mut self, s: QueueSetup) {
+        if !self.ready {
+            (self.size, self.desc_table, self.avail_ring, self.used_ring) =
+                (s.size, s.desc_table, s.avail_ring, s.used_ring);
+        }
     }
 
     /// Whether the device may use the queue (QueueReady).
@@ -394,6 +430,9 @@ impl Queue {
     /// Returns chain `head` to the driver with `len` bytes written into it
     /// (§2.7.8): the used entry first, then the used index.
     pub fn push_used(&mut self, mem: &mut dyn GuestMemory, head: u16, len: u32) -> Result<(), QueueError> {
+        if !self.ready {
+            return Err(QueueError::NotReady);
+        }
         let slot = self.used_ring + 4 + 8 * u64::from(self.next_used % self.size);
         let mut e = [0u8; 8];
         e[..4].copy_from_slice(&u32::from(head).to_le_bytes());
@@ -410,6 +449,9 @@ impl Queue {
     /// driver's used_event lies among them; without, unless the driver set
     /// AVAIL_F_NO_INTERRUPT.
     pub fn needs_interrupt(&mut self, mem: &mut dyn GuestMemory) -> Result<bool, QueueError> {
+        if !self.ready {
+            return Ok(false);
+        }
         // The used index is written before the driver's request is read.
         fence(Ordering::SeqCst);
         let (old, new) = (self.signalled_used, self.next_used);
@@ -430,7 +472,7 @@ impl Queue {
     /// reports whether one arrived meanwhile: a driver that published it
     /// before seeing the new avail_event may not notify.
     pub fn enable_notification(&mut self, mem: &mut dyn GuestMemory) -> Result<bool, QueueError> {
-        if self.event_idx {
+        if self.ready && self.event_idx {
             mem.write_u16(self.used_ring + 4 + 8 * u64::from(self.size), self.next_avail)?;
             fence(Ordering::SeqCst);
         }

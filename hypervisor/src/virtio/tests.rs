@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use super::blk::{self, Blk, req, req_status};
 use super::driver::Driver;
 use super::mmio::{Effect, MmioError, NeedsReset, VirtioMmio, interrupt, reg};
-use super::queue::{Buffer, Chain, Queue, QueueError, desc_flags, vring_need_event};
+use super::queue::{Buffer, Chain, Queue, QueueError, QueueSetup, desc_flags, vring_need_event};
 use super::{GuestMemory, OutsideRam, VecMemory, device_id, feature, status};
 
 const RAM: u64 = 0x4000_0000;
@@ -48,7 +48,7 @@ fn wr(addr: u64, len: u32) -> Buffer {
 fn queue(size: u16, features: u64) -> (Queue, Driver) {
     let drv = Driver::new(RINGS, size);
     let mut q = Queue::new(256);
-    (q.size, q.desc_table, q.avail_ring, q.used_ring) = (size, drv.desc, drv.avail, drv.used);
+    q.set_up(QueueSetup { size, desc_table: drv.desc, avail_ring: drv.avail, used_ring: drv.used });
     q.activate(features).unwrap();
     (q, drv)
 }
@@ -213,7 +213,7 @@ fn hostile_rings_are_refused() {
     assert_eq!(q.pop(&mut mem), Err(QueueError::AvailIndex { avail: 0xffff, next: 0 }), "the index moved back");
     // A ring outside the RAM.
     let mut q = Queue::new(256);
-    (q.size, q.desc_table, q.avail_ring, q.used_ring) = (8, RINGS, RAM + RAM_SIZE as u64, RINGS + 0x1000);
+    q.set_up(QueueSetup { size: 8, desc_table: RINGS, avail_ring: RAM + RAM_SIZE as u64, used_ring: RINGS + 0x1000 });
     q.activate(0).unwrap();
     assert_eq!(
         q.pop(&mut mem),
@@ -222,7 +222,7 @@ fn hostile_rings_are_refused() {
     // Sizes and addresses the driver may not choose.
     for size in [0, 3, 12, 512] {
         let mut q = Queue::new(256);
-        q.size = size;
+        q.set_up(QueueSetup { size, ..QueueSetup::default() });
         assert_eq!(q.activate(0), Err(QueueError::BadSize { size, max: 256 }));
         assert!(!q.ready());
     }
@@ -232,11 +232,11 @@ fn hostile_rings_are_refused() {
         (RINGS, RINGS, RINGS + 2, RINGS + 2),
     ] {
         let mut q = Queue::new(256);
-        (q.size, q.desc_table, q.avail_ring, q.used_ring) = (8, desc, avail, used);
+        q.set_up(QueueSetup { size: 8, desc_table: desc, avail_ring: avail, used_ring: used });
         assert_eq!(q.activate(0), Err(QueueError::BadRingAddress { addr: bad }), "misaligned");
     }
     let mut q = Queue::new(256);
-    (q.size, q.desc_table, q.avail_ring, q.used_ring) = (8, u64::MAX - 15, RINGS, RINGS);
+    q.set_up(QueueSetup { size: 8, desc_table: u64::MAX - 15, avail_ring: RINGS, used_ring: RINGS });
     assert_eq!(q.activate(0), Err(QueueError::BadRingAddress { addr: u64::MAX - 15 }), "a table that wraps");
 }
 
@@ -372,7 +372,7 @@ fn status_bits_are_only_added_and_zero_resets() {
     assert_eq!(dev.status(), 0);
     assert_eq!(dev.negotiated_features(), 0);
     assert!(!dev.queue(0).unwrap().ready());
-    assert_eq!(dev.queue(0).unwrap().size, 0);
+    assert_eq!(dev.queue(0).unwrap().setup(), QueueSetup::default());
 }
 
 #[test]
@@ -395,14 +395,18 @@ fn queue_setup_is_checked_when_it_goes_ready() {
     // Set-up registers are ignored while the queue is ready.
     w(&mut dev, reg::QUEUE_NUM, 4);
     w(&mut dev, reg::QUEUE_DESC_LOW, 0x1234_0000);
-    assert_eq!((dev.queue(0).unwrap().size, dev.queue(0).unwrap().desc_table), (8, RINGS));
+    assert_eq!((dev.queue(0).unwrap().setup().size, dev.queue(0).unwrap().setup().desc_table), (8, RINGS));
     // QueueReady = 0 stops it; then it may be changed.
     w(&mut dev, reg::QUEUE_READY, 0);
     assert_eq!(r(&mut dev, reg::QUEUE_READY), 0);
     w(&mut dev, reg::QUEUE_NUM, 4);
-    assert_eq!(dev.queue(0).unwrap().size, 4);
+    assert_eq!(dev.queue(0).unwrap().setup().size, 4);
     w(&mut dev, reg::QUEUE_NUM, 0x1_0004);
-    assert_eq!(dev.queue(0).unwrap().size, 0, "a size that does not fit 16 bits is not truncated into a valid one");
+    assert_eq!(
+        dev.queue(0).unwrap().setup().size,
+        0,
+        "a size that does not fit 16 bits is not truncated into a valid one"
+    );
     // A notification for a queue that is not ready, or does not exist, is ignored.
     assert_eq!(w(&mut dev, reg::QUEUE_NOTIFY, 0), Effect::None);
     assert_eq!(w(&mut dev, reg::QUEUE_NOTIFY, 1), Effect::None);
@@ -714,4 +718,63 @@ fn written_data_survives_a_reset() {
     let (_, buf, _) = slot(0);
     let off = (buf - RAM) as usize;
     assert!(mem.bytes[off..off + 512].iter().all(|&b| b == 0xab));
+}
+
+#[test]
+fn a_ready_queue_keeps_its_setup() {
+    let mut mem = ram();
+    let (mut q, drv) = queue(8, feature::TRANSPORT);
+    q.set_up(QueueSetup { size: 4096, desc_table: 1, avail_ring: 1, used_ring: 1 });
+    assert_eq!(q.setup(), QueueSetup { size: 8, desc_table: drv.desc, avail_ring: drv.avail, used_ring: drv.used });
+    q.deactivate();
+    q.set_up(QueueSetup::default());
+    assert_eq!(q.setup(), QueueSetup::default(), "taken once the queue is stopped");
+    assert_eq!(q.push_used(&mut mem, 0, 0), Err(QueueError::NotReady));
+    assert_eq!(q.needs_interrupt(&mut mem), Ok(false));
+    assert_eq!(q.pop(&mut mem), Ok(None));
+}
+
+/// Guest RAM with a driver on another vCPU that makes chain `head`
+/// available again each time the device moves the used index: it never
+/// lets up.
+struct Relentless {
+    mem: VecMemory,
+    drv: Driver,
+    head: u16,
+}
+
+impl GuestMemory for Relentless {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OutsideRam> {
+        self.mem.read(addr, buf)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutsideRam> {
+        self.mem.write(addr, data)?;
+        if addr == self.drv.used + 2 {
+            self.drv.publish(&mut self.mem, self.head)?;
+        }
+        Ok(())
+    }
+
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        self.mem.contains(addr, len)
+    }
+}
+
+#[test]
+fn one_notification_serves_at_most_a_queue_size() {
+    let mut mem = ram();
+    let mut d = disk();
+    let mut dev = device(&mut d);
+    let mut drv = Driver::new(RINGS, 4);
+    drv.bring_up(&mut dev, 0, ALL);
+    let head = post(&mut mem, &mut drv, 0, req::IN, 0, Data::In(512));
+    let mut busy = Relentless { mem, drv, head };
+    assert_eq!(w(&mut dev, reg::QUEUE_NOTIFY, 0), Effect::QueueNotify(0));
+    let done = dev.notify(0, &mut busy);
+    assert_eq!((done.completed, done.more), (4, true), "stops after a queue size, and says more are waiting");
+    assert!(dev.irq_level());
+    let done = dev.notify(0, &mut busy);
+    assert_eq!((done.completed, done.more), (4, true));
+    assert_eq!(dev.error(), None);
 }
