@@ -172,7 +172,6 @@ pub struct VirtioMmio<D> {
     queues: Vec<Queue>,
     interrupt_status: u32,
     status: u32,
-    config_generation: u32,
     error: Option<NeedsReset>,
 }
 
@@ -189,7 +188,6 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             queues,
             interrupt_status: 0,
             status: 0,
-            config_generation: 0,
             error: None,
         }
     }
@@ -263,7 +261,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 
     /// A read of `size` bytes at `offset` in the window.
-    pub fn read(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
+    pub fn read(&self, offset: u64, size: u8) -> Result<u64, MmioError> {
         if offset >= CONFIG {
             return self.read_config(offset, size);
         }
@@ -285,7 +283,9 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             reg::STATUS => self.status,
             // No shared memory regions (§4.2.2: a length of -1).
             reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH | reg::SHM_BASE_LOW | reg::SHM_BASE_HIGH => u32::MAX,
-            reg::CONFIG_GENERATION => self.config_generation,
+            // The configuration space never changes while the device runs
+            // (a disk's capacity is fixed), so one generation: 0.
+            reg::CONFIG_GENERATION => 0,
             _ => 0,
         };
         Ok(u64::from(value))

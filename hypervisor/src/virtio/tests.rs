@@ -280,7 +280,7 @@ fn device(disk: &mut [u8]) -> VirtioMmio<Blk<'_>> {
     VirtioMmio::new(Blk::new(disk, false, ID))
 }
 
-fn r(dev: &mut VirtioMmio<Blk<'_>>, offset: u64) -> u32 {
+fn r(dev: &VirtioMmio<Blk<'_>>, offset: u64) -> u32 {
     dev.read(offset, 4).unwrap() as u32
 }
 
@@ -292,22 +292,22 @@ fn w(dev: &mut VirtioMmio<Blk<'_>>, offset: u64, value: u32) -> Effect {
 fn identity_and_feature_registers() {
     let mut d = disk();
     let mut dev = device(&mut d);
-    assert_eq!(r(&mut dev, reg::MAGIC_VALUE), 0x7472_6976);
-    assert_eq!(r(&mut dev, reg::VERSION), 2);
-    assert_eq!(r(&mut dev, reg::DEVICE_ID), device_id::BLOCK);
-    assert_eq!(r(&mut dev, reg::DEVICE_FEATURES), ALL as u32);
+    assert_eq!(r(&dev, reg::MAGIC_VALUE), 0x7472_6976);
+    assert_eq!(r(&dev, reg::VERSION), 2);
+    assert_eq!(r(&dev, reg::DEVICE_ID), device_id::BLOCK);
+    assert_eq!(r(&dev, reg::DEVICE_FEATURES), ALL as u32);
     w(&mut dev, reg::DEVICE_FEATURES_SEL, 1);
-    assert_eq!(r(&mut dev, reg::DEVICE_FEATURES), 1, "VERSION_1 is bit 32");
+    assert_eq!(r(&dev, reg::DEVICE_FEATURES), 1, "VERSION_1 is bit 32");
     w(&mut dev, reg::DEVICE_FEATURES_SEL, 2);
-    assert_eq!(r(&mut dev, reg::DEVICE_FEATURES), 0);
-    assert_eq!(r(&mut dev, reg::QUEUE_NUM_MAX), 256);
+    assert_eq!(r(&dev, reg::DEVICE_FEATURES), 0);
+    assert_eq!(r(&dev, reg::QUEUE_NUM_MAX), 256);
     w(&mut dev, reg::QUEUE_SEL, 1);
-    assert_eq!(r(&mut dev, reg::QUEUE_NUM_MAX), 0, "one queue only");
-    assert_eq!(r(&mut dev, reg::QUEUE_READY), 0);
-    assert_eq!(r(&mut dev, reg::SHM_LEN_LOW), u32::MAX, "no shared memory region");
-    assert_eq!(r(&mut dev, reg::QUEUE_NUM), 0, "write-only reads 0");
+    assert_eq!(r(&dev, reg::QUEUE_NUM_MAX), 0, "one queue only");
+    assert_eq!(r(&dev, reg::QUEUE_READY), 0);
+    assert_eq!(r(&dev, reg::SHM_LEN_LOW), u32::MAX, "no shared memory region");
+    assert_eq!(r(&dev, reg::QUEUE_NUM), 0, "write-only reads 0");
     assert_eq!(w(&mut dev, reg::MAGIC_VALUE, 5), Effect::None, "read-only ignores writes");
-    assert_eq!(r(&mut dev, reg::MAGIC_VALUE), 0x7472_6976);
+    assert_eq!(r(&dev, reg::MAGIC_VALUE), 0x7472_6976);
 }
 
 #[test]
@@ -398,7 +398,7 @@ fn queue_setup_is_checked_when_it_goes_ready() {
     assert_eq!((dev.queue(0).unwrap().setup().size, dev.queue(0).unwrap().setup().desc_table), (8, RINGS));
     // QueueReady = 0 stops it; then it may be changed.
     w(&mut dev, reg::QUEUE_READY, 0);
-    assert_eq!(r(&mut dev, reg::QUEUE_READY), 0);
+    assert_eq!(r(&dev, reg::QUEUE_READY), 0);
     w(&mut dev, reg::QUEUE_NUM, 4);
     assert_eq!(dev.queue(0).unwrap().setup().size, 4);
     w(&mut dev, reg::QUEUE_NUM, 0x1_0004);
@@ -494,7 +494,7 @@ fn blk_writes_and_reads_back_and_interrupts() {
     assert!(!dev.irq_level());
     assert_eq!(notify(&mut dev, &mut mem), 3);
     assert!(dev.irq_level(), "used buffers, no suppression");
-    assert_eq!(r(&mut dev, reg::INTERRUPT_STATUS), interrupt::USED_BUFFER);
+    assert_eq!(r(&dev, reg::INTERRUPT_STATUS), interrupt::USED_BUFFER);
     assert_eq!(drv.get_used(&mut mem), Ok(Some((u32::from(a), 1))), "a write: the status byte only");
     assert_eq!(drv.get_used(&mut mem), Ok(Some((u32::from(b), 1025))), "a read: data and status");
     assert_eq!(drv.get_used(&mut mem), Ok(Some((u32::from(c), 1))));
@@ -640,7 +640,7 @@ fn read_only_disks_refuse_every_change() {
     let mut d = disk();
     let before = d.clone();
     let mut dev = VirtioMmio::new(Blk::new(&mut d, true, ID));
-    assert_eq!(r(&mut dev, reg::DEVICE_FEATURES) as u64 & blk::feature::RO, blk::feature::RO);
+    assert_eq!(r(&dev, reg::DEVICE_FEATURES) as u64 & blk::feature::RO, blk::feature::RO);
     let mut drv = Driver::new(RINGS, 16);
     drv.bring_up(&mut dev, 0, ALL | blk::feature::RO);
     let seg = [0u8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
@@ -670,8 +670,8 @@ fn a_hostile_chain_needs_reset_and_stops_the_device_until_reset() {
     post(&mut mem, &mut drv, 2, req::IN, 0, Data::In(512));
     assert_eq!(notify(&mut dev, &mut mem), 1, "the good chain before the loop is served");
     assert_eq!(dev.error(), Some(NeedsReset::Queue { queue: 0, error: QueueError::Loop { head: 7 } }));
-    assert_eq!(r(&mut dev, reg::STATUS) & status::DEVICE_NEEDS_RESET, status::DEVICE_NEEDS_RESET);
-    assert_eq!(r(&mut dev, reg::INTERRUPT_STATUS), interrupt::USED_BUFFER | interrupt::CONFIG_CHANGE);
+    assert_eq!(r(&dev, reg::STATUS) & status::DEVICE_NEEDS_RESET, status::DEVICE_NEEDS_RESET);
+    assert_eq!(r(&dev, reg::INTERRUPT_STATUS), interrupt::USED_BUFFER | interrupt::CONFIG_CHANGE);
     assert_eq!(w(&mut dev, reg::QUEUE_NOTIFY, 0), Effect::None, "ignored until reset");
     assert_eq!(dev.notify(0, &mut mem).completed, 0);
     assert_eq!(status_byte(&mut mem, 2), 0xff, "the chain after the loop was not touched");
