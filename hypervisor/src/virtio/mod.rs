@@ -16,6 +16,14 @@
 //! or touch memory outside that VM's RAM: every guest address goes through
 //! [`GuestMemory`], which refuses addresses outside the RAM.
 //!
+//! Where each part of the spec lives:
+//! - §2.1 device status and §2.2 feature bits: [`status`], [`feature`],
+//!   and their rules in [`mmio`] (FEATURES_OK, DEVICE_NEEDS_RESET, reset);
+//! - §2.7 split virtqueues (§2.7.5.3 indirect descriptors, §2.7.10 event
+//!   index): [`queue`];
+//! - §4.2.2 the virtio-mmio register layout, version 2: [`mmio`];
+//! - §5.2 the block device: [`blk`].
+//!
 //! These devices are not attached to VMs yet: the per-VM MMIO bus will host
 //! [`mmio::VirtioMmio`] (docs/devices.md).
 
