@@ -38,6 +38,7 @@ pub mod sync;
 pub mod vcpu;
 pub mod vdebug;
 pub mod vgic;
+pub mod virtio;
 pub mod vm;
 pub mod vmctl;
 pub mod vmreq;

@@ -27,6 +27,7 @@ pub mod runner;
 pub mod seeds;
 pub mod syscall;
 pub mod vgic;
+pub mod virtqueue;
 pub mod vpl011;
 
 /// A harness: takes any bytes, panics only on a broken invariant.
@@ -44,6 +45,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("cpio", cpio::fuzz),
     ("syscall", syscall::fuzz),
     ("vpl011", vpl011::fuzz),
+    ("virtqueue", virtqueue::fuzz),
 ];
 
 /// The harness named `name`.
