@@ -11,6 +11,7 @@
 //! [`Scheduler::schedule`] at scheduling points, and performs the context switch
 //! to the task id that `schedule` returns.
 
+pub mod attr;
 pub mod core;
 pub mod deadline;
 pub mod fair;

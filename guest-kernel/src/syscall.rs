@@ -14,11 +14,16 @@ pub mod nr {
     pub const FUTEX: u64 = 98;
     pub const NANOSLEEP: u64 = 101;
     pub const CLOCK_GETTIME: u64 = 113;
+    pub const SCHED_SETPARAM: u64 = 118;
     pub const SCHED_SETSCHEDULER: u64 = 119;
     pub const SCHED_GETSCHEDULER: u64 = 120;
+    pub const SCHED_GETPARAM: u64 = 121;
     pub const SCHED_SETAFFINITY: u64 = 122;
     pub const SCHED_GETAFFINITY: u64 = 123;
     pub const SCHED_YIELD: u64 = 124;
+    pub const SCHED_GET_PRIORITY_MAX: u64 = 125;
+    pub const SCHED_GET_PRIORITY_MIN: u64 = 126;
+    pub const SCHED_RR_GET_INTERVAL: u64 = 127;
     pub const KILL: u64 = 129;
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
@@ -34,6 +39,8 @@ pub mod nr {
     pub const MMAP: u64 = 222;
     pub const MPROTECT: u64 = 226;
     pub const WAIT4: u64 = 260;
+    pub const SCHED_SETATTR: u64 = 274;
+    pub const SCHED_GETATTR: u64 = 275;
 }
 
 /// `PR_SET_CHILD_SUBREAPER`.

@@ -61,6 +61,11 @@ pub enum SchedPolicy {
     Deadline = 6,
 }
 
+/// `sysctl_sched_dl_period_min`: 100 µs, in ns.
+pub const DL_PERIOD_MIN: u64 = 100_000;
+/// `sysctl_sched_dl_period_max`: 2^22 µs (about 4.2 s), in ns.
+pub const DL_PERIOD_MAX: u64 = (1 << 22) * 1000;
+
 /// The scheduling classes, highest priority first (the derived order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SchedClass {
@@ -372,6 +377,24 @@ impl Scheduler {
         }
         self.tasks.get(&id).map_or(0, |t| t.se.sum_exec_runtime)
     }
+    /// `sched_rr_get_interval`'s answer, the task's class
+    /// `get_rr_interval` in whole ticks, as ns: the RR slice for SCHED_RR,
+    /// the task's CFS slice when its run queue has load, else 0 (FIFO,
+    /// deadline, idle).
+    pub fn rr_interval_ns(&self, id: TaskId) -> Option<u64> {
+        let t = self.tasks.get(&id)?;
+        let tick = 1000 * NSEC_PER_MSEC / self.hz;
+        let ticks = match t.class {
+            SchedClass::Rt if t.policy == SchedPolicy::Rr => self.rr_timeslice(),
+            SchedClass::Fair => {
+                let cfs = &self.rqs[t.cpu].cfs;
+                if cfs.load.weight > 0 { cfs.sched_slice(&t.se) / tick } else { 0 }
+            }
+            _ => 0,
+        };
+        Some(ticks * tick)
+    }
+
     pub fn rq(&self, cpu: usize) -> &Rq {
         &self.rqs[cpu]
     }
@@ -441,12 +464,16 @@ impl Scheduler {
                 }
             }
             SchedPolicy::Deadline => {
-                // __checkparam_dl: runtime ≥ 1 µs-ish, runtime ≤ deadline ≤ period.
+                // __checkparam_dl: runtime ≥ 2^DL_SCALE ns, runtime ≤
+                // deadline ≤ period, no bit 63, and the period between
+                // sched_dl_period_min (100 µs) and _max (2^22 µs).
                 let period = if attr.dl_period == 0 { attr.dl_deadline } else { attr.dl_period };
                 if attr.dl_deadline == 0
                     || attr.dl_runtime < (1 << 10)
+                    || (attr.dl_deadline | attr.dl_period) & (1 << 63) != 0
                     || attr.dl_runtime > attr.dl_deadline
                     || attr.dl_deadline > period
+                    || !(DL_PERIOD_MIN..=DL_PERIOD_MAX).contains(&period)
                 {
                     return Err(Errno::EINVAL);
                 }

@@ -13,11 +13,16 @@ pub mod nr {
     pub const FUTEX: usize = 98;
     pub const NANOSLEEP: usize = 101;
     pub const CLOCK_GETTIME: usize = 113;
+    pub const SCHED_SETPARAM: usize = 118;
     pub const SCHED_SETSCHEDULER: usize = 119;
     pub const SCHED_GETSCHEDULER: usize = 120;
+    pub const SCHED_GETPARAM: usize = 121;
     pub const SCHED_SETAFFINITY: usize = 122;
     pub const SCHED_GETAFFINITY: usize = 123;
     pub const SCHED_YIELD: usize = 124;
+    pub const SCHED_GET_PRIORITY_MAX: usize = 125;
+    pub const SCHED_GET_PRIORITY_MIN: usize = 126;
+    pub const SCHED_RR_GET_INTERVAL: usize = 127;
     pub const KILL: usize = 129;
     pub const SETPRIORITY: usize = 140;
     pub const GETPRIORITY: usize = 141;
@@ -33,6 +38,8 @@ pub mod nr {
     pub const MMAP: usize = 222;
     pub const MPROTECT: usize = 226;
     pub const WAIT4: usize = 260;
+    pub const SCHED_SETATTR: usize = 274;
+    pub const SCHED_GETATTR: usize = 275;
 }
 
 /// A raw system call with up to six arguments. Returns x0 as the kernel
@@ -375,6 +382,59 @@ pub fn sched_getaffinity(pid: isize) -> (isize, u64) {
 /// `sched_setscheduler(pid, policy, &param)`.
 pub fn sched_setscheduler(pid: isize, policy: usize, prio: i32) -> isize {
     syscall6(nr::SCHED_SETSCHEDULER, [pid as usize, policy, &prio as *const i32 as usize, 0, 0, 0])
+}
+
+/// `struct sched_attr` (include/uapi/linux/sched/types.h), the 56-byte
+/// layout (SCHED_ATTR_SIZE_VER1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub sched_policy: u32,
+    pub sched_flags: u64,
+    pub sched_nice: i32,
+    pub sched_priority: u32,
+    pub sched_runtime: u64,
+    pub sched_deadline: u64,
+    pub sched_period: u64,
+    pub sched_util_min: u32,
+    pub sched_util_max: u32,
+}
+
+/// `sched_setattr(pid, attr, flags)`.
+pub fn sched_setattr(pid: isize, attr: &mut SchedAttr, flags: usize) -> isize {
+    syscall6(nr::SCHED_SETATTR, [pid as usize, attr as *mut SchedAttr as usize, flags, 0, 0, 0])
+}
+
+/// `sched_getattr(pid, attr, size, flags)`.
+pub fn sched_getattr(pid: isize, attr: &mut SchedAttr, size: usize, flags: usize) -> isize {
+    syscall6(nr::SCHED_GETATTR, [pid as usize, attr as *mut SchedAttr as usize, size, flags, 0, 0])
+}
+
+/// `sched_setparam(pid, &prio)`.
+pub fn sched_setparam(pid: isize, prio: i32) -> isize {
+    syscall6(nr::SCHED_SETPARAM, [pid as usize, &prio as *const i32 as usize, 0, 0, 0, 0])
+}
+
+/// `sched_getparam(pid, &prio)`: (return value, priority).
+pub fn sched_getparam(pid: isize) -> (isize, i32) {
+    let mut prio = -1i32;
+    let r = syscall6(nr::SCHED_GETPARAM, [pid as usize, &mut prio as *mut i32 as usize, 0, 0, 0, 0]);
+    (r, prio)
+}
+
+/// `sched_get_priority_max(policy)` and `sched_get_priority_min(policy)`.
+pub fn sched_priority_range(policy: isize) -> (isize, isize) {
+    let max = syscall6(nr::SCHED_GET_PRIORITY_MAX, [policy as usize, 0, 0, 0, 0, 0]);
+    let min = syscall6(nr::SCHED_GET_PRIORITY_MIN, [policy as usize, 0, 0, 0, 0, 0]);
+    (max, min)
+}
+
+/// `sched_rr_get_interval(pid, &ts)`: (return value, interval in ns).
+pub fn sched_rr_get_interval(pid: isize) -> (isize, u64) {
+    let mut ts = [0i64; 2];
+    let r = syscall6(nr::SCHED_RR_GET_INTERVAL, [pid as usize, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    (r, ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
 }
 
 /// `sched_getscheduler(pid)`.

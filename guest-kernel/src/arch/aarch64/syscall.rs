@@ -14,7 +14,7 @@ use super::trap::TrapFrame;
 use super::uaccess::{copy_from_user, copy_to_user, get_user_u64, put_user_i32};
 use crate::mm::Errno;
 use crate::mm::mm_struct::MmStruct;
-use crate::sched::{CpuMask, SchedAttr, SchedPolicy, TaskId, TaskState};
+use crate::sched::{CpuMask, SchedAttr, SchedPolicy, TaskId, TaskState, attr};
 use crate::syscall::*;
 use crate::task::exit::{WaitPid, WaitResult};
 use crate::task::task_struct::{SIGCHLD, SIGKILL, exit_status};
@@ -61,6 +61,13 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SCHED_GETAFFINITY => sys_sched_getaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
         nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),
         nr::SCHED_GETSCHEDULER => sys_sched_getscheduler(a[0] as i32),
+        nr::SCHED_SETATTR => sys_sched_setattr(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::SCHED_GETATTR => sys_sched_getattr(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32),
+        nr::SCHED_SETPARAM => sys_sched_setparam(a[0] as i32, a[1] as usize),
+        nr::SCHED_GETPARAM => sys_sched_getparam(a[0] as i32, a[1] as usize),
+        nr::SCHED_GET_PRIORITY_MAX => attr::priority_max(a[0] as u32).map(|p| p as isize),
+        nr::SCHED_GET_PRIORITY_MIN => attr::priority_min(a[0] as u32).map(|p| p as isize),
+        nr::SCHED_RR_GET_INTERVAL => sys_sched_rr_get_interval(a[0] as i32, a[1] as usize),
         nr::MMAP => sys_mmap(a[0] as usize, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as i64),
         nr::MUNMAP => {
             with_mm(|mm, pt| mm.munmap(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize, a[1] as usize).map(|_| 0))
@@ -454,6 +461,114 @@ fn sys_sched_setscheduler(pid: i32, policy: i32, param: usize) -> R {
     k.sched.sched_setattr(id, attr, t)?;
     drop(k);
     schedule();
+    Ok(0)
+}
+
+/// `sched_setattr(2)`: any policy with its parameters in one `struct
+/// sched_attr` (`sched::attr` decodes it; the scheduler checks and admits
+/// it, EBUSY past the deadline bandwidth). A size this kernel cannot take
+/// is E2BIG, with the size it knows written back for the program.
+fn sys_sched_setattr(pid: i32, uattr: usize, flags: u32) -> R {
+    if uattr == 0 || pid < 0 || flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut w = [0u8; 4];
+    copy_from_user(&mut w, uattr)?;
+    let decoded = attr::size_to_copy(u32::from_le_bytes(w)).and_then(|size| {
+        let mut b = alloc::vec![0u8; size];
+        copy_from_user(&mut b, uattr)?;
+        attr::decode(&b)
+    });
+    let a = match decoded {
+        Err(Errno::E2BIG) => {
+            copy_to_user(uattr, &(attr::SIZE_VER1 as u32).to_le_bytes())?;
+            return Err(Errno::E2BIG);
+        }
+        r => r?,
+    };
+    let id = task_of(pid)?;
+    {
+        let mut k = lock();
+        let t = k.sched.task(id).ok_or(Errno::ESRCH)?;
+        // A deadline task may run on every CPU of its root domain: a
+        // narrower affinity is EPERM (__sched_setscheduler).
+        if a.policy == SchedPolicy::Deadline && t.cpus_allowed.0 & online_mask() != online_mask() {
+            return Err(Errno::EPERM);
+        }
+        let now = now_ns();
+        k.sched.sched_setattr(id, a, now)?;
+    }
+    schedule();
+    Ok(0)
+}
+
+/// `sched_getattr(2)`: the task's `struct sched_attr`, as much of it as
+/// the program's `usize` holds (at least VER0), `size` saying how much.
+fn sys_sched_getattr(pid: i32, uattr: usize, usize: u32, flags: u32) -> R {
+    let usize = usize as usize;
+    if uattr == 0 || pid < 0 || !(attr::SIZE_VER0..=attr::SIZE_MAX).contains(&usize) || flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(pid)?;
+    let (b, n) = attr::encode(lock().sched.task(id).ok_or(Errno::ESRCH)?, usize);
+    copy_to_user(uattr, &b[..n])?;
+    Ok(0)
+}
+
+/// `sched_setparam(2)`: a new real-time priority, the policy kept (0 for
+/// the others; a deadline task has no priority to set: EINVAL).
+fn sys_sched_setparam(pid: i32, param: usize) -> R {
+    if param == 0 || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 4];
+    copy_from_user(&mut b, param)?;
+    let prio = i32::from_le_bytes(b);
+    let id = task_of(pid)?;
+    {
+        let mut k = lock();
+        let t = k.sched.task(id).ok_or(Errno::ESRCH)?;
+        let a = match t.policy {
+            SchedPolicy::Fifo | SchedPolicy::Rr if prio > 0 => SchedAttr::rt(t.policy, prio as u32),
+            SchedPolicy::Normal | SchedPolicy::Batch | SchedPolicy::Idle if prio == 0 => {
+                SchedAttr { policy: t.policy, ..SchedAttr::normal(t.nice()) }
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let now = now_ns();
+        k.sched.sched_setattr(id, a, now)?;
+    }
+    schedule();
+    Ok(0)
+}
+
+/// `sched_getparam(2)`: the real-time priority (0 for other policies).
+fn sys_sched_getparam(pid: i32, param: usize) -> R {
+    if param == 0 || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(pid)?;
+    let prio = {
+        let k = lock();
+        let t = k.sched.task(id).ok_or(Errno::ESRCH)?;
+        if matches!(t.policy, SchedPolicy::Fifo | SchedPolicy::Rr) { t.rt_priority as i32 } else { 0 }
+    };
+    put_user_i32(param, prio)?;
+    Ok(0)
+}
+
+/// `sched_rr_get_interval(2)`: the task's round-robin time slice (its
+/// class's `get_rr_interval`), as a timespec.
+fn sys_sched_rr_get_interval(pid: i32, tp: usize) -> R {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let id = task_of(pid)?;
+    let ns = lock().sched.rr_interval_ns(id).ok_or(Errno::ESRCH)?;
+    let mut ts = [0u8; 16];
+    ts[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    ts[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    copy_to_user(tp, &ts)?;
     Ok(0)
 }
 

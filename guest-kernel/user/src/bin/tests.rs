@@ -17,6 +17,9 @@ const ESRCH: isize = -3;
 const ECHILD: isize = -10;
 const EAGAIN: isize = -11;
 const EINVAL: isize = -22;
+const E2BIG: isize = -7;
+const EPERM: isize = -1;
+const EBUSY: isize = -16;
 const ENOSYS: isize = -38;
 const ETIMEDOUT: isize = -110;
 const PROT_READ: usize = 1;
@@ -27,6 +30,8 @@ const MAP_ANONYMOUS: usize = 0x20;
 const MAP_NORESERVE: usize = 0x4000;
 const SCHED_OTHER: usize = 0;
 const SCHED_FIFO: usize = 1;
+const SCHED_RR: usize = 2;
+const SCHED_DEADLINE: usize = 6;
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 const CLONE_VM: usize = 0x100;
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
@@ -37,7 +42,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 39;
+const CHECKS: u32 = 43;
 const CHECKS_NEED_2_CPUS: u32 = 1;
 
 struct Suite {
@@ -208,6 +213,155 @@ fn nice_shares(s: &mut Suite) {
         "CFS shares CPU by nice weight (1024:335 of CPU time, within the error the largest charge allows)",
         t5 > 0 && off <= bound && (150..=600).contains(&ratio_x100),
         format_args!("|t0*335 - t5*1024| = {off}, bound {bound}, ratio x100 {ratio_x100}"),
+    );
+}
+
+/// SCHED_DEADLINE with `runtime`, `deadline` and `period` in ns.
+fn dl_attr(runtime: u64, deadline: u64, period: u64) -> sys::SchedAttr {
+    sys::SchedAttr {
+        size: 56,
+        sched_policy: SCHED_DEADLINE as u32,
+        sched_runtime: runtime,
+        sched_deadline: deadline,
+        sched_period: period,
+        ..Default::default()
+    }
+}
+
+/// sched_setattr and friends, SCHED_DEADLINE's parameters and admission
+/// control (LKD ch. 4; kernel/sched/deadline.c, `sched_dl_overflow`), as
+/// Linux 6.1 answers them.
+fn deadline_tests(s: &mut Suite) {
+    const MS: u64 = 1_000_000;
+    // A deadline task reads back its parameters and may not fork.
+    let st = in_child(|| {
+        let mut a = dl_attr(2 * MS, 10 * MS, 20 * MS);
+        if sys::sched_setattr(0, &mut a, 0) != 0 {
+            return 1;
+        }
+        let mut got = sys::SchedAttr::default();
+        if sys::sched_getattr(0, &mut got, 56, 0) != 0 || got != dl_attr(2 * MS, 10 * MS, 20 * MS) {
+            return 2;
+        }
+        let mut old = sys::SchedAttr::default();
+        if sys::sched_getattr(0, &mut old, 48, 0) != 0 || old.size != 48 || old.sched_period != 20 * MS {
+            return 3;
+        }
+        if sys::sched_getscheduler(0) != SCHED_DEADLINE as isize {
+            return 4;
+        }
+        if sys::fork() != EAGAIN {
+            return 5;
+        }
+        0
+    });
+    s.check(
+        "sched_setattr SCHED_DEADLINE: sched_getattr reads back runtime, deadline, period (and the size asked); fork is EAGAIN",
+        st == 0,
+        format_args!("status {st:#x}"),
+    );
+
+    // What Linux refuses, it refuses with the same errno.
+    let mut bad = [
+        dl_attr(2 * MS, 0, 0),            // no deadline
+        dl_attr(3 * MS, 2 * MS, 5 * MS),  // runtime > deadline
+        dl_attr(MS, 5 * MS, 2 * MS),      // deadline > period
+        dl_attr(500, MS, MS),             // runtime < 1024 ns
+        dl_attr(2_000, 50_000, 50_000),   // period < 100 us
+        dl_attr(MS, 10 * MS, 8_000 * MS), // period > 2^22 us
+    ];
+    let einval: [isize; 6] = core::array::from_fn(|i| sys::sched_setattr(0, &mut bad[i], 0));
+    let mut iso = sys::SchedAttr { size: 56, sched_policy: 4, ..Default::default() };
+    let mut short = sys::SchedAttr { size: 40, ..Default::default() };
+    let short_r = sys::sched_setattr(0, &mut short, 0);
+    let more = [
+        sys::sched_setattr(0, &mut iso, 0),
+        sys::sched_setattr(-1, &mut sys::SchedAttr::default(), 0),
+        sys::sched_setattr(0, &mut sys::SchedAttr::default(), 1),
+        sys::sched_getattr(0, &mut sys::SchedAttr::default(), 47, 0),
+        sys::syscall6(sys::nr::SCHED_SETATTR, [0, 0, 0, 0, 0, 0]),
+    ];
+    // A deadline task must be allowed on every CPU (EPERM if pinned); the
+    // child exits with the errno.
+    let pinned = if ncpus() >= 2 {
+        in_child(|| {
+            sys::sched_setaffinity(0, 1);
+            -sys::sched_setattr(0, &mut dl_attr(MS, 10 * MS, 10 * MS), 0) as i32
+        }) >> 8
+    } else {
+        -EPERM as i32
+    };
+    s.check(
+        "sched_setattr refuses bad deadline parameters and policies (EINVAL), a short struct (E2BIG, size 56 written back), a pinned deadline task (EPERM)",
+        einval == [EINVAL; 6] && more == [EINVAL; 5] && short_r == E2BIG && short.size == 56 && pinned == -EPERM as i32,
+        format_args!("{einval:?} {more:?} short {short_r} size {} pinned {pinned}", short.size),
+    );
+
+    // Admission: tasks of half a CPU each, until EBUSY: 95% of every CPU
+    // (sched_rt_runtime_us / sched_rt_period_us) admits floor(1.9 N).
+    let sh = shared_page();
+    let gate = ready_word(sh);
+    let mut pids = [0isize; 16];
+    let mut admitted = 0;
+    let mut refused = 0;
+    for (i, pid) in pids.iter_mut().enumerate() {
+        let p = sys::fork();
+        if p == 0 {
+            let r = sys::sched_setattr(0, &mut dl_attr(5 * MS, 10 * MS, 10 * MS), 0);
+            write_shared(sh, 8 + i, (r as u64) | 1 << 63);
+            while r == 0 && gate.load(Ordering::SeqCst) == 0 {
+                sys::futex_wait(gate, 0, None, false);
+            }
+            sys::exit_group(0);
+        }
+        *pid = p;
+        while read_shared(sh, 8 + i) == 0 {
+            sys::sched_yield();
+        }
+        match read_shared(sh, 8 + i) & !(1 << 63) {
+            0 => admitted += 1,
+            r => {
+                refused = r as u32 as i32 as isize;
+                break;
+            }
+        }
+    }
+    gate.store(1, Ordering::SeqCst);
+    sys::futex_wake(gate, i32::MAX as u32, false);
+    for &p in pids.iter().filter(|&&p| p > 0) {
+        sys::wait4(p, 0);
+    }
+    // Their exits gave the bandwidth back.
+    let again = in_child(|| -sys::sched_setattr(0, &mut dl_attr(5 * MS, 10 * MS, 10 * MS), 0) as i32);
+    let expect = (19 * ncpus() / 10) as usize;
+    s.check(
+        "SCHED_DEADLINE admission: half-CPU tasks are admitted up to 95% of the CPUs, then EBUSY; exits give it back",
+        admitted == expect && refused == EBUSY && again == 0,
+        format_args!("admitted {admitted} (expected {expect}), then {refused}; after the exits {again}"),
+    );
+
+    // Priority ranges, parameters and the RR slice.
+    let ranges = [0, 1, 2, 3, 5, 6].map(sys::sched_priority_range);
+    let iso = sys::sched_priority_range(4);
+    let st = in_child(|| {
+        if sys::sched_setscheduler(0, SCHED_RR, 10) != 0 || sys::sched_getparam(0) != (0, 10) {
+            return 1;
+        }
+        if sys::sched_rr_get_interval(0) != (0, 100 * MS) {
+            return 2;
+        }
+        if sys::sched_setparam(0, 20) != 0 || sys::sched_getparam(0) != (0, 20) || sys::sched_setparam(0, 0) != EINVAL {
+            return 3;
+        }
+        if sys::sched_setscheduler(0, SCHED_FIFO, 5) != 0 || sys::sched_rr_get_interval(0) != (0, 0) {
+            return 4;
+        }
+        0
+    });
+    s.check(
+        "sched_get_priority_max/min (99/1 for FIFO and RR, else 0), sched_getparam/setparam, sched_rr_get_interval (RR 100 ms, FIFO 0)",
+        st == 0 && ranges == [(0, 0), (99, 1), (99, 1), (0, 0), (0, 0), (0, 0)] && iso == (EINVAL, EINVAL),
+        format_args!("status {st:#x} ranges {ranges:?} policy 4 {iso:?}"),
     );
 }
 
@@ -1083,6 +1237,8 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         st == 0 && before > 0 && progressed == 0,
         format_args!("status {st:#x}, fair task ran {progressed} iterations meanwhile"),
     );
+
+    deadline_tests(&mut s);
 
     let ran = s.passed + s.failed + s.skipped;
     let skippable = if ncpus() >= 2 { 0 } else { CHECKS_NEED_2_CPUS };
