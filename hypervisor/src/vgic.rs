@@ -195,7 +195,17 @@ impl Vgic {
         if nr_spis > MAX_SPIS {
             return Err(VgicError::BadSpiCount(nr_spis));
         }
-        let nr_spis = nr_spis.div_ceil(32) * 32;
+        Ok(Self::build(version, nr_vcpus, nr_spis.div_ceil(32) * 32))
+    }
+
+    /// A vGIC of this one's version, vCPUs and SPIs, in its reset state (a
+    /// VM reset; GICD/GICR reset values, IHI 0069H §12.1).
+    pub fn reset_state(&self) -> Vgic {
+        Self::build(self.version, self.nr_vcpus, self.nr_spis)
+    }
+
+    /// The reset state, for counts [`Vgic::new`] checked.
+    fn build(version: GicVersion, nr_vcpus: usize, nr_spis: usize) -> Vgic {
         // KVM's reset state: SGIs edge, PPIs and SPIs level; a GICv3 guest
         // starts in group 1, a GICv2 guest in group 0 (IHI 0048B §4.3.5).
         let group1 = version == GicVersion::V3;
@@ -222,7 +232,7 @@ impl Vgic {
         // ITARGETSR resets to 0 on hardware; routing SPIs to CPU 0 keeps a
         // guest that never programs them working.
         spi.targets = 1;
-        Ok(Vgic {
+        Vgic {
             version,
             nr_vcpus,
             nr_spis,
@@ -232,7 +242,7 @@ impl Vgic {
             redist: alloc::vec![RedistState { processor_sleep: true }; nr_vcpus],
             in_flight: alloc::vec![heapless::Vec::new(); nr_vcpus],
             kicks: VcpuSet::EMPTY,
-        })
+        }
     }
 
     /// The GIC version the VM sees.

@@ -18,6 +18,7 @@ use super::vgic_hw::{self, VgicCpuState};
 use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
+use crate::mmio::MmioBus;
 use crate::println;
 use crate::psci::Psci;
 use crate::pvtime;
@@ -227,6 +228,9 @@ pub struct Vm {
     pub psci: Mutex<Psci>,
     /// The virtual GIC (distributor, redistributors, pending interrupts).
     pub vgic: CountedMutex<Vgic>,
+    /// Its emulated devices by guest-physical range, where a trapped MMIO
+    /// access goes (`devices::bus`).
+    pub bus: MmioBus<Vm, super::devices::Device>,
     /// The physical CPU each vCPU runs on or ran on last, for kicks
     /// (pinned vCPUs never move; the others migrate, see [`run_cpu`]).
     pub vcpu_pcpu: Vec<AtomicUsize>,
@@ -541,6 +545,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             )
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
+        bus: super::devices::bus(gic, spec.vcpus as usize, spec.console).map_err(|e| format!("devices: {e}"))?,
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
         pvtime,
@@ -1233,16 +1238,13 @@ fn stop_now(vm: &Vm) {
 }
 
 /// Resets the VM (SYSTEM_RESET, or the start of a stopped VM): a new
-/// generation (FP/SIMD values of the old one are dropped, fp.rs), a fresh
-/// vGIC (pass-through SPIs enabled again), the virtual counter from zero,
-/// and the images reloaded, which resets every vCPU.
+/// generation (FP/SIMD values of the old one are dropped, fp.rs), its
+/// devices reset (a fresh vGIC with the pass-through SPIs enabled again,
+/// `devices`), the virtual counter from zero, and the images reloaded,
+/// which resets every vCPU.
 fn reset_now(vm: &Vm) -> Result<(), String> {
     vm.generation.fetch_add(1, Ordering::AcqRel);
-    let version = vm.vgic.lock().version();
-    let mut g =
-        Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)).map_err(|e| format!("vgic: {e:?}"))?;
-    passthrough::reset(vm, &mut g);
-    *vm.vgic.lock() = g;
+    vm.bus.reset(vm);
     // The virtual counter starts again near zero, as after a power-on.
     vm.cntvoff.store(timer::now(), Ordering::Relaxed);
     load_images(vm)
