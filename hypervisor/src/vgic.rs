@@ -68,6 +68,19 @@ pub enum GicVersion {
     V3,
 }
 
+/// Saved virtual CPU interface state of a vCPU that is not loaded
+/// (`arch/aarch64/vgic_hw.rs` loads and saves it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VgicCpuState {
+    /// ICH_VMCR_EL2 / GICH_VMCR: the guest's priority mask, BPR, enables.
+    pub vmcr: u64,
+    /// Active-priority registers (one of each suffices for 5 priority bits).
+    pub ap0r0: u64,
+    pub ap1r0: u64,
+    /// How many list registers the last flush wrote.
+    pub lrs_written: usize,
+}
+
 /// Which emulated register frame an access hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {

@@ -14,7 +14,7 @@ use super::exit::{self, Action};
 use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
-use super::vgic_hw::{self, VgicCpuState};
+use super::vgic_hw;
 use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
@@ -23,10 +23,10 @@ use crate::println;
 use crate::psci::Psci;
 use crate::pvtime;
 use crate::ratelimit::ReportLimit;
-use crate::setway::FlushCursor;
 use crate::stats::ExitStats;
 use crate::sync::{self, CountedMutex};
-use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
+pub use crate::vcpu::Vcpu;
+use crate::vcpu::VcpuState;
 use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
 use crate::vmreq::{Request, VmRequests};
@@ -44,51 +44,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
-
-/// A vCPU: its registers and what the scheduler needs.
-pub struct Vcpu {
-    pub index: usize,
-    pub regs: GuestRegs,
-    pub sys: El1Sysregs,
-    pub state: VcpuState,
-    pub stats: ExitStats,
-    /// Virtual CPU interface state while not loaded.
-    pub vgic: VgicCpuState,
-    /// HCR_EL2 while it runs: `switch::HCR_GUEST`, plus TVM while a
-    /// set/way flush waits for the guest to switch its caches (sysregs.rs).
-    pub hcr: u64,
-    /// A set/way flush of the VM's RAM under way: while there is one, the
-    /// vCPU does not enter its guest; its CPU flushes a slice's worth each
-    /// time it is scheduled (`setway`, [`flush_for_a_slice`]).
-    pub flush: Option<FlushCursor>,
-    /// Its stolen time (`pvtime`): runnable but not running.
-    pub steal: pvtime::Steal,
-    /// It gave the CPU away on purpose (vendor YIELD, WFE) at its last
-    /// exit: the scheduler runs someone else first (`vsched::pick`).
-    pub yielded: bool,
-    /// Its CPU was taken for a vCPU that woke (`take_wakeup`) at its last
-    /// exit.
-    pub preempted: bool,
-}
-
-impl Vcpu {
-    /// Puts the vCPU in its reset state, entering at `entry` with x0 =
-    /// `arg` (Linux booting.rst; DEN 0022D CPU_ON), in `state`. Every path
-    /// that (re)starts a vCPU goes through here: VM build and SYSTEM_RESET
-    /// (`load_images`) and CPU_ON ([`start_pending_cpu_on`]).
-    pub fn reset(&mut self, entry: u64, arg: u64, state: VcpuState) {
-        let (regs, sys) = vcpu::reset_state(self.index, entry, arg);
-        self.regs = regs;
-        self.sys = sys;
-        self.vgic = VgicCpuState::default();
-        self.hcr = switch::HCR_GUEST;
-        self.flush = None;
-        self.yielded = false;
-        self.preempted = false;
-        self.steal = pvtime::Steal::default();
-        self.state = state;
-    }
-}
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
 /// that lines from different VMs do not interleave mid-line. A line shows
@@ -507,26 +462,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         vttbr,
         vtcr: ipa.vtcr(),
         stage2: Mutex::ranked(sync::STAGE2, stage2),
-        vcpus: (0..spec.vcpus as usize)
-            .map(|i| {
-                Mutex::ranked(
-                    sync::VCPU,
-                    Vcpu {
-                        index: i,
-                        regs: GuestRegs::default(),
-                        sys: El1Sysregs::default(),
-                        state: VcpuState::Off,
-                        stats: ExitStats::default(),
-                        vgic: VgicCpuState::default(),
-                        hcr: switch::HCR_GUEST,
-                        flush: None,
-                        yielded: false,
-                        preempted: false,
-                        steal: pvtime::Steal::default(),
-                    },
-                )
-            })
-            .collect(),
+        vcpus: (0..spec.vcpus as usize).map(|i| Mutex::ranked(sync::VCPU, Vcpu::new(i))).collect(),
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
         console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id)),
