@@ -7,6 +7,7 @@ use super::switch::ExitKind;
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
 use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
+use crate::exit::Decision;
 use crate::inject;
 use crate::mmio::bus::AccessError;
 use crate::mmio::{MmioAccess, decode};
@@ -63,15 +64,15 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             // The VM goes idle: a line it left open (a prompt, an echo)
             // shows now, not when its newline comes.
             vm.console.lock().idle(&vm.name, v.index);
-            if matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit) {
-                v.stats.record(ExitReason::Wfi);
-                if vm.vgic.lock().has_pending(v.index) {
-                    return Action::Continue;
-                }
-                v.state = VcpuState::Waiting;
-            } else {
-                v.stats.record(ExitReason::Wfe);
-                v.yielded = true;
+            // Only a WFI asks the vGIC.
+            let wfi = matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit);
+            let pending = wfi && vm.vgic.lock().has_pending(v.index);
+            let (reason, decision) = crate::exit::wfx(w.kind, pending);
+            v.stats.record(reason);
+            match decision {
+                Decision::Resume => return Action::Continue,
+                Decision::Wait => v.state = VcpuState::Waiting,
+                Decision::YieldOnPurpose => v.yielded = true,
             }
             Action::Yield
         }
@@ -398,23 +399,13 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
     match emulate_mmio(vm, v, a) {
         Ok(read) => {
             v.stats.record(ExitReason::for_mmio(a.write));
-            if !a.write {
-                v.regs.set(a.reg, decode::apply_load(read, a));
-            }
-            if let Some(wb) = a.writeback {
-                match wb.base {
-                    crate::mmio::BaseReg::X(n) => {
-                        let b = v.regs.get(n).wrapping_add(wb.delta as u64);
-                        v.regs.set(n, b);
-                    }
-                    crate::mmio::BaseReg::Sp => {
-                        // The guest's SP at the time of the access: SP_EL1 or SP_EL0.
-                        if v.regs.pstate & 1 != 0 {
-                            SP_EL1.set(SP_EL1.get().wrapping_add(wb.delta as u64));
-                        } else {
-                            SP_EL0.set(SP_EL0.get().wrapping_add(wb.delta as u64));
-                        }
-                    }
+            // The guest's SP is live in SP_EL1 or SP_EL0 while it is loaded.
+            if let Some(sp) = crate::exit::complete_mmio(&mut v.regs, a, read) {
+                let delta = sp.delta as u64;
+                if sp.el1 {
+                    SP_EL1.set(SP_EL1.get().wrapping_add(delta));
+                } else {
+                    SP_EL0.set(SP_EL0.get().wrapping_add(delta));
                 }
             }
             skip_instruction(v);
