@@ -19,6 +19,7 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod esr;
+pub mod exit;
 pub mod fastpath;
 pub mod fdtgen;
 pub mod fpowner;

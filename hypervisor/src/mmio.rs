@@ -6,9 +6,13 @@
 //! the faulting instruction word (ISV = 0) into an [`MmioAccess`]; the glue
 //! then performs it on the device model, writes a load's result back with
 //! [`decode::apply_load`], applies any base-register [`Writeback`] and steps
-//! the guest PC past the instruction.
+//! the guest PC past the instruction. [`bus`] finds the device an access
+//! goes to: each VM's emulated devices are registered on its [`MmioBus`].
 
+pub mod bus;
 pub mod decode;
+
+pub use bus::{MmioBus, MmioDevice};
 
 /// One trapped load or store to emulated MMIO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

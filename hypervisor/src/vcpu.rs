@@ -3,7 +3,13 @@
 //! [`GuestRegs`] is what the world switch (`arch/aarch64/exceptions.S`)
 //! saves and loads on every exit and entry; [`El1Sysregs`] is the EL1
 //! system-register context, switched only when another vCPU takes the
-//! physical CPU (the lazy switch Hafnium and KVM use).
+//! physical CPU (the lazy switch Hafnium and KVM use). [`Vcpu`] holds them
+//! with what the scheduler needs, and [`Vcpu::reset`] is the one reset.
+
+use crate::pvtime;
+use crate::setway::FlushCursor;
+use crate::stats::ExitStats;
+use crate::vgic::VgicCpuState;
 
 /// General registers, PC and PSTATE. Layout shared with exceptions.S:
 /// x0..x30 at 8 * n, PC at 8 * 31, PSTATE at 8 * 32.
@@ -95,6 +101,79 @@ pub enum VcpuState {
     Stopped,
 }
 
+/// HCR_EL2 while a vCPU runs (ARM ARM D19.2.48): the bits `switch.rs`
+/// lists (stage 2, the traps, virtual interrupts), which checks they are
+/// this value.
+pub const HCR_GUEST: u64 = 0x807c_663b;
+
+/// A vCPU: its registers and what the scheduler needs; plain data, which
+/// the arch layer's run loop loads into a physical CPU.
+pub struct Vcpu {
+    pub index: usize,
+    pub regs: GuestRegs,
+    pub sys: El1Sysregs,
+    pub state: VcpuState,
+    pub stats: ExitStats,
+    /// Virtual CPU interface state while not loaded.
+    pub vgic: VgicCpuState,
+    /// HCR_EL2 while it runs: [`HCR_GUEST`], plus TVM while a set/way
+    /// flush waits for the guest to switch its caches (sysregs.rs).
+    pub hcr: u64,
+    /// A set/way flush of the VM's RAM under way: while there is one, the
+    /// vCPU does not enter its guest; its CPU flushes a slice's worth each
+    /// time it is scheduled (`setway`, `vmm::flush_for_a_slice`).
+    pub flush: Option<FlushCursor>,
+    /// Its stolen time (`pvtime`): runnable but not running.
+    pub steal: pvtime::Steal,
+    /// It gave the CPU away on purpose (vendor YIELD, WFE) at its last
+    /// exit: the scheduler runs someone else first (`vsched::pick`).
+    pub yielded: bool,
+    /// Its CPU was taken for a vCPU that woke (`take_wakeup`) at its last
+    /// exit.
+    pub preempted: bool,
+}
+
+impl Vcpu {
+    /// vCPU `index` of a VM being built: off, in its reset state, no exits
+    /// counted.
+    pub fn new(index: usize) -> Self {
+        let (regs, sys) = reset_state(index, 0, 0);
+        let mut v = Vcpu {
+            index,
+            regs,
+            sys,
+            state: VcpuState::Off,
+            stats: ExitStats::default(),
+            vgic: VgicCpuState::default(),
+            hcr: HCR_GUEST,
+            flush: None,
+            steal: pvtime::Steal::default(),
+            yielded: false,
+            preempted: false,
+        };
+        v.reset(0, 0, VcpuState::Off);
+        v
+    }
+
+    /// Puts the vCPU in its reset state, entering at `entry` with x0 =
+    /// `arg` (Linux booting.rst; DEN 0022D CPU_ON), in `state`; its exit
+    /// counts stay. Every path that (re)starts a vCPU goes through here: VM
+    /// build ([`Vcpu::new`]), the image load of a VM start or SYSTEM_RESET
+    /// (`vmm::load_images`) and CPU_ON (`vmm::start_pending_cpu_on`).
+    pub fn reset(&mut self, entry: u64, arg: u64, state: VcpuState) {
+        let (regs, sys) = reset_state(self.index, entry, arg);
+        self.regs = regs;
+        self.sys = sys;
+        self.vgic = VgicCpuState::default();
+        self.hcr = HCR_GUEST;
+        self.flush = None;
+        self.yielded = false;
+        self.preempted = false;
+        self.steal = pvtime::Steal::default();
+        self.state = state;
+    }
+}
+
 /// Registers at reset for a vCPU that starts at `entry` with `x0 = arg`
 /// (Linux booting.rst: MMU off, interrupts masked, EL1h).
 pub fn reset_state(index: usize, entry: u64, arg: u64) -> (GuestRegs, El1Sysregs) {
@@ -121,6 +200,30 @@ mod tests {
         assert_eq!(r.get(31), 0);
         r.set(3, 7);
         assert_eq!(r.get(3), 7);
+    }
+
+    #[test]
+    fn reset_forgets_everything_but_the_index_and_the_exit_counts() {
+        let mut v = Vcpu::new(2);
+        assert_eq!((v.state, v.regs.pc, v.sys.vmpidr, v.hcr), (VcpuState::Off, 0, 0x8000_0002, HCR_GUEST));
+        v.stats.record(crate::stats::ExitReason::Hvc);
+        let counted = v.stats;
+        v.regs.x[5] = 9;
+        v.sys.ttbr0 = 0x1000;
+        v.sys.sctlr |= 1;
+        v.vgic.vmcr = 3;
+        v.hcr |= 1 << 26;
+        v.flush = Some(FlushCursor::new(0x4000_0000, 0x1000));
+        v.steal.runnable(5);
+        v.yielded = true;
+        v.preempted = true;
+        v.state = VcpuState::Waiting;
+        v.reset(0x4008_0000, 0x4400_0000, VcpuState::Runnable);
+        let (regs, sys) = reset_state(2, 0x4008_0000, 0x4400_0000);
+        assert_eq!((v.regs, v.sys, v.vgic), (regs, sys, VgicCpuState::default()));
+        assert_eq!((v.hcr, v.flush, v.steal), (HCR_GUEST, None, pvtime::Steal::default()));
+        assert!(!v.yielded && !v.preempted);
+        assert_eq!((v.index, v.state, v.stats), (2, VcpuState::Runnable, counted));
     }
 
     #[test]

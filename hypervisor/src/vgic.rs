@@ -68,6 +68,19 @@ pub enum GicVersion {
     V3,
 }
 
+/// Saved virtual CPU interface state of a vCPU that is not loaded
+/// (`arch/aarch64/vgic_hw.rs` loads and saves it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VgicCpuState {
+    /// ICH_VMCR_EL2 / GICH_VMCR: the guest's priority mask, BPR, enables.
+    pub vmcr: u64,
+    /// Active-priority registers (one of each suffices for 5 priority bits).
+    pub ap0r0: u64,
+    pub ap1r0: u64,
+    /// How many list registers the last flush wrote.
+    pub lrs_written: usize,
+}
+
 /// Which emulated register frame an access hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -195,7 +208,17 @@ impl Vgic {
         if nr_spis > MAX_SPIS {
             return Err(VgicError::BadSpiCount(nr_spis));
         }
-        let nr_spis = nr_spis.div_ceil(32) * 32;
+        Ok(Self::build(version, nr_vcpus, nr_spis.div_ceil(32) * 32))
+    }
+
+    /// A vGIC of this one's version, vCPUs and SPIs, in its reset state (a
+    /// VM reset; GICD/GICR reset values, IHI 0069H §12.1).
+    pub fn reset_state(&self) -> Vgic {
+        Self::build(self.version, self.nr_vcpus, self.nr_spis)
+    }
+
+    /// The reset state, for counts [`Vgic::new`] checked.
+    fn build(version: GicVersion, nr_vcpus: usize, nr_spis: usize) -> Vgic {
         // KVM's reset state: SGIs edge, PPIs and SPIs level; a GICv3 guest
         // starts in group 1, a GICv2 guest in group 0 (IHI 0048B §4.3.5).
         let group1 = version == GicVersion::V3;
@@ -222,7 +245,7 @@ impl Vgic {
         // ITARGETSR resets to 0 on hardware; routing SPIs to CPU 0 keeps a
         // guest that never programs them working.
         spi.targets = 1;
-        Ok(Vgic {
+        Vgic {
             version,
             nr_vcpus,
             nr_spis,
@@ -232,7 +255,7 @@ impl Vgic {
             redist: alloc::vec![RedistState { processor_sleep: true }; nr_vcpus],
             in_flight: alloc::vec![heapless::Vec::new(); nr_vcpus],
             kicks: VcpuSet::EMPTY,
-        })
+        }
     }
 
     /// The GIC version the VM sees.

@@ -68,6 +68,21 @@ fn new_checks_its_configuration() {
 }
 
 #[test]
+fn reset_state_is_a_new_vgic_of_the_same_shape() {
+    for version in [GicVersion::V2, GicVersion::V3] {
+        let fresh = Vgic::new(version, 2, 40).unwrap();
+        let mut g = fresh.clone();
+        dw(&mut g, 0x000, 0x3);
+        dw(&mut g, 0x104, 0x2); // GICD_ISENABLER1: SPI 33
+        g.set_level(0, 33, true).unwrap();
+        assert_ne!(format!("{g:?}"), format!("{fresh:?}"));
+        let reset = g.reset_state();
+        assert_eq!(format!("{reset:?}"), format!("{fresh:?}"));
+        assert_eq!((reset.nr_vcpus(), reset.nr_spis(), reset.version()), (2, 64, version));
+    }
+}
+
+#[test]
 fn frame_from_ipa_follows_the_layout() {
     use shared::layout::{GICD_BASE, GICR_BASE, GICR_STRIDE};
     assert_eq!(Frame::from_ipa(GicVersion::V3, 2, GICD_BASE + 4), Some((Frame::Dist, 4)));

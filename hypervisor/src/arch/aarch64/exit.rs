@@ -7,21 +7,21 @@ use super::switch::ExitKind;
 use super::vmm::{self, Vcpu, Vm};
 use super::{gic, timer};
 use crate::esr::{Esr, ExceptionClass, Syndrome, SysReg};
+use crate::exit::Decision;
 use crate::inject;
+use crate::mmio::bus::AccessError;
 use crate::mmio::{MmioAccess, decode};
 use crate::println;
 use crate::ratelimit::{self, Verdict};
 use crate::smccc::{self, Call, Outcome, VmOps};
 use crate::stats::ExitReason;
 use crate::vcpu::VcpuState;
-use crate::vgic::Frame;
 use aarch64_cpu::registers::{
     ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, MDSCR_EL1, PAR_EL1, Readable, SP_EL0, SP_EL1, SPSR_EL1,
     VBAR_EL1, Writeable,
 };
 use core::ops::Range;
 use core::sync::atomic::Ordering;
-use shared::layout;
 
 /// What the run loop does after an exit.
 pub enum Action {
@@ -64,15 +64,15 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
             // The VM goes idle: a line it left open (a prompt, an echo)
             // shows now, not when its newline comes.
             vm.console.lock().idle(&vm.name, v.index);
-            if matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit) {
-                v.stats.record(ExitReason::Wfi);
-                if vm.vgic.lock().has_pending(v.index) {
-                    return Action::Continue;
-                }
-                v.state = VcpuState::Waiting;
-            } else {
-                v.stats.record(ExitReason::Wfe);
-                v.yielded = true;
+            // Only a WFI asks the vGIC.
+            let wfi = matches!(w.kind, crate::esr::WfxKind::Wfi | crate::esr::WfxKind::Wfit);
+            let pending = wfi && vm.vgic.lock().has_pending(v.index);
+            let (reason, decision) = crate::exit::wfx(w.kind, pending);
+            v.stats.record(reason);
+            match decision {
+                Decision::Resume => return Action::Continue,
+                Decision::Wait => v.state = VcpuState::Waiting,
+                Decision::YieldOnPurpose => v.yielded = true,
             }
             Action::Yield
         }
@@ -399,102 +399,60 @@ fn mmio(vm: &Vm, v: &mut Vcpu, a: &MmioAccess, far: u64) -> Action {
     match emulate_mmio(vm, v, a) {
         Ok(read) => {
             v.stats.record(ExitReason::for_mmio(a.write));
-            if !a.write {
-                v.regs.set(a.reg, decode::apply_load(read, a));
-            }
-            if let Some(wb) = a.writeback {
-                match wb.base {
-                    crate::mmio::BaseReg::X(n) => {
-                        let b = v.regs.get(n).wrapping_add(wb.delta as u64);
-                        v.regs.set(n, b);
-                    }
-                    crate::mmio::BaseReg::Sp => {
-                        // The guest's SP at the time of the access: SP_EL1 or SP_EL0.
-                        if v.regs.pstate & 1 != 0 {
-                            SP_EL1.set(SP_EL1.get().wrapping_add(wb.delta as u64));
-                        } else {
-                            SP_EL0.set(SP_EL0.get().wrapping_add(wb.delta as u64));
-                        }
-                    }
+            // The guest's SP is live in SP_EL1 or SP_EL0 while it is loaded.
+            if let Some(sp) = crate::exit::complete_mmio(&mut v.regs, a, read) {
+                let delta = sp.delta as u64;
+                if sp.el1 {
+                    SP_EL1.set(SP_EL1.get().wrapping_add(delta));
+                } else {
+                    SP_EL0.set(SP_EL0.get().wrapping_add(delta));
                 }
             }
             skip_instruction(v);
             Action::Continue
         }
         // One exit, counted once: as a bad access (in bad_access).
-        Err(why) => bad_access(vm, v, a.ipa, far, a.write, why),
+        Err(e) => bad_access(vm, v, a.ipa, far, a.write, &Refusal(e)),
     }
 }
 
-/// The device side of an MMIO access (the vPL011, the vGIC's distributor
-/// and redistributors): the value a load reads (0 for a store), or why
-/// the access is refused, having changed nothing. Also the fast path's
+/// The device side of an MMIO access: a dispatch on the VM's bus
+/// (`devices`). The value a load reads (0 for a store), or why the access
+/// is refused, having changed nothing. Also the fast path's
 /// (`fastpath.rs`).
 #[inline(always)]
-pub(super) fn emulate_mmio(vm: &Vm, v: &Vcpu, a: &MmioAccess) -> Result<u64, &'static str> {
-    let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
-    let value = a.store_value(&v.regs.x);
-    if vm.spec.console && uart.contains(&a.ipa) {
-        let offset = a.ipa - layout::UART_BASE;
-        let mut c = vm.console.lock();
-        let r = if a.write {
-            match c.uart.mmio_write(offset, a.size, value) {
-                Ok(Some(byte)) => {
-                    c.output(&vm.name, v.index, byte);
-                    Ok(0)
-                }
-                Ok(None) => Ok(0),
-                Err(_) => Err(REFUSED_BY_UART),
-            }
-        } else {
-            let r = c.uart.mmio_read(offset, a.size).map(u64::from).map_err(|_| REFUSED_BY_UART);
-            c.refill();
-            r
-        };
-        let level = c.uart.irq_level();
-        drop(c);
-        // Only a changed line is a vGIC change (the run loop rescans the
-        // vGIC after changes; most UART accesses leave the line as it was).
-        let spi = 32 + layout::UART_SPI;
-        let mut g = vm.vgic.lock();
-        if g.irq_state(v.index, spi).is_some_and(|irq| irq.line_level != level) {
-            let _ = g.set_level(v.index, spi, level);
-        }
-        r
+pub(super) fn emulate_mmio(vm: &Vm, v: &Vcpu, a: &MmioAccess) -> Result<u64, AccessError> {
+    if a.write {
+        vm.bus.write(vm, v.index, a.ipa, a.size, a.store_value(&v.regs.x)).map(|()| 0)
     } else {
-        // One lock; a read borrows the vGIC immutably, so it is not a vGIC
-        // change and the next entry skips the scan of every interrupt
-        // (`sync::CountedMutex`): that scan was ~3,900 of a GICD read's
-        // ~4,500 instructions.
-        let mut g = vm.vgic.lock();
-        match Frame::from_ipa(g.version(), vm.vcpus.len(), a.ipa) {
-            Some((frame, offset)) => {
-                let r = if a.write {
-                    let r = g.mmio_write(v.index, frame, offset, a.size, value).map(|_| 0);
-                    let kicks = g.take_kicks();
-                    drop(g);
-                    if !kicks.is_empty() {
-                        vm.kick(kicks, Some(v.index));
-                    }
-                    r
-                } else {
-                    g.mmio_read(v.index, frame, offset, a.size)
-                };
-                r.map_err(|_| "refused by the emulated GIC (size or offset it does not allow)")
-            }
-            None => Err(OUTSIDE),
-        }
+        vm.bus.read(vm, v.index, a.ipa, a.size)
     }
 }
 
-/// Why an access is refused: no memory or device at the address.
-const OUTSIDE: &str = "outside its memory and devices";
-/// Why an access is refused: the vPL011 does not allow it.
-const REFUSED_BY_UART: &str = "refused by the emulated PL011 (size or offset it does not allow)";
+/// Why the bus refused an access, as the report says it.
+pub(super) struct Refusal(pub(super) AccessError);
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            AccessError::NoDevice => f.write_str("outside its memory and devices"),
+            AccessError::Refused { device } => {
+                write!(f, "refused by the emulated {device} (size or offset it does not allow)")
+            }
+        }
+    }
+}
 
 /// An access the hypervisor will not emulate: the guest gets a
 /// synchronous external abort, as real hardware would give for a bus error.
-pub(super) fn bad_access(vm: &Vm, v: &mut Vcpu, ipa: u64, far: u64, write: bool, why: &str) -> Action {
+pub(super) fn bad_access(
+    vm: &Vm,
+    v: &mut Vcpu,
+    ipa: u64,
+    far: u64,
+    write: bool,
+    why: &dyn core::fmt::Display,
+) -> Action {
     v.stats.record(ExitReason::BadAccess);
     let pc = v.regs.pc;
     report(vm, v, format_args!("access to IPA {ipa:#x} at pc {pc:#x} is {why}: injecting data abort"));

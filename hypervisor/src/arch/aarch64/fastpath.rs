@@ -68,7 +68,7 @@ fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<
             v.regs.pc = v.regs.pc.wrapping_add(4);
             Some(Action::Continue)
         }
-        Err(why) => Some(exit::bad_access(vm, v, access.ipa, far, access.write, why)),
+        Err(e) => Some(exit::bad_access(vm, v, access.ipa, far, access.write, &exit::Refusal(e))),
     }
 }
 

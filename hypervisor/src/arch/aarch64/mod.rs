@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod console_in;
+pub mod devices;
 pub mod exit;
 pub mod fastpath;
 pub mod firmware;

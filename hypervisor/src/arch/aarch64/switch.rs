@@ -103,7 +103,7 @@ pub const HCR_GUEST: u64 = HCR_EL2::VM::SET.value
     | HCR_EL2::TACR::SET.value
     | HCR_EL2::TSW::SET.value
     | HCR_EL2::RW::EL1IsAarch64.value;
-const _: () = assert!(HCR_GUEST == 0x807c_663b, "the bits listed above");
+const _: () = assert!(HCR_GUEST == crate::vcpu::HCR_GUEST, "the bits listed above");
 
 /// HCR_EL2 between vCPUs: only RW (EL1 is AArch64), no stage-2, no traps.
 pub const HCR_HOST: u64 = HCR_EL2::RW::EL1IsAarch64.value;

@@ -6,21 +6,10 @@
 //! the list registers is the pure `vgic` core's (`flush_lrs`/`sync_lrs`).
 
 use crate::vgic::LrPlan;
+use crate::vgic::VgicCpuState;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use shared::platform::GicVersion;
-
-/// Saved virtual CPU interface state of a vCPU that is not loaded.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VgicCpuState {
-    /// ICH_VMCR_EL2 / GICH_VMCR: the guest's priority mask, BPR, enables.
-    pub vmcr: u64,
-    /// Active-priority registers (one of each suffices for 5 priority bits).
-    pub ap0r0: u64,
-    pub ap1r0: u64,
-    /// How many list registers the last flush wrote.
-    pub lrs_written: usize,
-}
 
 static VERSION: crate::sync::Once<GicVersion> = crate::sync::Once::new();
 static GICH: crate::sync::Once<usize> = crate::sync::Once::new();

@@ -14,18 +14,19 @@ use super::exit::{self, Action};
 use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
-use super::vgic_hw::{self, VgicCpuState};
+use super::vgic_hw;
 use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
+use crate::mmio::MmioBus;
 use crate::println;
 use crate::psci::Psci;
 use crate::pvtime;
 use crate::ratelimit::ReportLimit;
-use crate::setway::FlushCursor;
 use crate::stats::ExitStats;
 use crate::sync::{self, CountedMutex};
-use crate::vcpu::{self, El1Sysregs, GuestRegs, VcpuState};
+pub use crate::vcpu::Vcpu;
+use crate::vcpu::VcpuState;
 use crate::vgic::{self, Vgic};
 use crate::vm::{self, VmLayout};
 use crate::vmreq::{Request, VmRequests};
@@ -43,51 +44,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
-
-/// A vCPU: its registers and what the scheduler needs.
-pub struct Vcpu {
-    pub index: usize,
-    pub regs: GuestRegs,
-    pub sys: El1Sysregs,
-    pub state: VcpuState,
-    pub stats: ExitStats,
-    /// Virtual CPU interface state while not loaded.
-    pub vgic: VgicCpuState,
-    /// HCR_EL2 while it runs: `switch::HCR_GUEST`, plus TVM while a
-    /// set/way flush waits for the guest to switch its caches (sysregs.rs).
-    pub hcr: u64,
-    /// A set/way flush of the VM's RAM under way: while there is one, the
-    /// vCPU does not enter its guest; its CPU flushes a slice's worth each
-    /// time it is scheduled (`setway`, [`flush_for_a_slice`]).
-    pub flush: Option<FlushCursor>,
-    /// Its stolen time (`pvtime`): runnable but not running.
-    pub steal: pvtime::Steal,
-    /// It gave the CPU away on purpose (vendor YIELD, WFE) at its last
-    /// exit: the scheduler runs someone else first (`vsched::pick`).
-    pub yielded: bool,
-    /// Its CPU was taken for a vCPU that woke (`take_wakeup`) at its last
-    /// exit.
-    pub preempted: bool,
-}
-
-impl Vcpu {
-    /// Puts the vCPU in its reset state, entering at `entry` with x0 =
-    /// `arg` (Linux booting.rst; DEN 0022D CPU_ON), in `state`. Every path
-    /// that (re)starts a vCPU goes through here: VM build and SYSTEM_RESET
-    /// (`load_images`) and CPU_ON ([`start_pending_cpu_on`]).
-    pub fn reset(&mut self, entry: u64, arg: u64, state: VcpuState) {
-        let (regs, sys) = vcpu::reset_state(self.index, entry, arg);
-        self.regs = regs;
-        self.sys = sys;
-        self.vgic = VgicCpuState::default();
-        self.hcr = switch::HCR_GUEST;
-        self.flush = None;
-        self.yielded = false;
-        self.preempted = false;
-        self.steal = pvtime::Steal::default();
-        self.state = state;
-    }
-}
 
 /// The emulated console of a VM: the PL011 model and a line buffer, so
 /// that lines from different VMs do not interleave mid-line. A line shows
@@ -227,6 +183,9 @@ pub struct Vm {
     pub psci: Mutex<Psci>,
     /// The virtual GIC (distributor, redistributors, pending interrupts).
     pub vgic: CountedMutex<Vgic>,
+    /// Its emulated devices by guest-physical range, where a trapped MMIO
+    /// access goes (`devices::bus`).
+    pub bus: MmioBus<Vm, super::devices::Device>,
     /// The physical CPU each vCPU runs on or ran on last, for kicks
     /// (pinned vCPUs never move; the others migrate, see [`run_cpu`]).
     pub vcpu_pcpu: Vec<AtomicUsize>,
@@ -503,26 +462,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         vttbr,
         vtcr: ipa.vtcr(),
         stage2: Mutex::ranked(sync::STAGE2, stage2),
-        vcpus: (0..spec.vcpus as usize)
-            .map(|i| {
-                Mutex::ranked(
-                    sync::VCPU,
-                    Vcpu {
-                        index: i,
-                        regs: GuestRegs::default(),
-                        sys: El1Sysregs::default(),
-                        state: VcpuState::Off,
-                        stats: ExitStats::default(),
-                        vgic: VgicCpuState::default(),
-                        hcr: switch::HCR_GUEST,
-                        flush: None,
-                        yielded: false,
-                        preempted: false,
-                        steal: pvtime::Steal::default(),
-                    },
-                )
-            })
-            .collect(),
+        vcpus: (0..spec.vcpus as usize).map(|i| Mutex::ranked(sync::VCPU, Vcpu::new(i))).collect(),
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
         console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id)),
@@ -541,6 +481,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
             )
             .map_err(|e| format!("vgic: {e:?}"))?,
         ),
+        bus: super::devices::bus(gic, spec.vcpus as usize, spec.console).map_err(|e| format!("devices: {e}"))?,
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
         pvtime,
@@ -1233,16 +1174,13 @@ fn stop_now(vm: &Vm) {
 }
 
 /// Resets the VM (SYSTEM_RESET, or the start of a stopped VM): a new
-/// generation (FP/SIMD values of the old one are dropped, fp.rs), a fresh
-/// vGIC (pass-through SPIs enabled again), the virtual counter from zero,
-/// and the images reloaded, which resets every vCPU.
+/// generation (FP/SIMD values of the old one are dropped, fp.rs), its
+/// devices reset (a fresh vGIC with the pass-through SPIs enabled again,
+/// `devices`), the virtual counter from zero, and the images reloaded,
+/// which resets every vCPU.
 fn reset_now(vm: &Vm) -> Result<(), String> {
     vm.generation.fetch_add(1, Ordering::AcqRel);
-    let version = vm.vgic.lock().version();
-    let mut g =
-        Vgic::new(version, vm.vcpus.len(), passthrough::nr_spis(&vm.spec)).map_err(|e| format!("vgic: {e:?}"))?;
-    passthrough::reset(vm, &mut g);
-    *vm.vgic.lock() = g;
+    vm.bus.reset(vm);
     // The virtual counter starts again near zero, as after a power-on.
     vm.cntvoff.store(timer::now(), Ordering::Relaxed);
     load_images(vm)
