@@ -159,7 +159,10 @@ fn bench_ours_pages<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, ord
     // allocations, and the first order-0 one refills the pcp list.
     ours_pair(&mut pa, order);
     let normal = ZoneType::Normal.idx();
-    let (hits, refills) = (pa.zones[normal].pcp(CPU).hits, pa.zones[normal].pcp(CPU).refills);
+    let (hits, refills) = {
+        let pcp = pa.zones[normal].pcp(CPU);
+        (pcp.hits, pcp.refills)
+    };
     g.bench_function(id, |b| b.iter(|| ours_pair(&mut pa, order)));
     let pcp_now = *pa.zones[normal].pcp(CPU);
     if order == 0 && pcp {
