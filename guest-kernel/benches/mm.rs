@@ -49,7 +49,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput};
 use guest_kernel::mm::gfp::Gfp;
 use guest_kernel::mm::page::{MAX_ORDER, PAGE_SIZE, Page, Pfn, ZoneType, pfn_to_phys, phys_to_pfn};
 use guest_kernel::mm::slab::{Kmalloc, KmemCache, PageSource};
-use guest_kernel::mm::zone::{PageAllocator, PhysMem, ZoneLimits};
+use guest_kernel::mm::zone::{NR_CPUS, PageAllocator, PhysMem, ZoneLimits};
 
 /// The CPU every benchmark runs as (per-CPU lists and array caches).
 const CPU: usize = 0;
@@ -103,10 +103,10 @@ impl Drop for Arena {
 struct NoFrameAccess;
 
 impl PhysMem for NoFrameAccess {
-    fn zero(&mut self, pfn: Pfn, _count: usize) {
+    fn zero(&self, pfn: Pfn, _count: usize) {
         panic!("benchmark asked to zero pfn {pfn:#x}");
     }
-    fn copy_page(&mut self, dst: Pfn, _src: Pfn) {
+    fn copy_page(&self, dst: Pfn, _src: Pfn) {
         panic!("benchmark asked to copy into pfn {dst:#x}");
     }
 }
@@ -115,7 +115,7 @@ impl PhysMem for NoFrameAccess {
 /// (what `GFP_KERNEL` asks for first), watermarks and per-CPU batches set up
 /// as at boot.
 fn node<'a>(mem_map: &'a mut Vec<Page>, arena: &Arena) -> PageAllocator<'a, NoFrameAccess> {
-    *mem_map = vec![Page::RESERVED; ARENA_PAGES];
+    *mem_map = vec![Page::reserved(); ARENA_PAGES];
     let start = arena.first_pfn();
     let mut pa = PageAllocator::free_area_init(mem_map, start, ZoneLimits { dma32_end_pfn: 0 }, NoFrameAccess);
     pa.free_range(start, start + ARENA_PAGES);
@@ -129,9 +129,12 @@ fn node<'a>(mem_map: &'a mut Vec<Page>, arena: &Arena) -> PageAllocator<'a, NoFr
 /// (`free_unref_page` → `free_pcppages_bulk`).
 fn zone_pcp_disable(pa: &mut PageAllocator<'_, NoFrameAccess>) {
     pa.drain_all_pages();
-    for pcp in pa.zones.iter_mut().flat_map(|z| z.pcp.iter_mut()) {
-        pcp.high = 0;
-        pcp.batch = 1;
+    for zone in &pa.zones {
+        for cpu in 0..NR_CPUS {
+            let mut pcp = zone.pcp(cpu);
+            pcp.high = 0;
+            pcp.batch = 1;
+        }
     }
 }
 
@@ -156,9 +159,12 @@ fn bench_ours_pages<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, ord
     // allocations, and the first order-0 one refills the pcp list.
     ours_pair(&mut pa, order);
     let normal = ZoneType::Normal.idx();
-    let (hits, refills) = (pa.zones[normal].pcp[CPU].hits, pa.zones[normal].pcp[CPU].refills);
+    let (hits, refills) = {
+        let pcp = pa.zones[normal].pcp(CPU);
+        (pcp.hits, pcp.refills)
+    };
     g.bench_function(id, |b| b.iter(|| ours_pair(&mut pa, order)));
-    let pcp_now = &pa.zones[normal].pcp[CPU];
+    let pcp_now = *pa.zones[normal].pcp(CPU);
     if order == 0 && pcp {
         assert_eq!(pcp_now.refills, refills, "{id}: an allocation missed the per-CPU list");
     }
@@ -169,7 +175,7 @@ fn bench_ours_pages<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, id: &str, ord
         pa.__free_pages(pfn, order, CPU);
     }
     pa.drain_all_pages();
-    assert_eq!(pa.zones[normal].free_area[ARENA_ORDER].nr_free, 1, "{id}: leaked or fragmented");
+    assert_eq!(pa.zones[normal].lock.lock().free_area[ARENA_ORDER].nr_free, 1, "{id}: leaked or fragmented");
     assert_eq!(pa.check(), Ok(ARENA_PAGES));
 }
 

@@ -12,8 +12,9 @@
 //! | [`page`] | `struct page`, PFNs, migrate and zone types, page flags | LKD ch. 12 "Pages"; §3.5.3 |
 //! | [`gfp`] | GFP flags | LKD ch. 12 "gfp_mask Flags" |
 //! | [`buddy`] | per-zone free lists per order and migrate type, split/merge, fallback stealing | LKD ch. 12 "Getting Pages"; §3.7.1, §3.7.3 |
-//! | [`zone`] | zones, watermarks, lowmem_reserve, zonelist, per-CPU page sets, `alloc_pages`/`__free_pages`, buddyinfo | LKD ch. 12 "Zones"; §3.7.2, §3.7.4, §3.7.5 |
-//! | [`slab`] | `kmem_cache` with full/partial/free slabs and per-CPU array caches, kmalloc, the kernel heap | LKD ch. 12 "Slab Layer"; §3.8 |
+//! | [`pcp`] | per-CPU page lists (`per_cpu_pages`): refill and drain a batch at a time | LKD ch. 12 "Per-CPU Allocations"; Gorman §6.5; §3.7.4 |
+//! | [`zone`] | zones, watermarks, lowmem_reserve, zonelist, the zone and pcp locks, `alloc_pages`/`__free_pages`, buddyinfo | LKD ch. 12 "Zones"; §3.7.2, §3.7.4, §3.7.5 |
+//! | [`slab`] | `kmem_cache` with full/partial/free slabs and per-CPU array caches, kmalloc, the kernel heap (its per-CPU arrays outside the heap lock) | LKD ch. 12 "Slab Layer"; §3.8 |
 //! | [`vmalloc`] | virtually contiguous areas | LKD ch. 12 "vmalloc()"; §3.9 |
 //! | [`percpu`] | per-CPU variables with a preempt-disable guard | LKD ch. 12 "Per-CPU Allocations"; §3.10 |
 //! | [`vma`] | `vm_area_struct` and the ordered VMA tree | LKD ch. 15 "Virtual Memory Areas"; §3.4.2 |
@@ -34,6 +35,7 @@ pub mod memblock;
 pub mod mm_struct;
 pub mod oom;
 pub mod page;
+pub mod pcp;
 pub mod percpu;
 pub mod slab;
 pub mod vma;

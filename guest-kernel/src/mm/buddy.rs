@@ -10,13 +10,12 @@
 use super::page::{
     MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page, PageFlags, Pfn,
 };
-use super::zone::Zone;
 
 /// The node's page descriptor array and the frame number of its first entry
 /// (`pglist_data.node_mem_map` / `node_start_pfn`).
 pub struct MemMap<'a> {
     /// One descriptor per frame in `start_pfn..start_pfn + pages.len()`.
-    pub pages: &'a mut [Page],
+    pub pages: &'a [Page],
     /// The frame described by `pages[0]`.
     pub start_pfn: Pfn,
 }
@@ -45,20 +44,15 @@ impl MemMap<'_> {
         &self.pages[pfn - self.start_pfn]
     }
 
-    /// `pfn_to_page()`, mutable.
-    pub fn page_mut(&mut self, pfn: Pfn) -> &mut Page {
-        &mut self.pages[pfn - self.start_pfn]
-    }
-
     /// `get_pageblock_migratetype()`.
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> MigrateType {
         self.page(pageblock_start(pfn).max(self.start_pfn)).mt()
     }
 
     /// `set_pageblock_migratetype()`.
-    pub fn set_pageblock_migratetype(&mut self, pfn: Pfn, mt: MigrateType) {
+    pub fn set_pageblock_migratetype(&self, pfn: Pfn, mt: MigrateType) {
         let first = pageblock_start(pfn).max(self.start_pfn);
-        self.page_mut(first).migratetype = mt as u8;
+        self.page(first).set_mt(mt);
     }
 }
 
@@ -94,52 +88,73 @@ impl FreeArea {
 }
 
 /// Push `pfn` at the head of a list threaded through `Page::prev/next`.
-pub(crate) fn list_push(map: &mut MemMap<'_>, head: &mut u32, pfn: Pfn) {
+pub(crate) fn list_push(map: &MemMap<'_>, head: &mut u32, pfn: Pfn) {
     let idx = map.idx(pfn);
     let old = *head;
-    {
-        let p = &mut map.pages[idx as usize];
-        p.prev = NIL;
-        p.next = old;
-    }
+    let p = &map.pages[idx as usize];
+    p.set_prev(NIL);
+    p.set_next(old);
     if old != NIL {
-        map.pages[old as usize].prev = idx;
+        map.pages[old as usize].set_prev(idx);
     }
     *head = idx;
 }
 
 /// Unlink `pfn` from the list whose head is `head`.
-pub(crate) fn list_unlink(map: &mut MemMap<'_>, head: &mut u32, pfn: Pfn) {
+pub(crate) fn list_unlink(map: &MemMap<'_>, head: &mut u32, pfn: Pfn) {
     let idx = map.idx(pfn) as usize;
-    let (prev, next) = (map.pages[idx].prev, map.pages[idx].next);
+    let (prev, next) = (map.pages[idx].prev(), map.pages[idx].next());
     if prev == NIL {
         debug_assert_eq!(*head, idx as u32, "unlinking a page that is not on this list");
         *head = next;
     } else {
-        map.pages[prev as usize].next = next;
+        map.pages[prev as usize].set_next(next);
     }
     if next != NIL {
-        map.pages[next as usize].prev = prev;
+        map.pages[next as usize].set_prev(prev);
     }
-    map.pages[idx].prev = NIL;
-    map.pages[idx].next = NIL;
+    map.pages[idx].set_prev(NIL);
+    map.pages[idx].set_next(NIL);
 }
 
-impl Zone {
+/// The part of a zone that the zone lock guards (`zone->lock`): the free
+/// lists of every order and migrate type, and the zone's span for the
+/// buddy checks.
+#[derive(Debug)]
+pub struct FreeLists {
+    /// First frame of the zone.
+    pub zone_start_pfn: Pfn,
+    /// Frames from the first to the last, holes included.
+    pub spanned_pages: usize,
+    /// `free_area[order]`.
+    pub free_area: [FreeArea; MAX_ORDER],
+    /// Times `steal_suitable_fallback` claimed a pageblock's free pages.
+    pub steal_count: usize,
+}
+
+impl FreeLists {
+    /// Empty lists for a zone spanning `[start, start + spanned)`.
+    pub const fn new(start: Pfn, spanned: usize) -> FreeLists {
+        FreeLists {
+            zone_start_pfn: start,
+            spanned_pages: spanned,
+            free_area: [FreeArea::EMPTY; MAX_ORDER],
+            steal_count: 0,
+        }
+    }
+
     /// Whether `pfn` lies in this zone's span.
     pub fn zone_spans_pfn(&self, pfn: Pfn) -> bool {
         pfn >= self.zone_start_pfn && pfn < self.zone_start_pfn + self.spanned_pages
     }
 
     /// `add_to_free_list()`: make `pfn` a free block head of `order` on `mt`.
-    pub(crate) fn add_to_free_list(&mut self, map: &mut MemMap<'_>, pfn: Pfn, order: usize, mt: MigrateType) {
-        {
-            let p = map.page_mut(pfn);
-            p.flags.set(PageFlags::PG_BUDDY);
-            p.order = order as u8;
-            p.free_mt = mt as u8;
-            p.refcount = 0;
-        }
+    pub(crate) fn add_to_free_list(&mut self, map: &MemMap<'_>, pfn: Pfn, order: usize, mt: MigrateType) {
+        let p = map.page(pfn);
+        p.set_flags(PageFlags::PG_BUDDY);
+        p.set_order(order);
+        p.set_free_mt(mt);
+        p.set_count(0);
         let area = &mut self.free_area[order];
         list_push(map, &mut area.heads[mt as usize], pfn);
         area.nr_free += 1;
@@ -147,24 +162,24 @@ impl Zone {
     }
 
     /// `del_page_from_free_list()`.
-    pub(crate) fn del_page_from_free_list(&mut self, map: &mut MemMap<'_>, pfn: Pfn, order: usize) {
+    pub(crate) fn del_page_from_free_list(&mut self, map: &MemMap<'_>, pfn: Pfn, order: usize) {
         let mt = map.page(pfn).free_mt();
         let area = &mut self.free_area[order];
         list_unlink(map, &mut area.heads[mt as usize], pfn);
         area.nr_free -= 1;
         area.nr_free_mt[mt as usize] -= 1;
-        map.page_mut(pfn).flags.clear(PageFlags::PG_BUDDY);
+        map.page(pfn).clear_flags(PageFlags::PG_BUDDY);
     }
 
     /// `move_to_free_list()`: move a free block to another migrate type's list.
-    fn move_to_free_list(&mut self, map: &mut MemMap<'_>, pfn: Pfn, order: usize, mt: MigrateType) {
+    fn move_to_free_list(&mut self, map: &MemMap<'_>, pfn: Pfn, order: usize, mt: MigrateType) {
         self.del_page_from_free_list(map, pfn, order);
         self.add_to_free_list(map, pfn, order, mt);
     }
 
     /// `__free_one_page()`: free an order-`order` block and merge it with its
     /// buddy as long as the buddy is free and of the same order.
-    pub(crate) fn __free_one_page(&mut self, map: &mut MemMap<'_>, mut pfn: Pfn, mut order: usize, mt: MigrateType) {
+    pub(crate) fn __free_one_page(&mut self, map: &MemMap<'_>, mut pfn: Pfn, mut order: usize, mt: MigrateType) {
         debug_assert!(pfn & ((1 << order) - 1) == 0, "misaligned free of pfn {pfn:#x}");
         while order < MAX_ORDER - 1 {
             let buddy = find_buddy_pfn(pfn, order);
@@ -184,7 +199,7 @@ impl Zone {
 
     /// `expand()`: split the order-`high` block at `pfn` down to `low`,
     /// giving the upper halves back to the `mt` free lists.
-    fn expand(&mut self, map: &mut MemMap<'_>, pfn: Pfn, low: usize, mut high: usize, mt: MigrateType) {
+    fn expand(&mut self, map: &MemMap<'_>, pfn: Pfn, low: usize, mut high: usize, mt: MigrateType) {
         while high > low {
             high -= 1;
             self.add_to_free_list(map, pfn + (1 << high), high, mt);
@@ -193,7 +208,7 @@ impl Zone {
 
     /// `__rmqueue_smallest()`: the smallest free block of at least `order` on
     /// the `mt` lists, split down to `order`.
-    pub(crate) fn __rmqueue_smallest(&mut self, map: &mut MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
+    pub(crate) fn __rmqueue_smallest(&mut self, map: &MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
         for current in order..MAX_ORDER {
             let head = self.free_area[current].heads[mt as usize];
             if head == NIL {
@@ -229,7 +244,7 @@ impl Zone {
 
     /// `move_freepages_block()`: move every free block of the pageblock that
     /// holds `pfn` to the `mt` lists; returns the number of free pages moved.
-    fn move_freepages_block(&mut self, map: &mut MemMap<'_>, pfn: Pfn, mt: MigrateType) -> usize {
+    fn move_freepages_block(&mut self, map: &MemMap<'_>, pfn: Pfn, mt: MigrateType) -> usize {
         let start = pageblock_start(pfn).max(self.zone_start_pfn);
         let end = (pageblock_start(pfn) + PAGEBLOCK_NR_PAGES).min(self.zone_start_pfn + self.spanned_pages);
         let mut moved = 0;
@@ -254,7 +269,7 @@ impl Zone {
     /// half of it was free.
     fn steal_suitable_fallback(
         &mut self,
-        map: &mut MemMap<'_>,
+        map: &MemMap<'_>,
         pfn: Pfn,
         order: usize,
         start_mt: MigrateType,
@@ -281,7 +296,7 @@ impl Zone {
     /// the largest order down so that one big steal serves many later
     /// allocations (fewer mixed pageblocks); a movable allocation that may not
     /// claim the block takes the smallest suitable block instead.
-    fn __rmqueue_fallback(&mut self, map: &mut MemMap<'_>, order: usize, start_mt: MigrateType) -> bool {
+    fn __rmqueue_fallback(&mut self, map: &MemMap<'_>, order: usize, start_mt: MigrateType) -> bool {
         let mut found = None;
         for current in (order..MAX_ORDER).rev() {
             let Some((fallback_mt, can_steal)) = self.find_suitable_fallback(current, start_mt) else {
@@ -309,7 +324,7 @@ impl Zone {
     }
 
     /// `__rmqueue()`: take a block of `order` for `mt`, stealing if needed.
-    pub(crate) fn __rmqueue(&mut self, map: &mut MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
+    pub(crate) fn __rmqueue(&mut self, map: &MemMap<'_>, order: usize, mt: MigrateType) -> Option<Pfn> {
         loop {
             if let Some(pfn) = self.__rmqueue_smallest(map, order, mt) {
                 return Some(pfn);
@@ -335,7 +350,7 @@ impl Zone {
                     if !p.is_buddy() || p.order() != order || p.free_mt() != mt {
                         return Err("free-list page with wrong buddy flag, order or type");
                     }
-                    if p.prev != prev {
+                    if p.prev() != prev {
                         return Err("broken prev link");
                     }
                     if map.pfn(i) & ((1 << order) - 1) != 0 {
@@ -343,7 +358,7 @@ impl Zone {
                     }
                     n += 1;
                     prev = i;
-                    i = p.next;
+                    i = p.next();
                 }
                 if n != area.nr_free_mt[mt as usize] {
                     return Err("nr_free_mt does not match the list");

@@ -210,7 +210,7 @@ mod tests {
         let copy = child_pt.lookup(a).unwrap();
         assert!(copy.writable && copy.pfn != orig);
         assert_eq!(pg.page_count(orig), 1);
-        assert_eq!(pg.pa.mem.copies, [(copy.pfn, orig)]);
+        assert_eq!(*pg.pa.mem.copies.borrow(), [(copy.pfn, orig)]);
         // Parent writes: now the only user -> reuse in place.
         let r = handle_mm_fault(&mut mm, &mut pt, &mut pg, &mut oc, a, Access::Write);
         assert_eq!(r, Ok(FaultAction::CowReuse));

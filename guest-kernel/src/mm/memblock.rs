@@ -372,7 +372,7 @@ mod tests {
         let (s, e) = mb.pfn_range().unwrap();
         let map_bytes = (e - s) * core::mem::size_of::<crate::mm::page::Page>();
         let map_pa = mb.alloc(map_bytes, PAGE_SIZE).unwrap();
-        let mem_map = vec![crate::mm::page::Page::RESERVED; e - s].leak();
+        let mem_map = vec![crate::mm::page::Page::reserved(); e - s].leak();
         let mut pa = PageAllocator::free_area_init(mem_map, s, ZoneLimits::ARM64, FakeMem::default());
         let released = mb.free_all(&mut pa);
         let map_pages = align_up(map_bytes, PAGE_SIZE) / PAGE_SIZE;

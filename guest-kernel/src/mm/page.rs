@@ -6,6 +6,8 @@
 //! the host in tests and before the kernel has a linear map.
 
 use core::fmt;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU8, AtomicU32, fence};
 
 /// log2 of the base page size (4 KiB granule).
 pub const PAGE_SHIFT: usize = 12;
@@ -189,95 +191,214 @@ pub(crate) const NIL: u32 = u32::MAX;
 ///
 /// Links are indices into the node's `mem_map`, not pointers, so the array can
 /// live anywhere (a host `Vec` in tests, memblock memory on the target).
-#[derive(Clone, Copy, Debug)]
+///
+/// Every field is an atomic read and written with `Relaxed` loads and
+/// stores (plain `ldr`/`str` on arm64), so the mem_map can be shared by the
+/// CPUs without one lock around it, as Linux's is: a page is changed only by
+/// whoever owns it at the time (the zone lock for a free block on the buddy
+/// lists, a CPU's pcp lock for a page on its per-CPU list, the caller for an
+/// allocated page), and the locks order those changes. The one field that
+/// several owners change at once is the reference count, changed with
+/// atomic read-modify-write operations (`page_ref_inc`, `put_page_testzero`).
+#[derive(Debug)]
 pub struct Page {
     /// `page->flags`.
-    pub flags: PageFlags,
+    flags: AtomicU32,
     /// `page->_refcount`: 0 while free, 1 after allocation, more when shared
     /// (copy-on-write after fork).
-    pub(crate) refcount: u32,
+    refcount: AtomicU32,
     /// Buddy order while `PG_BUDDY`, compound order on a `PG_HEAD` page.
-    pub(crate) order: u8,
+    order: AtomicU8,
     /// On the first page of a pageblock: the pageblock's migrate type
     /// (Linux keeps it in a bitmap beside the zone). Elsewhere: the type the
     /// page was allocated as.
-    pub(crate) migratetype: u8,
+    migratetype: AtomicU8,
     /// Which free list (migrate type) a free block or pcp page sits on.
-    pub(crate) free_mt: u8,
+    free_mt: AtomicU8,
     /// `page_zonenum()`.
-    pub(crate) zone: u8,
+    zone: AtomicU8,
     /// `page->lru` links (free lists and pcp lists).
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
+    prev: AtomicU32,
+    next: AtomicU32,
     /// For a tail page: the mem_map index of the head page.
-    pub(crate) compound_head: u32,
+    compound_head: AtomicU32,
+}
+
+impl Clone for Page {
+    fn clone(&self) -> Page {
+        Page {
+            flags: AtomicU32::new(self.flags.load(Relaxed)),
+            refcount: AtomicU32::new(self.refcount.load(Relaxed)),
+            order: AtomicU8::new(self.order.load(Relaxed)),
+            migratetype: AtomicU8::new(self.migratetype.load(Relaxed)),
+            free_mt: AtomicU8::new(self.free_mt.load(Relaxed)),
+            zone: AtomicU8::new(self.zone.load(Relaxed)),
+            prev: AtomicU32::new(self.prev.load(Relaxed)),
+            next: AtomicU32::new(self.next.load(Relaxed)),
+            compound_head: AtomicU32::new(self.compound_head.load(Relaxed)),
+        }
+    }
 }
 
 impl Page {
     /// A descriptor for a page that is not (yet) managed: what
     /// `reserve_bootmem_region()` leaves behind.
-    pub const RESERVED: Page = Page {
-        flags: PageFlags::PG_RESERVED,
-        refcount: 1,
-        order: 0,
-        migratetype: MigrateType::Movable as u8,
-        free_mt: 0,
-        zone: 0,
-        prev: NIL,
-        next: NIL,
-        compound_head: NIL,
-    };
+    pub const fn reserved() -> Page {
+        Page {
+            flags: AtomicU32::new(PageFlags::PG_RESERVED.0),
+            refcount: AtomicU32::new(1),
+            order: AtomicU8::new(0),
+            migratetype: AtomicU8::new(MigrateType::Movable as u8),
+            free_mt: AtomicU8::new(0),
+            zone: AtomicU8::new(0),
+            prev: AtomicU32::new(NIL),
+            next: AtomicU32::new(NIL),
+            compound_head: AtomicU32::new(NIL),
+        }
+    }
+
+    /// Make the descriptor [`Self::reserved`] again (`memmap_init`).
+    pub(crate) fn set_reserved(&self) {
+        let r = Page::reserved();
+        self.flags.store(r.flags.into_inner(), Relaxed);
+        self.refcount.store(r.refcount.into_inner(), Relaxed);
+        self.order.store(r.order.into_inner(), Relaxed);
+        self.migratetype.store(r.migratetype.into_inner(), Relaxed);
+        self.free_mt.store(r.free_mt.into_inner(), Relaxed);
+        self.zone.store(r.zone.into_inner(), Relaxed);
+        self.prev.store(NIL, Relaxed);
+        self.next.store(NIL, Relaxed);
+        self.compound_head.store(NIL, Relaxed);
+    }
+
+    /// `page->flags`.
+    pub fn flags(&self) -> PageFlags {
+        PageFlags(self.flags.load(Relaxed))
+    }
+
+    /// `__SetPageX()`: set flag bits; the caller owns the page.
+    pub(crate) fn set_flags(&self, f: PageFlags) {
+        self.flags.store(self.flags.load(Relaxed) | f.0, Relaxed);
+    }
+
+    /// `__ClearPageX()`: clear flag bits; the caller owns the page.
+    pub(crate) fn clear_flags(&self, f: PageFlags) {
+        self.flags.store(self.flags.load(Relaxed) & !f.0, Relaxed);
+    }
 
     /// `page_count()`.
     pub fn count(&self) -> u32 {
-        self.refcount
+        self.refcount.load(Relaxed)
+    }
+
+    /// `set_page_count()`: the caller owns the page.
+    pub(crate) fn set_count(&self, n: u32) {
+        self.refcount.store(n, Relaxed);
+    }
+
+    /// `page_ref_inc()`; returns the count before.
+    pub(crate) fn ref_inc(&self) -> u32 {
+        self.refcount.fetch_add(1, Relaxed)
+    }
+
+    /// `page_ref_dec_return()`: drop a reference, returning the count
+    /// before. Release, and Acquire when it was the last, as Linux's
+    /// `put_page_testzero()`: whoever frees the page sees every write the
+    /// other holders made before they let go.
+    pub(crate) fn ref_dec(&self) -> u32 {
+        let old = self.refcount.fetch_sub(1, Release);
+        if old == 1 {
+            fence(Acquire);
+        }
+        old
     }
 
     /// `PageBuddy()`.
     pub fn is_buddy(&self) -> bool {
-        self.flags.has(PageFlags::PG_BUDDY)
+        self.flags().has(PageFlags::PG_BUDDY)
     }
 
     /// `PageReserved()`.
     pub fn is_reserved(&self) -> bool {
-        self.flags.has(PageFlags::PG_RESERVED)
+        self.flags().has(PageFlags::PG_RESERVED)
     }
 
     /// `PageHead()`.
     pub fn is_head(&self) -> bool {
-        self.flags.has(PageFlags::PG_HEAD)
+        self.flags().has(PageFlags::PG_HEAD)
     }
 
     /// `PageTail()`.
     pub fn is_tail(&self) -> bool {
-        self.flags.has(PageFlags::PG_TAIL)
+        self.flags().has(PageFlags::PG_TAIL)
     }
 
     /// `PageSlab()`.
     pub fn is_slab(&self) -> bool {
-        self.flags.has(PageFlags::PG_SLAB)
+        self.flags().has(PageFlags::PG_SLAB)
     }
 
     /// The zone this page belongs to.
     pub fn zone(&self) -> ZoneType {
-        if self.zone == ZoneType::Normal as u8 { ZoneType::Normal } else { ZoneType::Dma32 }
+        if self.zone.load(Relaxed) == ZoneType::Normal as u8 { ZoneType::Normal } else { ZoneType::Dma32 }
+    }
+
+    /// `set_page_zone()`: at `memmap_init` time.
+    pub(crate) fn set_zone(&self, zone: ZoneType) {
+        self.zone.store(zone as u8, Relaxed);
     }
 
     /// The buddy or compound order (meaningful on free heads and compound heads).
     pub fn order(&self) -> usize {
-        self.order as usize
+        self.order.load(Relaxed) as usize
+    }
+
+    pub(crate) fn set_order(&self, order: usize) {
+        self.order.store(order as u8, Relaxed);
     }
 
     pub(crate) fn free_mt(&self) -> MigrateType {
-        MigrateType::from_u8(self.free_mt)
+        MigrateType::from_u8(self.free_mt.load(Relaxed))
+    }
+
+    pub(crate) fn set_free_mt(&self, mt: MigrateType) {
+        self.free_mt.store(mt as u8, Relaxed);
     }
 
     pub(crate) fn mt(&self) -> MigrateType {
-        MigrateType::from_u8(self.migratetype)
+        MigrateType::from_u8(self.migratetype.load(Relaxed))
+    }
+
+    pub(crate) fn set_mt(&self, mt: MigrateType) {
+        self.migratetype.store(mt as u8, Relaxed);
+    }
+
+    pub(crate) fn prev(&self) -> u32 {
+        self.prev.load(Relaxed)
+    }
+
+    pub(crate) fn next(&self) -> u32 {
+        self.next.load(Relaxed)
+    }
+
+    pub(crate) fn set_prev(&self, idx: u32) {
+        self.prev.store(idx, Relaxed);
+    }
+
+    pub(crate) fn set_next(&self, idx: u32) {
+        self.next.store(idx, Relaxed);
+    }
+
+    pub(crate) fn compound_head_idx(&self) -> u32 {
+        self.compound_head.load(Relaxed)
+    }
+
+    pub(crate) fn set_compound_head(&self, idx: u32) {
+        self.compound_head.store(idx, Relaxed);
     }
 }
 
-/// Write [`Page::RESERVED`] into every slot of a freshly allocated mem_map and
+/// Write [`Page::reserved`] into every slot of a freshly allocated mem_map and
 /// return it as initialised descriptors.
 ///
 /// The arch glue allocates the array with memblock; this is the safe
@@ -289,7 +410,7 @@ impl Page {
 #[allow(unsafe_code)]
 pub fn mem_map_init(uninit: &mut [core::mem::MaybeUninit<Page>]) -> &mut [Page] {
     for slot in uninit.iter_mut() {
-        slot.write(Page::RESERVED);
+        slot.write(Page::reserved());
     }
     let len = uninit.len();
     let ptr = uninit.as_mut_ptr().cast::<Page>();
@@ -322,9 +443,9 @@ mod tests {
 
     #[test]
     fn mem_map_init_reserves_everything() {
-        let mut raw = [MaybeUninit::<Page>::uninit(); 4];
+        let mut raw = [const { MaybeUninit::<Page>::uninit() }; 4];
         let map = mem_map_init(&mut raw);
         assert!(map.iter().all(|p| p.is_reserved() && p.count() == 1));
-        assert_eq!(alloc::format!("{:?}", map[0].flags), "(reserved)");
+        assert_eq!(alloc::format!("{:?}", map[0].flags()), "(reserved)");
     }
 }

@@ -5,14 +5,35 @@
 //! zoned buddy allocator: fallback zonelist, watermarks, lowmem_reserve),
 //! §3.7.4 (per-CPU page sets) and §3.7.5 (allocating pages: fast path with
 //! the low watermark, slow path with the min watermark).
+//!
+//! # Locking
+//!
+//! Linux 6.1's shape, not the older "interrupts off and no lock": every
+//! zone has its lock (`zone->lock`) over the buddy lists, and every CPU's
+//! per-CPU page lists of a zone have their own (`pcp->lock`). An order-0
+//! allocation or free takes only its CPU's pcp lock, with interrupts
+//! masked (so no interrupt handler on this CPU finds it held, and the task
+//! cannot move while it holds it); the zone lock is taken inside it only
+//! to move a batch between the lists and the buddy allocator
+//! ([`PerCpuPages::rmqueue_bulk`], [`PerCpuPages::free_pcppages_bulk`]),
+//! and on its own for larger orders. The pcp lock is uncontended in normal
+//! use (one atomic on a line only its CPU touches) and is why another CPU
+//! may drain the lists ([`PageAllocator::drain_all_pages`], on an
+//! allocation failure) without an IPI or per-CPU work queue, which this
+//! kernel lacks. Linux 6.1 takes it with a trylock and falls back to the
+//! zone lock, for PREEMPT_RT and for an interrupt that finds it held on
+//! the same CPU; with interrupts masked around it neither can happen here,
+//! so a plain spin (only ever behind a short remote drain) is enough.
 
 use core::fmt;
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU64, AtomicUsize};
 
-use super::buddy::{FreeArea, MemMap, list_push, list_unlink};
+use super::buddy::{FreeLists, MemMap};
 use super::gfp::Gfp;
-use super::page::{
-    MAX_NR_ZONES, MAX_ORDER, MIGRATE_TYPES, MigrateType, NIL, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, Pfn, ZoneType,
-};
+use super::page::{MAX_NR_ZONES, MAX_ORDER, MigrateType, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, Pfn, ZoneType};
+use super::pcp::PerCpuPages;
+use crate::sync::{self, SpinLock, SpinLockGuard};
 
 /// CPUs the per-CPU structures have room for.
 pub const NR_CPUS: usize = shared::platform::MAX_CPUS;
@@ -22,9 +43,9 @@ pub const NR_CPUS: usize = shared::platform::MAX_CPUS;
 /// The arch layer implements it through the linear map; host tests fake it.
 pub trait PhysMem {
     /// Fill `count` frames starting at `pfn` with zeros (`__GFP_ZERO`).
-    fn zero(&mut self, pfn: Pfn, count: usize);
+    fn zero(&self, pfn: Pfn, count: usize);
     /// Copy one frame (`copy_user_highpage`, used to break COW).
-    fn copy_page(&mut self, dst: Pfn, src: Pfn);
+    fn copy_page(&self, dst: Pfn, src: Pfn);
 }
 
 /// Watermark index (`enum zone_watermarks`).
@@ -75,77 +96,17 @@ impl AllocFlags {
     }
 }
 
-/// A per-CPU page list (fast LIFO for hot pages, tail for cold frees).
-#[derive(Clone, Copy, Debug)]
-struct PcpList {
-    head: u32,
-    tail: u32,
-}
-
-impl PcpList {
-    const EMPTY: PcpList = PcpList { head: NIL, tail: NIL };
-
-    fn push_head(&mut self, map: &mut MemMap<'_>, pfn: Pfn) {
-        list_push(map, &mut self.head, pfn);
-        if self.tail == NIL {
-            self.tail = self.head;
-        }
-    }
-
-    fn push_tail(&mut self, map: &mut MemMap<'_>, pfn: Pfn) {
-        let idx = map.idx(pfn);
-        if self.tail == NIL {
-            self.push_head(map, pfn);
-            return;
-        }
-        map.pages[idx as usize].prev = self.tail;
-        map.pages[idx as usize].next = NIL;
-        map.pages[self.tail as usize].next = idx;
-        self.tail = idx;
-    }
-
-    fn remove(&mut self, map: &mut MemMap<'_>, idx: u32) -> Pfn {
-        let pfn = map.pfn(idx);
-        if self.tail == idx {
-            self.tail = map.pages[idx as usize].prev;
-        }
-        list_unlink(map, &mut self.head, pfn);
-        pfn
-    }
-
-    fn pop_head(&mut self, map: &mut MemMap<'_>) -> Option<Pfn> {
-        (self.head != NIL).then(|| self.remove(map, self.head))
-    }
-
-    fn pop_tail(&mut self, map: &mut MemMap<'_>) -> Option<Pfn> {
-        (self.tail != NIL).then(|| self.remove(map, self.tail))
-    }
-}
-
-/// `struct per_cpu_pages`: order-0 pages cached per CPU and per migrate type,
-/// so most single-page allocations and frees need no zone lock.
-#[derive(Clone, Copy, Debug)]
-pub struct PerCpuPages {
-    /// Pages on all lists.
-    pub count: usize,
-    /// Free back to the buddy allocator when `count` reaches this.
-    pub high: usize,
-    /// How many pages move between the lists and the buddy allocator at once.
-    pub batch: usize,
-    lists: [PcpList; MIGRATE_TYPES],
-    /// Allocations served from the lists without a refill.
-    pub hits: u64,
-    /// Refills from the buddy allocator (`rmqueue_bulk`).
-    pub refills: u64,
-}
-
-impl PerCpuPages {
-    const EMPTY: PerCpuPages =
-        PerCpuPages { count: 0, high: 0, batch: 1, lists: [PcpList::EMPTY; MIGRATE_TYPES], hits: 0, refills: 0 };
-}
+/// One CPU's `per_cpu_pages` of a zone behind its own lock (Linux 6.1's
+/// `pcp->lock`, class [`sync::PCP`]), alone in its cache line.
+#[repr(align(64))]
+struct PcpSlot(SpinLock<PerCpuPages>);
 
 /// `struct zone`.
-#[derive(Debug)]
+///
+/// Locking, as Linux's: the buddy lists are behind [`Self::lock`] (the zone
+/// lock, class [`sync::ZONE_LOCK`]), each CPU's pcp list behind its own
+/// pcp lock; the free count (`NR_FREE_PAGES`) is an atomic the watermark
+/// checks read without a lock; the rest is set at boot and read-only after.
 pub struct Zone {
     /// Which zone this is.
     pub zone_type: ZoneType,
@@ -155,34 +116,33 @@ pub struct Zone {
     pub spanned_pages: usize,
     /// Frames handed to the buddy allocator (not reserved by memblock).
     pub managed_pages: usize,
-    /// `free_area[order]`.
-    pub free_area: [FreeArea; MAX_ORDER],
-    /// `NR_FREE_PAGES`: pages on the buddy lists (not on pcp lists).
-    pub nr_free_pages: usize,
+    /// `NR_FREE_PAGES`: pages on the buddy lists (not on pcp lists);
+    /// changed with the zone lock held, read without it.
+    nr_free: AtomicUsize,
     /// `_watermark[WMARK_MIN/LOW/HIGH]`, in pages.
     pub watermark: [usize; 3],
     /// `lowmem_reserve[j]`: pages this zone keeps back from an allocation
     /// whose highest allowed zone is `j`.
     pub lowmem_reserve: [usize; MAX_NR_ZONES],
+    /// `zone->lock`: the buddy lists.
+    pub lock: SpinLock<FreeLists>,
     /// `per_cpu_pageset`.
-    pub pcp: [PerCpuPages; NR_CPUS],
-    /// Times `steal_suitable_fallback` claimed a pageblock's free pages.
-    pub steal_count: usize,
+    pcp: [PcpSlot; NR_CPUS],
 }
 
 impl Zone {
     fn new(zone_type: ZoneType, start: Pfn, end: Pfn) -> Zone {
+        let spanned = end.saturating_sub(start);
         Zone {
             zone_type,
             zone_start_pfn: start,
-            spanned_pages: end.saturating_sub(start),
+            spanned_pages: spanned,
             managed_pages: 0,
-            free_area: [FreeArea::EMPTY; MAX_ORDER],
-            nr_free_pages: 0,
+            nr_free: AtomicUsize::new(0),
             watermark: [0; 3],
             lowmem_reserve: [0; MAX_NR_ZONES],
-            pcp: [PerCpuPages::EMPTY; NR_CPUS],
-            steal_count: 0,
+            lock: SpinLock::new(&sync::ZONE_LOCK, FreeLists::new(start, spanned)),
+            pcp: core::array::from_fn(|_| PcpSlot(SpinLock::new(&sync::PCP, PerCpuPages::EMPTY))),
         }
     }
 
@@ -196,16 +156,36 @@ impl Zone {
         self.watermark[w as usize]
     }
 
+    /// `zone_page_state(zone, NR_FREE_PAGES)`: pages on the buddy lists.
+    pub fn nr_free_pages(&self) -> usize {
+        self.nr_free.load(Relaxed)
+    }
+
+    /// `__mod_zone_page_state(NR_FREE_PAGES)`, with the zone lock held (the
+    /// guard is the proof).
+    fn mod_free(&self, _locked: &mut FreeLists, add: usize, sub: usize) {
+        self.nr_free.store(self.nr_free.load(Relaxed) + add - sub, Relaxed);
+    }
+
+    /// `this_cpu_ptr(zone->per_cpu_pageset)` locked: CPU `cpu`'s pcp
+    /// lists, with interrupts masked until the guard drops.
+    pub fn pcp(&self, cpu: usize) -> SpinLockGuard<'_, PerCpuPages> {
+        self.pcp[cpu].0.lock_irqsave()
+    }
+
     /// Free pages including those cached on pcp lists.
     pub fn free_pages_with_pcp(&self) -> usize {
-        self.nr_free_pages + self.pcp.iter().map(|p| p.count).sum::<usize>()
+        self.nr_free_pages() + (0..NR_CPUS).map(|cpu| self.pcp(cpu).count).sum::<usize>()
     }
 
     /// `__zone_watermark_ok()`: would `free_pages - 2^order + 1` stay above
     /// `mark` (reduced for ALLOC_HIGH/ALLOC_HARDER) plus the lowmem reserve
     /// against `highest_zoneidx`, with a block of at least `order` free?
+    /// The free lists (`free`, zone lock held) are looked at only for
+    /// `order > 0`; order 0 needs none.
     pub fn zone_watermark_ok(
         &self,
+        free: Option<&FreeLists>,
         order: usize,
         mark: usize,
         highest_zoneidx: ZoneType,
@@ -213,21 +193,22 @@ impl Zone {
         free_pages: usize,
     ) -> bool {
         let mut min = mark as isize;
-        let free = free_pages as isize - ((1isize << order) - 1);
+        let free_after = free_pages as isize - ((1isize << order) - 1);
         if alloc_flags.0 & AllocFlags::ALLOC_HIGH != 0 {
             min -= min / 2;
         }
         if alloc_flags.0 & AllocFlags::ALLOC_HARDER != 0 {
             min -= min / 4;
         }
-        if free <= min + self.lowmem_reserve[highest_zoneidx.idx()] as isize {
+        if free_after <= min + self.lowmem_reserve[highest_zoneidx.idx()] as isize {
             return false;
         }
         if order == 0 {
             return true;
         }
+        let Some(free) = free else { return false };
         (order..MAX_ORDER).any(|o| {
-            let area = &self.free_area[o];
+            let area = &free.free_area[o];
             area.nr_free > 0 && MigrateType::ALL.iter().any(|&mt| !area.list_empty(mt))
         })
     }
@@ -245,7 +226,7 @@ impl ZoneLimits {
     pub const ARM64: ZoneLimits = ZoneLimits { dma32_end_pfn: (1usize << 32) >> PAGE_SHIFT };
 }
 
-/// Allocator-wide counters (a little of /proc/vmstat).
+/// Allocator-wide counters (a little of /proc/vmstat), summed over the CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmStat {
     /// Successful allocations.
@@ -262,6 +243,29 @@ pub struct VmStat {
     pub alloc_fail_nowarn: u64,
     /// Allocations served by a lower zone than the preferred one.
     pub zone_fallback: u64,
+    /// Slow-path failures that drained every pcp list and retried.
+    pub pcp_drains: u64,
+}
+
+/// One CPU's event counters (`vm_event_states`), alone in a cache line:
+/// counting never bounces a line between CPUs. Atomics so that a task
+/// that moved to another CPU after reading its CPU number still counts
+/// correctly.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct VmEvents([AtomicU64; 8]);
+
+/// Index into [`VmEvents`], in [`VmStat`]'s field order.
+#[derive(Clone, Copy)]
+enum VmEvent {
+    PgAlloc,
+    PgFree,
+    SlowPath,
+    KswapdWakeup,
+    AllocFailWarn,
+    AllocFailNowarn,
+    ZoneFallback,
+    PcpDrain,
 }
 
 /// `/proc/sys/vm/lowmem_reserve_ratio` defaults (DMA32 256, NORMAL 32).
@@ -271,6 +275,10 @@ pub const LOWMEM_RESERVE_RATIO: [usize; MAX_NR_ZONES] = [256, 32];
 pub const WATERMARK_SCALE_FACTOR: usize = 10;
 
 /// The node (`pglist_data`): mem_map, zones and the allocator entry points.
+///
+/// Shared by the CPUs (`&self` everywhere after boot): the zones carry
+/// their own locks ([`Zone`]), the page descriptors are atomics
+/// ([`Page`]), the counters per-CPU atomics.
 pub struct PageAllocator<'a, M: PhysMem> {
     /// `node_mem_map`.
     pub map: MemMap<'a>,
@@ -282,24 +290,22 @@ pub struct PageAllocator<'a, M: PhysMem> {
     pub min_free_kbytes: usize,
     /// `lowmem_reserve_ratio`.
     pub lowmem_reserve_ratio: [usize; MAX_NR_ZONES],
-    /// Counters.
-    pub vmstat: VmStat,
+    vm_events: [VmEvents; NR_CPUS],
 }
 
 impl<'a, M: PhysMem> PageAllocator<'a, M> {
     /// `free_area_init()`: build the node over `mem_map`, whose first entry
     /// describes `start_pfn`. Every page starts reserved; memory reaches the
     /// buddy lists only through [`Self::free_range`] (memblock's hand-over).
-    pub fn free_area_init(mem_map: &'a mut [Page], start_pfn: Pfn, limits: ZoneLimits, mem: M) -> Self {
+    pub fn free_area_init(mem_map: &'a [Page], start_pfn: Pfn, limits: ZoneLimits, mem: M) -> Self {
         let end_pfn = start_pfn + mem_map.len();
         let split = limits.dma32_end_pfn.clamp(start_pfn, end_pfn);
         let zones = [Zone::new(ZoneType::Dma32, start_pfn, split), Zone::new(ZoneType::Normal, split, end_pfn)];
-        let mut map = MemMap { pages: mem_map, start_pfn };
-        for pfn in start_pfn..end_pfn {
-            let zone = if pfn < split { ZoneType::Dma32 } else { ZoneType::Normal };
-            let p = map.page_mut(pfn);
-            *p = Page::RESERVED;
-            p.zone = zone as u8;
+        let map = MemMap { pages: mem_map, start_pfn };
+        for (i, p) in map.pages.iter().enumerate() {
+            let zone = if start_pfn + i < split { ZoneType::Dma32 } else { ZoneType::Normal };
+            p.set_reserved();
+            p.set_zone(zone);
         }
         PageAllocator {
             map,
@@ -307,12 +313,35 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
             mem,
             min_free_kbytes: 0,
             lowmem_reserve_ratio: LOWMEM_RESERVE_RATIO,
-            vmstat: VmStat::default(),
+            vm_events: Default::default(),
         }
     }
 
     fn zone_of(&self, pfn: Pfn) -> usize {
         self.map.page(pfn).zone().idx()
+    }
+
+    fn count_vm_event(&self, cpu: usize, e: VmEvent) {
+        self.vm_events[cpu].0[e as usize].fetch_add(1, Relaxed);
+    }
+
+    fn count_vm_events(&self, cpu: usize, e: VmEvent, n: u64) {
+        self.vm_events[cpu].0[e as usize].fetch_add(n, Relaxed);
+    }
+
+    /// The counters, summed over the CPUs (`all_vm_events`).
+    pub fn vmstat(&self) -> VmStat {
+        let sum = |e: VmEvent| self.vm_events.iter().map(|c| c.0[e as usize].load(Relaxed)).sum();
+        VmStat {
+            pgalloc: sum(VmEvent::PgAlloc),
+            pgfree: sum(VmEvent::PgFree),
+            slowpath: sum(VmEvent::SlowPath),
+            kswapd_wakeups: sum(VmEvent::KswapdWakeup),
+            alloc_fail_warn: sum(VmEvent::AllocFailWarn),
+            alloc_fail_nowarn: sum(VmEvent::AllocFailNowarn),
+            zone_fallback: sum(VmEvent::ZoneFallback),
+            pcp_drains: sum(VmEvent::PcpDrain),
+        }
     }
 
     /// `__free_pages_core()` over a range: hand `[start, end)` to the buddy
@@ -331,16 +360,16 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
                 order -= 1;
             }
             for p in pfn..pfn + (1 << order) {
-                let page = self.map.page_mut(p);
+                let page = self.map.page(p);
                 assert!(page.is_reserved(), "bad page: pfn {p:#x} handed over twice");
-                page.flags.clear(PageFlags::PG_RESERVED);
-                page.refcount = 0;
+                page.clear_flags(PageFlags::PG_RESERVED);
+                page.set_count(0);
             }
             let mt = self.map.pageblock_migratetype(pfn);
             let zone = &mut self.zones[zi];
             zone.managed_pages += 1 << order;
-            zone.nr_free_pages += 1 << order;
-            zone.__free_one_page(&mut self.map, pfn, order, mt);
+            *zone.nr_free.get_mut() += 1 << order;
+            zone.lock.get_mut().__free_one_page(&self.map, pfn, order, mt);
             pfn += 1 << order;
         }
     }
@@ -398,7 +427,8 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
             batch /= 4;
             batch = batch.max(1);
             let batch = (rounddown_pow_of_two(batch + batch / 2) - 1).max(1);
-            for pcp in zone.pcp.iter_mut() {
+            for slot in zone.pcp.iter_mut() {
+                let pcp = slot.0.get_mut();
                 pcp.batch = batch;
                 pcp.high = 6 * batch;
             }
@@ -411,57 +441,68 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         ZoneType::ALL.into_iter().rev().filter(move |z| *z <= highest)
     }
 
-    /// `alloc_pages()`: a block of 2^`order` frames, or `None`.
+    /// `alloc_pages()`: a block of 2^`order` frames, or `None`. `cpu` is
+    /// the caller's `smp_processor_id()`, whose pcp lists serve order 0
+    /// (a caller that has moved since only uses another CPU's lists, under
+    /// their lock).
     ///
     /// Fast path against the low watermark; slow path against the min
     /// watermark with the reserve allowances of `gfp_to_alloc_flags()`.
-    /// There is no reclaim or compaction yet, so the slow path is one retry.
-    pub fn alloc_pages(&mut self, gfp: Gfp, order: usize, cpu: usize) -> Option<Pfn> {
+    /// There is no reclaim or compaction yet, so the slow path is one
+    /// retry, and one more after draining every CPU's pcp lists
+    /// (`__alloc_pages_direct_reclaim`'s `drain_all_pages`).
+    pub fn alloc_pages(&self, gfp: Gfp, order: usize, cpu: usize) -> Option<Pfn> {
         if order >= MAX_ORDER {
-            self.fail(gfp);
+            self.fail(gfp, cpu);
             return None;
         }
         let fast = AllocFlags(AllocFlags::ALLOC_WMARK_LOW);
-        let pfn = match self.get_page_from_freelist(gfp, order, fast, cpu) {
-            Some(pfn) => Some(pfn),
-            None => {
-                self.vmstat.slowpath += 1;
-                if gfp.contains(Gfp::__GFP_KSWAPD_RECLAIM) {
-                    self.vmstat.kswapd_wakeups += 1;
-                }
-                self.get_page_from_freelist(gfp, order, AllocFlags::from_gfp_slowpath(gfp), cpu)
+        let pfn = self.get_page_from_freelist(gfp, order, fast, cpu).or_else(|| {
+            self.count_vm_event(cpu, VmEvent::SlowPath);
+            if gfp.contains(Gfp::__GFP_KSWAPD_RECLAIM) {
+                self.count_vm_event(cpu, VmEvent::KswapdWakeup);
             }
-        };
+            let slow = AllocFlags::from_gfp_slowpath(gfp);
+            self.get_page_from_freelist(gfp, order, slow, cpu).or_else(|| {
+                if self.drain_all_pages() == 0 {
+                    return None;
+                }
+                self.count_vm_event(cpu, VmEvent::PcpDrain);
+                self.get_page_from_freelist(gfp, order, slow, cpu)
+            })
+        });
         match pfn {
             Some(pfn) => {
                 self.prep_new_page(pfn, order, gfp);
-                self.vmstat.pgalloc += 1;
+                self.count_vm_event(cpu, VmEvent::PgAlloc);
                 crate::event!("mm_page_alloc pfn={=usize:#x} order={=u8} cpu={=u8}", pfn, order as u8, cpu as u8);
                 Some(pfn)
             }
             None => {
-                self.fail(gfp);
+                self.fail(gfp, cpu);
                 None
             }
         }
     }
 
     /// `alloc_page()`.
-    pub fn alloc_page(&mut self, gfp: Gfp, cpu: usize) -> Option<Pfn> {
+    pub fn alloc_page(&self, gfp: Gfp, cpu: usize) -> Option<Pfn> {
         self.alloc_pages(gfp, 0, cpu)
     }
 
-    fn fail(&mut self, gfp: Gfp) {
+    fn fail(&self, gfp: Gfp, cpu: usize) {
         if gfp.contains(Gfp::__GFP_NOWARN) {
-            self.vmstat.alloc_fail_nowarn += 1;
+            self.count_vm_event(cpu, VmEvent::AllocFailNowarn);
         } else {
-            self.vmstat.alloc_fail_warn += 1;
+            self.count_vm_event(cpu, VmEvent::AllocFailWarn);
         }
     }
 
     /// `get_page_from_freelist()`: walk the zonelist and take from the first
-    /// zone whose watermark check passes.
-    fn get_page_from_freelist(&mut self, gfp: Gfp, order: usize, flags: AllocFlags, cpu: usize) -> Option<Pfn> {
+    /// zone whose watermark check passes. Order 0 checks the free count
+    /// without a lock and takes from the pcp lists (`rmqueue_pcplist`);
+    /// larger orders check and take under the zone lock (`rmqueue_buddy`).
+    fn get_page_from_freelist(&self, gfp: Gfp, order: usize, flags: AllocFlags, cpu: usize) -> Option<Pfn> {
         let highest = gfp.zone();
         let mt = gfp.migratetype();
         for zt in Self::zonelist(highest) {
@@ -470,12 +511,25 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
                 continue;
             }
             let mark = zone.watermark[flags.wmark()];
-            if !zone.zone_watermark_ok(order, mark, highest, flags, zone.nr_free_pages) {
-                continue;
-            }
-            if let Some(pfn) = self.rmqueue(zt, order, mt, cpu) {
+            let pfn = if order == 0 {
+                if !zone.zone_watermark_ok(None, 0, mark, highest, flags, zone.nr_free_pages()) {
+                    continue;
+                }
+                self.rmqueue_pcplist(zone, mt, cpu)
+            } else {
+                let mut free = zone.lock.lock_irqsave();
+                if !zone.zone_watermark_ok(Some(&free), order, mark, highest, flags, zone.nr_free_pages()) {
+                    continue;
+                }
+                let pfn = free.__rmqueue(&self.map, order, mt);
+                if pfn.is_some() {
+                    zone.mod_free(&mut free, 0, 1 << order);
+                }
+                pfn
+            };
+            if let Some(pfn) = pfn {
                 if zt != highest {
-                    self.vmstat.zone_fallback += 1;
+                    self.count_vm_event(cpu, VmEvent::ZoneFallback);
                 }
                 return Some(pfn);
             }
@@ -483,49 +537,30 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         None
     }
 
-    /// `rmqueue()`: order 0 through the pcp list, larger orders from the buddy
-    /// lists directly.
-    fn rmqueue(&mut self, zt: ZoneType, order: usize, mt: MigrateType, cpu: usize) -> Option<Pfn> {
-        let zone = &mut self.zones[zt.idx()];
-        if order == 0 {
-            let pcp_batch = zone.pcp[cpu].batch;
-            if zone.pcp[cpu].lists[mt as usize].head == NIL {
-                // rmqueue_bulk(): refill with `batch` pages in physical order.
-                let mut got = 0;
-                for _ in 0..pcp_batch {
-                    let Some(pfn) = zone.__rmqueue(&mut self.map, 0, mt) else {
-                        break;
-                    };
-                    self.map.page_mut(pfn).flags.set(PageFlags::PG_PCP);
-                    self.map.page_mut(pfn).free_mt = mt as u8;
-                    zone.pcp[cpu].lists[mt as usize].push_tail(&mut self.map, pfn);
-                    got += 1;
-                }
-                zone.nr_free_pages -= got;
-                zone.pcp[cpu].count += got;
-                zone.pcp[cpu].refills += 1;
-            } else {
-                zone.pcp[cpu].hits += 1;
-            }
-            let pcp = &mut zone.pcp[cpu];
-            let pfn = pcp.lists[mt as usize].pop_head(&mut self.map)?;
-            pcp.count -= 1;
-            self.map.page_mut(pfn).flags.clear(PageFlags::PG_PCP);
-            return Some(pfn);
+    /// `rmqueue_pcplist()`: the hottest page of this CPU's `mt` list; an
+    /// empty list is first refilled with a batch from the buddy lists, the
+    /// only moment the zone lock is taken (`rmqueue_bulk`).
+    fn rmqueue_pcplist(&self, zone: &Zone, mt: MigrateType, cpu: usize) -> Option<Pfn> {
+        let mut pcp = zone.pcp(cpu);
+        if pcp.list_empty(mt) {
+            // Interrupts are masked by the pcp guard: plain `lock`.
+            let mut free = zone.lock.lock();
+            let got = pcp.rmqueue_bulk(&self.map, &mut free, mt);
+            zone.mod_free(&mut free, 0, got);
+        } else {
+            pcp.hits += 1;
         }
-        let pfn = zone.__rmqueue(&mut self.map, order, mt)?;
-        zone.nr_free_pages -= 1 << order;
-        Some(pfn)
+        pcp.pop(&self.map, mt)
     }
 
     /// `prep_new_page()`: refcount 1, zeroing, compound setup.
-    fn prep_new_page(&mut self, pfn: Pfn, order: usize, gfp: Gfp) {
+    fn prep_new_page(&self, pfn: Pfn, order: usize, gfp: Gfp) {
         for p in pfn..pfn + (1 << order) {
-            let page = self.map.page_mut(p);
+            let page = self.map.page(p);
             debug_assert!(!page.is_buddy() && !page.is_reserved());
-            page.refcount = 0;
+            page.set_count(0);
         }
-        self.map.page_mut(pfn).refcount = 1;
+        self.map.page(pfn).set_count(1);
         if gfp.contains(Gfp::__GFP_ZERO) {
             self.mem.zero(pfn, 1 << order);
         }
@@ -535,24 +570,22 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     }
 
     /// `prep_compound_page()`: the head records the order, tails point at it.
-    fn prep_compound_page(&mut self, pfn: Pfn, order: usize) {
+    fn prep_compound_page(&self, pfn: Pfn, order: usize) {
         let head_idx = self.map.idx(pfn);
-        {
-            let head = self.map.page_mut(pfn);
-            head.flags.set(PageFlags::PG_HEAD);
-            head.order = order as u8;
-        }
+        let head = self.map.page(pfn);
+        head.set_flags(PageFlags::PG_HEAD);
+        head.set_order(order);
         for p in pfn + 1..pfn + (1 << order) {
-            let tail = self.map.page_mut(p);
-            tail.flags.set(PageFlags::PG_TAIL);
-            tail.compound_head = head_idx;
+            let tail = self.map.page(p);
+            tail.set_flags(PageFlags::PG_TAIL);
+            tail.set_compound_head(head_idx);
         }
     }
 
     /// `compound_head()`: the head frame of the (possibly compound) page.
     pub fn compound_head(&self, pfn: Pfn) -> Pfn {
         let page = self.map.page(pfn);
-        if page.is_tail() { self.map.pfn(page.compound_head) } else { pfn }
+        if page.is_tail() { self.map.pfn(page.compound_head_idx()) } else { pfn }
     }
 
     /// `compound_order()`: 0 for a plain page.
@@ -567,115 +600,97 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
     }
 
     /// `get_page()`: take a reference (e.g. a second mapping after fork).
-    pub fn get_page(&mut self, pfn: Pfn) {
+    pub fn get_page(&self, pfn: Pfn) {
         let head = self.compound_head(pfn);
-        let page = self.map.page_mut(head);
-        assert!(page.refcount > 0, "bad page: get_page on free pfn {head:#x}");
-        page.refcount += 1;
+        let old = self.map.page(head).ref_inc();
+        assert!(old > 0, "bad page: get_page on free pfn {head:#x}");
     }
 
     /// `put_page()`: drop a reference and free the (compound) page at zero.
-    pub fn put_page(&mut self, pfn: Pfn, cpu: usize) {
+    pub fn put_page(&self, pfn: Pfn, cpu: usize) {
         let head = self.compound_head(pfn);
         let order = self.compound_order(head);
         self.__free_pages(head, order, cpu);
     }
 
     /// `__free_pages()`: drop the allocation reference of a block from
-    /// [`Self::alloc_pages`]; the block is freed when the count reaches zero.
-    pub fn __free_pages(&mut self, pfn: Pfn, order: usize, cpu: usize) {
-        let page = self.map.page_mut(pfn);
+    /// [`Self::alloc_pages`]; the block is freed when the count reaches zero
+    /// (order 0 onto `cpu`'s pcp list, larger blocks to the buddy lists).
+    pub fn __free_pages(&self, pfn: Pfn, order: usize, cpu: usize) {
+        let page = self.map.page(pfn);
+        let flags = page.flags();
         assert!(
-            !page.is_tail() && !page.is_reserved() && !page.is_buddy() && !page.flags.has(PageFlags::PG_PCP),
-            "bad page: freeing pfn {pfn:#x} with flags {:?}",
-            page.flags
+            !page.is_tail() && !page.is_reserved() && !page.is_buddy() && !flags.has(PageFlags::PG_PCP),
+            "bad page: freeing pfn {pfn:#x} with flags {flags:?}"
         );
-        assert!(page.refcount > 0, "bad page: double free of pfn {pfn:#x}");
-        page.refcount -= 1;
-        if page.refcount > 0 {
+        let old = page.ref_dec();
+        assert!(old > 0, "bad page: double free of pfn {pfn:#x}");
+        if old > 1 {
             return;
         }
         if page.is_head() {
             assert_eq!(page.order(), order, "bad page: compound order mismatch at pfn {pfn:#x}");
-            page.flags.clear(PageFlags::PG_HEAD);
+            page.clear_flags(PageFlags::PG_HEAD);
             for p in pfn + 1..pfn + (1 << order) {
-                self.map.page_mut(p).flags.clear(PageFlags::PG_TAIL);
+                self.map.page(p).clear_flags(PageFlags::PG_TAIL);
             }
         }
-        self.map.page_mut(pfn).flags.clear(PageFlags::PG_SLAB);
-        self.vmstat.pgfree += 1 << order;
+        page.clear_flags(PageFlags::PG_SLAB);
+        self.count_vm_events(cpu, VmEvent::PgFree, 1 << order);
         crate::event!("mm_page_free pfn={=usize:#x} order={=u8} cpu={=u8}", pfn, order as u8, cpu as u8);
+        let mt = self.map.pageblock_migratetype(pfn);
+        let zone = &self.zones[self.zone_of(pfn)];
         if order == 0 {
-            self.free_unref_page(pfn, cpu);
+            self.free_unref_page(zone, pfn, mt, cpu);
         } else {
-            self.__free_pages_ok(pfn, order);
+            // `__free_pages_ok()`: straight back to the buddy lists.
+            let mut free = zone.lock.lock_irqsave();
+            free.__free_one_page(&self.map, pfn, order, mt);
+            zone.mod_free(&mut free, 1 << order, 0);
         }
     }
 
-    /// `__free_pages_ok()`: straight back to the buddy lists.
-    fn __free_pages_ok(&mut self, pfn: Pfn, order: usize) {
-        let mt = self.map.pageblock_migratetype(pfn);
-        let zi = self.zone_of(pfn);
-        let zone = &mut self.zones[zi];
-        zone.nr_free_pages += 1 << order;
-        zone.__free_one_page(&mut self.map, pfn, order, mt);
-    }
-
-    /// `free_unref_page()`: onto this CPU's pcp list; past `high`, give a
-    /// batch of the coldest pages back.
-    fn free_unref_page(&mut self, pfn: Pfn, cpu: usize) {
-        let mt = self.map.pageblock_migratetype(pfn);
-        let zi = self.zone_of(pfn);
-        {
-            let page = self.map.page_mut(pfn);
-            page.flags.set(PageFlags::PG_PCP);
-            page.free_mt = mt as u8;
-        }
-        let pcp = &mut self.zones[zi].pcp[cpu];
-        pcp.lists[mt as usize].push_head(&mut self.map, pfn);
-        pcp.count += 1;
-        if pcp.count >= pcp.high {
+    /// `free_unref_page()`: onto this CPU's pcp list; at `high`, give a
+    /// batch of the coldest pages back, the only moment the zone lock is
+    /// taken (`free_pcppages_bulk`).
+    fn free_unref_page(&self, zone: &Zone, pfn: Pfn, mt: MigrateType, cpu: usize) {
+        let mut pcp = zone.pcp(cpu);
+        if pcp.push(&self.map, pfn, mt) {
             let batch = pcp.batch;
-            self.free_pcppages_bulk(zi, cpu, batch);
+            // Interrupts are masked by the pcp guard: plain `lock`.
+            let mut free = zone.lock.lock();
+            let n = pcp.free_pcppages_bulk(&self.map, &mut free, batch);
+            zone.mod_free(&mut free, n, 0);
         }
     }
 
-    /// `free_pcppages_bulk()`: take `count` pages from the tails of the pcp
-    /// lists, round robin over the migrate types, back to the buddy lists.
-    fn free_pcppages_bulk(&mut self, zi: usize, cpu: usize, count: usize) {
-        let mut left = count.min(self.zones[zi].pcp[cpu].count);
-        let mut mt = 0;
-        while left > 0 {
-            let zone = &mut self.zones[zi];
-            if let Some(pfn) = zone.pcp[cpu].lists[mt].pop_tail(&mut self.map) {
-                zone.pcp[cpu].count -= 1;
-                left -= 1;
-                self.map.page_mut(pfn).flags.clear(PageFlags::PG_PCP);
-                let block_mt = self.map.pageblock_migratetype(pfn);
-                zone.nr_free_pages += 1;
-                zone.__free_one_page(&mut self.map, pfn, 0, block_mt);
-            }
-            mt = (mt + 1) % MIGRATE_TYPES;
-        }
-    }
-
-    /// `drain_all_pages()`: empty every pcp list of every zone.
-    pub fn drain_all_pages(&mut self) {
-        for zi in 0..MAX_NR_ZONES {
+    /// `drain_all_pages()`: empty every CPU's pcp lists of every zone
+    /// (each under its pcp lock, so another CPU's lists too). Returns the
+    /// pages given back.
+    pub fn drain_all_pages(&self) -> usize {
+        let mut drained = 0;
+        for zone in &self.zones {
             for cpu in 0..NR_CPUS {
-                let n = self.zones[zi].pcp[cpu].count;
-                self.free_pcppages_bulk(zi, cpu, n);
+                let mut pcp = zone.pcp(cpu);
+                if pcp.count > 0 {
+                    let mut free = zone.lock.lock();
+                    let n = pcp.free_pcppages_bulk(&self.map, &mut free, usize::MAX);
+                    zone.mod_free(&mut free, n, 0);
+                    drained += n;
+                }
             }
         }
+        drained
     }
 
-    /// Mark or unmark a block as slab memory (`__SetPageSlab`).
-    pub fn set_page_slab(&mut self, pfn: Pfn, on: bool) {
-        let page = self.map.page_mut(pfn);
+    /// Mark or unmark a block as slab memory (`__SetPageSlab`); the caller
+    /// owns the block.
+    pub fn set_page_slab(&self, pfn: Pfn, on: bool) {
+        let page = self.map.page(pfn);
         if on {
-            page.flags.set(PageFlags::PG_SLAB);
+            page.set_flags(PageFlags::PG_SLAB);
         } else {
-            page.flags.clear(PageFlags::PG_SLAB);
+            page.clear_flags(PageFlags::PG_SLAB);
         }
     }
 
@@ -684,18 +699,27 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         self.zones.iter().map(Zone::free_pages_with_pcp).sum()
     }
 
+    /// `global_zone_page_state(NR_FREE_PAGES)`: pages on the buddy lists
+    /// of all zones, read without a lock (pcp lists not included, as in
+    /// Linux's `MemFree`); what the overcommit heuristic reads.
+    pub fn global_free_pages(&self) -> usize {
+        self.zones.iter().map(Zone::nr_free_pages).sum()
+    }
+
     /// `totalram_pages()`: pages managed by the buddy allocator.
     pub fn totalram_pages(&self) -> usize {
         self.zones.iter().map(|z| z.managed_pages).sum()
     }
 
-    /// A snapshot of the free lists: /proc/buddyinfo.
+    /// A snapshot of the free lists: /proc/buddyinfo (the buddy lists
+    /// only; pages on pcp lists are not in it, as in Linux).
     pub fn buddyinfo(&self) -> BuddyInfo {
         let mut info = BuddyInfo { zones: [None; MAX_NR_ZONES] };
         for (i, zone) in self.zones.iter().enumerate() {
             if zone.populated() {
                 let mut counts = [0; MAX_ORDER];
-                for (o, area) in zone.free_area.iter().enumerate() {
+                let free = zone.lock.lock_irqsave();
+                for (o, area) in free.free_area.iter().enumerate() {
                     counts[o] = area.nr_free;
                 }
                 info.zones[i] = Some((zone.zone_type, counts));
@@ -704,12 +728,16 @@ impl<'a, M: PhysMem> PageAllocator<'a, M> {
         info
     }
 
-    /// Check every zone's free lists and counters; returns free buddy pages.
+    /// Check every zone's free lists, pcp lists and counters; returns free
+    /// buddy pages.
     pub fn check(&self) -> Result<usize, &'static str> {
         let mut total = 0;
         for zone in &self.zones {
-            let pages = zone.check_free_lists(&self.map)?;
-            if pages != zone.nr_free_pages {
+            for cpu in 0..NR_CPUS {
+                zone.pcp(cpu).check(&self.map)?;
+            }
+            let pages = zone.lock.lock_irqsave().check_free_lists(&self.map)?;
+            if pages != zone.nr_free_pages() {
                 return Err("nr_free_pages does not match the free lists");
             }
             total += pages;
@@ -764,6 +792,7 @@ pub(crate) mod tests {
     use alloc::collections::BTreeMap;
     use alloc::vec;
     use alloc::vec::Vec;
+    use core::cell::RefCell;
 
     /// xorshift64*: a tiny deterministic PRNG for randomized tests.
     pub(crate) struct XorShift(pub u64);
@@ -785,23 +814,23 @@ pub(crate) mod tests {
     /// Records what the allocator asked to zero or copy.
     #[derive(Default)]
     pub(crate) struct FakeMem {
-        pub(crate) zeroed: Vec<(Pfn, usize)>,
-        pub(crate) copies: Vec<(Pfn, Pfn)>,
+        pub(crate) zeroed: RefCell<Vec<(Pfn, usize)>>,
+        pub(crate) copies: RefCell<Vec<(Pfn, Pfn)>>,
     }
 
     impl PhysMem for FakeMem {
-        fn zero(&mut self, pfn: Pfn, count: usize) {
-            self.zeroed.push((pfn, count));
+        fn zero(&self, pfn: Pfn, count: usize) {
+            self.zeroed.borrow_mut().push((pfn, count));
         }
-        fn copy_page(&mut self, dst: Pfn, src: Pfn) {
-            self.copies.push((dst, src));
+        fn copy_page(&self, dst: Pfn, src: Pfn) {
+            self.copies.borrow_mut().push((dst, src));
         }
     }
 
     /// A node over `[start, end)` with the DMA32/NORMAL split at `split`;
     /// everything in `free` is handed over.
     pub(crate) fn node(start: Pfn, end: Pfn, split: Pfn, free: &[(Pfn, Pfn)]) -> PageAllocator<'static, FakeMem> {
-        let map: &'static mut [Page] = Box::leak(vec![Page::RESERVED; end - start].into_boxed_slice());
+        let map: &'static [Page] = Box::leak(vec![Page::reserved(); end - start].into_boxed_slice());
         let limits = ZoneLimits { dma32_end_pfn: split };
         let mut pa = PageAllocator::free_area_init(map, start, limits, FakeMem::default());
         for &(s, e) in free {
@@ -819,7 +848,7 @@ pub(crate) mod tests {
         assert_eq!(pa.check(), Ok(4096 - 16));
         let z = &pa.zones[0];
         assert_eq!(z.managed_pages, 4096 - 16);
-        assert_eq!(z.free_area[10].nr_free, 3);
+        assert_eq!(z.lock.lock().free_area[10].nr_free, 3);
         assert!(!pa.zones[1].populated());
         assert!(pa.map.page(0x40505).is_reserved());
     }
@@ -831,9 +860,9 @@ pub(crate) mod tests {
         assert_eq!(pa.zones[1].managed_pages, 2560);
         assert_eq!(pa.check(), Ok(4096));
         // 1536 = 1024 + 512 in DMA32, 2560 = 512 + 2 * 1024 in NORMAL.
-        assert_eq!(pa.zones[0].free_area[9].nr_free, 1);
-        assert_eq!(pa.zones[1].free_area[9].nr_free, 1);
-        assert_eq!(pa.zones[1].free_area[10].nr_free, 2);
+        assert_eq!(pa.zones[0].lock.lock().free_area[9].nr_free, 1);
+        assert_eq!(pa.zones[1].lock.lock().free_area[9].nr_free, 1);
+        assert_eq!(pa.zones[1].lock.lock().free_area[10].nr_free, 2);
     }
 
     #[test]
@@ -858,7 +887,7 @@ pub(crate) mod tests {
     #[test]
     fn random_alloc_free_matches_model_and_coalesces_fully() {
         let (start, end, split) = (0x8000, 0x8000 + 16384, 0x8000 + 6144);
-        let mut pa = node(start, end, split, &[(start, 0x8000 + 100), (0x8000 + 130, end)]);
+        let pa = node(start, end, split, &[(start, 0x8000 + 100), (0x8000 + 130, end)]);
         let initial = pa.buddyinfo();
         let managed = pa.totalram_pages();
         let mut rng = XorShift(0x1234_5678_9abc_def1);
@@ -915,17 +944,17 @@ pub(crate) mod tests {
 
     #[test]
     fn normal_allocation_stops_at_min_atomic_dips_below() {
-        let mut pa = node(0, 8192, 1 << 20, &[(0, 8192)]);
+        let pa = node(0, 8192, 1 << 20, &[(0, 8192)]);
         let min = pa.zones[0].wmark_pages(Wmark::Min);
-        let batch = pa.zones[0].pcp[0].batch;
+        let batch = pa.zones[0].pcp(0).batch;
         assert!(min > 16, "test needs a meaningful min watermark, got {min}");
         let mut n = 0;
         while pa.alloc_page(Gfp::GFP_KERNEL, 0).is_some() {
             n += 1;
         }
-        let free = pa.zones[0].nr_free_pages;
+        let free = pa.zones[0].nr_free_pages();
         assert!(free <= min && free + batch > min, "GFP_KERNEL stopped at {free}, min {min}");
-        assert!(n > 0 && pa.vmstat.alloc_fail_warn == 1);
+        assert!(n > 0 && pa.vmstat().alloc_fail_warn == 1);
         // GFP_ATOMIC: ALLOC_HIGH takes half of min, ALLOC_HARDER a quarter
         // of the rest.
         let atomic_min = min - min / 2 - (min - min / 2) / 4;
@@ -933,10 +962,10 @@ pub(crate) mod tests {
         while pa.alloc_page(Gfp::GFP_ATOMIC | Gfp::__GFP_NOWARN, 0).is_some() {
             extra += 1;
         }
-        let free = pa.zones[0].nr_free_pages;
+        let free = pa.zones[0].nr_free_pages();
         assert!(extra > 0, "atomic allocation could not use the reserve");
         assert!(free <= atomic_min && free + batch > atomic_min, "atomic stopped at {free}, expected {atomic_min}");
-        assert_eq!(pa.vmstat.alloc_fail_nowarn, 1);
+        assert_eq!(pa.vmstat().alloc_fail_nowarn, 1);
         // GFP_NOWAIT cannot sleep (ALLOC_HARDER) but has no __GFP_HIGH.
         let nowait_min = min - min / 4;
         assert!(nowait_min > atomic_min);
@@ -945,27 +974,33 @@ pub(crate) mod tests {
 
     #[test]
     fn fast_path_uses_low_slow_path_uses_min() {
-        let mut pa = node(0, 8192, 1 << 20, &[(0, 8192)]);
+        let pa = node(0, 8192, 1 << 20, &[(0, 8192)]);
         let (min, low) = (pa.zones[0].wmark_pages(Wmark::Min), pa.zones[0].wmark_pages(Wmark::Low));
         // Order-3 blocks never touch pcp lists, so the count is exact.
-        while pa.zones[0].nr_free_pages - 7 > low {
+        while pa.zones[0].nr_free_pages() - 7 > low {
             pa.alloc_pages(Gfp::GFP_KERNEL, 3, 0).unwrap();
         }
-        assert_eq!(pa.vmstat.slowpath, 0);
+        assert_eq!(pa.vmstat().slowpath, 0);
         pa.alloc_pages(Gfp::GFP_KERNEL, 3, 0).unwrap();
-        assert_eq!(pa.vmstat.slowpath, 1);
-        assert_eq!(pa.vmstat.kswapd_wakeups, 1);
+        assert_eq!(pa.vmstat().slowpath, 1);
+        assert_eq!(pa.vmstat().kswapd_wakeups, 1);
         let z = &pa.zones[0];
-        assert!(!z.zone_watermark_ok(0, min, ZoneType::Normal, AllocFlags(0), min));
-        assert!(z.zone_watermark_ok(0, min, ZoneType::Normal, AllocFlags(0), min + 1));
+        assert!(!z.zone_watermark_ok(None, 0, min, ZoneType::Normal, AllocFlags(0), min));
+        assert!(z.zone_watermark_ok(None, 0, min, ZoneType::Normal, AllocFlags(0), min + 1));
         // An order-3 request needs 2^3 - 1 pages more.
-        assert!(!z.zone_watermark_ok(3, min, ZoneType::Normal, AllocFlags(0), min + 7));
+        let free = z.lock.lock();
+        assert!(!z.zone_watermark_ok(Some(&free), 3, min, ZoneType::Normal, AllocFlags(0), min + 7));
+        assert!(z.zone_watermark_ok(Some(&free), 3, min, ZoneType::Normal, AllocFlags(0), min + 8));
+        assert!(
+            !z.zone_watermark_ok(None, 3, min, ZoneType::Normal, AllocFlags(0), min + 8),
+            "order 3 needs the lists"
+        );
     }
 
     #[test]
     fn zone_fallback_normal_to_dma32_respects_lowmem_reserve() {
         let split = 4096;
-        let mut pa = node(0, 4096 + 2048, split, &[(0, 4096 + 2048)]);
+        let pa = node(0, 4096 + 2048, split, &[(0, 4096 + 2048)]);
         let reserve = pa.zones[0].lowmem_reserve[ZoneType::Normal.idx()];
         assert_eq!(reserve, 2048 / 256);
         let dma_min = pa.zones[0].wmark_pages(Wmark::Min);
@@ -975,13 +1010,13 @@ pub(crate) mod tests {
             if pfn < split && first_dma.is_none() {
                 first_dma = Some(pfn);
                 // The fast path leaves NORMAL once it is below its low mark.
-                assert!(pa.zones[1].nr_free_pages <= pa.zones[1].wmark_pages(Wmark::Low) + 3);
+                assert!(pa.zones[1].nr_free_pages() <= pa.zones[1].wmark_pages(Wmark::Low) + 3);
             }
         }
         assert!(first_dma.is_some(), "never fell back to DMA32");
-        assert!(pa.vmstat.zone_fallback > 0);
+        assert!(pa.vmstat().zone_fallback > 0);
         // NORMAL allocations stop short of DMA32's min + reserve ...
-        let free = pa.zones[0].nr_free_pages;
+        let free = pa.zones[0].nr_free_pages();
         assert!(free <= dma_min + reserve + 3 && free + 4 > dma_min + reserve, "{free} vs {dma_min}+{reserve}");
         // ... but DMA32 allocations may use the reserved part.
         let mut dma = 0;
@@ -989,16 +1024,16 @@ pub(crate) mod tests {
             dma += 1;
         }
         assert!(dma * 4 >= reserve, "only {dma} blocks from the reserve");
-        assert!(pa.zones[0].nr_free_pages <= dma_min + 3);
+        assert!(pa.zones[0].nr_free_pages() <= dma_min + 3);
     }
 
     #[test]
     fn unmovable_steals_whole_movable_pageblock() {
-        let mut pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
+        let pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
         assert!(MigrateType::ALL.iter().all(|_| pa.map.pageblock_migratetype(0) == MigrateType::Movable));
         let pfn = pa.alloc_pages(Gfp::GFP_KERNEL, 0, 0).unwrap();
         assert_eq!(pa.map.pageblock_migratetype(pfn), MigrateType::Unmovable);
-        assert_eq!(pa.zones[0].steal_count, 0, "an order-10 block changes type outright");
+        assert_eq!(pa.zones[0].lock.lock().steal_count, 0, "an order-10 block changes type outright");
         // The rest of that pageblock now serves unmovable requests.
         let again = pa.alloc_pages(Gfp::GFP_KERNEL, 4, 0).unwrap();
         assert_eq!(again / 1024, pfn / 1024);
@@ -1013,23 +1048,23 @@ pub(crate) mod tests {
     fn steal_from_fragmented_block_claims_free_pages() {
         // One pageblock, all movable, with one page taken: the free space is
         // split into blocks of orders 0..=9, none of order 10.
-        let mut pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
+        let pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
         let used = pa.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
         let reclaimable = pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_RECLAIMABLE, 1, 0).unwrap();
         assert_ne!(used / 2, reclaimable / 2);
         // Largest-first search found the order-9 block; reclaimable may claim
         // the pageblock: every free page moved, and >= half was free.
-        assert_eq!(pa.zones[0].steal_count, 1);
+        assert_eq!(pa.zones[0].lock.lock().steal_count, 1);
         assert_eq!(pa.map.pageblock_migratetype(0), MigrateType::Reclaimable);
         let area_mt = |pa: &PageAllocator<'_, FakeMem>, mt: MigrateType| -> usize {
-            pa.zones[0].free_area.iter().enumerate().map(|(o, a)| a.nr_free_mt[mt as usize] << o).sum()
+            pa.zones[0].lock.lock().free_area.iter().enumerate().map(|(o, a)| a.nr_free_mt[mt as usize] << o).sum()
         };
         assert_eq!(area_mt(&pa, MigrateType::Movable), 0);
         assert!(area_mt(&pa, MigrateType::Reclaimable) > 0);
         // A movable request that finds an order-9 reclaimable block may
         // claim it too (can_steal_fallback looks at the block's order).
         let m = pa.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 1, 0).unwrap();
-        assert_eq!(pa.zones[0].steal_count, 2);
+        assert_eq!(pa.zones[0].lock.lock().steal_count, 2);
         assert_eq!(pa.map.pageblock_migratetype(m), MigrateType::Movable);
         assert!(pa.check().is_ok());
     }
@@ -1049,46 +1084,48 @@ pub(crate) mod tests {
             pa.__free_pages(p, 0, 0);
         }
         pa.drain_all_pages();
-        assert_eq!(pa.zones[0].free_area[1].nr_free, 1);
-        let steals = pa.zones[0].steal_count;
+        assert_eq!(pa.zones[0].lock.lock().free_area[1].nr_free, 1);
+        let steals = pa.zones[0].lock.lock().steal_count;
         let m = pa.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
         assert!(m == a || m == b, "took {m}, not one of the lone pages");
-        assert_eq!(pa.zones[0].steal_count, steals);
+        assert_eq!(pa.zones[0].lock.lock().steal_count, steals);
         assert_eq!(pa.map.pageblock_migratetype(m), MigrateType::Reclaimable);
-        assert_eq!(pa.zones[0].free_area[1].nr_free, 1, "the order-1 block was not split");
+        assert_eq!(pa.zones[0].lock.lock().free_area[1].nr_free, 1, "the order-1 block was not split");
     }
 
     #[test]
     fn pcp_lists_serve_hot_pages() {
-        let mut pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
-        let batch = pa.zones[0].pcp[1].batch;
-        let high = pa.zones[0].pcp[1].high;
+        let pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
+        let batch = pa.zones[0].pcp(1).batch;
+        let high = pa.zones[0].pcp(1).high;
         let a = pa.alloc_page(Gfp::GFP_KERNEL, 1).unwrap();
-        assert_eq!(pa.zones[0].pcp[1].refills, 1);
-        assert_eq!(pa.zones[0].pcp[1].count, batch - 1);
+        assert_eq!(pa.zones[0].pcp(1).refills, 1);
+        assert_eq!(pa.zones[0].pcp(1).count, batch - 1);
+        assert_eq!(pa.global_free_pages(), 4096 - batch, "NR_FREE_PAGES leaves the pcp pages out");
+        assert_eq!(pa.nr_free_pages(), 4096 - 1);
         pa.__free_pages(a, 0, 1);
         let b = pa.alloc_page(Gfp::GFP_KERNEL, 1).unwrap();
         assert_eq!(a, b, "the page just freed is the hottest");
-        assert!(pa.zones[0].pcp[1].hits >= 1);
-        assert_eq!(pa.zones[0].pcp[0].count, 0, "other CPUs untouched");
+        assert!(pa.zones[0].pcp(1).hits >= 1);
+        assert_eq!(pa.zones[0].pcp(0).count, 0, "other CPUs untouched");
         // Freeing many pages never lets the list pass `high`.
         let pages: Vec<Pfn> = (0..3 * high).filter_map(|_| pa.alloc_page(Gfp::GFP_KERNEL, 1)).collect();
         for p in pages {
             pa.__free_pages(p, 0, 1);
-            assert!(pa.zones[0].pcp[1].count < high);
+            assert!(pa.zones[0].pcp(1).count < high);
         }
         pa.__free_pages(b, 0, 1);
         pa.drain_all_pages();
-        assert_eq!(pa.zones[0].pcp[1].count, 0);
+        assert_eq!(pa.zones[0].pcp(1).count, 0);
         assert_eq!(pa.check(), Ok(4096));
-        assert_eq!(pa.zones[0].free_area[10].nr_free, 4);
+        assert_eq!(pa.zones[0].lock.lock().free_area[10].nr_free, 4);
     }
 
     #[test]
     fn compound_pages_and_refcounts() {
-        let mut pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
+        let pa = node(0, 4096, 1 << 20, &[(0, 4096)]);
         let head = pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_COMP | Gfp::__GFP_ZERO, 3, 0).unwrap();
-        assert_eq!(pa.mem.zeroed, vec![(head, 8)]);
+        assert_eq!(*pa.mem.zeroed.borrow(), vec![(head, 8)]);
         assert!(pa.map.page(head).is_head());
         for t in head + 1..head + 8 {
             assert!(pa.map.page(t).is_tail());
@@ -1108,7 +1145,7 @@ pub(crate) mod tests {
     #[test]
     #[should_panic(expected = "double free")]
     fn double_free_is_caught() {
-        let mut pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
+        let pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
         let p = pa.alloc_pages(Gfp::GFP_KERNEL, 2, 0).unwrap();
         pa.__free_pages(p, 2, 0);
         // The block merged back into the free lists: PG_buddy catches it
@@ -1128,7 +1165,7 @@ pub(crate) mod tests {
 
     #[test]
     fn too_large_order_fails() {
-        let mut pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
+        let pa = node(0, 1024, 1 << 20, &[(0, 1024)]);
         assert!(pa.alloc_pages(Gfp::GFP_KERNEL, MAX_ORDER, 0).is_none());
         assert!(pa.alloc_pages(Gfp::GFP_KERNEL | Gfp::__GFP_DMA32, 0, 0).is_some());
     }

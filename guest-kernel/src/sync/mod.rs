@@ -27,10 +27,19 @@
 //! | 4 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |
 //! | 5 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
 //! | 6 | [`PAGE_TABLE_LOCK`] | an address space's page table: `Mm::page_table_lock` (`arch/aarch64/mm.rs`): every PTE change and lookup | MMAP_LOCK (faults, mmap...), KLOCK (the OOM killer's RSS, the futex word) |
-//! | 7 | [`HEAP`] | the kernel heap: early heap and kmalloc's slab caches (`mm/slab/heap.rs`) | any of the above (anything may allocate) |
-//! | 8 | [`PAGE_ALLOC`] | the buddy allocator and its per-CPU lists (`arch/aarch64/memory.rs`) | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK |
-//! | 9 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
-//! | 10 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
+//! | 7 | [`SLAB_CPU`] | one CPU's kmalloc array caches (`mm/slab/heap.rs`): every kmalloc-class allocation and free | any of the above (anything may allocate); never two at once (a drain takes one CPU's after another) |
+//! | 8 | [`HEAP`] | the kernel heap: early heap, the slabs of kmalloc's caches, large allocations (`mm/slab/heap.rs`): an array cache's refill (`cache_alloc_refill`) or flush (`cache_flusharray`) | SLAB_CPU, or what SLAB_CPU may be taken inside |
+//! | 9 | [`PCP`] | one CPU's per-CPU page lists of one zone, `zone->per_cpu_pageset` with Linux 6.1's `pcp->lock` (`mm/zone.rs`, `mm/pcp.rs`): order-0 allocation and free | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK; never two at once (a drain takes one CPU's after another) |
+//! | 10 | [`ZONE_LOCK`] | one zone's buddy lists, `zone->lock` (`mm/zone.rs`, `mm/buddy.rs`): orders above 0, and a pcp list's refill (`rmqueue_bulk`) or drain (`free_pcppages_bulk`) | PCP, or what PCP may be taken inside; never two zones at once |
+//! | 11 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
+//! | 12 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
+//!
+//! The page allocator has no lock of its own around it: `mem_map`'s page
+//! descriptors are atomics changed by whoever owns the page (the zone lock
+//! for a free block, a CPU's pcp lock for a page on its list, the caller
+//! for an allocated page), the reference count by atomic read-modify-write,
+//! and a zone's free count (`NR_FREE_PAGES`) is an atomic the watermark
+//! check reads without a lock (`mm/page.rs`, `mm/zone.rs`).
 //!
 //! [`LOCKDEP_TEST_A`] and [`LOCKDEP_TEST_B`] have no rank: the self-test
 //! `test=lockdep-inversion` takes them in both orders to prove the
@@ -74,14 +83,18 @@ classes! {
     GIC = 5;
     /// An address space's page-table lock.
     PAGE_TABLE_LOCK = 6;
+    /// One CPU's kmalloc array caches.
+    SLAB_CPU = 7;
     /// The kernel heap.
-    HEAP = 7;
-    /// The page allocator.
-    PAGE_ALLOC = 8;
+    HEAP = 8;
+    /// One CPU's per-CPU page lists of one zone (`pcp->lock`).
+    PCP = 9;
+    /// A zone's buddy lists (`zone->lock`).
+    ZONE_LOCK = 10;
     /// A per-CPU variable's slot.
-    PERCPU = 9;
+    PERCPU = 11;
     /// The console.
-    CONSOLE = 10;
+    CONSOLE = 12;
     /// Self-test class (no rank).
     LOCKDEP_TEST_A = 0;
     /// Self-test class (no rank).

@@ -15,19 +15,18 @@ use crate::mm::memblock::Memblock;
 use crate::mm::page::{PAGE_SIZE, Page, Pfn, mem_map_init, pfn_to_phys, phys_to_pfn};
 use crate::mm::slab::{KernelHeap, PageSource};
 use crate::mm::zone::{PageAllocator, PhysMem, ZoneLimits};
-use crate::sync::{self, SpinLock};
 use shared::platform::Platform;
 
 /// Frame access through the linear map.
 pub struct LinearMem;
 
 impl PhysMem for LinearMem {
-    fn zero(&mut self, pfn: Pfn, count: usize) {
+    fn zero(&self, pfn: Pfn, count: usize) {
         // SAFETY: the frames are RAM in the linear map, just allocated and
         // owned by the caller.
         unsafe { core::ptr::write_bytes(phys_to_virt(pfn_to_phys(pfn) as u64) as *mut u8, 0, count * PAGE_SIZE) };
     }
-    fn copy_page(&mut self, dst: Pfn, src: Pfn) {
+    fn copy_page(&self, dst: Pfn, src: Pfn) {
         // SAFETY: both frames are RAM in the linear map; dst is freshly
         // allocated, so they do not overlap.
         unsafe {
@@ -40,14 +39,15 @@ impl PhysMem for LinearMem {
     }
 }
 
-/// The node's page allocator (`contig_page_data`), behind an irq-safe lock
-/// (class [`sync::PAGE_ALLOC`]; Linux's `zone->lock`, taken irqsave).
-pub static PAGE_ALLOC: SpinLock<Option<PageAllocator<'static, LinearMem>>> = SpinLock::new(&sync::PAGE_ALLOC, None);
+/// The node's page allocator (`contig_page_data`), set once at boot. It
+/// has no lock around it: each zone's buddy lists are behind the zone's
+/// lock (class [`crate::sync::ZONE_LOCK`]) and each CPU's pcp lists behind
+/// their own (class [`crate::sync::PCP`]); see [`crate::mm::zone::Zone`].
+static NODE: spin::Once<PageAllocator<'static, LinearMem>> = spin::Once::new();
 
 /// Runs `f` on the page allocator.
-pub fn with_pages<R>(f: impl FnOnce(&mut PageAllocator<'static, LinearMem>) -> R) -> R {
-    let mut g = PAGE_ALLOC.lock_irqsave();
-    f(g.as_mut().expect("page allocator not initialised"))
+pub fn with_pages<R>(f: impl FnOnce(&PageAllocator<'static, LinearMem>) -> R) -> R {
+    f(NODE.get().expect("page allocator not initialised"))
 }
 
 /// The slab layer's view of the page allocator: blocks by kernel virtual
@@ -168,7 +168,7 @@ pub fn mem_init(platform: &Platform, load_pa: u64, image_size: u64, dtb_pa: u64,
     let mem_map = mem_map_init(uninit);
     let mut pa = PageAllocator::free_area_init(mem_map, start_pfn, ZoneLimits::ARM64, LinearMem);
     let freed = mb.free_all(&mut pa);
-    *PAGE_ALLOC.lock_irqsave() = Some(pa);
+    NODE.call_once(|| pa);
     HEAP.0.init_kmalloc(BuddyPages);
     MemInit { freed, total: npages }
 }

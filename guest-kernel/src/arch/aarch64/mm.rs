@@ -18,8 +18,8 @@
 //! ([`current_mm`]: `current->mm`), so a page fault, `mmap`, `munmap` or
 //! `brk` takes only the locks of its own address space, plus the page
 //! allocator's (the overcommit counter is an atomic: [`GlobalAcct`]).
-//! Order: `mmap_lock` → `page_table_lock` → `PAGE_ALLOC` (`crate::sync`'s
-//! table).
+//! Order: `mmap_lock` → `page_table_lock` → `PCP` → `ZONE_LOCK`
+//! (`crate::sync`'s table).
 
 use alloc::sync::Arc;
 use core::ptr;
@@ -159,7 +159,7 @@ impl VmAcct for GlobalAcct {
     fn vm_enough_memory(&mut self, pages: usize, cap_sys_admin: bool, mm_total_vm: usize) -> Result<(), Errno> {
         let mut policy = ACCT.get().expect("overcommit sysctls set at boot").clone();
         if policy.policy == OvercommitPolicy::Guess {
-            let (free, total) = memory::with_pages(|pa| (pa.nr_free_pages(), pa.totalram_pages()));
+            let (free, total) = memory::with_pages(|pa| (pa.global_free_pages(), pa.totalram_pages()));
             policy.meminfo.free = free;
             policy.meminfo.totalram = total;
         }

@@ -780,8 +780,8 @@ fn segv(frame: &TrapFrame, what: &str) {
     }
 }
 
-/// Page-frame operations that take the allocator lock per call (the
-/// fault path holds the kernel lock, and page tables allocate too).
+/// Page-frame operations on the shared page allocator: a user page comes
+/// from this CPU's pcp list (its lock only), reference counts are atomics.
 pub struct LockedPages;
 
 impl PageOps for LockedPages {

@@ -12,6 +12,13 @@
 //! Slab management lives inside the slab (at its end), so the slab layer
 //! needs no heap of its own and can back the kernel's global allocator.
 //!
+//! A [`KmemCache`] keeps one array cache per CPU for callers that hold
+//! whatever lock guards the cache. The kernel heap ([`KernelHeap`]) keeps
+//! kmalloc's array caches outside the caches instead, one set per CPU
+//! behind that CPU's own lock, so a small allocation or free on its CPU
+//! does not take the heap lock (SLAB's lock-free `____cache_alloc` fast
+//! path); the slabs are reached only to refill or flush a batch.
+//!
 //! This file is safe Rust. The two places that need `unsafe` are small
 //! submodules: [`raw`], every read and write of slab memory (the
 //! management area, zeroing for `__GFP_ZERO`), and [`heap`], the
@@ -399,10 +406,15 @@ impl KmemCache {
         Ok(())
     }
 
+    /// An empty array cache sized for this cache (`alloc_arraycache`).
+    fn new_array_cache(&self) -> ArrayCache {
+        ArrayCache { avail: 0, ..self.array[0] }
+    }
+
     /// `cache_alloc_refill()`: move up to `batchcount` objects from partial
-    /// (then free, then new) slabs into this CPU's array.
-    fn cache_alloc_refill<P: PageSource>(&mut self, src: &mut P, cpu: usize, gfp: Gfp) {
-        let mut batch = self.array[cpu].batchcount;
+    /// (then free, then new) slabs into `ac`.
+    fn cache_alloc_refill<P: PageSource>(&mut self, src: &mut P, ac: &mut ArrayCache, gfp: Gfp) {
+        let mut batch = ac.batchcount;
         while batch > 0 {
             let base = if self.partial.head != 0 {
                 self.partial.head
@@ -416,7 +428,6 @@ impl KmemCache {
             };
             while batch > 0 && (self.read_hdr(base).active as usize) < self.num {
                 let obj = self.slab_get_obj(base);
-                let ac = &mut self.array[cpu];
                 ac.entry[ac.avail] = obj;
                 ac.avail += 1;
                 batch -= 1;
@@ -430,7 +441,9 @@ impl KmemCache {
         if self.array[cpu].avail > 0 {
             self.stats.ac_hits += 1;
         } else {
-            self.cache_alloc_refill(src, cpu, gfp);
+            let mut ac = self.array[cpu];
+            self.cache_alloc_refill(src, &mut ac, gfp);
+            self.array[cpu] = ac;
         }
         let ac = &mut self.array[cpu];
         if ac.avail == 0 {
@@ -459,7 +472,10 @@ impl KmemCache {
             return Err(SlabError::BadFree("object does not belong to this cache"));
         }
         if self.array[cpu].avail == self.array[cpu].limit {
-            self.cache_flusharray(src, cpu)?;
+            let mut ac = self.array[cpu];
+            let flushed = self.cache_flusharray(src, &mut ac);
+            self.array[cpu] = ac;
+            flushed?;
         }
         let ac = &mut self.array[cpu];
         ac.entry[ac.avail] = obj;
@@ -468,17 +484,16 @@ impl KmemCache {
         Ok(())
     }
 
-    /// `cache_flusharray()`.
-    fn cache_flusharray<P: PageSource>(&mut self, src: &mut P, cpu: usize) -> Result<(), SlabError> {
-        let n = self.array[cpu].batchcount.min(self.array[cpu].avail);
+    /// `cache_flusharray()`: the oldest `batchcount` objects of `ac` back
+    /// to their slabs.
+    fn cache_flusharray<P: PageSource>(&mut self, src: &mut P, ac: &mut ArrayCache) -> Result<(), SlabError> {
+        let n = ac.batchcount.min(ac.avail);
         let mut result = Ok(());
-        for i in 0..n {
-            let obj = self.array[cpu].entry[i];
+        for &obj in &ac.entry[..n] {
             if let Err(e) = self.free_block(src, obj) {
                 result = Err(e);
             }
         }
-        let ac = &mut self.array[cpu];
         ac.entry.copy_within(n..ac.avail, 0);
         ac.avail -= n;
         result
@@ -488,10 +503,21 @@ impl KmemCache {
     pub fn drain<P: PageSource>(&mut self, src: &mut P) -> Result<(), SlabError> {
         let mut result = Ok(());
         for cpu in 0..NR_CPUS {
-            while self.array[cpu].avail > 0 {
-                if let Err(e) = self.cache_flusharray(src, cpu) {
-                    result = Err(e);
-                }
+            let mut ac = self.array[cpu];
+            if let Err(e) = self.drain_array(src, &mut ac) {
+                result = Err(e);
+            }
+            self.array[cpu] = ac;
+        }
+        result
+    }
+
+    /// Empty `ac` into the slabs.
+    fn drain_array<P: PageSource>(&mut self, src: &mut P, ac: &mut ArrayCache) -> Result<(), SlabError> {
+        let mut result = Ok(());
+        while ac.avail > 0 {
+            if let Err(e) = self.cache_flusharray(src, ac) {
+                result = Err(e);
             }
         }
         result
@@ -715,6 +741,7 @@ pub const fn size_to_pages(size: usize) -> usize {
 pub(crate) mod tests {
     use super::*;
     use crate::mm::zone::tests::XorShift;
+    use alloc::boxed::Box;
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::alloc::{GlobalAlloc, Layout};
@@ -981,6 +1008,105 @@ pub(crate) mod tests {
             heap.dealloc(big, Layout::from_size_align(40_000, 4096).unwrap());
         }
         let leaked = heap.with_kmalloc(|k, src| {
+            k.shrink(src).unwrap();
+            src.blocks.len()
+        });
+        assert_eq!(leaked, Some(0));
+    }
+
+    std::thread_local! {
+        static TEST_CPU: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+
+    fn test_cpu() -> usize {
+        TEST_CPU.with(|c| c.get())
+    }
+
+    #[test]
+    fn kernel_heap_per_cpu_arrays_are_the_fast_path() {
+        let heap: KernelHeap<FakePages> = KernelHeap::new(test_cpu);
+        heap.init_kmalloc(FakePages::default());
+        let l = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: non-zero-size layouts; pointers are freed with their layouts.
+        let (a, b) = unsafe {
+            let a = heap.alloc(l);
+            heap.dealloc(a, l);
+            (a, heap.alloc(l))
+        };
+        assert_eq!(a, b, "the object just freed is the hottest");
+        let slabs = |heap: &KernelHeap<FakePages>| {
+            let inner = heap.inner.lock();
+            let (k, _) = inner.kmalloc.as_ref().unwrap();
+            (k.caches[3].stats.grown, k.caches[3].free_objects)
+        };
+        // The first allocation refilled CPU 0's array with a batch: the
+        // slab lost `batchcount` objects at once, and the next ones come
+        // from the array without touching the slabs.
+        let batch = heap.cpu_arrays[0].0.lock().unwrap()[3].batchcount;
+        let (grown, free) = slabs(&heap);
+        assert_eq!(grown, 1);
+        // SAFETY: a non-zero-size layout; freed below with it.
+        let more: Vec<*mut u8> = (1..batch).map(|_| unsafe { heap.alloc(l) }).collect();
+        assert_eq!(slabs(&heap), (grown, free), "served from the array");
+        // Freed on CPU 1: its own array takes them, up to its limit.
+        TEST_CPU.with(|c| c.set(1));
+        for &p in &more {
+            // SAFETY: allocated above with this layout.
+            unsafe { heap.dealloc(p, l) };
+        }
+        assert_eq!(heap.cpu_arrays[1].0.lock().unwrap()[3].avail, batch - 1);
+        // SAFETY: allocated above with this layout.
+        unsafe { heap.dealloc(b, l) };
+        let leaked = heap.with_kmalloc(|k, src| {
+            assert_eq!(k.caches[3].live_objects(), 0);
+            k.shrink(src).unwrap();
+            src.blocks.len()
+        });
+        assert_eq!(leaked, Some(0));
+        assert!(heap.cpu_arrays.iter().all(|c| c.0.lock().unwrap().iter().all(|ac| ac.avail == 0)));
+    }
+
+    #[test]
+    fn kernel_heap_from_two_threads_as_two_cpus() {
+        let heap: &'static KernelHeap<FakePages> = Box::leak(Box::new(KernelHeap::new(test_cpu)));
+        heap.init_kmalloc(FakePages::default());
+        let worker = |cpu: usize| {
+            move || {
+                TEST_CPU.with(|c| c.set(cpu));
+                let mut rng = XorShift(0x1234_5678 + cpu as u64);
+                let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
+                for step in 0..20_000u32 {
+                    if live.len() < 200 && rng.below(2) == 0 {
+                        let size = [8, 24, 64, 100, 256, 700, 3000][rng.below(7) as usize];
+                        let l = Layout::from_size_align(size, 8).unwrap();
+                        let tag = (step % 251) as u8;
+                        // SAFETY: non-zero-size layout; the object is ours until freed.
+                        let p = unsafe { heap.alloc(l) };
+                        assert!(!p.is_null());
+                        // SAFETY: `p` is a fresh object of `size` bytes, ours alone.
+                        unsafe { core::ptr::write_bytes(p, tag, size) };
+                        live.push((p, l, tag));
+                    } else if !live.is_empty() {
+                        let (p, l, tag) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                        // SAFETY: written above; nobody else may have touched it.
+                        let intact = unsafe { core::slice::from_raw_parts(p, l.size()) }.iter().all(|&b| b == tag);
+                        assert!(intact, "cpu {cpu}: object {p:p} overwritten while live");
+                        // SAFETY: allocated above with this layout.
+                        unsafe { heap.dealloc(p, l) };
+                    }
+                }
+                for (p, l, _) in live {
+                    // SAFETY: allocated above with this layout.
+                    unsafe { heap.dealloc(p, l) };
+                }
+            }
+        };
+        let t0 = std::thread::spawn(worker(0));
+        let t1 = std::thread::spawn(worker(1));
+        t0.join().unwrap();
+        t1.join().unwrap();
+        let leaked = heap.with_kmalloc(|k, src| {
+            assert!(k.caches.iter().all(|c| c.live_objects() == 0));
             k.shrink(src).unwrap();
             src.blocks.len()
         });
