@@ -451,6 +451,15 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         .map_err(|e| format!("stolen time page: {e}"))?;
     let vmid = (id + 1) as u64;
     let vttbr = stage2.root_pa() | VTTBR_EL2::VMID.val(vmid).value;
+    let vgic = Vgic::new(
+        match gic {
+            GicVersion::V2 => vgic::GicVersion::V2,
+            GicVersion::V3 => vgic::GicVersion::V3,
+        },
+        spec.vcpus as usize,
+        passthrough::nr_spis(spec),
+    )
+    .map_err(|e| format!("vgic: {e:?}"))?;
     let vm = Vm {
         id,
         name: String::from(spec.name.as_str()),
@@ -469,19 +478,8 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
-        vgic: CountedMutex::ranked(
-            crate::sync::VGIC,
-            Vgic::new(
-                match gic {
-                    GicVersion::V2 => vgic::GicVersion::V2,
-                    GicVersion::V3 => vgic::GicVersion::V3,
-                },
-                spec.vcpus as usize,
-                passthrough::nr_spis(spec),
-            )
-            .map_err(|e| format!("vgic: {e:?}"))?,
-        ),
-        bus: super::devices::bus(gic, spec.vcpus as usize, spec.console).map_err(|e| format!("devices: {e}"))?,
+        bus: super::devices::bus(&vgic, spec.console).map_err(|e| format!("devices: {e}"))?,
+        vgic: CountedMutex::ranked(crate::sync::VGIC, vgic),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
         pvtime,
