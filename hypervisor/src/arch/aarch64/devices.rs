@@ -9,7 +9,7 @@
 //! over an emulated one (`vmspec`, "overlaps the guest ... window").
 
 use super::passthrough;
-use super::vmm::Vm;
+use super::vmm::{Vm, VmConsole};
 use crate::mmio::bus::{MmioBus, MmioDevice, MmioError, RegisterError};
 use crate::vgic::{FixedRegs, Frame, GICD_FRAME_SIZE, GICR_FRAME_SIZE, GicVersion, Vgic};
 use shared::layout;
@@ -84,14 +84,17 @@ impl MmioDevice<Vm> for Device {
 pub struct Uart;
 
 impl Uart {
-    /// Drives the UART's interrupt line to `level`. Only a changed line is
-    /// a vGIC change (the run loop rescans the vGIC after changes; most
-    /// UART accesses leave the line as it was).
-    fn set_line(vm: &Vm, vcpu: usize, level: bool) {
-        let intid = 32 + layout::UART_SPI;
-        let mut g = vm.vgic.lock();
-        if g.irq_state(vcpu, intid).is_some_and(|irq| irq.line_level != level) {
-            let _ = g.set_level(vcpu, intid, level);
+    /// Drives the UART's interrupt line to the model's level, with the
+    /// console `c` of `vm` locked: the vGIC's lock is taken only when the
+    /// level changes (`VmConsole::line_driven`; most accesses leave it as
+    /// it was, and looking at the vGIC's level under its lock was 21 of a
+    /// flag register read's 364 instructions), and only a changed line is
+    /// a vGIC change (the run loop rescans the vGIC after changes).
+    pub fn drive_line(vm: &Vm, c: &mut VmConsole, vcpu: usize) {
+        let level = c.uart.irq_level();
+        if level != c.line_driven {
+            let _ = vm.vgic.lock().set_level(vcpu, 32 + layout::UART_SPI, level);
+            c.line_driven = level;
         }
     }
 }
@@ -102,9 +105,7 @@ impl MmioDevice<Vm> for Uart {
         let mut c = vm.console.lock();
         let r = c.uart.mmio_read(offset, size).map(u64::from);
         c.refill();
-        let level = c.uart.irq_level();
-        drop(c);
-        Self::set_line(vm, vcpu, level);
+        Self::drive_line(vm, &mut c, vcpu);
         r
     }
 
@@ -115,9 +116,7 @@ impl MmioDevice<Vm> for Uart {
                 c.output(&vm.name, vcpu, byte);
             }
         });
-        let level = c.uart.irq_level();
-        drop(c);
-        Self::set_line(vm, vcpu, level);
+        Self::drive_line(vm, &mut c, vcpu);
         r
     }
 
@@ -180,7 +179,13 @@ impl MmioDevice<Vm> for VgicFrame {
         }
         let mut fresh = vm.vgic.lock().reset_state();
         passthrough::reset(vm, &mut fresh);
+        // The fresh vGIC's UART line is low: it is driven again to the
+        // PL011's level (which outlives the reset), under the console's
+        // lock so that `line_driven` stays the vGIC's.
+        let mut c = vm.console.lock();
         *vm.vgic.lock() = fresh;
+        c.line_driven = false;
+        Uart::drive_line(vm, &mut c, 0);
     }
 
     fn irq(&self) -> Option<u32> {

@@ -63,6 +63,10 @@ pub struct VmConsole {
     pub first_line_at: Option<u64>,
     /// The vCPU that wrote the last byte.
     last_writer: usize,
+    /// The level the vPL011's interrupt line was last driven to in the
+    /// vGIC. Whoever drives it holds this console's lock meanwhile
+    /// (`devices::Uart::drive_line`), so it is the vGIC's line level.
+    pub line_driven: bool,
 }
 
 impl VmConsole {
@@ -75,6 +79,7 @@ impl VmConsole {
             input: heapless::Deque::new(),
             first_line_at: None,
             last_writer: 0,
+            line_driven: false,
         }
     }
 
@@ -88,7 +93,7 @@ impl VmConsole {
 
     /// Moves queued input into the receive FIFO while it has room.
     pub fn refill(&mut self) {
-        while self.uart.rx_has_room() {
+        while !self.input.is_empty() && self.uart.rx_has_room() {
             match self.input.pop_front() {
                 Some(b) => {
                     self.uart.push_input(b);
