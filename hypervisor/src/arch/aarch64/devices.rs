@@ -90,12 +90,20 @@ impl Uart {
     /// it was, and looking at the vGIC's level under its lock was 21 of a
     /// flag register read's 364 instructions), and only a changed line is
     /// a vGIC change (the run loop rescans the vGIC after changes).
+    /// Inline: the comparison is on every UART access, the change rare.
+    #[inline(always)]
     pub fn drive_line(vm: &Vm, c: &mut VmConsole, vcpu: usize) {
         let level = c.uart.irq_level();
         if level != c.line_driven {
-            let _ = vm.vgic.lock().set_level(vcpu, 32 + layout::UART_SPI, level);
-            c.line_driven = level;
+            Self::change_line(vm, c, vcpu, level);
         }
+    }
+
+    /// [`Uart::drive_line`] when the level changed.
+    #[inline(never)]
+    fn change_line(vm: &Vm, c: &mut VmConsole, vcpu: usize, level: bool) {
+        let _ = vm.vgic.lock().set_level(vcpu, 32 + layout::UART_SPI, level);
+        c.line_driven = level;
     }
 }
 

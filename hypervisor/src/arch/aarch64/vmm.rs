@@ -91,8 +91,19 @@ impl VmConsole {
         ok
     }
 
-    /// Moves queued input into the receive FIFO while it has room.
+    /// Moves queued input into the receive FIFO while it has room. Inline
+    /// (every UART read calls it; there is rarely input queued), the move
+    /// out of line.
+    #[inline(always)]
     pub fn refill(&mut self) {
+        if !self.input.is_empty() {
+            self.move_input();
+        }
+    }
+
+    /// [`VmConsole::refill`]'s loop.
+    #[inline(never)]
+    fn move_input(&mut self) {
         while !self.input.is_empty() && self.uart.rx_has_room() {
             match self.input.pop_front() {
                 Some(b) => {
