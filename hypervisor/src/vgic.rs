@@ -81,6 +81,26 @@ pub struct VgicCpuState {
     pub lrs_written: usize,
 }
 
+/// The first four 32-bit words of a vGIC register frame, where those that
+/// never change after the vGIC is made are known (the distributor's
+/// GICD_TYPER, IHI 0069H §12.9.38; GICR_TYPER, §12.11.35; the IIDRs): the
+/// trap fast path answers their reads without the vGIC's lock
+/// ([`Vgic::fixed_regs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedRegs([Option<u32>; 4]);
+
+impl FixedRegs {
+    /// A 32-bit aligned read at `offset` of a fixed word; None for
+    /// anything else (the model answers, or refuses it).
+    #[inline(always)]
+    pub fn read(&self, offset: u64, size: u8) -> Option<u64> {
+        if size != 4 || !offset.is_multiple_of(4) || offset >= 16 {
+            return None;
+        }
+        self.0[(offset / 4) as usize].map(u64::from)
+    }
+}
+
 /// Which emulated register frame an access hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -271,6 +291,21 @@ impl Vgic {
     /// Number of SPIs (INTIDs 32..32 + nr_spis).
     pub fn nr_spis(&self) -> usize {
         self.nr_spis
+    }
+
+    /// The registers of `frame` whose value is fixed for this vGIC's life
+    /// (they follow only its version and counts, which a reset keeps).
+    pub fn fixed_regs(&self, frame: Frame) -> FixedRegs {
+        match frame {
+            // GICD_CTLR changes; GICD_TYPER, GICD_IIDR and GICD_TYPER2 do not.
+            Frame::Dist => FixedRegs([None, Some(self.typer()), Some(dist::IIDR), Some(0)]),
+            // GICR_CTLR (no LPIs: reads as 0), GICR_IIDR, GICR_TYPER's two words.
+            Frame::Redist(n) if self.version == GicVersion::V3 && n < self.nr_vcpus => {
+                let typer = self.gicr_typer(n);
+                FixedRegs([Some(0), Some(dist::IIDR), Some(typer as u32), Some((typer >> 32) as u32)])
+            }
+            Frame::Redist(_) => FixedRegs([None; 4]),
+        }
     }
 
     /// A guest read of `size` bytes at `offset` of `frame` by vCPU `vcpu`

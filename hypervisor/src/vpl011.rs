@@ -206,6 +206,7 @@ impl Pl011 {
     }
 
     /// A guest read of `size` bytes at `offset` inside the window.
+    #[inline]
     pub fn mmio_read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
         check_access(offset, size)?;
         let value = match offset {

@@ -14,7 +14,7 @@
 
 use core::fmt;
 
-use super::{BaseReg, MmioAccess, Writeback, size_mask};
+use super::{BaseReg, MmioAccess, Writeback};
 use crate::esr::DataAbort;
 
 /// Why an access could not be decoded. Every refusal is final: the glue
@@ -225,20 +225,14 @@ pub fn decode_instruction(insn: u32, ipa: u64) -> Result<MmioAccess, DecodeError
 /// of `value`, sign- or zero-extended, and for a W register the upper 32
 /// bits cleared (ARM ARM C6.2 "LDRSH (immediate)": `X[t] = SignExtend(data,
 /// regsize)`, with a W write zeroing bits `[63:32]`).
+/// Branch-free (the trap fast path's): the access's bytes are shifted to
+/// the top and back, arithmetically to sign-extend.
+#[inline]
 pub fn apply_load(value: u64, access: &MmioAccess) -> u64 {
-    let data = value & size_mask(access.size);
-    let bits: u32 = match access.size {
-        1 => 8,
-        2 => 16,
-        4 => 32,
-        _ => 64,
-    };
-    let extended = if access.sign_extend && bits < 64 {
-        let shift = 64 - bits;
-        ((data << shift) as i64 >> shift) as u64
-    } else {
-        data
-    };
+    // 1, 2, 4 or 8 bytes (SAS); the clamp keeps the shift in 0..=56.
+    let shift = 64 - 8 * u32::from(access.size.clamp(1, 8));
+    let top = value << shift;
+    let extended = if access.sign_extend { ((top as i64) >> shift) as u64 } else { top >> shift };
     if access.sixty_four { extended } else { extended & 0xffff_ffff }
 }
 

@@ -392,7 +392,7 @@ impl Vgic {
     }
 
     /// GICD_TYPER (IHI 0069H §12.9.38, IHI 0048B §4.3.2).
-    fn typer(&self) -> u32 {
+    pub(super) fn typer(&self) -> u32 {
         let it_lines = (self.nr_spis / 32) as u32;
         let cpus = (self.nr_vcpus.min(8) - 1) as u32;
         let mut typer = it_lines | (cpus << 5);

@@ -125,7 +125,7 @@ impl Vgic {
 
     /// GICR_TYPER (IHI 0069H §12.11.35): Affinity_Value [63:32],
     /// Processor_Number [23:8], Last [4] on the final redistributor.
-    fn gicr_typer(&self, rd: usize) -> u64 {
+    pub(super) fn gicr_typer(&self, rd: usize) -> u64 {
         let mut typer = (vcpu_affinity(rd) << 32) | ((rd as u64 & 0xFFFF) << 8);
         if rd + 1 == self.nr_vcpus {
             typer |= 1 << 4;

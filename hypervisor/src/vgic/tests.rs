@@ -802,3 +802,46 @@ fn register_reads_are_not_changes() {
     m.lock().mmio_write(0, Frame::Dist, 0x100, 4, 1).unwrap();
     assert_eq!(m.changes(), before + 1, "a write is one");
 }
+
+/// The words the fast path reads without the lock are the model's reads,
+/// whatever the guest wrote to them and after a reset; every other read
+/// is left to the model.
+#[test]
+fn fixed_regs_are_the_models_reads() {
+    for (g, frames) in [
+        (v2(3, 64), vec![Frame::Dist, Frame::Redist(0)]),
+        (v3(1, 0), vec![Frame::Dist, Frame::Redist(0), Frame::Redist(1)]),
+        (v3(20, MAX_SPIS), vec![Frame::Dist, Frame::Redist(0), Frame::Redist(19)]),
+    ] {
+        let mut g = g;
+        for frame in frames {
+            let fixed = g.fixed_regs(frame);
+            let known = (0..16).step_by(4).filter(|&o| fixed.read(o, 4).is_some()).count();
+            let expect = match frame {
+                Frame::Dist => 3,
+                Frame::Redist(n) if g.version() == GicVersion::V3 && n < g.nr_vcpus() => 4,
+                Frame::Redist(_) => 0,
+            };
+            assert_eq!(known, expect, "{frame:?}");
+            for round in 0..3 {
+                for offset in 0..0x20 {
+                    for size in [1, 2, 4, 8] {
+                        if let Some(v) = fixed.read(offset, size) {
+                            assert_eq!(g.mmio_read(0, frame, offset, size), Ok(v), "{frame:?} {offset:#x}/{size}");
+                            assert!(size == 4 && offset.is_multiple_of(4) && offset < 16);
+                        }
+                    }
+                }
+                match round {
+                    0 => {
+                        for offset in (0..16).step_by(4) {
+                            let _ = g.mmio_write(0, frame, offset, 4, u64::from(u32::MAX));
+                        }
+                    }
+                    _ => g = g.reset_state(),
+                }
+                assert_eq!(g.fixed_regs(frame), fixed, "{frame:?} round {round}");
+            }
+        }
+    }
+}

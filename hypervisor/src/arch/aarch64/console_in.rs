@@ -25,7 +25,6 @@ use crate::vmctl::{self, Command, Key, Keys, VmOp};
 use crate::{console, println};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use shared::layout;
 
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 static UART: crate::sync::Once<UartDriver> = crate::sync::Once::new();
@@ -254,11 +253,10 @@ fn deliver(b: u8) {
     if !vm.spec.console {
         return;
     }
-    let level = {
+    {
         let mut c = vm.console.lock();
         c.type_byte(b);
-        c.uart.irq_level()
-    };
-    let _ = vm.vgic.lock().set_level(0, 32 + layout::UART_SPI, level);
+        super::devices::Uart::drive_line(vm, &mut c, 0);
+    }
     vm.flush_kicks(None);
 }

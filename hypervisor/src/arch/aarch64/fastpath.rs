@@ -10,6 +10,7 @@ use super::vmm::{Vcpu, Vm};
 #[cfg(feature = "trace")]
 use super::{switch::ExitKind, timer};
 use crate::fastpath::{FastExit, classify};
+use crate::mmio::bus::AccessError;
 use crate::mmio::{MmioAccess, decode};
 use crate::stats::ExitReason;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
@@ -48,11 +49,6 @@ fn handle(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) -> Option<Action> {
 fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<Action> {
     let far = FAR_EL2.get();
     let access = &MmioAccess { ipa: decode::fault_ipa(HPFAR_EL2.get(), far), ..*access };
-    // RAM is not MMIO: a data abort on it is the first touch of a block
-    // (guestram.rs), which the slow path fills and maps.
-    if vm.ram().contains(access.ipa) {
-        return None;
-    }
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
     if lrs_loaded && !uart.contains(&access.ipa) {
         return None;
@@ -68,6 +64,12 @@ fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<
             v.regs.pc = v.regs.pc.wrapping_add(4);
             Some(Action::Continue)
         }
+        // No device: RAM (a data abort on it is the first touch of a
+        // block, guestram.rs, which the slow path fills and maps; no
+        // device overlaps RAM, vmspec) or nothing, which the slow path
+        // refuses. Asking the bus first keeps the RAM check off the MMIO
+        // path.
+        Err(AccessError::NoDevice) => None,
         Err(e) => Some(exit::bad_access(vm, v, access.ipa, far, access.write, &exit::Refusal(e))),
     }
 }

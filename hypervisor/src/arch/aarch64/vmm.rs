@@ -63,6 +63,10 @@ pub struct VmConsole {
     pub first_line_at: Option<u64>,
     /// The vCPU that wrote the last byte.
     last_writer: usize,
+    /// The level the vPL011's interrupt line was last driven to in the
+    /// vGIC. Whoever drives it holds this console's lock meanwhile
+    /// (`devices::Uart::drive_line`), so it is the vGIC's line level.
+    pub line_driven: bool,
 }
 
 impl VmConsole {
@@ -75,6 +79,7 @@ impl VmConsole {
             input: heapless::Deque::new(),
             first_line_at: None,
             last_writer: 0,
+            line_driven: false,
         }
     }
 
@@ -86,9 +91,20 @@ impl VmConsole {
         ok
     }
 
-    /// Moves queued input into the receive FIFO while it has room.
+    /// Moves queued input into the receive FIFO while it has room. Inline
+    /// (every UART read calls it; there is rarely input queued), the move
+    /// out of line.
+    #[inline(always)]
     pub fn refill(&mut self) {
-        while self.uart.rx_has_room() {
+        if !self.input.is_empty() {
+            self.move_input();
+        }
+    }
+
+    /// [`VmConsole::refill`]'s loop.
+    #[inline(never)]
+    fn move_input(&mut self) {
+        while !self.input.is_empty() && self.uart.rx_has_room() {
             match self.input.pop_front() {
                 Some(b) => {
                     self.uart.push_input(b);
@@ -451,6 +467,15 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         .map_err(|e| format!("stolen time page: {e}"))?;
     let vmid = (id + 1) as u64;
     let vttbr = stage2.root_pa() | VTTBR_EL2::VMID.val(vmid).value;
+    let vgic = Vgic::new(
+        match gic {
+            GicVersion::V2 => vgic::GicVersion::V2,
+            GicVersion::V3 => vgic::GicVersion::V3,
+        },
+        spec.vcpus as usize,
+        passthrough::nr_spis(spec),
+    )
+    .map_err(|e| format!("vgic: {e:?}"))?;
     let vm = Vm {
         id,
         name: String::from(spec.name.as_str()),
@@ -469,19 +494,8 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
-        vgic: CountedMutex::ranked(
-            crate::sync::VGIC,
-            Vgic::new(
-                match gic {
-                    GicVersion::V2 => vgic::GicVersion::V2,
-                    GicVersion::V3 => vgic::GicVersion::V3,
-                },
-                spec.vcpus as usize,
-                passthrough::nr_spis(spec),
-            )
-            .map_err(|e| format!("vgic: {e:?}"))?,
-        ),
-        bus: super::devices::bus(gic, spec.vcpus as usize, spec.console).map_err(|e| format!("devices: {e}"))?,
+        bus: super::devices::bus(&vgic, spec.console).map_err(|e| format!("devices: {e}"))?,
+        vgic: CountedMutex::ranked(crate::sync::VGIC, vgic),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
         pvtime,
