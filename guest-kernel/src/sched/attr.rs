@@ -15,10 +15,6 @@ pub const SIZE_VER1: usize = 56;
 /// The largest size a program may claim (PAGE_SIZE).
 pub const SIZE_MAX: usize = 4096;
 
-/// `SCHED_FLAG_RESET_ON_FORK` and the other `sched_flags`: none is
-/// implemented, so any of them is refused (EINVAL), where Linux would act.
-pub const SCHED_FLAG_ALL: u64 = 0x7f;
-
 /// `sched_setscheduler`'s policy number to a policy (SCHED_ISO, 4, and
 /// anything unknown: EINVAL). `SCHED_RESET_ON_FORK` (0x40000000) is masked
 /// by the caller.
@@ -71,7 +67,9 @@ pub fn size_to_copy(size: u32) -> Result<usize, Errno> {
 /// Decodes the `size` bytes a program passed (`size_to_copy`'s answer):
 /// bytes past what this kernel knows must be zero (`copy_struct_from_user`:
 /// E2BIG otherwise), `sched_flags` must be ones it implements, and the
-/// policy known. The parameters are checked by the scheduler
+/// policy known. No `sched_flags` (`SCHED_FLAG_RESET_ON_FORK` and the
+/// rest) is implemented, so any is refused (EINVAL) where Linux would act
+/// on it. The parameters are checked by the scheduler
 /// (`__checkparam_dl`, the priority ranges).
 pub fn decode(b: &[u8]) -> Result<SchedAttr, Errno> {
     if b.len() < SIZE_VER0 {
@@ -81,7 +79,7 @@ pub fn decode(b: &[u8]) -> Result<SchedAttr, Errno> {
         return Err(Errno::E2BIG);
     }
     let policy = policy_from_abi(u32_at(b, 4))?;
-    if u64_at(b, 8) & SCHED_FLAG_ALL != 0 || u64_at(b, 8) & !SCHED_FLAG_ALL != 0 {
+    if u64_at(b, 8) != 0 {
         return Err(Errno::EINVAL);
     }
     Ok(SchedAttr {

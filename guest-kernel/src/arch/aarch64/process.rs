@@ -267,9 +267,6 @@ pub struct Kernel {
     hz: u32,
 }
 
-/// The hypervisor reports stolen time: each CPU maps its record as it starts.
-static STEAL_CLOCK: AtomicBool = AtomicBool::new(false);
-
 /// Initialises the process subsystem on the boot CPU (`sched_init`,
 /// `fork_init`, the timer wheel), with `nr_cpus` idle tasks; the boot CPU
 /// becomes idle task 0.
@@ -278,11 +275,10 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
     let mut sched = Scheduler::new(u64::from(hz), &idle);
     // Stolen time (DEN0057 PV_TIME) under a hypervisor that reports it:
     // each CPU maps its structure as it starts (`secondary_start`).
-    if super::pvtime::available()
+    if super::pvtime::probe()
         && let Some(ipa) = super::pvtime::init_cpu(0)
     {
         sched.set_steal_clock(super::pvtime::steal_clock);
-        STEAL_CLOCK.store(true, Ordering::Release);
         crate::println!("guest-kernel: stolen time: PV_TIME (DEN0057), CPU0's record at IPA {ipa:#x}");
     }
     let jiffies = Jiffies::new(hz);
@@ -1169,9 +1165,7 @@ pub fn user_frame_of(k: &mut Kernel, id: TaskId) -> &mut TrapFrame {
 /// A secondary CPU joins: its idle task becomes `current`, with the empty
 /// user table in TTBR0.
 pub fn secondary_start(cpu: usize) {
-    if STEAL_CLOCK.load(Ordering::Acquire) {
-        let _ = super::pvtime::init_cpu(cpu);
-    }
+    let _ = super::pvtime::init_cpu(cpu);
     let idle = lock().sched.current(cpu);
     set_current_thread(idle);
     switch_ttbr0(empty_ttbr0());

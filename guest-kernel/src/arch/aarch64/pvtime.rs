@@ -11,7 +11,7 @@
 //! PV_TIME_FEATURES is there, and PV_TIME_FEATURES says PV_TIME_ST is.
 //! On bare metal (QEMU's own PSCI) the first step says no.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shared::hvc::pv_time;
 use smccc::Hvc;
@@ -21,8 +21,19 @@ use super::MAX_CPUS;
 /// Each CPU's stolen-time structure, mapped (0: none).
 static STRUCTS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 
+/// The boot CPU found PV_TIME_ST ([`probe`]): the other CPUs ask for theirs.
+static AVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// `pv_time_init` on the boot CPU: whether the hypervisor offers
+/// PV_TIME_ST, remembered for the CPUs that start later.
+pub fn probe() -> bool {
+    let ok = available();
+    AVAILABLE.store(ok, Ordering::Release);
+    ok
+}
+
 /// `has_pv_steal_clock`: whether the hypervisor offers PV_TIME_ST.
-pub fn available() -> bool {
+fn available() -> bool {
     let Ok(_) = smccc::psci::psci_features::<Hvc>(smccc::arch::SMCCC_VERSION) else { return false };
     let Ok(v) = smccc::arch::version::<Hvc>() else { return false };
     if (v.major, v.minor) < (1, 1) {
@@ -36,8 +47,12 @@ pub fn available() -> bool {
 
 /// `stolen_time_cpu_online`: asks for the calling CPU's structure
 /// (PV_TIME_ST answers for the vCPU that calls) and maps it. Returns its
-/// IPA, or `None` if the answer is an error or cannot be mapped.
+/// IPA, or `None` without PV_TIME ([`probe`]), or if the answer is an
+/// error or cannot be mapped.
 pub fn init_cpu(cpu: usize) -> Option<u64> {
+    if !AVAILABLE.load(Ordering::Acquire) {
+        return None;
+    }
     let ipa = super::psci::hvc(pv_time::ST, &[]);
     if ipa as i64 <= 0 || !ipa.is_multiple_of(pv_time::STRUCT_SIZE) {
         return None;

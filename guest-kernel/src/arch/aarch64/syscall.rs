@@ -439,14 +439,9 @@ fn sys_sched_setscheduler(pid: i32, policy: i32, param: usize) -> R {
     copy_from_user(&mut b, param)?;
     let prio = i32::from_le_bytes(b);
     let id = task_of(pid)?;
-    let policy = match policy & !0x4000_0000 {
-        0 => SchedPolicy::Normal,
-        1 => SchedPolicy::Fifo,
-        2 => SchedPolicy::Rr,
-        3 => SchedPolicy::Batch,
-        5 => SchedPolicy::Idle,
-        _ => return Err(Errno::EINVAL),
-    };
+    // SCHED_DEADLINE has no parameters here: the scheduler refuses it
+    // (EINVAL, __checkparam_dl), as Linux does.
+    let policy = attr::policy_from_abi((policy & !0x4000_0000) as u32)?;
     if prio < 0 {
         return Err(Errno::EINVAL);
     }
