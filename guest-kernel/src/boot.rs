@@ -49,6 +49,8 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         cmdline.hz
     );
     let _ = cpu::nr_cpus();
+    // Drivers (Linux `do_initcalls`): the virtio disks.
+    crate::arch::aarch64::virtio::probe_all(platform);
     if !platform.vm_name.is_empty() {
         // Under our hypervisor (it names the VM in the DTB): tell it the
         // boot is done, for the boot benchmark. Natively there is no EL2

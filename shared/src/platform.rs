@@ -156,6 +156,19 @@ pub enum PsciMethod {
 
 /// Most VMs described in `/chosen/hypervisor`.
 pub const MAX_VMS: usize = 8;
+
+/// At most this many `virtio,mmio` transports are kept (QEMU virt has 32).
+pub const MAX_VIRTIO_MMIO: usize = 32;
+
+/// A virtio-mmio transport (Linux `virtio/mmio.yaml`): its register block
+/// and its interrupt. Which device sits behind it (if any) is read from
+/// the registers, not the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioMmio {
+    pub region: Region,
+    /// The interrupt, when its parent is the GIC.
+    pub irq: Option<Irq>,
+}
 /// Most vCPUs in one VM.
 pub const MAX_VCPUS: usize = 8;
 /// Most pass-through devices per VM.
@@ -232,6 +245,8 @@ pub struct Platform {
     /// takes a lock before its MMU is on, to show that its check stops it
     /// (`ci/qemu-tests/tests/boot.rs`). No boot loader sets it.
     pub selftest_lock_before_mmu: bool,
+    /// Enabled `virtio,mmio` nodes, in tree order.
+    pub virtio_mmio: Vec<VirtioMmio, MAX_VIRTIO_MMIO>,
     /// VMs from `/chosen/hypervisor` (`docs/vm-config.md`). A malformed VM
     /// node does not fail the whole parse: it is recorded in `vm_errors`.
     pub vms: Vec<VmSpec, MAX_VMS>,

@@ -50,6 +50,7 @@ fn psci_cpus(mpidrs: &[u64]) -> Vec<Cpu> {
 
 /// RK3399 (RockPro64 and Pinebook Pro share the SoC part of the tree).
 fn assert_rk3399(p: &Platform) {
+    assert!(p.virtio_mmio.is_empty());
     // stdout-path = "serial2:1500000n8"; serial2 = "/serial@ff1a0000".
     assert_eq!(
         p.uart,
@@ -168,6 +169,17 @@ fn assert_qemu_virt(p: &Platform) {
     assert_eq!(p.psci, Some(PsciMethod::Smc));
     assert_eq!(p.initrd, None);
     assert!(p.vms.is_empty() && p.vm_errors.is_empty());
+    // 32 virtio-mmio transports of 0x200 bytes from 0xa000000, SPI 16 up,
+    // edge-rising (QEMU's hw/arm/virt.c create_virtio_devices).
+    assert_eq!(p.virtio_mmio.len(), 32);
+    let mut bases: Vec<u64> = p.virtio_mmio.iter().map(|v| v.region.base).collect();
+    bases.sort();
+    assert_eq!(bases, (0..32).map(|n| 0x0a00_0000 + n * 0x200).collect::<Vec<_>>());
+    for v in p.virtio_mmio.iter() {
+        let n = ((v.region.base - 0x0a00_0000) / 0x200) as u32;
+        assert_eq!(v.region.size, 0x200);
+        assert_eq!(v.irq, Some(spi(16 + n, 1)), "transport {n}");
+    }
 }
 
 #[test]

@@ -23,16 +23,17 @@
 //! | ---: | --- | --- | --- |
 //! | 1 | [`MMAP_LOCK`] | an address space's VMAs: `Mm::mmap_lock`, a [`RwSemaphore`] (`arch/aarch64/mm.rs`); read by faults, written by mmap, munmap, mprotect, brk, fork's copy, stack growth, exit_mmap | nothing (sleeping lock) |
 //! | 2 | [`KLOCK`] | the kernel lock: scheduler, task table and the table of address spaces (not their contents), timers, futexes, tty (`arch/aarch64/process.rs`) | nothing; held across `cpu_switch_to` and released by the next task on the same CPU |
-//! | 3 | [`KERNEL_MAP`] | the kernel's TTBR1 tables (`mmu::map_probe_page`) | nothing (self-tests) |
-//! | 4 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |
-//! | 5 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
-//! | 6 | [`PAGE_TABLE_LOCK`] | an address space's page table: `Mm::page_table_lock` (`arch/aarch64/mm.rs`): every PTE change and lookup | MMAP_LOCK (faults, mmap...), KLOCK (the OOM killer's RSS, the futex word) |
-//! | 7 | [`SLAB_CPU`] | one CPU's kmalloc array caches (`mm/slab/heap.rs`): every kmalloc-class allocation and free | any of the above (anything may allocate); never two at once (a drain takes one CPU's after another) |
-//! | 8 | [`HEAP`] | the kernel heap: early heap, the slabs of kmalloc's caches, large allocations (`mm/slab/heap.rs`): an array cache's refill (`cache_alloc_refill`) or flush (`cache_flusharray`) | SLAB_CPU, or what SLAB_CPU may be taken inside |
-//! | 9 | [`PCP`] | one CPU's per-CPU page lists of one zone, `zone->per_cpu_pageset` with Linux 6.1's `pcp->lock` (`mm/zone.rs`, `mm/pcp.rs`): order-0 allocation and free | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK; never two at once (a drain takes one CPU's after another) |
-//! | 10 | [`ZONE_LOCK`] | one zone's buddy lists, `zone->lock` (`mm/zone.rs`, `mm/buddy.rs`): orders above 0, and a pcp list's refill (`rmqueue_bulk`) or drain (`free_pcppages_bulk`) | PCP, or what PCP may be taken inside; never two zones at once |
-//! | 11 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
-//! | 12 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
+//! | 3 | [`BLOCK`] | the disks found at boot and their devices (`arch/aarch64/virtio.rs`): a request is sent and polled to completion with it held | nothing |
+//! | 4 | [`KERNEL_MAP`] | the kernel's TTBR1 tables (`mmu::map_probe_page`) | nothing (self-tests) |
+//! | 5 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |
+//! | 6 | [`GIC`] | the GIC driver: enables, IPIs (`arch/aarch64/irq.rs`) | KLOCK |
+//! | 7 | [`PAGE_TABLE_LOCK`] | an address space's page table: `Mm::page_table_lock` (`arch/aarch64/mm.rs`): every PTE change and lookup | MMAP_LOCK (faults, mmap...), KLOCK (the OOM killer's RSS, the futex word) |
+//! | 8 | [`SLAB_CPU`] | one CPU's kmalloc array caches (`mm/slab/heap.rs`): every kmalloc-class allocation and free | any of the above (anything may allocate); never two at once (a drain takes one CPU's after another) |
+//! | 9 | [`HEAP`] | the kernel heap: early heap, the slabs of kmalloc's caches, large allocations (`mm/slab/heap.rs`): an array cache's refill (`cache_alloc_refill`) or flush (`cache_flusharray`) | SLAB_CPU, or what SLAB_CPU may be taken inside |
+//! | 10 | [`PCP`] | one CPU's per-CPU page lists of one zone, `zone->per_cpu_pageset` with Linux 6.1's `pcp->lock` (`mm/zone.rs`, `mm/pcp.rs`): order-0 allocation and free | HEAP (slab growth), PAGE_TABLE_LOCK (faults), KLOCK; never two at once (a drain takes one CPU's after another) |
+//! | 11 | [`ZONE_LOCK`] | one zone's buddy lists, `zone->lock` (`mm/zone.rs`, `mm/buddy.rs`): orders above 0, and a pcp list's refill (`rmqueue_bulk`) or drain (`free_pcppages_bulk`) | PCP, or what PCP may be taken inside; never two zones at once |
+//! | 12 | [`PERCPU`] | one CPU's slot of a `PerCpu` variable (`mm/percpu.rs`) | anything |
+//! | 13 | [`CONSOLE`] | the console device (`console.rs`) | anything: the innermost lock (the crash path bypasses it) |
 //!
 //! The page allocator has no lock of its own around it: `mem_map`'s page
 //! descriptors are atomics changed by whoever owns the page (the zone lock
@@ -75,26 +76,28 @@ classes! {
     MMAP_LOCK = 1;
     /// The kernel lock.
     KLOCK = 2;
+    /// The disks (`block`).
+    BLOCK = 3;
     /// The kernel's TTBR1 tables.
-    KERNEL_MAP = 3;
+    KERNEL_MAP = 4;
     /// The ASID bitmap.
-    ASIDS = 4;
+    ASIDS = 5;
     /// The GIC driver.
-    GIC = 5;
+    GIC = 6;
     /// An address space's page-table lock.
-    PAGE_TABLE_LOCK = 6;
+    PAGE_TABLE_LOCK = 7;
     /// One CPU's kmalloc array caches.
-    SLAB_CPU = 7;
+    SLAB_CPU = 8;
     /// The kernel heap.
-    HEAP = 8;
+    HEAP = 9;
     /// One CPU's per-CPU page lists of one zone (`pcp->lock`).
-    PCP = 9;
+    PCP = 10;
     /// A zone's buddy lists (`zone->lock`).
-    ZONE_LOCK = 10;
+    ZONE_LOCK = 11;
     /// A per-CPU variable's slot.
-    PERCPU = 11;
+    PERCPU = 12;
     /// The console.
-    CONSOLE = 12;
+    CONSOLE = 13;
     /// Self-test class (no rank).
     LOCKDEP_TEST_A = 0;
     /// Self-test class (no rank).

@@ -552,6 +552,13 @@ struct UartSeen<'a> {
     interrupt_parent: Option<u32>,
 }
 
+/// A `virtio,mmio` node seen during the walk.
+struct VirtioSeen<'a> {
+    region: Region,
+    interrupts: Option<&'a [u8]>,
+    interrupt_parent: Option<u32>,
+}
+
 /// The GIC seen during the walk.
 struct GicSeen<'a> {
     gic: Gic,
@@ -583,6 +590,9 @@ struct Builder<'r, 'a> {
     timer: Option<TimerSeen<'a>>,
     saw_cpus: bool,
     vm: Option<VmSeen>,
+    /// `virtio,mmio` nodes: their interrupts are decoded at the end, when
+    /// the GIC's phandle is known.
+    virtio: Vec<VirtioSeen<'a>, MAX_VIRTIO_MMIO>,
 }
 
 impl<'r, 'a> Builder<'r, 'a> {
@@ -600,6 +610,7 @@ impl<'r, 'a> Builder<'r, 'a> {
             timer: None,
             saw_cpus: false,
             vm: None,
+            virtio: Vec::new(),
         };
         let Some(chosen) = blob.find("/chosen")? else {
             return Ok(b);
@@ -709,6 +720,23 @@ impl<'r, 'a> Builder<'r, 'a> {
         if self.timer.is_none() && list_has(compatible, "arm,armv8-timer") {
             self.timer_node(node)?;
         }
+        if list_has(compatible, "virtio,mmio") && node.enabled(blob)? {
+            self.virtio_mmio(stack)?;
+        }
+        Ok(())
+    }
+
+    /// A virtio-mmio transport (Linux `virtio/mmio.yaml`); beyond
+    /// `MAX_VIRTIO_MMIO` they are ignored.
+    fn virtio_mmio(&mut self, stack: &[Node<'a>]) -> Result<(), DtbError> {
+        let Some(node) = stack.last() else {
+            return Ok(());
+        };
+        let bad = DtbError::BadProperty { node: "virtio_mmio", property: "reg" };
+        let reg = node.prop(self.blob, "reg")?.ok_or(bad)?;
+        let region = reg_region(stack, reg, 0, "virtio_mmio")?.ok_or(bad)?;
+        let interrupts = node.prop(self.blob, "interrupts")?;
+        let _ = self.virtio.push(VirtioSeen { region, interrupts, interrupt_parent: node.interrupt_parent });
         Ok(())
     }
 
@@ -1043,6 +1071,11 @@ impl<'r, 'a> Builder<'r, 'a> {
             irq: u.interrupts.and_then(|raw| decode(raw, u.interrupt_parent, 0)),
             baud,
         });
+        for v in self.virtio.iter() {
+            let irq = v.interrupts.and_then(|raw| decode(raw, v.interrupt_parent, 0));
+            // Cannot fail: both vectors have MAX_VIRTIO_MMIO entries.
+            let _ = self.p.virtio_mmio.push(VirtioMmio { region: v.region, irq });
+        }
         Ok(self.p)
     }
 }

@@ -51,6 +51,9 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
             map_range(r.base, r.size, DEVICE);
         }
     }
+    for v in platform.virtio_mmio.iter() {
+        map_range(v.region.base, v.region.size, DEVICE);
+    }
     // SAFETY: the new tables map the image, stack, heap and DTB at the
     // same virtual addresses as the boot tables (all in the linear map).
     unsafe { map.activate() };

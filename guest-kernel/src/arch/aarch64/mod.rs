@@ -22,6 +22,7 @@ pub mod trap;
 pub mod tty;
 pub mod uaccess;
 pub mod uart;
+pub mod virtio;
 
 use crate::cmdline::Cmdline;
 use crate::console::ByteSink;
