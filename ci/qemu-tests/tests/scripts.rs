@@ -44,3 +44,28 @@ fn a_run_where_no_vm_starts_exits_non_zero() {
         .expect("run: no VM could start (the el2-hyp lines above say why)")
         .expect_not("all VMs have stopped");
 }
+
+/// `scripts/soak` (issue 14's 50-boot soak) on a short leash: two boots of
+/// the suite on 2 CPUs pass and are counted; a boot that fails (QEMU
+/// refuses GIC version 5) stops the soak with exit 1, the reason, and the
+/// failing boot's log kept.
+#[test]
+fn the_soak_counts_passing_boots_and_stops_at_a_failing_one() {
+    let out = std::env::temp_dir().join(format!("el2-soak-test-{}", std::process::id()));
+    let soak = |extra: &[&str]| {
+        let mut cmd = Command::new(root().join("scripts/soak"));
+        cmd.args(["--no-build", "--cpus", "2", "--out", out.to_str().unwrap()]).args(extra);
+        command(cmd, 900)
+    };
+    let r = soak(&["--runs", "2"]);
+    r.expect_clean_exit()
+        .expect("soak: boot 1 passed")
+        .expect("soak: boot 2 passed")
+        .expect("soak: 2 of 2 boots passed (2 CPUs, GICv3)");
+    let r = soak(&["--runs", "3", "--gic", "5"]);
+    assert_eq!(r.status, 1, "{}", r.output);
+    r.expect("soak: boot 1 of 3 failed: QEMU exited with status 1")
+        .expect("soak: 0 of 3 boots passed (2 CPUs, GICv5) before it");
+    assert!(out.join("failed-boot-1.log").exists(), "{}", r.output);
+    let _ = std::fs::remove_dir_all(&out);
+}
