@@ -104,6 +104,27 @@ fn id_registers_hide_what_is_not_virtualized_and_set_way_ops_are_emulated() {
 /// The QEMU virt machine's PL031 RTC (0x0901_0000, SPI 2 = INTID 34).
 const RTC: &str = "[[vm.passthrough]]\nreg = [0x09010000, 0x1000]\ninterrupts = [34]\n\n";
 
+/// The world switch keeps every register but the one an exit answers in,
+/// on the fast exit (which saves and reloads only some of them) and
+/// through the run loop: `test=exit-regs` (guest-kernel/src/hyptest/core.rs)
+/// fills x0-x30 with a pattern around six exits and checks them all.
+#[test]
+fn every_register_but_the_answer_survives_fast_and_slow_exits() {
+    for gic in ["3", "2"] {
+        let cfg = config("exit-regs.toml", &[vm("regs", "test=exit-regs")]);
+        let r = run(T, &["--config", cfg.to_str().unwrap(), "--cpus", "1", "--gic", gic]);
+        r.expect_clean_exit()
+            .expect("[regs] hyptest exit-regs: hvc PSCI_VERSION into x0: every other register kept")
+            .expect("[regs] hyptest exit-regs: ID_AA64PFR0_EL1 into x5 (fast exit): every other register kept")
+            .expect("[regs] hyptest exit-regs: ID_AA64PFR0_EL1 into x22 (run loop): every other register kept")
+            .expect("[regs] hyptest exit-regs: GICD_TYPER into w7 (fast exit): every other register kept")
+            .expect("[regs] hyptest exit-regs: GICD_TYPER into w24 (run loop): every other register kept")
+            .expect("[regs] hyptest exit-regs: UART FR into w20 (run loop): every other register kept")
+            .expect("[regs] hyptest exit-regs: ok")
+            .expect_not("WRONG");
+    }
+}
+
 #[test]
 fn a_passed_through_pl031_interrupts_once_per_match_beside_a_busy_vm() {
     for gic in ["3", "2"] {

@@ -14,6 +14,14 @@
 //!   the GIC field matches the DTB's GIC; then issues DC ISW/CSW/CISW
 //!   (trapped, HCR_EL2.TSW) and checks memory and the EL1 registers the
 //!   hypervisor then watches (HCR_EL2.TVM) are intact;
+//! - `exit-regs`: fills x0-x30 with a pattern, takes six exits (an `hvc`;
+//!   an ID register read into x5 and into x22; a GICD_TYPER read into w7
+//!   and into w24; a UART flag read into w20) and checks every register
+//!   afterwards: only the one the exit answers in may change. The
+//!   hypervisor's fast exit saves and reloads only some registers
+//!   (x20-x28 stay in the CPU, `hypervisor/src/arch/aarch64/exceptions.S`)
+//!   and leaves an access to one of x20-x28 to its run loop, so both
+//!   paths are taken;
 //! - `rtc`: drives a PL031 RTC passed through to this VM (found in the
 //!   DTB by `arm,pl031`): three times sets RTCMR = RTCDR + 1 with the
 //!   match interrupt unmasked, waits in WFI for the interrupt (the
@@ -31,7 +39,7 @@ use shared::platform::Platform;
 
 /// Whether `name` is one of this module's tests.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "fp" | "fpreset" | "idregs" | "rtc")
+    matches!(name, "fp" | "fpreset" | "idregs" | "exit-regs" | "rtc")
 }
 
 /// Runs test `name`; returns whether it passed.
@@ -40,6 +48,7 @@ pub fn run(name: &str, platform: &Platform) -> bool {
         "fp" => fp(platform),
         "fpreset" => fpreset(platform),
         "idregs" => idregs(platform),
+        "exit-regs" => exit_regs(platform),
         "rtc" => rtc(platform),
         _ => false,
     }
@@ -445,4 +454,163 @@ fn rtc(platform: &Platform) -> bool {
     println!("hyptest rtc: {ROUNDS} matches, {got} interrupts, {extra} extra, {timeouts} timeouts");
     let _ = hvc(shared::hvc::vendor::PRINT_STATS);
     got == ROUNDS && extra == 0
+}
+
+// The registers around six exits, for `exit-regs`: each probe sets every
+// general register to a pattern (0x5a00 + n in xn), takes one exit, and
+// stores x0-x30 into 32 words of `out`; callee-saved registers are kept
+// on the stack around it all.
+core::arch::global_asm!(
+    r#"
+.macro exit_regs_fill
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    mov     x\n, #(0x5a00 + \n)
+    .endr
+.endm
+.macro exit_regs_dump probe
+    sub     sp, sp, #256
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    ldr     x0, [sp, #256 + 96]
+    add     x0, x0, #(\probe * 256)
+    mov     x1, #0
+1:  ldr     x2, [sp, x1]
+    str     x2, [x0, x1]
+    add     x1, x1, #8
+    cmp     x1, #248
+    b.ne    1b
+    add     sp, sp, #256
+.endm
+
+// hyptest_exit_regs(out: *mut [[u64; 32]; 6], gicd: usize, uart: usize)
+.global hyptest_exit_regs
+hyptest_exit_regs:
+    sub     sp, sp, #128
+    stp     x19, x20, [sp, #0]
+    stp     x21, x22, [sp, #16]
+    stp     x23, x24, [sp, #32]
+    stp     x25, x26, [sp, #48]
+    stp     x27, x28, [sp, #64]
+    stp     x29, x30, [sp, #80]
+    stp     x0, x1, [sp, #96]
+    str     x2, [sp, #112]
+
+    exit_regs_fill
+    mov     x0, #0x84000000
+    hvc     #0
+    exit_regs_dump 0
+
+    exit_regs_fill
+    mrs     x5, id_aa64pfr0_el1
+    exit_regs_dump 1
+
+    exit_regs_fill
+    mrs     x22, id_aa64pfr0_el1
+    exit_regs_dump 2
+
+    exit_regs_fill
+    ldr     x9, [sp, #104]
+    add     x9, x9, #4
+    ldr     w7, [x9]
+    exit_regs_dump 3
+
+    exit_regs_fill
+    ldr     x9, [sp, #104]
+    add     x9, x9, #4
+    ldr     w24, [x9]
+    exit_regs_dump 4
+
+    exit_regs_fill
+    ldr     x9, [sp, #112]
+    add     x9, x9, #0x18
+    ldr     w20, [x9]
+    exit_regs_dump 5
+
+    ldp     x19, x20, [sp, #0]
+    ldp     x21, x22, [sp, #16]
+    ldp     x23, x24, [sp, #32]
+    ldp     x25, x26, [sp, #48]
+    ldp     x27, x28, [sp, #64]
+    ldp     x29, x30, [sp, #80]
+    add     sp, sp, #128
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn hyptest_exit_regs(out: *mut [[u64; 32]; 6], gicd: usize, uart: usize);
+}
+
+/// `exit-regs`: see the module comment.
+fn exit_regs(platform: &Platform) -> bool {
+    use crate::arch::aarch64::mmu::phys_to_virt;
+    let (Some(gic), Some(uart)) = (platform.gic.as_ref(), platform.uart) else {
+        println!("hyptest exit-regs: no GIC or UART in the DTB");
+        return false;
+    };
+    let gicd = phys_to_virt(gic.gicd.base);
+    let uart_va = phys_to_virt(uart.region.base);
+    let mut out = [[0u64; 32]; 6];
+    // SAFETY: the function follows the C ABI (callee-saved registers kept
+    // on its stack), writes only `out`, and reads GICD_TYPER and UART FR,
+    // both mapped by mmu::init as device memory.
+    unsafe { hyptest_exit_regs(&mut out, gicd, uart_va) };
+    let typer = out[3][7];
+    let id = out[1][5];
+    // (probe, what, the register the exit answers in, its expected value;
+    // None: any value)
+    let probes: [(&str, usize, Option<u64>); 6] = [
+        ("hvc PSCI_VERSION into x0", 0, Some(0x1_0001)),
+        ("ID_AA64PFR0_EL1 into x5 (fast exit)", 5, None),
+        ("ID_AA64PFR0_EL1 into x22 (run loop)", 22, Some(id)),
+        ("GICD_TYPER into w7 (fast exit)", 7, None),
+        ("GICD_TYPER into w24 (run loop)", 24, Some(typer)),
+        ("UART FR into w20 (run loop)", 20, None),
+    ];
+    let mut ok = true;
+    for (i, &(what, answer, want)) in probes.iter().enumerate() {
+        let mut wrong = heapless::Vec::<(usize, u64), 31>::new();
+        for (n, &got) in out[i][..31].iter().enumerate() {
+            let expected = match n {
+                _ if n == answer => match want {
+                    Some(w) => w,
+                    None => continue,
+                },
+                // The hvc's results: SMCCC lets x1-x3 change.
+                1..=3 if i == 0 => continue,
+                // The MMIO probes' address register.
+                9 if i >= 3 => {
+                    let base = if i == 5 { uart_va + 0x18 } else { gicd + 4 };
+                    base as u64
+                }
+                _ => 0x5a00 + n as u64,
+            };
+            if got != expected {
+                let _ = wrong.push((n, got));
+            }
+        }
+        if wrong.is_empty() {
+            println!("hyptest exit-regs: {what}: every other register kept");
+        } else {
+            ok = false;
+            for (n, got) in wrong {
+                println!("hyptest exit-regs: {what}: x{n} = {got:#x} WRONG");
+            }
+        }
+    }
+    ok
 }

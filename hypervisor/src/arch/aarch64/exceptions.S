@@ -91,9 +91,45 @@ guest_load:
     .cfi_endproc
 
 /*
+ * Resumes the guest after a fast exit: x0 = GuestRegs. x20-x28 were
+ * neither saved nor touched (see guest_exit), so only the rest is loaded.
+ */
+guest_load_volatile:
+    .cfi_startproc
+    .cfi_undefined x30
+    ldp     x2, x3, [x0, #GUEST_PC]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [x0, #8 * 2]
+    ldp     x4, x5, [x0, #8 * 4]
+    ldp     x6, x7, [x0, #8 * 6]
+    ldp     x8, x9, [x0, #8 * 8]
+    ldp     x10, x11, [x0, #8 * 10]
+    ldp     x12, x13, [x0, #8 * 12]
+    ldp     x14, x15, [x0, #8 * 14]
+    ldp     x16, x17, [x0, #8 * 16]
+    ldp     x18, x19, [x0, #8 * 18]
+    ldp     x29, x30, [x0, #8 * 29]
+    ldp     x0, x1, [x0, #8 * 0]
+    eret
+    dsb     nsh
+    isb
+    .cfi_endproc
+
+/*
  * Common exit path. Expects: [sp] = guest x0, x1 (pushed by the vector),
  * x0 = exit kind. Leaves: guest state in GuestRegs, host state restored,
  * x0 = exit kind, returning to __guest_enter's caller.
+ *
+ * Only the registers the fast path's Rust code may clobber are saved
+ * first (AAPCS64's caller-saved x0-x18, and x19 for free in the pair;
+ * x29 and x30): hyp_fast_exit keeps x20-x28 as the C ABI requires, so
+ * they still hold the guest's values when it returns, and a fast exit
+ * reloads only what was saved (guest_load_volatile). An exit that goes
+ * to the run loop saves x20-x28 too before the host's registers come
+ * back. Hafnium's volatile-only exit; the fast path leaves an access
+ * whose register is one of x20-x28 to the run loop
+ * (fastpath::handle).
  */
 guest_exit:
     .cfi_startproc
@@ -109,32 +145,35 @@ guest_exit:
     stp     x14, x15, [x1, #8 * 14]
     stp     x16, x17, [x1, #8 * 16]
     stp     x18, x19, [x1, #8 * 18]
-    stp     x20, x21, [x1, #8 * 20]
-    stp     x22, x23, [x1, #8 * 22]
-    stp     x24, x25, [x1, #8 * 24]
-    stp     x26, x27, [x1, #8 * 26]
-    stp     x28, x29, [x1, #8 * 28]
-    str     x30, [x1, #8 * 30]
+    stp     x29, x30, [x1, #8 * 29]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x1, #8 * 0]
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x1, #GUEST_PC]
 
-    /* A synchronous exit the fast path answers goes straight back. The
-     * guest's registers are all in GuestRegs; SP is the host's, whose
-     * frame is above it. */
-    cbnz    x0, 2f
+    /* A synchronous exit the fast path answers goes straight back. SP is
+     * the host's, whose frame is above it. */
+    cbnz    x0, 3f
     mrs     x1, tpidr_el2
     ldr     x0, [x1, #HOST_FAST]
     bl      hyp_fast_exit
     cbnz    x0, 1f
     mrs     x1, tpidr_el2
     ldr     x0, [x1, #HOST_GUEST]
-    b       guest_load
+    b       guest_load_volatile
 1:  mov     x0, #EXIT_SYNC
 
-2:  mrs     x1, tpidr_el2
+    /* To the run loop: the rest of the guest's registers. */
+3:  mrs     x1, tpidr_el2
+    ldr     x1, [x1, #HOST_GUEST]
+    stp     x20, x21, [x1, #8 * 20]
+    stp     x22, x23, [x1, #8 * 22]
+    stp     x24, x25, [x1, #8 * 24]
+    stp     x26, x27, [x1, #8 * 26]
+    str     x28, [x1, #8 * 28]
+
+    mrs     x1, tpidr_el2
     ldp     x18, x19, [x1, #8 * 0]
     ldp     x20, x21, [x1, #8 * 2]
     ldp     x22, x23, [x1, #8 * 4]

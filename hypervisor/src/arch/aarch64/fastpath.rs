@@ -10,11 +10,19 @@ use super::vmm::{Vcpu, Vm};
 #[cfg(feature = "trace")]
 use super::{switch::ExitKind, timer};
 use crate::fastpath::{FastExit, classify};
-use crate::mmio::bus::AccessError;
 use crate::mmio::{MmioAccess, decode};
 use crate::stats::ExitReason;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
 use shared::layout;
+
+/// Whether the fast path may read or write guest register `rt`: not
+/// x20-x28, which `guest_exit` leaves in the CPU for the fast path
+/// (exceptions.S, the volatile-only exit), so `GuestRegs` does not hold
+/// them yet and `guest_load_volatile` would not load a new value.
+#[inline(always)]
+fn saved_for_fast_path(rt: u8) -> bool {
+    !(20..=28).contains(&rt)
+}
 
 /// Answers the synchronous exit that just happened if it is one the fast
 /// path takes; None leaves it to `exit::handle_sync`, untouched. With
@@ -32,14 +40,15 @@ fn handle(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) -> Option<Action> {
             v.regs.x[..4].copy_from_slice(&[x0, 0, 0, 0]);
             Some(Action::Continue)
         }
-        FastExit::IdRead { slot, rt } => {
+        FastExit::IdRead { slot, rt } if saved_for_fast_path(rt) => {
             v.stats.record(ExitReason::SysReg);
             v.regs.set(rt, vm.id_regs.get_slot(usize::from(slot)));
             // An A64 instruction (checked above): 4 bytes.
             v.regs.pc = v.regs.pc.wrapping_add(4);
             Some(Action::Continue)
         }
-        FastExit::Mmio(access) => mmio(vm, v, &access, lrs_loaded),
+        FastExit::Mmio(access) if saved_for_fast_path(access.reg) => mmio(vm, v, &access, lrs_loaded),
+        FastExit::IdRead { .. } | FastExit::Mmio(_) => None,
     }
 }
 
@@ -68,9 +77,10 @@ fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<
         // block, guestram.rs, which the slow path fills and maps; no
         // device overlaps RAM, vmspec) or nothing, which the slow path
         // refuses. Asking the bus first keeps the RAM check off the MMIO
-        // path.
-        Err(AccessError::NoDevice) => None,
-        Err(e) => Some(exit::bad_access(vm, v, access.ipa, far, access.write, &exit::Refusal(e))),
+        // path. A device that refused the access: the slow path refuses
+        // it again (no device changes state on a refusal) and reports it
+        // with all of the guest's registers saved.
+        Err(_) => None,
     }
 }
 
