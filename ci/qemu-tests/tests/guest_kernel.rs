@@ -131,6 +131,28 @@ fn lockdep_reports_an_inversion() {
         .expect_not("hyptest lockdep-inversion: FAILED");
 }
 
+/// The suite in a VM of `vcpus` vCPUs on as many physical CPUs.
+fn under_the_hypervisor(vcpus: u32) {
+    let cfg = format!(
+        "[[vm]]\nname = \"gk\"\nkernel = \"guest-kernel\"\ninitrd = \"guest-kernel\"\nmemory = \"128M\"\nvcpus = {vcpus}\ncmdline = \"hz=100\"\n"
+    );
+    let config = temp_file(&format!("gk-{vcpus}.toml"), cfg.as_bytes());
+    let r = run(300, &["--config", config.to_str().unwrap(), "--cpus", &vcpus.to_string()]);
+    check(&r, "gk", vcpus);
+    r.expect(&format!("[gk] guest-kernel: hello from VM \"gk\": 128 MiB RAM, {vcpus} CPU(s)"))
+        .expect("el2-hyp: VM \"gk\" stopped: PSCI SYSTEM_OFF");
+}
+
+#[test]
+fn under_the_hypervisor_one_vcpu() {
+    under_the_hypervisor(1);
+}
+
+#[test]
+fn under_the_hypervisor_four_vcpus() {
+    under_the_hypervisor(4);
+}
+
 #[test]
 fn under_the_hypervisor_two_vcpus() {
     let config = root().join("firmware/qemu-guest-tests.toml");

@@ -46,7 +46,8 @@ fn a_run_where_no_vm_starts_exits_non_zero() {
 }
 
 /// `scripts/soak` (issue 14's 50-boot soak) on a short leash: two boots of
-/// the suite on 2 CPUs pass and are counted; a boot that fails (QEMU
+/// the suite on 2 CPUs pass and are counted, natively, and one in a VM of
+/// the hypervisor (`--vm`); a boot that fails (QEMU
 /// refuses GIC version 5) stops the soak with exit 1, the reason, and the
 /// failing boot's log kept.
 #[test]
@@ -61,11 +62,13 @@ fn the_soak_counts_passing_boots_and_stops_at_a_failing_one() {
     r.expect_clean_exit()
         .expect("soak: boot 1 passed")
         .expect("soak: boot 2 passed")
-        .expect("soak: 2 of 2 boots passed (2 CPUs, GICv3)");
+        .expect("soak: 2 of 2 boots passed (2 CPUs, GICv3, native)");
+    let r = soak(&["--runs", "1", "--vm"]);
+    r.expect_clean_exit().expect("soak: 1 of 1 boots passed (2 CPUs, GICv3, VM)");
     let r = soak(&["--runs", "3", "--gic", "5"]);
     assert_eq!(r.status, 1, "{}", r.output);
     r.expect("soak: boot 1 of 3 failed: QEMU exited with status 1")
-        .expect("soak: 0 of 3 boots passed (2 CPUs, GICv5) before it");
+        .expect("soak: 0 of 3 boots passed (2 CPUs, GICv5, native) before it");
     assert!(out.join("failed-boot-1.log").exists(), "{}", r.output);
     let _ = std::fs::remove_dir_all(&out);
 }
