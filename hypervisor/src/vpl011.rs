@@ -275,7 +275,9 @@ impl Pl011 {
         Ok(None)
     }
 
-    fn flags(&self) -> u32 {
+    /// The flag register (UARTFR, DDI 0183G §3.3.3): TXFE always (a byte
+    /// written is sent at once), RXFE and RXFF from the receive FIFO.
+    pub fn flags(&self) -> u32 {
         let mut flags = fr::TXFE;
         if self.rx_count == 0 {
             flags |= fr::RXFE;

@@ -257,6 +257,7 @@ fn deliver(b: u8) {
         let mut c = vm.console.lock();
         c.type_byte(b);
         super::devices::Uart::drive_line(vm, &mut c, 0);
+        super::devices::Uart::publish(vm, &c);
     }
     vm.flush_kicks(None);
 }

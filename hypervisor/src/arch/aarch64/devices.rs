@@ -12,6 +12,8 @@ use super::passthrough;
 use super::vmm::{Vm, VmConsole};
 use crate::mmio::bus::{MmioBus, MmioDevice, MmioError, RegisterError};
 use crate::vgic::{FixedRegs, Frame, GICD_FRAME_SIZE, GICR_FRAME_SIZE, GicVersion, Vgic};
+use crate::vpl011;
+use core::sync::atomic::Ordering;
 use shared::layout;
 
 /// The bus of a VM with `nr_vcpus` vCPUs that sees GIC `gic`, and a
@@ -99,6 +101,14 @@ impl Uart {
         }
     }
 
+    /// Publishes the flag register for reads without the lock
+    /// (`Vm::uart_fr`); called with the console locked after anything
+    /// that may change it.
+    #[inline(always)]
+    pub fn publish(vm: &Vm, c: &VmConsole) {
+        vm.uart_fr.store(c.uart.flags(), Ordering::Release);
+    }
+
     /// [`Uart::drive_line`] when the level changed.
     #[inline(never)]
     fn change_line(vm: &Vm, c: &mut VmConsole, vcpu: usize, level: bool) {
@@ -110,10 +120,15 @@ impl Uart {
 impl MmioDevice<Vm> for Uart {
     #[inline(always)]
     fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+        // A 32-bit read of FR changes nothing: the published copy, no lock.
+        if offset == vpl011::reg::FR && size == 4 {
+            return Ok(u64::from(vm.uart_fr.load(Ordering::Acquire)));
+        }
         let mut c = vm.console.lock();
         let r = c.uart.mmio_read(offset, size).map(u64::from);
         c.refill();
         Self::drive_line(vm, &mut c, vcpu);
+        Self::publish(vm, &c);
         r
     }
 
@@ -125,6 +140,7 @@ impl MmioDevice<Vm> for Uart {
             }
         });
         Self::drive_line(vm, &mut c, vcpu);
+        Self::publish(vm, &c);
         r
     }
 

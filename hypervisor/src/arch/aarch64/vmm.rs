@@ -39,7 +39,7 @@ use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2, Writeable};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::sync::Mutex;
 use shared::image::ImageHeader;
@@ -192,6 +192,13 @@ pub struct Vm {
     pub vcpus: Vec<Mutex<Vcpu>>,
     pub stopped: AtomicBool,
     pub console: Mutex<VmConsole>,
+    /// The vPL011's flag register as the console's model had it when a
+    /// UART access or typed input last released the console's lock
+    /// (`devices::Uart::publish`): a guest polling UARTFR (Linux's
+    /// `pl011_console_write` reads it around every byte) reads this
+    /// without the lock. Only those paths change what FR shows (the
+    /// receive FIFO and LCR_H.FEN).
+    pub uart_fr: AtomicU32,
     /// Bumped on SYSTEM_RESET (while every vCPU is out of the guest): the
     /// VM's life, which FP/SIMD ownership tokens carry (fp.rs).
     pub generation: AtomicUsize,
@@ -491,6 +498,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
         console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id)),
+        uart_fr: AtomicU32::new(VmConsole::new(id).uart.flags()),
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
