@@ -50,6 +50,20 @@ pub enum Device {
     Vgic(VgicFrame),
 }
 
+impl Device {
+    /// A read that takes no lock and changes nothing: the vPL011's flag
+    /// register, a vGIC word that never changes. None: the device's full
+    /// `read` must run. The trap fast path tries this first, inline, so
+    /// that these reads do not pay for the locked paths' registers.
+    #[inline(always)]
+    pub fn read_lockfree(&self, vm: &Vm, offset: u64, size: u8) -> Option<u64> {
+        match self {
+            Device::Uart(_) => Uart::read_fr(vm, offset, size),
+            Device::Vgic(d) => d.fixed.read(offset, size),
+        }
+    }
+}
+
 impl MmioDevice<Vm> for Device {
     #[inline(always)]
     fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
@@ -109,6 +123,13 @@ impl Uart {
         vm.uart_fr.store(c.uart.flags(), Ordering::Release);
     }
 
+    /// A 32-bit read of FR: the published copy, no lock (a read of FR
+    /// changes nothing). None for any other access.
+    #[inline(always)]
+    pub fn read_fr(vm: &Vm, offset: u64, size: u8) -> Option<u64> {
+        (offset == vpl011::reg::FR && size == 4).then(|| u64::from(vm.uart_fr.load(Ordering::Acquire)))
+    }
+
     /// [`Uart::drive_line`] when the level changed.
     #[inline(never)]
     fn change_line(vm: &Vm, c: &mut VmConsole, vcpu: usize, level: bool) {
@@ -120,9 +141,8 @@ impl Uart {
 impl MmioDevice<Vm> for Uart {
     #[inline(always)]
     fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
-        // A 32-bit read of FR changes nothing: the published copy, no lock.
-        if offset == vpl011::reg::FR && size == 4 {
-            return Ok(u64::from(vm.uart_fr.load(Ordering::Acquire)));
+        if let Some(fr) = Self::read_fr(vm, offset, size) {
+            return Ok(fr);
         }
         let mut c = vm.console.lock();
         let r = c.uart.mmio_read(offset, size).map(u64::from);
