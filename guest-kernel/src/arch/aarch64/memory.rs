@@ -20,20 +20,48 @@ use shared::platform::Platform;
 /// Frame access through the linear map.
 pub struct LinearMem;
 
+unsafe extern "C" {
+    fn __arch_clear_page(page: *mut u8);
+    fn __arch_copy_page(dst: *mut u8, src: *const u8);
+}
+
+/// `clear_page`: zeroes the 4 KiB page at `va` with DC ZVA (`page.S`).
+///
+/// # Safety
+/// `va` is a 4 KiB-aligned, writable page of Normal memory the caller owns.
+pub unsafe fn clear_page(va: *mut u8) {
+    // SAFETY: as the caller promises; the routine writes that page only.
+    unsafe { __arch_clear_page(va) }
+}
+
+/// `copy_page`: copies the 4 KiB page at `src` to `dst` with LDP/STP
+/// (`page.S`).
+///
+/// # Safety
+/// Both are 4 KiB-aligned pages of Normal memory, `dst` owned by the
+/// caller and not overlapping `src`.
+pub unsafe fn copy_page(dst: *mut u8, src: *const u8) {
+    // SAFETY: as the caller promises; the routine reads `src` and writes
+    // `dst`, one page each.
+    unsafe { __arch_copy_page(dst, src) }
+}
+
 impl PhysMem for LinearMem {
     fn zero(&self, pfn: Pfn, count: usize) {
-        // SAFETY: the frames are RAM in the linear map, just allocated and
-        // owned by the caller.
-        unsafe { core::ptr::write_bytes(phys_to_virt(pfn_to_phys(pfn) as u64) as *mut u8, 0, count * PAGE_SIZE) };
+        let base = phys_to_virt(pfn_to_phys(pfn) as u64) as *mut u8;
+        for i in 0..count {
+            // SAFETY: the frames are RAM in the linear map (page aligned),
+            // just allocated and owned by the caller.
+            unsafe { clear_page(base.add(i * PAGE_SIZE)) };
+        }
     }
     fn copy_page(&self, dst: Pfn, src: Pfn) {
-        // SAFETY: both frames are RAM in the linear map; dst is freshly
-        // allocated, so they do not overlap.
+        // SAFETY: both frames are RAM in the linear map, page aligned; dst
+        // is freshly allocated, so they do not overlap.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                phys_to_virt(pfn_to_phys(src) as u64) as *const u8,
+            copy_page(
                 phys_to_virt(pfn_to_phys(dst) as u64) as *mut u8,
-                PAGE_SIZE,
+                phys_to_virt(pfn_to_phys(src) as u64) as *const u8,
             )
         };
     }
