@@ -240,6 +240,20 @@ impl PageTable for UserPageTable {
         Some(phys_to_pfn((d & ADDR_MASK) as usize))
     }
 
+    fn replace(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<Option<Pfn>, Errno> {
+        let Some(t) = self.walk(va, false)? else { return self.map(va, pfn, prot).map(|()| None) };
+        let i = index(va, 3);
+        let old = read(t, i);
+        if old & VALID != 0 {
+            // Break before make: invalid and flushed before the new frame.
+            write(t, i, 0);
+            self.flush_page(va);
+        }
+        write(t, i, pte_bits(pfn, prot));
+        barrier_ishst();
+        Ok((old & VALID != 0).then(|| phys_to_pfn((old & ADDR_MASK) as usize)))
+    }
+
     fn protect(&mut self, va: usize, prot: PteProt) {
         if let Ok(Some(t)) = self.walk(va, false) {
             let i = index(va, 3);
