@@ -266,7 +266,8 @@ impl PageTable for UserPageTable {
     }
 
     fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)> {
-        let mut out = Vec::new();
+        // One allocation for a whole batch (callers ask for WALK_BATCH).
+        let mut out = Vec::with_capacity(max.min(crate::mm::mm_struct::WALK_BATCH));
         let end = end.min(TASK_SIZE);
         // Walk the tree, skipping empty subtrees, until `max` pages.
         fn visit(
@@ -277,16 +278,14 @@ impl PageTable for UserPageTable {
             out: &mut Vec<(usize, Pte)>,
         ) {
             let span = 1usize << (39 - 9 * level);
-            for i in 0..512 {
+            // Only the entries that overlap [start, end): the callers
+            // recurse only where `base < end`.
+            let first = start.saturating_sub(base) / span;
+            let last = (end - base).div_ceil(span).min(512);
+            for i in first..last {
                 let lo = base + i * span;
                 if out.len() >= max {
                     return;
-                }
-                if lo >= end {
-                    break;
-                }
-                if lo + span <= start {
-                    continue;
                 }
                 let d = read(table, i);
                 if d & VALID == 0 {
