@@ -89,15 +89,32 @@ pub fn minimal_elf(entry: u64, segs: &[(u64, u64, u64, u32)], data: usize) -> Ve
 /// Builds the load plan of a static, non-PIE aarch64 ELF64 executable.
 pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     // xmas-elf reads headers in place and needs them 8-byte aligned; a
-    // cpio archive aligns file data to 4 bytes only.
+    // cpio archive aligns file data to 4 bytes only. It reads nothing but
+    // the ELF header and the program header table, so only those are
+    // copied to an aligned buffer (e_phoff and e_phnum read byte by byte),
+    // not the whole file: copying a 22 KiB program from a 4-aligned source
+    // cost exec some 66 k instructions.
     if !(bytes.as_ptr() as usize).is_multiple_of(8) {
+        let field = |at: usize, n: usize| {
+            bytes.get(at..at + n).map_or(0, |b| b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        };
+        let table_end = field(32, 8).saturating_add(field(56, 2) * size_of::<ProgramHeader64>() as u64);
+        let len = usize::try_from(table_end.max(64)).unwrap_or(usize::MAX).min(bytes.len());
         // A copy at an 8-aligned offset inside a buffer 7 bytes longer.
-        let mut buf = alloc::vec![0u8; bytes.len() + 7];
+        let mut buf = alloc::vec![0u8; len + 7];
         let skip = (buf.as_ptr() as usize).wrapping_neg() % 8;
-        let aligned = &mut buf[skip..skip + bytes.len()];
-        aligned.copy_from_slice(bytes);
-        return load_plan(aligned);
+        let aligned = &mut buf[skip..skip + len];
+        aligned.copy_from_slice(&bytes[..len]);
+        return plan(aligned, bytes.len());
     }
+    plan(bytes, bytes.len())
+}
+
+/// [`load_plan`] from `headers`, 8-aligned, which start the file and hold
+/// at least its ELF header and program header table when the file does;
+/// `file_len` is the whole file's length, for the segments' bounds.
+fn plan(headers: &[u8], file_len: usize) -> Result<LoadPlan, ElfError> {
+    let bytes = headers;
     let elf = ElfFile::new(bytes).map_err(ElfError::Parse)?;
     let h = &elf.header;
     if h.pt1.class() != Class::SixtyFour
@@ -136,7 +153,7 @@ pub fn load_plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         if filesz > memsz
             || va < MMAP_MIN_ADDR
             || end > TASK_SIZE
-            || off.checked_add(filesz).is_none_or(|e| e > bytes.len())
+            || off.checked_add(filesz).is_none_or(|e| e > file_len)
         {
             return Err(ElfError::BadSegment);
         }
@@ -228,6 +245,20 @@ mod tests {
         let mut g = alloc::vec![0u8; 4];
         g.extend_from_slice(&f);
         assert_eq!(load_plan(&g[4..]), load_plan(&f));
+        // Only the headers are copied to align them: the segments are
+        // still checked against the whole file, and a table past its end
+        // is still refused.
+        let unaligned = |f: &[u8]| {
+            let mut g = alloc::vec![0u8; 4];
+            g.extend_from_slice(f);
+            load_plan(&g[4..])
+        };
+        let past_eof = elf(0x40_0000, &[(0x40_0000, 0x10_0000, 0x10_0000, R | X)]);
+        assert_eq!(unaligned(&past_eof), Err(ElfError::BadSegment));
+        let mut far = f.clone();
+        far[0x20..0x28].copy_from_slice(&0x10_0000u64.to_le_bytes());
+        assert!(matches!(unaligned(&far), Err(ElfError::Parse(_))));
+        assert!(unaligned(b"not an elf").is_err());
     }
 
     /// Found by fuzzing (ci/fuzz, target `elf`): the plan was built page

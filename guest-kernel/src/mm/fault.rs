@@ -134,10 +134,11 @@ pub fn handle_mm_fault_read_locked<T: PageTable, P: PageOps>(
         pt.protect(va, writable);
         return Ok(FaultAction::CowReuse);
     }
-    let new = pages.alloc_user_page().ok_or(FaultError::Oom)?;
+    // wp_page_copy(): every byte of the new page is copied, so it need
+    // not be zeroed first.
+    let new = pages.alloc_user_page_for_copy().ok_or(FaultError::Oom)?;
     pages.copy_page(new, pte.pfn);
-    pt.unmap(va);
-    if pt.map(va, new, writable).is_err() {
+    if pt.replace(va, new, writable).is_err() {
         pages.put_page(new);
         return Err(FaultError::Oom);
     }

@@ -114,6 +114,13 @@ pub trait PageTable {
     fn unmap(&mut self, va: usize) -> Option<Pfn>;
     /// Change an entry's permissions and flush the TLB.
     fn protect(&mut self, va: usize, prot: PteProt);
+    /// Point the entry at `va`, which must be mapped, at another frame
+    /// (`ptep_clear_flush` + `set_pte_at` of `wp_page_copy`:
+    /// break-before-make, ARM ARM D8.14.1); returns the old frame.
+    fn replace(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<Option<Pfn>, Errno> {
+        let old = self.unmap(va);
+        self.map(va, pfn, prot).map(|()| old)
+    }
     /// The first `max` mapped pages of `[start, end)`, in address order.
     /// Empty parts of the range cost (next to) nothing: a walk skips
     /// absent tables, it does not step through the addresses.
@@ -124,6 +131,11 @@ pub trait PageTable {
 pub trait PageOps {
     /// A zeroed movable page for user memory, or `None` (out of memory).
     fn alloc_user_page(&mut self) -> Option<Pfn>;
+    /// A movable page for user memory that the caller overwrites whole
+    /// before anyone sees it (the COW copy), so it is not zeroed first.
+    fn alloc_user_page_for_copy(&mut self) -> Option<Pfn> {
+        self.alloc_user_page()
+    }
     /// Copy a frame (COW break).
     fn copy_page(&mut self, dst: Pfn, src: Pfn);
     /// `get_page()`.
@@ -145,6 +157,9 @@ pub struct UserPages<'p, 'a, M: PhysMem> {
 impl<M: PhysMem> PageOps for UserPages<'_, '_, M> {
     fn alloc_user_page(&mut self) -> Option<Pfn> {
         self.pa.alloc_page(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::__GFP_ZERO, self.cpu)
+    }
+    fn alloc_user_page_for_copy(&mut self) -> Option<Pfn> {
+        self.pa.alloc_page(Gfp::GFP_HIGHUSER_MOVABLE, self.cpu)
     }
     fn copy_page(&mut self, dst: Pfn, src: Pfn) {
         self.pa.mem.copy_page(dst, src);

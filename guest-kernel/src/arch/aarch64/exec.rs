@@ -35,7 +35,7 @@ fn poke(pt: &UserPageTable, va: usize, bytes: &[u8]) -> Result<(), Errno> {
         let dst = super::mmu::phys_to_virt(pfn_to_phys(pte.pfn) as u64) + (a - page);
         // SAFETY: the frame is a user page of the new address space, owned
         // by it and reachable through the linear map; n stays in the page.
-        unsafe { core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), dst as *mut u8, n) };
+        unsafe { super::memory::copy_bytes(dst as *mut u8, bytes[done..].as_ptr(), n) };
         done += n;
     }
     Ok(())

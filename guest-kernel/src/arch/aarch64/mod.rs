@@ -34,7 +34,8 @@ core::arch::global_asm!(
     include_str!("macros.S"),
     include_str!("entry.S"),
     include_str!("exceptions.S"),
-    include_str!("uaccess.S")
+    include_str!("uaccess.S"),
+    include_str!("page.S")
 );
 
 /// Size of each kernel stack (KERNEL_STACK_SIZE in macros.S).

@@ -92,13 +92,17 @@ fn write(table: u64, i: usize, v: u64) {
 pub struct UserPageTable {
     root: u64,
     asid: u16,
+    /// Every table page below the root, so that freeing them is a list to
+    /// go through rather than a scan of 512 entries per table (a small
+    /// process has a few tables, mostly empty).
+    tables: Vec<u64>,
 }
 
 impl UserPageTable {
     /// An empty address space (`pgd_alloc` + an ASID).
     pub fn new() -> Result<Self, Errno> {
         let root = alloc_table().ok_or(Errno::ENOMEM)?;
-        Ok(UserPageTable { root, asid: asid_alloc() })
+        Ok(UserPageTable { root, asid: asid_alloc(), tables: Vec::new() })
     }
 
     /// TTBR0_EL1 value: ASID in bits 63:48.
@@ -111,17 +115,29 @@ impl UserPageTable {
         self.asid
     }
 
+    /// The level-3 table for `va`, if every level above it is there.
+    fn walk(&self, va: usize) -> Option<u64> {
+        let mut table = self.root;
+        for level in 0..3 {
+            let d = read(table, index(va, level));
+            if d & VALID == 0 {
+                return None;
+            }
+            table = d & ADDR_MASK;
+        }
+        Some(table)
+    }
+
     /// The level-3 table for `va`, allocating the missing levels.
-    fn walk(&self, va: usize, alloc: bool) -> Result<Option<u64>, Errno> {
+    fn walk_alloc(&mut self, va: usize) -> Result<u64, Errno> {
         let mut table = self.root;
         for level in 0..3 {
             let i = index(va, level);
             let d = read(table, i);
             if d & VALID == 0 {
-                if !alloc {
-                    return Ok(None);
-                }
+                self.tables.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
                 let new = alloc_table().ok_or(Errno::ENOMEM)?;
+                self.tables.push(new);
                 // Zeroed table visible before the descriptor that links it.
                 barrier_ishst();
                 write(table, i, new | VALID | TABLE_OR_PAGE);
@@ -130,7 +146,7 @@ impl UserPageTable {
                 table = d & ADDR_MASK;
             }
         }
-        Ok(Some(table))
+        Ok(table)
     }
 
     fn flush_page(&self, va: usize) {
@@ -169,17 +185,6 @@ impl UserPageTable {
         if self.root == 0 {
             return;
         }
-        fn free_level(table: u64, level: usize) {
-            if level < 3 {
-                for i in 0..512 {
-                    let d = read(table, i);
-                    if d & VALID != 0 {
-                        free_level(d & ADDR_MASK, level + 1);
-                    }
-                }
-            }
-            free_table(table);
-        }
         let arg = u64::from(self.asid) << 48;
         // Drop every TLB entry of this ASID before it is reused.
         barrier::dsb(barrier::ISHST);
@@ -187,7 +192,10 @@ impl UserPageTable {
         unsafe { core::arch::asm!("tlbi aside1is, {}", in(reg) arg, options(nostack)) };
         barrier::dsb(barrier::ISH);
         barrier::isb(barrier::SY);
-        free_level(self.root, 0);
+        for t in self.tables.drain(..) {
+            free_table(t);
+        }
+        free_table(self.root);
         asid_free(self.asid);
         self.root = 0;
     }
@@ -210,13 +218,13 @@ fn pte_bits(pfn: Pfn, prot: PteProt) -> u64 {
 
 impl PageTable for UserPageTable {
     fn lookup(&self, va: usize) -> Option<Pte> {
-        let t = self.walk(va, false).ok()??;
+        let t = self.walk(va)?;
         let d = read(t, index(va, 3));
         (d & VALID != 0).then(|| Pte { pfn: phys_to_pfn((d & ADDR_MASK) as usize), writable: d & AP_RO == 0 })
     }
 
     fn map(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<(), Errno> {
-        let t = self.walk(va, true)?.ok_or(Errno::ENOMEM)?;
+        let t = self.walk_alloc(va)?;
         let i = index(va, 3);
         let old = read(t, i);
         write(t, i, pte_bits(pfn, prot));
@@ -229,7 +237,7 @@ impl PageTable for UserPageTable {
     }
 
     fn unmap(&mut self, va: usize) -> Option<Pfn> {
-        let t = self.walk(va, false).ok()??;
+        let t = self.walk(va)?;
         let i = index(va, 3);
         let d = read(t, i);
         if d & VALID == 0 {
@@ -240,8 +248,22 @@ impl PageTable for UserPageTable {
         Some(phys_to_pfn((d & ADDR_MASK) as usize))
     }
 
+    fn replace(&mut self, va: usize, pfn: Pfn, prot: PteProt) -> Result<Option<Pfn>, Errno> {
+        let Some(t) = self.walk(va) else { return self.map(va, pfn, prot).map(|()| None) };
+        let i = index(va, 3);
+        let old = read(t, i);
+        if old & VALID != 0 {
+            // Break before make: invalid and flushed before the new frame.
+            write(t, i, 0);
+            self.flush_page(va);
+        }
+        write(t, i, pte_bits(pfn, prot));
+        barrier_ishst();
+        Ok((old & VALID != 0).then(|| phys_to_pfn((old & ADDR_MASK) as usize)))
+    }
+
     fn protect(&mut self, va: usize, prot: PteProt) {
-        if let Ok(Some(t)) = self.walk(va, false) {
+        if let Some(t) = self.walk(va) {
             let i = index(va, 3);
             let d = read(t, i);
             if d & VALID != 0 {
@@ -252,7 +274,8 @@ impl PageTable for UserPageTable {
     }
 
     fn mapped(&self, start: usize, end: usize, max: usize) -> Vec<(usize, Pte)> {
-        let mut out = Vec::new();
+        // One allocation for a whole batch (callers ask for WALK_BATCH).
+        let mut out = Vec::with_capacity(max.min(crate::mm::mm_struct::WALK_BATCH));
         let end = end.min(TASK_SIZE);
         // Walk the tree, skipping empty subtrees, until `max` pages.
         fn visit(
@@ -263,16 +286,14 @@ impl PageTable for UserPageTable {
             out: &mut Vec<(usize, Pte)>,
         ) {
             let span = 1usize << (39 - 9 * level);
-            for i in 0..512 {
+            // Only the entries that overlap [start, end): the callers
+            // recurse only where `base < end`.
+            let first = start.saturating_sub(base) / span;
+            let last = (end - base).div_ceil(span).min(512);
+            for i in first..last {
                 let lo = base + i * span;
                 if out.len() >= max {
                     return;
-                }
-                if lo >= end {
-                    break;
-                }
-                if lo + span <= start {
-                    continue;
                 }
                 let d = read(table, i);
                 if d & VALID == 0 {

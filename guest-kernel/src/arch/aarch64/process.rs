@@ -789,6 +789,9 @@ impl PageOps for LockedPages {
             )
         })
     }
+    fn alloc_user_page_for_copy(&mut self) -> Option<Pfn> {
+        memory::with_pages(|pa| pa.alloc_page(crate::mm::gfp::Gfp::GFP_HIGHUSER_MOVABLE, smp_processor_id()))
+    }
     fn copy_page(&mut self, dst: Pfn, src: Pfn) {
         use crate::mm::zone::PhysMem;
         memory::LinearMem.copy_page(dst, src);
