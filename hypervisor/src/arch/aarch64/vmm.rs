@@ -549,6 +549,8 @@ fn load_images(vm: &Vm) -> Result<(), String> {
         initrd: l.initrd,
         console: vm.spec.console,
         passthrough: vm.devices.clone(),
+        // No disk is attached yet.
+        virtio: 0,
         resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
