@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qemu_tests::{Session, cache, fetch_linux, temp_file};
+use qemu_tests::{Session, cache, fetch_linux, root, run, temp_file};
 
 const P: &str = "[linux] ";
 const PROMPT: &str = "[linux] Enter 'help' for a list of built-in commands.";
@@ -125,4 +125,38 @@ fn linux_reads_writes_and_keeps_a_virtio_disk() {
     s.wait_for("el2-hyp: VM \"linux\" stopped: PSCI SYSTEM_OFF", 60);
     let r = s.finish(60);
     r.expect_clean_exit().expect_not("HYPERVISOR CRASH").expect_not("DEVICE_NEEDS_RESET").expect_not("injecting");
+}
+
+/// Scenarios of the attacker's `virtio` group (ci/attacker/src/attacks.rs).
+const VIRTIO_SCENARIOS: usize = 8;
+
+/// A hostile driver (the attacker image, `attacks=virtio`): register
+/// accesses of the wrong width get an external abort; descriptors outside
+/// the VM's RAM (just past it, on the GIC, a length past its end), a
+/// descriptor loop and a used ring outside the RAM get DEVICE_NEEDS_RESET
+/// with nothing used; a sector past the end gets IOERR; after all that,
+/// a reset and a good request read sector 0 of the disk.
+#[test]
+fn a_hostile_virtio_driver_gets_device_needs_reset() {
+    let attacker = root().join("build/attacker.bin");
+    let mut image = b"EL2DISK0".to_vec();
+    image.resize(1 << 20, 0);
+    let disk = temp_file("hostile-vda.img", &image);
+    let cfg = format!(
+        "[[vm]]\nname = \"attacker\"\nkernel = \"{}\"\nmemory = \"64M\"\nvcpus = 1\ncmdline = \"attacks=virtio\"\n\n\
+         [[vm.disk]]\nimage = \"{}\"\n",
+        attacker.display(),
+        disk.display()
+    );
+    let cfg = temp_file("hostile-virtio.toml", cfg.as_bytes());
+    let r = run(120, &["--config", cfg.to_str().unwrap(), "--gic", "3", "--cpus", "2"]);
+    r.expect_clean_exit()
+        .expect_not("HYPERVISOR")
+        .expect("[attacker] attacker: 8 held, 0 broken")
+        .expect("el2-hyp: VM \"attacker\" stopped: PSCI SYSTEM_OFF")
+        .expect("disk[0]: the driver broke a virtio rule");
+    let attacker = r.vm_lines("attacker");
+    let held = attacker.iter().filter(|l| l.starts_with("attack virtio-") && l.contains(": held (answer: ")).count();
+    assert_eq!(held, VIRTIO_SCENARIOS, "{}", r.output);
+    assert!(!attacker.iter().any(|l| l.contains("BROKEN")), "{}", r.output);
 }
