@@ -88,6 +88,9 @@ fn linux_reads_writes_and_keeps_a_virtio_disk() {
     let cfg = temp_file("linux-virtio-blk.toml", cfg.as_bytes());
     let mut s = Session::start(300, &["--config", cfg.to_str().unwrap(), "--gic", "3", "--cpus", "2"]);
     s.wait_for(PROMPT, 120);
+    let out = s.output();
+    assert!(out.contains("\"linux\": disk[0]: 48 MiB at host 0x"), "{out}");
+    assert!(out.contains(", virtio-mmio at IPA 0xa000200, read-only\n"), "{out}");
     load_drivers(&mut s);
 
     // The whole disk, read through virtio-blk, is the image.

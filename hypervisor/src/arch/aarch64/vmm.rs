@@ -416,6 +416,16 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
                     vm.host_ram,
                     spec.vcpus
                 );
+                for (k, d) in spec.disks.iter().enumerate() {
+                    println!(
+                        "el2-hyp: VM {id} \"{}\": disk[{k}]: {} at host {:#x}, virtio-mmio at IPA {:#x}{}",
+                        vm.name,
+                        vmspec::Size(d.region.size),
+                        d.region.base,
+                        super::vdisk::VirtioDisk::base(k),
+                        if d.readonly { ", read-only" } else { "" }
+                    );
+                }
                 vms.push(vm);
             }
             Err(msg) => println!("el2-hyp: VM \"{}\" not started: {msg}", spec.name),
