@@ -1,8 +1,9 @@
 //! A virtio-blk disk under stock Linux (issue 18): Debian's unmodified
 //! kernel loads its own `virtio_mmio` and `virtio_blk` modules, finds the
 //! VM's disks where QEMU `virt` puts them, reads a known image, writes a
-//! sector that it reads back after a VM reset (the image is the host copy,
-//! used in place), and is told that the read-only disk is read-only.
+//! sector (and discards a MiB) that it reads back after a VM reset (the
+//! image is the host copy, used in place), and is told that the read-only
+//! disk is read-only.
 //!
 //! The disk is 48 MiB of a 256 MiB VM, read whole with the kernel's
 //! `init_on_alloc=0`: its page cache then lands in RAM blocks the guest has
@@ -103,6 +104,12 @@ fn linux_reads_writes_and_keeps_a_virtio_disk() {
     s.command("echo 3 > /proc/sys/vm/drop_caches", P, 30);
     assert_eq!(s.command("dd if=/dev/vda skip=5 count=1 2>/dev/null|head -n1", P, 30), ["hello"]);
 
+    // DISCARD (§5.2.6): the second MiB reads as zeros afterwards.
+    s.command("blkdiscard -o 1048576 -l 1048576 /dev/vda", P, 60);
+    s.command("echo 3 > /proc/sys/vm/drop_caches", P, 30);
+    let zeros = md5("zeros.md5", &[0; 1 << 20]);
+    assert_eq!(s.command("dd if=/dev/vda bs=1M skip=1 count=1 2>/dev/null|md5sum", P, 30), [format!("{zeros}  -")]);
+
     // The read-only disk: Linux knows (VIRTIO_BLK_F_RO) and refuses writes.
     assert_eq!(s.command("blockdev --getro /dev/vdb", P, 30), ["1"]);
     let out = s.command("echo x | dd of=/dev/vdb seek=1 conv=fsync", P, 30).join("\n");
@@ -116,6 +123,7 @@ fn linux_reads_writes_and_keeps_a_virtio_disk() {
     load_drivers(&mut s);
     let mut written = disk.clone();
     written[5 * 512..5 * 512 + 6].copy_from_slice(b"hello\n");
+    written[1 << 20..2 << 20].fill(0);
     assert_eq!(s.command("md5sum /dev/vda", P, 60), [format!("{}  /dev/vda", md5("vda2.md5", &written))]);
     assert_eq!(s.command("md5sum /dev/vdb", P, 60), [format!("{}  /dev/vdb", md5("vdb.md5", &ro))]);
 
