@@ -83,8 +83,9 @@ impl VirtioDisk {
         32 + layout::VIRTIO_SPI + index as u32
     }
 
-    /// Serves queue `queue` for up to [`BATCHES_PER_ACCESS`] batches with
-    /// the VM's RAM; what is left waits in `pending`.
+    /// Serves queue `queue` after its notification (virtio 1.2 §4.2.3.3,
+    /// QueueNotify) for up to [`BATCHES_PER_ACCESS`] batches with the VM's
+    /// RAM; what is left waits in `pending`.
     fn serve(&self, vm: &Vm, s: &mut DiskState, queue: u16) {
         let mut ram = VmRam::new(vm);
         for _ in 0..BATCHES_PER_ACCESS {
@@ -96,10 +97,11 @@ impl VirtioDisk {
         s.pending = Some(queue);
     }
 
-    /// After an access: the report of a broken rule (once per device life)
-    /// and the SPI driven to the transport's level. The vGIC sees a rising
-    /// edge when InterruptStatus goes from 0 to non-zero (the line is
-    /// edge-rising in the guest's DTB, as on QEMU `virt`).
+    /// After an access: the report of a broken rule (once per device life,
+    /// §2.1.2 DEVICE_NEEDS_RESET) and the SPI driven to the transport's
+    /// level (§4.2.2, InterruptStatus). The vGIC sees a rising edge when
+    /// InterruptStatus goes from 0 to non-zero (the line is edge-rising in
+    /// the guest's DTB, as on QEMU `virt`); InterruptACK lowers it.
     fn after(&self, vm: &Vm, s: &mut DiskState, vcpu: usize) -> bool {
         if let (Some(why), false) = (s.mmio.error(), s.reported) {
             s.reported = true;
@@ -119,6 +121,8 @@ impl VirtioDisk {
     }
 }
 
+/// The transport's register window (§4.2.2): loads and stores go to
+/// [`VirtioMmio`] under the disk's lock.
 impl MmioDevice<Vm> for VirtioDisk {
     fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
         let mut s = self.state.lock();
@@ -173,8 +177,8 @@ impl MmioDevice<Vm> for VirtioDisk {
     }
 }
 
-/// A VM's RAM as the virtio cores see it ([`GuestMemory`]): accesses
-/// outside it are refused ([`ram_offset`]); a block the guest has not
+/// A VM's RAM as the virtio cores see it ([`GuestMemory`]; the rings and
+/// buffers of §2.7): accesses outside it are refused ([`ram_offset`]); a block the guest has not
 /// touched yet is filled and mapped first (`guestram::ensure_filled`).
 /// Lives for one trapped access: the blocks it found filled stay so until
 /// the next VM reset, which waits for every vCPU to leave the guest.
