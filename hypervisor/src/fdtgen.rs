@@ -1,6 +1,7 @@
 //! The device tree the hypervisor writes for each guest: its RAM, its
 //! vCPUs (started with PSCI over `hvc`), the virtual GIC, the architected
-//! timer, its emulated PL011, its pass-through devices and `/chosen`
+//! timer, its emulated PL011, its virtio-mmio disks, its pass-through
+//! devices and `/chosen`
 //! (bootargs, initrd, stdout-path).
 //!
 //! The shape follows QEMU's `virt` machine (hw/arm/virt.c) so that stock
@@ -31,6 +32,9 @@ pub struct GuestDtb<'a> {
     pub console: bool,
     /// Pass-through devices.
     pub passthrough: Vec<GuestDevice>,
+    /// How many virtio-mmio transports (disks) the VM has: transport k at
+    /// `layout::VIRTIO_BASE + k * VIRTIO_STRIDE`, SPI `VIRTIO_SPI + k`.
+    pub virtio: usize,
     /// How many times the VM has been reset (`/chosen/el2-hyp,resets`).
     pub resets: u32,
 }
@@ -71,6 +75,7 @@ const PHANDLE_CLK: u32 = 2;
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
+const IRQ_TYPE_EDGE_RISING: u32 = 1;
 
 fn cells(values: &[u64]) -> Vec<u32> {
     values.iter().flat_map(|v| [(v >> 32) as u32, *v as u32]).collect()
@@ -181,6 +186,18 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
         w.end_node(uart)?;
     }
 
+    // As QEMU `virt` describes its transports (create_virtio_devices):
+    // lowest address first, so Linux names disk 0 vda.
+    for k in 0..cfg.virtio {
+        let base = layout::VIRTIO_BASE + k as u64 * layout::VIRTIO_STRIDE;
+        let dev = w.begin_node(&format!("virtio_mmio@{base:x}"))?;
+        w.property_null("dma-coherent")?;
+        w.property_array_u32("interrupts", &[GIC_SPI, layout::VIRTIO_SPI + k as u32, IRQ_TYPE_EDGE_RISING])?;
+        w.property_array_u32("reg", &cells(&[base, layout::VIRTIO_STRIDE]))?;
+        w.property_string("compatible", "virtio,mmio")?;
+        w.end_node(dev)?;
+    }
+
     for d in &cfg.passthrough {
         let dev = w.begin_node(&d.node_name())?;
         if d.compatible.is_empty() {
@@ -225,6 +242,7 @@ mod tests {
             initrd: Some(Region { base: 0x4300_0000, size: 0x1000 }),
             console: true,
             passthrough: Vec::new(),
+            virtio: 0,
             resets: 2,
         }
     }
@@ -287,5 +305,20 @@ mod tests {
         assert!(Platform::from_fdt(&blob).is_ok());
         let text = String::from_utf8_lossy(&blob);
         assert!(text.contains("pl031@9010000") && text.contains("apb-pclk") && text.contains("dw-apb-uart@a000000"));
+    }
+
+    #[test]
+    fn virtio_transports_are_where_qemu_virt_puts_them() {
+        use shared::platform::{DeviceMatch, find_device};
+        let mut c = cfg(GicVersion::V3, 1);
+        c.virtio = 2;
+        let blob = build(&c).unwrap();
+        let first = find_device(&blob, DeviceMatch::Compatible("virtio,mmio")).unwrap().unwrap();
+        assert_eq!(first.region, Region { base: 0x0a00_0000, size: 0x200 });
+        assert_eq!(first.interrupts.as_slice(), &[GIC_SPI, 16, IRQ_TYPE_EDGE_RISING]);
+        let second = find_device(&blob, DeviceMatch::RegBase(0x0a00_0200)).unwrap().unwrap();
+        assert_eq!(second.interrupts.as_slice(), &[GIC_SPI, 17, IRQ_TYPE_EDGE_RISING]);
+        assert!(String::from_utf8_lossy(&blob).contains("dma-coherent"));
+        assert!(find_device(&blob, DeviceMatch::RegBase(0x0a00_0400)).unwrap().is_none());
     }
 }

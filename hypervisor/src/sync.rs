@@ -19,14 +19,15 @@
 //! | 2 | [`CONSOLE_RX`] | the console UART's input side | vCPU (an IRQ exit) |
 //! | 3 | [`PSCI`] | a VM's PSCI power states | vCPU (a hypercall; a vCPU picking up its CPU_ON) |
 //! | 4 | [`VM_CONSOLE`] | a VM's vPL011 and line buffer | vCPU, console input |
-//! | 5 | [`VGIC`] | a VM's virtual GIC | vCPU, console input |
-//! | 6 | [`STAGE2`] | a VM's stage-2 tables | vGIC (pass-through set-up) |
-//! | 7 | [`FP_SLOT`] | one vCPU's saved FP/SIMD registers | vCPU (any VM's: lazy FP save) |
-//! | 8 | [`CPU_ON`] | one vCPU's pending CPU_ON (entry, context) | vCPU (the caller's or the target's) |
-//! | 9 | [`REQUEST`] | a VM's request details (why it stops) | vCPU, console input (`stop`) |
-//! | 10 | [`GIC`] | the physical GIC driver | vGIC (the timer PPI's enable) |
-//! | 11 | [`FRAMES`] | the physical frame allocator | boot, VM building |
-//! | 12 | [`VSCHED_CAP`] | a VM's CPU-cap account (`vsched::Cap`) | vCPU (charged after its run), the run loop |
+//! | 5 | [`VIRTIO`] | one virtio-mmio disk of a VM (`vdisk`) | vCPU (a trapped access) |
+//! | 6 | [`VGIC`] | a VM's virtual GIC | vCPU, console input, virtio (its interrupt line) |
+//! | 7 | [`STAGE2`] | a VM's stage-2 tables | vGIC (pass-through set-up), virtio (a RAM block filled before the device touches it) |
+//! | 8 | [`FP_SLOT`] | one vCPU's saved FP/SIMD registers | vCPU (any VM's: lazy FP save) |
+//! | 9 | [`CPU_ON`] | one vCPU's pending CPU_ON (entry, context) | vCPU (the caller's or the target's) |
+//! | 10 | [`REQUEST`] | a VM's request details (why it stops) | vCPU, console input (`stop`) |
+//! | 11 | [`GIC`] | the physical GIC driver | vGIC (the timer PPI's enable) |
+//! | 12 | [`FRAMES`] | the physical frame allocator | boot, VM building |
+//! | 13 | [`VSCHED_CAP`] | a VM's CPU-cap account (`vsched::Cap`) | vCPU (charged after its run), the run loop |
 //! | - | `console::CONSOLE` | the hypervisor console (`println!`) | anything: the innermost lock, unchecked (the crash path forces it open) |
 //!
 //! What the order forbids, and what is done instead:
@@ -111,22 +112,24 @@ classes! {
     PSCI = 3;
     /// A VM's emulated console.
     VM_CONSOLE = 4;
+    /// One virtio-mmio disk of a VM.
+    VIRTIO = 5;
     /// A VM's virtual GIC.
-    VGIC = 5;
+    VGIC = 6;
     /// A VM's stage-2 tables.
-    STAGE2 = 6;
+    STAGE2 = 7;
     /// One vCPU's saved FP/SIMD registers.
-    FP_SLOT = 7;
+    FP_SLOT = 8;
     /// One vCPU's pending PSCI CPU_ON.
-    CPU_ON = 8;
+    CPU_ON = 9;
     /// A VM's request details.
-    REQUEST = 9;
+    REQUEST = 10;
     /// The physical GIC driver.
-    GIC = 10;
+    GIC = 11;
     /// The frame allocator.
-    FRAMES = 11;
+    FRAMES = 12;
     /// A VM's CPU-cap account.
-    VSCHED_CAP = 12;
+    VSCHED_CAP = 13;
 }
 
 /// Number of ranks [`HeldSet`] tracks (ranks are `1..NR_RANKS`).
@@ -504,7 +507,7 @@ mod tests {
         .join()
         .expect_err("taking a vCPU lock under the vGIC's must panic");
         let msg = caught.downcast_ref::<String>().expect("a formatted panic message");
-        assert_eq!(msg, "lock order: taking VCPU (rank 1) while holding VGIC (rank 5); see sync.rs");
+        assert_eq!(msg, "lock order: taking VCPU (rank 1) while holding VGIC (rank 6); see sync.rs");
         // This thread's set was never touched: the order still holds here.
         drop(vcpu.lock());
     }

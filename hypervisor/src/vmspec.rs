@@ -16,6 +16,9 @@ use core::fmt;
 use shared::layout;
 use shared::platform::{MAX_VCPUS, Region, VmSpec};
 
+/// Bytes per disk sector (virtio 1.2 §5.2.4): a disk image is whole sectors.
+pub const SECTOR: u64 = 512;
+
 /// Granule of guest RAM: VM memory is mapped and accounted in 2 MiB blocks.
 pub const RAM_GRANULE: u64 = 2 << 20;
 /// Granule of pass-through device registers.
@@ -77,6 +80,7 @@ pub fn layout_windows() -> Vec<Window> {
         w("GICR", layout::GICR_BASE, layout::GICR_STRIDE * MAX_VCPUS as u64),
         w("UART", layout::UART_BASE, layout::UART_SIZE),
         w("PVTIME", layout::PVTIME_BASE, layout::PVTIME_SIZE),
+        w("VIRTIO", layout::VIRTIO_BASE, layout::VIRTIO_STRIDE * layout::VIRTIO_COUNT),
     ]
 }
 
@@ -105,6 +109,26 @@ pub enum Field {
     PassthroughGuestReg(usize),
     /// `passthrough[i]` interrupts.
     PassthroughInterrupts(usize),
+    /// `disk[i]`'s image.
+    Disk(usize),
+}
+
+/// One of a VM's images in host memory, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    Kernel,
+    Initrd,
+    Disk(usize),
+}
+
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kernel => f.write_str("kernel"),
+            Self::Initrd => f.write_str("initrd"),
+            Self::Disk(i) => write!(f, "disk[{i}]"),
+        }
+    }
 }
 
 impl Field {
@@ -142,6 +166,7 @@ impl fmt::Display for FieldName {
                 write!(f, "passthrough[{i}].{}", if t { "guest_reg" } else { "guest-reg" })
             }
             Field::PassthroughInterrupts(i) => write!(f, "passthrough[{i}].interrupts"),
+            Field::Disk(i) => write!(f, "disk[{i}].{}", if t { "image" } else { "reg" }),
         }
     }
 }
@@ -237,6 +262,19 @@ pub enum Problem {
         intid: u32,
         vm: usize,
     },
+    /// The INTID of the VM's own virtio disk `disk`.
+    IntidDisk {
+        intid: u32,
+        disk: usize,
+    },
+    /// A disk's image shares host memory with another image (`image` of
+    /// VM `vm`): the device uses it in place (the guest writes it), so it
+    /// must be the only user of its bytes.
+    DiskShared {
+        region: Region,
+        vm: usize,
+        image: Image,
+    },
 }
 
 /// A byte count as a person writes it: `63 MiB`, `4 KiB`, `1000 bytes`
@@ -312,6 +350,13 @@ impl fmt::Display for Problem {
             Self::IntidTaken { intid, vm } => {
                 write!(f, "INTID {intid} is already routed to vm[{vm}]")
             }
+            Self::IntidDisk { intid, disk } => write!(f, "INTID {intid} is the VM's disk[{disk}] interrupt"),
+            Self::DiskShared { region, vm, image } => write!(
+                f,
+                "{} shares host memory with vm[{vm}]'s {image} (a disk image is used in place: \
+                 each disk needs host memory of its own)",
+                R(region)
+            ),
         }
     }
 }
@@ -370,12 +415,13 @@ pub fn validate(vms: &[VmSpec], machine: &MachineFacts) -> Vec<Result<(), VmSpec
     for vm in vms {
         used.push(vm.kernel);
         used.extend(vm.initrd);
+        used.extend(vm.disks.iter().map(|d| d.region));
     }
     let mut ram_left = free_ram(&machine.ram, &used);
     let mut accepted: Vec<usize> = Vec::new();
     let mut results = Vec::with_capacity(vms.len());
     for (i, vm) in vms.iter().enumerate() {
-        let r = check_vm(vm, vms, &accepted, ram_left, machine).map_err(|(field, problem)| VmSpecError {
+        let r = check_vm(i, vms, &accepted, ram_left, machine).map_err(|(field, problem)| VmSpecError {
             vm: i,
             name: vm.name.clone(),
             field,
@@ -431,7 +477,8 @@ pub fn free_ram(ram: &[Region], used: &[Region]) -> u64 {
 
 type Check = Result<(), (Field, Problem)>;
 
-fn check_vm(vm: &VmSpec, vms: &[VmSpec], accepted: &[usize], ram_left: u64, m: &MachineFacts) -> Check {
+fn check_vm(i: usize, vms: &[VmSpec], accepted: &[usize], ram_left: u64, m: &MachineFacts) -> Check {
+    let vm = &vms[i];
     check_name(&vm.name).map_err(|p| (Field::Name, p))?;
     if let Some(&other) = accepted.iter().find(|&&j| vms[j].name == vm.name) {
         return Err((Field::Name, Problem::NameTaken(other)));
@@ -447,6 +494,9 @@ fn check_vm(vm: &VmSpec, vms: &[VmSpec], accepted: &[usize], ram_left: u64, m: &
     }
     for d in 0..vm.passthrough.len() {
         check_device(vm, d, accepted, vms, m)?;
+    }
+    for d in 0..vm.disks.len() {
+        check_disk(i, d, vms, m)?;
     }
     if vm.memory.size > ram_left {
         return Err((Field::Memory, Problem::NotEnoughRam { size: vm.memory.size, left: ram_left }));
@@ -592,8 +642,44 @@ fn check_device(vm: &VmSpec, d: usize, accepted: &[usize], vms: &[VmSpec], m: &M
         if vm.console && intid == uart_intid {
             return Err((f, Problem::IntidUart(intid)));
         }
+        if let Some(disk) = (0..vm.disks.len()).find(|&k| intid == disk_intid(k)) {
+            return Err((f, Problem::IntidDisk { intid, disk }));
+        }
         if let Some(&j) = accepted.iter().find(|&&j| vms[j].passthrough.iter().any(|o| o.interrupts.contains(&intid))) {
             return Err((f, Problem::IntidTaken { intid, vm: j }));
+        }
+    }
+    Ok(())
+}
+
+/// The INTID of disk `k`'s virtio-mmio transport (`layout::VIRTIO_SPI`).
+pub fn disk_intid(k: usize) -> u32 {
+    SPI_FIRST + layout::VIRTIO_SPI + k as u32
+}
+
+/// Disk `d` of `vm`: an image (non-empty, in host RAM, clear of reserved
+/// memory) of whole sectors that shares no byte with any other image of
+/// any VM, refused ones included (their images stay kept too): the device
+/// holds it as its own (`vdisk`), and the guest writes it in place.
+fn check_disk(i: usize, d: usize, vms: &[VmSpec], m: &MachineFacts) -> Check {
+    let disk = vms[i].disks[d];
+    let f = Field::Disk(d);
+    check_image(&disk.region, m).map_err(|p| (f, p))?;
+    if !disk.region.size.is_multiple_of(SECTOR) {
+        return Err((f, Problem::SizeNotMultiple { size: disk.region.size, granule: SECTOR }));
+    }
+    for (j, other) in vms.iter().enumerate() {
+        let images = [(Image::Kernel, Some(other.kernel)), (Image::Initrd, other.initrd)]
+            .into_iter()
+            .chain(other.disks.iter().enumerate().map(|(k, o)| (Image::Disk(k), Some(o.region))));
+        for (image, region) in images {
+            let itself = j == i && image == Image::Disk(d);
+            if let Some(r) = region
+                && !itself
+                && overlaps(&r, &disk.region)
+            {
+                return Err((f, Problem::DiskShared { region: disk.region, vm: j, image }));
+            }
         }
     }
     Ok(())
@@ -632,7 +718,7 @@ mod tests {
 
     use super::*;
     use alloc::string::ToString;
-    use shared::platform::Passthrough;
+    use shared::platform::{Disk, Passthrough};
 
     const M: u64 = 1 << 20;
     const RAM: Region = Region { base: 0x4000_0000, size: 1024 * M };
@@ -751,13 +837,15 @@ mod tests {
         v.memory.base = 0x0800_0000 - 64 * M;
         ok(&[v]);
         let mut v = vm("a", 64, 0);
-        v.memory.base = 0x0a00_0000;
+        v.memory.base = 0x0a00_0000 + RAM_GRANULE;
         ok(&[v]);
     }
 
     #[test]
     fn vmspec_ram_must_miss_the_device_windows() {
-        for (base, window) in [(0x0800_0000, "GICD"), (0x0900_0000 - 2 * M, "UART"), (0x0600_0000, "GICD")] {
+        for (base, window) in
+            [(0x0800_0000, "GICD"), (0x0900_0000 - 2 * M, "UART"), (0x0600_0000, "GICD"), (0x0a00_0000, "VIRTIO")]
+        {
             let mut v = vm("a", 64, 0);
             v.memory.base = base;
             match err(v) {
@@ -917,7 +1005,7 @@ mod tests {
     #[test]
     fn vmspec_passthrough_is_fine() {
         let mut v = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[40, 41]));
-        v.passthrough.push(dev(0x0a00_0000, 0x2000, &[42])).unwrap();
+        v.passthrough.push(dev(0x0a10_0000, 0x2000, &[42])).unwrap();
         ok(&[v, with_dev("b", 1, dev(0x0905_0000, 0x1000, &[43]))]);
     }
 
@@ -1009,6 +1097,74 @@ mod tests {
         let mut v = with_dev("a", 0, dev(0x0904_0000, 0x1000, &[40]));
         v.passthrough.push(dev(0x0905_0000, 0x1000, &[40])).unwrap();
         assert_eq!(err(v), (Field::PassthroughInterrupts(1), Problem::IntidRepeated(40)));
+    }
+
+    fn disk(base: u64, size: u64, readonly: bool) -> Disk {
+        Disk { region: Region { base, size }, readonly }
+    }
+
+    fn with_disks(name: &str, slot: u64, disks: &[Disk]) -> VmSpec {
+        let mut v = vm(name, 64, slot);
+        v.disks = heapless::Vec::from_slice(disks).unwrap();
+        v
+    }
+
+    #[test]
+    fn vmspec_disk_image_rules() {
+        ok(&[with_disks("a", 0, &[disk(0x4900_0000, 0x10_0000, false), disk(0x4920_0000, 512, true)])]);
+        let f = Field::Disk(0);
+        assert_eq!(err(with_disks("a", 0, &[disk(0x4900_0000, 0, false)])), (f, Problem::SizeZero));
+        assert_eq!(
+            err(with_disks("a", 0, &[disk(0x4900_0000, 1000, true)])),
+            (f, Problem::SizeNotMultiple { size: 1000, granule: SECTOR })
+        );
+        assert!(matches!(err(with_disks("a", 0, &[disk(0x1000, 0x1000, false)])), (_, Problem::OutsideRam(_))));
+        assert!(matches!(
+            err(with_disks("a", 0, &[disk(0x4000_0000, 0x1000, false)])),
+            (_, Problem::OverlapsReserved { reserved: HYP, .. })
+        ));
+    }
+
+    #[test]
+    fn vmspec_a_disk_image_is_nobody_elses() {
+        let d = disk(0x4900_0000, 0x10_0000, false);
+        let ro = disk(0x4900_0000, 0x10_0000, true);
+        // Two disks of one VM on one image, read-only or not.
+        let e = err_after(&[], with_disks("a", 0, &[ro, d]));
+        assert_eq!(e.field, Field::Disk(0));
+        assert_eq!(e.problem, Problem::DiskShared { region: d.region, vm: 0, image: Image::Disk(1) });
+        assert_eq!(
+            e.to_string(),
+            "vm \"a\": disk[0].reg: [0x49000000, 0x49100000) shares host memory with vm[0]'s disk[1] \
+             (a disk image is used in place: each disk needs host memory of its own)"
+        );
+        assert_eq!(e.field.toml_name().to_string(), "disk[0].image");
+        assert!(matches!(err(with_disks("a", 0, &[ro, ro])), (Field::Disk(0), Problem::DiskShared { .. })));
+        // Two VMs: the one that comes first is refused as well (its image
+        // would be the other's too), and so is the one after it.
+        let r = validate(&[with_disks("a", 0, &[d]), with_disks("b", 1, &[d])], &machine());
+        assert!(matches!(r[0].clone().unwrap_err().problem, Problem::DiskShared { vm: 1, .. }));
+        assert!(matches!(r[1].clone().unwrap_err().problem, Problem::DiskShared { vm: 0, .. }));
+        // Over a kernel image (slot 0 is at 0x4800_0000), read-only too.
+        let region = Region { base: 0x4800_0000, size: 0x20_0000 };
+        let e = err_after(&[], with_disks("a", 0, &[Disk { region, readonly: true }]));
+        assert_eq!(e.problem, Problem::DiskShared { region, vm: 0, image: Image::Kernel });
+    }
+
+    #[test]
+    fn vmspec_disk_interrupts_and_window_are_the_vms() {
+        let mut v = with_disks("a", 0, &[disk(0x4900_0000, 512, false), disk(0x4920_0000, 512, false)]);
+        v.passthrough.push(dev(0x0904_0000, 0x1000, &[49])).unwrap();
+        assert_eq!(err(v), (Field::PassthroughInterrupts(0), Problem::IntidDisk { intid: 49, disk: 1 }));
+        // Without a second disk, INTID 49 is free for a device.
+        let mut v = with_disks("a", 0, &[disk(0x4900_0000, 512, false)]);
+        v.passthrough.push(dev(0x0904_0000, 0x1000, &[49])).unwrap();
+        ok(&[v]);
+        let mut d = dev(0x0904_0000, 0x1000, &[]);
+        d.guest_base = 0x0a00_0000;
+        assert!(
+            matches!(err(with_dev("a", 0, d)), (_, Problem::OverlapsWindow { window, .. }) if window.name == "VIRTIO")
+        );
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub const UART_SPI: u32 = 1;
 pub const PVTIME_BASE: u64 = 0x090A_0000;
 /// Size of the stolen-time window.
 pub const PVTIME_SIZE: u64 = 0x1000;
+/// First virtio-mmio transport (a VM's disks, `[[vm.disk]]`): where QEMU's
+/// `virt` puts its own (VIRT_MMIO), so a guest sees the same layout natively
+/// and as a VM.
+pub const VIRTIO_BASE: u64 = 0x0a00_0000;
+/// Bytes per virtio-mmio transport (QEMU `virt`'s 0x200).
+pub const VIRTIO_STRIDE: u64 = 0x200;
+/// Most virtio-mmio transports a VM has (one per disk).
+pub const VIRTIO_COUNT: u64 = 4;
+/// SPI number of transport 0 (GIC INTID 32 + 16); transport k has SPI 16 + k,
+/// as on QEMU `virt` (edge-rising, `<0 16+k 1>`).
+pub const VIRTIO_SPI: u32 = 16;
 /// Default base of guest RAM.
 pub const RAM_BASE: u64 = 0x4000_0000;
 

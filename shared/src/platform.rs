@@ -174,6 +174,19 @@ pub const MAX_VCPUS: usize = 8;
 /// Most pass-through devices per VM.
 pub const MAX_PASSTHROUGH: usize = 4;
 
+/// Most virtio-blk disks per VM (`disk@N`), one virtio-mmio transport each.
+pub const MAX_DISKS: usize = crate::layout::VIRTIO_COUNT as usize;
+
+/// A disk image given to a VM (`disk@N`, see `docs/vm-config.md`): used in
+/// place by the VM's virtio-blk device, so what the guest writes stays in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Disk {
+    /// Where the image lies in host-physical memory.
+    pub region: Region,
+    /// `readonly`: the guest may not write it.
+    pub readonly: bool,
+}
+
 /// A device given to a VM (`passthrough@N`, see `docs/vm-config.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Passthrough {
@@ -207,6 +220,8 @@ pub struct VmSpec {
     pub console: bool,
     /// `passthrough@N` children.
     pub passthrough: Vec<Passthrough, MAX_PASSTHROUGH>,
+    /// `disk@N` children, in order: disk k is virtio-mmio transport k.
+    pub disks: Vec<Disk, MAX_DISKS>,
     /// `sched-weight`: the VM's share of a contended physical CPU relative
     /// to other VMs' (0: absent, the default weight).
     pub weight: u32,

@@ -44,12 +44,14 @@ macro_rules! broken {
 
 /// Which fixes a scenario needs to hold (issue 13): none, the VM-wide
 /// request protocol (branch `vmreq`), or the hostile-guest fixes (branch
-/// `hostile-fixes`).
+/// `hostile-fixes`); or a virtio disk (`[[vm.disk]]`, issue 18), which
+/// only the `virtio` group's VM has.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     Nothing,
     VmReq,
     HostileFixes,
+    Disk,
 }
 
 /// One scenario.
@@ -77,7 +79,7 @@ const fn a2(name: &'static str, needs: Needs, run: fn(&Ctx) -> Verdict) -> Attac
     Attack { name, needs, min_vcpus: 2, resets: false, run }
 }
 
-use Needs::{HostileFixes as HF, Nothing as NO, VmReq as VR};
+use Needs::{Disk as DK, HostileFixes as HF, Nothing as NO, VmReq as VR};
 
 /// Every scenario, in the order they run. Groups for `attacks=`: `base`
 /// (needs nothing), `fixes` (needs vmreq or hostile-fixes), `all`.
@@ -155,13 +157,24 @@ pub static ATTACKS: &[Attack] = &[
     a("sctlr-toggle-storm", VR, sctlr_toggle_storm),
     Attack { name: "reset-race", needs: VR, min_vcpus: 2, resets: true, run: reset_race },
     Attack { name: "reset-sibling-spinning", needs: VR, min_vcpus: 2, resets: true, run: reset_sibling_spinning },
+    // A hostile virtio driver (group `virtio`: the VM has a disk whose
+    // sector 0 starts with "EL2DISK0").
+    a("virtio-bad-width", DK, virtio_bad_width),
+    a("virtio-desc-outside-ram", DK, |c| virtio_bad_chain(c, BadChain::OutsideRam)),
+    a("virtio-desc-on-gic", DK, |c| virtio_bad_chain(c, BadChain::Gic)),
+    a("virtio-desc-huge", DK, |c| virtio_bad_chain(c, BadChain::Huge)),
+    a("virtio-desc-loop", DK, |c| virtio_bad_chain(c, BadChain::Loop)),
+    a("virtio-ring-outside-ram", DK, |c| virtio_bad_chain(c, BadChain::Ring)),
+    a("virtio-sector-past-end", DK, virtio_sector_past_end),
+    a("virtio-read-after-reset", DK, virtio_read_after_reset),
 ];
 
 fn selected(list: &str, at: &Attack) -> bool {
     list.split(',').any(|w| match w {
         "all" => true,
         "base" => at.needs == Needs::Nothing,
-        "fixes" => at.needs != Needs::Nothing,
+        "fixes" => matches!(at.needs, Needs::VmReq | Needs::HostileFixes),
+        "virtio" => at.needs == Needs::Disk,
         name => name == at.name,
     })
 }
@@ -1199,4 +1212,218 @@ fn reset_sibling_spinning(_: &Ctx) -> Verdict {
     rt::command(1, cmd::SPIN);
     rt::hvc(psci::SYSTEM_RESET, 0, 0, 0);
     broken!("SYSTEM_RESET returned")
+}
+
+// ---------------------------------------------------------------------------
+// A hostile virtio driver (virtio 1.2 §4.2.2 virtio-mmio, §2.7 split queues,
+// §5.2 virtio-blk): the device must answer a broken rule with
+// DEVICE_NEEDS_RESET (§2.1.2), touch nothing outside this VM's RAM, and
+// work again after a reset.
+
+/// Transport 0's registers (QEMU virt's first virtio-mmio window).
+const VIO: u64 = layout::VIRTIO_BASE;
+const VIO_MAGIC: u64 = 0x000;
+const VIO_FEATURES_SEL: u64 = 0x024;
+const VIO_FEATURES: u64 = 0x020;
+const VIO_QUEUE_SEL: u64 = 0x030;
+const VIO_QUEUE_NUM: u64 = 0x038;
+const VIO_QUEUE_READY: u64 = 0x044;
+const VIO_QUEUE_NOTIFY: u64 = 0x050;
+const VIO_STATUS: u64 = 0x070;
+const VIO_DESC: u64 = 0x080;
+const VIO_DRIVER: u64 = 0x090;
+const VIO_DEVICE: u64 = 0x0a0;
+const NEEDS_RESET: u32 = 64;
+/// Queue size used here.
+const QN: u64 = 8;
+/// Offsets in [`VQ`]: descriptor table, available ring, used ring, a
+/// request header, one sector of data, the status byte.
+const DESC: u64 = 0;
+const AVAIL: u64 = 0x100;
+const USED: u64 = 0x200;
+const HDR: u64 = 0x400;
+const DATA: u64 = 0x600;
+const STAT: u64 = 0x800;
+const F_NEXT: u16 = 1;
+const F_WRITE: u16 = 2;
+
+/// The rings and buffers, in this VM's RAM (identity mapped: the
+/// address is the IPA the device sees).
+#[repr(C, align(4096))]
+struct Vq([u8; 0x1000]);
+static mut VQ: Vq = Vq([0; 0x1000]);
+
+fn vq(off: u64) -> u64 {
+    (&raw mut VQ) as u64 + off
+}
+
+fn vq_write<T>(off: u64, v: T) {
+    // SAFETY: inside VQ, this VM's own RAM; only this vCPU drives the disk.
+    unsafe { core::ptr::write_volatile(vq(off) as *mut T, v) }
+}
+
+fn vq_read<T>(off: u64) -> T {
+    // SAFETY: as in vq_write.
+    unsafe { core::ptr::read_volatile(vq(off) as *const T) }
+}
+
+fn vio_w(reg: u64, v: u32) {
+    rt::mmio_write(VIO + reg, v);
+}
+
+fn vio_r(reg: u64) -> u32 {
+    rt::mmio_read(VIO + reg)
+}
+
+/// Resets the device and sets queue 0 up (§3.1.1) with rings at
+/// `desc`, `avail`, `used` (IPAs): Ok, or why not.
+fn vio_setup(desc: u64, avail: u64, used: u64) -> Result<(), &'static str> {
+    if probe(|| {
+        let _ = vio_r(VIO_MAGIC);
+    })
+    .is_some()
+        || vio_r(VIO_MAGIC) != 0x7472_6976
+    {
+        return Err("no virtio-mmio transport at 0x0a000000");
+    }
+    for off in (0..0x1000).step_by(8) {
+        vq_write::<u64>(off, 0);
+    }
+    vio_w(VIO_STATUS, 0);
+    vio_w(VIO_STATUS, 1);
+    vio_w(VIO_STATUS, 3);
+    vio_w(VIO_FEATURES_SEL, 1);
+    vio_w(VIO_FEATURES, 1); // VIRTIO_F_VERSION_1, bit 32
+    vio_w(VIO_FEATURES_SEL, 0);
+    vio_w(VIO_FEATURES, 0);
+    vio_w(VIO_STATUS, 3 | 8);
+    if vio_r(VIO_STATUS) & 8 == 0 {
+        return Err("FEATURES_OK refused");
+    }
+    vio_w(VIO_QUEUE_SEL, 0);
+    vio_w(VIO_QUEUE_NUM, QN as u32);
+    for (reg, addr) in [(VIO_DESC, desc), (VIO_DRIVER, avail), (VIO_DEVICE, used)] {
+        vio_w(reg, addr as u32);
+        vio_w(reg + 4, (addr >> 32) as u32);
+    }
+    vio_w(VIO_QUEUE_READY, 1);
+    vio_w(VIO_STATUS, 3 | 8 | 4);
+    Ok(())
+}
+
+/// Descriptor `i`: {addr, len, flags, next} (§2.7.5).
+fn vio_desc(i: u64, addr: u64, len: u32, flags: u16, next: u16) {
+    vq_write(DESC + 16 * i, addr);
+    vq_write(DESC + 16 * i + 8, len);
+    vq_write(DESC + 16 * i + 12, flags);
+    vq_write(DESC + 16 * i + 14, next);
+}
+
+/// A read request of `sector` into DATA: header, data, status (§5.2.6).
+fn vio_read_request(sector: u64) {
+    vq_write::<u32>(HDR, 0); // VIRTIO_BLK_T_IN
+    vq_write::<u32>(HDR + 4, 0);
+    vq_write(HDR + 8, sector);
+    vq_write::<u8>(STAT, 0xff);
+    vio_desc(0, vq(HDR), 16, F_NEXT, 1);
+    vio_desc(1, vq(DATA), 512, F_NEXT | F_WRITE, 2);
+    vio_desc(2, vq(STAT), 1, F_WRITE, 0);
+}
+
+/// Makes chain 0 available and notifies (§2.7.13).
+fn vio_kick() {
+    vq_write::<u16>(AVAIL + 4, 0);
+    // SAFETY: a barrier only: the ring entry before the index (§2.7.13.3).
+    unsafe { asm!("dmb ish", options(nostack)) };
+    vq_write::<u16>(AVAIL + 2, 1);
+    // SAFETY: a barrier only: the index before the notification.
+    unsafe { asm!("dmb ish", options(nostack)) };
+    vio_w(VIO_QUEUE_NOTIFY, 0);
+}
+
+fn virtio_bad_width(_: &Ctx) -> Verdict {
+    if let Err(e) = vio_setup(vq(DESC), vq(AVAIL), vq(USED)) {
+        return broken!("{e}");
+    }
+    // §4.2.2.2: registers take 32-bit accesses only.
+    let c = probe(|| {
+        // SAFETY: a 16-bit load from the transport; an abort is caught.
+        unsafe { asm!("ldrh {v:w}, [{p}]", p = in(reg) VIO + VIO_STATUS, v = out(reg) _, options(nostack)) };
+    });
+    match c {
+        Some(c) if c.ec() == 0x25 => held!("{} for a 16-bit register read", c.name()),
+        Some(c) => broken!("{} (ESR {:#x})", c.name(), c.esr),
+        None => broken!("a 16-bit register read completed"),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum BadChain {
+    /// The data buffer just past this VM's RAM.
+    OutsideRam,
+    /// The data buffer on the GIC distributor.
+    Gic,
+    /// A buffer whose length runs past the end of the RAM.
+    Huge,
+    /// Descriptors 0 -> 1 -> 0, both device-readable.
+    Loop,
+    /// The used ring outside the RAM: the request may be served, but its
+    /// completion cannot be written anywhere.
+    Ring,
+}
+
+fn virtio_bad_chain(c: &Ctx, bad: BadChain) -> Verdict {
+    let end = c.boot.ram_base + c.boot.ram_size;
+    let used = if let BadChain::Ring = bad { end } else { vq(USED) };
+    if let Err(e) = vio_setup(vq(DESC), vq(AVAIL), used) {
+        return broken!("{e}");
+    }
+    vio_read_request(0);
+    match bad {
+        BadChain::OutsideRam => vio_desc(1, end, 512, F_NEXT | F_WRITE, 2),
+        BadChain::Gic => vio_desc(1, layout::GICD_BASE, 512, F_NEXT | F_WRITE, 2),
+        BadChain::Huge => vio_desc(1, vq(DATA), u32::MAX, F_NEXT | F_WRITE, 2),
+        BadChain::Loop => vio_desc(1, vq(DATA), 512, F_NEXT, 0),
+        BadChain::Ring => {}
+    }
+    vio_kick();
+    let status = vio_r(VIO_STATUS);
+    let (used_idx, stat) = (vq_read::<u16>(USED + 2), vq_read::<u8>(STAT));
+    let untouched = matches!(bad, BadChain::Ring) || stat == 0xff;
+    if status & NEEDS_RESET != 0 && used_idx == 0 && untouched {
+        held!("DEVICE_NEEDS_RESET, nothing used")
+    } else {
+        broken!("status {status:#x}, used idx {used_idx}, status byte {stat:#x}")
+    }
+}
+
+fn virtio_sector_past_end(_: &Ctx) -> Verdict {
+    if let Err(e) = vio_setup(vq(DESC), vq(AVAIL), vq(USED)) {
+        return broken!("{e}");
+    }
+    vio_read_request(u64::MAX);
+    vio_kick();
+    let (used_idx, stat) = (vq_read::<u16>(USED + 2), vq_read::<u8>(STAT));
+    match (used_idx, stat) {
+        (1, 1) => held!("VIRTIO_BLK_S_IOERR for sector 2^64 - 1"),
+        _ => broken!("used idx {used_idx}, status byte {stat:#x}"),
+    }
+}
+
+fn virtio_read_after_reset(_: &Ctx) -> Verdict {
+    if let Err(e) = vio_setup(vq(DESC), vq(AVAIL), vq(USED)) {
+        return broken!("{e}");
+    }
+    vio_read_request(0);
+    vio_kick();
+    let (used_idx, stat, len) = (vq_read::<u16>(USED + 2), vq_read::<u8>(STAT), vq_read::<u32>(USED + 8));
+    let mut head = [0u8; 8];
+    for (i, b) in head.iter_mut().enumerate() {
+        *b = vq_read(DATA + i as u64);
+    }
+    if (used_idx, stat, len) == (1, 0, 513) && &head == b"EL2DISK0" {
+        held!("sector 0 read after the resets: EL2DISK0")
+    } else {
+        broken!("used idx {used_idx}, status byte {stat:#x}, used len {len}, data {head:?}")
+    }
 }

@@ -23,6 +23,14 @@ pub struct Device {
     pub interrupts: Vec<u32>,
 }
 
+/// A `[[vm.disk]]` table, as written: an image file (relative to the
+/// configuration file) that the VM's virtio-blk disk uses in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub image: String,
+    pub readonly: bool,
+}
+
 /// One `[[vm]]` table, as written (not yet validated against the machine).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmConfig {
@@ -40,6 +48,8 @@ pub struct VmConfig {
     pub cap: u32,
     pub console: bool,
     pub passthrough: Vec<Device>,
+    /// `[[vm.disk]]` tables, in order: disk k is the guest's k-th virtio disk.
+    pub disks: Vec<DiskConfig>,
 }
 
 /// A configuration error: which VM (index and name, when known), which field, what.
@@ -79,8 +89,10 @@ const VM_KEYS: &[&str] = &[
     "cap",
     "console",
     "passthrough",
+    "disk",
 ];
 const DEVICE_KEYS: &[&str] = &["reg", "guest_reg", "interrupts"];
+const DISK_KEYS: &[&str] = &["image", "readonly"];
 /// Longest command line: `VmSpec::bootargs` holds 255 bytes.
 pub const MAX_CMDLINE: usize = 255;
 
@@ -249,7 +261,57 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         let message = format!("{} devices, at most {} allowed", passthrough.len(), shared::platform::MAX_PASSTHROUGH);
         return Err(r.err("passthrough", message));
     }
-    Ok(VmConfig { name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough })
+    let disks = match table.get("disk") {
+        None => Vec::new(),
+        Some(Value::Array(disks)) => {
+            let mut out = Vec::new();
+            for (d, disk) in disks.iter().enumerate() {
+                out.push(parse_disk(&r, d, disk)?);
+            }
+            out
+        }
+        Some(v) => return Err(r.err("disk", wrong_type("an array of tables: write [[vm.disk]]", v))),
+    };
+    if disks.len() > shared::platform::MAX_DISKS {
+        let message = format!("{} disks, at most {} allowed", disks.len(), shared::platform::MAX_DISKS);
+        return Err(r.err("disk", message));
+    }
+    Ok(VmConfig {
+        name,
+        kernel,
+        initrd,
+        cmdline,
+        memory,
+        ipa_base,
+        vcpus,
+        pin,
+        weight,
+        cap,
+        console,
+        passthrough,
+        disks,
+    })
+}
+
+fn parse_disk(r: &VmReader, d: usize, v: &Value) -> Result<DiskConfig, ConfigError> {
+    let field = |key: &str| format!("disk[{d}].{key}");
+    let Value::Table(t) = v else {
+        return Err(r.err(&format!("disk[{d}]"), wrong_type("a table", v)));
+    };
+    if let Some(key) = t.keys().find(|k| !DISK_KEYS.contains(&k.as_str())) {
+        return Err(r.err(&field(key), format!("unknown key (known: {})", DISK_KEYS.join(", "))));
+    }
+    let image = match t.get("image") {
+        None => return Err(r.err(&field("image"), "missing")),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(v) => return Err(r.err(&field("image"), wrong_type("a file name", v))),
+    };
+    let readonly = match t.get("readonly") {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(v) => return Err(r.err(&field("readonly"), wrong_type("true or false", v))),
+    };
+    Ok(DiskConfig { image, readonly })
 }
 
 fn parse_device(r: &VmReader, d: usize, v: &Value) -> Result<Device, ConfigError> {
@@ -374,6 +436,7 @@ mod tests {
                 cap: 0,
                 console: true,
                 passthrough: vec![],
+                disks: vec![],
             }]
         );
     }
@@ -418,5 +481,22 @@ mod tests {
             "vm[0] \"a\": memory: \"64\" is 64 bytes; for 64 MiB write memory = \"64M\""
         );
         assert!(e("[[vm]\n").starts_with("not valid TOML: "));
+        assert_eq!(e(&format!("{vm}[[vm.disk]]\nreadonly = true\n")), "vm[0] \"a\": disk[0].image: missing");
+        assert_eq!(
+            e(&format!("{vm}[[vm.disk]]\nimage = \"d.img\"\nreadonly = 1\n")),
+            "vm[0] \"a\": disk[0].readonly: expected true or false, found 1"
+        );
+        assert_eq!(
+            e(&format!("{vm}[[vm.disk]]\nimage = \"d.img\"\nsize = 1\n")),
+            "vm[0] \"a\": disk[0].size: unknown key (known: image, readonly)"
+        );
+        assert_eq!(
+            e(&format!("{vm}{}", "[[vm.disk]]\nimage = \"d.img\"\n".repeat(5))),
+            "vm[0] \"a\": disk: 5 disks, at most 4 allowed"
+        );
+        assert_eq!(
+            e(&format!("{vm}disk = \"d.img\"\n")),
+            "vm[0] \"a\": disk: expected an array of tables: write [[vm.disk]], found \"d.img\""
+        );
     }
 }

@@ -41,7 +41,7 @@ pub fn dts(source: &str, vms: &[(VmConfig, VmSpec)]) -> String {
             p(&mut s, format!("bootargs = {}", quote(&vm.bootargs)));
         }
         p(&mut s, format!("console = \"{}\"", if vm.console { "pl011" } else { "none" }));
-        if !vm.passthrough.is_empty() {
+        if !vm.passthrough.is_empty() || !vm.disks.is_empty() {
             p(&mut s, "#address-cells = <2>".into());
             p(&mut s, "#size-cells = <2>".into());
         }
@@ -53,6 +53,14 @@ pub fn dts(source: &str, vms: &[(VmConfig, VmSpec)]) -> String {
             }
             if !dev.interrupts.is_empty() {
                 let _ = writeln!(s, "\t\t\t\t\tinterrupts = <{}>;", join(dev.interrupts.iter()));
+            }
+            s.push_str("\t\t\t\t};\n");
+        }
+        for (k, disk) in vm.disks.iter().enumerate() {
+            let _ = writeln!(s, "\n\t\t\t\tdisk@{k} {{");
+            let _ = writeln!(s, "\t\t\t\t\treg = <{} {}>;", cells2(disk.region.base), cells2(disk.region.size));
+            if disk.readonly {
+                s.push_str("\t\t\t\t\treadonly;\n");
             }
             s.push_str("\t\t\t\t};\n");
         }
@@ -76,13 +84,15 @@ pub fn qemu_args(images: &[Placed]) -> String {
 /// U-Boot commands loading each image by its file name from the boot partition.
 pub fn uboot(images: &[Placed]) -> Result<String, String> {
     let mut s = String::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: Vec<(&str, &std::path::Path)> = Vec::new();
     for p in images {
         let name = p.path.file_name().and_then(|n| n.to_str()).ok_or("image name is not UTF-8")?;
-        if names.contains(&name) {
+        // One file may be loaded twice (a read-only disk's copy); two
+        // files of one name cannot both be on the boot partition.
+        if names.iter().any(|&(n, path)| n == name && path != p.path) {
             return Err(format!("two different images are both named {name:?} on the boot partition"));
         }
-        names.push(name);
+        names.push((name, &p.path));
         let _ = writeln!(s, "load ${{devtype}} ${{devnum}}:${{bootpart}} {:#x} {name}", p.addr);
     }
     Ok(s)
@@ -138,9 +148,18 @@ pub fn uboot_script(source: &str, vms: &[(VmConfig, VmSpec)], images: &[Placed])
             set(&mut s, &node, "bootargs", b);
         }
         set(&mut s, &node, "console", script_str(if vm.console { "pl011" } else { "none" })?);
-        if !vm.passthrough.is_empty() {
+        if !vm.passthrough.is_empty() || !vm.disks.is_empty() {
             set(&mut s, &node, "#address-cells", "<2>".into());
             set(&mut s, &node, "#size-cells", "<2>".into());
+        }
+        // Last to first, as the VMs: libfdt puts a new node first.
+        for (k, disk) in vm.disks.iter().enumerate().rev() {
+            let dnode = format!("{node}/disk@{k}");
+            let _ = writeln!(s, "fdt mknode {node} disk@{k}");
+            set(&mut s, &dnode, "reg", format!("<{} {}>", cells2(disk.region.base), cells2(disk.region.size)));
+            if disk.readonly {
+                let _ = writeln!(s, "fdt set {dnode} \"readonly\"");
+            }
         }
         for (dev, conf) in vm.passthrough.iter().zip(&conf.passthrough).rev() {
             let name = format!("passthrough@{:x}", dev.region.base);

@@ -70,6 +70,13 @@ impl Placer {
         if let Some(p) = self.placed.iter().find(|p| p.path == path) {
             return Ok((p.addr, p.size));
         }
+        self.place_copy(&path)
+    }
+
+    /// Loads `path` at an address of its own even if it is loaded already:
+    /// a disk image, which its device uses (and the guest writes) in place.
+    pub fn place_copy(&mut self, path: &Path) -> Result<(u64, u64), String> {
+        let path = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
         let size = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
         let addr = self.next;
         let end = addr.checked_add(size).ok_or("load address overflows")?;

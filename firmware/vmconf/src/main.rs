@@ -34,7 +34,7 @@ mod vmspec;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use shared::platform::{Passthrough, Platform, Region, VmSpec};
+use shared::platform::{Disk, Passthrough, Platform, Region, VmSpec};
 
 use config::{ConfigError, VmConfig, parse_number, parse_size};
 use images::{Dirs, Placer};
@@ -145,6 +145,41 @@ fn run(argv: Vec<String>) -> Result<(), String> {
             }
         };
         specs.push(vm_spec(conf, kernel, initrd));
+    }
+    // Disk images after every kernel and initrd, one copy per disk: the
+    // device uses its image in place, so a writable one is nobody else's.
+    let mut disk_files: Vec<(PathBuf, usize, usize, bool)> = Vec::new();
+    for (i, conf) in confs.iter().enumerate() {
+        let err = |field: &str, message: String| {
+            let e = ConfigError { vm: Some((i, Some(conf.name.clone()))), field: field.into(), message };
+            format!("{src}: {e}")
+        };
+        for (k, d) in conf.disks.iter().enumerate() {
+            let field = format!("disk[{k}].image");
+            let path =
+                images::resolve(&config::ImageRef::Path(d.image.clone()), false, &dirs).map_err(|m| err(&field, m))?;
+            let path = path.canonicalize().map_err(|e| err(&field, format!("{}: {e}", path.display())))?;
+            let other_disk = disk_files.iter().find(|(p, _, _, ro)| *p == path && (!d.readonly || !ro));
+            if let Some((_, j, e, _)) = other_disk {
+                let message = format!(
+                    "{} is also vm[{j}] {:?}'s disk[{e}]: a writable disk is used in place, so its file \
+                     cannot be shared (make every disk on it readonly, or give each a copy)",
+                    path.display(),
+                    confs[*j].name
+                );
+                return Err(err(&field, message));
+            }
+            if !d.readonly && placer.placed.iter().any(|p| p.path == path) {
+                let message = format!(
+                    "{} is also a kernel or initrd: a writable disk is used in place, so its file cannot be shared",
+                    path.display()
+                );
+                return Err(err(&field, message));
+            }
+            disk_files.push((path.clone(), i, k, d.readonly));
+            let (base, size) = placer.place_copy(&path).map_err(|m| err(&field, m))?;
+            let _ = specs[i].disks.push(Disk { region: Region { base, size }, readonly: d.readonly });
+        }
     }
 
     // Images must lie in RAM the hypervisor does not use: the region below

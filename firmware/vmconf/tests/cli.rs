@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shared::platform::{Passthrough, Platform, Region, VmSpec};
+use shared::platform::{Disk, Passthrough, Platform, Region, VmSpec};
 
 /// A fresh, empty temporary folder (canonical path), removed on drop.
 struct TempDir(PathBuf);
@@ -288,6 +288,7 @@ guest_reg = 0xb000000
             dev(0x904_0000, 0x1000, 0x904_0000, &[40, 41]),
             dev(0xa00_0000, 0x2000, 0xb00_0000, &[]),
         ]),
+        disks: heapless::Vec::new(),
     };
     assert_eq!(platform.vms[..], [vm]);
 }
@@ -514,7 +515,7 @@ fn bad_inline_configs() {
         ),
         (
             format!("{vm}{beta}memory = \"64M\"\nmemroy = 1\n"),
-            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough)",
+            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough, disk)",
         ),
         (format!("{vm}{beta}"), "vm[1] \"beta\": memory: missing"),
         (
@@ -651,9 +652,12 @@ fn uboot_script_to_dts(script: &str) -> String {
             }
         } else if let Some(rest) = line.strip_prefix("fdt set ") {
             let (node, rest) = rest.split_once(' ').unwrap();
-            let (prop, value) = rest.split_once(' ').unwrap();
+            // `fdt set NODE PROP` alone: an empty property.
+            let (prop, value) = rest.split_once(' ').unwrap_or((rest, ""));
             let prop = prop.trim_matches('"');
-            let value = if let Some(v) = value.strip_prefix('\'') {
+            let value = if value.is_empty() {
+                String::new()
+            } else if let Some(v) = value.strip_prefix('\'') {
                 let v = v.strip_suffix('\'').expect("closing quote");
                 format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
             } else {
@@ -669,7 +673,11 @@ fn uboot_script_to_dts(script: &str) -> String {
     fn render(path: &str, nodes: &Nodes, out: &mut String) {
         let (props, children) = &nodes[path];
         for (k, v) in props {
-            out.push_str(&format!("{k} = {v};\n"));
+            if v.is_empty() {
+                out.push_str(&format!("{k};\n"));
+            } else {
+                out.push_str(&format!("{k} = {v};\n"));
+            }
         }
         for child in children {
             out.push_str(&format!("{child} {{\n"));
@@ -755,4 +763,116 @@ fn uboot_script_refuses_a_quote_in_bootargs() {
         err.contains("x.toml: vm[0] \"q\": cmdline: \"it's\": a U-Boot script string cannot hold a single quote"),
         "{err}"
     );
+}
+
+/// `[[vm.disk]]`: each image loaded after the kernels and initrds, 2 MiB
+/// aligned, a copy per disk; the `disk@K` nodes in the DTS and the U-Boot
+/// script read back as the same disks, in order.
+#[test]
+fn disks_are_loaded_in_place_and_described_in_order() {
+    let t = with_images();
+    t.file("d/rw.img", 3 << 20);
+    t.file("d/ro.img", 4096);
+    let c = config(
+        &t,
+        r#"
+[[vm]]
+name = "one"
+kernel = "guest-kernel"
+memory = "32M"
+
+[[vm.disk]]
+image = "d/rw.img"
+
+[[vm.disk]]
+image = "d/ro.img"
+readonly = true
+
+[[vm]]
+name = "two"
+kernel = "guest-kernel"
+memory = "32M"
+
+[[vm.disk]]
+image = "d/ro.img"
+readonly = true
+"#,
+    );
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--load-base", "0x48000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd"),
+        "--out-qemu-args", &p("out.args")];
+    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    let dts = t.read("out.dtsi");
+    assert!(dts.contains("\t\t\t\tdisk@0 {\n\t\t\t\t\treg = <0x0 0x48200000 0x0 0x300000>;\n\t\t\t\t};\n"), "{dts}");
+    assert!(
+        dts.contains("\t\t\t\tdisk@1 {\n\t\t\t\t\treg = <0x0 0x48600000 0x0 0x1000>;\n\t\t\t\t\treadonly;\n"),
+        "{dts}"
+    );
+    // The kernel once at 0x48000000, then every disk image, a copy each.
+    let args = t.read("out.args");
+    let addrs: Vec<&str> = args.lines().map(|l| l.split("addr=").nth(1).unwrap()).collect();
+    assert_eq!(
+        addrs,
+        ["0x48000000,force-raw=on", "0x48200000,force-raw=on", "0x48600000,force-raw=on", "0x48800000,force-raw=on"]
+    );
+    let script = t.read("vms.cmd");
+    assert_eq!(script.lines().filter(|l| l.starts_with("load ")).count(), 4, "{script}");
+    t.write("script.dtsi", uboot_script_to_dts(&script).as_bytes());
+    let (from_dts, from_script) = (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"));
+    let disk = |base, size, readonly| Disk { region: Region { base, size }, readonly };
+    assert_eq!(from_dts.vms[0].disks[..], [disk(0x4820_0000, 3 << 20, false), disk(0x4860_0000, 4096, true)]);
+    assert_eq!(from_dts.vms[1].disks[..], [disk(0x4880_0000, 4096, true)]);
+    assert_eq!(from_script.vms[..], from_dts.vms[..]);
+}
+
+#[test]
+fn bad_disks() {
+    let t = with_images();
+    t.file("rw.img", 4096);
+    t.file("odd.img", 1000);
+    let vm = |name: &str, disks: &str| {
+        format!("[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\n{disks}")
+    };
+    let e = |text: &str| error_of(&t, &config(&t, text), &[]);
+    let x = t.path("x.toml");
+    let x = x.to_str().unwrap();
+    let rw = t.path("rw.img").canonicalize().unwrap();
+    let rw = rw.to_str().unwrap();
+    // A writable disk's file named by another disk, of the same VM or another.
+    let two = format!(
+        "{}\n{}",
+        vm("a", "[[vm.disk]]\nimage = \"rw.img\"\n"),
+        vm("b", "[[vm.disk]]\nimage = \"rw.img\"\nreadonly = true\n")
+    );
+    assert_eq!(
+        e(&two),
+        format!(
+            "{x}: vm[1] \"b\": disk[0].image: {rw} is also vm[0] \"a\"'s disk[0]: a writable disk is used in place, \
+             so its file cannot be shared (make every disk on it readonly, or give each a copy)"
+        )
+    );
+    let same = vm("a", "[[vm.disk]]\nimage = \"rw.img\"\nreadonly = true\n[[vm.disk]]\nimage = \"rw.img\"\n");
+    assert!(e(&same).starts_with(&format!("{x}: vm[0] \"a\": disk[1].image: {rw} is also vm[0] \"a\"'s disk[0]")));
+    // A writable disk on the kernel's file.
+    let on_kernel = vm("a", "[[vm.disk]]\nimage = \"img/guest-kernel.bin\"\n");
+    assert!(
+        e(&on_kernel)
+            .ends_with("is also a kernel or initrd: a writable disk is used in place, so its file cannot be shared")
+    );
+    // Not whole sectors: refused (not padded), by the hypervisor's rules.
+    assert_eq!(
+        e(&vm("a", "[[vm.disk]]\nimage = \"odd.img\"\n")),
+        format!("{x}: vm[0] \"a\": disk[0].image: 1000 bytes is not a multiple of 512 bytes")
+    );
+    assert_eq!(
+        e(&vm("a", "[[vm.disk]]\nimage = \"none.img\"\n")),
+        format!("{x}: vm[0] \"a\": disk[0].image: {} does not exist", t.path("none.img").display())
+    );
+    // Read-only disks may share a file (each gets its copy).
+    let ok =
+        vm("a", "[[vm.disk]]\nimage = \"rw.img\"\nreadonly = true\n[[vm.disk]]\nimage = \"rw.img\"\nreadonly = true\n");
+    let c = config(&t, &ok);
+    assert_eq!(generate(&t, &c, &[]), (0, String::new()));
 }

@@ -1,7 +1,7 @@
 //! The virtio-mmio transport, version 2 ("modern") registers only (virtio
 //! 1.2 §4.2.2), a pure core around one [`VirtioDevice`].
 //!
-//! The glue (the per-VM MMIO bus, when it lands) calls [`VirtioMmio::read`]
+//! The glue (`arch/aarch64/vdisk.rs`, on the per-VM MMIO bus) calls [`VirtioMmio::read`]
 //! and [`VirtioMmio::write`] for a trapped access at an offset in the
 //! [`WINDOW`]; a write that returns [`Effect::QueueNotify`] is followed by
 //! [`VirtioMmio::notify`] with the VM's RAM; after every call the device's

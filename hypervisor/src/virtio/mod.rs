@@ -24,8 +24,9 @@
 //! - §4.2.2 the virtio-mmio register layout, version 2: [`mmio`];
 //! - §5.2 the block device: [`blk`].
 //!
-//! These devices are not attached to VMs yet: the per-VM MMIO bus will host
-//! [`mmio::VirtioMmio`] (docs/devices.md).
+//! A VM's disks (`[[vm.disk]]`) attach these cores to its MMIO bus: the
+//! glue is `arch/aarch64/vdisk.rs`, which wraps a [`mmio::VirtioMmio`]
+//! around a [`blk::Blk`] per disk (docs/devices.md).
 
 pub mod blk;
 pub mod driver;

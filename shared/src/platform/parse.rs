@@ -703,6 +703,9 @@ impl<'r, 'a> Builder<'r, 'a> {
             4 if self.vm.is_some() && node.name.starts_with("passthrough") => {
                 self.passthrough(stack);
             }
+            4 if self.vm.is_some() && (node.name == "disk" || node.name.starts_with("disk@")) => {
+                self.disk(stack);
+            }
             _ => {}
         }
 
@@ -996,15 +999,12 @@ impl<'r, 'a> Builder<'r, 'a> {
         self.vm = Some((name, spec));
     }
 
-    /// A `passthrough@N` child of the open VM node.
-    fn passthrough(&mut self, stack: &[Node<'a>]) {
-        let (Some(node), Some(vm_node)) = (stack.last(), stack.len().checked_sub(2).map(|i| stack[i])) else {
-            return;
+    /// The `#address-cells` and `#size-cells` of the children of the open
+    /// VM node: its own if it has them, else the hypervisor node's.
+    fn child_cells(&self, stack: &[Node<'a>]) -> Result<(u32, u32), DtbError> {
+        let Some(vm_node) = stack.len().checked_sub(2).map(|i| stack[i]) else {
+            return Ok((2, 2));
         };
-        let Some((_, Ok(spec))) = &mut self.vm else {
-            return;
-        };
-        // The VM node's own cells if it has them, else the hypervisor node's.
         let hyp = stack.len().checked_sub(3).map(|i| stack[i]);
         let cells = |own: &str, inherited: Option<u32>| -> Result<u32, DtbError> {
             match self.blob.prop(vm_node.props, own)? {
@@ -1015,14 +1015,42 @@ impl<'r, 'a> Builder<'r, 'a> {
                 None => Ok(inherited.unwrap_or(2)),
             }
         };
-        let result = cells("#address-cells", hyp.map(|h| h.address_cells)).and_then(|ac| {
-            let sc = cells("#size-cells", hyp.map(|h| h.size_cells))?;
-            read_passthrough(self.blob, node, ac, sc)
-        });
+        Ok((cells("#address-cells", hyp.map(|h| h.address_cells))?, cells("#size-cells", hyp.map(|h| h.size_cells))?))
+    }
+
+    /// A `passthrough@N` child of the open VM node.
+    fn passthrough(&mut self, stack: &[Node<'a>]) {
+        let Some(node) = stack.last() else {
+            return;
+        };
+        let result = self.child_cells(stack).and_then(|(ac, sc)| read_passthrough(self.blob, node, ac, sc));
+        let Some((_, Ok(spec))) = &mut self.vm else {
+            return;
+        };
         let result = result.and_then(|pt| {
             spec.passthrough.push(pt).map_err(|_| DtbError::BadProperty {
                 node: "/chosen/hypervisor/vm",
                 property: "passthrough (more than MAX_PASSTHROUGH)",
+            })
+        });
+        if let (Err(e), Some(vm)) = (result, self.vm.as_mut()) {
+            vm.1 = Err(e);
+        }
+    }
+
+    /// A `disk@N` child of the open VM node (disks are numbered in order).
+    fn disk(&mut self, stack: &[Node<'a>]) {
+        let Some(node) = stack.last() else {
+            return;
+        };
+        let result = self.child_cells(stack).and_then(|(ac, sc)| read_disk(self.blob, node, ac, sc));
+        let Some((_, Ok(spec))) = &mut self.vm else {
+            return;
+        };
+        let result = result.and_then(|d| {
+            spec.disks.push(d).map_err(|_| DtbError::BadProperty {
+                node: "/chosen/hypervisor/vm",
+                property: "disk (more than MAX_DISKS)",
             })
         });
         if let (Err(e), Some(vm)) = (result, self.vm.as_mut()) {
@@ -1155,6 +1183,15 @@ fn read_passthrough(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Resul
         Some(raw) => u32_list(raw).ok_or(bad("interrupts"))?,
     };
     Ok(Passthrough { region, guest_base, interrupts })
+}
+
+/// A `disk@N` node: `reg` (the image in host memory), `readonly` (empty).
+fn read_disk(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<Disk, DtbError> {
+    const NODE: &str = "/chosen/hypervisor/vm/disk";
+    let reg = node.prop(blob, "reg")?.ok_or(DtbError::BadProperty { node: NODE, property: "reg" })?;
+    let region = single_region(reg, ac, sc, NODE, "reg")?;
+    let readonly = node.prop(blob, "readonly")?.is_some();
+    Ok(Disk { region, readonly })
 }
 
 // ---------------------------------------------------------------------------

@@ -154,7 +154,12 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
         for r in platform.memory.iter() {
             let _ = frames.add(*r);
         }
-        let mut reserved: heapless::Vec<Region, 48> = heapless::Vec::new();
+        // The hypervisor, the DTB, the DTB's reservations and initrd, and
+        // every VM's images: room for all of them (a region left out here
+        // would be handed out while a VM uses it).
+        const MAX_RESERVED: usize =
+            3 + shared::platform::MAX_RESERVED + shared::platform::MAX_VMS * (2 + shared::platform::MAX_DISKS);
+        let mut reserved: heapless::Vec<Region, MAX_RESERVED> = heapless::Vec::new();
         let _ = reserved.push(image);
         let _ = reserved.push(dtb_region);
         for r in platform.reserved.iter().chain(platform.initrd.iter()) {
@@ -164,6 +169,9 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
             let _ = reserved.push(vm.kernel);
             if let Some(rd) = vm.initrd {
                 let _ = reserved.push(rd);
+            }
+            for d in vm.disks.iter() {
+                let _ = reserved.push(d.region);
             }
         }
         for r in reserved.iter().filter(|r| r.size != 0) {

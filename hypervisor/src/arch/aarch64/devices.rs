@@ -1,7 +1,8 @@
 //! A VM's emulated devices on its MMIO bus ([`crate::mmio::bus`]): the
-//! vPL011, behind the VM's console lock, and the vGIC's distributor and
-//! GICv3 redistributors, behind the vGIC lock. Each is one registered
-//! device; `exit::emulate_mmio` is a bus dispatch.
+//! vPL011, behind the VM's console lock, the vGIC's distributor and
+//! GICv3 redistributors, behind the vGIC lock, and its virtio-blk disks,
+//! each behind its own lock (`vdisk`). Each is one registered device;
+//! `exit::emulate_mmio` is a bus dispatch.
 //!
 //! The GICv2 CPU interface and pass-through registers are not on the bus:
 //! they are mapped in stage 2 (`vmm::build_vm`, `passthrough::map`) and
@@ -9,6 +10,7 @@
 //! over an emulated one (`vmspec`, "overlaps the guest ... window").
 
 use super::passthrough;
+use super::vdisk::VirtioDisk;
 use super::vmm::{Vm, VmConsole};
 use crate::mmio::bus::{MmioBus, MmioDevice, MmioError, RegisterError};
 use crate::vgic::{FixedRegs, Frame, GICD_FRAME_SIZE, GICR_FRAME_SIZE, GicVersion, Vgic};
@@ -16,12 +18,17 @@ use crate::vpl011;
 use core::sync::atomic::Ordering;
 use shared::layout;
 
-/// The bus of a VM with `nr_vcpus` vCPUs that sees GIC `gic`, and a
-/// console if `console`: the vPL011, the distributor, one redistributor
-/// per vCPU (GICv3). In that order, the most used first (the bus scans a
-/// few devices in registration order): the console takes a trapped write
-/// per byte the guest prints; the distributor takes GICv2 SGIs.
-pub fn bus(vgic: &Vgic, console: bool) -> Result<MmioBus<Vm, Device>, RegisterError> {
+/// The bus of a VM with `nr_vcpus` vCPUs that sees GIC `gic`, a console
+/// if `console`, and `disks`: the vPL011, the distributor, one
+/// redistributor per vCPU (GICv3), disk k's virtio-mmio transport. In that
+/// order, the most used first (the bus scans a few devices in registration
+/// order): the console takes a trapped write per byte the guest prints;
+/// the distributor takes GICv2 SGIs.
+pub fn bus(
+    vgic: &Vgic,
+    console: bool,
+    disks: impl IntoIterator<Item = VirtioDisk>,
+) -> Result<MmioBus<Vm, Device>, RegisterError> {
     let mut bus = MmioBus::new();
     if console {
         bus.register(layout::UART_BASE, layout::UART_SIZE, "PL011", Device::Uart(Uart))?;
@@ -39,6 +46,9 @@ pub fn bus(vgic: &Vgic, console: bool) -> Result<MmioBus<Vm, Device>, RegisterEr
             bus.register(base, GICR_FRAME_SIZE, "GIC redistributor", Device::Vgic(frame))?;
         }
     }
+    for (k, disk) in disks.into_iter().enumerate() {
+        bus.register(VirtioDisk::base(k), layout::VIRTIO_STRIDE, "virtio-blk", Device::Virtio(disk))?;
+    }
     Ok(bus)
 }
 
@@ -48,6 +58,7 @@ pub fn bus(vgic: &Vgic, console: bool) -> Result<MmioBus<Vm, Device>, RegisterEr
 pub enum Device {
     Uart(Uart),
     Vgic(VgicFrame),
+    Virtio(VirtioDisk),
 }
 
 impl Device {
@@ -60,6 +71,7 @@ impl Device {
         match self {
             Device::Uart(_) => Uart::read_fr(vm, offset, size),
             Device::Vgic(d) => d.fixed.read(offset, size),
+            Device::Virtio(_) => None,
         }
     }
 }
@@ -70,6 +82,7 @@ impl MmioDevice<Vm> for Device {
         match self {
             Device::Uart(d) => d.read(vm, vcpu, offset, size),
             Device::Vgic(d) => d.read(vm, vcpu, offset, size),
+            Device::Virtio(d) => d.read(vm, vcpu, offset, size),
         }
     }
 
@@ -78,6 +91,7 @@ impl MmioDevice<Vm> for Device {
         match self {
             Device::Uart(d) => d.write(vm, vcpu, offset, size, value),
             Device::Vgic(d) => d.write(vm, vcpu, offset, size, value),
+            Device::Virtio(d) => d.write(vm, vcpu, offset, size, value),
         }
     }
 
@@ -85,6 +99,7 @@ impl MmioDevice<Vm> for Device {
         match self {
             Device::Uart(d) => d.reset(vm),
             Device::Vgic(d) => d.reset(vm),
+            Device::Virtio(d) => d.reset(vm),
         }
     }
 
@@ -92,6 +107,7 @@ impl MmioDevice<Vm> for Device {
         match self {
             Device::Uart(d) => d.irq(),
             Device::Vgic(d) => d.irq(),
+            Device::Virtio(d) => d.irq(),
         }
     }
 }

@@ -169,12 +169,18 @@ pub fn skip_instruction(v: &mut Vcpu) {
 /// refused, within the VM's report budget (`ratelimit`): a guest looping
 /// over bad accesses must not flood the console.
 pub fn report(vm: &Vm, v: &Vcpu, what: core::fmt::Arguments) {
+    report_index(vm, v.index, what);
+}
+
+/// [`report`] for vCPU `index` of `vm`, when its `Vcpu` is not at hand (a
+/// device on the bus knows only the index).
+pub fn report_index(vm: &Vm, index: usize, what: core::fmt::Arguments) {
     let verdict = vm.reports.lock().check(timer::now(), timer::frequency() * ratelimit::INTERVAL_S);
     if let Verdict::Print { suppressed } = verdict {
         if suppressed > 0 {
             println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
         }
-        println!("el2-hyp: VM \"{}\" vCPU {}: {what}", vm.name, v.index);
+        println!("el2-hyp: VM \"{}\" vCPU {index}: {what}", vm.name);
     }
 }
 

@@ -80,6 +80,21 @@ pub fn handle_fault(vm: &Vm, v: &mut Vcpu, ipa: u64, status: FaultStatus) -> boo
     true
 }
 
+/// Fills and maps the fill unit `block` of the VM's RAM unless this
+/// instance did already: before a device (`vdisk`) reads or writes guest
+/// RAM the guest has not touched yet, so that its bytes are this
+/// instance's and a later first touch does not zero what the device wrote
+/// (module doc of `crate::guestram`). The caller is a vCPU of the VM in a
+/// trap, so no reset can unmap the block while the device uses it.
+pub fn ensure_filled(vm: &Vm, block: Range<u64>) -> Result<(), String> {
+    let ram = vm.ram();
+    let mut s2 = vm.stage2.lock();
+    if s2.translate(block.start).is_none() {
+        fill(&ram, &mut s2, block, &[])?;
+    }
+    Ok(())
+}
+
 /// Makes the VM's RAM new (VM build or reset; no vCPU in the guest): every
 /// block of the previous instance unmapped, then the blocks that hold
 /// `images` (IPA, bytes) filled and mapped; the VM's TLB entries dropped on

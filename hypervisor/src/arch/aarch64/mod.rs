@@ -24,6 +24,7 @@ pub mod timer;
 #[cfg(feature = "trace")]
 pub mod trace;
 pub mod uart;
+pub mod vdisk;
 pub mod vgic_hw;
 pub mod vmm;
 

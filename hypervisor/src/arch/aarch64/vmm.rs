@@ -423,6 +423,16 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
                     vm.host_ram,
                     spec.vcpus
                 );
+                for (k, d) in spec.disks.iter().enumerate() {
+                    println!(
+                        "el2-hyp: VM {id} \"{}\": disk[{k}]: {} at host {:#x}, virtio-mmio at IPA {:#x}{}",
+                        vm.name,
+                        vmspec::Size(d.region.size),
+                        d.region.base,
+                        super::vdisk::VirtioDisk::base(k),
+                        if d.readonly { ", read-only" } else { "" }
+                    );
+                }
                 vms.push(vm);
             }
             Err(msg) => println!("el2-hyp: VM \"{}\" not started: {msg}", spec.name),
@@ -483,6 +493,16 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         passthrough::nr_spis(spec),
     )
     .map_err(|e| format!("vgic: {e:?}"))?;
+    let disks: Vec<_> = spec
+        .disks
+        .iter()
+        .enumerate()
+        // SAFETY: boot reserved every disk image from the RAM the DTB
+        // describes (never handed out) and EL2 maps all RAM; vmspec
+        // checked that a disk shares no byte with any other image of any
+        // VM, and a VM is built once, so each image has one device.
+        .map(|(k, d)| unsafe { super::vdisk::VirtioDisk::new(&spec.name, k, d) })
+        .collect();
     let vm = Vm {
         id,
         name: String::from(spec.name.as_str()),
@@ -502,7 +522,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
-        bus: super::devices::bus(&vgic, spec.console).map_err(|e| format!("devices: {e}"))?,
+        bus: super::devices::bus(&vgic, spec.console, disks).map_err(|e| format!("devices: {e}"))?,
         vgic: CountedMutex::ranked(crate::sync::VGIC, vgic),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
@@ -557,6 +577,7 @@ fn load_images(vm: &Vm) -> Result<(), String> {
         initrd: l.initrd,
         console: vm.spec.console,
         passthrough: vm.devices.clone(),
+        virtio: vm.spec.disks.len(),
         resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
