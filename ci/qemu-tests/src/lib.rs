@@ -472,6 +472,40 @@ pub fn cache() -> PathBuf {
 /// cache. Tests download nothing: `scripts/test` runs `scripts/fetch-linux`
 /// before them, so a missing file is a failure of the set-up, said here.
 #[track_caller]
+/// Debian's busybox initramfs with kernel modules from the kernel's own
+/// package (`${EL2_CACHE}/linux/debs/`) at its root, `/NAME.ko`: a second
+/// gzip'd cpio archive appended to the first (Linux unpacks every archive
+/// of an initramfs). `modules` are paths under `lib/modules/VERSION/kernel/`
+/// without `.ko`, e.g. `drivers/virtio/virtio_mmio`; `tag` names the
+/// temporary directory.
+pub fn linux_initrd_with_modules(tag: &str, modules: &[&str]) -> PathBuf {
+    fetch_linux();
+    let linux = cache().join("linux");
+    let version = std::fs::read_to_string(linux.join("VERSION")).expect("linux/VERSION (scripts/fetch-linux)");
+    let pkg = version.split_whitespace().next().expect("the kernel package in linux/VERSION");
+    let dir = temp_file(&format!("{tag}-modules/keep"), b"").parent().unwrap().to_path_buf();
+    let q = |p: &Path| format!("'{}'", p.display());
+    let wanted: Vec<String> = modules.iter().map(|m| format!("'*/kernel/{m}.ko'")).collect();
+    let copies: Vec<String> = modules.iter().map(|m| format!("lib/modules/*/kernel/{m}.ko")).collect();
+    let names: Vec<String> = modules.iter().map(|m| format!("{}.ko", m.rsplit('/').next().unwrap())).collect();
+    let script = format!(
+        "set -e; cd {dir}; deb=$(ls {debs}/{pkg}_*_arm64.deb | sort -V | tail -n 1); \
+         dpkg-deb --fsys-tarfile \"$deb\" | tar -x --wildcards {wanted}; \
+         cp {copies} .; \
+         printf '%s\\n' {names} | cpio -o -H newc --quiet | gzip -n > modules.cpio.gz; \
+         cat {initramfs} modules.cpio.gz > initrd.cpio.gz",
+        dir = q(&dir),
+        debs = q(&linux.join("debs")),
+        wanted = wanted.join(" "),
+        copies = copies.join(" "),
+        names = names.join(" "),
+        initramfs = q(&linux.join("initramfs.cpio.gz")),
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().expect("sh");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join("initrd.cpio.gz")
+}
+
 pub fn fetch_linux() {
     for f in ["linux/Image", "linux/initramfs.cpio.gz"] {
         let p = cache().join(f);

@@ -11,10 +11,10 @@
 //! filled (`guestram`) would have its data zeroed by the fill, and the sum
 //! would be wrong (checked by breaking `vdisk::VmRam`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use qemu_tests::{Session, cache, fetch_linux, root, run, temp_file};
+use qemu_tests::{Session, fetch_linux, linux_initrd_with_modules, root, run, temp_file};
 
 const P: &str = "[linux] ";
 const PROMPT: &str = "[linux] Enter 'help' for a list of built-in commands.";
@@ -26,26 +26,10 @@ fn sh(script: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Debian's busybox initramfs with `virtio_mmio.ko` and `virtio_blk.ko`
-/// from the kernel's own package at its root: a second gzip'd cpio archive
-/// appended to the first (Linux unpacks every archive of an initramfs).
+/// Debian's busybox initramfs with its kernel's `virtio_mmio.ko` and
+/// `virtio_blk.ko` at its root.
 fn initrd_with_modules() -> PathBuf {
-    let linux = cache().join("linux");
-    let version = std::fs::read_to_string(linux.join("VERSION")).expect("linux/VERSION (scripts/fetch-linux)");
-    let pkg = version.split_whitespace().next().expect("the kernel package in linux/VERSION");
-    let dir = temp_file("virtio-modules.keep", b"").parent().unwrap().to_path_buf();
-    let q = |p: &Path| format!("'{}'", p.display());
-    sh(&format!(
-        "set -e; cd {dir}; deb=$(ls {debs}/{pkg}_*_arm64.deb | sort -V | tail -n 1); \
-         dpkg-deb --fsys-tarfile \"$deb\" | tar -x --wildcards '*/virtio_mmio.ko' '*/virtio_blk.ko'; \
-         cp lib/modules/*/kernel/drivers/virtio/virtio_mmio.ko lib/modules/*/kernel/drivers/block/virtio_blk.ko .; \
-         printf 'virtio_mmio.ko\\nvirtio_blk.ko\\n' | cpio -o -H newc --quiet | gzip -n > modules.cpio.gz; \
-         cat {initramfs} modules.cpio.gz > initrd.cpio.gz",
-        dir = q(&dir),
-        debs = q(&linux.join("debs")),
-        initramfs = q(&linux.join("initramfs.cpio.gz")),
-    ));
-    dir.join("initrd.cpio.gz")
+    linux_initrd_with_modules("virtio-blk", &["drivers/virtio/virtio_mmio", "drivers/block/virtio_blk"])
 }
 
 /// `len` bytes of a fixed pattern that differs from sector to sector.

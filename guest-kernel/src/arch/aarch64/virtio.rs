@@ -166,15 +166,18 @@ pub fn probe_all(platform: &Platform) {
         let name = block::disk_name("vd", disks.len());
         let sectors = blk.sectors();
         crate::println!(
-            "virtio_blk virtio{n}: [{name}] {sectors} 512-byte logical blocks ({}/{}){}",
+            "virtio_blk virtio{n}: [{name}] {sectors} 512-byte logical blocks ({}/{})",
             block::string_get_size(sectors, SECTOR_SIZE as u64, Units::Decimal),
             block::string_get_size(sectors, SECTOR_SIZE as u64, Units::Binary),
-            if blk.read_only() { ", read-only" } else { "" },
         );
         let mut sector0 = [0u8; SECTOR_SIZE];
         if sectors > 0 {
             match blk.read(0, &mut sector0) {
-                Ok(()) => crate::println!("{}", block::partition_line(&name, &block::msdos_partitions(&sector0))),
+                Ok(()) => {
+                    if let Some(line) = block::partition_line(&name, &block::msdos_partitions(&sector0)) {
+                        crate::println!("{line}");
+                    }
+                }
                 Err(e) => crate::println!(" {name}: unable to read partition table ({e:?})"),
             }
         }

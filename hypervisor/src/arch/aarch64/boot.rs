@@ -87,6 +87,7 @@ unsafe fn read_platform(dtb: usize) -> Result<(Platform, Region), shared::platfo
 #[unsafe(no_mangle)]
 extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_el2: u64) -> ! {
     // ---- MMU off: plain loads and stores only (see the module doc). ----
+    super::arm_stack_canary(0);
     // SAFETY: x0 is the DTB address per the arm64 boot protocol; a bad
     // value is caught by the magic check (RAM is readable with the MMU off).
     let (platform, dtb_region) = match unsafe { read_platform(dtb) } {
@@ -128,6 +129,8 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
             *slot = Some(driver);
             slot.as_mut().unwrap()
         };
+        // The console's lock lies in `.data`, right below the boot stack.
+        super::check_stack(0);
         crate::console::init(uart_ref);
     }
     firmware::init(platform.psci);
@@ -225,6 +228,7 @@ extern "C" fn hyp_main(dtb: usize, image_start: usize, image_end: usize, below_e
     smp::report_started(0);
 
     vmm::create_vms(platform, &[image, dtb_region, heap_region]);
+    super::check_stack(0);
 
     // Secondary CPUs.
     let me = super::sysreg::mpidr();
@@ -295,7 +299,14 @@ static FINISHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 
 /// Every physical CPU ends here: run vCPUs until every VM has stopped.
 pub fn cpu_loop(cpu: usize) -> ! {
+    // The boot CPU's deepest stack use is behind it (parsing, building
+    // the VMs); a secondary's just began.
+    if cpu != 0 {
+        super::arm_stack_canary(cpu);
+    }
+    super::check_stack(cpu);
     vmm::run_cpu(cpu);
+    super::check_stack(cpu);
     FINISHED.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
     if cpu == 0 {
         // Let the other CPUs finish what they print (a stopping VM's

@@ -7,7 +7,7 @@
 .endm
 
 /* Size of each CPU's EL2 stack; must match arch::aarch64::STACK_SIZE. */
-.equ BOOT_STACK_SIZE, 0x10000
+.equ BOOT_STACK_SIZE, 0x20000
 
 /* Call frame information (.cfi_*) goes to .debug_frame, for debuggers: the
  * images unwind nothing themselves, and image.ld drops .eh_frame. */

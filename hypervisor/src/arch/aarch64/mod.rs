@@ -37,8 +37,38 @@ core::arch::global_asm!(
     include_str!("fpsimd.S"),
 );
 
-/// Size of each CPU's EL2 stack (BOOT_STACK_SIZE in macros.S).
-pub const STACK_SIZE: usize = 0x10000;
+/// Size of each CPU's EL2 stack (BOOT_STACK_SIZE in macros.S). The boot
+/// CPU's deepest use is at boot, with several copies of the parsed DTB
+/// (`shared::platform::Platform`, 9 KiB) and the VMs being built on it:
+/// 64 KiB overflowed once a VM's disks and the virtio-mmio nodes joined
+/// it, silently, into `.data` below (the console lock: a hang before the
+/// first line). [`check_stack`] now says so instead.
+pub const STACK_SIZE: usize = 0x20000;
+/// The word at the bottom of each CPU's stack, where an overflow writes
+/// first ([`check_stack`]).
+const STACK_CANARY: u64 = 0x5354_4143_4b5f_454c; // "LE_KCATS"
+
+/// Puts the canary at the bottom of CPU `cpu`'s stack. Called by each CPU
+/// before its stack grows deep (the boot CPU first thing in `hyp_main`).
+pub fn arm_stack_canary(cpu: usize) {
+    // SAFETY: the lowest 8 bytes of `cpu`'s stack, far below any frame it
+    // has yet (the stack grows down from the top); only that CPU writes it.
+    unsafe { core::ptr::addr_of_mut!(BOOT_STACKS.0[cpu]).cast::<u64>().write_volatile(STACK_CANARY) };
+}
+
+/// Stops the machine with a report if CPU `cpu` has overflowed its stack
+/// (its canary is gone): what lies below it has been written over.
+pub fn check_stack(cpu: usize) {
+    // SAFETY: as for `arm_stack_canary`: a read of that CPU's own word.
+    let word = unsafe { core::ptr::addr_of!(BOOT_STACKS.0[cpu]).cast::<u64>().read_volatile() };
+    if word != STACK_CANARY {
+        uart::early_print(format_args!(
+            "el2-hyp: CPU{cpu} overflowed its {} KiB EL2 stack (arch/aarch64/mod.rs STACK_SIZE); halting\n",
+            STACK_SIZE / 1024
+        ));
+        halt();
+    }
+}
 /// Most physical CPUs the hypervisor drives.
 pub const MAX_CPUS: usize = shared::platform::MAX_CPUS;
 
