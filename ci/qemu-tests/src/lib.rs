@@ -483,7 +483,8 @@ pub fn linux_initrd_with_modules(tag: &str, modules: &[&str]) -> PathBuf {
     let linux = cache().join("linux");
     let version = std::fs::read_to_string(linux.join("VERSION")).expect("linux/VERSION (scripts/fetch-linux)");
     let pkg = version.split_whitespace().next().expect("the kernel package in linux/VERSION");
-    let dir = temp_file(&format!("{tag}-modules/keep"), b"").parent().unwrap().to_path_buf();
+    let dir = temp_file("keep", b"").parent().unwrap().join(format!("{tag}-modules"));
+    std::fs::create_dir_all(&dir).expect("modules dir");
     let q = |p: &Path| format!("'{}'", p.display());
     let wanted: Vec<String> = modules.iter().map(|m| format!("'*/kernel/{m}.ko'")).collect();
     let copies: Vec<String> = modules.iter().map(|m| format!("lib/modules/*/kernel/{m}.ko")).collect();
