@@ -29,6 +29,7 @@ pub mod syscall;
 pub mod vgic;
 pub mod virtqueue;
 pub mod vpl011;
+pub mod vswitch;
 
 /// A harness: takes any bytes, panics only on a broken invariant.
 pub type Harness = fn(&[u8]);
@@ -46,6 +47,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("syscall", syscall::fuzz),
     ("vpl011", vpl011::fuzz),
     ("virtqueue", virtqueue::fuzz),
+    ("vswitch", vswitch::fuzz),
 ];
 
 /// The harness named `name`.
