@@ -208,6 +208,18 @@ impl Switch {
         self.ports.get_mut(port)?.backlog.pop_front()
     }
 
+    /// Puts `frames`, taken off port `port`'s backlog and not delivered
+    /// (its receive queue had no buffer), back at its front in order. They
+    /// were counted when queued; a backlog may then hold up to the frames
+    /// the caller took beyond its limit. Nothing if the port went down
+    /// meanwhile (its backlog is gone).
+    pub fn put_back(&mut self, port: PortId, frames: impl DoubleEndedIterator<Item = Vec<u8>>) {
+        let Some(p) = self.ports.get_mut(port).filter(|p| p.up) else { return };
+        for f in frames.rev() {
+            p.backlog.push_front(f);
+        }
+    }
+
     /// Refills port `port`'s bucket up to `now` and takes `len` bytes'
     /// worth if it holds them. A clock that goes back refills nothing.
     fn take_tokens(&mut self, port: PortId, len: usize, now: u64) -> bool {
@@ -405,6 +417,20 @@ mod tests {
         // The limit is per port: port 1 still has its burst.
         assert_eq!(s.send(1, &frame(BCAST, B, 1000), 0), Sent::Queued(1));
         assert_eq!(s.send(0, &f, u64::MAX), Sent::Queued(1), "no overflow at the end of time");
+    }
+
+    #[test]
+    fn frames_put_back_keep_their_order() {
+        let mut s = switch(2, Limits::DEFAULT);
+        for len in [60, 61, 62] {
+            s.send(0, &frame(BCAST, A, len), 0);
+        }
+        let taken = [s.take(1).unwrap(), s.take(1).unwrap()];
+        s.put_back(1, taken.into_iter());
+        assert_eq!(drain(&mut s, 1).iter().map(Vec::len).collect::<Vec<_>>(), [60, 61, 62]);
+        s.set_up(1, false, 0);
+        s.put_back(1, [frame(BCAST, A, 60)].into_iter());
+        assert_eq!(s.backlog(1), 0, "not on a port that went down");
     }
 
     #[test]
