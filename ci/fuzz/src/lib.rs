@@ -27,6 +27,7 @@ pub mod runner;
 pub mod seeds;
 pub mod syscall;
 pub mod vgic;
+pub mod virtio_net;
 pub mod virtqueue;
 pub mod vpl011;
 pub mod vswitch;
@@ -48,6 +49,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("vpl011", vpl011::fuzz),
     ("virtqueue", virtqueue::fuzz),
     ("vswitch", vswitch::fuzz),
+    ("virtio_net", virtio_net::fuzz),
 ];
 
 /// The harness named `name`.
