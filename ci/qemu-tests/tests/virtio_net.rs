@@ -163,3 +163,54 @@ fn a_vm_reset_while_frames_stream_at_it_then_they_talk_again() {
     let r = s.finish(60);
     r.expect_clean_exit().expect_not("HYPERVISOR CRASH").expect_not("DEVICE_NEEDS_RESET").expect_not("injecting");
 }
+
+/// A hostile driver: VM `a`'s root writes the card's registers through
+/// `/dev/mem` (busybox `devmem`, no driver loaded) and gives the transmit
+/// queue rings outside its RAM. The card answers DEVICE_NEEDS_RESET in
+/// Status (the hypervisor reports it once), nothing else breaks, and once
+/// Linux's own driver resets the card it works: `a` pings `b`.
+#[test]
+fn a_hostile_driver_gets_device_needs_reset_then_the_card_recovers() {
+    fetch_linux();
+    let initrd = initrd_with_modules();
+    let cfg = [vm("a", &initrd, "lan"), vm("b", &initrd, "lan")].concat();
+    let cfg = temp_file("linux-virtio-net-hostile.toml", cfg.as_bytes());
+    let mut s = Session::start(600, &["--config", cfg.to_str().unwrap(), "--gic", "3", "--cpus", "2"]);
+    s.wait_for_each(&[&format!("[a] {PROMPT}"), &format!("[b] {PROMPT}")], 300);
+    set_up(&mut s, 1, "b", "10.0.0.2");
+
+    s.send_raw(b"\x1d0");
+    let p = "[a] ";
+    // Transport 0 at 0x0a000000 (no disks): a net card, device ID 1.
+    assert_eq!(s.command("devmem 0x0a000008 32", p, 30), ["0x00000001"]);
+    // §3.1.1 up to FEATURES_OK with VERSION_1, then queue 1's rings at
+    // 0x20000000 (below the RAM at 0x40000000: aligned, but outside it),
+    // DRIVER_OK and a notification of queue 1.
+    let w = |reg: u32, value: u32| format!("devmem {:#x} 32 {value:#x}", 0x0a00_0000u32 + reg);
+    for line in [
+        [w(0x70, 0), w(0x70, 1), w(0x70, 3), w(0x24, 1), w(0x20, 1), w(0x70, 11)].join("; "),
+        [w(0x30, 1), w(0x38, 8), w(0x80, 0x2000_0000), w(0x84, 0), w(0x90, 0x2000_1000), w(0x94, 0)].join("; "),
+        [w(0xa0, 0x2000_2000), w(0xa4, 0), w(0x44, 1), w(0x70, 15), w(0x50, 1)].join("; "),
+    ] {
+        s.command(&line, p, 30);
+    }
+    // DEVICE_NEEDS_RESET (0x40) on top of what the driver set.
+    assert_eq!(s.command("devmem 0x0a000070 32", p, 30), ["0x0000004F"]);
+
+    // Linux's driver resets the card (Status = 0) and brings it up.
+    set_up(&mut s, 0, "a", "10.0.0.1");
+    let out = s.command("ping -c 3 10.0.0.2", p, 60).join("\n");
+    assert!(out.contains("3 packets transmitted, 3 packets received"), "a pings b after the reset: {out}");
+
+    for (n, name) in [(1, "b"), (0, "a")] {
+        s.send_raw(format!("\x1d{n}").as_bytes());
+        s.send("poweroff -f");
+        s.wait_for(&format!("el2-hyp: VM \"{name}\" stopped: PSCI SYSTEM_OFF"), 60);
+    }
+    let r = s.finish(60);
+    r.expect_clean_exit().expect_not("HYPERVISOR CRASH").expect_not("injecting");
+    r.expect(
+        "el2-hyp: VM \"a\" vCPU 0: net[0]: the driver broke a virtio rule (Queue { queue: 1, error: RingOutsideRam",
+    );
+    assert_eq!(r.output.matches("DEVICE_NEEDS_RESET").count(), 1, "one report:\n{}", r.output);
+}
