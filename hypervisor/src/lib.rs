@@ -46,4 +46,5 @@ pub mod vmreq;
 pub mod vmspec;
 pub mod vpl011;
 pub mod vsched;
+pub mod vswitch;
 pub mod vtimer;

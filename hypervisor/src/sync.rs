@@ -19,7 +19,7 @@
 //! | 2 | [`CONSOLE_RX`] | the console UART's input side | vCPU (an IRQ exit) |
 //! | 3 | [`PSCI`] | a VM's PSCI power states | vCPU (a hypercall; a vCPU picking up its CPU_ON) |
 //! | 4 | [`VM_CONSOLE`] | a VM's vPL011 and line buffer | vCPU, console input |
-//! | 5 | [`VIRTIO`] | one virtio-mmio disk of a VM (`vdisk`) | vCPU (a trapped access) |
+//! | 5 | [`VIRTIO`] | one virtio-mmio device of a VM: a disk (`vdisk`) or a network card (`vnet`) | vCPU (a trapped access; a network card of another VM delivering frames) |
 //! | 6 | [`VGIC`] | a VM's virtual GIC | vCPU, console input, virtio (its interrupt line) |
 //! | 7 | [`STAGE2`] | a VM's stage-2 tables | vGIC (pass-through set-up), virtio (a RAM block filled before the device touches it) |
 //! | 8 | [`FP_SLOT`] | one vCPU's saved FP/SIMD registers | vCPU (any VM's: lazy FP save) |
@@ -28,6 +28,7 @@
 //! | 11 | [`GIC`] | the physical GIC driver | vGIC (the timer PPI's enable) |
 //! | 12 | [`FRAMES`] | the physical frame allocator | boot, VM building |
 //! | 13 | [`VSCHED_CAP`] | a VM's CPU-cap account (`vsched::Cap`) | vCPU (charged after its run), the run loop |
+//! | 14 | [`SWITCH`] | the virtual switches (`vnet`, `vswitch`): MAC tables, backlogs | vCPU, virtio (a card's port up or down; its backlog taken); nothing is taken inside it |
 //! | - | `console::CONSOLE` | the hypervisor console (`println!`) | anything: the innermost lock, unchecked (the crash path forces it open) |
 //!
 //! What the order forbids, and what is done instead:
@@ -38,6 +39,11 @@
 //!   `reset_state` + `KVM_REQ_VCPU_RESET`). Statistics of siblings are read
 //!   with `try_lock` (so are the console's `s` and `stats`, which may run
 //!   in an IRQ exit of any vCPU; its `list` reads only atomics).
+//! - **virtio -> virtio.** Two network cards are never locked together,
+//!   or two VMs sending to each other at once would deadlock AB-BA: the
+//!   sender copies its frames out under its own card's lock and drops it,
+//!   hands them to the switch under [`SWITCH`] alone, and only then takes
+//!   each receiving card's lock in turn (`vnet`).
 //! - **Acting on a whole VM** (SYSTEM_RESET, SYSTEM_OFF, a fatal error, the
 //!   last CPU_OFF) is a VM-wide request (`vmreq`): every vCPU leaves the
 //!   guest and drops its lock, and then one CPU, holding no vCPU lock, takes
@@ -130,6 +136,8 @@ classes! {
     FRAMES = 12;
     /// A VM's CPU-cap account.
     VSCHED_CAP = 13;
+    /// The virtual switches (`vnet`).
+    SWITCH = 14;
 }
 
 /// Number of ranks [`HeldSet`] tracks (ranks are `1..NR_RANKS`).

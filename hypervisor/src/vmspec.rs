@@ -111,6 +111,10 @@ pub enum Field {
     PassthroughInterrupts(usize),
     /// `disk[i]`'s image.
     Disk(usize),
+    /// `net[i]`'s switch.
+    NetSwitch(usize),
+    /// `net[i]`'s MAC address.
+    NetMac(usize),
 }
 
 /// One of a VM's images in host memory, for messages.
@@ -167,6 +171,8 @@ impl fmt::Display for FieldName {
             }
             Field::PassthroughInterrupts(i) => write!(f, "passthrough[{i}].interrupts"),
             Field::Disk(i) => write!(f, "disk[{i}].{}", if t { "image" } else { "reg" }),
+            Field::NetSwitch(i) => write!(f, "net[{i}].switch"),
+            Field::NetMac(i) => write!(f, "net[{i}].{}", if t { "mac" } else { "mac-address" }),
         }
     }
 }
@@ -267,6 +273,24 @@ pub enum Problem {
         intid: u32,
         disk: usize,
     },
+    /// The INTID of the VM's own virtio network card `net`.
+    IntidNet {
+        intid: u32,
+        net: usize,
+    },
+    /// A switch name that is empty or has a character other than a-z,
+    /// 0-9, `-` and `_`.
+    SwitchName,
+    /// A MAC address that is a group address or all zeros.
+    MacNotUnicast([u8; 6]),
+    /// A MAC address already on `net` of VM `vm` (this VM's too): on one
+    /// switch two cards with one address would steal each other's frames,
+    /// so no two cards share one at all.
+    MacTaken {
+        mac: [u8; 6],
+        vm: usize,
+        net: usize,
+    },
     /// A disk's image shares host memory with another image (`image` of
     /// VM `vm`): the device uses it in place (the guest writes it), so it
     /// must be the only user of its bytes.
@@ -351,6 +375,10 @@ impl fmt::Display for Problem {
                 write!(f, "INTID {intid} is already routed to vm[{vm}]")
             }
             Self::IntidDisk { intid, disk } => write!(f, "INTID {intid} is the VM's disk[{disk}] interrupt"),
+            Self::IntidNet { intid, net } => write!(f, "INTID {intid} is the VM's net[{net}] interrupt"),
+            Self::SwitchName => write!(f, "a switch name is 1 to 15 of a-z, 0-9, - and _"),
+            Self::MacNotUnicast(m) => write!(f, "{} is not a unicast address", Mac(m)),
+            Self::MacTaken { mac, vm, net } => write!(f, "{} is already vm[{vm}]'s net[{net}]", Mac(mac)),
             Self::DiskShared { region, vm, image } => write!(
                 f,
                 "{} shares host memory with vm[{vm}]'s {image} (a disk image is used in place: \
@@ -358,6 +386,16 @@ impl fmt::Display for Problem {
                 R(region)
             ),
         }
+    }
+}
+
+/// A MAC address printed as `52:54:00:12:34:56`.
+struct Mac<'a>(&'a [u8; 6]);
+
+impl fmt::Display for Mac<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -497,6 +535,9 @@ fn check_vm(i: usize, vms: &[VmSpec], accepted: &[usize], ram_left: u64, m: &Mac
     }
     for d in 0..vm.disks.len() {
         check_disk(i, d, vms, m)?;
+    }
+    for k in 0..vm.nets.len() {
+        check_net(i, k, vms, accepted)?;
     }
     if vm.memory.size > ram_left {
         return Err((Field::Memory, Problem::NotEnoughRam { size: vm.memory.size, left: ram_left }));
@@ -645,6 +686,9 @@ fn check_device(vm: &VmSpec, d: usize, accepted: &[usize], vms: &[VmSpec], m: &M
         if let Some(disk) = (0..vm.disks.len()).find(|&k| intid == disk_intid(k)) {
             return Err((f, Problem::IntidDisk { intid, disk }));
         }
+        if let Some(net) = (0..vm.nets.len()).find(|&k| intid == disk_intid(vm.disks.len() + k)) {
+            return Err((f, Problem::IntidNet { intid, net }));
+        }
         if let Some(&j) = accepted.iter().find(|&&j| vms[j].passthrough.iter().any(|o| o.interrupts.contains(&intid))) {
             return Err((f, Problem::IntidTaken { intid, vm: j }));
         }
@@ -652,7 +696,31 @@ fn check_device(vm: &VmSpec, d: usize, accepted: &[usize], vms: &[VmSpec], m: &M
     Ok(())
 }
 
-/// The INTID of disk `k`'s virtio-mmio transport (`layout::VIRTIO_SPI`).
+/// Network card `k` of VM `i`: a valid switch name (any number of VMs
+/// may share a switch) and a unicast MAC address no other card of an
+/// accepted VM, or an earlier card of this one, has.
+fn check_net(i: usize, k: usize, vms: &[VmSpec], accepted: &[usize]) -> Check {
+    let net = &vms[i].nets[k];
+    let good = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if net.switch.is_empty() || !net.switch.chars().all(good) {
+        return Err((Field::NetSwitch(k), Problem::SwitchName));
+    }
+    let f = Field::NetMac(k);
+    if net.mac[0] & 1 != 0 || net.mac == [0; 6] {
+        return Err((f, Problem::MacNotUnicast(net.mac)));
+    }
+    let earlier = accepted.iter().map(|&j| (j, &vms[j].nets[..])).chain([(i, &vms[i].nets[..k])]);
+    for (j, nets) in earlier {
+        if let Some(e) = nets.iter().position(|o| o.mac == net.mac) {
+            return Err((f, Problem::MacTaken { mac: net.mac, vm: j, net: e }));
+        }
+    }
+    Ok(())
+}
+
+/// The INTID of disk `k`'s virtio-mmio transport (`layout::VIRTIO_SPI`);
+/// also of transport `k` whatever it is (a VM's network cards follow its
+/// disks).
 pub fn disk_intid(k: usize) -> u32 {
     SPI_FIRST + layout::VIRTIO_SPI + k as u32
 }
@@ -718,7 +786,7 @@ mod tests {
 
     use super::*;
     use alloc::string::ToString;
-    use shared::platform::{Disk, Passthrough};
+    use shared::platform::{Disk, Net, Passthrough};
 
     const M: u64 = 1 << 20;
     const RAM: Region = Region { base: 0x4000_0000, size: 1024 * M };
@@ -1107,6 +1175,40 @@ mod tests {
         let mut v = vm(name, 64, slot);
         v.disks = heapless::Vec::from_slice(disks).unwrap();
         v
+    }
+
+    fn with_nets(name: &str, slot: u64, nets: &[(&str, [u8; 6])]) -> VmSpec {
+        let mut v = vm(name, 64, slot);
+        for (switch, mac) in nets {
+            v.nets.push(Net { switch: (*switch).try_into().unwrap(), mac: *mac }).unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn vmspec_net_rules() {
+        let (a, b) = ([0x52, 0x54, 0, 0, 0, 1], [0x52, 0x54, 0, 0, 0, 2]);
+        ok(&[with_nets("a", 0, &[("lan", a)]), with_nets("b", 1, &[("lan", b)])]);
+        assert_eq!(err(with_nets("a", 0, &[("LAN", a)])), (Field::NetSwitch(0), Problem::SwitchName));
+        assert_eq!(err(with_nets("a", 0, &[("", a)])), (Field::NetSwitch(0), Problem::SwitchName));
+        let multicast = [0x01, 0, 0x5e, 0, 0, 1];
+        assert_eq!(
+            err(with_nets("a", 0, &[("lan", multicast)])),
+            (Field::NetMac(0), Problem::MacNotUnicast(multicast))
+        );
+        assert_eq!(err(with_nets("a", 0, &[("lan", [0; 6])])), (Field::NetMac(0), Problem::MacNotUnicast([0; 6])));
+        assert_eq!(
+            err(with_nets("a", 0, &[("lan", a), ("wan", a)])),
+            (Field::NetMac(1), Problem::MacTaken { mac: a, vm: 0, net: 0 })
+        );
+        let e = err_after(&[with_nets("a", 0, &[("x", b), ("lan", a)])], with_nets("b", 1, &[("lan", a)]));
+        assert_eq!((e.field, e.problem.clone()), (Field::NetMac(0), Problem::MacTaken { mac: a, vm: 0, net: 1 }));
+        assert!(e.to_string().contains("52:54:00:00:00:01 is already vm[0]'s net[1]"), "{e}");
+        // A passthrough device may not take a card's SPI (after the disks').
+        let mut v = with_nets("a", 0, &[("lan", a)]);
+        v.disks.push(disk(0x4900_0000, 512, false)).unwrap();
+        v.passthrough.push(dev(0x0904_0000, 0x1000, &[49])).unwrap();
+        assert_eq!(err(v), (Field::PassthroughInterrupts(0), Problem::IntidNet { intid: 49, net: 0 }));
     }
 
     #[test]

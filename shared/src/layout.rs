@@ -34,8 +34,9 @@ pub const PVTIME_SIZE: u64 = 0x1000;
 pub const VIRTIO_BASE: u64 = 0x0a00_0000;
 /// Bytes per virtio-mmio transport (QEMU `virt`'s 0x200).
 pub const VIRTIO_STRIDE: u64 = 0x200;
-/// Most virtio-mmio transports a VM has (one per disk).
-pub const VIRTIO_COUNT: u64 = 4;
+/// Most virtio-mmio transports a VM has: one per disk, then one per
+/// network card (`platform::MAX_DISKS + platform::MAX_NETS`).
+pub const VIRTIO_COUNT: u64 = 8;
 /// SPI number of transport 0 (GIC INTID 32 + 16); transport k has SPI 16 + k,
 /// as on QEMU `virt` (edge-rising, `<0 16+k 1>`).
 pub const VIRTIO_SPI: u32 = 16;

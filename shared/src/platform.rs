@@ -175,7 +175,35 @@ pub const MAX_VCPUS: usize = 8;
 pub const MAX_PASSTHROUGH: usize = 4;
 
 /// Most virtio-blk disks per VM (`disk@N`), one virtio-mmio transport each.
-pub const MAX_DISKS: usize = crate::layout::VIRTIO_COUNT as usize;
+pub const MAX_DISKS: usize = 4;
+
+/// Most virtio-net cards per VM (`net@N`), one virtio-mmio transport each,
+/// after the disks'.
+pub const MAX_NETS: usize = crate::layout::VIRTIO_COUNT as usize - MAX_DISKS;
+
+/// Longest switch name, in bytes.
+pub const MAX_SWITCH_NAME: usize = 15;
+
+/// A network card given to a VM (`net@N`, see `docs/vm-config.md`): a
+/// virtio-net device on the hypervisor's switch `switch`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Net {
+    /// `switch`: the name of the virtual switch the card is plugged into.
+    pub switch: String<MAX_SWITCH_NAME>,
+    /// `mac-address`: the card's Ethernet address (6 bytes).
+    pub mac: [u8; 6],
+}
+
+/// The MAC address of VM `vm_name`'s network card `index` when the
+/// configuration gives none: `52:54:xx:xx:xx:kk`, locally administered
+/// and unicast (QEMU's prefix), `xx` a 24-bit FNV-1a hash of the name,
+/// `kk` the index. Two VMs whose names hash alike get the same addresses:
+/// the validation refuses the second, and `mac` settles it.
+pub fn default_mac(vm_name: &str, index: usize) -> [u8; 6] {
+    let h = vm_name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let h = (h >> 24) ^ (h & 0xff_ffff);
+    [0x52, 0x54, (h >> 16) as u8, (h >> 8) as u8, h as u8, index as u8]
+}
 
 /// A disk image given to a VM (`disk@N`, see `docs/vm-config.md`): used in
 /// place by the VM's virtio-blk device, so what the guest writes stays in it.
@@ -222,6 +250,9 @@ pub struct VmSpec {
     pub passthrough: Vec<Passthrough, MAX_PASSTHROUGH>,
     /// `disk@N` children, in order: disk k is virtio-mmio transport k.
     pub disks: Vec<Disk, MAX_DISKS>,
+    /// `net@N` children, in order: card k is virtio-mmio transport
+    /// `disks.len() + k`.
+    pub nets: Vec<Net, MAX_NETS>,
     /// `sched-weight`: the VM's share of a contended physical CPU relative
     /// to other VMs' (0: absent, the default weight).
     pub weight: u32,

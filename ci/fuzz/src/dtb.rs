@@ -90,7 +90,7 @@ fn check_platform(p: &Platform) {
                     initrd: vm.initrd,
                     console: vm.console,
                     passthrough: Vec::new(),
-                    virtio: vm.disks.len(),
+                    virtio: vm.disks.len() + vm.nets.len(),
                     resets: 3,
                 };
                 let Ok(blob) = build(&cfg) else { panic!("guest DTB of accepted VM {} did not build", vm.name) };

@@ -27,8 +27,10 @@ pub mod runner;
 pub mod seeds;
 pub mod syscall;
 pub mod vgic;
+pub mod virtio_net;
 pub mod virtqueue;
 pub mod vpl011;
+pub mod vswitch;
 
 /// A harness: takes any bytes, panics only on a broken invariant.
 pub type Harness = fn(&[u8]);
@@ -46,6 +48,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("syscall", syscall::fuzz),
     ("vpl011", vpl011::fuzz),
     ("virtqueue", virtqueue::fuzz),
+    ("vswitch", vswitch::fuzz),
+    ("virtio_net", virtio_net::fuzz),
 ];
 
 /// The harness named `name`.

@@ -177,7 +177,7 @@ pub fn synthetic(target: &str) -> Vec<(String, Vec<u8>)> {
             cpio_entry(&mut a, "TRAILER!!!", 0, b"");
             add("initramfs", a);
         }
-        "vgic" | "hvc" | "syscall" | "vpl011" | "virtqueue" => {
+        "vgic" | "hvc" | "syscall" | "vpl011" | "virtqueue" | "vswitch" | "virtio_net" => {
             // Call sequences are decoded from the bytes: any bytes are a
             // sequence, so random ones of a few lengths start the search.
             let mut rng = crate::runner::Rng::new(0x5eed ^ target.len() as u64);

@@ -16,7 +16,7 @@ fn iterations(target: &str) -> usize {
         "mmio_decode" | "image" => 50_000,
         "cpio" | "elf" => 30_000,
         "esr" => 20_000,
-        "hvc" | "vpl011" | "virtqueue" => 5000,
+        "hvc" | "vpl011" | "virtqueue" | "vswitch" | "virtio_net" => 5000,
         "syscall" => 4000,
         "dtb" => 3000,
         _ => 1000,
@@ -47,7 +47,7 @@ macro_rules! targets {
     };
 }
 
-targets!(esr, mmio_decode, vgic, hvc, dtb, image, elf, cpio, syscall, vpl011, virtqueue);
+targets!(esr, mmio_decode, vgic, hvc, dtb, image, elf, cpio, syscall, vpl011, virtqueue, vswitch, virtio_net);
 
 #[test]
 fn every_target_has_a_corpus_and_a_libfuzzer_binary() {

@@ -31,6 +31,14 @@ pub struct DiskConfig {
     pub readonly: bool,
 }
 
+/// A `[[vm.net]]` table, as written: the switch the VM's virtio-net card
+/// is plugged into, and its MAC address if given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    pub switch: String,
+    pub mac: Option<[u8; 6]>,
+}
+
 /// One `[[vm]]` table, as written (not yet validated against the machine).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmConfig {
@@ -50,6 +58,8 @@ pub struct VmConfig {
     pub passthrough: Vec<Device>,
     /// `[[vm.disk]]` tables, in order: disk k is the guest's k-th virtio disk.
     pub disks: Vec<DiskConfig>,
+    /// `[[vm.net]]` tables, in order: card k is the guest's k-th network card.
+    pub nets: Vec<NetConfig>,
 }
 
 /// A configuration error: which VM (index and name, when known), which field, what.
@@ -90,9 +100,11 @@ const VM_KEYS: &[&str] = &[
     "console",
     "passthrough",
     "disk",
+    "net",
 ];
 const DEVICE_KEYS: &[&str] = &["reg", "guest_reg", "interrupts"];
 const DISK_KEYS: &[&str] = &["image", "readonly"];
+const NET_KEYS: &[&str] = &["switch", "mac"];
 /// Longest command line: `VmSpec::bootargs` holds 255 bytes.
 pub const MAX_CMDLINE: usize = 255;
 
@@ -276,6 +288,21 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         let message = format!("{} disks, at most {} allowed", disks.len(), shared::platform::MAX_DISKS);
         return Err(r.err("disk", message));
     }
+    let nets = match table.get("net") {
+        None => Vec::new(),
+        Some(Value::Array(nets)) => {
+            let mut out = Vec::new();
+            for (k, net) in nets.iter().enumerate() {
+                out.push(parse_net(&r, k, net)?);
+            }
+            out
+        }
+        Some(v) => return Err(r.err("net", wrong_type("an array of tables: write [[vm.net]]", v))),
+    };
+    if nets.len() > shared::platform::MAX_NETS {
+        let message = format!("{} network cards, at most {} allowed", nets.len(), shared::platform::MAX_NETS);
+        return Err(r.err("net", message));
+    }
     Ok(VmConfig {
         name,
         kernel,
@@ -290,7 +317,59 @@ fn parse_vm(index: usize, v: &Value) -> Result<VmConfig, ConfigError> {
         console,
         passthrough,
         disks,
+        nets,
     })
+}
+
+fn parse_net(r: &VmReader, k: usize, v: &Value) -> Result<NetConfig, ConfigError> {
+    let field = |key: &str| format!("net[{k}].{key}");
+    let Value::Table(t) = v else {
+        return Err(r.err(&format!("net[{k}]"), wrong_type("a table", v)));
+    };
+    if let Some(key) = t.keys().find(|k| !NET_KEYS.contains(&k.as_str())) {
+        return Err(r.err(&field(key), format!("unknown key (known: {})", NET_KEYS.join(", "))));
+    }
+    let switch = match t.get("switch") {
+        None => return Err(r.err(&field("switch"), "missing")),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => return Err(r.err(&field("switch"), wrong_type("a switch name", v))),
+    };
+    let max = shared::platform::MAX_SWITCH_NAME;
+    let good = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if switch.is_empty() || switch.len() > max || !switch.chars().all(good) {
+        let message = format!("{switch:?}: a switch name is 1 to {max} of a-z, 0-9, - and _");
+        return Err(r.err(&field("switch"), message));
+    }
+    let mac = match t.get("mac") {
+        None => None,
+        Some(Value::String(s)) => Some(parse_mac(s).map_err(|m| r.err(&field("mac"), m))?),
+        Some(v) => return Err(r.err(&field("mac"), wrong_type("a MAC address like \"52:54:00:12:34:56\"", v))),
+    };
+    Ok(NetConfig { switch, mac })
+}
+
+/// `"52:54:00:12:34:56"`: six hexadecimal octets, a unicast address
+/// (IEEE 802: bit 0 of the first octet clear) that is not all zeros.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?}: expected six hexadecimal octets like \"52:54:00:12:34:56\"");
+    let octets: Vec<&str> = s.split(':').collect();
+    if octets.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (m, o) in mac.iter_mut().zip(octets) {
+        if o.len() != 2 {
+            return Err(bad());
+        }
+        *m = u8::from_str_radix(o, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 != 0 {
+        return Err(format!("{s:?} is a multicast address: a card's address is unicast (first octet even)"));
+    }
+    if mac == [0; 6] {
+        return Err(format!("{s:?}: the all-zero address is no card's"));
+    }
+    Ok(mac)
 }
 
 fn parse_disk(r: &VmReader, d: usize, v: &Value) -> Result<DiskConfig, ConfigError> {
@@ -437,6 +516,7 @@ mod tests {
                 console: true,
                 passthrough: vec![],
                 disks: vec![],
+                nets: vec![],
             }]
         );
     }
@@ -497,6 +577,38 @@ mod tests {
         assert_eq!(
             e(&format!("{vm}disk = \"d.img\"\n")),
             "vm[0] \"a\": disk: expected an array of tables: write [[vm.disk]], found \"d.img\""
+        );
+        assert_eq!(e(&format!("{vm}[[vm.net]]\nmac = \"52:54:00:00:00:01\"\n")), "vm[0] \"a\": net[0].switch: missing");
+        assert_eq!(
+            e(&format!("{vm}[[vm.net]]\nswitch = \"LAN\"\n")),
+            "vm[0] \"a\": net[0].switch: \"LAN\": a switch name is 1 to 15 of a-z, 0-9, - and _"
+        );
+        assert_eq!(
+            e(&format!("{vm}[[vm.net]]\nswitch = \"lan\"\nmac = \"01:00:5e:00:00:01\"\n")),
+            "vm[0] \"a\": net[0].mac: \"01:00:5e:00:00:01\" is a multicast address: a card's address is unicast (first octet even)"
+        );
+        assert_eq!(
+            e(&format!("{vm}[[vm.net]]\nswitch = \"lan\"\nmac = \"52:54:00:00:01\"\n")),
+            "vm[0] \"a\": net[0].mac: \"52:54:00:00:01\": expected six hexadecimal octets like \"52:54:00:12:34:56\""
+        );
+        assert_eq!(
+            e(&format!("{vm}[[vm.net]]\nswitch = \"lan\"\nspeed = 1\n")),
+            "vm[0] \"a\": net[0].speed: unknown key (known: switch, mac)"
+        );
+        assert_eq!(
+            e(&format!("{vm}{}", "[[vm.net]]\nswitch = \"lan\"\n".repeat(5))),
+            "vm[0] \"a\": net: 5 network cards, at most 4 allowed"
+        );
+        let c = parse(&format!(
+            "{vm}[[vm.net]]\nswitch = \"lan-1\"\nmac = \"52:54:00:AB:cd:0f\"\n[[vm.net]]\nswitch = \"b\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c[0].nets,
+            [
+                NetConfig { switch: "lan-1".into(), mac: Some([0x52, 0x54, 0, 0xab, 0xcd, 0x0f]) },
+                NetConfig { switch: "b".into(), mac: None }
+            ]
         );
     }
 }

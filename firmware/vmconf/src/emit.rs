@@ -56,6 +56,12 @@ pub fn dts(source: &str, vms: &[(VmConfig, VmSpec)]) -> String {
             }
             s.push_str("\t\t\t\t};\n");
         }
+        for (k, net) in vm.nets.iter().enumerate() {
+            let _ = writeln!(s, "\n\t\t\t\tnet@{k} {{");
+            let _ = writeln!(s, "\t\t\t\t\tswitch = {};", quote(&net.switch));
+            let _ = writeln!(s, "\t\t\t\t\tmac-address = [{}];", mac_bytes(&net.mac));
+            s.push_str("\t\t\t\t};\n");
+        }
         for (k, disk) in vm.disks.iter().enumerate() {
             let _ = writeln!(s, "\n\t\t\t\tdisk@{k} {{");
             let _ = writeln!(s, "\t\t\t\t\treg = <{} {}>;", cells2(disk.region.base), cells2(disk.region.size));
@@ -153,6 +159,12 @@ pub fn uboot_script(source: &str, vms: &[(VmConfig, VmSpec)], images: &[Placed])
             set(&mut s, &node, "#size-cells", "<2>".into());
         }
         // Last to first, as the VMs: libfdt puts a new node first.
+        for (k, net) in vm.nets.iter().enumerate().rev() {
+            let nnode = format!("{node}/net@{k}");
+            let _ = writeln!(s, "fdt mknode {node} net@{k}");
+            set(&mut s, &nnode, "switch", script_str(&net.switch)?);
+            set(&mut s, &nnode, "mac-address", format!("[{}]", mac_bytes(&net.mac)));
+        }
         for (k, disk) in vm.disks.iter().enumerate().rev() {
             let dnode = format!("{node}/disk@{k}");
             let _ = writeln!(s, "fdt mknode {node} disk@{k}");
@@ -185,6 +197,11 @@ fn script_str(v: &str) -> Result<String, String> {
         return Err(format!("{v:?}: a U-Boot script string cannot hold a single quote or a line break"));
     }
     Ok(format!("'{v}'"))
+}
+
+/// A MAC address as a device-tree byte string's contents: `52 54 00 12 34 56`.
+fn mac_bytes(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 /// A 64-bit value as two 32-bit cells.

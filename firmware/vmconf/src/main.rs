@@ -180,6 +180,12 @@ fn run(argv: Vec<String>) -> Result<(), String> {
             let (base, size) = placer.place_copy(&path).map_err(|m| err(&field, m))?;
             let _ = specs[i].disks.push(Disk { region: Region { base, size }, readonly: d.readonly });
         }
+        for (k, n) in conf.nets.iter().enumerate() {
+            let mac = n.mac.unwrap_or_else(|| shared::platform::default_mac(&conf.name, k));
+            let switch =
+                heapless::String::try_from(n.switch.as_str()).map_err(|_| err("net.switch", "too long".into()))?;
+            let _ = specs[i].nets.push(shared::platform::Net { switch, mac });
+        }
     }
 
     // Images must lie in RAM the hypervisor does not use: the region below

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shared::platform::{Disk, Passthrough, Platform, Region, VmSpec};
+use shared::platform::{Disk, Net, Passthrough, Platform, Region, VmSpec, default_mac};
 
 /// A fresh, empty temporary folder (canonical path), removed on drop.
 struct TempDir(PathBuf);
@@ -289,6 +289,7 @@ guest_reg = 0xb000000
             dev(0xa00_0000, 0x2000, 0xb00_0000, &[]),
         ]),
         disks: heapless::Vec::new(),
+        nets: heapless::Vec::new(),
     };
     assert_eq!(platform.vms[..], [vm]);
 }
@@ -515,7 +516,7 @@ fn bad_inline_configs() {
         ),
         (
             format!("{vm}{beta}memory = \"64M\"\nmemroy = 1\n"),
-            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough, disk)",
+            "vm[1] \"beta\": memroy: unknown key (known: name, kernel, initrd, cmdline, memory, ipa_base, vcpus, pin, weight, cap, console, passthrough, disk, net)",
         ),
         (format!("{vm}{beta}"), "vm[1] \"beta\": memory: missing"),
         (
@@ -661,7 +662,9 @@ fn uboot_script_to_dts(script: &str) -> String {
                 let v = v.strip_suffix('\'').expect("closing quote");
                 format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
             } else {
-                assert!(value.starts_with('<') && value.ends_with('>'), "cells: {value}");
+                let cells = value.starts_with('<') && value.ends_with('>');
+                let bytes = value.starts_with('[') && value.ends_with(']');
+                assert!(cells || bytes, "cells or bytes: {value}");
                 value.to_string()
             };
             let (props, _) = nodes.get_mut(node).unwrap_or_else(|| panic!("fdt set on {node} before fdt mknode"));
@@ -824,6 +827,56 @@ readonly = true
     let disk = |base, size, readonly| Disk { region: Region { base, size }, readonly };
     assert_eq!(from_dts.vms[0].disks[..], [disk(0x4820_0000, 3 << 20, false), disk(0x4860_0000, 4096, true)]);
     assert_eq!(from_dts.vms[1].disks[..], [disk(0x4880_0000, 4096, true)]);
+    assert_eq!(from_script.vms[..], from_dts.vms[..]);
+}
+
+/// `[[vm.net]]`: net@K nodes with the switch and the MAC (given, or
+/// derived from the VM's name and the card's index), in the device tree
+/// and in the U-Boot script, read back as the same cards.
+#[test]
+fn network_cards_are_described_in_order() {
+    let t = with_images();
+    let c = config(
+        &t,
+        r#"
+[[vm]]
+name = "one"
+kernel = "guest-kernel"
+memory = "32M"
+
+[[vm.net]]
+switch = "lan"
+
+[[vm.net]]
+switch = "dmz"
+mac = "02:00:00:00:00:07"
+
+[[vm]]
+name = "two"
+kernel = "guest-kernel"
+memory = "32M"
+
+[[vm.net]]
+switch = "lan"
+"#,
+    );
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--load-base", "0x48000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
+    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    let dts = t.read("out.dtsi");
+    assert!(
+        dts.contains("\t\t\t\tnet@1 {\n\t\t\t\t\tswitch = \"dmz\";\n\t\t\t\t\tmac-address = [02 00 00 00 00 07];\n"),
+        "{dts}"
+    );
+    t.write("script.dtsi", uboot_script_to_dts(&t.read("vms.cmd")).as_bytes());
+    let (from_dts, from_script) = (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"));
+    let net = |switch: &str, mac| Net { switch: switch.try_into().unwrap(), mac };
+    assert_eq!(from_dts.vms[0].nets[..], [net("lan", default_mac("one", 0)), net("dmz", [2, 0, 0, 0, 0, 7])]);
+    assert_eq!(from_dts.vms[1].nets[..], [net("lan", default_mac("two", 0))]);
+    assert_ne!(default_mac("one", 0), default_mac("two", 0));
+    assert_eq!(default_mac("one", 0)[..2], [0x52, 0x54], "locally administered, unicast");
     assert_eq!(from_script.vms[..], from_dts.vms[..]);
 }
 

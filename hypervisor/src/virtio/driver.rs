@@ -52,6 +52,12 @@ impl Driver {
     /// DRIVER_OK, with this queue as queue `index`; accepts `features`.
     /// Returns the status the device shows at the end.
     pub fn bring_up<D: VirtioDevice>(&self, dev: &mut VirtioMmio<D>, index: u16, features: u64) -> u32 {
+        Self::bring_up_queues(dev, &[(index, self)], features)
+    }
+
+    /// [`Driver::bring_up`] with several queues: each `(index, driver)`
+    /// set up and made ready in turn.
+    pub fn bring_up_queues<D: VirtioDevice>(dev: &mut VirtioMmio<D>, queues: &[(u16, &Driver)], features: u64) -> u32 {
         let mut w = |offset, value: u64| {
             let _ = dev.write(offset, 4, value);
         };
@@ -63,15 +69,17 @@ impl Driver {
         w(reg::DRIVER_FEATURES_SEL, 1);
         w(reg::DRIVER_FEATURES, features >> 32);
         w(reg::STATUS, u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK));
-        w(reg::QUEUE_SEL, u64::from(index));
-        w(reg::QUEUE_NUM, u64::from(self.size));
-        w(reg::QUEUE_DESC_LOW, self.desc & 0xffff_ffff);
-        w(reg::QUEUE_DESC_HIGH, self.desc >> 32);
-        w(reg::QUEUE_DRIVER_LOW, self.avail & 0xffff_ffff);
-        w(reg::QUEUE_DRIVER_HIGH, self.avail >> 32);
-        w(reg::QUEUE_DEVICE_LOW, self.used & 0xffff_ffff);
-        w(reg::QUEUE_DEVICE_HIGH, self.used >> 32);
-        w(reg::QUEUE_READY, 1);
+        for &(index, q) in queues {
+            w(reg::QUEUE_SEL, u64::from(index));
+            w(reg::QUEUE_NUM, u64::from(q.size));
+            w(reg::QUEUE_DESC_LOW, q.desc & 0xffff_ffff);
+            w(reg::QUEUE_DESC_HIGH, q.desc >> 32);
+            w(reg::QUEUE_DRIVER_LOW, q.avail & 0xffff_ffff);
+            w(reg::QUEUE_DRIVER_HIGH, q.avail >> 32);
+            w(reg::QUEUE_DEVICE_LOW, q.used & 0xffff_ffff);
+            w(reg::QUEUE_DEVICE_HIGH, q.used >> 32);
+            w(reg::QUEUE_READY, 1);
+        }
         w(reg::STATUS, u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK));
         dev.status()
     }

@@ -117,6 +117,36 @@ pub trait VirtioDevice {
     /// wrote at the start of the chain's writable part (the used `len`,
     /// §2.7.8), or the rule of the request format the chain breaks.
     fn handle(&mut self, queue: u16, chain: &Chain, mem: &mut dyn GuestMemory) -> Result<u32, QueueError>;
+    /// Whether a notification of queue `queue` asks the device to serve
+    /// its chains ([`VirtioMmio::notify`]). A queue the device fills when
+    /// it has data (virtio-net's receive queue, §5.1.6.3) answers false:
+    /// its notification only means "more buffers", and the device uses the
+    /// chains with [`VirtioMmio::fill`].
+    fn serves_on_notify(&self, queue: u16) -> bool {
+        let _ = queue;
+        true
+    }
+}
+
+/// What one [`VirtioMmio::fill`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The data went into the next available chain, returned in the used
+    /// ring with its length.
+    Filled,
+    /// The driver has no chain available: the device keeps the data or
+    /// drops it. With event index, the driver was asked to notify when it
+    /// adds one (avail_event, §2.7.10).
+    NoBuffer,
+    /// The next chain's writable part is shorter than the data: the chain
+    /// went back to the driver unused (used length 0) and the data was not
+    /// delivered.
+    TooShort,
+    /// The device does not serve its queues (not DRIVER_OK, DEVICE_NEEDS_RESET)
+    /// or the queue is not ready.
+    NotLive,
+    /// The queue broke a rule of §2.7: DEVICE_NEEDS_RESET is now set.
+    Broken,
 }
 
 /// What a register write asks of the glue.
@@ -195,6 +225,12 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     /// The device behind the transport.
     pub fn device(&self) -> &D {
         &self.device
+    }
+
+    /// The device behind the transport, mutably (to take what it produced,
+    /// e.g. the frames virtio-net transmitted).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
     }
 
     /// The device status (§2.1).
@@ -417,7 +453,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     /// DEVICE_NEEDS_RESET and the queues are left alone until a reset.
     pub fn notify(&mut self, index: u16, mem: &mut dyn GuestMemory) -> Processed {
         let mut done = Processed::default();
-        if !self.live() {
+        if !self.live() || !self.device.serves_on_notify(index) {
             return done;
         }
         let Some(queue) = self.queues.get_mut(usize::from(index)).filter(|q| q.ready()) else { return done };
@@ -430,6 +466,41 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             self.needs_reset(NeedsReset::Queue { queue: index, error });
         }
         done
+    }
+
+    /// Whether queue `index` may be filled: the device is live and the
+    /// queue ready.
+    pub fn can_fill(&self, index: u16) -> bool {
+        self.live() && self.queues.get(usize::from(index)).is_some_and(Queue::ready)
+    }
+
+    /// A device-initiated use of queue `index` (virtio-net's receive queue,
+    /// §5.1.6.3): the concatenation of `parts` is written at the start of
+    /// the writable part of the next available chain, which goes back in
+    /// the used ring with that length, and the used-buffer interrupt is
+    /// decided as after a notification (§2.7.7, §2.7.10). A chain with a
+    /// device-readable part breaks the queue's direction (the device only
+    /// writes to it): DEVICE_NEEDS_RESET, like any other broken rule.
+    pub fn fill(&mut self, index: u16, mem: &mut dyn GuestMemory, parts: &[&[u8]]) -> Fill {
+        if !self.can_fill(index) {
+            return Fill::NotLive;
+        }
+        let Some(queue) = self.queues.get_mut(usize::from(index)) else { return Fill::NotLive };
+        let result = fill_one(queue, mem, parts);
+        let interrupt = match result {
+            Ok(Fill::Filled | Fill::TooShort) => queue.needs_interrupt(mem),
+            _ => Ok(false),
+        };
+        if interrupt == Ok(true) {
+            self.interrupt_status |= interrupt::USED_BUFFER;
+        }
+        match result.and_then(|fill| interrupt.map(|_| fill)) {
+            Ok(fill) => fill,
+            Err(error) => {
+                self.needs_reset(NeedsReset::Queue { queue: index, error });
+                Fill::Broken
+            }
+        }
     }
 
     fn config_range(&self, offset: u64, size: u8) -> Result<usize, MmioError> {
@@ -483,6 +554,37 @@ fn serve<D: VirtioDevice>(
             return Ok(());
         }
     }
+}
+
+/// [`VirtioMmio::fill`] on a ready queue: pops the next chain (asking for a
+/// notification and looking again if there is none), writes `parts` and
+/// returns the chain.
+fn fill_one(queue: &mut Queue, mem: &mut dyn GuestMemory, parts: &[&[u8]]) -> Result<Fill, QueueError> {
+    let chain = match queue.pop(mem)? {
+        Some(chain) => chain,
+        // A driver that added a chain before it saw the new avail_event
+        // may not notify: look once more.
+        None if queue.enable_notification(mem)? => match queue.pop(mem)? {
+            Some(chain) => chain,
+            None => return Ok(Fill::NoBuffer),
+        },
+        None => return Ok(Fill::NoBuffer),
+    };
+    if chain.readable_len() != 0 {
+        return Err(QueueError::ReadableInWriteOnlyQueue { head: chain.head });
+    }
+    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    if total > chain.writable_len() || total > u64::from(u32::MAX) {
+        queue.push_used(mem, chain.head, 0)?;
+        return Ok(Fill::TooShort);
+    }
+    let mut at = 0;
+    for part in parts {
+        chain.write_at(mem, at, part)?;
+        at += part.len() as u64;
+    }
+    queue.push_used(mem, chain.head, total as u32)?;
+    Ok(Fill::Filled)
 }
 
 /// Registers: 32-bit, aligned, inside the register block.

@@ -22,6 +22,8 @@
 //! - §2.7 split virtqueues (§2.7.5.3 indirect descriptors, §2.7.10 event
 //!   index): [`queue`];
 //! - §4.2.2 the virtio-mmio register layout, version 2: [`mmio`];
+//! - §5.1 the network device: [`net`] (its receive queue is filled by
+//!   the device, [`mmio::VirtioMmio::fill`]);
 //! - §5.2 the block device: [`blk`].
 //!
 //! A VM's disks (`[[vm.disk]]`) attach these cores to its MMIO bus: the
@@ -32,6 +34,7 @@ pub mod blk;
 pub mod driver;
 mod memory;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,8 @@ pub use memory::{GuestMemory, OutsideRam, VecMemory, ram_offset};
 
 /// Device IDs (§5 "Device Types").
 pub mod device_id {
+    /// Network card (§5.1).
+    pub const NET: u32 = 1;
     /// Block device (§5.2).
     pub const BLOCK: u32 = 2;
 }

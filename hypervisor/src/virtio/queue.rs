@@ -110,6 +110,12 @@ pub enum QueueError {
     },
     /// A device-readable buffer after a device-writable one (§2.7.4.2).
     ReadableAfterWritable,
+    /// A chain of a queue the device only writes to (virtio-net's receive
+    /// queue, §5.1.6.3) has a device-readable buffer.
+    ReadableInWriteOnlyQueue {
+        /// The chain's head.
+        head: u16,
+    },
     /// The device used a queue that is not ready (a bug of the caller).
     NotReady,
     /// A ring, or the indirect table, lies outside the VM's RAM.

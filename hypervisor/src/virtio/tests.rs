@@ -778,3 +778,225 @@ fn one_notification_serves_at_most_a_queue_size() {
     assert_eq!((done.completed, done.more), (4, true));
     assert_eq!(dev.error(), None);
 }
+
+// ---- virtio-net ----------------------------------------------------------
+
+use super::mmio::Fill;
+use super::net::{self, Net};
+
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+/// The receive and transmit queues' rings.
+const RX_RINGS: u64 = RINGS;
+const TX_RINGS: u64 = RINGS + 0x4000;
+
+/// A virtio-net device brought up as Linux's virtio_net brings it up
+/// (VERSION_1 and MAC), with queues of 16.
+fn net_up(features: u64) -> (VirtioMmio<Net>, Driver, Driver, VecMemory) {
+    let mut dev = VirtioMmio::new(Net::new(MAC));
+    let (rx, tx) = (Driver::new(RX_RINGS, 16), Driver::new(TX_RINGS, 16));
+    let st = Driver::bring_up_queues(&mut dev, &[(net::RX, &rx), (net::TX, &tx)], features);
+    assert_eq!(st & status::DRIVER_OK, status::DRIVER_OK);
+    (dev, rx, tx, ram())
+}
+
+fn eth(len: usize, seed: u8) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&MAC);
+    f
+}
+
+/// Posts a transmit chain: the header (with `flags`) and `frame`, each its
+/// own buffer as Linux's xmit_skb does without offloads.
+fn post_tx(mem: &mut VecMemory, tx: &mut Driver, n: u64, flags: u8, frame: &[u8]) -> u16 {
+    let base = BUFS + n * 0x1000;
+    let mut hdr = [0u8; net::HDR_LEN];
+    hdr[0] = flags;
+    mem.write(base, &hdr).unwrap();
+    mem.write(base + 0x100, frame).unwrap();
+    tx.add(mem, &[rd(base, net::HDR_LEN as u32), rd(base + 0x100, frame.len() as u32)]).unwrap().unwrap()
+}
+
+/// Posts an empty receive buffer of `len` bytes in slot `n`.
+fn post_rx(mem: &mut VecMemory, rx: &mut Driver, n: u64, len: u32) -> u16 {
+    rx.add(mem, &[wr(BUFS + 0x8_0000 + n * 0x1000, len)]).unwrap().unwrap()
+}
+
+#[test]
+fn net_identity_features_and_mac() {
+    let dev = VirtioMmio::new(Net::new(MAC));
+    assert_eq!(dev.read(reg::DEVICE_ID, 4), Ok(1));
+    assert_eq!(dev.device_features(), feature::TRANSPORT | net::feature::MAC);
+    for (i, b) in MAC.iter().enumerate() {
+        assert_eq!(dev.read(0x100 + i as u64, 1), Ok(u64::from(*b)), "config byte {i}: the MAC");
+    }
+    assert_eq!(dev.read(0x106, 2), Ok(0), "no status field without VIRTIO_NET_F_STATUS");
+    assert_eq!(dev.queue(net::RX).map(Queue::max_size), Some(256));
+    assert_eq!(dev.queue(net::TX).map(Queue::max_size), Some(256));
+    assert_eq!(dev.queue(2), None, "no control queue");
+}
+
+#[test]
+fn net_transmits_frames_into_the_outbox_and_returns_the_chains() {
+    let (mut dev, _rx, mut tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    let (a, b) = (eth(60, 3), eth(1514, 5));
+    let ha = post_tx(&mut mem, &mut tx, 0, 0, &a);
+    let hb = post_tx(&mut mem, &mut tx, 1, 0, &b);
+    assert_eq!(dev.write(reg::QUEUE_NOTIFY, 4, 1), Ok(Effect::QueueNotify(1)));
+    assert_eq!(dev.notify(net::TX, &mut mem).completed, 2);
+    assert_eq!(tx.get_used(&mut mem), Ok(Some((u32::from(ha), 0))), "the device wrote nothing");
+    assert_eq!(tx.get_used(&mut mem), Ok(Some((u32::from(hb), 0))));
+    assert!(dev.irq_level());
+    assert_eq!(dev.device_mut().take_outbox(), [a, b]);
+    assert!(dev.device_mut().take_outbox().is_empty());
+    assert_eq!(dev.device().stats().tx_frames, 2);
+}
+
+#[test]
+fn net_drops_and_counts_bad_headers_and_sizes_without_a_reset() {
+    let (mut dev, _rx, mut tx, mut mem) = net_up(feature::TRANSPORT | net::feature::MAC);
+    post_tx(&mut mem, &mut tx, 0, 1, &eth(60, 1)); // NEEDS_CSUM, not negotiated
+    post_tx(&mut mem, &mut tx, 1, 0, &eth(13, 1)[..13]); // shorter than an Ethernet header
+    post_tx(&mut mem, &mut tx, 2, 0, &[0x55; 1515]); // longer than 1514
+    tx.add(&mut mem, &[rd(BUFS + 0x3000, 11)]).unwrap(); // not even a header
+    post_tx(&mut mem, &mut tx, 4, 0, &eth(14, 1)); // the shortest good one
+    assert_eq!(dev.notify(net::TX, &mut mem).completed, 5);
+    assert_eq!(dev.status() & status::DEVICE_NEEDS_RESET, 0, "bad frames are not protocol errors");
+    let s = dev.device().stats();
+    assert_eq!((s.tx_bad_header, s.tx_bad_size, s.tx_frames), (1, 3, 1));
+    assert_eq!(dev.device_mut().take_outbox(), [eth(14, 1)]);
+}
+
+#[test]
+fn net_transmit_accepts_a_header_and_frame_split_anyhow() {
+    let (mut dev, _rx, mut tx, mut mem) = net_up(feature::TRANSPORT | net::feature::MAC);
+    let f = eth(100, 7);
+    let mut packet = vec![0u8; net::HDR_LEN];
+    packet.extend_from_slice(&f);
+    mem.write(BUFS, &packet).unwrap();
+    // 5 + 20 + the rest: the header itself split, through an indirect table.
+    let bufs = [rd(BUFS, 5), rd(BUFS + 5, 20), rd(BUFS + 25, packet.len() as u32 - 25)];
+    tx.add_indirect(&mut mem, BUFS + 0x8000, &bufs).unwrap().unwrap();
+    dev.notify(net::TX, &mut mem);
+    assert_eq!(dev.device_mut().take_outbox(), [f]);
+}
+
+#[test]
+fn net_outbox_is_bounded() {
+    let mut dev = VirtioMmio::new(Net::new(MAC));
+    let (rx, tx) = (Driver::new(RX_RINGS, 8), Driver::new(TX_RINGS, 256));
+    let mut tx = tx;
+    Driver::bring_up_queues(&mut dev, &[(net::RX, &rx), (net::TX, &tx)], feature::VERSION_1);
+    let mut mem = ram();
+    let f = eth(60, 1);
+    mem.write(BUFS + 0x100, &f).unwrap();
+    // 300 frames, 100 a notification, and nobody empties the outbox.
+    for _ in 0..3 {
+        for _ in 0..100 {
+            tx.add(&mut mem, &[rd(BUFS, 12), rd(BUFS + 0x100, 60)]).unwrap().unwrap();
+        }
+        assert_eq!(dev.notify(net::TX, &mut mem).completed, 100, "every chain returned, dropped or not");
+        while tx.get_used(&mut mem).unwrap().is_some() {}
+    }
+    let s = dev.device().stats();
+    assert_eq!((s.tx_frames, s.tx_outbox_full), (net::OUTBOX_MAX as u64, 300 - net::OUTBOX_MAX as u64));
+    assert_eq!(dev.device_mut().take_outbox().len(), net::OUTBOX_MAX);
+}
+
+#[test]
+fn net_receive_fills_the_next_buffer_with_header_and_frame() {
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::NoBuffer);
+    let h0 = post_rx(&mut mem, &mut rx, 0, 1526);
+    let h1 = post_rx(&mut mem, &mut rx, 1, 1526);
+    // A notification of the receive queue serves nothing: it means "more buffers".
+    assert_eq!(dev.write(reg::QUEUE_NOTIFY, 4, 0), Ok(Effect::QueueNotify(0)));
+    assert_eq!(dev.notify(net::RX, &mut mem).completed, 0);
+    assert_eq!(rx.get_used(&mut mem), Ok(None));
+    assert!(!dev.irq_level());
+    let (a, b) = (eth(60, 3), eth(1514, 9));
+    assert_eq!(Net::receive(&mut dev, &mut mem, &a), Fill::Filled);
+    assert!(dev.irq_level(), "a used buffer, no suppression");
+    assert_eq!(Net::receive(&mut dev, &mut mem, &b), Fill::Filled);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &a), Fill::NoBuffer, "two buffers only");
+    assert_eq!(rx.get_used(&mut mem), Ok(Some((u32::from(h0), 72))));
+    assert_eq!(rx.get_used(&mut mem), Ok(Some((u32::from(h1), 1526))));
+    let at = |n: u64| (BUFS + 0x8_0000 + n * 0x1000 - RAM) as usize;
+    assert_eq!(mem.bytes[at(0)..at(0) + 12], Net::rx_header());
+    assert_eq!(mem.bytes[at(0)..at(0) + 12], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], "num_buffers = 1");
+    assert_eq!(mem.bytes[at(0) + 12..at(0) + 72], a[..]);
+    assert_eq!(mem.bytes[at(1) + 12..at(1) + 1526], b[..]);
+    assert_eq!(dev.device().stats().rx_frames, 2);
+}
+
+#[test]
+fn net_receive_into_a_short_buffer_returns_it_empty() {
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    let h = post_rx(&mut mem, &mut rx, 0, 100);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(200, 1)), Fill::TooShort);
+    assert_eq!(rx.get_used(&mut mem), Ok(Some((u32::from(h), 0))));
+    assert_eq!(dev.device().stats().rx_too_short, 1);
+    assert_eq!(dev.status() & status::DEVICE_NEEDS_RESET, 0);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(13, 1)[..13]), Fill::TooShort, "not a frame");
+}
+
+#[test]
+fn net_receive_with_event_index_asks_for_a_notification_when_out_of_buffers() {
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::TRANSPORT | net::feature::MAC);
+    post_rx(&mut mem, &mut rx, 0, 1526);
+    rx.set_used_event(&mut mem, 1).unwrap();
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::Filled);
+    assert!(!dev.irq_level(), "used_event 1: not after entry 0");
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::NoBuffer);
+    assert_eq!(rx.avail_event(&mut mem), Ok(1), "notify me when buffer 1 comes");
+    post_rx(&mut mem, &mut rx, 1, 1526);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::Filled);
+    assert!(dev.irq_level(), "entry 1 used");
+}
+
+#[test]
+fn net_hostile_receive_chains_need_reset() {
+    // A device-readable buffer in the receive queue.
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    let head = rx.add(&mut mem, &[rd(BUFS, 100), wr(BUFS + 0x1000, 1526)]).unwrap().unwrap();
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::Broken);
+    let error = QueueError::ReadableInWriteOnlyQueue { head };
+    assert_eq!(dev.error(), Some(NeedsReset::Queue { queue: net::RX, error }));
+    assert_ne!(dev.status() & status::DEVICE_NEEDS_RESET, 0);
+    assert_eq!(r_net(&dev, reg::INTERRUPT_STATUS) & interrupt::CONFIG_CHANGE, interrupt::CONFIG_CHANGE);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::NotLive, "nothing until a reset");
+    // A buffer outside the RAM.
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    rx.add(&mut mem, &[wr(RAM + RAM_SIZE as u64 - 8, 1526)]).unwrap();
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::Broken);
+    assert!(matches!(dev.error(), Some(NeedsReset::Queue { queue: 0, error: QueueError::BufferOutsideRam { .. } })));
+    // The available index run past the ring.
+    let (mut dev, mut rx, _tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    rx.set_avail_idx(&mut mem, 100).unwrap(); // 100 > 16 entries
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::Broken);
+    // And the transmit side: a hostile chain there needs reset too.
+    let (mut dev, _rx, mut tx, mut mem) = net_up(feature::VERSION_1 | net::feature::MAC);
+    Driver::write_desc(&mut mem, tx.desc, 0, (BUFS, 12, desc_flags::NEXT, 0)).unwrap();
+    tx.publish(&mut mem, 0).unwrap();
+    dev.notify(net::TX, &mut mem);
+    assert_eq!(dev.error(), Some(NeedsReset::Queue { queue: net::TX, error: QueueError::Loop { head: 0 } }));
+    assert!(dev.device_mut().take_outbox().is_empty());
+    // A reset brings it back.
+    dev.reset();
+    assert_eq!(dev.error(), None);
+}
+
+#[test]
+fn net_fill_before_driver_ok_or_on_a_queue_not_ready() {
+    let mut dev = VirtioMmio::new(Net::new(MAC));
+    let mut mem = ram();
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::NotLive);
+    let tx = Driver::new(TX_RINGS, 8);
+    Driver::bring_up_queues(&mut dev, &[(net::TX, &tx)], feature::VERSION_1);
+    assert_eq!(Net::receive(&mut dev, &mut mem, &eth(60, 1)), Fill::NotLive, "receive queue never made ready");
+    assert_eq!(dev.fill(7, &mut mem, &[&[1]]), Fill::NotLive, "no such queue");
+}
+
+fn r_net(dev: &VirtioMmio<Net>, offset: u64) -> u32 {
+    dev.read(offset, 4).unwrap() as u32
+}

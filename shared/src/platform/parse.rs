@@ -706,6 +706,9 @@ impl<'r, 'a> Builder<'r, 'a> {
             4 if self.vm.is_some() && (node.name == "disk" || node.name.starts_with("disk@")) => {
                 self.disk(stack);
             }
+            4 if self.vm.is_some() && (node.name == "net" || node.name.starts_with("net@")) => {
+                self.net(stack);
+            }
             _ => {}
         }
 
@@ -1058,6 +1061,26 @@ impl<'r, 'a> Builder<'r, 'a> {
         }
     }
 
+    /// A `net@N` child of the open VM node (cards are numbered in order).
+    fn net(&mut self, stack: &[Node<'a>]) {
+        let Some(node) = stack.last() else {
+            return;
+        };
+        let result = read_net(self.blob, node);
+        let Some((_, Ok(spec))) = &mut self.vm else {
+            return;
+        };
+        let result = result.and_then(|n| {
+            spec.nets.push(n).map_err(|_| DtbError::BadProperty {
+                node: "/chosen/hypervisor/vm",
+                property: "net (more than MAX_NETS)",
+            })
+        });
+        if let (Err(e), Some(vm)) = (result, self.vm.as_mut()) {
+            vm.1 = Err(e);
+        }
+    }
+
     /// Decodes the interrupts now that the GIC is known, and picks the console.
     fn finish(mut self) -> Result<Platform, DtbError> {
         if !self.saw_cpus {
@@ -1192,6 +1215,23 @@ fn read_disk(blob: &Blob<'_>, node: &Node<'_>, ac: u32, sc: u32) -> Result<Disk,
     let region = single_region(reg, ac, sc, NODE, "reg")?;
     let readonly = node.prop(blob, "readonly")?.is_some();
     Ok(Disk { region, readonly })
+}
+
+/// A `net@N` node: `switch` (a non-empty string of at most
+/// `MAX_SWITCH_NAME` bytes), `mac-address` (6 bytes).
+fn read_net(blob: &Blob<'_>, node: &Node<'_>) -> Result<Net, DtbError> {
+    const NODE: &str = "/chosen/hypervisor/vm/net";
+    let bad = |property| DtbError::BadProperty { node: NODE, property };
+    let switch = node.prop(blob, "switch")?.ok_or(bad("switch"))?;
+    let switch = switch.strip_suffix(&[0]).ok_or(bad("switch"))?;
+    let switch = core::str::from_utf8(switch).map_err(|_| bad("switch"))?;
+    if switch.is_empty() {
+        return Err(bad("switch"));
+    }
+    let switch = String::try_from(switch).map_err(|_| bad("switch"))?;
+    let mac = node.prop(blob, "mac-address")?.ok_or(bad("mac-address"))?;
+    let mac: [u8; 6] = mac.try_into().map_err(|_| bad("mac-address"))?;
+    Ok(Net { switch, mac })
 }
 
 // ---------------------------------------------------------------------------

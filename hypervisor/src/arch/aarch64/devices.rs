@@ -12,6 +12,7 @@
 use super::passthrough;
 use super::vdisk::VirtioDisk;
 use super::vmm::{Vm, VmConsole};
+use super::vnet::VirtioNet;
 use crate::mmio::bus::{MmioBus, MmioDevice, MmioError, RegisterError};
 use crate::vgic::{FixedRegs, Frame, GICD_FRAME_SIZE, GICR_FRAME_SIZE, GicVersion, Vgic};
 use crate::vpl011;
@@ -28,6 +29,7 @@ pub fn bus(
     vgic: &Vgic,
     console: bool,
     disks: impl IntoIterator<Item = VirtioDisk>,
+    nets: &[VirtioNet],
 ) -> Result<MmioBus<Vm, Device>, RegisterError> {
     let mut bus = MmioBus::new();
     if console {
@@ -49,6 +51,9 @@ pub fn bus(
     for (k, disk) in disks.into_iter().enumerate() {
         bus.register(VirtioDisk::base(k), layout::VIRTIO_STRIDE, "virtio-blk", Device::Virtio(disk))?;
     }
+    for (k, net) in nets.iter().enumerate() {
+        bus.register(net.base(), layout::VIRTIO_STRIDE, "virtio-net", Device::Net(k))?;
+    }
     Ok(bus)
 }
 
@@ -59,6 +64,9 @@ pub enum Device {
     Uart(Uart),
     Vgic(VgicFrame),
     Virtio(VirtioDisk),
+    /// Network card k of the VM (`Vm::nets`, which a switch's other ports
+    /// reach too).
+    Net(usize),
 }
 
 impl Device {
@@ -71,7 +79,7 @@ impl Device {
         match self {
             Device::Uart(_) => Uart::read_fr(vm, offset, size),
             Device::Vgic(d) => d.fixed.read(offset, size),
-            Device::Virtio(_) => None,
+            Device::Virtio(_) | Device::Net(_) => None,
         }
     }
 }
@@ -83,6 +91,9 @@ impl MmioDevice<Vm> for Device {
             Device::Uart(d) => d.read(vm, vcpu, offset, size),
             Device::Vgic(d) => d.read(vm, vcpu, offset, size),
             Device::Virtio(d) => d.read(vm, vcpu, offset, size),
+            Device::Net(k) => {
+                vm.nets.get(*k).map_or(Err(MmioError::OutOfRange { offset }), |d| d.read(vm, vcpu, offset, size))
+            }
         }
     }
 
@@ -92,6 +103,10 @@ impl MmioDevice<Vm> for Device {
             Device::Uart(d) => d.write(vm, vcpu, offset, size, value),
             Device::Vgic(d) => d.write(vm, vcpu, offset, size, value),
             Device::Virtio(d) => d.write(vm, vcpu, offset, size, value),
+            Device::Net(k) => vm
+                .nets
+                .get(*k)
+                .map_or(Err(MmioError::OutOfRange { offset }), |d| d.write(vm, vcpu, offset, size, value)),
         }
     }
 
@@ -100,6 +115,7 @@ impl MmioDevice<Vm> for Device {
             Device::Uart(d) => d.reset(vm),
             Device::Vgic(d) => d.reset(vm),
             Device::Virtio(d) => d.reset(vm),
+            Device::Net(k) => vm.nets.get(*k).into_iter().for_each(|d| d.reset(vm)),
         }
     }
 
@@ -108,6 +124,9 @@ impl MmioDevice<Vm> for Device {
             Device::Uart(d) => d.irq(),
             Device::Vgic(d) => d.irq(),
             Device::Virtio(d) => d.irq(),
+            // The card's SPI: transport `disks + k`; not needed by the bus
+            // (its users ask the card).
+            Device::Net(_) => None,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod uart;
 pub mod vdisk;
 pub mod vgic_hw;
 pub mod vmm;
+pub mod vnet;
 
 use core::fmt::Write;
 

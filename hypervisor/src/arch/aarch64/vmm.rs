@@ -209,6 +209,9 @@ pub struct Vm {
     /// Its emulated devices by guest-physical range, where a trapped MMIO
     /// access goes (`devices::bus`).
     pub bus: MmioBus<Vm, super::devices::Device>,
+    /// Its virtio-net cards (`vnet`): on its bus as `Device::Net(k)`, and
+    /// reached by the other ports of their switches.
+    pub nets: Vec<super::vnet::VirtioNet>,
     /// The physical CPU each vCPU runs on or ran on last, for kicks
     /// (pinned vCPUs never move; the others migrate, see [`run_cpu`]).
     pub vcpu_pcpu: Vec<AtomicUsize>,
@@ -415,6 +418,7 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
         let id = vms.len();
         match build_vm(id, spec, ipa, gic) {
             Ok(vm) => {
+                super::vnet::plug(&vm);
                 println!(
                     "el2-hyp: VM {id} \"{}\": {} MiB at IPA {:#x} (host {:#x}), {} vCPU(s)",
                     vm.name,
@@ -503,6 +507,8 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         // VM, and a VM is built once, so each image has one device.
         .map(|(k, d)| unsafe { super::vdisk::VirtioDisk::new(&spec.name, k, d) })
         .collect();
+    let nets: Vec<_> =
+        spec.nets.iter().enumerate().map(|(k, n)| super::vnet::VirtioNet::new(k, spec.disks.len() + k, n)).collect();
     let vm = Vm {
         id,
         name: String::from(spec.name.as_str()),
@@ -522,7 +528,8 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
-        bus: super::devices::bus(&vgic, spec.console, disks).map_err(|e| format!("devices: {e}"))?,
+        bus: super::devices::bus(&vgic, spec.console, disks, &nets).map_err(|e| format!("devices: {e}"))?,
+        nets,
         vgic: CountedMutex::ranked(crate::sync::VGIC, vgic),
         vcpu_pcpu: (0..spec.vcpus).map(|_| AtomicUsize::new(0)).collect(),
         weight: vsched::weight(spec.weight),
@@ -577,7 +584,7 @@ fn load_images(vm: &Vm) -> Result<(), String> {
         initrd: l.initrd,
         console: vm.spec.console,
         passthrough: vm.devices.clone(),
-        virtio: vm.spec.disks.len(),
+        virtio: vm.spec.disks.len() + vm.spec.nets.len(),
         resets: vm.generation.load(Ordering::Acquire) as u32,
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
