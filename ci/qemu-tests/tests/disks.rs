@@ -28,14 +28,10 @@ fn disk(name: &str, sectors: usize, parts: &[(u32, u32)]) -> String {
     temp_file(name, &img).to_str().unwrap().to_string()
 }
 
-/// The guest kernel natively with `disks` (path, read-only) as QEMU
-/// virtio-blk devices; init is missing, so the kernel powers off once the
-/// drivers have run.
-fn boot_with(disks: &[(String, bool)], modern: bool) -> Run {
-    let mut args = native_guest_kernel_args(3, 1, "hz=100 init=/bin/none");
-    if modern {
-        args.extend(["-global", "virtio-mmio.force-legacy=false"].map(String::from));
-    }
+/// QEMU's arguments for `disks` (path, read-only) as virtio-blk devices
+/// on the machine's virtio-mmio transports.
+fn drive_args(disks: &[(String, bool)]) -> Vec<String> {
+    let mut args = Vec::new();
     for (n, (path, ro)) in disks.iter().enumerate() {
         let ro = if *ro { ",readonly=on" } else { "" };
         args.extend([
@@ -45,6 +41,18 @@ fn boot_with(disks: &[(String, bool)], modern: bool) -> Run {
             format!("virtio-blk-device,drive=d{n}"),
         ]);
     }
+    args
+}
+
+/// The guest kernel natively with `disks` (path, read-only) as QEMU
+/// virtio-blk devices; init is missing, so the kernel powers off once the
+/// drivers have run.
+fn boot_with(disks: &[(String, bool)], modern: bool) -> Run {
+    let mut args = native_guest_kernel_args(3, 1, "hz=100 init=/bin/none");
+    if modern {
+        args.extend(["-global", "virtio-mmio.force-legacy=false"].map(String::from));
+    }
+    args.extend(drive_args(disks));
     qemu(120, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
@@ -106,15 +114,7 @@ fn linux_prints_the_same_disk_lines_as_the_guest_kernel() {
     .map(String::from)
     .to_vec();
     args.extend(["-kernel".into(), image.to_str().unwrap().into(), "-initrd".into(), initrd.to_str().unwrap().into()]);
-    for (n, (path, ro)) in disks.iter().enumerate() {
-        let ro = if *ro { ",readonly=on" } else { "" };
-        args.extend([
-            "-drive".into(),
-            format!("file={path},if=none,format=raw,id=d{n}{ro}"),
-            "-device".into(),
-            format!("virtio-blk-device,drive=d{n}"),
-        ]);
-    }
+    args.extend(drive_args(&disks));
     let mut s = Session::start_qemu(300, &args.iter().map(String::as_str).collect::<Vec<_>>());
     s.wait_for("Enter 'help' for a list of built-in commands.", 120);
     // Typed lines echo back, so each waits for a word the shell computes.
