@@ -1164,6 +1164,7 @@ pub fn vm_state(vm: &Vm) -> crate::vmctl::VmState {
 /// out of the guest and stays out until [`VmRequests::finish`]; no vCPU
 /// lock is held on entry. Then wakes the CPUs that parked its vCPUs.
 fn act(vm: &Vm, r: Request) {
+    let mut stopped = false;
     match r {
         // A reset that finds the VM stopped (a stop won the race) is
         // dropped, and so is a start that finds it running.
@@ -1171,7 +1172,7 @@ fn act(vm: &Vm, r: Request) {
             println!("el2-hyp: VM \"{}\" reset", vm.name);
             if let Err(e) = reset_now(vm) {
                 vm.stop_reason.lock().get_or_insert_with(|| format!("reset failed: {e}"));
-                stop_now(vm);
+                stopped = stop_now(vm);
             }
         }
         Request::Start if vm.stopped.load(Ordering::Acquire) => match reset_now(vm) {
@@ -1182,18 +1183,24 @@ fn act(vm: &Vm, r: Request) {
             Err(e) => println!("el2-hyp: VM \"{}\" could not start: {e}", vm.name),
         },
         Request::Reset | Request::Start => {}
-        Request::Stop => stop_now(vm),
+        Request::Stop => stopped = stop_now(vm),
     }
     vm.requests.finish(r);
+    // Said only now that the request is finished, so that whoever reads
+    // "stopped" may start the VM at once (a start posted while the stop
+    // was pending would be refused as "being stopped").
+    if stopped {
+        report_stop(vm);
+    }
     vm.kick_all();
 }
 
-/// Stops the VM: it runs no more, its console is flushed, its exit
-/// statistics are printed (exact: every vCPU is parked). The other VMs are
-/// not affected.
-fn stop_now(vm: &Vm) {
+/// Stops the VM: it runs no more, its console is flushed. Returns whether
+/// this call stopped it (it was running); the caller then finishes the
+/// request and calls [`report_stop`]. The other VMs are not affected.
+fn stop_now(vm: &Vm) -> bool {
     if vm.stopped.swap(true, Ordering::AcqRel) {
-        return;
+        return false;
     }
     for v in vm.vcpus.iter() {
         v.lock().state = VcpuState::Stopped;
@@ -1205,6 +1212,12 @@ fn stop_now(vm: &Vm) {
         }
     }
     passthrough::release(vm);
+    true
+}
+
+/// Says that the VM stopped and why, prints its exit statistics (exact:
+/// every vCPU is stopped) and boot times, and wakes the idle CPUs.
+fn report_stop(vm: &Vm) {
     let why = vm.stop_reason.lock().take().unwrap_or_default();
     let suppressed = vm.reports.lock().take_suppressed();
     if suppressed > 0 {
