@@ -6,43 +6,18 @@
 //! "dmz" with an address of the same subnet: it reaches neither.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use qemu_tests::{Session, cache, fetch_linux, temp_file};
+use qemu_tests::{Session, fetch_linux, linux_initrd_with_modules, temp_file};
 
 const PROMPT: &str = "Enter 'help' for a list of built-in commands.";
 
-/// Runs `sh -c script` on the host; panics with its output unless it succeeds.
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").args(["-c", script]).output().expect("sh");
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Debian's busybox initramfs with the virtio-net modules from the
-/// kernel's own package at its root: a second gzip'd cpio archive appended
-/// to the first (Linux unpacks every archive of an initramfs).
+/// kernel's own package at its root.
 fn initrd_with_modules() -> PathBuf {
-    let linux = cache().join("linux");
-    let version = std::fs::read_to_string(linux.join("VERSION")).expect("linux/VERSION (scripts/fetch-linux)");
-    let pkg = version.split_whitespace().next().expect("the kernel package in linux/VERSION");
-    let dir = temp_file("virtio-net-modules.keep", b"").parent().unwrap().join("virtio-net-modules");
-    std::fs::create_dir_all(&dir).unwrap();
-    let q = |p: &Path| format!("'{}'", p.display());
-    sh(&format!(
-        "set -e; cd {dir}; deb=$(ls {debs}/{pkg}_*_arm64.deb | sort -V | tail -n 1); \
-         dpkg-deb --fsys-tarfile \"$deb\" | tar -x --wildcards '*/virtio_mmio.ko' '*/failover.ko' \
-           '*/net_failover.ko' '*/virtio_net.ko'; \
-         cp lib/modules/*/kernel/drivers/virtio/virtio_mmio.ko lib/modules/*/kernel/net/core/failover.ko \
-           lib/modules/*/kernel/drivers/net/net_failover.ko lib/modules/*/kernel/drivers/net/virtio_net.ko .; \
-         printf 'virtio_mmio.ko\\nfailover.ko\\nnet_failover.ko\\nvirtio_net.ko\\n' \
-           | cpio -o -H newc --quiet | gzip -n > modules.cpio.gz; \
-         cat {initramfs} modules.cpio.gz > initrd.cpio.gz",
-        dir = q(&dir),
-        debs = q(&linux.join("debs")),
-        initramfs = q(&linux.join("initramfs.cpio.gz")),
-    ));
-    dir.join("initrd.cpio.gz")
+    linux_initrd_with_modules(
+        "virtio-net",
+        &["drivers/virtio/virtio_mmio", "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net"],
+    )
 }
 
 /// A VM `name` running Linux with one card on `switch`.

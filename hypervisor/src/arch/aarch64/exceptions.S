@@ -63,40 +63,19 @@ __guest_enter:
 
     /* Expects x0 = GuestRegs; the host's state is saved. */
 guest_load:
-    /* Guest PC and PSTATE go where ERET takes them from. */
-    ldp     x2, x3, [x0, #GUEST_PC]
-    msr     elr_el2, x2
-    msr     spsr_el2, x3
-
-    /* Guest general registers; x0 last since it is the base. */
-    ldp     x2, x3, [x0, #8 * 2]
-    ldp     x4, x5, [x0, #8 * 4]
-    ldp     x6, x7, [x0, #8 * 6]
-    ldp     x8, x9, [x0, #8 * 8]
-    ldp     x10, x11, [x0, #8 * 10]
-    ldp     x12, x13, [x0, #8 * 12]
-    ldp     x14, x15, [x0, #8 * 14]
-    ldp     x16, x17, [x0, #8 * 16]
-    ldp     x18, x19, [x0, #8 * 18]
+    /* x20-x28 here; the rest is the fast exit's reload, which follows. */
     ldp     x20, x21, [x0, #8 * 20]
     ldp     x22, x23, [x0, #8 * 22]
     ldp     x24, x25, [x0, #8 * 24]
     ldp     x26, x27, [x0, #8 * 26]
-    ldp     x28, x29, [x0, #8 * 28]
-    ldr     x30, [x0, #8 * 30]
-    ldp     x0, x1, [x0, #8 * 0]
-    eret
-    dsb     nsh                     /* no speculation past ERET (SB is */
-    isb                             /* not in every core we support)  */
-    .cfi_endproc
+    ldr     x28, [x0, #8 * 28]
 
 /*
  * Resumes the guest after a fast exit: x0 = GuestRegs. x20-x28 were
  * neither saved nor touched (see guest_exit), so only the rest is loaded.
  */
 guest_load_volatile:
-    .cfi_startproc
-    .cfi_undefined x30
+    /* Guest PC and PSTATE go where ERET takes them from. */
     ldp     x2, x3, [x0, #GUEST_PC]
     msr     elr_el2, x2
     msr     spsr_el2, x3
@@ -110,10 +89,11 @@ guest_load_volatile:
     ldp     x16, x17, [x0, #8 * 16]
     ldp     x18, x19, [x0, #8 * 18]
     ldp     x29, x30, [x0, #8 * 29]
+    /* x0 last since it is the base. */
     ldp     x0, x1, [x0, #8 * 0]
     eret
-    dsb     nsh
-    isb
+    dsb     nsh                     /* no speculation past ERET (SB is */
+    isb                             /* not in every core we support)  */
     .cfi_endproc
 
 /*

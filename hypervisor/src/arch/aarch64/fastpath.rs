@@ -59,26 +59,24 @@ fn handle(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) -> Option<Action> {
 /// and ID register paths pay for the locked paths' registers.
 #[inline(always)]
 fn mmio(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<Action> {
-    if !access.write {
-        let ipa = decode::fault_ipa(HPFAR_EL2.get(), FAR_EL2.get());
-        if let Some((device, _, offset)) = vm.bus.find(ipa)
-            && let Some(value) = device.read_lockfree(vm, offset, access.size)
-        {
-            v.stats.record(ExitReason::for_mmio(false));
-            v.regs.set(access.reg, decode::apply_load(value, access));
-            // A64 and no writeback, as below.
-            v.regs.pc = v.regs.pc.wrapping_add(4);
-            return Some(Action::Continue);
-        }
+    let access = &MmioAccess { ipa: decode::fault_ipa(HPFAR_EL2.get(), FAR_EL2.get()), ..*access };
+    if !access.write
+        && let Some((device, _, offset)) = vm.bus.find(access.ipa)
+        && let Some(value) = device.read_lockfree(vm, offset, access.size)
+    {
+        v.stats.record(ExitReason::for_mmio(false));
+        v.regs.set(access.reg, decode::apply_load(value, access));
+        // A64 and no writeback, as below.
+        v.regs.pc = v.regs.pc.wrapping_add(4);
+        return Some(Action::Continue);
     }
     mmio_locked(vm, v, access, lrs_loaded)
 }
 
-/// [`mmio`]'s accesses that go through the device's full read or write.
+/// [`mmio`]'s accesses that go through the device's full read or write;
+/// `access.ipa` is filled in.
 #[inline(never)]
 fn mmio_locked(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> Option<Action> {
-    let far = FAR_EL2.get();
-    let access = &MmioAccess { ipa: decode::fault_ipa(HPFAR_EL2.get(), far), ..*access };
     let uart = layout::UART_BASE..layout::UART_BASE + layout::UART_SIZE;
     if lrs_loaded && !uart.contains(&access.ipa) {
         return None;
