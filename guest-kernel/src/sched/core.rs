@@ -679,6 +679,9 @@ impl Scheduler {
                             b.throttled = true;
                             b.nr_throttled += 1;
                             t.need_resched = true;
+                            // `update_curr` may run for another CPU's task
+                            // (`task_sched_runtime`): that CPU must hear.
+                            self.ipi_pending |= 1 << cpu;
                             self.throttle_group(g, now);
                         }
                     }
@@ -692,6 +695,7 @@ impl Scheduler {
                     // Runtime exhausted: off the EDF tree until replenished.
                     rq.dl.dequeue(id, t.dl.deadline);
                     t.need_resched = true;
+                    self.ipi_pending |= 1 << cpu;
                 }
             }
             SchedClass::Idle => {}
@@ -883,8 +887,20 @@ impl Scheduler {
         self.ipi_pending |= 1 << cpu;
     }
 
-    /// CPUs that were asked to reschedule since the last call; the glue sends
-    /// a reschedule SGI to the ones other than itself.
+    /// `kick_process`: if task `id` is running on a CPU, that CPU is to look
+    /// at its pending work (a signal, a new parent) before it next returns
+    /// to user space: it joins the CPUs [`Scheduler::take_resched_ipis`]
+    /// gives, as in Linux, where `kick_process` sends the reschedule IPI.
+    pub fn kick_process(&mut self, id: TaskId) {
+        if let Some(t) = self.tasks.get(&id)
+            && self.rqs[t.cpu].curr == id
+        {
+            self.ipi_pending |= 1 << t.cpu;
+        }
+    }
+
+    /// CPUs that were asked to reschedule (or kicked) since the last call;
+    /// the glue sends a reschedule SGI to the ones other than itself.
     pub fn take_resched_ipis(&mut self) -> CpuMask {
         CpuMask(core::mem::take(&mut self.ipi_pending))
     }
@@ -1343,6 +1359,38 @@ mod tests {
         assert_eq!(s.schedule(0, 5 * MS), other);
         assert_eq!(s.task_sched_runtime(TaskId(1), 12 * MS), 5 * MS, "not running: no time added");
         assert_eq!(s.task_sched_runtime(other, 12 * MS), 7 * MS);
+    }
+
+    #[test]
+    fn kick_process_names_the_cpu_a_task_runs_on_and_only_that() {
+        let mut s = setup(2);
+        let other = spawn(&mut s, 2, SchedAttr::normal(0), 0);
+        s.set_cpus_allowed(other, CpuMask::single(1), 0).unwrap();
+        s.take_resched_ipis();
+        // Runnable but not running: its signal is seen when it is switched in.
+        s.kick_process(other);
+        assert_eq!(s.take_resched_ipis(), CpuMask(0));
+        assert_eq!(s.schedule(1, 0), other);
+        s.kick_process(other);
+        s.kick_process(TaskId(1));
+        assert_eq!(s.take_resched_ipis(), CpuMask(0b11));
+        assert_eq!(s.take_resched_ipis(), CpuMask(0), "taken once");
+        s.kick_process(TaskId(77));
+        assert_eq!(s.take_resched_ipis(), CpuMask(0), "no such task");
+    }
+
+    #[test]
+    fn a_deadline_task_out_of_runtime_on_another_cpu_gets_its_resched_ipi() {
+        let mut s = setup(2);
+        let dl = spawn(&mut s, 2, SchedAttr::deadline(MS, 10 * MS, 10 * MS), 0);
+        s.set_cpus_allowed(dl, CpuMask::single(1), 0).unwrap();
+        assert_eq!(s.schedule(1, 0), dl);
+        s.take_resched_ipis();
+        // CPU 0 reads CPU 1's task's runtime (CLOCK_THREAD_CPUTIME_ID):
+        // the update finds the budget spent, and CPU 1 must hear of it.
+        s.task_sched_runtime(dl, 2 * MS);
+        assert!(s.need_resched(1));
+        assert_eq!(s.take_resched_ipis(), CpuMask(0b10));
     }
 
     std::thread_local! {

@@ -92,6 +92,7 @@ impl TaskTable {
         if sig > 0 && !autoreap {
             self.tsm(parent).pending |= 1 << sig;
             sched.try_to_wake_up(parent, TaskState::Interruptible.bits(), now);
+            sched.kick_process(parent);
         }
         // __wake_up_parent: the parent's whole thread group may be in wait4.
         let leader = self.ts(parent).group_leader;
@@ -118,6 +119,12 @@ impl TaskTable {
             let t = self.tsm(c);
             t.real_parent = Some(reaper);
             t.parent = Some(reaper);
+            // Its threads, running elsewhere, learn their new parent
+            // (getppid reads a per-CPU copy: `arch/aarch64/process.rs`).
+            for &th in t.thread_group.iter().chain([&c]) {
+                sched.kick_process(th);
+            }
+            let t = self.tsm(c);
             // A thread's exit_signal goes to its new parent as SIGCHLD.
             if t.exit_signal != -1 || t.group_leader == c {
                 t.exit_signal = SIGCHLD as i32;

@@ -34,6 +34,8 @@ impl TaskTable {
             mask |= TaskState::Stopped.bits();
         }
         sched.try_to_wake_up(id, mask, now);
+        // A target running on another CPU sees it on its next way out.
+        sched.kick_process(id);
         Ok(true)
     }
 

@@ -17,7 +17,8 @@
 //! (`finish_task_switch` / [`schedule_tail`]). The page allocator and the
 //! heap have their own locks, taken inside it. User memory is never
 //! touched with it held (a fault may sleep on `mmap_lock`, and sleeping
-//! takes it).
+//! takes it). The way back to user space and `getppid` read a per-CPU
+//! copy ([`ThreadInfo`]) instead of taking it.
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
@@ -25,7 +26,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 use super::cpu::{local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save, smp_processor_id};
 use super::irq::{self, now_ns};
@@ -140,11 +141,83 @@ impl core::ops::DerefMut for KGuard {
 
 impl Drop for KGuard {
     fn drop(&mut self) {
-        let ipis = self.sched.take_resched_ipis().0 & !(1 << smp_processor_id());
+        let cpu = smp_processor_id();
+        // The CPUs asked to reschedule or kicked (this one included) have
+        // work on their way out, and perhaps a new parent; the others get
+        // the IPI (their `current` cannot change while we hold the lock).
+        let kicked = self.sched.take_resched_ipis();
+        for c in kicked.iter(self.sched.nr_cpus()) {
+            THREAD_INFO[c].work.store(true, Ordering::Relaxed);
+            forget_ppid(c);
+        }
         KLOCK.unlock();
-        irq::send_ipi(ipis, irq::IPI_RESCHEDULE);
+        irq::send_ipi(kicked.0 & !(1 << cpu), irq::IPI_RESCHEDULE);
         local_irq_restore(self.daif);
     }
+}
+
+// ----- thread_info: what EL0's hot paths read without the lock -------------------
+
+/// The part of `thread_info` that the way back to user space and
+/// `getppid` read without the kernel lock, kept per CPU for the task that
+/// CPU runs (Linux keeps TIF flags in the task and reads `real_parent`
+/// under RCU). Written only with the lock held, so always about the CPU's
+/// `current` (which only changes under the lock): set in full after each
+/// context switch (`finish_task_switch`); `work` raised, and `ppid`
+/// forgotten, for each CPU the scheduler asks to reschedule or that
+/// `kick_process` names (a signal, a new parent) as the lock is released,
+/// before the IPI; `work` lowered only by the slow path of
+/// [`ret_to_user`] when it finds nothing left to do.
+struct ThreadInfo {
+    /// `TIF_NEED_RESCHED | TIF_SIGPENDING`: the current task must
+    /// reschedule or has a pending signal (SIGCHLD included: the slow path
+    /// drops it, as it is ignored).
+    work: AtomicBool,
+    /// `task_tgid_vnr(current->real_parent)` of the current thread group,
+    /// or [`PPID_UNKNOWN`].
+    ppid: AtomicI32,
+}
+
+/// [`ThreadInfo::ppid`] when it must be looked up again.
+const PPID_UNKNOWN: i32 = -1;
+
+static THREAD_INFO: [ThreadInfo; MAX_CPUS] =
+    [const { ThreadInfo { work: AtomicBool::new(false), ppid: AtomicI32::new(PPID_UNKNOWN) } }; MAX_CPUS];
+
+/// Rewrites `cpu`'s `work` flag from the kernel state (lock held).
+fn set_work(k: &Kernel, cpu: usize) {
+    let signal = k.tasks.get(k.sched.current(cpu)).is_some_and(|t| t.pending != 0);
+    THREAD_INFO[cpu].work.store(signal || k.sched.need_resched(cpu), Ordering::Relaxed);
+}
+
+/// Forgets `cpu`'s copy of its task's parent (lock held): after a context
+/// switch, and for a kicked CPU (its task may have a new parent). The
+/// next `getppid` there takes the lock once to look it up again.
+fn forget_ppid(cpu: usize) {
+    THREAD_INFO[cpu].ppid.store(PPID_UNKNOWN, Ordering::Relaxed);
+}
+
+/// `getppid`: the parent of the thread group this CPU runs, from this
+/// CPU's copy, without the lock unless the copy was forgotten since (a
+/// switch, a kick); interrupts masked so that the CPU cannot change
+/// under us.
+pub fn current_ppid() -> i32 {
+    let daif = local_irq_save();
+    let cpu = smp_processor_id();
+    let mut ppid = THREAD_INFO[cpu].ppid.load(Ordering::Relaxed);
+    if ppid == PPID_UNKNOWN {
+        let k = lock();
+        ppid = k.tasks.get(k.sched.current(cpu)).map_or(0, |t| {
+            let leader = k.tasks.get(t.group_leader).unwrap_or(t);
+            leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid)
+        });
+        // Stored with the lock held: a kick, which forgets it, cannot
+        // come between the lookup and the store.
+        THREAD_INFO[cpu].ppid.store(ppid, Ordering::Relaxed);
+        drop(k);
+    }
+    local_irq_restore(daif);
+    ppid
 }
 
 // ----- threads ------------------------------------------------------------------
@@ -430,6 +503,8 @@ fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
 fn finish_task_switch(k: &mut KGuard) {
     let cpu = smp_processor_id();
     k.dead[cpu] = None;
+    set_work(k, cpu);
+    forget_ppid(cpu);
 }
 
 /// First code of a new task (ret_from_fork): end the switch and release the
@@ -709,6 +784,11 @@ extern "C" fn init_thread(_: usize) {
 /// `do_notify_resume` on the way back to EL0: reschedule if asked, and act
 /// on pending signals (default actions: SIGCHLD ignored, the rest fatal).
 pub fn ret_to_user(_frame: &mut TrapFrame) {
+    // Interrupts are masked: an IPI that sets `work` after this load is
+    // taken as soon as `eret` unmasks them, and comes back here.
+    if !THREAD_INFO[smp_processor_id()].work.load(Ordering::Relaxed) {
+        return;
+    }
     loop {
         let mut k = lock();
         let cpu = smp_processor_id();
@@ -720,6 +800,9 @@ pub fn ret_to_user(_frame: &mut TrapFrame) {
         let Some(t) = k.tasks.get_mut(me) else { return };
         t.pending &= !(1 << SIGCHLD);
         if t.pending == 0 {
+            // Nothing left: the fast path again until a kick (the lock's
+            // release raises the flag again if this section kicked us).
+            THREAD_INFO[cpu].work.store(false, Ordering::Relaxed);
             return;
         }
         let sig = t.pending.trailing_zeros() as i32;
@@ -773,6 +856,7 @@ fn segv(frame: &TrapFrame, what: &str) {
         if let Some(t) = k.tasks.get_mut(me) {
             t.pending |= 1 << SIGSEGV;
         }
+        k.sched.kick_process(me);
     }
 }
 
@@ -1139,6 +1223,7 @@ pub fn do_group_exit(status: i32) -> ! {
                         tt.pending |= 1 << SIGKILL;
                     }
                     k.sched.wake_up_process(th, t);
+                    k.sched.kick_process(th);
                 }
                 status
             }

@@ -174,11 +174,10 @@ fn sys_reboot(magic1: u64, magic2: u64, cmd: u64) -> R {
     }
 }
 
+/// `getppid(2)`: from the per-CPU copy of the parent's tgid, without the
+/// kernel lock (Linux reads `current->real_parent` under RCU).
 fn sys_getppid() -> R {
-    let k = lock();
-    let t = k.tasks.get(current()).expect("current");
-    let leader = k.tasks.get(t.group_leader).unwrap_or(t);
-    Ok(leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid) as isize)
+    Ok(process::current_ppid() as isize)
 }
 
 /// `sched_yield(2)` (`do_sched_yield`): the class's `yield_task`, then

@@ -42,8 +42,8 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 43;
-const CHECKS_NEED_2_CPUS: u32 = 1;
+const CHECKS: u32 = 44;
+const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
     passed: u32,
@@ -935,6 +935,54 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         );
     } else {
         s.skip("wait4 woken on another CPU sleeps again and reaps its child", "needs 2 CPUs");
+    }
+
+    // getppid follows a reparent that happens while the orphan runs on
+    // another CPU: once wait4 has reaped its parent, the orphan's very next
+    // getppid says 1 (Linux reparents in exit_notify, before the parent is
+    // a zombie). The guest kernel's getppid reads a per-CPU copy without
+    // its lock, which the reparenting CPU must rewrite.
+    if ncpus() >= 2 {
+        let (_, all) = sys::sched_getaffinity(0);
+        sys::sched_setaffinity(0, 1);
+        let page = shared_page();
+        let (go, seen, ready) = (shared_atomic(page, 0), shared_atomic(page, 1), shared_atomic(page, 2));
+        let middle = sys::fork();
+        if middle == 0 {
+            let g = sys::fork();
+            if g == 0 {
+                sys::sched_setaffinity(0, 2);
+                ready.store(sys::getppid() as u64, Ordering::Release);
+                let mut calls = 0u64;
+                while go.load(Ordering::Acquire) == 0 {
+                    sys::getppid();
+                    calls += 1;
+                }
+                shared_atomic(page, 3).store(calls, Ordering::Relaxed);
+                seen.store(sys::getppid() as u64 + 1, Ordering::Release);
+                sys::exit_group(0);
+            }
+            while ready.load(Ordering::Acquire) == 0 {
+                sys::sched_yield();
+            }
+            sys::exit_group(0);
+        }
+        let (w, _) = sys::wait4(middle, 0);
+        go.store(1, Ordering::Release);
+        while seen.load(Ordering::Acquire) == 0 {
+            sys::sched_yield();
+        }
+        let (before, after) = (ready.load(Ordering::Relaxed), seen.load(Ordering::Relaxed) - 1);
+        let calls = read_shared(page, 3);
+        sys::munmap(page as usize, 4096);
+        sys::sched_setaffinity(0, all);
+        s.check(
+            "getppid on another CPU follows a reparent at once",
+            w == middle && before == middle as u64 && after == 1,
+            format_args!("wait4 {w}, ppid {before} then {after} (after {calls} calls)"),
+        );
+    } else {
+        s.skip("getppid on another CPU follows a reparent at once", "needs 2 CPUs");
     }
 
     // execve.
