@@ -36,8 +36,8 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         "never" => OvercommitPolicy::Never,
         _ => OvercommitPolicy::Guess,
     };
-    process::init(nr, cmdline.hz, cmdline.randomize, overcommit, initrd);
-    crate::arch::aarch64::tty::init(&mut process::lock(), platform);
+    crate::kernel::init(nr, cmdline.hz, cmdline.randomize, overcommit, initrd);
+    crate::arch::aarch64::tty::init(&mut crate::kernel::lock(), platform);
     crate::println!(
         "guest-kernel: {} CPU(s) online, GIC {}, timer PPI at HZ={}",
         nr,

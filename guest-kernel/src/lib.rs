@@ -31,6 +31,8 @@ pub mod futex;
 pub mod hyptest;
 pub mod initramfs;
 pub mod irq;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod kernel;
 pub mod mm;
 pub mod sched;
 pub mod sync;

@@ -120,7 +120,7 @@ impl TaskTable {
             t.real_parent = Some(reaper);
             t.parent = Some(reaper);
             // Its threads, running elsewhere, learn their new parent
-            // (getppid reads a per-CPU copy: `arch/aarch64/process.rs`).
+            // (getppid reads a per-CPU copy: `kernel.rs`).
             for &th in t.thread_group.iter().chain([&c]) {
                 sched.kick_process(th);
             }

@@ -8,9 +8,12 @@ use alloc::vec::Vec;
 
 use super::mm::{GlobalAcct, set_current_mm};
 use super::pgtable::{UserPageTable, switch_ttbr0};
-use super::process::{self, LockedPages, lock, mm_config, mm_install, mmput};
+use super::process;
 use crate::elf::load_plan;
 use crate::initramfs::Cpio;
+use crate::kernel::fault::LockedPages;
+use crate::kernel::fork::{mm_config, mm_install, mm_release_child_tid, mmput};
+use crate::kernel::lock;
 use crate::mm::Errno;
 use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, PteProt, map, prot};
 use crate::mm::page::{PAGE_SIZE, align_down, pfn_to_phys};
@@ -142,7 +145,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     barrier::isb(barrier::SY);
     // Past the point of no return: exec_mm_release (CLONE_CHILD_CLEARTID
     // of the old image) touches user memory, with no lock held.
-    process::mm_release_child_tid();
+    mm_release_child_tid();
     let mut k = lock();
     let old = k.tasks.get(me).and_then(|t| t.mm);
     let t = super::irq::now_ns();

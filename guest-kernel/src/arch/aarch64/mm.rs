@@ -29,7 +29,8 @@ use super::MAX_CPUS;
 use super::cpu::{local_irq_restore, local_irq_save, smp_processor_id};
 use super::memory;
 use super::pgtable::UserPageTable;
-use super::process::{LockedPages, SchedSleep};
+use super::process::SchedSleep;
+use crate::kernel::fault::LockedPages;
 use crate::mm::Errno;
 use crate::mm::mm_struct::MmStruct;
 use crate::mm::oom::{Overcommit, OvercommitPolicy, VmAcct};
@@ -76,7 +77,7 @@ impl Mm {
     }
 
     /// Drops a user; true if it was the last.
-    pub(super) fn put_user(&self) -> bool {
+    pub(crate) fn put_user(&self) -> bool {
         self.mm_users.fetch_sub(1, Ordering::AcqRel) == 1
     }
 

@@ -1,224 +1,37 @@
-//! Processes on the CPU: the kernel lock and state, the context switch
-//! (`context_switch` → `cpu_switch_to`), idle, kthreadd, the tick, sleeping
-//! with timeouts, the return-to-user work (signals, preemption), page
-//! faults from EL0, and process lifetime (fork/clone, exec, exit, wait).
+//! Processes on the CPU: the threads' kernel stacks and saved registers,
+//! the context switch (`context_switch` → `cpu_switch_to`), idle,
+//! kthreadd, the tick and softirqs, sleeping with timeouts, kernel
+//! threads, and the EL0 exception entry that hands system calls and faults
+//! to the kernel (`crate::kernel`, which owns the kernel state and its
+//! lock).
 //!
 //! LKD ch. 3 (processes), ch. 4 (schedule, preemption, wait queues),
 //! ch. 11 (the tick, schedule_timeout); 《Linux内核深度解析》§2.5-§2.8
 //! (cpu_switch_to saves x19-x29, sp and pc; `current` in a system register;
 //! preemption on return from interrupt when preempt_count is zero).
-//!
-//! Locking: one lock, [`KLOCK`], covers the scheduler, the task table,
-//! the table of address spaces (not their contents: each [`Mm`] has its
-//! own `mmap_lock` and page-table lock, `arch/aarch64/mm.rs`), timers,
-//! futexes and the tty, taken with interrupts masked (the order of all the
-//! kernel's locks: `crate::sync`). Like Linux's run-queue lock it is held
-//! across the context switch and released by the task that runs next
-//! (`finish_task_switch` / [`schedule_tail`]). The page allocator and the
-//! heap have their own locks, taken inside it. User memory is never
-//! touched with it held (a fault may sleep on `mmap_lock`, and sleeping
-//! takes it). The way back to user space and `getppid` read a per-CPU
-//! copy ([`ThreadInfo`]) instead of taking it.
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 
-use super::cpu::{local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save, smp_processor_id};
+use super::cpu::{local_irq_disable, local_irq_enable, smp_processor_id};
 use super::irq::{self, now_ns};
-use super::mm::{GlobalAcct, Mm, current_mm, set_current_mm};
-use super::pgtable::{UserPageTable, empty_ttbr0, switch_ttbr0};
+use super::mm::set_current_mm;
+use super::pgtable::{empty_ttbr0, switch_ttbr0};
 use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
 use super::uaccess::put_user_i32;
-use super::{MAX_CPUS, memory};
-use crate::futex::FutexHash;
 use crate::irq::softirq::{HI_SOFTIRQ, SoftirqState, TASKLET_SOFTIRQ, TIMER_SOFTIRQ};
-use crate::irq::tasklet::TaskletQueue;
-use crate::irq::workqueue::Workqueue;
 use crate::irq::{IrqReturn, IrqTable};
-use crate::mm::Errno;
-use crate::mm::fault::{Access, FaultError, handle_mm_fault};
-use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, TASK_SIZE};
-use crate::mm::oom::{MemInfo, OomChoice, OomTask, Overcommit, OvercommitPolicy, select_bad_process};
-use crate::mm::page::Pfn;
+use crate::kernel::fault::user_fault;
+use crate::kernel::signal::{ret_to_user, segv};
+use crate::kernel::{KGuard, Kernel, forget_ppid, lock, ready, set_work};
 use crate::sched::waitqueue::WaitQueueHead;
-use crate::sched::{Scheduler, TaskId, TaskState};
+use crate::sched::{TaskId, TaskState};
 use crate::sync;
-use crate::task::TaskTable;
-use crate::task::task_struct::{ExitState, MmHandle, SIGCHLD, SIGKILL, SIGSEGV};
+use crate::task::task_struct::ExitState;
 use crate::time::delay::{PROCESS_TIMEOUT, process_timeout};
-use crate::time::{Jiffies, TimerWheel};
-
-// ----- the kernel lock --------------------------------------------------------
-
-/// The kernel lock: a test-and-set spin lock whose word holds the owner
-/// (CPU + 1) and whose waiters wait in WFE (`sync::spinlock::wait_until_free`;
-/// the release is a store-release plus, if anyone waits, `dsb ishst;
-/// sev`), so under QEMU's
-/// round-robin TCG (-icount) a waiter gives its time slice to the holder
-/// instead of spinning it away. It is released by whichever task runs
-/// next on the CPU that took it (the hand-over across `cpu_switch_to`),
-/// which a guard tied to one stack frame cannot express, so it is not a
-/// `SpinLock<T>`; taking it twice on one CPU is caught instead of
-/// hanging, with or without lockdep. Lockdep class [`sync::KLOCK`]: the
-/// outermost lock; the per-CPU held stack follows the hand-over, as the
-/// lock stays on its CPU.
-///
-/// Like `sync::RawSpinLock` (not a ticket lock, on measurement: see
-/// `sync::spinlock`), but the word is the owner, so
-/// that a second `lock` on the same CPU is reported.
-pub struct KernelLock {
-    owner: AtomicU32,
-    waiters: AtomicU32,
-}
-
-impl KernelLock {
-    const fn new() -> Self {
-        KernelLock { owner: AtomicU32::new(0), waiters: AtomicU32::new(0) }
-    }
-    fn lock(&self) {
-        let me = smp_processor_id() as u32 + 1;
-        sync::lockdep::acquire(&sync::KLOCK, true);
-        loop {
-            match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(o) if o == me => {
-                    crate::console::emergency_print(format_args!(
-                        "*** guest-kernel: kernel lock taken twice on CPU{}\n",
-                        me - 1
-                    ));
-                    super::psci::system_off();
-                }
-                Err(0) => {}
-                Err(_) => sync::spinlock::wait_until_free(&self.owner, &self.waiters),
-            }
-        }
-    }
-    fn unlock(&self) {
-        self.owner.store(0, Ordering::Release);
-        sync::spinlock::wake_waiters(&self.waiters);
-        sync::lockdep::release(&sync::KLOCK);
-    }
-}
-
-/// The kernel lock.
-pub static KLOCK: KernelLock = KernelLock::new();
-static mut KERNEL: Option<Kernel> = None;
-static KERNEL_READY: AtomicBool = AtomicBool::new(false);
-
-/// Proof that this CPU holds [`KLOCK`] with interrupts masked; derefs to
-/// the kernel state. Dropping it releases the lock and restores DAIF.
-pub struct KGuard {
-    daif: u64,
-}
-
-/// Takes the kernel lock.
-pub fn lock() -> KGuard {
-    let daif = local_irq_save();
-    KLOCK.lock();
-    KGuard { daif }
-}
-
-impl core::ops::Deref for KGuard {
-    type Target = Kernel;
-    fn deref(&self) -> &Kernel {
-        // SAFETY: KLOCK is held: nobody else touches KERNEL; it was set
-        // before KERNEL_READY, which every path to `lock` follows.
-        unsafe { (*core::ptr::addr_of!(KERNEL)).as_ref().expect("kernel state") }
-    }
-}
-
-impl core::ops::DerefMut for KGuard {
-    fn deref_mut(&mut self) -> &mut Kernel {
-        // SAFETY: as for Deref; the guard is unique on this CPU.
-        unsafe { (*core::ptr::addr_of_mut!(KERNEL)).as_mut().expect("kernel state") }
-    }
-}
-
-impl Drop for KGuard {
-    fn drop(&mut self) {
-        let cpu = smp_processor_id();
-        // The CPUs asked to reschedule or kicked (this one included) have
-        // work on their way out, and perhaps a new parent; the others get
-        // the IPI (their `current` cannot change while we hold the lock).
-        let kicked = self.sched.take_resched_ipis();
-        for c in kicked.iter(self.sched.nr_cpus()) {
-            THREAD_INFO[c].work.store(true, Ordering::Relaxed);
-            forget_ppid(c);
-        }
-        KLOCK.unlock();
-        irq::send_ipi(kicked.0 & !(1 << cpu), irq::IPI_RESCHEDULE);
-        local_irq_restore(self.daif);
-    }
-}
-
-// ----- thread_info: what EL0's hot paths read without the lock -------------------
-
-/// The part of `thread_info` that the way back to user space and
-/// `getppid` read without the kernel lock, kept per CPU for the task that
-/// CPU runs (Linux keeps TIF flags in the task and reads `real_parent`
-/// under RCU). Written only with the lock held, so always about the CPU's
-/// `current` (which only changes under the lock): set in full after each
-/// context switch (`finish_task_switch`); `work` raised, and `ppid`
-/// forgotten, for each CPU the scheduler asks to reschedule or that
-/// `kick_process` names (a signal, a new parent) as the lock is released,
-/// before the IPI; `work` lowered only by the slow path of
-/// [`ret_to_user`] when it finds nothing left to do.
-struct ThreadInfo {
-    /// `TIF_NEED_RESCHED | TIF_SIGPENDING`: the current task must
-    /// reschedule or has a pending signal (SIGCHLD included: the slow path
-    /// drops it, as it is ignored).
-    work: AtomicBool,
-    /// `task_tgid_vnr(current->real_parent)` of the current thread group,
-    /// or [`PPID_UNKNOWN`].
-    ppid: AtomicI32,
-}
-
-/// [`ThreadInfo::ppid`] when it must be looked up again.
-const PPID_UNKNOWN: i32 = -1;
-
-static THREAD_INFO: [ThreadInfo; MAX_CPUS] =
-    [const { ThreadInfo { work: AtomicBool::new(false), ppid: AtomicI32::new(PPID_UNKNOWN) } }; MAX_CPUS];
-
-/// Rewrites `cpu`'s `work` flag from the kernel state (lock held).
-fn set_work(k: &Kernel, cpu: usize) {
-    let signal = k.tasks.get(k.sched.current(cpu)).is_some_and(|t| t.pending != 0);
-    THREAD_INFO[cpu].work.store(signal || k.sched.need_resched(cpu), Ordering::Relaxed);
-}
-
-/// Forgets `cpu`'s copy of its task's parent (lock held): after a context
-/// switch, and for a kicked CPU (its task may have a new parent). The
-/// next `getppid` there takes the lock once to look it up again.
-fn forget_ppid(cpu: usize) {
-    THREAD_INFO[cpu].ppid.store(PPID_UNKNOWN, Ordering::Relaxed);
-}
-
-/// `getppid`: the parent of the thread group this CPU runs, from this
-/// CPU's copy, without the lock unless the copy was forgotten since (a
-/// switch, a kick); interrupts masked so that the CPU cannot change
-/// under us.
-pub fn current_ppid() -> i32 {
-    let daif = local_irq_save();
-    let cpu = smp_processor_id();
-    let mut ppid = THREAD_INFO[cpu].ppid.load(Ordering::Relaxed);
-    if ppid == PPID_UNKNOWN {
-        let k = lock();
-        ppid = k.tasks.get(k.sched.current(cpu)).map_or(0, |t| {
-            let leader = k.tasks.get(t.group_leader).unwrap_or(t);
-            leader.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid)
-        });
-        // Stored with the lock held: a kick, which forgets it, cannot
-        // come between the lookup and the store.
-        THREAD_INFO[cpu].ppid.store(ppid, Ordering::Relaxed);
-        drop(k);
-    }
-    local_irq_restore(daif);
-    ppid
-}
+use alloc::vec::Vec;
 
 // ----- threads ------------------------------------------------------------------
 
@@ -284,13 +97,20 @@ pub struct Thread {
 }
 
 impl Thread {
-    fn new_kernel_stack() -> Option<Box<Self>> {
+    /// A thread with a kernel stack of its own; None if there is no
+    /// memory for the stack (fork then fails with ENOMEM).
+    pub fn new_kernel_stack() -> Option<Box<Self>> {
         let stack = KStack::new()?;
         Some(Box::new(Thread { ctx: CpuContext::zero(), stack: Some(stack) }))
     }
 
     fn stack_top(&self) -> usize {
         self.stack.as_ref().map_or(0, |s| s.0.as_ptr() as usize + THREAD_SIZE)
+    }
+
+    /// An idle task's thread: it runs on the CPU's boot stack.
+    pub fn idle() -> Box<Self> {
+        Box::new(Thread { ctx: CpuContext::zero(), stack: None })
     }
 
     /// The user register frame at the top of the kernel stack.
@@ -302,97 +122,44 @@ impl Thread {
     }
 }
 
+/// `copy_thread` (arch/arm64/kernel/process.c) for a user task's clone:
+/// the child starts in `ret_from_fork` on its own kernel stack, with a
+/// copy of the parent's user frame `frame` in which x0 = 0 (the child's
+/// return value) and sp = `newsp` if given; its TPIDR_EL0 is `tls`
+/// (CLONE_SETTLS) or the parent's. `set_child_tid` (CLONE_CHILD_SETTID:
+/// address, tid) is handed to `schedule_tail` in x21/x22.
+pub fn copy_thread(
+    thread: &mut Thread,
+    frame: &TrapFrame,
+    newsp: u64,
+    tls: Option<u64>,
+    set_child_tid: Option<(usize, i32)>,
+) {
+    let top = thread.stack_top();
+    thread.ctx.sp = (top - FRAME_SIZE) as u64;
+    thread.ctx.pc = ret_from_fork as *const () as u64;
+    thread.ctx.tpidr_el0 = tls.unwrap_or_else(read_tpidr_el0);
+    if let Some((addr, tid)) = set_child_tid {
+        // ret_from_fork hands x21/x22 to schedule_tail.
+        thread.ctx.x19_x28[2] = addr as u64;
+        thread.ctx.x19_x28[3] = tid as u64;
+    }
+    let f = thread.user_frame();
+    *f = *frame;
+    f.x[0] = 0;
+    if newsp != 0 {
+        f.sp = newsp;
+    }
+}
+
 unsafe extern "C" {
     fn cpu_switch_to(prev: *mut CpuContext, next: *const CpuContext);
     fn ret_from_fork();
 }
 
-/// Everything behind the kernel lock.
-pub struct Kernel {
-    pub sched: Scheduler,
-    pub tasks: TaskTable,
-    pub threads: BTreeMap<TaskId, Box<Thread>>,
-    /// The address spaces by handle (`task.mm`), while they have users.
-    /// Only the table is behind the kernel lock: each [`Mm`] has its own
-    /// locks (`arch/aarch64/mm.rs`).
-    pub mms: BTreeMap<u32, Arc<Mm>>,
-    pub wheel: TimerWheel,
-    /// `futex_queues`.
-    pub futex: FutexHash,
-    pub jiffies: Jiffies,
-    pub softirq: [SoftirqState; MAX_CPUS],
-    /// The irq descriptor table: the timer and the console's UART are
-    /// registered with `request_irq` and dispatched by `generic_handle_irq`.
-    pub irqs: IrqTable<Kernel>,
-    /// Each CPU's tasklet lists (`tasklet_vec`).
-    pub tasklets: [TaskletQueue; MAX_CPUS],
-    /// `system_wq` and its kworker.
-    pub events: Workqueue,
-    /// The console tty.
-    pub tty: super::tty::ConsoleTty,
-    /// A dead task's thread, freed by the next task on that CPU.
-    dead: [Option<Box<Thread>>; MAX_CPUS],
-    pub randomize: bool,
-    pub initrd: &'static [u8],
-    /// OOM victims not yet reaped (by pid).
-    pub oom_victims: Vec<i32>,
-    seed: u64,
-    hz: u32,
-}
-
-/// Initialises the process subsystem on the boot CPU (`sched_init`,
-/// `fork_init`, the timer wheel), with `nr_cpus` idle tasks; the boot CPU
-/// becomes idle task 0.
-pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPolicy, initrd: &'static [u8]) {
-    let (mut tasks, idle) = TaskTable::new(32768, nr_cpus);
-    let mut sched = Scheduler::new(u64::from(hz), &idle);
-    // Stolen time (DEN0057 PV_TIME) under a hypervisor that reports it:
-    // each CPU maps its structure as it starts (`secondary_start`).
-    if super::pvtime::probe()
-        && let Some(ipa) = super::pvtime::init_cpu(0)
-    {
-        sched.set_steal_clock(super::pvtime::steal_clock);
-        crate::println!("guest-kernel: stolen time: PV_TIME (DEN0057), CPU0's record at IPA {ipa:#x}");
-    }
-    let jiffies = Jiffies::new(hz);
-    let total = memory::with_pages(|pa| pa.totalram_pages());
-    // fork_init: a fork bomb meets EAGAIN at max_threads, as on Linux.
-    tasks.set_max_threads((total * crate::mm::page::PAGE_SIZE) as u64, THREAD_SIZE);
-    let mut acct = Overcommit::new(MemInfo { totalram: total, free: total, ..MemInfo::default() });
-    acct.policy = overcommit;
-    super::mm::init_acct(acct);
-    let mut threads = BTreeMap::new();
-    for &id in &idle {
-        threads.insert(id, Box::new(Thread { ctx: CpuContext::zero(), stack: None }));
-    }
-    let k = Kernel {
-        sched,
-        tasks,
-        threads,
-        mms: BTreeMap::new(),
-        wheel: TimerWheel::new(jiffies.get()),
-        futex: FutexHash::new(256 * nr_cpus),
-        jiffies,
-        softirq: core::array::from_fn(|_| SoftirqState::new()),
-        irqs: IrqTable::new(1020),
-        tasklets: core::array::from_fn(|_| TaskletQueue::new()),
-        events: Workqueue::new(),
-        tty: Default::default(),
-        dead: core::array::from_fn(|_| None),
-        randomize,
-        initrd,
-        oom_victims: Vec::new(),
-        seed: now_ns() | 1,
-        hz,
-    };
-    // SAFETY: single CPU, before KERNEL_READY: nobody else can look.
-    unsafe { *core::ptr::addr_of_mut!(KERNEL) = Some(k) };
-    let mut k = lock();
-    // The tick's top half; the line is per-CPU (a PPI), the action shared.
-    k.irqs.request_irq(irq::timer_intid(), timer_interrupt, 0, "arch_timer", 0).expect("timer irq");
-    drop(k);
-    set_current_thread(idle[0]);
-    KERNEL_READY.store(true, Ordering::Release);
+/// The boot CPU starts with the empty user table in TTBR0 and TTBR0
+/// walks on (once the kernel state exists).
+pub(crate) fn start_user_tables() {
     switch_ttbr0(empty_ttbr0());
     enable_ttbr0_walks();
 }
@@ -405,13 +172,8 @@ pub fn enable_ttbr0_walks() {
     barrier::isb(barrier::SY);
 }
 
-/// Whether `init` has run (secondary CPUs wait for it).
-pub fn ready() -> bool {
-    KERNEL_READY.load(Ordering::Acquire)
-}
-
 /// TPIDR_EL1 = the current task's id + 1 (`current`; 0 = none).
-fn set_current_thread(id: TaskId) {
+pub(crate) fn set_current_thread(id: TaskId) {
     let v = u64::from(id.0) + 1;
     // TPIDR_EL1 is the kernel's per-CPU scratch register.
     TPIDR_EL1.set(v);
@@ -513,7 +275,7 @@ fn finish_task_switch(k: &mut KGuard) {
 /// `schedule_tail`; a bad address is ignored, as there).
 #[unsafe(no_mangle)]
 extern "C" fn schedule_tail(set_child_tid: usize, tid: u64) {
-    let mut k = KGuard { daif: 0 };
+    let mut k = KGuard::handed_over();
     finish_task_switch(&mut k);
     drop(k); // releases KLOCK, sends IPIs, unmasks interrupts (daif 0)
     if set_child_tid != 0 {
@@ -585,7 +347,7 @@ pub fn irq_enter(cpu: usize) {
 /// The timer interrupt's top half (`tick_periodic` →
 /// `update_process_times`): re-arm the timer, then jiffies,
 /// `scheduler_tick`, and raising TIMER_SOFTIRQ.
-fn timer_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqReturn {
+pub(crate) fn timer_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqReturn {
     let cpu = smp_processor_id();
     irq::timer_ack();
     update_jiffies(k);
@@ -781,37 +543,6 @@ extern "C" fn init_thread(_: usize) {
 
 // ----- return to user, signals, faults ----------------------------------------------
 
-/// `do_notify_resume` on the way back to EL0: reschedule if asked, and act
-/// on pending signals (default actions: SIGCHLD ignored, the rest fatal).
-pub fn ret_to_user(_frame: &mut TrapFrame) {
-    // Interrupts are masked: an IPI that sets `work` after this load is
-    // taken as soon as `eret` unmasks them, and comes back here.
-    if !THREAD_INFO[smp_processor_id()].work.load(Ordering::Relaxed) {
-        return;
-    }
-    loop {
-        let mut k = lock();
-        let cpu = smp_processor_id();
-        if k.sched.need_resched(cpu) {
-            schedule_locked(&mut k);
-            continue;
-        }
-        let me = k.sched.current(cpu);
-        let Some(t) = k.tasks.get_mut(me) else { return };
-        t.pending &= !(1 << SIGCHLD);
-        if t.pending == 0 {
-            // Nothing left: the fast path again until a kick (the lock's
-            // release raises the flag again if this section kicked us).
-            THREAD_INFO[cpu].work.store(false, Ordering::Relaxed);
-            return;
-        }
-        let sig = t.pending.trailing_zeros() as i32;
-        t.pending = 0;
-        drop(k);
-        do_group_exit(sig & 0x7f);
-    }
-}
-
 /// A synchronous exception from EL0: system call, page fault, or a fault
 /// that kills the process with SIGSEGV (or SIGILL/SIGBUS, shown as SIGSEGV
 /// and SIGKILL's siblings here).
@@ -837,400 +568,6 @@ pub fn el0_sync(frame: &mut TrapFrame) {
     }
     local_irq_disable();
     ret_to_user(frame);
-}
-
-fn segv(frame: &TrapFrame, what: &str) {
-    let me = current();
-    {
-        let mut k = lock();
-        let pid = k.tasks.get(me).map_or(0, |t| t.pid);
-        let comm = k.tasks.get(me).map(|t| t.comm.clone()).unwrap_or_default();
-        drop(k);
-        crate::println!(
-            "guest-kernel: {comm}[{pid}]: {what} at {:#x} pc {:#x} (ESR {:#x}): SIGSEGV",
-            frame.far,
-            frame.elr,
-            frame.esr
-        );
-        k = lock();
-        if let Some(t) = k.tasks.get_mut(me) {
-            t.pending |= 1 << SIGSEGV;
-        }
-        k.sched.kick_process(me);
-    }
-}
-
-/// Page-frame operations on the shared page allocator: a user page comes
-/// from this CPU's pcp list (its lock only), reference counts are atomics.
-pub struct LockedPages;
-
-impl PageOps for LockedPages {
-    fn alloc_user_page(&mut self) -> Option<Pfn> {
-        memory::with_pages(|pa| {
-            pa.alloc_page(
-                crate::mm::gfp::Gfp::GFP_HIGHUSER_MOVABLE | crate::mm::gfp::Gfp::__GFP_ZERO,
-                smp_processor_id(),
-            )
-        })
-    }
-    fn alloc_user_page_for_copy(&mut self) -> Option<Pfn> {
-        memory::with_pages(|pa| pa.alloc_page(crate::mm::gfp::Gfp::GFP_HIGHUSER_MOVABLE, smp_processor_id()))
-    }
-    fn copy_page(&mut self, dst: Pfn, src: Pfn) {
-        use crate::mm::zone::PhysMem;
-        memory::LinearMem.copy_page(dst, src);
-    }
-    fn get_page(&mut self, pfn: Pfn) {
-        memory::with_pages(|pa| pa.get_page(pfn));
-    }
-    fn put_page(&mut self, pfn: Pfn) {
-        memory::with_pages(|pa| pa.put_page(pfn, smp_processor_id()));
-    }
-    fn page_count(&self, pfn: Pfn) -> u32 {
-        memory::with_pages(|pa| pa.page_count(pfn))
-    }
-}
-
-/// `do_page_fault` for a user address in the current address space.
-/// Returns whether the access may be retried; on OOM the OOM killer runs
-/// (and the faulting task may be its victim).
-///
-/// Locking: the address space's own locks only (`arch/aarch64/mm.rs`):
-/// `mmap_lock` for reading and the page-table lock, or `mmap_lock` for
-/// writing when a stack must grow (`expand_stack` changes the VMA tree).
-/// The kernel lock is taken only to sleep on a contended `mmap_lock` (the
-/// scheduler is behind it) and for the OOM killer, which reads the task
-/// table and signals the victim; the fault's own locks are released
-/// first, as Linux's `VM_FAULT_OOM` → `pagefault_out_of_memory` does.
-pub fn user_fault(addr: usize, write: bool, exec: bool) -> bool {
-    use crate::mm::fault::{handle_mm_fault_read_locked, needs_stack_growth};
-    let access = if exec {
-        Access::Exec
-    } else if write {
-        Access::Write
-    } else {
-        Access::Read
-    };
-    if !ready() {
-        return false;
-    }
-    let Some(mm) = current_mm() else { return false };
-    let r = {
-        let vmas = mm.mmap_lock.read();
-        if needs_stack_growth(&vmas, addr) {
-            drop(vmas);
-            let mut vmas = mm.mmap_lock.write();
-            let mut pt = mm.page_table_lock.lock_irqsave();
-            handle_mm_fault(&mut vmas, &mut *pt, &mut LockedPages, &mut GlobalAcct, addr, access)
-        } else {
-            let mut pt = mm.page_table_lock.lock_irqsave();
-            handle_mm_fault_read_locked(&vmas, &mut *pt, &mut LockedPages, addr, access)
-        }
-    };
-    drop(mm);
-    match r {
-        Ok(_) => true,
-        Err(FaultError::Segv(_)) => false,
-        Err(FaultError::Oom) => {
-            out_of_memory(&mut lock());
-            // Retry: memory comes back once the victim exits; if we are
-            // the victim, the pending SIGKILL ends us on the way out.
-            true
-        }
-    }
-}
-
-/// `out_of_memory`: choose the process with the highest badness and kill it.
-pub fn out_of_memory(k: &mut KGuard) {
-    let victims: Vec<i32> = k.oom_victims.clone();
-    let list: Vec<OomTask> = k
-        .tasks
-        .iter()
-        .filter(|t| t.thread_group_leader() && t.exit_state == ExitState::None)
-        .map(|t| {
-            let rss = t.mm.and_then(|h| k.mms.get(&h.0)).map_or(0, |m| m.page_table_lock.lock().rss());
-            OomTask {
-                pid: t.pid as u32,
-                rss,
-                swapents: 0,
-                pgtables_bytes: 0,
-                oom_score_adj: 0,
-                is_kthread: t.is_kthread(),
-                oom_victim: victims.contains(&t.pid),
-            }
-        })
-        .collect();
-    let total = memory::with_pages(|pa| pa.totalram_pages());
-    match select_bad_process(&list, total) {
-        OomChoice::Kill(pid, points) => {
-            crate::println!("guest-kernel: Out of memory: Killed process {pid} (badness {points})");
-            k.oom_victims.push(pid as i32);
-            let t = now();
-            let k2 = &mut **k;
-            let _ = k2.tasks.send_signal(&mut k2.sched, pid as i32, SIGKILL, false, t);
-        }
-        OomChoice::Wait(_) => {}
-        OomChoice::NoVictim => {
-            crate::println!("guest-kernel: Out of memory and no killable processes");
-        }
-    }
-}
-
-// ----- fork, exit, wait -------------------------------------------------------------
-
-/// `mmput`: drops one user of the address space `h`. The last one takes
-/// it out of the table and gets it back, to unmap everything
-/// ([`Mm::exit_mmap`]) once the kernel lock is released (`exit_mmap`
-/// takes `mmap_lock`, which may sleep).
-#[must_use = "the last user must call exit_mmap"]
-pub fn mmput(k: &mut Kernel, h: MmHandle) -> Option<Arc<Mm>> {
-    let m = k.mms.get(&h.0)?;
-    if m.put_user() { k.mms.remove(&h.0) } else { None }
-}
-
-/// Installs a new address space under handle `h`, with one user.
-pub fn mm_install(k: &mut Kernel, h: MmHandle, mm: MmStruct, pt: UserPageTable) -> Arc<Mm> {
-    let m = Mm::new(h.0, mm, pt);
-    k.mms.insert(h.0, Arc::clone(&m));
-    m
-}
-
-/// `exit_mm`: the current task stops using its address space (`task.mm`
-/// = None); the last user unmaps it, with no lock held. The page tables
-/// stay until the CPU switches away from them (`set_current_mm` in the
-/// context switch drops the last reference).
-pub fn exit_mm(me: TaskId) {
-    let last = {
-        let mut k = lock();
-        let Some(h) = k.tasks.get_mut(me).and_then(|t| t.mm.take()) else { return };
-        mmput(&mut k, h)
-    };
-    if let Some(m) = last {
-        m.exit_mmap();
-    }
-}
-
-/// A fresh `MmConfig` (randomization on unless `norandmaps`).
-pub fn mm_config(k: &mut Kernel) -> crate::mm::mm_struct::MmConfig {
-    k.seed = k.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) ^ now_ns();
-    crate::mm::mm_struct::MmConfig { randomize: k.randomize, seed: k.seed, ..Default::default() }
-}
-
-/// `clone(flags, newsp, parent_tid, tls, child_tid)`: the arm64 argument
-/// order (CONFIG_CLONE_BACKWARDS: tls before child_tid).
-#[derive(Clone, Copy, Debug)]
-pub struct CloneArgs {
-    pub flags: u64,
-    pub newsp: u64,
-    pub parent_tid: usize,
-    pub tls: u64,
-    pub child_tid: usize,
-}
-
-/// `clone` for the current task (`kernel_clone` + `copy_thread`): the child
-/// gets a copy of our user frame (x0 = 0, sp = `newsp` if given), our mm
-/// (shared with CLONE_VM, a COW copy otherwise) and our TPIDR_EL0, or
-/// `tls` with CLONE_SETTLS. CLONE_PARENT_SETTID stores the tid at
-/// `parent_tid` before the child can run; CLONE_CHILD_SETTID has the
-/// child store it at `child_tid` first thing (`schedule_tail`);
-/// CLONE_CHILD_CLEARTID makes `child_tid` its `clear_child_tid`. Faults on
-/// those addresses are ignored, as in Linux. Returns the child's pid.
-pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
-    use crate::task::fork::{
-        CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_VFORK, CLONE_VM,
-    };
-    let CloneArgs { flags, newsp, parent_tid, tls, child_tid } = args;
-    // dup_mmap first, so a failure leaves nothing to undo; with the
-    // parent's mmap_lock for writing and its page-table lock (its PTEs
-    // become copy-on-write), not the kernel lock: the child's address
-    // space is nobody else's yet.
-    let new_mm = match current_mm() {
-        Some(parent) if flags & CLONE_VM == 0 => {
-            let mut child_pt = UserPageTable::new()?;
-            let dup = {
-                let vmas = parent.mmap_lock.write();
-                let mut pt = parent.page_table_lock.lock_irqsave();
-                vmas.dup_mmap(&mut *pt, &mut child_pt, &mut LockedPages, &mut GlobalAcct)
-            };
-            match dup {
-                Ok(mm) => Some((mm, child_pt)),
-                Err(e) => {
-                    // Unmap what was copied before the failure.
-                    crate::mm::mm_struct::for_each_mapped(&mut child_pt, 0, TASK_SIZE, |pt, va, pte| {
-                        pt.unmap(va);
-                        LockedPages.put_page(pte.pfn);
-                    });
-                    child_pt.destroy();
-                    return Err(e);
-                }
-            }
-        }
-        _ => None,
-    };
-    let mut k = lock();
-    let cpu = smp_processor_id();
-    let me = k.sched.current(cpu);
-    let t = now();
-    let Some(mut thread) = Thread::new_kernel_stack() else {
-        if let Some((mut mm, mut pt)) = new_mm {
-            mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
-            pt.destroy();
-        }
-        return Err(Errno::ENOMEM);
-    };
-    let k2 = &mut *k;
-    let child = match k2.tasks.copy_process(&mut k2.sched, me, flags, t) {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some((mut mm, mut pt)) = new_mm {
-                mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
-                pt.destroy();
-            }
-            return Err(match e {
-                crate::task::Errno::EAGAIN => Errno::EAGAIN,
-                crate::task::Errno::ENOMEM => Errno::ENOMEM,
-                crate::task::Errno::EINVAL => Errno::EINVAL,
-                _ => Errno::EAGAIN,
-            });
-        }
-    };
-    match (new_mm, k.tasks.get(child).and_then(|t| t.mm)) {
-        (Some((mm, pt)), Some(h)) => drop(mm_install(&mut k, h, mm, pt)),
-        (None, Some(h)) => {
-            if let Some(m) = k.mms.get(&h.0) {
-                m.mmget();
-            }
-        }
-        _ => {}
-    }
-    let pid = k.tasks.get(child).map_or(0, |t| t.pid);
-    let top = thread.stack_top();
-    thread.ctx.sp = (top - FRAME_SIZE) as u64;
-    thread.ctx.pc = ret_from_fork as *const () as u64;
-    thread.ctx.tpidr_el0 = if flags & CLONE_SETTLS != 0 { tls } else { read_tpidr_el0() };
-    if flags & CLONE_CHILD_SETTID != 0 {
-        // ret_from_fork hands x21/x22 to schedule_tail.
-        thread.ctx.x19_x28[2] = child_tid as u64;
-        thread.ctx.x19_x28[3] = pid as u64;
-    }
-    k.threads.insert(child, thread);
-    let f = k.threads.get_mut(&child).expect("child thread").user_frame();
-    *f = *frame;
-    f.x[0] = 0;
-    if newsp != 0 {
-        f.sp = newsp;
-    }
-    let vfork = flags & CLONE_VFORK != 0;
-    if let Some(c) = k.tasks.get_mut(child) {
-        if vfork {
-            c.vfork_done = Some(me);
-        }
-        if flags & CLONE_CHILD_CLEARTID != 0 {
-            c.clear_child_tid = child_tid;
-        }
-    }
-    if flags & CLONE_PARENT_SETTID != 0 {
-        // Before wake_up_new_task, as Linux: whoever shares the memory finds
-        // the tid there once the child runs. The child is TASK_NEW until
-        // then, so the lock may go for the user access.
-        drop(k);
-        let _ = put_user_i32(parent_tid, pid);
-        k = lock();
-    }
-    let t = now();
-    k.sched.wake_up_new_task(child, t);
-    if vfork {
-        // Wait (uninterruptibly) until the child execs or exits. The CPU is
-        // read each time round: a wake-up may have moved us.
-        while k.tasks.get(child).is_some_and(|c| c.vfork_done.is_some()) {
-            k.sched.set_current_state(smp_processor_id(), TaskState::Uninterruptible);
-            schedule_locked(&mut k);
-        }
-    }
-    Ok(pid)
-}
-
-/// `mm_release`'s CLONE_CHILD_CLEARTID part (kernel/fork.c), on exit and
-/// exec: forget `clear_child_tid`, and if others still use the address
-/// space, write 0 there and FUTEX_WAKE one waiter (a shared futex
-/// operation, as Linux's `do_futex(..., FUTEX_WAKE, 1, ...)`: glibc's
-/// pthread_join waits with a shared FUTEX_WAIT). User memory is touched
-/// with the lock released; a fault is ignored, as in Linux.
-pub fn mm_release_child_tid() {
-    let addr = {
-        let mut k = lock();
-        let me = current();
-        k.futex.unqueue(me);
-        let Some(t) = k.tasks.get_mut(me) else { return };
-        let addr = core::mem::take(&mut t.clear_child_tid);
-        let mm = t.mm;
-        let shared = mm.and_then(|h| k.mms.get(&h.0)).is_some_and(|m| m.users() > 1);
-        if addr == 0 || !shared {
-            return;
-        }
-        addr
-    };
-    let _ = put_user_i32(addr, 0);
-    let _ = super::futex::futex_wake(addr, false, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
-}
-
-/// `do_exit` for the current task with wait status `status`; never returns.
-/// init's exit powers the machine off, as Linux panics ("Attempted to kill
-/// init!") — after saying why.
-pub fn do_exit(status: i32) -> ! {
-    mm_release_child_tid();
-    exit_mm(current());
-    let mut k = lock();
-    let cpu = smp_processor_id();
-    let me = k.sched.current(cpu);
-    let pid = k.tasks.get(me).map_or(0, |t| t.pid);
-    let t = now();
-    let k2 = &mut *k;
-    if k2.tasks.do_exit(&mut k2.sched, me, status, t).is_err() {
-        drop(k);
-        let (code, sig) = ((status >> 8) & 0xff, status & 0x7f);
-        if sig != 0 {
-            crate::println!("guest-kernel: init (pid 1) killed by signal {sig}; powering off");
-        } else {
-            crate::println!("guest-kernel: init (pid 1) exited with status {code}; powering off");
-        }
-        poweroff();
-    }
-    k.oom_victims.retain(|&p| p != pid);
-    schedule_locked(&mut k);
-    unreachable!("a dead task was scheduled");
-}
-
-/// `do_group_exit`: SIGKILL every other thread of the group, then exit.
-/// The first caller records its status as the group's (`group_exit_code`,
-/// SIGNAL_GROUP_EXIT); the threads it kills, dying through here too, exit
-/// with that status instead of SIGKILL's, as in Linux.
-pub fn do_group_exit(status: i32) -> ! {
-    let status = {
-        let mut k = lock();
-        let me = current();
-        let t = now();
-        let leader = k.tasks.get(me).map(|t| t.group_leader);
-        let group = leader.and_then(|l| k.tasks.get_mut(l));
-        match group {
-            Some(l) if l.group_exit_code.is_some() => l.group_exit_code.unwrap_or(status),
-            Some(l) => {
-                l.group_exit_code = Some(status);
-                let mut threads: Vec<TaskId> = l.thread_group.clone();
-                threads.push(l.id);
-                for th in threads.into_iter().filter(|&th| th != me) {
-                    if let Some(tt) = k.tasks.get_mut(th) {
-                        tt.pending |= 1 << SIGKILL;
-                    }
-                    k.sched.wake_up_process(th, t);
-                    k.sched.kick_process(th);
-                }
-                status
-            }
-            None => status,
-        }
-    };
-    do_exit(status)
 }
 
 /// Stops the other CPUs and powers off (PSCI SYSTEM_OFF).

@@ -81,7 +81,7 @@ extern "C" fn secondary_main(cpu: usize) -> ! {
             f(cpu);
         }
     }
-    while !super::process::ready() {
+    while !crate::kernel::ready() {
         core::hint::spin_loop();
     }
     if cpu >= SETTLED.load(Ordering::Acquire) {

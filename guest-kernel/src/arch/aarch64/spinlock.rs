@@ -42,7 +42,7 @@ pub fn unlock_event() {
 
 /// Waits (in WFE) until `word` reads 0; the final load has acquire order.
 /// The wait of every test-and-set lock (`sync::RawSpinLock`,
-/// `process::KernelLock`).
+/// `kernel::KernelLock`).
 #[inline(always)]
 pub fn wait_while_nonzero(word: &AtomicU32) {
     // SAFETY: reads the lock word, a live, aligned u32; `sevl`/`wfe` only

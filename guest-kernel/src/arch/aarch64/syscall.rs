@@ -9,9 +9,13 @@ use super::cpu::nr_cpus;
 use super::irq::now_ns;
 use super::mm::{GlobalAcct, current_mm};
 use super::pgtable::UserPageTable;
-use super::process::{self, LockedPages, current, lock, schedule, schedule_locked, schedule_timeout};
+use super::process::{self, current, schedule, schedule_locked, schedule_timeout};
 use super::trap::TrapFrame;
 use super::uaccess::{copy_from_user, copy_to_user, get_user_u64, put_user_i32};
+use crate::kernel::exit::{do_exit, do_group_exit};
+use crate::kernel::fault::LockedPages;
+use crate::kernel::fork::{CloneArgs, do_clone};
+use crate::kernel::{self, Kernel, lock};
 use crate::mm::Errno;
 use crate::mm::mm_struct::MmStruct;
 use crate::sched::{CpuMask, SchedAttr, SchedPolicy, TaskId, TaskState, attr};
@@ -27,23 +31,17 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
     let r: R = match a[8] {
         nr::WRITE => sys_write(a[0], a[1] as usize, a[2] as usize),
         nr::READ => sys_read(a[0], a[1] as usize, a[2] as usize),
-        nr::EXIT => process::do_exit(exit_status(a[0] as i32)),
-        nr::EXIT_GROUP => process::do_group_exit(exit_status(a[0] as i32)),
+        nr::EXIT => do_exit(exit_status(a[0] as i32)),
+        nr::EXIT_GROUP => do_group_exit(exit_status(a[0] as i32)),
         nr::GETPID => Ok(with_me(|t| t.tgid) as isize),
         nr::GETTID => Ok(with_me(|t| t.pid) as isize),
         nr::GETPPID => sys_getppid(),
         nr::SCHED_YIELD => sys_sched_yield(),
         nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
         nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
-        nr::CLONE => process::do_clone(
+        nr::CLONE => do_clone(
             f,
-            process::CloneArgs {
-                flags: a[0],
-                newsp: a[1],
-                parent_tid: a[2] as usize,
-                tls: a[3],
-                child_tid: a[4] as usize,
-            },
+            CloneArgs { flags: a[0], newsp: a[1], parent_tid: a[2] as usize, tls: a[3], child_tid: a[4] as usize },
         )
         .map(|p| p as isize),
         nr::FUTEX => {
@@ -177,7 +175,7 @@ fn sys_reboot(magic1: u64, magic2: u64, cmd: u64) -> R {
 /// `getppid(2)`: from the per-CPU copy of the parent's tgid, without the
 /// kernel lock (Linux reads `current->real_parent` under RCU).
 fn sys_getppid() -> R {
-    Ok(process::current_ppid() as isize)
+    Ok(kernel::current_ppid() as isize)
 }
 
 /// `sched_yield(2)` (`do_sched_yield`): the class's `yield_task`, then
@@ -190,7 +188,7 @@ fn sys_sched_yield() -> R {
     Ok(0)
 }
 
-fn fatal_signal_pending(k: &process::Kernel, id: TaskId) -> bool {
+fn fatal_signal_pending(k: &Kernel, id: TaskId) -> bool {
     k.tasks.get(id).is_some_and(|t| t.pending & !(1 << SIGCHLD) != 0)
 }
 

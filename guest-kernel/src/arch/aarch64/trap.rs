@@ -112,7 +112,7 @@ fn el1_sync(frame: &mut TrapFrame) {
         let fsc = esr_fsc(frame.esr);
         if fsc_is_mm_fault(fsc)
             && (frame.far as usize) < crate::mm::mm_struct::TASK_SIZE
-            && super::process::user_fault(frame.far as usize, esr_is_write(frame.esr), false)
+            && crate::kernel::fault::user_fault(frame.far as usize, esr_is_write(frame.esr), false)
         {
             return; // resolved: retry the access
         }

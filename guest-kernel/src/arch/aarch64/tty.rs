@@ -19,11 +19,11 @@
 
 use alloc::collections::VecDeque;
 
-use super::process::{KGuard, Kernel};
 use super::uart::Pl011Rx;
 use crate::irq::IrqReturn;
 use crate::irq::tasklet::TaskletId;
 use crate::irq::workqueue::WorkId;
+use crate::kernel::{KGuard, Kernel};
 use crate::sched::waitqueue::WaitQueueHead;
 use crate::tty::{N_TTY_BUF_SIZE, NTty};
 
@@ -129,12 +129,12 @@ pub fn flip_tasklet(k: &mut Kernel, now: u64) {
 /// then the readers woken: the line they read is on the console by then.
 pub fn echo_work() {
     let bytes = {
-        let mut k = super::process::lock();
+        let mut k = crate::kernel::lock();
         k.tty.echo_in_flight = true;
         k.tty.ldisc.take_echo()
     };
     crate::console::write_bytes(&bytes);
-    let mut k = super::process::lock();
+    let mut k = crate::kernel::lock();
     let k = &mut *k;
     k.tty.echo_in_flight = false;
     if k.tty.ldisc.readable() {
