@@ -488,11 +488,12 @@ guest_user::entry!(bench_main);
 ///
 /// With `pmu` after the arguments, the count is not the virtual counter
 /// but the PMU's instructions-retired counter of CPU 0, all tasks and the
-/// kernel (`perf_event_open`, system-wide: natively, where QEMU completes
-/// its devices' requests in its own threads in real time, during which an
-/// idle CPU executes nothing while `-icount sleep=off` moves the virtual
-/// clock on to the next timer; docs/benchmarks.md). The line is the same,
-/// its `ticks` instructions and `cntfrq` 10^9 (one per "tick").
+/// kernel (`perf_event_open`, system-wide). For Linux on QEMU's own
+/// devices, which complete requests in QEMU's threads in host time: the
+/// virtual clock moves on over that wait (to the next timer with `-icount
+/// sleep=off`, with the host's clock with `sleep=on`) while the idle CPU
+/// retires no instruction; docs/benchmarks.md. The line is the same, its
+/// `ticks` instructions and `cntfrq` 10^9 (one per "tick").
 ///
 /// Failures print `bench: ...` and return 1 (the harness then finds no
 /// `BENCH` line).
