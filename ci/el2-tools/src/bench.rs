@@ -392,6 +392,7 @@ impl Report {
         }
         self.markdown_smp(s);
         self.markdown_linux_boot(s);
+        self.markdown_virtio(s);
         if !self.boots.is_empty() {
             let _ = writeln!(s, "\n#### Boot (instructions from power-on)\n");
             let _ = writeln!(s, "| VM | first console line | booted (about to start init) |\n|---|---:|---:|");
@@ -437,6 +438,54 @@ impl Report {
             s,
             "\nThe VM has 1 vCPU and 1 GiB on a 2 GiB machine; natively the machine has 1 GiB. Target: \
              ≤ {LINUX_BOOT_TARGET:.2}× native ({verdict})."
+        );
+    }
+
+    /// Issue 18's virtio rows: Linux natively on QEMU's virtio-mmio devices
+    /// beside Linux in VMs under the hypervisor, and the ratio of their
+    /// instructions.
+    fn markdown_virtio(&self, s: &mut String) {
+        let ran = |c: &str| {
+            VIRTIO_ROWS.iter().any(|(id, _, _)| self.get(c, id).is_some() || self.unfinished(c, id).is_some())
+        };
+        if !ran(VIRTIO_NATIVE) && !ran(VIRTIO_EL2) {
+            return;
+        }
+        let _ = writeln!(s, "\n#### virtio: Linux 6.1 on QEMU's devices and on the hypervisor's\n");
+        let _ = writeln!(
+            s,
+            "| operation | native, QEMU's devices | under the hypervisor | instructions: hypervisor ÷ native | unit |\n\
+             |---|---:|---:|---:|---|"
+        );
+        for &(id, what, unit) in VIRTIO_ROWS {
+            let cell = |column: &str| match (self.get(column, id), unit) {
+                (Some(m), VirtioUnit::BytesPerMillion) if m.per_op() > 0.0 => format!("{:.0}", 1e6 / m.per_op()),
+                _ => self.cell(column, id),
+            };
+            let ratio = self.ratio(VIRTIO_EL2, VIRTIO_NATIVE, id).map_or("-".to_string(), |r| format!("{r:.2}"));
+            let unit = match unit {
+                VirtioUnit::PerOp => "instructions per operation",
+                VirtioUnit::BytesPerMillion => "bytes per million instructions",
+            };
+            let _ = writeln!(s, "| {what} | {} | {} | {ratio} | {unit} |", cell(VIRTIO_NATIVE), cell(VIRTIO_EL2));
+        }
+        let machine = |column: &str| {
+            let mut shapes: Vec<&str> = Vec::new();
+            for m in self.measurements.iter().filter(|m| m.column == column) {
+                if !shapes.contains(&m.machine.as_str()) {
+                    shapes.push(&m.machine);
+                }
+            }
+            if shapes.is_empty() { "not run".to_string() } else { shapes.join("; ") }
+        };
+        let _ = writeln!(
+            s,
+            "\nNative: {} (the PMU's instruction counter of the CPU, everything it ran: QEMU completes its \
+             devices' requests in its own threads, in host time). Under the hypervisor: {} (the virtual counter: \
+             every instruction of the machine, the hypervisor's included; the two Linux VMs share the CPU). \
+             docs/benchmarks.md says what each row counts.",
+            machine(VIRTIO_NATIVE),
+            machine(VIRTIO_EL2)
         );
     }
 
@@ -624,6 +673,22 @@ impl Report {
                 }
             }
         }
+        let _ = write!(s, "\n  ],\n  \"virtio\": [");
+        let mut first = true;
+        for &(id, _, _) in VIRTIO_ROWS {
+            let per_op =
+                |column: &str| self.get(column, id).map_or("null".to_string(), |m| format!("{:.1}", m.per_op()));
+            let _ = write!(
+                s,
+                "{}\n    {{\"id\": {}, \"native_instructions_per_op\": {}, \"el2_instructions_per_op\": {}, \"el2_over_native\": {}}}",
+                if first { "" } else { "," },
+                json_str(id),
+                per_op(VIRTIO_NATIVE),
+                per_op(VIRTIO_EL2),
+                self.ratio(VIRTIO_EL2, VIRTIO_NATIVE, id).map_or("null".to_string(), |r| format!("{r:.3}"))
+            );
+            first = false;
+        }
         let _ = write!(s, "\n  ],\n  \"boot\": [");
         for (i, b) in self.boots.iter().enumerate() {
             let _ = write!(
@@ -746,6 +811,31 @@ pub const LINUX_BOOT_NATIVE: &str = "linux-boot";
 pub const LINUX_BOOT_EL2: &str = "linux-boot-el2";
 /// Issue 19: Linux under the hypervisor within 5 % of native.
 const LINUX_BOOT_TARGET: f64 = 1.05;
+
+/// Issue 18's virtio rows: Linux natively on QEMU's virtio-mmio devices
+/// (column [`VIRTIO_NATIVE`]) and in VMs under the hypervisor
+/// ([`VIRTIO_EL2`]), from `/bin/bench`'s `blk`, `ping` and `tcp-send`.
+pub const VIRTIO_NATIVE: &str = "virtio-native";
+pub const VIRTIO_EL2: &str = "virtio-el2";
+
+/// How a virtio row is shown: instructions per operation, or (a stream,
+/// measured per byte) bytes per million instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioUnit {
+    PerOp,
+    BytesPerMillion,
+}
+
+/// The virtio rows, in table order: id, what it measures, unit.
+pub const VIRTIO_ROWS: &[(&str, &str, VirtioUnit)] = &[
+    ("virtio_blk_read_4k", "4 KiB virtio-blk read (`pread`, `O_DIRECT`, each block once)", VirtioUnit::PerOp),
+    ("ping_round_trip", "ping round trip between two Linux (ICMP echo, 56 bytes, one at a time)", VirtioUnit::PerOp),
+    (
+        "tcp_stream",
+        "TCP stream between two Linux (4 MiB, 1 MiB with `--quick`; 64 KiB writes; until the receiver closed)",
+        VirtioUnit::BytesPerMillion,
+    ),
+];
 
 /// `el2-hyp:   VM "x" virtual counter offset N (counter ticks at F Hz from power-on)`:
 /// N, in the counter's ticks (the guest's readings are in the same).
@@ -1011,6 +1101,31 @@ mod tests {
         assert!(md.contains("| 1000 | 1050 | 1.050 | m |"), "{md}");
         assert!(md.contains("(met)"), "{md}");
         assert_eq!(parse_counter_offset("el2-hyp:   VM \"a\" stopped"), None);
+    }
+
+    #[test]
+    fn virtio_rows_native_beside_the_hypervisor() {
+        let mut r = Report::default();
+        r.add_log(VIRTIO_NATIVE, "n1", "BENCH id=virtio_blk_read_4k reps=10 ticks=100000 cntfrq=1000000000\n");
+        r.add_log(VIRTIO_NATIVE, "n1", "BENCH id=tcp_stream reps=1000 ticks=4000 cntfrq=1000000000\n");
+        r.add_log(VIRTIO_EL2, "h1", "[linux] BENCH id=virtio_blk_read_4k reps=10 ticks=250000 cntfrq=1000000000\n");
+        r.add_log(VIRTIO_EL2, "h2", "[a] BENCH id=tcp_stream reps=1000 ticks=10000 cntfrq=1000000000\n");
+        let md = r.markdown("d", "h");
+        assert!(
+            md.contains("| 4 KiB virtio-blk read (`pread`, `O_DIRECT`, each block once) | 10000 | 25000 | 2.50 |"),
+            "{md}"
+        );
+        // 4 and 10 instructions per byte: 250000 and 100000 bytes per
+        // million instructions; the ratio is of instructions.
+        assert!(md.contains("until the receiver closed) | 250000 | 100000 | 2.50 | bytes per million"), "{md}");
+        assert!(
+            md.contains("| ping round trip between two Linux (ICMP echo, 56 bytes, one at a time) | - | - | - |"),
+            "{md}"
+        );
+        assert!(md.contains("Native: n1 (") && md.contains("Under the hypervisor: h1; h2 ("), "{md}");
+        let json = r.json("d", "h");
+        assert!(json.contains("{\"id\": \"tcp_stream\", \"native_instructions_per_op\": 4.0, \"el2_instructions_per_op\": 10.0, \"el2_over_native\": 2.500}"), "{json}");
+        assert!(Report::default().markdown("d", "h").find("virtio").is_none());
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn every_benchmark_runs_once_and_reports_a_number() {
     // the scaling rows, on both kernels.
     assert!(md.contains("#### Guest kernel and Linux on 2 and 4 CPUs"), "{md}");
     assert!(md.contains("#### Scaling on 2 CPUs"), "{md}");
+    assert!(md.contains("#### virtio: Linux 6.1 on QEMU's devices and on the hypervisor's"), "{md}");
     assert!(!md.contains("| did not finish ("), "a row ran out of time:\n{md}");
     let json = std::fs::read_to_string(dir.join("bench.json")).expect("bench.json");
     // Seven kernel rows in three columns and in four more (2 and 4 CPUs),
@@ -147,6 +148,17 @@ fn check_orders(json: &str) {
         let (native, el2) = (get("guest-kernel", id), get("guest-kernel-el2", id));
         assert!(el2 >= 0.95 * native, "{id}: {el2} instructions under the hypervisor, {native} natively\n{json}");
     }
+    // Issue 18's virtio rows, both sides (get panics on a missing one).
+    // Under the hypervisor a read notifies the disk (an MMIO write exit)
+    // and a round trip notifies a card on each side: no fewer instructions
+    // than one trapped MMIO access, or two.
+    for id in ["virtio_blk_read_4k", "ping_round_trip", "tcp_stream"] {
+        assert!(get("virtio-native", id) > 0.0, "virtio-native/{id}\n{json}");
+    }
+    let mmio = get("hyp", "mmio_uart_fr_read");
+    assert!(get("virtio-el2", "virtio_blk_read_4k") > mmio, "a read takes an MMIO exit\n{json}");
+    assert!(get("virtio-el2", "ping_round_trip") > 2.0 * mmio, "a round trip takes two MMIO exits\n{json}");
+    assert!(get("virtio-el2", "tcp_stream") > 0.0, "virtio-el2/tcp_stream\n{json}");
 }
 
 /// The hypervisor's exit statistics of a VM, from its stop report

@@ -24,7 +24,10 @@
 //! benchmark), `boot` (as the first argument: print the virtual counter as
 //! `BENCH id=boot_to_init reps=1 ticks=N`, the instructions from the
 //! counter's zero to init's first instruction or so, and power off; the
-//! Linux boot row). With two CPUs or more it also runs the scaling benchmarks
+//! Linux boot row), or (as the first argument, for the virtio rows on
+//! Linux; see `mod virtio`) `blk DEV N`, `ping ADDR N`, `tcp-sink PORT`,
+//! `tcp-send ADDR PORT BYTES` (each with `pmu` after its arguments to count
+//! with the PMU's instruction counter instead). With two CPUs or more it also runs the scaling benchmarks
 //! (`scale_*`: processes pinned one per CPU with `sched_setaffinity`). When
 //! done it powers the machine off with `reboot(2)`. What each benchmark's
 //! path through the kernel is: docs/benchmarks.md.
@@ -117,6 +120,10 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
     let first = if argc > 1 { arg(argv, 1) } else { b"" };
     if first == b"exit" {
         return 0;
+    }
+    if first == b"blk" || first == b"ping" || first == b"tcp-sink" || first == b"tcp-send" {
+        let args: [&[u8]; 4] = core::array::from_fn(|i| if i + 2 < argc { arg(argv, i + 2) } else { b"" });
+        return virtio::main(first, args);
     }
     if first == b"boot" {
         // Natively the virtual counter counts from power-on; in a VM it
@@ -463,6 +470,280 @@ fn cow_fault(pages: usize) {
 }
 
 guest_user::entry!(bench_main);
+
+/// The virtio rows (issue 18), run by `scripts/bench`'s `virtio-native`
+/// and `virtio-el2` runs from Linux (the script `/vbench` there): the same
+/// operations on QEMU's own virtio-mmio devices and on the hypervisor's.
+/// Each prints one `BENCH` line and returns, without powering off (the
+/// script does):
+///
+/// - `blk DEV N`: `N` reads of 4 KiB with `pread` from `DEV` opened
+///   `O_DIRECT` (no page cache: each one is a virtio-blk request), block
+///   `i` at byte `4096 i` (after `N / 10` warm-up reads of the blocks after
+///   those): `virtio_blk_read_4k`, per read;
+/// - `ping ADDR N`: `N` ICMP echo round trips to the IPv4 address `ADDR`
+///   over a raw socket, one at a time (after `N / 10` warm-up ones), 56
+///   bytes of payload as `ping`'s: `ping_round_trip`, per round trip;
+/// - `tcp-sink PORT`: accepts one TCP connection on `PORT`, reads it to
+///   its end and closes it;
+/// - `tcp-send ADDR PORT BYTES`: connects to a `tcp-sink`, then writes
+///   `BYTES` bytes in 64 KiB `write`s, shuts its side down and reads until
+///   the sink has closed (so every byte arrived): `tcp_stream`, per byte.
+///
+/// With `pmu` after the arguments, the count is not the virtual counter
+/// but the PMU's instructions-retired counter of CPU 0, all tasks and the
+/// kernel (`perf_event_open`, system-wide). For Linux on QEMU's own
+/// devices, which complete requests in QEMU's threads in host time: the
+/// virtual clock moves on over that wait (to the next timer with `-icount
+/// sleep=off`, with the host's clock with `sleep=on`) while the idle CPU
+/// retires no instruction; docs/benchmarks.md. The line is the same, its
+/// `ticks` instructions and `cntfrq` 10^9 (one per "tick").
+///
+/// Failures print `bench: ...` and return 1 (the harness then finds no
+/// `BENCH` line).
+mod virtio {
+    use guest_user::println;
+    use guest_user::sys::{self, cntvct, syscall6};
+
+    const OPENAT: usize = 56;
+    const CLOSE: usize = 57;
+    const PREAD64: usize = 67;
+    const SOCKET: usize = 198;
+    const BIND: usize = 200;
+    const LISTEN: usize = 201;
+    const ACCEPT: usize = 202;
+    const CONNECT: usize = 203;
+    const SENDTO: usize = 206;
+    const RECVFROM: usize = 207;
+    const SHUTDOWN: usize = 210;
+    const AT_FDCWD: isize = -100;
+    /// arm64's `O_DIRECT` (asm-generic's 0o40000 is `O_DIRECTORY` here).
+    const O_DIRECT: usize = 0o200000;
+    const AF_INET: usize = 2;
+    const SOCK_STREAM: usize = 1;
+    const SOCK_RAW: usize = 3;
+    const IPPROTO_ICMP: usize = 1;
+    const SHUT_WR: usize = 1;
+    /// Bytes per `read` / `write` of the TCP rows, and of the buffer.
+    const CHUNK: usize = 64 * 1024;
+    const BLOCK: usize = 4096;
+
+    pub fn main(mode: &[u8], args: [&[u8]; 4]) -> i32 {
+        let r = Clock::new(args.contains(&&b"pmu"[..])).and_then(|clock| match mode {
+            b"blk" => blk(&clock, args[0], super::parse(args[1])),
+            b"ping" => ping(&clock, addr(args[0]), super::parse(args[1])),
+            b"tcp-sink" => tcp_sink(port(args[0])),
+            _ => tcp_send(&clock, addr(args[0]), port(args[1]), super::parse(args[2])),
+        });
+        match r {
+            Ok(()) => 0,
+            Err(what) => {
+                println!("bench: {} failed: {what}", core::str::from_utf8(mode).unwrap_or("?"));
+                1
+            }
+        }
+    }
+
+    type Result = core::result::Result<(), &'static str>;
+
+    const PERF_EVENT_OPEN: usize = 241;
+
+    /// What a row counts with: the virtual counter, or the PMU's
+    /// instruction counter of CPU 0 (an open perf event).
+    enum Clock {
+        Counter,
+        Pmu(usize),
+    }
+
+    impl Clock {
+        fn new(pmu: bool) -> core::result::Result<Clock, &'static str> {
+            if !pmu {
+                return Ok(Clock::Counter);
+            }
+            // struct perf_event_attr (128 bytes, PERF_ATTR_SIZE_VER7):
+            // type PERF_TYPE_HARDWARE (0) at 0, size at 4, config
+            // PERF_COUNT_HW_INSTRUCTIONS (1) at 8; every flag clear
+            // (enabled, user and kernel counted), the rest zero.
+            let mut attr = [0u8; 128];
+            attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+            attr[8..16].copy_from_slice(&1u64.to_ne_bytes());
+            // pid -1, cpu 0: everything CPU 0 runs; group -1, flags 0.
+            let fd = syscall6(PERF_EVENT_OPEN, [attr.as_ptr() as usize, usize::MAX, 0, usize::MAX, 0, 0]);
+            Ok(Clock::Pmu(ok(fd, "perf_event_open (instructions, CPU 0)")?))
+        }
+
+        /// Ticks of the virtual counter, or instructions.
+        fn now(&self) -> u64 {
+            match *self {
+                Clock::Counter => cntvct(),
+                Clock::Pmu(fd) => {
+                    let mut count = [0u8; 8];
+                    if sys::read(fd, &mut count) != 8 {
+                        println!("bench: read of the perf event failed");
+                        sys::exit_group(1);
+                    }
+                    u64::from_ne_bytes(count)
+                }
+            }
+        }
+
+        /// Prints the row's `BENCH` line.
+        fn report(&self, id: &str, reps: u64, count: u64) {
+            match self {
+                Clock::Counter => super::report(id, reps, count),
+                Clock::Pmu(_) => println!("BENCH id={id} reps={reps} ticks={count} cntfrq=1000000000"),
+            }
+        }
+    }
+
+    /// `value` if it is not a negative errno.
+    fn ok(value: isize, what: &'static str) -> core::result::Result<usize, &'static str> {
+        if value < 0 { Err(what) } else { Ok(value as usize) }
+    }
+
+    /// A page-aligned anonymous buffer of `CHUNK` bytes (`O_DIRECT` wants
+    /// aligned memory).
+    fn buffer() -> core::result::Result<&'static mut [u8], &'static str> {
+        let p = ok(sys::mmap(0, CHUNK, 0x1 | 0x2, 0x02 | 0x20, -1, 0), "mmap")?;
+        // SAFETY: a fresh private mapping of CHUNK bytes, readable and
+        // writable, never unmapped: nothing else refers to it.
+        Ok(unsafe { core::slice::from_raw_parts_mut(p as *mut u8, CHUNK) })
+    }
+
+    fn blk(clock: &Clock, dev: &[u8], n: Option<u64>) -> Result {
+        let n = n.ok_or("blk DEV N: N is a number")? as usize;
+        let mut path = [0u8; 64];
+        if dev.len() >= path.len() {
+            return Err("device path too long");
+        }
+        path[..dev.len()].copy_from_slice(dev);
+        let fd = ok(syscall6(OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, O_DIRECT, 0, 0, 0]), "open")?;
+        let buf = buffer()?;
+        let read = |block: usize| -> Result {
+            let got = syscall6(PREAD64, [fd, buf.as_ptr() as usize, BLOCK, block * BLOCK, 0, 0]);
+            if got == BLOCK as isize { Ok(()) } else { Err("pread of 4 KiB (is the disk big enough?)") }
+        };
+        for block in n..n + n / 10 {
+            read(block)?;
+        }
+        let t0 = clock.now();
+        for block in 0..n {
+            read(block)?;
+        }
+        clock.report("virtio_blk_read_4k", n as u64, clock.now() - t0);
+        syscall6(CLOSE, [fd, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    /// `A.B.C.D`.
+    fn addr(text: &[u8]) -> Option<[u8; 4]> {
+        let mut out = [0u8; 4];
+        let mut parts = text.split(|&c| c == b'.');
+        for byte in &mut out {
+            *byte = u8::try_from(super::parse(parts.next()?)?).ok()?;
+        }
+        parts.next().is_none().then_some(out)
+    }
+
+    fn port(text: &[u8]) -> Option<u16> {
+        u16::try_from(super::parse(text)?).ok()
+    }
+
+    /// `struct sockaddr_in` for `addr:port`.
+    fn sockaddr(addr: [u8; 4], port: u16) -> [u8; 16] {
+        let mut sa = [0u8; 16];
+        sa[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+        sa[2..4].copy_from_slice(&port.to_be_bytes());
+        sa[4..8].copy_from_slice(&addr);
+        sa
+    }
+
+    /// The Internet checksum (RFC 1071) of `bytes`.
+    fn checksum(bytes: &[u8]) -> u16 {
+        let mut sum = 0u32;
+        for pair in bytes.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn ping(clock: &Clock, to: Option<[u8; 4]>, n: Option<u64>) -> Result {
+        let (to, n) = (to.ok_or("ping ADDR N: ADDR is A.B.C.D")?, n.ok_or("ping ADDR N: N is a number")?);
+        let fd = ok(syscall6(SOCKET, [AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0]), "socket")?;
+        let sa = sockaddr(to, 0);
+        let id = (sys::getpid() as u16).to_be_bytes();
+        let buf = buffer()?;
+        let mut round_trip = |seq: u16| -> Result {
+            // Echo request: type 8, code 0, checksum, id, sequence, 56 bytes.
+            let mut echo = [0u8; 64];
+            echo[0] = 8;
+            echo[4..6].copy_from_slice(&id);
+            echo[6..8].copy_from_slice(&seq.to_be_bytes());
+            let sum = checksum(&echo);
+            echo[2..4].copy_from_slice(&sum.to_be_bytes());
+            let sent = syscall6(SENDTO, [fd, echo.as_ptr() as usize, echo.len(), 0, sa.as_ptr() as usize, sa.len()]);
+            ok(sent, "sendto")?;
+            // A raw socket gets every ICMP message, IP header first: wait
+            // for the echo reply (type 0) with our id and sequence number.
+            loop {
+                let got = ok(syscall6(RECVFROM, [fd, buf.as_mut_ptr() as usize, CHUNK, 0, 0, 0]), "recvfrom")?;
+                let ihl = usize::from(buf[0] & 0xf) * 4;
+                if got >= ihl + 8 && buf[ihl] == 0 && buf[ihl + 4..ihl + 8] == echo[4..8] {
+                    return Ok(());
+                }
+            }
+        };
+        let warm = (n / 10).max(1);
+        for seq in 0..warm {
+            round_trip(seq as u16)?;
+        }
+        let t0 = clock.now();
+        for seq in warm..warm + n {
+            round_trip(seq as u16)?;
+        }
+        clock.report("ping_round_trip", n, clock.now() - t0);
+        syscall6(CLOSE, [fd, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    fn tcp_sink(port: Option<u16>) -> Result {
+        let port = port.ok_or("tcp-sink PORT: PORT is a number")?;
+        let fd = ok(syscall6(SOCKET, [AF_INET, SOCK_STREAM, 0, 0, 0, 0]), "socket")?;
+        let sa = sockaddr([0; 4], port);
+        ok(syscall6(BIND, [fd, sa.as_ptr() as usize, sa.len(), 0, 0, 0]), "bind")?;
+        ok(syscall6(LISTEN, [fd, 1, 0, 0, 0, 0]), "listen")?;
+        let conn = ok(syscall6(ACCEPT, [fd, 0, 0, 0, 0, 0]), "accept")?;
+        let buf = buffer()?;
+        while ok(sys::read(conn, buf), "read")? > 0 {}
+        syscall6(CLOSE, [conn, 0, 0, 0, 0, 0]);
+        syscall6(CLOSE, [fd, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    fn tcp_send(clock: &Clock, to: Option<[u8; 4]>, port: Option<u16>, bytes: Option<u64>) -> Result {
+        let to = to.ok_or("tcp-send ADDR PORT BYTES: ADDR is A.B.C.D")?;
+        let port = port.ok_or("tcp-send ADDR PORT BYTES: PORT is a number")?;
+        let bytes = bytes.ok_or("tcp-send ADDR PORT BYTES: BYTES is a number")? as usize;
+        let fd = ok(syscall6(SOCKET, [AF_INET, SOCK_STREAM, 0, 0, 0, 0]), "socket")?;
+        let sa = sockaddr(to, port);
+        ok(syscall6(CONNECT, [fd, sa.as_ptr() as usize, sa.len(), 0, 0, 0]), "connect")?;
+        let buf = buffer()?;
+        let t0 = clock.now();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            left -= ok(sys::write(fd, &buf[..n]), "write")?;
+        }
+        ok(syscall6(SHUTDOWN, [fd, SHUT_WR, 0, 0, 0, 0]), "shutdown")?;
+        while ok(sys::read(fd, buf), "read")? > 0 {}
+        clock.report("tcp_stream", bytes as u64, clock.now() - t0);
+        syscall6(CLOSE, [fd, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+}
 
 #[cfg(not(target_os = "none"))]
 fn main() {
