@@ -39,7 +39,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
           continue\n\
           bt\n\
           delete\n\
-          hbreak guest_kernel::arch::aarch64::syscall::dispatch\n\
+          hbreak guest_kernel::syscall::table::dispatch\n\
           continue\n\
           bt\n\
           p/x f.elr\n\
@@ -52,7 +52,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
 
     // Both breakpoints hit.
     let hyp = section(out, "Breakpoint 1, hypervisor::arch::aarch64::exit::hypercall");
-    let gk = section(out, "Breakpoint 2, guest_kernel::arch::aarch64::syscall::dispatch");
+    let gk = section(out, "Breakpoint 2, guest_kernel::syscall::table::dispatch");
     assert!(!hyp.is_empty(), "the hvc handler's breakpoint did not hit:\n{out}");
     assert!(!gk.is_empty(), "dispatch's breakpoint did not hit:\n{out}");
 
@@ -79,7 +79,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
     // or tail-called) <- trap_entry <- the EL0 pc the svc interrupted (a
     // user address).
     let gf = frames(&gk);
-    assert!(gf.first().is_some_and(|l| l.contains("syscall::dispatch")), "guest bt:\n{out}");
+    assert!(gf.first().is_some_and(|l| l.contains("syscall::table::dispatch")), "guest bt:\n{out}");
     for f in ["el0_sync", "trap_entry"] {
         assert!(gf.iter().any(|l| l.contains(f)), "guest bt lacks {f}:\n{out}");
     }

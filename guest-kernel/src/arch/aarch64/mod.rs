@@ -14,7 +14,6 @@ pub mod psci;
 pub mod pvtime;
 pub mod smp;
 pub mod spinlock;
-pub mod syscall;
 pub mod sysreg;
 #[cfg(feature = "trace")]
 pub mod trace;

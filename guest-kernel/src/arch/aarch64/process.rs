@@ -551,7 +551,7 @@ pub fn el0_sync(frame: &mut TrapFrame) {
     let e = esr_ec(frame.esr);
     match e {
         ec::SVC64 => {
-            let ret = super::syscall::dispatch(frame);
+            let ret = crate::syscall::dispatch(frame);
             frame.x[0] = ret as u64;
         }
         ec::DABT_LOW | ec::IABT_LOW => {

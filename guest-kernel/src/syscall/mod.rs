@@ -1,8 +1,24 @@
-//! System-call numbers of the Linux aarch64 ABI (the asm-generic table,
-//! include/uapi/asm-generic/unistd.h) and other ABI constants the
-//! system-call layer uses. The dispatcher is in the arch glue
-//! (`arch::aarch64::syscall`): `svc #0`, number in x8, arguments in x0-x5,
-//! result or negative errno in x0.
+//! The system-call layer: numbers of the Linux aarch64 ABI (the asm-generic
+//! table, include/uapi/asm-generic/unistd.h) and the ABI constants and
+//! conversions the calls use (pure, host-tested), and, on the target, the
+//! table (`table.rs`: `svc #0`, number in x8, arguments in x0-x5, result
+//! or negative errno in x0) with the handlers grouped by subsystem.
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod fs;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod mm;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod process;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod sched;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod table;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod time;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use table::dispatch;
 
 /// Syscall numbers.
 pub mod nr {

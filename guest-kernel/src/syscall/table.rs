@@ -1,0 +1,104 @@
+//! The system-call table (Linux arch/arm64/kernel/syscall.c
+//! `invoke_syscall` and include/uapi/asm-generic/unistd.h): one line per
+//! call, from the number in x8 to its handler, which lives with its
+//! subsystem's calls (`fs.rs`, `process.rs`, `sched.rs`, `time.rs`,
+//! `mm.rs`; futexes in `arch/aarch64/futex.rs`, `execve`'s loader in
+//! `arch/aarch64/exec.rs`). User memory is reached only through
+//! `uaccess`, never with the kernel lock held; every pointer a program
+//! passes is checked, and a bad one gives -EFAULT. An unknown number gives
+//! -ENOSYS.
+
+use super::fs::*;
+use super::mm::*;
+use super::process::*;
+use super::sched::*;
+use super::time::*;
+
+use super::*;
+use crate::arch::aarch64::mm::GlobalAcct;
+use crate::arch::aarch64::process::current;
+use crate::arch::aarch64::trap::TrapFrame;
+use crate::kernel::exit::{do_exit, do_group_exit};
+use crate::kernel::fault::LockedPages;
+use crate::kernel::fork::{CloneArgs, do_clone};
+use crate::kernel::lock;
+use crate::mm::Errno;
+use crate::sched::{TaskId, attr};
+use crate::task::task_struct::exit_status;
+
+/// A call's result: the value for x0, or the errno (negated into x0).
+pub(super) type R = Result<isize, Errno>;
+
+/// Runs the system call in x8 with x0-x5; returns x0.
+pub fn dispatch(f: &mut TrapFrame) -> isize {
+    let a = f.x;
+    let r: R = match a[8] {
+        nr::WRITE => sys_write(a[0], a[1] as usize, a[2] as usize),
+        nr::READ => sys_read(a[0], a[1] as usize, a[2] as usize),
+        nr::EXIT => do_exit(exit_status(a[0] as i32)),
+        nr::EXIT_GROUP => do_group_exit(exit_status(a[0] as i32)),
+        nr::GETPID => Ok(with_me(|t| t.tgid) as isize),
+        nr::GETTID => Ok(with_me(|t| t.pid) as isize),
+        nr::GETPPID => sys_getppid(),
+        nr::SCHED_YIELD => sys_sched_yield(),
+        nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
+        nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
+        nr::CLONE => do_clone(
+            f,
+            CloneArgs { flags: a[0], newsp: a[1], parent_tid: a[2] as usize, tls: a[3], child_tid: a[4] as usize },
+        )
+        .map(|p| p as isize),
+        nr::FUTEX => crate::arch::aarch64::futex::sys_futex(
+            a[0] as usize,
+            a[1] as u32,
+            a[2] as u32,
+            a[3] as usize,
+            a[4] as usize,
+            a[5] as u32,
+        ),
+        nr::SET_TID_ADDRESS => crate::arch::aarch64::futex::sys_set_tid_address(a[0] as usize),
+        nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
+        nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
+        nr::PRCTL => sys_prctl(a[0], a[1]),
+        nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
+        nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),
+        nr::REBOOT => sys_reboot(a[0], a[1], a[2]),
+        nr::SCHED_SETAFFINITY => sys_sched_setaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::SCHED_GETAFFINITY => sys_sched_getaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),
+        nr::SCHED_GETSCHEDULER => sys_sched_getscheduler(a[0] as i32),
+        nr::SCHED_SETATTR => sys_sched_setattr(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::SCHED_GETATTR => sys_sched_getattr(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32),
+        nr::SCHED_SETPARAM => sys_sched_setparam(a[0] as i32, a[1] as usize),
+        nr::SCHED_GETPARAM => sys_sched_getparam(a[0] as i32, a[1] as usize),
+        nr::SCHED_GET_PRIORITY_MAX => attr::priority_max(a[0] as u32).map(|p| p as isize),
+        nr::SCHED_GET_PRIORITY_MIN => attr::priority_min(a[0] as u32).map(|p| p as isize),
+        nr::SCHED_RR_GET_INTERVAL => sys_sched_rr_get_interval(a[0] as i32, a[1] as usize),
+        nr::MMAP => sys_mmap(a[0] as usize, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as i64),
+        nr::MUNMAP => {
+            with_mm(|mm, pt| mm.munmap(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize, a[1] as usize).map(|_| 0))
+        }
+        nr::MPROTECT => with_mm(|mm, pt| mm.mprotect(pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
+        nr::BRK => with_mm(|mm, pt| Ok(mm.brk(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize) as isize)),
+        _ => Err(Errno::ENOSYS),
+    };
+    r.unwrap_or_else(|e| e.to_syscall_ret())
+}
+
+/// Runs `f` on the current task (the kernel lock held).
+pub(super) fn with_me<T>(f: impl FnOnce(&crate::task::TaskStruct) -> T) -> T {
+    let k = lock();
+    f(k.tasks.get(current()).expect("current task"))
+}
+
+/// Resolves a pid argument (0 = the caller) to a task.
+pub(super) fn task_of(pid: i32) -> Result<TaskId, Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 {
+        return Ok(current());
+    }
+    lock().tasks.find_by_pid(pid).ok_or(Errno::ESRCH)
+}
