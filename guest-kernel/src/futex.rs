@@ -23,7 +23,7 @@
 //! a signal or a spurious wake-up; the last makes it re-read the word and
 //! wait again (`futex_wait`'s `goto retry`).
 //!
-//! Pure Rust: the arch glue (`arch::aarch64::futex`) computes keys, reads
+//! Pure Rust: the glue (`kernel::futex`) computes keys, reads
 //! the word with the kernel lock held, and sleeps and wakes tasks.
 
 use alloc::vec::Vec;

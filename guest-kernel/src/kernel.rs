@@ -19,9 +19,11 @@
 //! takes it). LKD ch. 9-10 (kernel synchronization); what is left of
 //! issue 14 (a lock per run queue) is in docs/guest-kernel.md.
 
+pub mod exec;
 pub mod exit;
 pub mod fault;
 pub mod fork;
+pub mod futex;
 pub mod oom;
 pub mod signal;
 

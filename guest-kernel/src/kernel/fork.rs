@@ -188,5 +188,5 @@ pub fn mm_release_child_tid() {
         addr
     };
     let _ = put_user_i32(addr, 0);
-    let _ = crate::arch::aarch64::futex::futex_wake(addr, false, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
+    let _ = crate::kernel::futex::futex_wake(addr, false, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
 }

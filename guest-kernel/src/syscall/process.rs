@@ -71,7 +71,7 @@ pub(super) fn sys_execve(path: usize, argv: usize) -> R {
         }
     }
     let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-    crate::arch::aarch64::exec::kernel_execve(current(), &path, &refs)?;
+    crate::kernel::exec::kernel_execve(current(), &path, &refs)?;
     Ok(0)
 }
 

@@ -2,8 +2,8 @@
 //! `invoke_syscall` and include/uapi/asm-generic/unistd.h): one line per
 //! call, from the number in x8 to its handler, which lives with its
 //! subsystem's calls (`fs.rs`, `process.rs`, `sched.rs`, `time.rs`,
-//! `mm.rs`; futexes in `arch/aarch64/futex.rs`, `execve`'s loader in
-//! `arch/aarch64/exec.rs`). User memory is reached only through
+//! `mm.rs`; the futex glue is `kernel/futex.rs`, `execve`'s loader
+//! `kernel/exec.rs`). User memory is reached only through
 //! `uaccess`, never with the kernel lock held; every pointer a program
 //! passes is checked, and a bad one gives -EFAULT. An unknown number gives
 //! -ENOSYS.
@@ -48,7 +48,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
             CloneArgs { flags: a[0], newsp: a[1], parent_tid: a[2] as usize, tls: a[3], child_tid: a[4] as usize },
         )
         .map(|p| p as isize),
-        nr::FUTEX => crate::arch::aarch64::futex::sys_futex(
+        nr::FUTEX => crate::kernel::futex::sys_futex(
             a[0] as usize,
             a[1] as u32,
             a[2] as u32,
@@ -56,7 +56,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
             a[4] as usize,
             a[5] as u32,
         ),
-        nr::SET_TID_ADDRESS => crate::arch::aarch64::futex::sys_set_tid_address(a[0] as usize),
+        nr::SET_TID_ADDRESS => crate::kernel::futex::sys_set_tid_address(a[0] as usize),
         nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
         nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
         nr::KILL => sys_kill(a[0] as i32, a[1] as u32),

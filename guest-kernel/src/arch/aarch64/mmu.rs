@@ -102,3 +102,15 @@ pub fn map_probe_page(pa: u64, executable: bool) -> Option<usize> {
 /// TTBR1_EL1 for secondary CPUs (entry.S `secondary_entry`).
 #[unsafe(no_mangle)]
 pub static mut SECONDARY_TTBR1: u64 = 0;
+
+/// Makes code just written to memory visible to instruction fetch on every
+/// CPU (ARM ARM D7.5.9: invalidate the instruction caches, inner
+/// shareable, after the writes are complete): exec's new text.
+pub fn sync_icache_all() {
+    use aarch64_cpu::asm::barrier;
+    barrier::dsb(barrier::ISH);
+    // SAFETY: cache maintenance only.
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+}

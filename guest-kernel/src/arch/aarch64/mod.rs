@@ -2,8 +2,6 @@
 //! the MMU, the PL011 console, PSCI calls to the hypervisor.
 
 pub mod cpu;
-pub mod exec;
-pub mod futex;
 pub mod irq;
 pub mod memory;
 pub mod mm;

@@ -115,6 +115,48 @@ impl UserPageTable {
         self.asid
     }
 
+    /// Writes `bytes` at user address `va` of this address space through
+    /// the linear map (exec builds a new image with it: the pages are the
+    /// table's own, not yet any task's, so no uaccess is needed). EFAULT if
+    /// a page is not mapped.
+    pub fn write_bytes(&self, va: usize, bytes: &[u8]) -> Result<(), Errno> {
+        use crate::mm::page::{PAGE_SIZE, align_down};
+        let mut done = 0;
+        while done < bytes.len() {
+            let a = va + done;
+            let page = align_down(a, PAGE_SIZE);
+            let pte = self.lookup(page).ok_or(Errno::EFAULT)?;
+            let n = (page + PAGE_SIZE - a).min(bytes.len() - done);
+            let dst = phys_to_virt(pfn_to_phys(pte.pfn) as u64) + (a - page);
+            // SAFETY: the frame is a user page of this address space, owned
+            // by it and reachable through the linear map; n stays in the page.
+            unsafe { super::memory::copy_bytes(dst as *mut u8, bytes[done..].as_ptr(), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The 32-bit word at user address `uaddr` (4-byte aligned), read
+    /// atomically through the linear map if its page is present (futexes
+    /// read their word this way under the kernel lock, where a fault could
+    /// not be taken). The borrow of the table, which the caller has from
+    /// the page-table lock, keeps the frame mapped while it is read.
+    pub fn load_u32(&self, uaddr: usize) -> Option<u32> {
+        use crate::mm::page::{PAGE_SIZE, align_down};
+        use core::sync::atomic::{AtomicU32, Ordering};
+        if !uaddr.is_multiple_of(4) {
+            return None;
+        }
+        let pte = self.lookup(align_down(uaddr, PAGE_SIZE))?;
+        let va = phys_to_virt(pfn_to_phys(pte.pfn) as u64) + uaddr % PAGE_SIZE;
+        // SAFETY: the frame is mapped in this address space, and stays so
+        // while `self` is borrowed (under the page-table lock); it is
+        // reached through the linear map; the word is 4-byte aligned and
+        // inside the page. User code may write it concurrently: an atomic
+        // load.
+        Some(unsafe { (*(va as *const AtomicU32)).load(Ordering::SeqCst) })
+    }
+
     /// The level-3 table for `va`, if every level above it is there.
     fn walk(&self, va: usize) -> Option<u64> {
         let mut table = self.root;

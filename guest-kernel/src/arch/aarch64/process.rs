@@ -533,7 +533,7 @@ extern "C" fn init_thread(_: usize) {
     let name = path.rsplit('/').next().unwrap_or(path);
     let argv: Vec<&[u8]> =
         core::iter::once(name.as_bytes()).chain(args.split_ascii_whitespace().map(str::as_bytes)).collect();
-    let r = super::exec::kernel_execve(me, path.as_bytes(), &argv);
+    let r = crate::kernel::exec::kernel_execve(me, path.as_bytes(), &argv);
     if let Err(e) = r {
         crate::println!("guest-kernel: cannot run {path} ({e:?}); powering off");
         super::psci::system_off();

@@ -6,9 +6,10 @@
 
 use alloc::vec::Vec;
 
-use super::mm::{GlobalAcct, set_current_mm};
-use super::pgtable::{UserPageTable, switch_ttbr0};
-use super::process;
+use crate::arch::aarch64::mm::{GlobalAcct, set_current_mm};
+use crate::arch::aarch64::mmu::sync_icache_all;
+use crate::arch::aarch64::pgtable::{UserPageTable, switch_ttbr0};
+use crate::arch::aarch64::process;
 use crate::elf::load_plan;
 use crate::initramfs::Cpio;
 use crate::kernel::fault::LockedPages;
@@ -16,7 +17,7 @@ use crate::kernel::fork::{mm_config, mm_install, mm_release_child_tid, mmput};
 use crate::kernel::lock;
 use crate::mm::Errno;
 use crate::mm::mm_struct::{MmStruct, PageOps, PageTable, PteProt, map, prot};
-use crate::mm::page::{PAGE_SIZE, align_down, pfn_to_phys};
+use crate::mm::page::{PAGE_SIZE, align_down};
 use crate::sched::TaskId;
 
 /// Size of the initial stack VMA (it grows on demand below).
@@ -25,24 +26,6 @@ const AT_NULL: u64 = 0;
 const AT_PAGESZ: u64 = 6;
 const AT_ENTRY: u64 = 9;
 const AT_RANDOM: u64 = 25;
-
-/// Writes `bytes` at user address `va` of a table being built, through the
-/// linear map (the pages are ours; no uaccess needed).
-fn poke(pt: &UserPageTable, va: usize, bytes: &[u8]) -> Result<(), Errno> {
-    let mut done = 0;
-    while done < bytes.len() {
-        let a = va + done;
-        let page = align_down(a, PAGE_SIZE);
-        let pte = pt.lookup(page).ok_or(Errno::EFAULT)?;
-        let n = (page + PAGE_SIZE - a).min(bytes.len() - done);
-        let dst = super::mmu::phys_to_virt(pfn_to_phys(pte.pfn) as u64) + (a - page);
-        // SAFETY: the frame is a user page of the new address space, owned
-        // by it and reachable through the linear map; n stays in the page.
-        unsafe { super::memory::copy_bytes(dst as *mut u8, bytes[done..].as_ptr(), n) };
-        done += n;
-    }
-    Ok(())
-}
 
 /// Maps zeroed pages over `[start, end)` with `prot`.
 fn populate(pt: &mut UserPageTable, start: usize, end: usize, p: PteProt) -> Result<(), Errno> {
@@ -117,13 +100,13 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
             populate(&mut pt, m.start, m.end, p)?;
         }
         for c in &plan.copies {
-            poke(&pt, c.vaddr, &file.data[c.offset..c.offset + c.len])?;
+            pt.write_bytes(c.vaddr, &file.data[c.offset..c.offset + c.len])?;
         }
         mm.setup_stack(STACK_SIZE, &mut GlobalAcct)?;
         let top = mm.stack_top;
         let (sp, img) = build_stack(top, argv, plan.entry, cfg.seed);
         populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
-        poke(&pt, sp, &img)?;
+        pt.write_bytes(sp, &img)?;
         mm.setup_brk(plan.end_of_bss);
         Ok(sp)
     })();
@@ -135,14 +118,8 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
             return Err(e);
         }
     };
-    // The new text must be visible to instruction fetch (ARM ARM D7.5.9:
-    // invalidate the instruction caches after writing code).
-    use aarch64_cpu::asm::barrier;
-    barrier::dsb(barrier::ISH);
-    // SAFETY: cache maintenance only.
-    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
-    barrier::dsb(barrier::ISH);
-    barrier::isb(barrier::SY);
+    // The new text must be visible to instruction fetch.
+    sync_icache_all();
     // Past the point of no return: exec_mm_release (CLONE_CHILD_CLEARTID
     // of the old image) touches user memory, with no lock held.
     mm_release_child_tid();
@@ -164,10 +141,10 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     }
     process::tls_thread_flush();
     let frame = process::user_frame_of(&mut k, me);
-    *frame = super::trap::TrapFrame::default();
+    *frame = crate::arch::aarch64::trap::TrapFrame::default();
     frame.elr = plan.entry as u64;
     frame.sp = sp as u64;
-    frame.spsr = super::trap::SPSR_EL0T;
+    frame.spsr = crate::arch::aarch64::trap::SPSR_EL0T;
     drop(k);
     drop(old_current);
     // The old image's last user (`mmput` → `exit_mmap`), with no lock held.

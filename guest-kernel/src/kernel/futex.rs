@@ -11,18 +11,15 @@
 //! a page that is not present is faulted in with the lock released and
 //! the whole step retried (`futex_wait_setup`'s `fault_in` / `goto retry`).
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
-use super::irq::now_ns;
-use super::mm::current_mm;
-use super::mmu::phys_to_virt;
-use super::process::{current, schedule_locked, schedule_timeout};
-use super::uaccess::{access_ok, copy_from_user};
+use crate::arch::aarch64::irq::now_ns;
+use crate::arch::aarch64::mm::current_mm;
+use crate::arch::aarch64::process::{current, schedule_locked, schedule_timeout};
+use crate::arch::aarch64::uaccess::{access_ok, copy_from_user};
 use crate::futex::{FutexCmd, FutexError, FutexKey, decode};
 use crate::kernel::{KGuard, Kernel, lock};
 use crate::mm::Errno;
 use crate::mm::mm_struct::PageTable;
-use crate::mm::page::{PAGE_SIZE, align_down, pfn_to_phys};
+use crate::mm::page::{PAGE_SIZE, align_down};
 use crate::mm::vma::vm_flags::{VM_ACCESS_FLAGS, VM_MAYSHARE, VM_SHARED};
 use crate::sched::core::{DEFAULT_PRIO, TASK_NORMAL};
 use crate::sched::{TaskId, TaskState};
@@ -102,15 +99,7 @@ fn word_readable(uaddr: usize) -> bool {
 /// page-table lock (taken inside the kernel lock) keeps the frame mapped
 /// while it is read; the VMA was checked before ([`word_readable`]).
 fn get_futex_value_locked(_k: &Kernel, uaddr: usize) -> Option<u32> {
-    let mm = current_mm()?;
-    let pt = mm.page_table_lock.lock_irqsave();
-    let pte = pt.lookup(align_down(uaddr, PAGE_SIZE))?;
-    let va = phys_to_virt(pfn_to_phys(pte.pfn) as u64) + uaddr % PAGE_SIZE;
-    // SAFETY: the frame is mapped in the current address space, and stays
-    // so while the page-table lock is held, and is reached through the
-    // linear map; the word is 4-byte aligned (decode checked) and inside
-    // the page. User code may write it concurrently: an atomic load.
-    Some(unsafe { (*(va as *const AtomicU32)).load(Ordering::SeqCst) })
+    current_mm()?.page_table_lock.lock_irqsave().load_u32(uaddr)
 }
 
 /// `fault_in_user_writeable` / `get_user` with no lock held: maps the page
@@ -186,7 +175,7 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
                     schedule_timeout(&mut k, ns_to_sleep_jiffies(d - now, hz), TaskState::Interruptible);
                 }
                 None => {
-                    k.sched.set_current_state(super::cpu::smp_processor_id(), TaskState::Interruptible);
+                    k.sched.set_current_state(crate::arch::aarch64::cpu::smp_processor_id(), TaskState::Interruptible);
                     schedule_locked(&mut k);
                 }
             }
