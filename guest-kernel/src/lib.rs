@@ -33,6 +33,7 @@ pub mod initramfs;
 pub mod irq;
 pub mod mm;
 pub mod sched;
+pub mod shm;
 pub mod sync;
 pub mod syscall;
 pub mod task;

@@ -1,0 +1,76 @@
+//! Shared memory and doorbells between VMs (issue 18, docs/devices.md
+//! "Shared memory and doorbell"): four guest-kernel VMs, three of which
+//! share region "demo".
+//!
+//! - `a` and `b` boot normally: their shm driver (guest-kernel/src/arch/
+//!   aarch64/shm.rs) finds the region in the DTB, `a` writes a hello into
+//!   it and rings `b`, `b` answers, `a` acknowledges: the messages cross
+//!   the region and a doorbell interrupt delivers one in each direction.
+//! - `m` shares the region but is hostile (`test=shm-hostile`): rings of a
+//!   region that does not exist, of a peer it does not have, of a region
+//!   it does not share are refused; then it pings `a` and `b`, which
+//!   answer: they kept running.
+//! - `c` shares nothing (`test=shm-hostile` too): its DTB has no region,
+//!   every ring is refused, and the region's guest-physical window is
+//!   unmapped for it (its read aborts).
+
+use qemu_tests::{Session, temp_file};
+
+fn vm(name: &str, extra: &str) -> String {
+    format!("[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n{extra}\n")
+}
+
+#[test]
+fn two_vms_talk_through_shared_memory_and_doorbells_a_hostile_peer_and_an_outsider_are_refused() {
+    for gic in ["3", "2"] {
+        let cfg = [
+            vm("a", "initrd = \"guest-kernel\"\ncmdline = \"init=/bin/cat\""),
+            vm("b", "initrd = \"guest-kernel\"\ncmdline = \"init=/bin/cat\""),
+            vm("m", "cmdline = \"test=shm-hostile\""),
+            vm("c", "cmdline = \"test=shm-hostile\""),
+            String::from("[[shm]]\nname = \"demo\"\nsize = \"64K\"\nvms = [\"a\", \"b\", \"m\"]\n"),
+        ]
+        .concat();
+        let cfg = temp_file("shm.toml", cfg.as_bytes());
+        let mut s = Session::start(300, &["--config", cfg.to_str().unwrap(), "--gic", gic, "--cpus", "2"]);
+        s.wait_for_each(
+            &[
+                "el2-hyp: shm[0] \"demo\": 64 KiB at host ",
+                "[a] shm \"demo\": peer 0 of 3 (a, b, m), 64 KiB at IPA 0x10000000, doorbell INTID 56",
+                "[b] shm \"demo\": peer 1 of 3 (a, b, m), 64 KiB at IPA 0x10000000, doorbell INTID 56",
+                // The hello may be waiting when b's driver starts, or ring it.
+                "[a] shm \"demo\": said \"hello from a\" to peer 1 (b)",
+                "peer 0 (a) says \"hello from a\"",
+                "[b] shm \"demo\": replied \"hello back from b\" to peer 0",
+                // a listened before it said hello; b before it replied.
+                "[a] shm \"demo\": doorbell: peer 1 (b) says \"hello back from b\"",
+                "[a] shm \"demo\": acknowledged \"thanks, b\" to peer 1",
+                "[b] shm \"demo\": doorbell: peer 0 (a) says \"thanks, b\"",
+                // The hostile peer: refused, and both others still answer.
+                "[m] hyptest shm-hostile: ring a peer that does not exist (0x0, 0x3): -2 refused",
+                "[m] hyptest shm-hostile: ring a region not shared (0x1, 0x0): -2 refused",
+                "[m] hyptest shm-hostile: peer 0 (a) answered \"hello back from a\"",
+                "[m] hyptest shm-hostile: peer 1 (b) answered \"hello back from b\"",
+                "[m] hyptest shm-hostile: ok",
+                // The outsider.
+                "[c] hyptest shm-hostile: no el2-hyp,shm node",
+                "[c] hyptest shm-hostile: ring a region of others (0x0, 0x1): -2 refused",
+                "[c] hyptest shm-hostile: read of the region window aborted",
+                "[c] hyptest shm-hostile: ok",
+            ],
+            240,
+        );
+        let out = s.output();
+        for bad in ["WRONG", "NOT ISOLATED", "FAILED", "nonsense", "panic"] {
+            assert!(!out.contains(bad), "GIC v{gic}: {bad:?} in the output:\n{out}");
+        }
+        // The b line that got the hello says how (boot or doorbell), and
+        // nobody but a, b and m heard of the region.
+        assert!(
+            out.lines().any(|l| l.starts_with("[b] shm \"demo\": ") && l.ends_with("peer 0 (a) says \"hello from a\"")),
+            "{out}"
+        );
+        assert!(!out.lines().any(|l| l.starts_with("[c] shm ")), "c has no region:\n{out}");
+        drop(s);
+    }
+}
