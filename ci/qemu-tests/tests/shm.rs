@@ -13,8 +13,11 @@
 //! - `c` shares nothing (`test=shm-hostile` too): its DTB has no region,
 //!   every ring is refused, and the region's guest-physical window is
 //!   unmapped for it (its read aborts).
+//!
+//! And a region the hypervisor refuses (vmconf's `--allow-invalid` passes
+//! it on) is not created, while its VMs start without it.
 
-use qemu_tests::{Session, temp_file};
+use qemu_tests::{Session, run, temp_file};
 
 fn vm(name: &str, extra: &str) -> String {
     format!("[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n{extra}\n")
@@ -73,4 +76,25 @@ fn two_vms_talk_through_shared_memory_and_doorbells_a_hostile_peer_and_an_outsid
         assert!(!out.lines().any(|l| l.starts_with("[c] shm ")), "c has no region:\n{out}");
         drop(s);
     }
+}
+
+/// A region vmconf would refuse (`--allow-invalid` passes it on): the
+/// hypervisor refuses it too, with the field, and its VMs start without it.
+#[test]
+fn a_region_the_hypervisor_refuses_is_not_created_and_its_vms_start_without_it() {
+    let cfg = [
+        vm("x", "cmdline = \"test=shm-hostile\""),
+        vm("y", "cmdline = \"test=shm-hostile\""),
+        String::from("[[shm]]\nname = \"odd\"\nsize = \"6K\"\nvms = [\"x\", \"y\"]\n"),
+    ]
+    .concat();
+    let cfg = temp_file("shm-bad.toml", cfg.as_bytes());
+    let r = run(120, &["--config", cfg.to_str().unwrap(), "--allow-invalid"]);
+    r.expect_clean_exit()
+        .expect("el2-hyp: shm \"odd\": size: 6 KiB is not a multiple of 4 KiB: region not created")
+        .expect("[x] hyptest shm-hostile: no el2-hyp,shm node")
+        .expect("[y] hyptest shm-hostile: no el2-hyp,shm node")
+        .expect("[x] hyptest shm-hostile: ok")
+        .expect("[y] hyptest shm-hostile: ok")
+        .expect_not("el2-hyp: shm[0]");
 }
