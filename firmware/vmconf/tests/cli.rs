@@ -139,6 +139,16 @@ fn two_vms_default_config() {
 }
 
 #[test]
+fn shm_config() {
+    let t = with_images();
+    t.file("img/initramfs.cpio", 5000);
+    assert_eq!(generate(&t, &firmware("qemu-shm.toml"), &[]), (0, String::new()));
+    let p = compile_with_machine(&t, "out.dtsi");
+    assert_eq!(p.shms.len(), 1);
+    assert_eq!((p.shms[0].name.as_str(), p.shms[0].size, p.shms[0].vms.len()), ("demo", 0x1_0000, 2));
+}
+
+#[test]
 fn smp_config() {
     let t = with_images();
     assert_eq!(generate(&t, &firmware("qemu-smp.toml"), &[]).0, 0);
