@@ -8,7 +8,8 @@
 //!   the region and a doorbell interrupt delivers one in each direction.
 //! - `m` shares the region but is hostile (`test=shm-hostile`): rings of a
 //!   region that does not exist, of a peer it does not have, of a region
-//!   it does not share are refused; then it pings `a` and `b`, which
+//!   it does not share are refused, the page past the region is not
+//!   mapped; then it pings `a` and `b`, which
 //!   answer: they kept running.
 //! - `c` shares nothing (`test=shm-hostile` too): its DTB has no region,
 //!   every ring is refused, and the region's guest-physical window is
@@ -52,6 +53,8 @@ fn two_vms_talk_through_shared_memory_and_doorbells_a_hostile_peer_and_an_outsid
                 // The hostile peer: refused, and both others still answer.
                 "[m] hyptest shm-hostile: ring a peer that does not exist (0x0, 0x3): -2 refused",
                 "[m] hyptest shm-hostile: ring a region not shared (0x1, 0x0): -2 refused",
+                "[m] hyptest shm-hostile: read past the region's end aborted",
+                "el2-hyp: VM \"m\" vCPU 0: access to IPA 0x10010000 at pc ",
                 "[m] hyptest shm-hostile: peer 0 (a) answered \"hello back from a\"",
                 "[m] hyptest shm-hostile: peer 1 (b) answered \"hello back from b\"",
                 "[m] hyptest shm-hostile: ok",
@@ -59,6 +62,7 @@ fn two_vms_talk_through_shared_memory_and_doorbells_a_hostile_peer_and_an_outsid
                 "[c] hyptest shm-hostile: no el2-hyp,shm node",
                 "[c] hyptest shm-hostile: ring a region of others (0x0, 0x1): -2 refused",
                 "[c] hyptest shm-hostile: read of the region window aborted",
+                "el2-hyp: VM \"c\" vCPU 0: access to IPA 0x10000000 at pc ",
                 "[c] hyptest shm-hostile: ok",
             ],
             240,
@@ -74,6 +78,11 @@ fn two_vms_talk_through_shared_memory_and_doorbells_a_hostile_peer_and_an_outsid
             "{out}"
         );
         assert!(!out.lines().any(|l| l.starts_with("[c] shm ")), "c has no region:\n{out}");
+        // The peers' own accesses to the region never fault.
+        for peer in ["a", "b"] {
+            let fault = format!("el2-hyp: VM \"{peer}\" vCPU 0: access to IPA ");
+            assert!(!out.contains(&fault), "{out}");
+        }
         drop(s);
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Every ring of a region the VM does not share, or of a peer that does
 //! not exist, must get INVALID_PARAMETERS. A VM without an `el2-hyp,shm`
-//! node must also find the regions' window unmapped (its read aborts). A
-//! peer then says hello to every other peer and waits for each reply:
+//! node must also find the regions' window unmapped (its read aborts), a
+//! peer the page just past its region. A peer then says hello to every other peer and waits for each reply:
 //! the others kept running through the hostile calls.
 
 use crate::arch::aarch64::shm::ShmDev;
@@ -58,6 +58,19 @@ pub fn hostile(platform: &Platform) -> bool {
     refused("a peer that does not exist", dev.index.into(), peers);
     refused("a peer with upper bits", dev.index.into(), 1 << 32);
     refused("a region not shared", u64::from(dev.index) + 1, 0);
+    // Exactly the region is mapped: the page after it is not.
+    let end = s.region.base + s.region.size;
+    let Some(va) = mmu::map_probe_page(end, false) else {
+        println!("hyptest shm-hostile: cannot map IPA {end:#x} in stage 1");
+        return false;
+    };
+    match uaccess::probe_read(va) {
+        Err(uaccess::Aborted) => println!("hyptest shm-hostile: read past the region's end aborted"),
+        Ok(v) => {
+            println!("hyptest shm-hostile: read past the region's end returned {v:#x}: NOT ISOLATED");
+            ok = false;
+        }
+    }
     if !ok || !dev.has_mailboxes() {
         return false;
     }
