@@ -16,9 +16,13 @@
 //!   unmapped for it (its read aborts).
 //!
 //! And a region the hypervisor refuses (vmconf's `--allow-invalid` passes
-//! it on) is not created, while its VMs start without it.
+//! it on) is not created, while its VMs start without it; and through
+//! U-Boot (as on a board) the `fdt` commands of `scripts/image` make the
+//! `shm@0` node, string list included, and the demo runs the same.
 
-use qemu_tests::{Session, run, temp_file};
+use std::process::Command;
+
+use qemu_tests::{Session, qemu, root, run, temp_file};
 
 fn vm(name: &str, extra: &str) -> String {
     format!("[[vm]]\nname = \"{name}\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n{extra}\n")
@@ -106,4 +110,51 @@ fn a_region_the_hypervisor_refuses_is_not_created_and_its_vms_start_without_it()
         .expect("[x] hyptest shm-hostile: ok")
         .expect("[y] hyptest shm-hostile: ok")
         .expect_not("el2-hyp: shm[0]");
+}
+
+/// The boot flow of a board (tests/uboot.rs): Debian's QEMU U-Boot runs
+/// the `boot.scr` of `scripts/image qemu --config`, whose `fdt set ...
+/// "vms" 'a' 'b'` makes the region's string list; `a` and `b` run the
+/// demo, then their normal boot (the EL0 suite) and power off.
+#[test]
+fn through_uboot_the_script_describes_the_region_and_the_demo_runs() {
+    const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+    assert!(std::path::Path::new(UBOOT).exists(), "{UBOOT} is missing: run scripts/setup");
+    let cfg = [
+        vm("a", "initrd = \"guest-kernel\"\ncmdline = \"hz=100\""),
+        vm("b", "initrd = \"guest-kernel\"\ncmdline = \"hz=100\""),
+        String::from("[[shm]]\nname = \"demo\"\nsize = \"64K\"\nvms = [\"a\", \"b\"]\n"),
+    ]
+    .concat();
+    let cfg = temp_file("shm-uboot.toml", cfg.as_bytes());
+    let img = std::env::temp_dir().join(format!("el2-shm-uboot-{}.img", std::process::id()));
+    let out = Command::new(root().join("scripts/image"))
+        .args(["qemu", "--no-build", "--gic", "3", "--cpus", "2", "--mem", "1G", "--out"])
+        .arg(&img)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("could not start scripts/image");
+    assert!(
+        out.status.success(),
+        "scripts/image: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drive = format!("if=none,file={},format=raw,id=boot", img.display());
+    #[rustfmt::skip]
+    let r = qemu(300, &[
+        "-M", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a72", "-smp", "2", "-m", "1G", "-nographic",
+        "-nic", "none", "-bios", UBOOT, "-drive", &drive, "-device", "virtio-blk-device,drive=boot",
+    ]);
+    let _ = std::fs::remove_file(&img);
+    r.expect("Starting kernel ...")
+        .expect_not("SCRIPT FAILED")
+        .expect("el2-hyp: shm[0] \"demo\": 64 KiB at host ")
+        .expect("[a] shm \"demo\": peer 0 of 2 (a, b), 64 KiB at IPA 0x10000000, doorbell INTID 56")
+        .expect("[a] shm \"demo\": doorbell: peer 1 (b) says \"hello back from b\"")
+        .expect("[b] shm \"demo\": doorbell: peer 0 (a) says \"thanks, b\"")
+        .expect("el2-hyp: all VMs have stopped; powering off")
+        .expect_not("panic")
+        .expect_clean_exit();
 }
