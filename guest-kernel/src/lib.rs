@@ -35,6 +35,7 @@ pub mod irq;
 pub mod kernel;
 pub mod mm;
 pub mod sched;
+pub mod shm;
 pub mod sync;
 pub mod syscall;
 pub mod task;

@@ -37,6 +37,23 @@ pub struct GuestDtb<'a> {
     pub virtio: usize,
     /// How many times the VM has been reset (`/chosen/el2-hyp,resets`).
     pub resets: u32,
+    /// The shared-memory regions it is a peer of (`shm`).
+    pub shm: Vec<GuestShm>,
+}
+
+/// A shared-memory region as a peer sees it (docs/devices.md, "Shared
+/// memory and doorbell"): an `el2-hyp,shm` node at `shm::ipa(region)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestShm {
+    /// Its number in the configuration (the hypercall's x1).
+    pub region: usize,
+    pub size: u64,
+    /// Its name (`label`).
+    pub name: String,
+    /// This VM's peer number (`el2-hyp,peer-id`, the hypercall's x2 for it).
+    pub peer: usize,
+    /// Every peer's VM name, by peer number (`el2-hyp,peers`).
+    pub peers: Vec<String>,
 }
 
 /// A pass-through device as the guest sees it.
@@ -198,6 +215,20 @@ pub fn build(cfg: &GuestDtb) -> Result<Vec<u8>, FdtError> {
         w.end_node(dev)?;
     }
 
+    for s in &cfg.shm {
+        let base = crate::shm::ipa(s.region);
+        let node = w.begin_node(&format!("shm@{base:x}"))?;
+        w.property_string("compatible", "el2-hyp,shm")?;
+        w.property_array_u32("reg", &cells(&[base, s.size]))?;
+        let spi = crate::shm::intid(s.region) - 32;
+        w.property_array_u32("interrupts", &[GIC_SPI, spi, IRQ_TYPE_EDGE_RISING])?;
+        w.property_string("label", &s.name)?;
+        w.property_u32("el2-hyp,region", s.region as u32)?;
+        w.property_u32("el2-hyp,peer-id", s.peer as u32)?;
+        w.property_string_list("el2-hyp,peers", s.peers.clone())?;
+        w.end_node(node)?;
+    }
+
     for d in &cfg.passthrough {
         let dev = w.begin_node(&d.node_name())?;
         if d.compatible.is_empty() {
@@ -244,6 +275,7 @@ mod tests {
             passthrough: Vec::new(),
             virtio: 0,
             resets: 2,
+            shm: Vec::new(),
         }
     }
 
@@ -320,5 +352,28 @@ mod tests {
         assert_eq!(second.interrupts.as_slice(), &[GIC_SPI, 17, IRQ_TYPE_EDGE_RISING]);
         assert!(String::from_utf8_lossy(&blob).contains("dma-coherent"));
         assert!(find_device(&blob, DeviceMatch::RegBase(0x0a00_0400)).unwrap().is_none());
+    }
+
+    #[test]
+    fn shm_nodes_read_back_with_the_guest_parser() {
+        let mut c = cfg(GicVersion::V3, 1);
+        c.shm = alloc::vec![GuestShm {
+            region: 1,
+            size: 0x1_0000,
+            name: String::from("ring"),
+            peer: 1,
+            peers: alloc::vec![String::from("a"), String::from("b")],
+        }];
+        let blob = build(&c).unwrap();
+        let p = Platform::from_fdt(&blob).unwrap();
+        assert_eq!(p.guest_shm.len(), 1);
+        let s = &p.guest_shm[0];
+        assert_eq!(s.region, Region { base: 0x1100_0000, size: 0x1_0000 });
+        assert_eq!((s.index, s.peer, s.name.as_str()), (1, 1, "ring"));
+        assert_eq!(s.peers.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let irq = s.irq.unwrap();
+        assert_eq!((irq.intid(), irq.flags), (57, IRQ_TYPE_EDGE_RISING));
+        // Without regions, no node.
+        assert!(Platform::from_fdt(&build(&cfg(GicVersion::V3, 1)).unwrap()).unwrap().guest_shm.is_empty());
     }
 }

@@ -32,6 +32,7 @@ pub mod psci;
 pub mod pvtime;
 pub mod ratelimit;
 pub mod setway;
+pub mod shm;
 pub mod skip;
 pub mod smccc;
 pub mod stats;

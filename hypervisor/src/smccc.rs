@@ -49,6 +49,10 @@ pub trait VmOps {
     fn guest_ram(&self) -> Range<u64>;
     /// The VM's PSCI state.
     fn psci(&mut self) -> &mut Psci;
+    /// The shared-memory regions the VM is a peer of (`shm`).
+    fn shm(&self) -> &[crate::shm::Membership] {
+        &[]
+    }
 }
 
 /// What the glue does after a call. Each action's own doc says what the
@@ -80,6 +84,10 @@ pub enum Outcome {
     Yield,
     /// BOOTED: note the time the guest finished booting. The caller gets 0.
     Booted,
+    /// SHM_DOORBELL, allowed (`shm::doorbell`): make the doorbell SPI of
+    /// `ring.region` pending in the VM that is its peer `ring.peer` and
+    /// wake it. The caller gets 0.
+    ShmDoorbell(crate::shm::Ring),
 }
 
 impl Outcome {
@@ -88,9 +96,12 @@ impl Outcome {
     pub fn return_regs(&self) -> Option<[u64; 4]> {
         match self {
             Outcome::Return(regs) => Some(*regs),
-            Outcome::CpuOn { .. } | Outcome::Suspend | Outcome::PrintStats | Outcome::Yield | Outcome::Booted => {
-                Some([0; 4])
-            }
+            Outcome::CpuOn { .. }
+            | Outcome::Suspend
+            | Outcome::PrintStats
+            | Outcome::Yield
+            | Outcome::Booted
+            | Outcome::ShmDoorbell(_) => Some([0; 4]),
             Outcome::ConsoleWrite { bytes } => Some([bytes.len() as u64, 0, 0, 0]),
             Outcome::CpuOff | Outcome::SystemOff | Outcome::SystemReset => None,
         }
@@ -181,6 +192,12 @@ pub fn dispatch(call: &Call, vm: &mut impl VmOps) -> Outcome {
         vendor::PRINT_STATS => Outcome::PrintStats,
         vendor::YIELD => Outcome::Yield,
         vendor::BOOTED => Outcome::Booted,
+        // A region the caller does not share, or a peer it does not have:
+        // INVALID_PARAMETERS, and nothing rings.
+        vendor::SHM_DOORBELL => match crate::shm::doorbell(vm.shm(), a[0], a[1]) {
+            Some(ring) => Outcome::ShmDoorbell(ring),
+            None => ret(hvc::PSCI_INVALID_PARAMETERS as u64),
+        },
 
         _ => ret(NOT_SUPPORTED),
     }
@@ -242,11 +259,12 @@ mod tests {
         id: u64,
         vcpu: usize,
         psci: Psci,
+        shm: alloc::vec::Vec<crate::shm::Membership>,
     }
 
     impl MockVm {
         fn new(vcpus: usize) -> Self {
-            Self { id: 3, vcpu: 0, psci: Psci::new(vcpus) }
+            Self { id: 3, vcpu: 0, psci: Psci::new(vcpus), shm: alloc::vec::Vec::new() }
         }
     }
 
@@ -262,6 +280,9 @@ mod tests {
         }
         fn psci(&mut self) -> &mut Psci {
             &mut self.psci
+        }
+        fn shm(&self) -> &[crate::shm::Membership] {
+            &self.shm
         }
     }
 
@@ -449,8 +470,29 @@ mod tests {
         assert_eq!(out, Outcome::ConsoleWrite { bytes: Vec::new() });
     }
 
+    /// A peer rings another (or itself); a VM that is not a member, a
+    /// region it does not share and a peer that does not exist get
+    /// INVALID_PARAMETERS and ring nothing.
+    #[test]
+    fn shm_doorbell_decisions() {
+        use crate::shm::{Membership, Ring};
+        let ring = |vm: &mut MockVm, region: u64, peer: u64| dispatch(&call(vendor::SHM_DOORBELL, &[region, peer]), vm);
+        let invalid = Outcome::Return([neg(hvc::PSCI_INVALID_PARAMETERS), 0, 0, 0]);
+        let mut outsider = MockVm::new(1);
+        assert_eq!(ring(&mut outsider, 0, 0), invalid);
+        let mut peer = MockVm::new(1);
+        peer.shm = alloc::vec![Membership { region: 2, peer: 1, peers: 2 }];
+        let out = ring(&mut peer, 2, 0);
+        assert_eq!(out, Outcome::ShmDoorbell(Ring { region: 2, peer: 0 }));
+        assert_eq!(out.return_regs(), Some([0; 4]));
+        assert_eq!(ring(&mut peer, 2, 1), Outcome::ShmDoorbell(Ring { region: 2, peer: 1 }));
+        assert_eq!(ring(&mut peer, 2, 2), invalid);
+        assert_eq!(ring(&mut peer, 0, 0), invalid);
+        assert_eq!(ring(&mut peer, u64::MAX, u64::MAX), invalid);
+    }
+
     /// Every ID this dispatcher implements.
-    const KNOWN: [u32; 18] = [
+    const KNOWN: [u32; 19] = [
         hvc::SMCCC_VERSION,
         hvc::SMCCC_ARCH_FEATURES,
         psci_id::VERSION,
@@ -469,6 +511,7 @@ mod tests {
         vendor::CONSOLE_WRITE,
         vendor::NOP,
         vendor::PRINT_STATS,
+        vendor::SHM_DOORBELL,
     ];
 
     #[test]

@@ -81,6 +81,7 @@ pub fn layout_windows() -> Vec<Window> {
         w("UART", layout::UART_BASE, layout::UART_SIZE),
         w("PVTIME", layout::PVTIME_BASE, layout::PVTIME_SIZE),
         w("VIRTIO", layout::VIRTIO_BASE, layout::VIRTIO_STRIDE * layout::VIRTIO_COUNT),
+        w("SHM", layout::SHM_BASE, layout::SHM_STRIDE * layout::SHM_COUNT),
     ]
 }
 

@@ -83,6 +83,14 @@ pub mod vendor {
     /// just before it starts init); the hypervisor notes the time for the
     /// boot benchmark. Returns 0.
     pub const BOOTED: u32 = 0xC600_0006;
+    /// SHM_DOORBELL(x1 = region, x2 = peer): makes the doorbell SPI of
+    /// shared-memory region `region` pending in the VM that is peer `peer`
+    /// of it (both numbers from the caller's `el2-hyp,shm` DT node; the
+    /// caller must be a peer too). Returns 0, or
+    /// [`super::PSCI_INVALID_PARAMETERS`] (-2) for a region the caller does
+    /// not share or a peer that does not exist. Rings before the target
+    /// takes the interrupt coalesce into one.
+    pub const SHM_DOORBELL: u32 = 0xC600_0007;
     /// Largest payload of [`CONSOLE_WRITE`].
     pub const CONSOLE_WRITE_MAX: usize = 40;
 }

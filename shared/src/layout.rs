@@ -40,6 +40,18 @@ pub const VIRTIO_COUNT: u64 = 8;
 /// SPI number of transport 0 (GIC INTID 32 + 16); transport k has SPI 16 + k,
 /// as on QEMU `virt` (edge-rising, `<0 16+k 1>`).
 pub const VIRTIO_SPI: u32 = 16;
+/// First shared-memory region (`[[shm]]`, docs/devices.md "Shared memory
+/// and doorbell"): region i of the configuration is at `SHM_BASE + i *
+/// SHM_STRIDE` in every VM that shares it. Where QEMU `virt` puts its PCIe
+/// MMIO window (VIRT_PCIE_MMIO), which this hypervisor does not emulate.
+pub const SHM_BASE: u64 = 0x1000_0000;
+/// Guest-physical room per region: the largest region.
+pub const SHM_STRIDE: u64 = 0x100_0000;
+/// Most shared-memory regions in a configuration.
+pub const SHM_COUNT: u64 = 4;
+/// SPI number of region 0's doorbell (GIC INTID 32 + 24 = 56); region i
+/// has SPI `SHM_SPI + i`, edge-rising, after the 8 virtio transports'.
+pub const SHM_SPI: u32 = 24;
 /// Default base of guest RAM.
 pub const RAM_BASE: u64 = 0x4000_0000;
 

@@ -261,6 +261,44 @@ pub struct VmSpec {
     pub cap: u32,
 }
 
+/// Most `[[shm]]` regions (`layout::SHM_COUNT`).
+pub const MAX_SHM: usize = crate::layout::SHM_COUNT as usize;
+/// Most VMs sharing one region.
+pub const MAX_SHM_PEERS: usize = MAX_VMS;
+/// Largest shared-memory region (`layout::SHM_STRIDE`).
+pub const MAX_SHM_SIZE: u64 = crate::layout::SHM_STRIDE;
+
+/// A `/chosen/hypervisor/shm@N` node (`docs/vm-config.md`): a region of
+/// hypervisor memory shared by the VMs named in `vms`. Unchecked:
+/// `hypervisor::vmspec::validate_shms` checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ShmSpec {
+    /// `shm-name`.
+    pub name: String<16>,
+    /// `size` in bytes.
+    pub size: u64,
+    /// `vms`: the names of the VMs that share it; peer k is `vms[k]`.
+    pub vms: Vec<String<16>, MAX_SHM_PEERS>,
+}
+
+/// A guest's view of one shared-memory region: an `el2-hyp,shm` node of
+/// the DTB the hypervisor wrote for it (docs/devices.md).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct GuestShm {
+    /// `label`: the region's name.
+    pub name: String<16>,
+    /// `reg`: where it is mapped (IPA) and its size.
+    pub region: Region,
+    /// `interrupts`: the doorbell (decoded like any device's).
+    pub irq: Option<Irq>,
+    /// `el2-hyp,region`: the region number for `SHM_DOORBELL`.
+    pub index: u32,
+    /// `el2-hyp,peer-id`: this VM's peer number.
+    pub peer: u32,
+    /// `el2-hyp,peers`: the VM names, by peer number.
+    pub peers: Vec<String<16>, MAX_SHM_PEERS>,
+}
+
 /// Everything the boot code needs to know about the machine.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Platform {
@@ -298,6 +336,13 @@ pub struct Platform {
     pub vms: Vec<VmSpec, MAX_VMS>,
     /// VM nodes that could not be read: node name and the error.
     pub vm_errors: Vec<(String<32>, DtbError), MAX_VMS>,
+    /// Shared-memory regions from `/chosen/hypervisor/shm@N`, in order
+    /// (region i is the i-th node).
+    pub shms: Vec<ShmSpec, MAX_SHM>,
+    /// `shm@N` nodes that could not be read (or beyond [`MAX_SHM`]).
+    pub shm_errors: Vec<(String<32>, DtbError), MAX_SHM>,
+    /// `el2-hyp,shm` nodes: the regions this VM shares (a guest's DTB).
+    pub guest_shm: Vec<GuestShm, MAX_SHM>,
 }
 
 /// Why a DTB could not be turned into a [`Platform`]. Each names what was wrong.

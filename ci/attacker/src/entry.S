@@ -273,7 +273,9 @@ PAGE_TABLE:
     .space 4096
 .balign 16
 BOOT_STACK:
-    .space 0x10000
+    /* 128 KiB: parsing the DTB holds a few copies of the 12 KiB
+     * shared::platform::Platform (64 KiB overflowed when it grew). */
+    .space 0x20000
 BOOT_STACK_TOP:
 /* Per-vCPU stack pointer of an enter_el0 call in progress. */
 .global EL0_SAVED_SP

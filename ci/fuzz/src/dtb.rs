@@ -5,7 +5,7 @@
 //! guest DTB `hypervisor::fdtgen` writes for each accepted VM parses back
 //! to what it was built from.
 
-use hypervisor::fdtgen::{GuestDtb, build};
+use hypervisor::fdtgen::{GuestDtb, GuestShm, build};
 use hypervisor::vmspec::{MachineFacts, validate};
 use shared::platform::{DeviceMatch, DtbError, GicVersion, MAX_CPUS, Platform, Region, find_device};
 
@@ -67,6 +67,19 @@ fn check_platform(p: &Platform) {
         }
     }
 
+    // The shared-memory regions: a verdict for each, and each VM's share
+    // of the accepted ones goes into its guest DTB below.
+    let shm_ok: Vec<bool> = hypervisor::shm::validate(&p.shms, &p.vms)
+        .iter()
+        .map(|r| {
+            if let Err(e) = r {
+                let _ = format!("{e}");
+            }
+            r.is_ok()
+        })
+        .collect();
+    assert_eq!(shm_ok.len(), p.shms.len());
+
     // The hypervisor's view: which VMs may start on this machine.
     for ipa_bits in [32, 40, 48] {
         let mut machine = MachineFacts::new(p.memory.to_vec(), p.cpus.len() as u32, ipa_bits);
@@ -80,6 +93,16 @@ fn check_platform(p: &Platform) {
             }
             // An accepted VM: its guest DTB must build and parse back.
             assert!(vm.vcpus >= 1, "accepted VM {} with no vCPU", vm.name);
+            let shm: Vec<GuestShm> = hypervisor::shm::memberships(&p.shms, &shm_ok, &vm.name)
+                .iter()
+                .map(|m| GuestShm {
+                    region: m.region,
+                    size: p.shms[m.region].size,
+                    name: p.shms[m.region].name.as_str().into(),
+                    peer: m.peer,
+                    peers: p.shms[m.region].vms.iter().map(|v| v.as_str().into()).collect(),
+                })
+                .collect();
             for gic in [GicVersion::V2, GicVersion::V3] {
                 let cfg = GuestDtb {
                     name: &vm.name,
@@ -92,11 +115,13 @@ fn check_platform(p: &Platform) {
                     passthrough: Vec::new(),
                     virtio: vm.disks.len() + vm.nets.len(),
                     resets: 3,
+                    shm: shm.clone(),
                 };
                 let Ok(blob) = build(&cfg) else { panic!("guest DTB of accepted VM {} did not build", vm.name) };
                 let back = crate::with_alignment(&blob, 0, Platform::from_fdt)
                     .unwrap_or_else(|e| panic!("guest DTB of VM {} does not parse: {e:?}", vm.name));
                 assert_eq!(back.memory.as_slice(), &[vm.memory], "guest RAM");
+                assert_eq!(back.guest_shm.len(), shm.len(), "shared-memory nodes");
                 assert_eq!(back.cpus.len(), (vm.vcpus as usize).min(MAX_CPUS), "guest CPUs");
                 assert_eq!(back.bootargs.as_str(), vm.bootargs.as_str(), "guest bootargs");
                 assert_eq!(back.vm_name.as_str(), vm.name.as_str(), "guest VM name");

@@ -8,6 +8,7 @@ use core::ops::Range;
 
 use arbitrary::{Result, Unstructured};
 use hypervisor::psci::{Psci, VcpuPower, mpidr_to_vcpu};
+use hypervisor::shm::{Membership, Ring};
 use hypervisor::smccc::{Call, NOT_SUPPORTED, Outcome, SMCCC_VERSION_1_1, VmOps, dispatch};
 use shared::hvc::{self, psci as id, vendor};
 use shared::platform::MAX_VCPUS;
@@ -37,11 +38,12 @@ const FIDS: &[u32] = &[
     vendor::PRINT_STATS,
     vendor::YIELD,
     vendor::BOOTED,
+    vendor::SHM_DOORBELL,
     0x8400_0005, // MIGRATE: not implemented
     0xC400_0005,
     0x8000_0002,
     0xC600_0000,
-    0xC600_0007,
+    0xC600_0008,
     0x8400_000C, // SYSTEM_SUSPEND
 ];
 
@@ -64,7 +66,13 @@ impl VmOps for Vm {
     fn psci(&mut self) -> &mut Psci {
         &mut self.psci
     }
+    fn shm(&self) -> &[Membership] {
+        &SHM
+    }
 }
+
+/// The caller is peer 0 of region 1, which has two peers.
+const SHM: [Membership; 1] = [Membership { region: 1, peer: 0, peers: 2 }];
 
 /// Input: a vCPU count, then calls: the calling vCPU, x0..x17 (function
 /// ID and arguments, each drawn raw or from interesting values), and what
@@ -217,6 +225,13 @@ fn check(call: &Call, before: &Vm, after: &Vm, outcome: &Outcome) {
         vendor::PRINT_STATS => assert_eq!(*outcome, Outcome::PrintStats),
         vendor::YIELD => assert_eq!(*outcome, Outcome::Yield),
         vendor::BOOTED => assert_eq!(*outcome, Outcome::Booted),
+        vendor::SHM_DOORBELL => {
+            let want = match (a[0], a[1]) {
+                (1, peer @ 0..2) => Outcome::ShmDoorbell(Ring { region: 1, peer: peer as usize }),
+                _ => ret(hvc::PSCI_INVALID_PARAMETERS),
+            };
+            assert_eq!(*outcome, want, "SHM_DOORBELL({:#x}, {:#x})", a[0], a[1]);
+        }
         _ => assert_eq!(*outcome, ret(hvc::NOT_SUPPORTED), "unknown function {:#x}", call.fid),
     }
     unchanged();

@@ -62,6 +62,15 @@ pub struct VmConfig {
     pub nets: Vec<NetConfig>,
 }
 
+/// A `[[shm]]` table, as written: a shared-memory region and the names
+/// of the VMs that share it (docs/vm-config.md, "Shared memory").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShmConfig {
+    pub name: String,
+    pub size: u64,
+    pub vms: Vec<String>,
+}
+
 /// A configuration error: which VM (index and name, when known), which field, what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -116,8 +125,8 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
         message: format!("not valid TOML: {}", e.to_string().trim_end()),
     })?;
     let plain = |field: &str, message: String| ConfigError { vm: None, field: field.into(), message };
-    if let Some(key) = top.keys().find(|k| k.as_str() != "vm") {
-        return Err(plain(key, "unknown key (the file holds only [[vm]] tables)".into()));
+    if let Some(key) = top.keys().find(|k| k.as_str() != "vm" && k.as_str() != "shm") {
+        return Err(plain(key, "unknown key (the file holds only [[vm]] and [[shm]] tables)".into()));
     }
     let Some(vms) = top.get("vm") else {
         return Err(plain("", "no [[vm]] table".into()));
@@ -133,6 +142,65 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
         return Err(plain("vm", message));
     }
     vms.iter().enumerate().map(|(i, v)| parse_vm(i, v)).collect()
+}
+
+const SHM_KEYS: &[&str] = &["name", "size", "vms"];
+
+/// The `[[shm]]` tables of a configuration file (none is fine). Their
+/// rules against the VMs are `hypervisor::shm::validate`'s; here only the
+/// shapes: errors name the region by index (`shm[1].size: ...`).
+pub fn parse_shm(text: &str) -> Result<Vec<ShmConfig>, ConfigError> {
+    let top: Table = toml::from_str(text).map_err(|e| ConfigError {
+        vm: None,
+        field: String::new(),
+        message: format!("not valid TOML: {}", e.to_string().trim_end()),
+    })?;
+    let err = |field: String, message: String| ConfigError { vm: None, field, message };
+    let shms = match top.get("shm") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(err("shm".into(), wrong_type("an array of tables: write [[shm]]", v))),
+    };
+    if shms.len() > shared::platform::MAX_SHM {
+        let message = format!("{} regions, at most {} allowed", shms.len(), shared::platform::MAX_SHM);
+        return Err(err("shm".into(), message));
+    }
+    let mut out = Vec::new();
+    for (i, v) in shms.iter().enumerate() {
+        let f = |key: &str| format!("shm[{i}].{key}");
+        let Value::Table(t) = v else {
+            return Err(err(format!("shm[{i}]"), wrong_type("a table", v)));
+        };
+        if let Some(key) = t.keys().find(|k| !SHM_KEYS.contains(&k.as_str())) {
+            return Err(err(f(key), format!("unknown key (known: {})", SHM_KEYS.join(", "))));
+        }
+        let name = match t.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return Err(err(f("name"), wrong_type("a string", v))),
+            None => return Err(err(f("name"), "missing".into())),
+        };
+        let size = match t.get("size") {
+            Some(Value::Integer(n)) if *n >= 0 => *n as u64,
+            Some(Value::String(s)) => {
+                parse_size(s).ok_or_else(|| err(f("size"), format!("{s:?} is not a size (use 64K, 1M, ...)")))?
+            }
+            Some(v) => return Err(err(f("size"), wrong_type("a size like \"64K\"", v))),
+            None => return Err(err(f("size"), "missing".into())),
+        };
+        let vms = match t.get("vms") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => Ok(s.clone()),
+                    v => Err(err(f("vms"), wrong_type("an array of VM names", v))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(v) => return Err(err(f("vms"), wrong_type("an array of VM names", v))),
+            None => return Err(err(f("vms"), "missing".into())),
+        };
+        out.push(ShmConfig { name, size, vms });
+    }
+    Ok(out)
 }
 
 /// Reads the keys of one VM table; errors carry the VM's index and name.
@@ -480,6 +548,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shm_tables_parse_and_name_their_errors() {
+        let vm = "[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = \"64M\"\n";
+        assert!(parse_shm(vm).unwrap().is_empty());
+        let ok = format!("{vm}[[shm]]\nname = \"ring\"\nsize = \"64K\"\nvms = [\"a\", \"b\"]\n");
+        assert_eq!(
+            parse_shm(&ok).unwrap(),
+            [ShmConfig { name: "ring".into(), size: 0x1_0000, vms: vec!["a".into(), "b".into()] }]
+        );
+        assert!(parse(&ok).is_ok(), "a [[shm]] table is not an unknown key");
+        let e = |t: &str| parse_shm(&format!("{vm}{t}")).unwrap_err().to_string();
+        assert_eq!(e("[[shm]]\nname = \"r\"\nvms = [\"a\"]\n"), "shm[0].size: missing");
+        assert_eq!(
+            e("[[shm]]\nname = \"r\"\nsize = \"x\"\nvms = []\n"),
+            "shm[0].size: \"x\" is not a size (use 64K, 1M, ...)"
+        );
+        assert_eq!(
+            e("[[shm]]\nname = \"r\"\nsize = 4096\nvms = [1]\n"),
+            "shm[0].vms: expected an array of VM names, found 1"
+        );
+        assert_eq!(
+            e("[[shm]]\nname = \"r\"\nsize = 4096\nvms = []\nirq = 3\n"),
+            "shm[0].irq: unknown key (known: name, size, vms)"
+        );
+        assert_eq!(e(&"[[shm]]\nname = \"r\"\nsize = 4096\nvms = []\n".repeat(5)), "shm: 5 regions, at most 4 allowed");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("64M"), Some(64 << 20));
         assert_eq!(parse_size("1G"), Some(1 << 30));
@@ -526,7 +621,7 @@ mod tests {
         let e = |t: &str| parse(t).unwrap_err().to_string();
         let vm = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n";
         assert_eq!(e(""), "no [[vm]] table");
-        assert_eq!(e("x = 1\n"), "x: unknown key (the file holds only [[vm]] tables)");
+        assert_eq!(e("x = 1\n"), "x: unknown key (the file holds only [[vm]] and [[shm]] tables)");
         assert_eq!(e("[[vm]]\nkernel = \"k\"\n"), "vm[0]: name: missing");
         assert_eq!(e("[[vm]]\nname = 3\n"), "vm[0]: name: expected a string, found 3");
         assert_eq!(e("[[vm]]\nname = \"A\"\n"), "vm[0]: name: 'A' is not allowed (use a-z, 0-9, '_', '-')");

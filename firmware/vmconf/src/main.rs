@@ -31,6 +31,11 @@ mod images;
 #[allow(dead_code)]
 mod vmspec;
 
+/// The rules of `[[shm]]` regions, from the hypervisor as `vmspec`.
+#[path = "../../../hypervisor/src/shm.rs"]
+#[allow(dead_code)]
+mod shm;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -122,6 +127,7 @@ fn run(argv: Vec<String>) -> Result<(), String> {
     let src = config_path.display().to_string();
     let text = std::fs::read_to_string(&config_path).map_err(|e| format!("{src}: {e}"))?;
     let confs = config::parse(&text).map_err(|e| format!("{src}: {e}"))?;
+    let shm_confs = config::parse_shm(&text).map_err(|e| format!("{src}: {e}"))?;
 
     let dirs = Dirs {
         images: args.images.clone(),
@@ -209,6 +215,9 @@ fn run(argv: Vec<String>) -> Result<(), String> {
             format!("{src}: {c}")
         })
         .collect();
+    let shms = shm_specs(&shm_confs).map_err(|e| format!("{src}: {e}"))?;
+    let mut errors = errors;
+    errors.extend(shm::validate(&shms, &specs).iter().filter_map(|r| r.as_ref().err()).map(|e| format!("{src}: {e}")));
     if !errors.is_empty() {
         if !args.allow_invalid {
             return Err(errors.join("\n"));
@@ -220,14 +229,14 @@ fn run(argv: Vec<String>) -> Result<(), String> {
 
     let name = config_path.file_name().map_or(src.clone(), |n| n.to_string_lossy().into_owned());
     let pairs: Vec<(VmConfig, VmSpec)> = confs.into_iter().zip(specs).collect();
-    write_out(&args.out_dts, &emit::dts(&name, &pairs))?;
+    write_out(&args.out_dts, &emit::dts(&name, &pairs, &shms))?;
     write_out(&args.out_qemu_args, &emit::qemu_args(&placer.placed))?;
     if args.out_uboot.is_some() {
         let cmds = emit::uboot(&placer.placed).map_err(|m| format!("{src}: {m}"))?;
         write_out(&args.out_uboot, &cmds)?;
     }
     if args.out_uboot_script.is_some() {
-        let script = emit::uboot_script(&name, &pairs, &placer.placed).map_err(|m| format!("{src}: {m}"))?;
+        let script = emit::uboot_script(&name, &pairs, &shms, &placer.placed).map_err(|m| format!("{src}: {m}"))?;
         write_out(&args.out_uboot_script, &script)?;
     }
     Ok(())
@@ -289,6 +298,33 @@ fn facts_from_platform(p: &Platform, ipa_bits: u32) -> MachineFacts {
         m.reserved.extend(gic.gicc.iter().chain(&gic.gich).chain(&gic.gicv).copied());
     }
     m
+}
+
+/// The `ShmSpec`s the hypervisor will read back from the DTB; a name
+/// that cannot be one (too long to hold) is refused here, the rest by
+/// `shm::validate`.
+fn shm_specs(confs: &[config::ShmConfig]) -> Result<Vec<shared::platform::ShmSpec>, String> {
+    let mut out = Vec::new();
+    for (i, c) in confs.iter().enumerate() {
+        let err = |field: &str, message: String| format!("shm[{i}].{field}: {message}");
+        vmspec::check_name(&c.name).map_err(|p| err("name", p.to_string()))?;
+        let mut spec = shared::platform::ShmSpec {
+            name: c.name.as_str().try_into().unwrap_or_default(),
+            size: c.size,
+            vms: heapless::Vec::new(),
+        };
+        if c.vms.len() > shared::platform::MAX_SHM_PEERS {
+            let message = format!("names {} VMs, at most {} allowed", c.vms.len(), shared::platform::MAX_SHM_PEERS);
+            return Err(err("vms", message));
+        }
+        for v in &c.vms {
+            let name = heapless::String::try_from(v.as_str())
+                .map_err(|_| err("vms", format!("{v:?} is not the name of a VM of this configuration")))?;
+            let _ = spec.vms.push(name);
+        }
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 /// The `VmSpec` the hypervisor will read back from the DTB. Lengths were

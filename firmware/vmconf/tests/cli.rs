@@ -139,6 +139,16 @@ fn two_vms_default_config() {
 }
 
 #[test]
+fn shm_config() {
+    let t = with_images();
+    t.file("img/initramfs.cpio", 5000);
+    assert_eq!(generate(&t, &firmware("qemu-shm.toml"), &[]), (0, String::new()));
+    let p = compile_with_machine(&t, "out.dtsi");
+    assert_eq!(p.shms.len(), 1);
+    assert_eq!((p.shms[0].name.as_str(), p.shms[0].size, p.shms[0].vms.len()), ("demo", 0x1_0000, 2));
+}
+
+#[test]
 fn smp_config() {
     let t = with_images();
     assert_eq!(generate(&t, &firmware("qemu-smp.toml"), &[]).0, 0);
@@ -566,7 +576,7 @@ fn bad_inline_configs() {
             "vm[0] \"alpha\": passthrough: expected an array of tables: write [[vm.passthrough]], found a table",
         ),
         ("[vm]\nname = \"a\"\n".into(), "vm: must be an array of tables: write [[vm]]"),
-        ("name = \"a\"\n".into(), "name: unknown key (the file holds only [[vm]] tables)"),
+        ("name = \"a\"\n".into(), "name: unknown key (the file holds only [[vm]] and [[shm]] tables)"),
         ("# nothing\n".into(), "no [[vm]] table"),
     ];
     for (text, expected) in cases {
@@ -659,8 +669,10 @@ fn uboot_script_to_dts(script: &str) -> String {
             let value = if value.is_empty() {
                 String::new()
             } else if let Some(v) = value.strip_prefix('\'') {
+                // One or more single-quoted strings (several: a string list).
                 let v = v.strip_suffix('\'').expect("closing quote");
-                format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+                v.split("' '").map(quoted).collect::<Vec<_>>().join(", ")
             } else {
                 let cells = value.starts_with('<') && value.ends_with('>');
                 let bytes = value.starts_with('[') && value.ends_with(']');
@@ -833,6 +845,65 @@ readonly = true
 /// `[[vm.net]]`: net@K nodes with the switch and the MAC (given, or
 /// derived from the VM's name and the card's index), in the device tree
 /// and in the U-Boot script, read back as the same cards.
+#[test]
+fn shared_memory_regions_are_described_in_order() {
+    let t = with_images();
+    let vms = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\n\
+               [[vm]]\nname = \"b\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\n\
+               [[vm]]\nname = \"c\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\n";
+    let c = config(
+        &t,
+        &format!(
+            "{vms}[[shm]]\nname = \"ring\"\nsize = \"64K\"\nvms = [\"a\", \"b\"]\n\
+             [[shm]]\nname = \"all\"\nsize = 0x200000\nvms = [\"c\", \"b\", \"a\"]\n"
+        ),
+    );
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--load-base", "0x48000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
+    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    let dts = t.read("out.dtsi");
+    assert!(dts.contains("\t\t\tshm@1 {\n\t\t\t\tshm-name = \"all\";\n\t\t\t\tsize = <0x0 0x200000>;\n\t\t\t\tvms = \"c\", \"b\", \"a\";\n"), "{dts}");
+    t.write("script.dtsi", uboot_script_to_dts(&t.read("vms.cmd")).as_bytes());
+    let (from_dts, from_script) = (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"));
+    assert!(from_dts.shm_errors.is_empty(), "{:?}", from_dts.shm_errors);
+    let names = |s: &shared::platform::ShmSpec| s.vms.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    assert_eq!(from_dts.shms.len(), 2);
+    assert_eq!((from_dts.shms[0].name.as_str(), from_dts.shms[0].size), ("ring", 0x1_0000));
+    assert_eq!(names(&from_dts.shms[0]), ["a", "b"]);
+    assert_eq!((from_dts.shms[1].name.as_str(), from_dts.shms[1].size), ("all", 0x20_0000));
+    assert_eq!(names(&from_dts.shms[1]), ["c", "b", "a"]);
+    assert_eq!(from_script.shms[..], from_dts.shms[..]);
+
+    // The hypervisor's rules, with the region's name and key.
+    std::fs::remove_file(t.path("out.dtsi")).unwrap();
+    let bad = |shm: &str| error_of(&t, &config(&t, &format!("{vms}[[shm]]\n{shm}")), &[]);
+    assert!(
+        bad("name = \"r\"\nsize = \"6K\"\nvms = [\"a\", \"b\"]\n")
+            .contains("shm \"r\": size: 6 KiB is not a multiple of 4 KiB")
+    );
+    assert!(bad("name = \"r\"\nsize = 0\nvms = [\"a\", \"b\"]\n").contains("shm \"r\": size: size is zero"));
+    assert!(
+        bad("name = \"r\"\nsize = \"32M\"\nvms = [\"a\", \"b\"]\n")
+            .contains("shm \"r\": size: 32 MiB is more than the 16 MiB allowed")
+    );
+    let e = bad("name = \"r\"\nsize = \"4K\"\nvms = [\"a\", \"d\"]\n");
+    assert!(e.contains("shm \"r\": vms: \"d\" is not the name of a VM of this configuration"), "{e}");
+    assert!(
+        bad("name = \"r\"\nsize = \"4K\"\nvms = [\"a\", \"a\"]\n").contains("shm \"r\": vms: \"a\" is named twice")
+    );
+    assert!(
+        bad("name = \"r\"\nsize = \"4K\"\nvms = [\"a\"]\n")
+            .contains("shm \"r\": vms: names 1 VM(s): a region is shared by at least 2")
+    );
+    let e = bad(
+        "name = \"r\"\nsize = \"4K\"\nvms = [\"a\", \"b\"]\n[[shm]]\nname = \"r\"\nsize = \"4K\"\nvms = [\"b\", \"c\"]\n",
+    );
+    assert!(e.contains("shm \"r\": name: is already the name of shm[0]"), "{e}");
+    assert!(bad("name = \"R\"\nsize = \"4K\"\nvms = [\"a\", \"b\"]\n").contains("shm[0].name: 'R' is not allowed"));
+}
+
 #[test]
 fn network_cards_are_described_in_order() {
     let t = with_images();

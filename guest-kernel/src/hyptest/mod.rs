@@ -59,6 +59,8 @@ pub mod answers;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod shm;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)] // glue: system registers, PSCI, set/way cache operations
 pub mod vmreq;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -81,6 +83,7 @@ pub fn run(name: &str, platform: &Platform, hz: u32) -> ! {
         "reset-ram" => reset_ram(platform, false),
         "reset-ram-wait" => reset_ram(platform, true),
         "lockdep-inversion" => lockdep_inversion(),
+        "shm-hostile" => shm::hostile(platform),
         other if self::core::handles(other) => self::core::run(other, platform),
         other if answers::handles(other) => answers::run(other, platform, hz),
         other if vmreq::handles(other) => vmreq::run(other, platform, hz),

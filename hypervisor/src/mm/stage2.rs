@@ -22,6 +22,9 @@ pub enum MapKind {
     /// A page the hypervisor writes for the guest to read (stolen time):
     /// normal write-back memory, read-only, never executable.
     ReadOnly,
+    /// A shared-memory region (`shm`): normal write-back memory,
+    /// read/write, never executable (one VM must not run code another wrote).
+    Shared,
 }
 
 impl MapKind {
@@ -30,6 +33,9 @@ impl MapKind {
         match self {
             MapKind::Ram => common | S2::MEMATTR_NORMAL_INNER_WB | S2::MEMATTR_NORMAL_OUTER_WB | S2::SH_INNER,
             MapKind::Device => common | S2::MEMATTR_DEVICE_nGnRE | S2::XN,
+            MapKind::Shared => {
+                common | S2::MEMATTR_NORMAL_INNER_WB | S2::MEMATTR_NORMAL_OUTER_WB | S2::SH_INNER | S2::XN
+            }
             MapKind::ReadOnly => {
                 (common - S2::S2AP_ACCESS_RW)
                     | S2::S2AP_ACCESS_RO

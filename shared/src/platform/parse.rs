@@ -559,6 +559,14 @@ struct VirtioSeen<'a> {
     interrupt_parent: Option<u32>,
 }
 
+/// An `el2-hyp,shm` node seen during the walk: its interrupt is decoded
+/// at the end, like a virtio transport's.
+struct ShmSeen<'a> {
+    shm: GuestShm,
+    interrupts: Option<&'a [u8]>,
+    interrupt_parent: Option<u32>,
+}
+
 /// The GIC seen during the walk.
 struct GicSeen<'a> {
     gic: Gic,
@@ -593,6 +601,8 @@ struct Builder<'r, 'a> {
     /// `virtio,mmio` nodes: their interrupts are decoded at the end, when
     /// the GIC's phandle is known.
     virtio: Vec<VirtioSeen<'a>, MAX_VIRTIO_MMIO>,
+    /// `el2-hyp,shm` nodes (a guest's DTB).
+    shm: Vec<ShmSeen<'a>, MAX_SHM>,
 }
 
 impl<'r, 'a> Builder<'r, 'a> {
@@ -611,6 +621,7 @@ impl<'r, 'a> Builder<'r, 'a> {
             saw_cpus: false,
             vm: None,
             virtio: Vec::new(),
+            shm: Vec::new(),
         };
         let Some(chosen) = blob.find("/chosen")? else {
             return Ok(b);
@@ -700,6 +711,12 @@ impl<'r, 'a> Builder<'r, 'a> {
             {
                 self.vm_begin(stack)
             }
+            3 if parent_name(1) == Some("hypervisor")
+                && parent_name(2) == Some("chosen")
+                && (node.name == "shm" || node.name.starts_with("shm@")) =>
+            {
+                self.shm_spec(stack)
+            }
             4 if self.vm.is_some() && node.name.starts_with("passthrough") => {
                 self.passthrough(stack);
             }
@@ -729,6 +746,58 @@ impl<'r, 'a> Builder<'r, 'a> {
         if list_has(compatible, "virtio,mmio") && node.enabled(blob)? {
             self.virtio_mmio(stack)?;
         }
+        if list_has(compatible, "el2-hyp,shm") && node.enabled(blob)? {
+            self.guest_shm(stack)?;
+        }
+        Ok(())
+    }
+
+    /// A `/chosen/hypervisor/shm@N` node; a malformed one is recorded in
+    /// `shm_errors` and the others are still read.
+    fn shm_spec(&mut self, stack: &[Node<'a>]) {
+        let (Some(node), Some(hyp)) = (stack.last(), stack.len().checked_sub(2).map(|i| stack[i])) else {
+            return;
+        };
+        let result = read_shm(self.blob, node, hyp.size_cells).and_then(|spec| {
+            self.p.shms.push(spec).map_err(|_| DtbError::BadProperty {
+                node: "/chosen/hypervisor",
+                property: "shm@N (more than MAX_SHM)",
+            })
+        });
+        if let Err(e) = result {
+            let mut name = String::new();
+            push_truncated(&mut name, node.name);
+            // Beyond MAX_SHM errors, the rest are dropped.
+            let _ = self.p.shm_errors.push((name, e));
+        }
+    }
+
+    /// An `el2-hyp,shm` node of a guest's DTB (docs/devices.md); beyond
+    /// `MAX_SHM` they are ignored.
+    fn guest_shm(&mut self, stack: &[Node<'a>]) -> Result<(), DtbError> {
+        let Some(node) = stack.last() else {
+            return Ok(());
+        };
+        const NODE: &str = "el2-hyp,shm";
+        let bad = |property| DtbError::BadProperty { node: NODE, property };
+        let reg = node.prop(self.blob, "reg")?.ok_or(bad("reg"))?;
+        let region = reg_region(stack, reg, 0, NODE)?.ok_or(bad("reg"))?;
+        let u32_of = |name: &'static str| -> Result<u32, DtbError> {
+            node.prop(self.blob, name)?.and_then(u32_prop).ok_or(bad(name))
+        };
+        let mut shm = GuestShm {
+            region,
+            index: u32_of("el2-hyp,region")?,
+            peer: u32_of("el2-hyp,peer-id")?,
+            ..Default::default()
+        };
+        if let Some(label) = node.str(self.blob, "label")? {
+            push_truncated(&mut shm.name, label);
+        }
+        let peers = node.prop(self.blob, "el2-hyp,peers")?.ok_or(bad("el2-hyp,peers"))?;
+        shm.peers = string_list(peers).ok_or(bad("el2-hyp,peers"))?;
+        let interrupts = node.prop(self.blob, "interrupts")?;
+        let _ = self.shm.push(ShmSeen { shm, interrupts, interrupt_parent: node.interrupt_parent });
         Ok(())
     }
 
@@ -1127,6 +1196,12 @@ impl<'r, 'a> Builder<'r, 'a> {
             // Cannot fail: both vectors have MAX_VIRTIO_MMIO entries.
             let _ = self.p.virtio_mmio.push(VirtioMmio { region: v.region, irq });
         }
+        for seen in self.shm.iter() {
+            let mut shm = seen.shm.clone();
+            shm.irq = seen.interrupts.and_then(|raw| decode(raw, seen.interrupt_parent, 0));
+            // Cannot fail: both vectors have MAX_SHM entries.
+            let _ = self.p.guest_shm.push(shm);
+        }
         Ok(self.p)
     }
 }
@@ -1232,6 +1307,35 @@ fn read_net(blob: &Blob<'_>, node: &Node<'_>) -> Result<Net, DtbError> {
     let mac = node.prop(blob, "mac-address")?.ok_or(bad("mac-address"))?;
     let mac: [u8; 6] = mac.try_into().map_err(|_| bad("mac-address"))?;
     Ok(Net { switch, mac })
+}
+
+/// A `shm@N` node: `shm-name` (string), `size` (`sc` cells), `vms`
+/// (a string list of VM names).
+fn read_shm(blob: &Blob<'_>, node: &Node<'_>, sc: u32) -> Result<ShmSpec, DtbError> {
+    const NODE: &str = "/chosen/hypervisor/shm";
+    let bad = |property| DtbError::BadProperty { node: NODE, property };
+    let name = node.prop(blob, "shm-name")?.and_then(str_prop).ok_or(bad("shm-name"))?;
+    let name = String::try_from(name).map_err(|_| bad("shm-name"))?;
+    let size = node.prop(blob, "size")?.ok_or(bad("size"))?;
+    if size.len() != 4 * sc as usize {
+        return Err(bad("size"));
+    }
+    let size = take_cells(size, &mut 0, sc).ok_or(bad("size"))?;
+    let vms = node.prop(blob, "vms")?.ok_or(bad("vms"))?;
+    let vms = string_list(vms).ok_or(bad("vms"))?;
+    Ok(ShmSpec { name, size, vms })
+}
+
+/// A string-list property (`"a", "b"`): each entry UTF-8 of at most 16
+/// bytes, at most N entries; None if anything does not fit.
+fn string_list<const N: usize>(raw: &[u8]) -> Option<Vec<String<16>, N>> {
+    let raw = raw.strip_suffix(&[0])?;
+    let mut out = Vec::new();
+    for item in raw.split(|&b| b == 0) {
+        let s = from_utf8(item).ok()?;
+        out.push(String::try_from(s).ok()?).ok()?;
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------

@@ -54,6 +54,11 @@ pub fn init(platform: &Platform, load_pa: u64, image_size: u64) {
     for v in platform.virtio_mmio.iter() {
         map_range(v.region.base, v.region.size, DEVICE);
     }
+    // Memory shared with other VMs (`shm`): normal memory, as the
+    // hypervisor maps it for every peer.
+    for s in platform.guest_shm.iter() {
+        map_range(s.region.base, s.region.size, NORMAL.union(A::PXN));
+    }
     // SAFETY: the new tables map the image, stack, heap and DTB at the
     // same virtual addresses as the boot tables (all in the linear map).
     unsafe { map.activate() };

@@ -10,6 +10,7 @@ pub mod pgtable;
 pub mod process;
 pub mod psci;
 pub mod pvtime;
+pub mod shm;
 pub mod smp;
 pub mod spinlock;
 pub mod sysreg;

@@ -302,6 +302,9 @@ impl VmOps for Caller<'_> {
     fn psci(&mut self) -> &mut crate::psci::Psci {
         &mut self.psci
     }
+    fn shm(&self) -> &[crate::shm::Membership] {
+        &self.vm.shm
+    }
 }
 
 /// `hvc #0` (or a trapped `smc`): SMCCC function ID in w0, arguments in x1..x6.
@@ -334,6 +337,10 @@ fn hypercall(vm: &Vm, v: &mut Vcpu) -> Action {
         }
         Outcome::Booted => {
             let _ = vm.booted_at.compare_exchange(0, timer::now(), Ordering::Relaxed, Ordering::Relaxed);
+            Action::Continue
+        }
+        Outcome::ShmDoorbell(ring) => {
+            super::vshm::ring(vm, v.index, ring);
             Action::Continue
         }
         Outcome::CpuOn { target_vcpu, entry, context_id } => {

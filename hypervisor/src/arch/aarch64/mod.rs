@@ -28,6 +28,7 @@ pub mod vdisk;
 pub mod vgic_hw;
 pub mod vmm;
 pub mod vnet;
+pub mod vshm;
 
 use core::fmt::Write;
 

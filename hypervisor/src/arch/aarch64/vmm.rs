@@ -260,6 +260,10 @@ pub struct Vm {
     /// What its vCPUs read from the ID registers (HCR_EL2.TID3),
     /// sanitized once (sysregs.rs).
     pub id_regs: crate::idregs::IdTable,
+    /// The shared-memory regions it is a peer of (`vshm`), and their
+    /// nodes in its DTB.
+    pub shm: Vec<crate::shm::Membership>,
+    pub shm_dt: Vec<fdtgen::GuestShm>,
 }
 
 /// One vCPU's exit count: written only by the CPU running the vCPU (a
@@ -410,15 +414,17 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
         }
     }
     let checks = vmspec::validate(&platform.vms, &facts);
+    let mut regions = super::vshm::create(platform);
     for (spec, check) in platform.vms.iter().zip(checks.iter()) {
         if let Err(e) = check {
             println!("el2-hyp: VM \"{}\" not started: {e}", spec.name);
             continue;
         }
         let id = vms.len();
-        match build_vm(id, spec, ipa, gic) {
+        match build_vm(id, spec, ipa, gic, &regions) {
             Ok(vm) => {
                 super::vnet::plug(&vm);
+                super::vshm::join(&mut regions, &vm);
                 println!(
                     "el2-hyp: VM {id} \"{}\": {} MiB at IPA {:#x} (host {:#x}), {} vCPU(s)",
                     vm.name,
@@ -443,6 +449,7 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
         }
     }
     VMS.call_once(|| vms);
+    super::vshm::publish(regions);
 }
 
 /// The machine's DTB.
@@ -462,7 +469,13 @@ unsafe fn phys_slice(base: u64, size: u64) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(base as *const u8, size as usize) }
 }
 
-fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result<Vm, String> {
+fn build_vm(
+    id: usize,
+    spec: &VmSpec,
+    ipa: IpaConfig,
+    gic: GicVersion,
+    regions: &[Option<super::vshm::Region>],
+) -> Result<Vm, String> {
     if spec.vcpus == 0 || spec.vcpus as usize > shared::platform::MAX_VCPUS {
         return Err(format!("cpus: {} is not in 1..={}", spec.vcpus, shared::platform::MAX_VCPUS));
     }
@@ -507,6 +520,7 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         // VM, and a VM is built once, so each image has one device.
         .map(|(k, d)| unsafe { super::vdisk::VirtioDisk::new(&spec.name, k, d) })
         .collect();
+    let (shm, shm_dt) = super::vshm::of(regions, &spec.name);
     let nets: Vec<_> =
         spec.nets.iter().enumerate().map(|(k, n)| super::vnet::VirtioNet::new(k, spec.disks.len() + k, n)).collect();
     let vm = Vm {
@@ -548,8 +562,11 @@ fn build_vm(id: usize, spec: &VmSpec, ipa: IpaConfig, gic: GicVersion) -> Result
         cpu_on: (0..spec.vcpus).map(|_| Mutex::ranked(sync::CPU_ON, None)).collect(),
         exits: (0..spec.vcpus).map(|_| ExitCount::default()).collect(),
         id_regs: super::sysregs::id_table(gic),
+        shm,
+        shm_dt,
     };
     passthrough::map(&vm)?;
+    super::vshm::map(&vm, regions)?;
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
     if gic == GicVersion::V2 {
         // The guest's GICv2 CPU interface is the physical GICV frame.
@@ -586,6 +603,7 @@ fn load_images(vm: &Vm) -> Result<(), String> {
         passthrough: vm.devices.clone(),
         virtio: vm.spec.disks.len() + vm.spec.nets.len(),
         resets: vm.generation.load(Ordering::Acquire) as u32,
+        shm: vm.shm_dt.clone(),
     })
     .map_err(|e| format!("device tree: {e:?}"))?;
     if dtb.len() as u64 > vm::DTB_MAX {
