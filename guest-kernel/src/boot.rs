@@ -52,7 +52,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
     // Drivers (Linux `do_initcalls`): the virtio disks, memory shared
     // with other VMs.
     crate::arch::aarch64::virtio::probe_all(platform);
-    crate::arch::aarch64::shm::probe(&mut process::lock(), platform);
+    crate::arch::aarch64::shm::probe(&mut crate::kernel::lock(), platform);
     if !platform.vm_name.is_empty() {
         // Under our hypervisor (it names the VM in the DTB): tell it the
         // boot is done, for the boot benchmark. Natively there is no EL2

@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::mmu::phys_to_virt;
-use super::process::{KGuard, Kernel};
 use crate::irq::IrqReturn;
+use crate::kernel::{KGuard, Kernel};
 use crate::println;
 use crate::shm::{self, BODY, EMPTY, FULL, Kind, Message, WRITING};
 use shared::hvc::vendor;
