@@ -229,6 +229,16 @@ pub fn current_ppid() -> i32 {
     ppid
 }
 
+/// A timer's callback (`timer_list.function`): runs in the timer softirq
+/// with the kernel lock held, with the timer's data and the time (ns).
+pub type TimerFn = fn(&mut Kernel, u64, u64);
+/// A tasklet's function: runs in the tasklet softirq with the kernel lock
+/// held, with the tasklet's data.
+pub type TaskletFn = fn(&mut Kernel, u64);
+/// A work item's function: runs in the events worker (`kworker`), in
+/// process context without the kernel lock, with the item's data.
+pub type WorkFn = fn(u64);
+
 /// Everything behind the kernel lock.
 pub struct Kernel {
     pub sched: Scheduler,
@@ -238,7 +248,7 @@ pub struct Kernel {
     /// Only the table is behind the kernel lock: each [`Mm`] has its own
     /// locks (`arch/aarch64/mm.rs`).
     pub mms: BTreeMap<u32, Arc<Mm>>,
-    pub wheel: TimerWheel,
+    pub wheel: TimerWheel<TimerFn>,
     /// `futex_queues`.
     pub futex: FutexHash,
     pub jiffies: Jiffies,
@@ -247,9 +257,9 @@ pub struct Kernel {
     /// registered with `request_irq` and dispatched by `generic_handle_irq`.
     pub irqs: IrqTable<Kernel>,
     /// Each CPU's tasklet lists (`tasklet_vec`).
-    pub tasklets: [TaskletQueue; MAX_CPUS],
+    pub tasklets: [TaskletQueue<TaskletFn>; MAX_CPUS],
     /// `system_wq` and its kworker.
-    pub events: Workqueue,
+    pub events: Workqueue<WorkFn>,
     /// The console tty.
     pub tty: crate::arch::aarch64::tty::ConsoleTty,
     /// A dead task's thread, freed by the next task on that CPU.

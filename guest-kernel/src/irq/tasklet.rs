@@ -14,38 +14,44 @@ pub struct TaskletId(pub u32);
 
 /// `struct tasklet_struct`.
 #[derive(Clone, Copy, Debug)]
-pub struct Tasklet {
+pub struct Tasklet<F> {
     /// `TASKLET_STATE_SCHED`: queued.
     pub scheduled: bool,
     /// `TASKLET_STATE_RUN`: running now (on SMP).
     pub running: bool,
     /// Disable count (`tasklet_disable` nests).
     pub count: u32,
-    pub func: usize,
+    /// What runs: a typed function pointer in the kernel.
+    pub func: F,
     pub data: u64,
 }
 
 /// The tasklets and the per-CPU `tasklet_vec` / `tasklet_hi_vec` lists (one
 /// CPU's worth; the glue keeps one of these per CPU).
-#[derive(Default)]
-pub struct TaskletQueue {
-    tasklets: Vec<Tasklet>,
+pub struct TaskletQueue<F> {
+    tasklets: Vec<Tasklet<F>>,
     vec: VecDeque<TaskletId>,
     hi_vec: VecDeque<TaskletId>,
 }
 
-impl TaskletQueue {
+impl<F> Default for TaskletQueue<F> {
+    fn default() -> Self {
+        TaskletQueue { tasklets: Vec::new(), vec: VecDeque::new(), hi_vec: VecDeque::new() }
+    }
+}
+
+impl<F: Copy> TaskletQueue<F> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// `tasklet_init`.
-    pub fn tasklet_init(&mut self, func: usize, data: u64) -> TaskletId {
+    pub fn tasklet_init(&mut self, func: F, data: u64) -> TaskletId {
         self.tasklets.push(Tasklet { scheduled: false, running: false, count: 0, func, data });
         TaskletId(self.tasklets.len() as u32 - 1)
     }
 
-    pub fn get(&self, t: TaskletId) -> &Tasklet {
+    pub fn get(&self, t: TaskletId) -> &Tasklet<F> {
         &self.tasklets[t.0 as usize]
     }
 
@@ -89,7 +95,7 @@ impl TaskletQueue {
     /// `tasklet_action` / `tasklet_hi_action` (the softirq handler): run
     /// each queued, enabled tasklet via `run(func, data)`; a disabled one goes
     /// back on the list and the softirq is raised again.
-    pub fn tasklet_action(&mut self, hi: bool, softirq: &mut SoftirqState, mut run: impl FnMut(usize, u64)) {
+    pub fn tasklet_action(&mut self, hi: bool, softirq: &mut SoftirqState, mut run: impl FnMut(F, u64)) {
         let list = core::mem::take(if hi { &mut self.hi_vec } else { &mut self.vec });
         for t in list {
             let ts = &mut self.tasklets[t.0 as usize];

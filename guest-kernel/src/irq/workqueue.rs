@@ -14,39 +14,40 @@ pub struct WorkId(pub u32);
 
 /// `struct work_struct`.
 #[derive(Clone, Copy, Debug)]
-pub struct WorkStruct {
+pub struct WorkStruct<F> {
     /// `WORK_STRUCT_PENDING`.
     pub pending: bool,
-    pub func: usize,
+    /// What runs: a typed function pointer in the kernel.
+    pub func: F,
     pub data: u64,
 }
 
 /// A single-threaded workqueue with its worker (`kworker`).
-pub struct Workqueue {
-    works: Vec<WorkStruct>,
+pub struct Workqueue<F> {
+    works: Vec<WorkStruct<F>>,
     worklist: VecDeque<WorkId>,
     /// The worker thread, once created (e.g. through `kthread_create`).
     pub worker: Option<TaskId>,
 }
 
-impl Default for Workqueue {
+impl<F: Copy> Default for Workqueue<F> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Workqueue {
+impl<F: Copy> Workqueue<F> {
     pub fn new() -> Self {
         Workqueue { works: Vec::new(), worklist: VecDeque::new(), worker: None }
     }
 
     /// `INIT_WORK`.
-    pub fn init_work(&mut self, func: usize, data: u64) -> WorkId {
+    pub fn init_work(&mut self, func: F, data: u64) -> WorkId {
         self.works.push(WorkStruct { pending: false, func, data });
         WorkId(self.works.len() as u32 - 1)
     }
 
-    pub fn get(&self, w: WorkId) -> &WorkStruct {
+    pub fn get(&self, w: WorkId) -> &WorkStruct<F> {
         &self.works[w.0 as usize]
     }
 
@@ -68,7 +69,7 @@ impl Workqueue {
     /// `process_one_work`, from the worker thread: take the next item, clear
     /// its pending bit (so it may be queued again while it runs) and return
     /// what to call.
-    pub fn process_one_work(&mut self) -> Option<(WorkId, usize, u64)> {
+    pub fn process_one_work(&mut self) -> Option<(WorkId, F, u64)> {
         let w = self.worklist.pop_front()?;
         let ws = &mut self.works[w.0 as usize];
         ws.pending = false;
@@ -78,7 +79,7 @@ impl Workqueue {
     /// `worker_thread`'s loop body: run everything queued, in order, in the
     /// worker's (process) context; returns how many ran. The caller then sets
     /// the worker TASK_INTERRUPTIBLE and schedules.
-    pub fn worker_thread(&mut self, mut run: impl FnMut(&mut Self, usize, u64)) -> usize {
+    pub fn worker_thread(&mut self, mut run: impl FnMut(&mut Self, F, u64)) -> usize {
         let mut n = 0;
         while let Some((_, f, d)) = self.process_one_work() {
             run(self, f, d);

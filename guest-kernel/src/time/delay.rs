@@ -6,9 +6,6 @@ use super::jiffies::Jiffies;
 use super::timer_wheel::{TimerId, TimerWheel};
 use crate::sched::{Scheduler, TaskId, TaskState};
 
-/// Timer function token of `process_timeout`: `data` is the task to wake.
-pub const PROCESS_TIMEOUT: usize = usize::MAX;
-
 /// `udelay`: spin until `us` microseconds have passed on a free-running
 /// counter of `freq` Hz (on arm64, CNTVCT_EL0 at CNTFRQ_EL0). Returns the
 /// counter ticks that actually elapsed (at least the ones asked for).
@@ -25,12 +22,16 @@ pub fn udelay(us: u64, freq: u64, mut read_counter: impl FnMut() -> u64) -> u64 
 }
 
 /// `schedule_timeout` (first half): arm a timer that will wake the current
-/// task of `cpu` after `timeout` jiffies, set it to `state` and schedule.
+/// task of `cpu` after `timeout` jiffies (its callback `function` is to
+/// call [`process_timeout`] with the timer's data, the task), set it to
+/// `state` and schedule.
 /// Returns the timer and the task to switch to. When the task runs again the
 /// caller destroys the timer (`del_singleshot_timer_sync`).
-pub fn schedule_timeout(
+#[allow(clippy::too_many_arguments)]
+pub fn schedule_timeout<F: Copy>(
     sched: &mut Scheduler,
-    wheel: &mut TimerWheel,
+    wheel: &mut TimerWheel<F>,
+    function: F,
     cpu: usize,
     jiffies: u64,
     timeout: u64,
@@ -38,7 +39,7 @@ pub fn schedule_timeout(
     now: u64,
 ) -> (TimerId, TaskId) {
     let me = sched.current(cpu);
-    let t = wheel.timer_setup(PROCESS_TIMEOUT, u64::from(me.0));
+    let t = wheel.timer_setup(function, u64::from(me.0));
     wheel.add_timer(t, jiffies.wrapping_add(timeout));
     sched.set_current_state(cpu, state);
     (t, sched.schedule(cpu, now))
@@ -46,16 +47,17 @@ pub fn schedule_timeout(
 
 /// `msleep`: an uninterruptible sleep of at least `ms` milliseconds (one
 /// extra jiffy, as Linux adds, so that it is never short).
-pub fn msleep(
+pub fn msleep<F: Copy>(
     sched: &mut Scheduler,
-    wheel: &mut TimerWheel,
+    wheel: &mut TimerWheel<F>,
+    function: F,
     j: &Jiffies,
     cpu: usize,
     ms: u64,
     now: u64,
 ) -> (TimerId, TaskId) {
     let timeout = j.msecs_to_jiffies(ms) + 1;
-    schedule_timeout(sched, wheel, cpu, j.get(), timeout, TaskState::Uninterruptible, now)
+    schedule_timeout(sched, wheel, function, cpu, j.get(), timeout, TaskState::Uninterruptible, now)
 }
 
 /// `process_timeout`: the timer callback that ends a `schedule_timeout`.
@@ -94,7 +96,8 @@ mod tests {
         sched.wake_up_new_task(TaskId(1), 0);
         assert_eq!(sched.schedule(0, 0), TaskId(1));
         let mut wheel = TimerWheel::new(j.get());
-        let (timer, next) = msleep(&mut sched, &mut wheel, &j, 0, 20, 0);
+        const PROCESS_TIMEOUT: u32 = 7;
+        let (timer, next) = msleep(&mut sched, &mut wheel, PROCESS_TIMEOUT, &j, 0, 20, 0);
         assert_eq!(next, TaskId(50));
         let mut woke_at = None;
         for tick in 1..10 {

@@ -39,11 +39,12 @@ const WHEEL_TIMEOUT_MAX: u64 = WHEEL_TIMEOUT_CUTOFF - lvl_gran(LVL_DEPTH - 1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerId(pub u32);
 
-/// `struct timer_list`: `function` is a token the glue maps to a callback.
+/// `struct timer_list`: `function` is the callback the caller runs when it
+/// expires (a typed function pointer in the kernel; anything `Copy` here).
 #[derive(Clone, Copy, Debug)]
-pub struct TimerList {
+pub struct TimerList<F> {
     pub expires: u64,
-    pub function: usize,
+    pub function: F,
     pub data: u64,
     /// Bucket index while pending.
     bucket: Option<usize>,
@@ -51,19 +52,19 @@ pub struct TimerList {
 
 /// An expired timer, for the caller to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expired {
+pub struct Expired<F> {
     pub timer: TimerId,
-    pub function: usize,
+    pub function: F,
     pub data: u64,
 }
 
 /// `struct timer_base` (one per CPU).
-pub struct TimerWheel {
+pub struct TimerWheel<F> {
     /// The next jiffy to process.
     pub clk: u64,
     vectors: Vec<Vec<TimerId>>,
     pending_map: [u64; WHEEL_SIZE / 64],
-    timers: Vec<Option<TimerList>>,
+    timers: Vec<Option<TimerList<F>>>,
     free: Vec<u32>,
 }
 
@@ -89,7 +90,7 @@ fn calc_wheel_index(expires: u64, clk: u64) -> usize {
     calc_index(expires, LVL_DEPTH - 1)
 }
 
-impl TimerWheel {
+impl<F: Copy> TimerWheel<F> {
     pub fn new(jiffies: u64) -> Self {
         TimerWheel {
             clk: jiffies,
@@ -101,7 +102,7 @@ impl TimerWheel {
     }
 
     /// `timer_setup`: a new, inactive timer.
-    pub fn timer_setup(&mut self, function: usize, data: u64) -> TimerId {
+    pub fn timer_setup(&mut self, function: F, data: u64) -> TimerId {
         let t = TimerList { expires: 0, function, data, bucket: None };
         if let Some(i) = self.free.pop() {
             self.timers[i as usize] = Some(t);
@@ -119,7 +120,7 @@ impl TimerWheel {
         self.free.push(id.0);
     }
 
-    pub fn timer(&self, id: TimerId) -> &TimerList {
+    pub fn timer(&self, id: TimerId) -> &TimerList<F> {
         self.timers[id.0 as usize].as_ref().expect("destroyed timer")
     }
 
@@ -169,7 +170,7 @@ impl TimerWheel {
 
     /// `__run_timers`: process every jiffy up to `jiffies`, level by level
     /// (`collect_expired_timers`), and return the expired timers in order.
-    pub fn run_timers(&mut self, jiffies: u64) -> Vec<Expired> {
+    pub fn run_timers(&mut self, jiffies: u64) -> Vec<Expired<F>> {
         let mut out = Vec::new();
         while time_after_eq(jiffies, self.clk) {
             let mut clk = self.clk;

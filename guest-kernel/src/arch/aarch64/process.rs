@@ -30,7 +30,7 @@ use crate::sched::waitqueue::WaitQueueHead;
 use crate::sched::{TaskId, TaskState};
 use crate::sync;
 use crate::task::task_struct::ExitState;
-use crate::time::delay::{PROCESS_TIMEOUT, process_timeout};
+use crate::time::delay::process_timeout;
 use alloc::vec::Vec;
 
 // ----- threads ------------------------------------------------------------------
@@ -378,11 +378,7 @@ pub fn generic_handle_irq(intid: u32) {
 /// `tasklet_action` / `tasklet_hi_action` for this CPU.
 fn run_tasklets(k: &mut Kernel, cpu: usize, hi: bool, s: &mut SoftirqState) {
     let mut q = core::mem::take(&mut k.tasklets[cpu]);
-    q.tasklet_action(hi, s, |func, _data| {
-        if func == super::tty::FLIP_TASKLET {
-            super::tty::flip_tasklet(k, now());
-        }
-    });
+    q.tasklet_action(hi, s, |func, data| func(k, data));
     k.tasklets[cpu] = q;
 }
 
@@ -390,10 +386,14 @@ fn run_timer_softirq(k: &mut Kernel, _cpu: usize) {
     let j = k.jiffies.get();
     let t = now();
     for e in k.wheel.run_timers(j) {
-        if e.function == PROCESS_TIMEOUT {
-            process_timeout(&mut k.sched, e.data, t);
-        }
+        (e.function)(k, e.data, t);
     }
+}
+
+/// `process_timeout`, the callback of [`schedule_timeout`]'s timer: wake
+/// the task in `data`.
+fn process_timeout_fn(k: &mut Kernel, data: u64, now: u64) {
+    process_timeout(&mut k.sched, data, now);
 }
 
 /// `irq_exit`: softirqs, then preemption (`preempt_schedule_irq`) when the
@@ -430,7 +430,7 @@ pub fn schedule_timeout(k: &mut KGuard, timeout: u64, state: TaskState) -> u64 {
     let cpu = smp_processor_id();
     let me = k.sched.current(cpu);
     let expires = k.jiffies.get().wrapping_add(timeout);
-    let t = k.wheel.timer_setup(PROCESS_TIMEOUT, u64::from(me.0));
+    let t = k.wheel.timer_setup(process_timeout_fn, u64::from(me.0));
     k.wheel.add_timer(t, expires);
     k.sched.set_current_state(cpu, state);
     schedule_locked(k);
@@ -483,11 +483,9 @@ extern "C" fn worker_thread(_: usize) {
         let mut k = lock();
         k.events.worker = Some(current());
         match k.events.process_one_work() {
-            Some((_, func, _data)) => {
+            Some((_, func, data)) => {
                 drop(k);
-                if func == super::tty::ECHO_WORK {
-                    super::tty::echo_work();
-                }
+                func(data);
             }
             None => {
                 // queue_work runs under the lock too: no wakeup is lost

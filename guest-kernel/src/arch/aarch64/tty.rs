@@ -27,11 +27,6 @@ use crate::kernel::{KGuard, Kernel};
 use crate::sched::waitqueue::WaitQueueHead;
 use crate::tty::{N_TTY_BUF_SIZE, NTty};
 
-/// Tasklet function id of [`flip_tasklet`].
-pub const FLIP_TASKLET: usize = 1;
-/// Work function id of [`echo_work`].
-pub const ECHO_WORK: usize = 1;
-
 /// The console tty (`struct tty_struct` for the one console).
 #[derive(Default)]
 pub struct ConsoleTty {
@@ -78,11 +73,11 @@ pub fn init(k: &mut KGuard, platform: &shared::platform::Platform) {
     let rx = unsafe { Pl011Rx::new(super::mmu::phys_to_virt(u.region.base)) };
     let mut tasklet = None;
     for q in k.tasklets.iter_mut() {
-        tasklet = Some(q.tasklet_init(FLIP_TASKLET, 0));
+        tasklet = Some(q.tasklet_init(flip_tasklet, 0));
     }
     let k2 = &mut **k;
     k2.tty.tasklet = tasklet;
-    k2.tty.echo = Some(k2.events.init_work(ECHO_WORK, 0));
+    k2.tty.echo = Some(k2.events.init_work(echo_work, 0));
     if k2.irqs.request_irq(intid, uart_interrupt, 0, "uart-pl011", 0).is_err() {
         crate::println!("guest-kernel: console input: cannot register IRQ {intid}");
         return;
@@ -113,7 +108,8 @@ fn uart_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqReturn {
 }
 
 /// The bottom half: the flip buffer through the line discipline.
-pub fn flip_tasklet(k: &mut Kernel, now: u64) {
+pub fn flip_tasklet(k: &mut Kernel, _data: u64) {
+    let now = super::irq::now_ns();
     let bytes: alloc::vec::Vec<u8> = k.tty.flip.drain(..).collect();
     k.tty.ldisc.receive_buf(&bytes);
     if k.tty.ldisc.has_echo()
@@ -127,7 +123,7 @@ pub fn flip_tasklet(k: &mut Kernel, now: u64) {
 
 /// The echo, written in process context (called without the kernel lock),
 /// then the readers woken: the line they read is on the console by then.
-pub fn echo_work() {
+pub fn echo_work(_data: u64) {
     let bytes = {
         let mut k = crate::kernel::lock();
         k.tty.echo_in_flight = true;
