@@ -59,7 +59,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
         // to take the HVC.
         let _ = crate::arch::aarch64::psci::hvc(shared::hvc::vendor::BOOTED, &[]);
     }
-    process::rest_init(cmdline.init, cmdline.init_args);
+    crate::kernel::kthread::rest_init(cmdline.init, cmdline.init_args);
     process::cpu_idle()
 }
 

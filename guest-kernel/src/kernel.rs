@@ -24,8 +24,11 @@ pub mod exit;
 pub mod fault;
 pub mod fork;
 pub mod futex;
+pub mod kthread;
 pub mod oom;
+pub mod sched;
 pub mod signal;
+pub mod softirq;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;

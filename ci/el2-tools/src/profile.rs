@@ -135,12 +135,12 @@ mod tests {
         assert_eq!(samples[1], Sample { cpu: 1, pc: 0x401000, el: 0 });
         let syms = parse_nm(
             "0000000000000000 T _start\n0000000000000040 t $x\n0000000000000048 t early\n\
-             000000000004281c T guest_kernel::process::irq_enter\n000000000003ffd8 T cpu_idle\n\
+             000000000004281c T guest_kernel::kernel::softirq::irq_enter\n000000000003ffd8 T cpu_idle\n\
              0000000000050000 d SOME_DATA\n",
         );
         assert_eq!(syms.len(), 4, "{syms:?}");
         let base = 0x4020_0000;
-        assert_eq!(place(&samples[0], &syms, base), "guest_kernel::process::irq_enter");
+        assert_eq!(place(&samples[0], &syms, base), "guest_kernel::kernel::softirq::irq_enter");
         assert_eq!(place(&samples[1], &syms, base), "[user space (EL0)]");
         assert_eq!(place(&samples[2], &syms, base), "early", "before the MMU: the physical address");
         assert_eq!(place(&samples[3], &syms, base), "cpu_idle");

@@ -8,7 +8,8 @@ use super::fork::{mm_release_child_tid, mmput};
 use super::lock;
 use crate::arch::aarch64::cpu::smp_processor_id;
 use crate::arch::aarch64::irq::now_ns;
-use crate::arch::aarch64::process::{current, poweroff, schedule_locked};
+use crate::arch::aarch64::process::{current, poweroff};
+use crate::kernel::sched::schedule_locked;
 use crate::sched::TaskId;
 use crate::task::task_struct::SIGKILL;
 

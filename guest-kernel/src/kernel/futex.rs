@@ -13,9 +13,10 @@
 
 use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::mm::current_mm;
-use crate::arch::aarch64::process::{current, schedule_locked, schedule_timeout};
+use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{access_ok, copy_from_user};
 use crate::futex::{FutexCmd, FutexError, FutexKey, decode};
+use crate::kernel::sched::{schedule_locked, schedule_timeout};
 use crate::kernel::{KGuard, Kernel, lock};
 use crate::mm::Errno;
 use crate::mm::mm_struct::PageTable;

@@ -7,8 +7,9 @@ use core::sync::atomic::Ordering;
 use super::exit::do_group_exit;
 use super::{THREAD_INFO, lock};
 use crate::arch::aarch64::cpu::smp_processor_id;
-use crate::arch::aarch64::process::{current, schedule_locked};
+use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::trap::TrapFrame;
+use crate::kernel::sched::schedule_locked;
 use crate::task::task_struct::{SIGCHLD, SIGSEGV};
 
 /// `do_notify_resume` on the way back to EL0: reschedule if asked, and act

@@ -3,9 +3,10 @@
 
 use super::table::R;
 use super::time::fatal_signal_pending;
-use crate::arch::aarch64::process::{current, schedule_locked};
+use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
 use crate::kernel::lock;
+use crate::kernel::sched::schedule_locked;
 use crate::mm::Errno;
 use crate::sched::TaskState;
 

@@ -6,9 +6,10 @@ use super::table::{R, task_of};
 use super::*;
 use crate::arch::aarch64::cpu::nr_cpus;
 use crate::arch::aarch64::irq::now_ns;
-use crate::arch::aarch64::process::{current, schedule, schedule_locked};
+use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user, put_user_i32};
 use crate::kernel::lock;
+use crate::kernel::sched::{schedule, schedule_locked};
 use crate::mm::Errno;
 use crate::sched::{CpuMask, SchedAttr, SchedPolicy, attr};
 

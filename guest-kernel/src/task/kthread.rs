@@ -14,12 +14,16 @@ use super::task_struct::PF_KTHREAD;
 use super::{Errno, TaskId, TaskTable};
 use crate::sched::{CpuMask, Scheduler, TaskState};
 
+/// A kernel thread's function (`threadfn`), entered with its argument on
+/// the thread's own stack.
+pub type ThreadFn = extern "C" fn(usize);
+
 /// `struct kthread_create_info`.
 #[derive(Clone, Debug)]
 pub struct KthreadCreateInfo {
     pub name: String,
-    /// Which function the thread runs (an index the glue understands).
-    pub threadfn: usize,
+    /// The function the thread runs.
+    pub threadfn: ThreadFn,
     /// Bind to this CPU (`kthread_create_on_cpu`).
     pub cpu: Option<usize>,
     /// Ticket returned to the requester.
@@ -33,7 +37,7 @@ pub struct KthreadCreateList {
     /// Finished requests: ticket → the new thread or the error.
     done: Vec<(u64, Result<TaskId, Errno>)>,
     /// The thread function each kthread runs.
-    pub threadfns: Vec<(TaskId, usize)>,
+    pub threadfns: Vec<(TaskId, ThreadFn)>,
 }
 
 impl TaskTable {
@@ -44,7 +48,7 @@ impl TaskTable {
         &mut self,
         sched: &mut Scheduler,
         name: &str,
-        threadfn: usize,
+        threadfn: ThreadFn,
         cpu: Option<usize>,
         now: u64,
     ) -> u64 {

@@ -309,10 +309,12 @@ fn vfork_parent_sleeps_until_child_exits() {
     assert!(s.sched.task(init).unwrap().on_rq, "vfork_done completed");
 }
 
+extern "C" fn a_kthread(_: usize) {}
+
 #[test]
 fn kthreadd_creates_kernel_threads() {
     let mut s = boot(PID_MAX);
-    let ticket = s.tasks.kthread_create(&mut s.sched, "kworker/0:1", 7, Some(1), 0);
+    let ticket = s.tasks.kthread_create(&mut s.sched, "kworker/0:1", a_kthread, Some(1), 0);
     assert!(s.tasks.kthread_result(ticket).is_none());
     let cpu = s.sched.task(s.kthreadd).unwrap().cpu;
     let kthreadd = s.kthreadd;

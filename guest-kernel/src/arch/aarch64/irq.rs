@@ -391,12 +391,12 @@ pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
         eoi(id);
         return;
     }
-    super::process::irq_enter(cpu);
+    crate::kernel::softirq::irq_enter(cpu);
     // GICv2 SGIs carry their source CPU in bits [12:10] of the raw value.
     let intid = raw & 0x3ff;
     if intid >= 16 {
         // Device interrupts and the tick: the registered actions.
-        super::process::generic_handle_irq(intid);
+        crate::kernel::softirq::generic_handle_irq(intid);
         eoi(id);
     } else if intid == IPI_CPU_STOP {
         eoi(id);
@@ -409,5 +409,5 @@ pub fn handle_irq(frame: &mut TrapFrame, from_el0: bool) {
         // IPI_RESCHEDULE: need_resched is already set; the return path acts.
         eoi(id);
     }
-    super::process::irq_exit(cpu, frame, from_el0);
+    crate::kernel::softirq::irq_exit(cpu, frame, from_el0);
 }

@@ -1,14 +1,14 @@
-//! Processes on the CPU: the threads' kernel stacks and saved registers,
-//! the context switch (`context_switch` → `cpu_switch_to`), idle,
-//! kthreadd, the tick and softirqs, sleeping with timeouts, kernel
-//! threads, and the EL0 exception entry that hands system calls and faults
-//! to the kernel (`crate::kernel`, which owns the kernel state and its
-//! lock).
+//! Processes on the CPU: the threads' kernel stacks and saved registers
+//! (`copy_thread`, `new_thread`), the context switch (`context_switch` →
+//! `cpu_switch_to`), `current`, the idle loop, the tick's top half, and
+//! the EL0 exception entry that hands system calls and faults to the
+//! kernel (`crate::kernel`: the kernel state and its lock, `schedule`,
+//! softirqs, kernel threads, fork, exit, faults, signals).
 //!
-//! LKD ch. 3 (processes), ch. 4 (schedule, preemption, wait queues),
-//! ch. 11 (the tick, schedule_timeout); 《Linux内核深度解析》§2.5-§2.8
-//! (cpu_switch_to saves x19-x29, sp and pc; `current` in a system register;
-//! preemption on return from interrupt when preempt_count is zero).
+//! LKD ch. 3 (processes), ch. 4 (preemption), ch. 11 (the tick);
+//! 《Linux内核深度解析》§2.5-§2.8 (cpu_switch_to saves x19-x29, sp and pc;
+//! `current` in a system register; preemption on return from interrupt
+//! when preempt_count is zero).
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, TCR_EL1, TPIDR_EL0, TPIDR_EL1, Writeable};
@@ -21,17 +21,13 @@ use super::mm::set_current_mm;
 use super::pgtable::{empty_ttbr0, switch_ttbr0};
 use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
 use super::uaccess::put_user_i32;
-use crate::irq::softirq::{HI_SOFTIRQ, SoftirqState, TASKLET_SOFTIRQ, TIMER_SOFTIRQ};
-use crate::irq::{IrqReturn, IrqTable};
+use crate::irq::IrqReturn;
+use crate::irq::softirq::TIMER_SOFTIRQ;
 use crate::kernel::fault::user_fault;
 use crate::kernel::signal::{ret_to_user, segv};
-use crate::kernel::{KGuard, Kernel, forget_ppid, lock, ready, set_work};
-use crate::sched::waitqueue::WaitQueueHead;
-use crate::sched::{TaskId, TaskState};
-use crate::sync;
+use crate::kernel::{KGuard, Kernel, forget_ppid, lock, set_work};
+use crate::sched::TaskId;
 use crate::task::task_struct::ExitState;
-use crate::time::delay::process_timeout;
-use alloc::vec::Vec;
 
 // ----- threads ------------------------------------------------------------------
 
@@ -191,52 +187,9 @@ fn now() -> u64 {
 
 // ----- schedule -----------------------------------------------------------------
 
-/// `schedule()`.
-pub fn schedule() {
-    let mut k = lock();
-    schedule_locked(&mut k);
-}
-
-/// `__schedule` with the lock held; returns with it held again (by hand-over).
-pub fn schedule_locked(k: &mut KGuard) {
-    let cpu = smp_processor_id();
-    let prev = k.sched.current(cpu);
-    let next = k.sched.schedule(cpu, now());
-    if next != prev {
-        context_switch(k, cpu, prev, next);
-    }
-}
-
-/// The scheduler's side of the sleeping locks (`sync::rwsem`, e.g. an
-/// address space's `mmap_lock`): the kernel lock, a scheduler wait queue,
-/// TASK_UNINTERRUPTIBLE and `schedule` (LKD ch. 4, "Sleeping and Waking
-/// Up"). Only contention comes here.
-pub struct SchedSleep;
-
-impl sync::Sleep for SchedSleep {
-    type Guard = KGuard;
-    type Queue = WaitQueueHead;
-    fn lock() -> KGuard {
-        lock()
-    }
-    fn prepare_to_wait(k: &mut KGuard, q: &mut WaitQueueHead) {
-        q.prepare_to_wait(&mut k.sched, smp_processor_id(), TaskState::Uninterruptible, false);
-    }
-    fn schedule(k: &mut KGuard) {
-        schedule_locked(k);
-    }
-    fn finish_wait(k: &mut KGuard, q: &mut WaitQueueHead) {
-        // The CPU is read again: the wake-up may have moved us.
-        q.finish_wait(&mut k.sched, smp_processor_id());
-    }
-    fn wake_up_all(k: &mut KGuard, q: &mut WaitQueueHead) {
-        q.wake_up_all(&mut k.sched, now());
-    }
-}
-
 /// `context_switch`: switch the address space, then the registers. A dead
 /// prev's thread is parked for the next task to free.
-fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
+pub(crate) fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: TaskId) {
     crate::event!("sched_switch cpu={=u8} prev={=u32} next={=u32}", cpu as u8, prev.0, next.0);
     let next_mm = k.tasks.get(next).and_then(|t| t.mm).and_then(|h| k.mms.get(&h.0)).cloned();
     switch_ttbr0(next_mm.as_ref().map_or_else(empty_ttbr0, |m| m.ttbr0()));
@@ -309,7 +262,7 @@ pub fn cpu_idle() -> ! {
             k.sched.need_resched(cpu) || k.sched.rq(cpu).nr_running() > 0
         };
         if busy {
-            schedule();
+            crate::kernel::sched::schedule();
         } else if irq::TICK_WORKS.load(Ordering::Relaxed) {
             // Waits for an interrupt, which stays pending while masked.
             aarch64_cpu::asm::wfi();
@@ -334,14 +287,7 @@ fn update_jiffies(k: &mut Kernel) {
 fn run_timers_polled(cpu: usize) {
     let mut k = lock();
     update_jiffies(&mut k);
-    run_timer_softirq(&mut k, cpu);
-}
-
-/// `irq_enter`.
-pub fn irq_enter(cpu: usize) {
-    if ready() {
-        lock().sched.irq_enter(cpu);
-    }
+    crate::kernel::softirq::run_timer_softirq(&mut k, cpu);
 }
 
 /// The timer interrupt's top half (`tick_periodic` →
@@ -357,94 +303,16 @@ pub(crate) fn timer_interrupt(_irq: u32, _dev: usize, k: &mut Kernel) -> IrqRetu
     IrqReturn::Handled
 }
 
-/// `generic_handle_irq`: run the actions registered for `intid`. Before the
-/// process subsystem is up only the tick can fire, and it is just re-armed.
-pub fn generic_handle_irq(intid: u32) {
-    if !ready() {
-        if intid == irq::timer_intid() {
-            irq::timer_ack();
-        }
-        return;
-    }
-    let mut k = lock();
-    let mut table = core::mem::replace(&mut k.irqs, IrqTable::new(0));
-    let ret = table.handle_irq(intid, &mut *k);
-    k.irqs = table;
-    if ret == IrqReturn::None {
-        crate::println!("guest-kernel: nobody handled IRQ {intid}");
-    }
-}
-
-/// `tasklet_action` / `tasklet_hi_action` for this CPU.
-fn run_tasklets(k: &mut Kernel, cpu: usize, hi: bool, s: &mut SoftirqState) {
-    let mut q = core::mem::take(&mut k.tasklets[cpu]);
-    q.tasklet_action(hi, s, |func, data| func(k, data));
-    k.tasklets[cpu] = q;
-}
-
-fn run_timer_softirq(k: &mut Kernel, _cpu: usize) {
-    let j = k.jiffies.get();
-    let t = now();
-    for e in k.wheel.run_timers(j) {
-        (e.function)(k, e.data, t);
-    }
-}
-
-/// `process_timeout`, the callback of [`schedule_timeout`]'s timer: wake
-/// the task in `data`.
-fn process_timeout_fn(k: &mut Kernel, data: u64, now: u64) {
-    process_timeout(&mut k.sched, data, now);
-}
-
-/// `irq_exit`: softirqs, then preemption (`preempt_schedule_irq`) when the
-/// interrupted context may be preempted; from EL0, the return-to-user work.
-pub fn irq_exit(cpu: usize, frame: &mut TrapFrame, from_el0: bool) {
-    if !ready() {
-        return;
-    }
-    let mut k = lock();
-    let mut s = core::mem::take(&mut k.softirq[cpu]);
-    s.do_softirq(
-        |nr, s| match nr {
-            TIMER_SOFTIRQ => run_timer_softirq(&mut k, cpu),
-            HI_SOFTIRQ | TASKLET_SOFTIRQ => run_tasklets(&mut k, cpu, nr == HI_SOFTIRQ, s),
-            _ => {}
-        },
-        now,
-        false,
-    );
-    k.softirq[cpu] = s;
-    let preempt = k.sched.irq_exit(cpu);
-    if preempt && !from_el0 {
-        schedule_locked(&mut k);
-    }
-    drop(k);
-    if from_el0 {
-        ret_to_user(frame);
-    }
-}
-
-/// `schedule_timeout`: sleep until woken or `timeout` jiffies pass. Returns
-/// the jiffies left (0 if the timer ran out).
-pub fn schedule_timeout(k: &mut KGuard, timeout: u64, state: TaskState) -> u64 {
-    let cpu = smp_processor_id();
-    let me = k.sched.current(cpu);
-    let expires = k.jiffies.get().wrapping_add(timeout);
-    let t = k.wheel.timer_setup(process_timeout_fn, u64::from(me.0));
-    k.wheel.add_timer(t, expires);
-    k.sched.set_current_state(cpu, state);
-    schedule_locked(k);
-    k.wheel.del_timer(t);
-    k.wheel.destroy_timer(t);
-    let now = k.jiffies.get();
-    if crate::time::time_after(expires, now) { expires.wrapping_sub(now) } else { 0 }
-}
-
 // ----- kernel threads -------------------------------------------------------------
 
 /// Gives task `id` a kernel stack whose first run calls `f(arg)` (or, with
 /// `f` = None, returns to EL0 through the user frame at the stack top).
-fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: usize) -> Option<&mut Thread> {
+pub(crate) fn new_thread(
+    k: &mut Kernel,
+    id: TaskId,
+    f: Option<extern "C" fn(usize)>,
+    arg: usize,
+) -> Option<&mut Thread> {
     let mut t = Thread::new_kernel_stack()?;
     let top = t.stack_top();
     t.ctx.sp = (top - FRAME_SIZE) as u64;
@@ -454,89 +322,6 @@ fn new_thread(k: &mut Kernel, id: TaskId, f: Option<extern "C" fn(usize)>, arg: 
     *t.user_frame() = TrapFrame::default();
     k.threads.insert(id, t);
     k.threads.get_mut(&id).map(|b| &mut **b)
-}
-
-/// The path init execs (`init=` on the command line) and its arguments
-/// (the command line's words after `--`), set once by `rest_init`.
-static INIT: spin::Once<(alloc::string::String, alloc::string::String)> = spin::Once::new();
-
-/// `rest_init`: init (pid 1) and kthreadd (pid 2) as kernel threads; init
-/// will exec `init_path` (`/bin/init` unless the command line says `init=`)
-/// with `init_args`.
-pub fn rest_init(init_path: &str, init_args: &str) {
-    INIT.call_once(|| (init_path.into(), init_args.into()));
-    let mut k = lock();
-    let t = now();
-    let k2 = &mut *k;
-    let (init, kthreadd) = k2.tasks.rest_init(&mut k2.sched, t).expect("rest_init");
-    new_thread(&mut k, init, Some(init_thread), 0).expect("init's stack");
-    new_thread(&mut k, kthreadd, Some(kthreadd_thread), 0).expect("kthreadd's stack");
-    // `workqueue_init`: the events workqueue's worker, made by kthreadd.
-    let k2 = &mut *k;
-    k2.tasks.kthread_create(&mut k2.sched, "kworker/u:0", worker_thread as extern "C" fn(usize) as usize, None, t);
-}
-
-/// `worker_thread` of the events workqueue: run queued work items in
-/// process context, without the kernel lock; sleep when there are none.
-extern "C" fn worker_thread(_: usize) {
-    loop {
-        let mut k = lock();
-        k.events.worker = Some(current());
-        match k.events.process_one_work() {
-            Some((_, func, data)) => {
-                drop(k);
-                func(data);
-            }
-            None => {
-                // queue_work runs under the lock too: no wakeup is lost
-                // between this check and the sleep.
-                k.sched.set_current_state(smp_processor_id(), TaskState::Interruptible);
-                schedule_locked(&mut k);
-            }
-        }
-    }
-}
-
-/// kthreadd: forks the kernel threads others ask for, then sleeps.
-extern "C" fn kthreadd_thread(_: usize) {
-    loop {
-        let mut k = lock();
-        let cpu = smp_processor_id();
-        let t = now();
-        let k2 = &mut *k;
-        let created = k2.tasks.kthreadd_run(&mut k2.sched, cpu, t);
-        for id in created {
-            let f = k.tasks.kthread_create_list.threadfns.iter().find(|(i, _)| *i == id).map(|(_, f)| *f);
-            if let Some(f) = f {
-                // SAFETY: kthread_create callers pass the address of an
-                // `extern "C" fn(usize)`.
-                let f: extern "C" fn(usize) = unsafe { core::mem::transmute(f) };
-                if new_thread(&mut k, id, Some(f), 0).is_some() {
-                    // Every request here is a `kthread_run`: start it.
-                    k.sched.wake_up_process(id, t);
-                }
-            }
-        }
-        if k.tasks.kthread_create_list_is_empty() {
-            k.sched.set_current_state(cpu, TaskState::Interruptible);
-            schedule_locked(&mut k);
-        }
-    }
-}
-
-/// init's kernel half (`kernel_init`): exec the first user program.
-extern "C" fn init_thread(_: usize) {
-    let me = current();
-    let (path, args) = INIT.get().map_or(("/bin/init", ""), |(p, a)| (p.as_str(), a.as_str()));
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let argv: Vec<&[u8]> =
-        core::iter::once(name.as_bytes()).chain(args.split_ascii_whitespace().map(str::as_bytes)).collect();
-    let r = crate::kernel::exec::kernel_execve(me, path.as_bytes(), &argv);
-    if let Err(e) = r {
-        crate::println!("guest-kernel: cannot run {path} ({e:?}); powering off");
-        super::psci::system_off();
-    }
-    // Returning lands in ret_from_fork's eret to the user frame exec wrote.
 }
 
 // ----- return to user, signals, faults ----------------------------------------------
