@@ -2,6 +2,7 @@
 //! the MMU, the PL011 console, PSCI calls to the hypervisor.
 
 pub mod cpu;
+pub mod entry_common;
 pub mod irq;
 pub mod memory;
 pub mod mm;
@@ -146,6 +147,6 @@ pub fn enable_fp() {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = writeln!(trap::Emergency, "\n*** guest-kernel panic: {info}");
+    let _ = writeln!(entry_common::Emergency, "\n*** guest-kernel panic: {info}");
     psci::system_off()
 }

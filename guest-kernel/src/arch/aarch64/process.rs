@@ -19,7 +19,7 @@ use super::cpu::{local_irq_disable, local_irq_enable, smp_processor_id};
 use super::irq::{self, now_ns};
 use super::mm::set_current_mm;
 use super::pgtable::{empty_ttbr0, switch_ttbr0};
-use super::trap::{FRAME_SIZE, TrapFrame, die, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault, slot};
+use super::trap::{FRAME_SIZE, TrapFrame, ec, esr_ec, esr_fsc, esr_is_write, fsc_is_mm_fault};
 use super::uaccess::put_user_i32;
 use crate::irq::IrqReturn;
 use crate::irq::softirq::TIMER_SOFTIRQ;
@@ -358,11 +358,6 @@ pub fn poweroff() -> ! {
     let others = ((1u64 << super::cpu::nr_cpus()) - 1) & !(1 << smp_processor_id());
     irq::send_ipi(others, irq::IPI_CPU_STOP);
     super::psci::system_off()
-}
-
-/// `die` for a kernel bug found while handling a user request.
-pub fn bug(frame: &TrapFrame, why: &str) -> ! {
-    die(frame, slot::EL0_SYNC, why)
 }
 
 /// The user register frame of task `id` (top of its kernel stack).
