@@ -150,10 +150,14 @@ fn plan(headers: &[u8], file_len: usize) -> Result<LoadPlan, ElfError> {
         let (va, memsz, filesz, off) =
             (p.virtual_addr as usize, p.mem_size as usize, p.file_size as usize, p.offset as usize);
         let end = va.checked_add(memsz).ok_or(ElfError::BadSegment)?;
+        // A segment with nothing in the file (a bss-only PT_LOAD) may give
+        // any offset, even past the end of the file: Linux maps no file
+        // pages for it and accepts it, and the usual linkers write such
+        // segments.
         if filesz > memsz
             || va < MMAP_MIN_ADDR
             || end > TASK_SIZE
-            || off.checked_add(filesz).is_none_or(|e| e > file_len)
+            || (filesz > 0 && off.checked_add(filesz).is_none_or(|e| e > file_len))
         {
             return Err(ElfError::BadSegment);
         }
@@ -322,6 +326,23 @@ mod tests {
         f.copy_within(64..120, end);
         f[0x20..0x28].copy_from_slice(&(end as u64).to_le_bytes());
         assert_eq!(load_plan(&f).map(|p| p.entry), Ok(0x40_0000));
+    }
+
+    #[test]
+    fn a_bss_only_segment_may_point_past_the_end_of_the_file() {
+        let mut f = elf(0x40_0000, &[(0x40_0000, 0x10, 0x10, R | X), (0x40_2000, 0, 0x3000, R | W)]);
+        // The second program header's p_offset (at 64 + 56 + 8): far past
+        // the file's end, as a linker may leave it when p_filesz is 0.
+        f[64 + 56 + 8..64 + 56 + 16].copy_from_slice(&0x10_0000u64.to_le_bytes());
+        let p = load_plan(&f).unwrap();
+        assert_eq!(p.copies.len(), 1, "nothing to copy for the bss");
+        assert_eq!(
+            p.mappings.last(),
+            Some(&Mapping { start: 0x40_2000, end: 0x40_5000, prot: prot::PROT_READ | prot::PROT_WRITE })
+        );
+        // With file bytes, the same offset is still refused.
+        f[64 + 56 + 32..64 + 56 + 40].copy_from_slice(&0x10u64.to_le_bytes());
+        assert_eq!(load_plan(&f), Err(ElfError::BadSegment));
     }
 
     #[test]
