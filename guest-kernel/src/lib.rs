@@ -17,6 +17,7 @@ extern crate alloc;
 
 #[allow(unsafe_code)] // the hardware glue: asm, MMIO, system registers
 pub mod arch;
+pub mod binfmt_script;
 pub mod block;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;

@@ -83,6 +83,8 @@ impl Errno {
     pub const ENAMETOOLONG: Errno = Errno(36);
     /// Function not implemented.
     pub const ENOSYS: Errno = Errno(38);
+    /// Too many levels of symbolic links (or of `#!` interpreters).
+    pub const ELOOP: Errno = Errno(40);
     /// Connection timed out (a futex wait's timeout ran out).
     pub const ETIMEDOUT: Errno = Errno(110);
 

@@ -10,6 +10,7 @@ use crate::arch::aarch64::mm::{GlobalAcct, set_current_mm};
 use crate::arch::aarch64::mmu::sync_icache_all;
 use crate::arch::aarch64::pgtable::{UserPageTable, switch_ttbr0};
 use crate::arch::aarch64::process;
+use crate::binfmt_script;
 use crate::elf::load_plan;
 use crate::initramfs::Cpio;
 use crate::kernel::fault::LockedPages;
@@ -80,15 +81,39 @@ fn build_stack(top: usize, argv: &[&[u8]], entry: usize, random: u64) -> (usize,
 
 /// `execve` for task `me` (the caller runs on its kernel stack): on
 /// success its user frame starts the new program.
+/// A `#!` script runs its interpreter instead (`binfmt_script`), up to
+/// [`binfmt_script::MAX_RECURSION`] interpreters deep (then ELOOP).
 pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errno> {
-    let path = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
     // The new address space is private to us until it is installed: it is
     // built without the kernel lock (and without its own locks).
     let (initrd, cfg) = {
         let mut k = lock();
         (k.initrd, mm_config(&mut k))
     };
-    let file = Cpio::find(initrd, path).ok_or(Errno::ENOENT)?;
+    // comm is the name of the file execve was given, a script's included
+    // (Linux: `kbasename(bprm->filename)`).
+    let comm = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
+    let comm = alloc::string::String::from_utf8_lossy(comm).into_owned();
+    let mut path: Vec<u8> = path.to_vec();
+    let mut args: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+    let mut depth = 0;
+    let file = loop {
+        let name = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
+        let file = Cpio::find(initrd, name).ok_or(Errno::ENOENT)?;
+        let Some(script) = binfmt_script::parse(file.data) else { break file };
+        let s = script.map_err(|_| Errno::ENOEXEC)?;
+        if depth == binfmt_script::MAX_RECURSION {
+            return Err(Errno::ELOOP);
+        }
+        depth += 1;
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let new: Vec<Vec<u8>> =
+            binfmt_script::interpreter_argv(&s, &path, &refs).into_iter().map(<[u8]>::to_vec).collect();
+        path = s.interp.to_vec();
+        args = new;
+    };
+    let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let argv = argv.as_slice();
     let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;
@@ -135,9 +160,8 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     // reference goes once the kernel lock is released.
     let old_current = set_current_mm(Some(new));
     let last = old.and_then(|o| mmput(&mut k, o));
-    let name = path.rsplit('/').next().unwrap_or(path);
     if let Some(ts) = k.tasks.get_mut(me) {
-        ts.comm = alloc::string::String::from(name);
+        ts.comm = comm;
     }
     process::tls_thread_flush();
     let frame = process::user_frame_of(&mut k, me);

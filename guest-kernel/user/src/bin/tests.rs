@@ -21,6 +21,7 @@ const E2BIG: isize = -7;
 const EPERM: isize = -1;
 const EBUSY: isize = -16;
 const ENOSYS: isize = -38;
+const ELOOP: isize = -40;
 const ETIMEDOUT: isize = -110;
 const PROT_READ: usize = 1;
 const PROT_WRITE: usize = 2;
@@ -42,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 44;
+const CHECKS: u32 = 45;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -787,6 +788,12 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         if arg(argv, 1).first() == Some(&b'x') {
             return 42;
         }
+        // Run as the interpreter of /bin/shebang-test ("#!/bin/tests
+        // shebang"), exec'd with "one two": Linux's argv for it.
+        if arg(argv, 1) == b"shebang" {
+            let want: [&[u8]; 5] = [b"/bin/tests", b"shebang", b"/bin/shebang-test", b"one", b"two"];
+            return if argc == 5 && (0..5).all(|i| arg(argv, i) == want[i]) { 43 } else { 1 };
+        }
         if arg(argv, 1) == b"cputime" && argc >= 3 {
             let ms = core::str::from_utf8(arg(argv, 2)).ok().and_then(|a| a.parse().ok()).unwrap_or(1000);
             return cputime(ms);
@@ -984,6 +991,18 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     } else {
         s.skip("getppid on another CPU follows a reparent at once", "needs 2 CPUs");
     }
+
+    // `#!` scripts (fs/binfmt_script.c).
+    let script = in_child(|| {
+        let argv = [c"shebang-test".as_ptr().cast(), c"one".as_ptr().cast(), c"two".as_ptr().cast(), core::ptr::null()];
+        sys::execve(b"/bin/shebang-test\0", &argv) as i32
+    });
+    let eloop = sys::execve(b"/bin/loop-a\0", &[c"loop-a".as_ptr().cast(), core::ptr::null()]);
+    s.check(
+        "execve of a #! script runs its interpreter with the line's argument, the script's path and the rest of argv; scripts that name each other give ELOOP",
+        script == 43 << 8 && eloop == ELOOP,
+        format_args!("script status {script:#x}, loop {eloop}"),
+    );
 
     // execve.
     let st = in_child(|| {
