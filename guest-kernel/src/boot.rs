@@ -54,6 +54,7 @@ pub fn run(platform: &Platform, cmdline: &Cmdline) -> ! {
     crate::arch::aarch64::virtio::probe_all(platform);
     crate::arch::aarch64::shm::probe(&mut crate::kernel::lock(), platform);
     if !platform.vm_name.is_empty() {
+        crate::syscall::NODENAME.call_once(|| alloc::string::String::from(platform.vm_name.as_str()));
         // Under our hypervisor (it names the VM in the DTB): tell it the
         // boot is done, for the boot benchmark. Natively there is no EL2
         // to take the HVC.

@@ -13,10 +13,14 @@ mod process;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod sys;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod table;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod time;
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use sys::NODENAME;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use table::dispatch;
 
@@ -44,10 +48,12 @@ pub mod nr {
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
     pub const REBOOT: u64 = 142;
+    pub const UNAME: u64 = 160;
     pub const PRCTL: u64 = 167;
     pub const GETPID: u64 = 172;
     pub const GETPPID: u64 = 173;
     pub const GETTID: u64 = 178;
+    pub const SYSINFO: u64 = 179;
     pub const BRK: u64 = 214;
     pub const MUNMAP: u64 = 215;
     pub const CLONE: u64 = 220;
@@ -110,5 +116,83 @@ mod tests {
         assert_eq!(ns_to_sleep_jiffies(0, 100), 1);
         assert_eq!(ns_to_sleep_jiffies(10_000_000, 100), 2);
         assert_eq!(ns_to_sleep_jiffies(10_000_001, 100), 3);
+    }
+}
+
+/// `struct new_utsname` (include/uapi/linux/utsname.h): six NUL-padded
+/// fields of 65 bytes. `sysname` is "Linux" and `release` a Linux version,
+/// as programs read them to learn which ABI they run on (the guest kernel
+/// implements Linux 6.1's); `machine` is "aarch64".
+pub fn new_utsname(nodename: &str) -> [u8; 6 * UTS_LEN] {
+    let mut b = [0u8; 6 * UTS_LEN];
+    let fields = ["Linux", nodename, UTS_RELEASE, UTS_VERSION, "aarch64", "(none)"];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(UTS_LEN - 1);
+        b[i * UTS_LEN..i * UTS_LEN + n].copy_from_slice(&f.as_bytes()[..n]);
+    }
+    b
+}
+
+/// `__NEW_UTS_LEN + 1`.
+pub const UTS_LEN: usize = 65;
+/// What `uname -r` says: the Linux ABI the kernel implements, and which
+/// kernel it is.
+pub const UTS_RELEASE: &str = "6.1.0-guest-kernel";
+/// What `uname -v` says.
+pub const UTS_VERSION: &str = "#1 SMP";
+
+/// What `sysinfo(2)` reports (include/uapi/linux/sysinfo.h), memory in
+/// pages of `mem_unit` bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SysInfo {
+    pub uptime_s: i64,
+    /// 1, 5 and 15 minute load averages, fixed point with 16 fraction bits.
+    pub loads: [u64; 3],
+    pub totalram: u64,
+    pub freeram: u64,
+    pub procs: u16,
+    pub mem_unit: u32,
+}
+
+impl SysInfo {
+    /// The 112-byte `struct sysinfo` of a 64-bit ABI.
+    pub fn encode(&self) -> [u8; 112] {
+        let mut b = [0u8; 112];
+        b[0..8].copy_from_slice(&self.uptime_s.to_le_bytes());
+        for (i, l) in self.loads.iter().enumerate() {
+            b[8 + 8 * i..16 + 8 * i].copy_from_slice(&l.to_le_bytes());
+        }
+        b[32..40].copy_from_slice(&self.totalram.to_le_bytes());
+        b[40..48].copy_from_slice(&self.freeram.to_le_bytes());
+        // sharedram, bufferram, totalswap, freeswap (48..80): 0.
+        b[80..82].copy_from_slice(&self.procs.to_le_bytes());
+        // pad (82..88), totalhigh, freehigh (88..104): 0.
+        b[104..108].copy_from_slice(&self.mem_unit.to_le_bytes());
+        b
+    }
+}
+
+#[cfg(test)]
+mod uts_tests {
+    use super::*;
+
+    #[test]
+    fn utsname_fields_are_65_bytes_nul_padded() {
+        let u = new_utsname("vm-a");
+        assert_eq!(&u[..6], b"Linux\0");
+        assert_eq!(&u[65..70], b"vm-a\0");
+        assert_eq!(&u[130..130 + UTS_RELEASE.len()], UTS_RELEASE.as_bytes());
+        assert_eq!(&u[260..268], b"aarch64\0");
+        let long = "n".repeat(100);
+        assert_eq!(new_utsname(&long)[65 + 64], 0, "a long name is cut and stays terminated");
+    }
+
+    #[test]
+    fn sysinfo_has_the_64_bit_layout() {
+        let s = SysInfo { uptime_s: 7, loads: [1, 2, 3], totalram: 100, freeram: 40, procs: 5, mem_unit: 4096 };
+        let b = s.encode();
+        assert_eq!(b[0], 7);
+        assert_eq!((b[8], b[16], b[24]), (1, 2, 3));
+        assert_eq!((b[32], b[40], b[80], u32::from_le_bytes(b[104..108].try_into().unwrap())), (100, 40, 5, 4096));
     }
 }

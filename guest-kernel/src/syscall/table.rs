@@ -12,6 +12,7 @@ use super::fs::*;
 use super::mm::*;
 use super::process::*;
 use super::sched::*;
+use super::sys::*;
 use super::time::*;
 
 use super::*;
@@ -64,6 +65,8 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
         nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),
         nr::REBOOT => sys_reboot(a[0], a[1], a[2]),
+        nr::UNAME => sys_uname(a[0] as usize),
+        nr::SYSINFO => sys_sysinfo(a[0] as usize),
         nr::SCHED_SETAFFINITY => sys_sched_setaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
         nr::SCHED_GETAFFINITY => sys_sched_getaffinity(a[0] as i32, a[1] as usize, a[2] as usize),
         nr::SCHED_SETSCHEDULER => sys_sched_setscheduler(a[0] as i32, a[1] as i32, a[2] as usize),

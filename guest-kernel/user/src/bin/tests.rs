@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 45;
+const CHECKS: u32 = 46;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -991,6 +991,41 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     } else {
         s.skip("getppid on another CPU follows a reparent at once", "needs 2 CPUs");
     }
+
+    // uname and sysinfo (kernel/sys.c).
+    let mut uts = [0u8; 6 * 65];
+    let ru = sys::syscall6(160, [uts.as_mut_ptr() as usize, 0, 0, 0, 0, 0]);
+    let field = |i: usize| {
+        let f = &uts[i * 65..(i + 1) * 65];
+        &f[..f.iter().position(|&c| c == 0).unwrap_or(65)]
+    };
+    let major = field(2)
+        .split(|&c| c == b'.')
+        .next()
+        .and_then(|m| core::str::from_utf8(m).ok()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    let mut si = [0u8; 112];
+    let rs = sys::syscall6(179, [si.as_mut_ptr() as usize, 0, 0, 0, 0, 0]);
+    let at = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().unwrap());
+    let unit = u64::from(u32::from_le_bytes(si[104..108].try_into().unwrap()));
+    let (uptime, total, free) = (at(0) as i64, at(32) * unit, at(40) * unit);
+    let procs = u16::from_le_bytes([si[80], si[81]]);
+    let bad = (sys::syscall6(160, [8, 0, 0, 0, 0, 0]), sys::syscall6(179, [8, 0, 0, 0, 0, 0]));
+    s.check(
+        "uname says Linux on aarch64 (release 3 or later); sysinfo's memory, tasks and uptime are sane; bad pointers EFAULT",
+        ru == 0
+            && field(0) == b"Linux"
+            && field(4) == b"aarch64"
+            && major >= 3
+            && rs == 0
+            && (16 << 20..=1 << 40).contains(&total)
+            && free > 0
+            && free <= total
+            && procs >= 2
+            && (0..100_000).contains(&uptime)
+            && bad == (EFAULT, EFAULT),
+        format_args!("release {major}, total {total}, free {free}, procs {procs}, uptime {uptime}, bad {bad:?}"),
+    );
 
     // `#!` scripts (fs/binfmt_script.c).
     let script = in_child(|| {
