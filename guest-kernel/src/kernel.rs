@@ -16,8 +16,24 @@
 //! (`finish_task_switch` / `schedule_tail`). The page allocator and the
 //! heap have their own locks, taken inside it. User memory is never
 //! touched with it held (a fault may sleep on `mmap_lock`, and sleeping
-//! takes it). LKD ch. 9-10 (kernel synchronization); what is left of
-//! issue 14 (a lock per run queue) is in docs/guest-kernel.md.
+//! takes it). LKD ch. 9-10 (kernel synchronization).
+//!
+//! Why each part of [`Kernel`] is still behind the one lock (issue 14
+//! wants the big lock gone; docs/guest-kernel.md, "What is left"):
+//! - `sched`: one `Scheduler` value holds every run queue and every task's
+//!   scheduling state; a lock per run queue needs that state split by run
+//!   queue first (Linux's `task_rq_lock`).
+//! - `threads`, `dead`, `mms`: the context switch reads the next task's
+//!   registers and address space with the scheduler's lock held, so they
+//!   share it until the scheduler has its own.
+//! - `tasks`: fork, exit and wait change the process tree and wake
+//!   through the scheduler in one step; a reader-writer `tasklist_lock`
+//!   outside the scheduler's lock comes with the split above. `getppid`
+//!   and the way back to user space already read per-CPU copies.
+//! - `wheel`, `jiffies`, `softirq`, `tasklets`, `events`, `futex`, `tty`:
+//!   every one of them sleeps or wakes through the scheduler under the
+//!   same lock (a timer wakes a sleeper, a futex queues one); they can
+//!   have their own locks, taken before the scheduler's, once it has one.
 
 pub mod exec;
 pub mod exit;
