@@ -16,6 +16,7 @@
 //!
 //! docs/fuzzing.md says what each target covers.
 
+pub mod binfmt_script;
 pub mod cpio;
 pub mod dtb;
 pub mod elf;
@@ -44,6 +45,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("dtb", dtb::fuzz),
     ("image", image::fuzz),
     ("elf", elf::fuzz),
+    ("binfmt_script", binfmt_script::fuzz),
     ("cpio", cpio::fuzz),
     ("syscall", syscall::fuzz),
     ("vpl011", vpl011::fuzz),

@@ -14,7 +14,7 @@ use el2_fuzz::{TARGETS, runner, seeds};
 fn iterations(target: &str) -> usize {
     match target {
         "mmio_decode" | "image" => 50_000,
-        "cpio" | "elf" => 30_000,
+        "cpio" | "elf" | "binfmt_script" => 30_000,
         "esr" => 20_000,
         "hvc" | "vpl011" | "virtqueue" | "vswitch" | "virtio_net" => 5000,
         "syscall" => 4000,
@@ -47,7 +47,22 @@ macro_rules! targets {
     };
 }
 
-targets!(esr, mmio_decode, vgic, hvc, dtb, image, elf, cpio, syscall, vpl011, virtqueue, vswitch, virtio_net);
+targets!(
+    esr,
+    mmio_decode,
+    vgic,
+    hvc,
+    dtb,
+    image,
+    elf,
+    binfmt_script,
+    cpio,
+    syscall,
+    vpl011,
+    virtqueue,
+    vswitch,
+    virtio_net
+);
 
 #[test]
 fn every_target_has_a_corpus_and_a_libfuzzer_binary() {

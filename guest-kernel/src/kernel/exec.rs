@@ -109,7 +109,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let new: Vec<Vec<u8>> =
             binfmt_script::interpreter_argv(&s, &path, &refs).into_iter().map(<[u8]>::to_vec).collect();
-        path = s.interp.to_vec();
+        path = s.interp;
         args = new;
     };
     let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
