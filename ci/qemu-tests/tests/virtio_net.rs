@@ -64,8 +64,11 @@ fn two_linux_vms_ping_and_copy_a_file_over_tcp_a_third_on_another_switch_cannot(
     let made = s.command("dd if=/dev/urandom of=/tmp/f bs=1024 count=512 2>/dev/null; md5sum /tmp/f", "[a] ", 60);
     let sum = made.iter().find_map(|l| l.strip_suffix("  /tmp/f")).expect("md5sum on a").to_string();
     assert_eq!(sum.len(), 32, "{made:?}");
-    s.command("nc 10.0.0.2 5000 < /tmp/f", "[a] ", 120);
-    s.wait_for(&format!("[b] {sum}  /tmp/f"), 120);
+    // a's prompt and b's sum come in either order (b prints as soon as a
+    // closes the connection): wait for both at once, not one after the
+    // other, or the second wait starts past a line already printed.
+    s.send("nc 10.0.0.2 5000 < /tmp/f; echo __sent_the_file");
+    s.wait_for_each(&["[a] __sent_the_file", &format!("[b] {sum}  /tmp/f")], 120);
 
     // c is on another switch: it reaches neither (ARP goes unanswered).
     s.send_raw(b"\x1d2");

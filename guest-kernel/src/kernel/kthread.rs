@@ -13,10 +13,6 @@ use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::process::{current, new_thread};
 use crate::sched::TaskState;
 
-fn now() -> u64 {
-    now_ns()
-}
-
 /// The path init execs (`init=` on the command line) and its arguments
 /// (the command line's words after `--`), set once by `rest_init`.
 static INIT: spin::Once<(alloc::string::String, alloc::string::String)> = spin::Once::new();
@@ -27,7 +23,7 @@ static INIT: spin::Once<(alloc::string::String, alloc::string::String)> = spin::
 pub fn rest_init(init_path: &str, init_args: &str) {
     INIT.call_once(|| (init_path.into(), init_args.into()));
     let mut k = lock();
-    let t = now();
+    let t = now_ns();
     let k2 = &mut *k;
     let (init, kthreadd) = k2.tasks.rest_init(&mut k2.sched, t).expect("rest_init");
     new_thread(&mut k, init, Some(init_thread), 0).expect("init's stack");
@@ -63,7 +59,7 @@ extern "C" fn kthreadd_thread(_: usize) {
     loop {
         let mut k = lock();
         let cpu = smp_processor_id();
-        let t = now();
+        let t = now_ns();
         let k2 = &mut *k;
         let created = k2.tasks.kthreadd_run(&mut k2.sched, cpu, t);
         for id in created {

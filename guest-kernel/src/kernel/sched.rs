@@ -13,10 +13,6 @@ use crate::sched::waitqueue::WaitQueueHead;
 use crate::sync;
 use crate::time::delay::process_timeout;
 
-fn now() -> u64 {
-    now_ns()
-}
-
 /// `schedule()`.
 pub fn schedule() {
     let mut k = lock();
@@ -27,7 +23,7 @@ pub fn schedule() {
 pub fn schedule_locked(k: &mut KGuard) {
     let cpu = smp_processor_id();
     let prev = k.sched.current(cpu);
-    let next = k.sched.schedule(cpu, now());
+    let next = k.sched.schedule(cpu, now_ns());
     if next != prev {
         context_switch(k, cpu, prev, next);
     }
@@ -56,7 +52,7 @@ impl sync::Sleep for SchedSleep {
         q.finish_wait(&mut k.sched, smp_processor_id());
     }
     fn wake_up_all(k: &mut KGuard, q: &mut WaitQueueHead) {
-        q.wake_up_all(&mut k.sched, now());
+        q.wake_up_all(&mut k.sched, now_ns());
     }
 }
 

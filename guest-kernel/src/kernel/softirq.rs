@@ -12,10 +12,6 @@ use crate::arch::aarch64::trap::TrapFrame;
 use crate::irq::softirq::{HI_SOFTIRQ, SoftirqState, TASKLET_SOFTIRQ, TIMER_SOFTIRQ};
 use crate::irq::{IrqReturn, IrqTable};
 
-fn now() -> u64 {
-    now_ns()
-}
-
 /// `irq_enter`.
 pub fn irq_enter(cpu: usize) {
     if ready() {
@@ -52,7 +48,7 @@ fn run_tasklets(k: &mut Kernel, cpu: usize, hi: bool, s: &mut SoftirqState) {
 /// callback with its data.
 pub(crate) fn run_timer_softirq(k: &mut Kernel, _cpu: usize) {
     let j = k.jiffies.get();
-    let t = now();
+    let t = now_ns();
     for e in k.wheel.run_timers(j) {
         (e.function)(k, e.data, t);
     }
@@ -72,7 +68,7 @@ pub fn irq_exit(cpu: usize, frame: &mut TrapFrame, from_el0: bool) {
             HI_SOFTIRQ | TASKLET_SOFTIRQ => run_tasklets(&mut k, cpu, nr == HI_SOFTIRQ, s),
             _ => {}
         },
-        now,
+        now_ns,
         false,
     );
     k.softirq[cpu] = s;
