@@ -3,9 +3,10 @@
 //! behind [`KLOCK`], reached through the [`KGuard`] that [`lock`] returns;
 //! and the per-CPU [`ThreadInfo`] that the way back to user space and
 //! `getppid` read without it. The parts of process management that are
-//! not tied to the CPU are in `kernel/` (fork, exit, fault, oom, signal),
-//! as Linux's `kernel/` directory; the context switch, idle loop, tick and
-//! kernel threads are the arch glue's (`arch/aarch64/process.rs`).
+//! not tied to the CPU are in `kernel/` (fork, exit, exec, fault, oom,
+//! signal, futex, sched, softirq, kthread), as Linux's `kernel/`
+//! directory; the threads' registers, the context switch, the idle loop
+//! and the tick's top half are the arch glue's (`arch/aarch64/process.rs`).
 //!
 //! Locking: one lock, [`KLOCK`], covers the scheduler, the task table,
 //! the table of address spaces (not their contents: each [`Mm`] has its
