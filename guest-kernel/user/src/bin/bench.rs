@@ -515,6 +515,11 @@ mod virtio {
     const CONNECT: usize = 203;
     const SENDTO: usize = 206;
     const RECVFROM: usize = 207;
+    const SETSOCKOPT: usize = 208;
+    /// `SOL_SOCKET` and arm64's `SO_RCVTIMEO` (`SO_RCVTIMEO_OLD`: a 64-bit
+    /// `struct timeval`).
+    const SOL_SOCKET: usize = 1;
+    const SO_RCVTIMEO: usize = 20;
     const SHUTDOWN: usize = 210;
     const AT_FDCWD: isize = -100;
     /// arm64's `O_DIRECT` (asm-generic's 0o40000 is `O_DIRECTORY` here).
@@ -673,6 +678,13 @@ mod virtio {
     fn ping(clock: &Clock, to: Option<[u8; 4]>, n: Option<u64>) -> Result {
         let (to, n) = (to.ok_or("ping ADDR N: ADDR is A.B.C.D")?, n.ok_or("ping ADDR N: N is a number")?);
         let fd = ok(syscall6(SOCKET, [AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0]), "socket")?;
+        // A reply that never comes (a lost frame) ends the run with an
+        // error after 5 s of virtual time instead of hanging it: far above
+        // a round trip (well under a millisecond), and instant in host
+        // time when the machine idles (-icount sleep=off).
+        let timeout: [u64; 2] = [5, 0];
+        let set = syscall6(SETSOCKOPT, [fd, SOL_SOCKET, SO_RCVTIMEO, timeout.as_ptr() as usize, 16, 0]);
+        ok(set, "setsockopt SO_RCVTIMEO")?;
         let sa = sockaddr(to, 0);
         let id = (sys::getpid() as u16).to_be_bytes();
         let buf = buffer()?;
@@ -689,7 +701,8 @@ mod virtio {
             // A raw socket gets every ICMP message, IP header first: wait
             // for the echo reply (type 0) with our id and sequence number.
             loop {
-                let got = ok(syscall6(RECVFROM, [fd, buf.as_mut_ptr() as usize, CHUNK, 0, 0, 0]), "recvfrom")?;
+                let got = syscall6(RECVFROM, [fd, buf.as_mut_ptr() as usize, CHUNK, 0, 0, 0]);
+                let got = ok(got, "recvfrom: no echo reply within 5 s (a frame lost?)")?;
                 let ihl = usize::from(buf[0] & 0xf) * 4;
                 if got >= ihl + 8 && buf[ihl] == 0 && buf[ihl + 4..ihl + 8] == echo[4..8] {
                     return Ok(());
