@@ -213,16 +213,19 @@ const PPID_UNKNOWN: i32 = -1;
 pub(crate) static THREAD_INFO: [ThreadInfo; MAX_CPUS] =
     [const { ThreadInfo { work: AtomicBool::new(false), ppid: AtomicI32::new(PPID_UNKNOWN) } }; MAX_CPUS];
 
-/// Rewrites `cpu`'s `work` flag from the kernel state (lock held).
-pub fn set_work(k: &Kernel, cpu: usize) {
+/// `cpu` has just switched tasks (`finish_task_switch`, lock held): its
+/// copy is made about the new `current`: `work` exactly as the kernel
+/// state has it, the parent forgotten (looked up at the next `getppid`).
+pub(crate) fn switched_to(k: &Kernel, cpu: usize) {
     let signal = k.tasks.get(k.sched.current(cpu)).is_some_and(|t| t.pending != 0);
     THREAD_INFO[cpu].work.store(signal || k.sched.need_resched(cpu), Ordering::Relaxed);
+    forget_ppid(cpu);
 }
 
 /// Forgets `cpu`'s copy of its task's parent (lock held): after a context
 /// switch, and for a kicked CPU (its task may have a new parent). The
 /// next `getppid` there takes the lock once to look it up again.
-pub fn forget_ppid(cpu: usize) {
+fn forget_ppid(cpu: usize) {
     THREAD_INFO[cpu].ppid.store(PPID_UNKNOWN, Ordering::Relaxed);
 }
 

@@ -94,6 +94,18 @@ impl HostClock {
     }
 }
 
+/// A targets line's verdict: "not measured", "all met", or the rows
+/// missed, joined with `sep`.
+fn verdict(measured: bool, missed: &[&str], sep: &str) -> String {
+    if !measured {
+        "not measured".to_string()
+    } else if missed.is_empty() {
+        "all met".to_string()
+    } else {
+        format!("not yet met: {}", missed.join(sep))
+    }
+}
+
 fn field<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
     words.iter().find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
 }
@@ -359,13 +371,7 @@ impl Report {
                 }
             }
         }
-        let verdict = if !measured {
-            "not measured".to_string()
-        } else if missed.is_empty() {
-            "all met".to_string()
-        } else {
-            format!("not yet met: {}", missed.join(", "))
-        };
+        let verdict = verdict(measured, &missed, ", ");
         let _ = writeln!(s, "\nTargets (issue 19: a third of Xen 4.17's, in the same QEMU): {verdict}.");
         let _ = writeln!(s, "\n#### Guest kernel and Linux: the same static binary (`/bin/bench`)\n");
         let _ = writeln!(
@@ -605,13 +611,7 @@ impl Report {
                 }
             }
             let measured = KERNEL_ROWS.iter().any(|(id, _)| self.target_missed(&gk, &linux, id).is_some());
-            let list = if !measured {
-                "not measured".to_string()
-            } else if missed.is_empty() {
-                "all met".to_string()
-            } else {
-                format!("not yet met: {}", missed.join("; "))
-            };
+            let list = verdict(measured, &missed, "; ");
             let _ = writeln!(s, "- {n} CPU{}: {list}.", if n == 1 { "" } else { "s" });
         }
     }

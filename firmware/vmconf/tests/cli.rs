@@ -647,6 +647,17 @@ fn usage_errors() {
 /// Turns the `fdt mknode` / `fdt set` lines of a `--out-uboot-script` file
 /// into a DTS fragment, as U-Boot would apply them, so that it can be
 /// compiled and parsed like `--out-dts` output.
+/// Runs vmconf on `config` for a 1 GiB, 2-CPU machine loading at
+/// `load_base`, writing `out.dtsi` and the U-Boot script `vms.cmd` in `t`;
+/// it must succeed and print nothing.
+fn dts_and_script(t: &TempDir, config: &Path, load_base: &str) {
+    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let argv = ["--config", config.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
+        "--load-base", load_base, "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
+    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+}
+
 fn uboot_script_to_dts(script: &str) -> String {
     use std::collections::BTreeMap;
     // path -> (properties in order, child names in order).
@@ -739,11 +750,7 @@ kernel = "guest-kernel"
 memory = "64M"
 "#,
     );
-    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
-    #[rustfmt::skip]
-    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
-        "--load-base", "0x4a000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
-    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    dts_and_script(&t, &c, "0x4a000000");
     let script = t.read("vms.cmd");
     assert_eq!(
         script.lines().filter(|l| l.starts_with("load ")).collect::<Vec<_>>(),
@@ -858,11 +865,7 @@ fn shared_memory_regions_are_described_in_order() {
              [[shm]]\nname = \"all\"\nsize = 0x200000\nvms = [\"c\", \"b\", \"a\"]\n"
         ),
     );
-    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
-    #[rustfmt::skip]
-    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
-        "--load-base", "0x48000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
-    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    dts_and_script(&t, &c, "0x48000000");
     let dts = t.read("out.dtsi");
     assert!(dts.contains("\t\t\tshm@1 {\n\t\t\t\tshm-name = \"all\";\n\t\t\t\tsize = <0x0 0x200000>;\n\t\t\t\tvms = \"c\", \"b\", \"a\";\n"), "{dts}");
     t.write("script.dtsi", uboot_script_to_dts(&t.read("vms.cmd")).as_bytes());
@@ -931,11 +934,7 @@ memory = "32M"
 switch = "lan"
 "#,
     );
-    let p = |r: &str| t.path(r).to_str().unwrap().to_string();
-    #[rustfmt::skip]
-    let argv = ["--config", c.to_str().unwrap(), "--images", &p("img"), "--ram-size", "1G", "--cpus", "2",
-        "--load-base", "0x48000000", "--out-dts", &p("out.dtsi"), "--out-uboot-script", &p("vms.cmd")];
-    assert_eq!(vmconf(&argv, &[]), (0, String::new()));
+    dts_and_script(&t, &c, "0x48000000");
     let dts = t.read("out.dtsi");
     assert!(
         dts.contains("\t\t\t\tnet@1 {\n\t\t\t\t\tswitch = \"dmz\";\n\t\t\t\t\tmac-address = [02 00 00 00 00 07];\n"),

@@ -19,6 +19,25 @@ fn ring(region: u64, peer: u64) -> i64 {
     psci::hvc(vendor::SHM_DOORBELL, &[region, peer]) as i64
 }
 
+/// Reads guest-physical `ipa`, which this VM's stage 2 must not map: true
+/// if the read aborted. Says which (`what aborted`, or `NOT ISOLATED`).
+fn read_aborts(ipa: u64, what: &str) -> bool {
+    let Some(va) = mmu::map_probe_page(ipa, false) else {
+        println!("hyptest shm-hostile: cannot map IPA {ipa:#x} in stage 1");
+        return false;
+    };
+    match uaccess::probe_read(va) {
+        Err(uaccess::Aborted) => {
+            println!("hyptest shm-hostile: {what} aborted");
+            true
+        }
+        Ok(v) => {
+            println!("hyptest shm-hostile: {what} returned {v:#x}: NOT ISOLATED");
+            false
+        }
+    }
+}
+
 /// Runs the test; true if everything answered as it must.
 pub fn hostile(platform: &Platform) -> bool {
     let mut ok = true;
@@ -40,18 +59,7 @@ pub fn hostile(platform: &Platform) -> bool {
             refused("a region of others", region, 1);
         }
         // The first region's page: not in this VM's stage 2.
-        let Some(va) = mmu::map_probe_page(shared::layout::SHM_BASE, false) else {
-            println!("hyptest shm-hostile: cannot map the region window in stage 1");
-            return false;
-        };
-        match uaccess::probe_read(va) {
-            Err(uaccess::Aborted) => println!("hyptest shm-hostile: read of the region window aborted"),
-            Ok(v) => {
-                println!("hyptest shm-hostile: read of the region window returned {v:#x}: NOT ISOLATED");
-                ok = false;
-            }
-        }
-        return ok;
+        return read_aborts(shared::layout::SHM_BASE, "read of the region window") && ok;
     };
     let dev = ShmDev::new(s);
     let peers = dev.peers.len() as u64;
@@ -59,18 +67,7 @@ pub fn hostile(platform: &Platform) -> bool {
     refused("a peer with upper bits", dev.index.into(), 1 << 32);
     refused("a region not shared", u64::from(dev.index) + 1, 0);
     // Exactly the region is mapped: the page after it is not.
-    let end = s.region.base + s.region.size;
-    let Some(va) = mmu::map_probe_page(end, false) else {
-        println!("hyptest shm-hostile: cannot map IPA {end:#x} in stage 1");
-        return false;
-    };
-    match uaccess::probe_read(va) {
-        Err(uaccess::Aborted) => println!("hyptest shm-hostile: read past the region's end aborted"),
-        Ok(v) => {
-            println!("hyptest shm-hostile: read past the region's end returned {v:#x}: NOT ISOLATED");
-            ok = false;
-        }
-    }
+    ok &= read_aborts(s.region.base + s.region.size, "read past the region's end");
     if !ok || !dev.has_mailboxes() {
         return false;
     }

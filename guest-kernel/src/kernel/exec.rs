@@ -12,7 +12,7 @@ use crate::arch::aarch64::pgtable::{UserPageTable, switch_ttbr0};
 use crate::arch::aarch64::process;
 use crate::binfmt_script;
 use crate::elf::load_plan;
-use crate::initramfs::Cpio;
+use crate::initramfs::{Cpio, Entry};
 use crate::kernel::fault::LockedPages;
 use crate::kernel::fork::{mm_config, mm_install, mm_release_child_tid, mmput};
 use crate::kernel::lock;
@@ -79,6 +79,31 @@ fn build_stack(top: usize, argv: &[&[u8]], entry: usize, random: u64) -> (usize,
     (sp, img)
 }
 
+/// An argument vector built here (an interpreter's).
+type Argv = Vec<Vec<u8>>;
+
+/// The file to load for `execve(path, argv)`: the program itself, or the
+/// interpreter its `#!` line names (`binfmt_script`), followed through up
+/// to [`binfmt_script::MAX_RECURSION`] rewrites (then ELOOP), with the
+/// interpreter's argv (None: `argv` as given, no copy).
+fn find_program(initrd: &'static [u8], path: &[u8], argv: &[&[u8]]) -> Result<(Entry<'static>, Option<Argv>), Errno> {
+    // The path and argv after the rewrites so far.
+    let mut script: Option<(Vec<u8>, Argv)> = None;
+    for _ in 0..=binfmt_script::MAX_RECURSION {
+        let name = script.as_ref().map_or(path, |(p, _)| p.as_slice());
+        let file = Cpio::find(initrd, core::str::from_utf8(name).map_err(|_| Errno::ENOENT)?).ok_or(Errno::ENOENT)?;
+        let Some(line) = binfmt_script::parse(file.data) else { return Ok((file, script.map(|(_, a)| a))) };
+        let s = line.map_err(|_| Errno::ENOEXEC)?;
+        let args: Vec<&[u8]> = match &script {
+            Some((_, a)) => a.iter().map(Vec::as_slice).collect(),
+            None => argv.to_vec(),
+        };
+        let new = binfmt_script::interpreter_argv(&s, name, &args).into_iter().map(<[u8]>::to_vec).collect();
+        script = Some((s.interp, new));
+    }
+    Err(Errno::ELOOP)
+}
+
 /// `execve` for task `me` (the caller runs on its kernel stack): on
 /// success its user frame starts the new program.
 /// A `#!` script runs its interpreter instead (`binfmt_script`), up to
@@ -94,26 +119,15 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     // (Linux: `kbasename(bprm->filename)`).
     let comm = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
     let comm = alloc::string::String::from_utf8_lossy(comm).into_owned();
-    let mut path: Vec<u8> = path.to_vec();
-    let mut args: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-    let mut depth = 0;
-    let file = loop {
-        let name = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
-        let file = Cpio::find(initrd, name).ok_or(Errno::ENOENT)?;
-        let Some(script) = binfmt_script::parse(file.data) else { break file };
-        let s = script.map_err(|_| Errno::ENOEXEC)?;
-        if depth == binfmt_script::MAX_RECURSION {
-            return Err(Errno::ELOOP);
+    let (file, script_argv) = find_program(initrd, path, argv)?;
+    let script_refs: Vec<&[u8]>;
+    let argv = match &script_argv {
+        Some(a) => {
+            script_refs = a.iter().map(Vec::as_slice).collect();
+            script_refs.as_slice()
         }
-        depth += 1;
-        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let new: Vec<Vec<u8>> =
-            binfmt_script::interpreter_argv(&s, &path, &refs).into_iter().map(<[u8]>::to_vec).collect();
-        path = s.interp;
-        args = new;
+        None => argv,
     };
-    let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    let argv = argv.as_slice();
     let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;

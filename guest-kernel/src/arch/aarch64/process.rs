@@ -25,7 +25,7 @@ use crate::irq::IrqReturn;
 use crate::irq::softirq::TIMER_SOFTIRQ;
 use crate::kernel::fault::user_fault;
 use crate::kernel::signal::{ret_to_user, segv};
-use crate::kernel::{KGuard, Kernel, forget_ppid, lock, set_work};
+use crate::kernel::{KGuard, Kernel, lock, switched_to};
 use crate::sched::TaskId;
 use crate::task::task_struct::ExitState;
 
@@ -218,8 +218,7 @@ pub(crate) fn context_switch(k: &mut KGuard, cpu: usize, prev: TaskId, next: Tas
 fn finish_task_switch(k: &mut KGuard) {
     let cpu = smp_processor_id();
     k.dead[cpu] = None;
-    set_work(k, cpu);
-    forget_ppid(cpu);
+    switched_to(k, cpu);
 }
 
 /// First code of a new task (ret_from_fork): end the switch and release the
