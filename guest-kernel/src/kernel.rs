@@ -217,7 +217,7 @@ pub(crate) static THREAD_INFO: [ThreadInfo; MAX_CPUS] =
 /// copy is made about the new `current`: `work` exactly as the kernel
 /// state has it, the parent forgotten (looked up at the next `getppid`).
 pub(crate) fn switched_to(k: &Kernel, cpu: usize) {
-    let signal = k.tasks.get(k.sched.current(cpu)).is_some_and(|t| t.pending != 0);
+    let signal = k.tasks.signal_pending(k.sched.current(cpu)) || k.tasks.group_stopped(k.sched.current(cpu));
     THREAD_INFO[cpu].work.store(signal || k.sched.need_resched(cpu), Ordering::Relaxed);
     forget_ppid(cpu);
 }

@@ -87,6 +87,15 @@ impl Errno {
     pub const ELOOP: Errno = Errno(40);
     /// Connection timed out (a futex wait's timeout ran out).
     pub const ETIMEDOUT: Errno = Errno(110);
+    /// A sleep a signal interrupted: restarted if no handler runs or the
+    /// handler has SA_RESTART, else EINTR (never seen by programs;
+    /// include/linux/errno.h).
+    pub const ERESTARTSYS: Errno = Errno(crate::task::signal::ERESTARTSYS);
+    /// As ERESTARTSYS, but EINTR whenever a handler runs.
+    pub const ERESTARTNOHAND: Errno = Errno(crate::task::signal::ERESTARTNOHAND);
+    /// As ERESTARTNOHAND, but restarted through `restart_syscall` (the
+    /// rest of a `nanosleep`).
+    pub const ERESTART_RESTARTBLOCK: Errno = Errno(crate::task::signal::ERESTART_RESTARTBLOCK);
 
     /// The value a system call returns in x0.
     pub const fn to_syscall_ret(self) -> isize {

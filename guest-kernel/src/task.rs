@@ -12,6 +12,7 @@ pub mod fork;
 pub mod kthread;
 pub mod pid;
 pub mod pids_limit;
+pub mod sigframe;
 pub mod signal;
 pub mod table;
 pub mod task_struct;

@@ -28,6 +28,14 @@ const AT_PAGESZ: u64 = 6;
 const AT_ENTRY: u64 = 9;
 const AT_RANDOM: u64 = 25;
 
+/// `__kernel_rt_sigreturn` (arch/arm64/kernel/vdso/sigreturn.S):
+/// `mov x8, #__NR_rt_sigreturn; svc #0`.
+const SIGTRAMP: [u8; 8] = {
+    let mov = (0xd280_0008u32 | ((crate::syscall::nr::RT_SIGRETURN as u32) << 5)).to_le_bytes();
+    let svc = 0xd400_0001u32.to_le_bytes();
+    [mov[0], mov[1], mov[2], mov[3], svc[0], svc[1], svc[2], svc[3]]
+};
+
 /// Maps zeroed pages over `[start, end)` with `prot`.
 fn populate(pt: &mut UserPageTable, start: usize, end: usize, p: PteProt) -> Result<(), Errno> {
     let mut va = start;
@@ -131,7 +139,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;
-    let built = (|| -> Result<usize, Errno> {
+    let built = (|| -> Result<(usize, usize), Errno> {
         for m in &plan.mappings {
             let flags = map::MAP_PRIVATE | map::MAP_ANONYMOUS | map::MAP_FIXED;
             mm.mmap(&mut pt, &mut LockedPages, &mut GlobalAcct, m.start, m.end - m.start, m.prot, flags, None)?;
@@ -147,10 +155,24 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
         populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
         pt.write_bytes(sp, &img)?;
         mm.setup_brk(plan.end_of_bss);
-        Ok(sp)
+        // The page handlers return through when they have no SA_RESTORER
+        // (Linux maps the vDSO, whose `__kernel_rt_sigreturn` this is).
+        let tramp = mm.mmap(
+            &mut pt,
+            &mut LockedPages,
+            &mut GlobalAcct,
+            0,
+            PAGE_SIZE,
+            prot::PROT_READ | prot::PROT_EXEC,
+            map::MAP_PRIVATE | map::MAP_ANONYMOUS,
+            None,
+        )?;
+        populate(&mut pt, tramp, tramp + PAGE_SIZE, PteProt { read: true, write: false, exec: true })?;
+        pt.write_bytes(tramp, &SIGTRAMP)?;
+        Ok((sp, tramp))
     })();
-    let sp = match built {
-        Ok(sp) => sp,
+    let (sp, tramp) = match built {
+        Ok(b) => b,
         Err(e) => {
             mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
             pt.destroy();
@@ -176,7 +198,9 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
     let last = old.and_then(|o| mmput(&mut k, o));
     if let Some(ts) = k.tasks.get_mut(me) {
         ts.comm = comm;
+        ts.sigtramp = tramp as u64;
     }
+    k.tasks.flush_signal_handlers(me);
     process::tls_thread_flush();
     let frame = process::user_frame_of(&mut k, me);
     *frame = crate::arch::aarch64::trap::TrapFrame::default();

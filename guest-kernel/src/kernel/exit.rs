@@ -11,6 +11,7 @@ use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::process::{current, poweroff};
 use crate::kernel::sched::schedule_locked;
 use crate::sched::TaskId;
+use crate::task::signal::sigmask;
 use crate::task::task_struct::SIGKILL;
 
 /// `exit_mm`: the current task stops using its address space (`task.mm`
@@ -74,7 +75,7 @@ pub fn do_group_exit(status: i32) -> ! {
                 threads.push(l.id);
                 for th in threads.into_iter().filter(|&th| th != me) {
                     if let Some(tt) = k.tasks.get_mut(th) {
-                        tt.pending |= 1 << SIGKILL;
+                        tt.pending.signal |= sigmask(SIGKILL);
                     }
                     k.sched.wake_up_process(th, t);
                     k.sched.kick_process(th);

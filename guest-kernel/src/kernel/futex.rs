@@ -22,10 +22,9 @@ use crate::mm::Errno;
 use crate::mm::mm_struct::PageTable;
 use crate::mm::page::{PAGE_SIZE, align_down};
 use crate::mm::vma::vm_flags::{VM_ACCESS_FLAGS, VM_MAYSHARE, VM_SHARED};
+use crate::sched::TaskState;
 use crate::sched::core::{DEFAULT_PRIO, TASK_NORMAL};
-use crate::sched::{TaskId, TaskState};
 use crate::syscall::{ns_to_sleep_jiffies, timespec_to_ns};
-use crate::task::task_struct::SIGCHLD;
 
 type R = Result<isize, Errno>;
 
@@ -126,10 +125,6 @@ fn fault_in(uaddr: usize, tries: &mut u32) -> Result<(), Errno> {
     copy_from_user(&mut b, uaddr)
 }
 
-fn fatal_signal_pending(k: &Kernel, id: TaskId) -> bool {
-    k.tasks.get(id).is_some_and(|t| t.pending & !(1 << SIGCHLD) != 0)
-}
-
 /// `futex_init_timeout`: the deadline in nanoseconds of the counter
 /// clock (which is what CLOCK_MONOTONIC and CLOCK_REALTIME read here).
 fn deadline(timeout: usize, absolute: bool) -> Result<Option<u64>, Errno> {
@@ -146,8 +141,8 @@ fn deadline(timeout: usize, absolute: bool) -> Result<Option<u64>, Errno> {
 
 /// `futex_wait`: sleep while `*uaddr == val`, until woken, the deadline,
 /// or a fatal signal. 0 when woken; EAGAIN if the word differs; ETIMEDOUT;
-/// EINTR (the task then dies on its way out: every signal here but the
-/// ignored SIGCHLD is fatal). A spurious wake-up re-reads the word.
+/// a signal (restarted, or EINTR: see the end). A spurious wake-up
+/// re-reads the word.
 fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: bool, bitset: u32) -> R {
     let deadline = deadline(timeout, absolute)?;
     let me = current();
@@ -169,7 +164,7 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
         let prio = k.sched.task(me).map_or(DEFAULT_PRIO, |t| t.normal_prio);
         k.futex.queue(key, me, bitset, prio);
         let now = now_ns();
-        if !fatal_signal_pending(&k, me) && deadline.is_none_or(|d| now < d) {
+        if !k.tasks.signal_pending(me) && deadline.is_none_or(|d| now < d) {
             match deadline {
                 Some(d) => {
                     let hz = k.jiffies.hz();
@@ -188,10 +183,12 @@ fn futex_wait(uaddr: usize, private: bool, val: u32, timeout: usize, absolute: b
         if deadline.is_some_and(|d| now_ns() >= d) {
             return Err(Errno::ETIMEDOUT);
         }
-        if fatal_signal_pending(&k, me) {
-            return Err(Errno::EINTR);
+        if k.tasks.signal_pending(me) {
+            // Restarted unless a handler without SA_RESTART runs; a
+            // relative timeout would start again, so that one is EINTR.
+            return Err(if deadline.is_some() { Errno::EINTR } else { Errno::ERESTARTSYS });
         }
-        // A spurious wake-up (SIGCHLD, a stray wake_up_process): again.
+        // A spurious wake-up (a stray wake_up_process): again.
     }
 }
 

@@ -78,6 +78,6 @@ pub fn irq_exit(cpu: usize, frame: &mut TrapFrame, from_el0: bool) {
     }
     drop(k);
     if from_el0 {
-        ret_to_user(frame);
+        ret_to_user(frame, None);
     }
 }

@@ -2,7 +2,6 @@
 //! the VFS of issue 15 replaces this).
 
 use super::table::R;
-use super::time::fatal_signal_pending;
 use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
 use crate::kernel::lock;
@@ -29,8 +28,8 @@ pub(super) fn sys_write(fd: u64, buf: usize, len: usize) -> R {
 
 /// `read(2)` of the console (`n_tty_read`, canonical mode): sleep until a
 /// line (or an end-of-file mark) is ready, then copy up to `len` bytes of
-/// it. Without an input driver, stdin is at end of file. A fatal signal
-/// ends the wait with EINTR; the buffer is checked before anything is
+/// it. Without an input driver, stdin is at end of file. A signal
+/// ends the wait (EINTR, or a restart under SA_RESTART); the buffer is checked before anything is
 /// taken from the tty, so a bad pointer loses no input.
 pub(super) fn sys_read(fd: u64, buf: usize, len: usize) -> R {
     if fd != 0 {
@@ -50,8 +49,8 @@ pub(super) fn sys_read(fd: u64, buf: usize, len: usize) -> R {
             copy_to_user(buf, &data)?;
             return Ok(data.len() as isize);
         }
-        if fatal_signal_pending(&k, me) {
-            return Err(Errno::EINTR);
+        if k.tasks.signal_pending(me) {
+            return Err(Errno::ERESTARTSYS);
         }
         let cpu = crate::arch::aarch64::cpu::smp_processor_id();
         let k2 = &mut *k;

@@ -13,12 +13,16 @@ mod process;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod signal;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod sys;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod table;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod time;
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use signal::set_altstack;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use sys::NODENAME;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -44,7 +48,16 @@ pub mod nr {
     pub const SCHED_GET_PRIORITY_MAX: u64 = 125;
     pub const SCHED_GET_PRIORITY_MIN: u64 = 126;
     pub const SCHED_RR_GET_INTERVAL: u64 = 127;
+    pub const RESTART_SYSCALL: u64 = 128;
     pub const KILL: u64 = 129;
+    pub const TKILL: u64 = 130;
+    pub const TGKILL: u64 = 131;
+    pub const SIGALTSTACK: u64 = 132;
+    pub const RT_SIGSUSPEND: u64 = 133;
+    pub const RT_SIGACTION: u64 = 134;
+    pub const RT_SIGPROCMASK: u64 = 135;
+    pub const RT_SIGPENDING: u64 = 136;
+    pub const RT_SIGRETURN: u64 = 139;
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
     pub const REBOOT: u64 = 142;

@@ -1,11 +1,10 @@
 //! Process calls (LKD ch. 3; Linux kernel/exit.c, kernel/sys.c,
 //! kernel/signal.c, fs/exec.c): `getppid`, `execve`, `wait4`, `kill`,
-//! `prctl`, `reboot`.
+//! `prctl`, `reboot` (`kill` is with the signal calls).
 
 use alloc::vec::Vec;
 
 use super::table::{R, with_me};
-use super::time::fatal_signal_pending;
 use super::*;
 use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::process::{self, current};
@@ -15,7 +14,6 @@ use crate::kernel::{self, lock};
 use crate::mm::Errno;
 use crate::sched::TaskState;
 use crate::task::exit::{WaitPid, WaitResult};
-use crate::task::task_struct::SIGKILL;
 
 /// `reboot(2)`: power off (or halt) and restart through PSCI once the magic
 /// numbers match; anything else is EINVAL. There are no credentials here,
@@ -77,7 +75,8 @@ pub(super) fn sys_execve(path: usize, argv: usize) -> R {
 }
 
 pub(super) fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
-    if options & !(crate::task::exit::WNOHANG | 0x4000_0000 | 0x8000_0000 | 2 | 8) != 0 {
+    use crate::task::exit::{WCONTINUED, WNOHANG, WUNTRACED};
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | 0x4000_0000 | 0x8000_0000) != 0 {
         return Err(Errno::EINVAL);
     }
     if status != 0 && !crate::arch::aarch64::uaccess::access_ok(status, 4) {
@@ -99,8 +98,8 @@ pub(super) fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
             }
             Ok(WaitResult::NoneYet) => return Ok(0),
             Ok(WaitResult::MustSleep) => {
-                if fatal_signal_pending(&k, me) {
-                    return Err(Errno::EINTR);
+                if k.tasks.signal_pending(me) {
+                    return Err(Errno::ERESTARTSYS);
                 }
                 let leader = k.tasks.get(me).map(|t| t.group_leader).expect("current");
                 // This CPU now: after a sleep we may have woken on another.
@@ -118,30 +117,6 @@ pub(super) fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-pub(super) fn sys_kill(pid: i32, sig: u32) -> R {
-    if pid <= 0 {
-        return Err(Errno::EINVAL);
-    }
-    if sig > 63 {
-        return Err(Errno::EINVAL);
-    }
-    let mut k = lock();
-    if sig == 0 {
-        return k.tasks.find_by_pid(pid).map(|_| 0).ok_or(Errno::ESRCH);
-    }
-    let t = now_ns();
-    let k2 = &mut *k;
-    k2.tasks.send_signal(&mut k2.sched, pid, sig, true, t)?;
-    if sig == SIGKILL
-        && let Some(id) = k.tasks.find_by_pid(pid)
-        && let Some(cpu) = k.sched.task(id).map(|s| s.cpu)
-    {
-        // Make a victim running on another CPU notice soon.
-        k.sched.resched_curr(cpu);
-    }
-    Ok(0)
 }
 
 pub(super) fn sys_prctl(option: u64, arg2: u64) -> R {

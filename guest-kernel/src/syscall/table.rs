@@ -12,6 +12,7 @@ use super::fs::*;
 use super::mm::*;
 use super::process::*;
 use super::sched::*;
+use super::signal::*;
 use super::sys::*;
 use super::time::*;
 
@@ -61,6 +62,15 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
         nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
         nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
+        nr::TKILL => sys_tgkill(None, a[0] as i32, a[1] as u32),
+        nr::TGKILL => sys_tgkill(Some(a[0] as i32), a[1] as i32, a[2] as u32),
+        nr::RT_SIGACTION => sys_rt_sigaction(a[0] as u32, a[1] as usize, a[2] as usize, a[3] as usize),
+        nr::RT_SIGPROCMASK => sys_rt_sigprocmask(a[0], a[1] as usize, a[2] as usize, a[3] as usize),
+        nr::RT_SIGPENDING => sys_rt_sigpending(a[0] as usize, a[1] as usize),
+        nr::RT_SIGSUSPEND => sys_rt_sigsuspend(a[0] as usize, a[1] as usize),
+        nr::RT_SIGRETURN => return crate::kernel::signal::sys_rt_sigreturn(f),
+        nr::SIGALTSTACK => sys_sigaltstack(a[0] as usize, a[1] as usize, f.sp),
+        nr::RESTART_SYSCALL => sys_restart_syscall(),
         nr::PRCTL => sys_prctl(a[0], a[1]),
         nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
         nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),

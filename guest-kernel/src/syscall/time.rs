@@ -8,23 +8,36 @@ use super::*;
 use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
+use crate::kernel::lock;
 use crate::kernel::sched::schedule_timeout;
-use crate::kernel::{Kernel, lock};
 use crate::mm::Errno;
 use crate::sched::{TaskId, TaskState};
-use crate::task::task_struct::SIGCHLD;
 
-pub(super) fn fatal_signal_pending(k: &Kernel, id: TaskId) -> bool {
-    k.tasks.get(id).is_some_and(|t| t.pending & !(1 << SIGCHLD) != 0)
-}
-
+/// `nanosleep(req, rem)`: sleep for `req`. A signal ends the sleep with
+/// the time left in `rem`: EINTR if a handler runs, otherwise the sleep
+/// goes on through `restart_syscall` for the rest of the time
+/// (`hrtimer_nanosleep`'s restart block).
 pub(super) fn sys_nanosleep(req: usize, rem: usize) -> R {
     let mut ts = [0u8; 16];
     copy_from_user(&mut ts, req)?;
     let sec = i64::from_le_bytes(ts[..8].try_into().unwrap());
     let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap());
     let ns = timespec_to_ns(sec, nsec).ok_or(Errno::EINVAL)?;
-    let deadline = now_ns().saturating_add(ns);
+    nanosleep_until(now_ns().saturating_add(ns), rem)
+}
+
+/// `restart_syscall`: the rest of an interrupted `nanosleep`, or EINTR if
+/// there is nothing to restart.
+pub(super) fn sys_restart_syscall() -> R {
+    let me = current();
+    let block = lock().tasks.get_mut(me).and_then(|t| t.restart_block.take());
+    match block {
+        Some((deadline, rem)) => nanosleep_until(deadline, rem),
+        None => Err(Errno::EINTR),
+    }
+}
+
+fn nanosleep_until(deadline: u64, rem: usize) -> R {
     let mut k = lock();
     let hz = k.jiffies.hz();
     let me = current();
@@ -33,7 +46,10 @@ pub(super) fn sys_nanosleep(req: usize, rem: usize) -> R {
         if now >= deadline {
             return Ok(0);
         }
-        if fatal_signal_pending(&k, me) {
+        if k.tasks.signal_pending(me) {
+            if let Some(t) = k.tasks.get_mut(me) {
+                t.restart_block = Some((deadline, rem));
+            }
             drop(k);
             if rem != 0 {
                 let left = deadline - now_ns().min(deadline);
@@ -42,7 +58,7 @@ pub(super) fn sys_nanosleep(req: usize, rem: usize) -> R {
                 out[8..].copy_from_slice(&((left % 1_000_000_000) as i64).to_le_bytes());
                 copy_to_user(rem, &out)?;
             }
-            return Err(Errno::EINTR);
+            return Err(Errno::ERESTART_RESTARTBLOCK);
         }
         let j = ns_to_sleep_jiffies(deadline - now, hz);
         schedule_timeout(&mut k, j, TaskState::Interruptible);

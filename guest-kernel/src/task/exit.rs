@@ -9,17 +9,31 @@
 
 use alloc::vec::Vec;
 
+use super::signal::{CLD_DUMPED, CLD_EXITED, CLD_KILLED, SigInfo, WCOREFLAG};
 use super::task_struct::{ExitState, PF_EXITING, SIGCHLD};
 use super::{Errno, Pid, TaskId, TaskTable};
-use crate::sched::{Scheduler, TaskState};
+use crate::sched::Scheduler;
 
 /// `WNOHANG`.
 pub const WNOHANG: u32 = 0x0000_0001;
 
+/// `WUNTRACED`: also report children that stopped.
+pub const WUNTRACED: u32 = 0x0000_0002;
+/// `WCONTINUED`: also report children that SIGCONT resumed.
+pub const WCONTINUED: u32 = 0x0000_0008;
+
+/// What `wait4` found among the children.
+enum Found {
+    Zombie,
+    Stopped,
+    Continued,
+}
+
 /// What `wait4` returns when it does not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitResult {
-    /// A zombie child was reaped: its pid and wait status.
+    /// A zombie child was reaped, or a stopped or continued one reported:
+    /// its pid and wait status.
     Reaped { pid: Pid, status: i32 },
     /// WNOHANG and no child has exited yet (wait4 returns 0).
     NoneYet,
@@ -86,20 +100,28 @@ impl TaskTable {
     /// parent ignores SIGCHLD or set SA_NOCLDWAIT).
     fn do_notify_parent(&mut self, sched: &mut Scheduler, child: TaskId, now: u64) -> bool {
         let c = self.ts(child);
-        let sig = c.exit_signal;
+        let (sig, pid, code) = (c.exit_signal, c.tgid, c.group_exit_code.unwrap_or(c.exit_code));
         let Some(parent) = c.parent else { return true };
-        let autoreap = self.ts(parent).ignore_sigchld && sig == SIGCHLD as i32;
+        let autoreap = sig == SIGCHLD as i32 && (self.ts(parent).ignore_sigchld || self.ignores_children(parent));
         if sig > 0 && !autoreap {
-            self.tsm(parent).pending |= 1 << sig;
-            sched.try_to_wake_up(parent, TaskState::Interruptible.bits(), now);
-            sched.kick_process(parent);
+            let (si_code, status) = match code & 0x7f {
+                0 => (CLD_EXITED, (code >> 8) & 0xff),
+                s if code & WCOREFLAG != 0 => (CLD_DUMPED, s),
+                s => (CLD_KILLED, s),
+            };
+            let info = SigInfo { signo: sig as u32, code: si_code, pid, status, ..SigInfo::default() };
+            self.send_signal_info(sched, parent, info, true, false, now);
         }
-        // __wake_up_parent: the parent's whole thread group may be in wait4.
+        self.wake_up_parent(sched, parent, now);
+        autoreap
+    }
+
+    /// `__wake_up_parent`: the parent's whole thread group may be in wait4.
+    pub(super) fn wake_up_parent(&mut self, sched: &mut Scheduler, parent: TaskId, now: u64) {
         let leader = self.ts(parent).group_leader;
         let mut q = core::mem::take(&mut self.tsm(leader).wait_chldexit);
         q.wake_up_all(sched, now);
         self.tsm(leader).wait_chldexit = q;
-        autoreap
     }
 
     fn thread_group_empty(&self, leader: TaskId) -> bool {
@@ -205,7 +227,8 @@ impl TaskTable {
         // `__unhash_process`: nr_threads-- (boot's own tasks were never
         // counted, hence the saturation).
         self.nr_threads = self.nr_threads.saturating_sub(1);
-        self.remove(id);
+        let t = self.remove(id);
+        self.put_sighand_ref(t.sighand);
         sched.remove_task(id);
         if leader != id
             && self.get(leader).is_some_and(|l| l.exit_state == ExitState::Zombie)
@@ -232,7 +255,7 @@ impl TaskTable {
         let threads: Vec<TaskId> =
             core::iter::once(leader).chain(self.ts(leader).thread_group.iter().copied()).collect();
         let mut any_child = false;
-        let mut zombie = None;
+        let mut found = None;
         'outer: for th in threads {
             for &c in &self.ts(th).children {
                 let ct = self.ts(c);
@@ -246,19 +269,43 @@ impl TaskTable {
                     continue;
                 }
                 any_child = true;
+                // wait_consider_task: a zombie, then a stop, then a
+                // continue not yet reported.
                 if ct.exit_state == ExitState::Zombie && self.thread_group_empty(c) {
-                    zombie = Some(c);
+                    found = Some((c, Found::Zombie));
+                    break 'outer;
+                }
+                if options & WUNTRACED != 0 && ct.group_stop.is_some() && !ct.stop_reported {
+                    found = Some((c, Found::Stopped));
+                    break 'outer;
+                }
+                if options & WCONTINUED != 0 && ct.continued {
+                    found = Some((c, Found::Continued));
                     break 'outer;
                 }
             }
         }
-        if let Some(z) = zombie {
-            let t = self.tsm(z);
-            // wait_task_zombie: a group exit's code wins over the leader's.
-            let (pid, status) = (t.pid, t.group_exit_code.unwrap_or(t.exit_code));
-            t.exit_state = ExitState::Dead;
-            self.release_task(sched, z, now);
-            return Ok(WaitResult::Reaped { pid, status });
+        match found {
+            Some((z, Found::Zombie)) => {
+                let t = self.tsm(z);
+                // wait_task_zombie: a group exit's code wins over the leader's.
+                let (pid, status) = (t.pid, t.group_exit_code.unwrap_or(t.exit_code));
+                t.exit_state = ExitState::Dead;
+                self.release_task(sched, z, now);
+                return Ok(WaitResult::Reaped { pid, status });
+            }
+            Some((c, Found::Stopped)) => {
+                let t = self.tsm(c);
+                t.stop_reported = true;
+                let sig = t.group_stop.unwrap_or(0) as i32;
+                return Ok(WaitResult::Reaped { pid: t.pid, status: (sig << 8) | 0x7f });
+            }
+            Some((c, Found::Continued)) => {
+                let t = self.tsm(c);
+                t.continued = false;
+                return Ok(WaitResult::Reaped { pid: t.pid, status: 0xffff });
+            }
+            None => {}
         }
         if !any_child {
             return Err(Errno::ECHILD);

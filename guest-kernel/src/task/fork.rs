@@ -97,6 +97,14 @@ impl TaskTable {
         } else {
             child.has_child_subreaper = cur.has_child_subreaper || cur.is_child_subreaper;
         }
+        child.blocked = cur.blocked;
+        child.sigtramp = cur.sigtramp;
+        // A thread on the same stack must not inherit the parent's
+        // alternate signal stack (copy_process).
+        if clone_flags & (CLONE_VM | CLONE_VFORK) != CLONE_VM {
+            child.altstack = cur.altstack;
+        }
+        let cur_sighand = cur.sighand;
         let cur_mm = cur.mm;
         let (real_parent, exit_signal) = if clone_flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
             let leader_sig = self.ts(cur.group_leader).exit_signal;
@@ -118,11 +126,13 @@ impl TaskTable {
         } else {
             Some(self.new_mm())
         };
+        child.sighand = self.copy_sighand(cur_sighand, clone_flags & CLONE_SIGHAND != 0);
         let leader = child.group_leader;
         let id = self.insert(child);
 
         if let Err(e) = sched.sched_fork(id, current, now) {
-            self.remove(id);
+            let t = self.remove(id);
+            self.put_sighand_ref(t.sighand);
             self.pidmap.free_pid(pid);
             self.pids_cgroups.uncharge(cgroup);
             return Err(e);

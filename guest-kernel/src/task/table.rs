@@ -28,6 +28,8 @@ pub struct TaskTable {
     /// at this many; set from the RAM size by [`TaskTable::set_max_threads`].
     pub max_threads: usize,
     next_mm: u32,
+    /// The `sighand_struct`s, by [`super::signal::SighandId`].
+    pub(super) sighands: Vec<Option<super::signal::Sighand>>,
 }
 
 /// `MIN_THREADS` (kernel/fork.c): the least `max_threads` can be.
@@ -52,12 +54,14 @@ impl TaskTable {
             nr_threads: 0,
             max_threads: MAX_THREADS,
             next_mm: 1,
+            sighands: Vec::new(),
         };
         let idle = (0..nr_cpus)
             .map(|cpu| {
                 let id = t.alloc_slot();
                 let mut ts = TaskStruct::new(id, 0, if cpu == 0 { "swapper/0" } else { "swapper" });
                 ts.flags = PF_IDLE | PF_KTHREAD;
+                ts.sighand = t.new_sighand();
                 t.slots[id.0 as usize] = Some(ts);
                 id
             })

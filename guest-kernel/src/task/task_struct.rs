@@ -7,6 +7,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::signal::{AltStack, SigPending, SighandId};
 use super::{Pid, TaskId};
 use crate::sched::WaitQueueHead;
 
@@ -65,8 +66,34 @@ pub struct TaskStruct {
     pub thread_group: Vec<TaskId>,
     /// `None` for kernel threads.
     pub mm: Option<MmHandle>,
-    /// Pending signals, one bit per signal number.
-    pub pending: u64,
+    /// Signals sent to this thread alone (`task->pending`).
+    pub pending: SigPending,
+    /// On the leader: signals sent to the thread group
+    /// (`signal->shared_pending`).
+    pub shared_pending: SigPending,
+    /// `task->blocked`.
+    pub blocked: u64,
+    /// `task->saved_sigmask`: the mask `rt_sigsuspend` replaced, put back
+    /// once its handler has run.
+    pub saved_sigmask: Option<u64>,
+    /// The handler table (`task->sighand`).
+    pub sighand: SighandId,
+    /// `sigaltstack`.
+    pub altstack: AltStack,
+    /// Where the address space's `rt_sigreturn` trampoline is
+    /// (`mm->context.vdso`, kept per task: all tasks of an mm agree, and
+    /// a fork's copy has it at the same place); 0 before the first exec.
+    pub sigtramp: u64,
+    /// `restart_block` of an interrupted `nanosleep`: its deadline (ns)
+    /// and `rem` pointer, for `restart_syscall`.
+    pub restart_block: Option<(u64, usize)>,
+    /// On the leader: the group is stopped (SIGSTOP, SIGTSTP...; the
+    /// signal), and whether wait4's WUNTRACED has reported it yet.
+    pub group_stop: Option<u32>,
+    pub stop_reported: bool,
+    /// On the leader: SIGCONT resumed it; wait4's WCONTINUED has not yet
+    /// reported it.
+    pub continued: bool,
     /// `signal->flags & SIGNAL_UNKILLABLE`: init ignores fatal signals.
     pub signal_unkillable: bool,
     /// `prctl(PR_SET_CHILD_SUBREAPER)`.
@@ -108,7 +135,17 @@ impl TaskStruct {
             group_leader: id,
             thread_group: Vec::new(),
             mm: None,
-            pending: 0,
+            pending: SigPending::default(),
+            shared_pending: SigPending::default(),
+            blocked: 0,
+            saved_sigmask: None,
+            sighand: SighandId(0),
+            altstack: AltStack::default(),
+            sigtramp: 0,
+            restart_block: None,
+            group_stop: None,
+            stop_reported: false,
+            continued: false,
             signal_unkillable: false,
             is_child_subreaper: false,
             has_child_subreaper: false,
@@ -130,8 +167,9 @@ impl TaskStruct {
     pub fn thread_group_leader(&self) -> bool {
         self.group_leader == self.id
     }
+    /// Signal `sig` is pending for this thread alone.
     pub fn sigismember(&self, sig: u32) -> bool {
-        self.pending & (1 << sig) != 0
+        self.pending.signal & super::signal::sigmask(sig) != 0
     }
 }
 

@@ -24,6 +24,14 @@ pub mod nr {
     pub const SCHED_GET_PRIORITY_MIN: usize = 126;
     pub const SCHED_RR_GET_INTERVAL: usize = 127;
     pub const KILL: usize = 129;
+    pub const TKILL: usize = 130;
+    pub const TGKILL: usize = 131;
+    pub const SIGALTSTACK: usize = 132;
+    pub const RT_SIGSUSPEND: usize = 133;
+    pub const RT_SIGACTION: usize = 134;
+    pub const RT_SIGPROCMASK: usize = 135;
+    pub const RT_SIGPENDING: usize = 136;
+    pub const RT_SIGRETURN: usize = 139;
     pub const SETPRIORITY: usize = 140;
     pub const GETPRIORITY: usize = 141;
     pub const REBOOT: usize = 142;
@@ -519,5 +527,110 @@ mod rt {
     fn panic(info: &core::panic::PanicInfo) -> ! {
         super::print(format_args!("panic: {info}\n"));
         super::exit_group(101)
+    }
+}
+
+/// Signals: the kernel's `struct sigaction` and `stack_t`, and the calls.
+pub mod signal {
+    use super::{nr, syscall6};
+
+    pub const SIGUSR1: usize = 10;
+    pub const SIGUSR2: usize = 12;
+    pub const SIGSTOP: usize = 19;
+    pub const SIGCONT: usize = 18;
+    pub const SIG_DFL: usize = 0;
+    pub const SIG_IGN: usize = 1;
+    pub const SA_NOCLDWAIT: u64 = 0x2;
+    pub const SA_SIGINFO: u64 = 0x4;
+    pub const SA_RESTORER: u64 = 0x0400_0000;
+    pub const SA_ONSTACK: u64 = 0x0800_0000;
+    pub const SA_RESTART: u64 = 0x1000_0000;
+    pub const SA_NODEFER: u64 = 0x4000_0000;
+    pub const SA_RESETHAND: u64 = 0x8000_0000;
+    pub const SIG_BLOCK: usize = 0;
+    pub const SIG_UNBLOCK: usize = 1;
+    pub const SIG_SETMASK: usize = 2;
+    pub const SS_ONSTACK: i32 = 1;
+    pub const SS_DISABLE: i32 = 2;
+
+    /// The bit of `sig` in a signal set.
+    pub const fn bit(sig: usize) -> u64 {
+        1 << (sig - 1)
+    }
+
+    /// `struct sigaction` as the arm64 kernel takes it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct SigAction {
+        pub handler: usize,
+        pub flags: u64,
+        pub restorer: usize,
+        pub mask: u64,
+    }
+
+    /// `stack_t`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct StackT {
+        pub sp: usize,
+        pub flags: i32,
+        pub size: usize,
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    core::arch::global_asm!(".global guest_user_restore_rt", "guest_user_restore_rt:", "mov x8, #139", "svc #0",);
+
+    /// The address of this library's `rt_sigreturn` trampoline, for
+    /// SA_RESTORER (libc's `__restore_rt`).
+    pub fn restorer() -> usize {
+        #[cfg(target_arch = "aarch64")]
+        {
+            unsafe extern "C" {
+                fn guest_user_restore_rt();
+            }
+            guest_user_restore_rt as *const () as usize
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        0
+    }
+
+    /// `rt_sigaction(sig, act, oact, 8)`.
+    pub fn sigaction(sig: usize, act: Option<&SigAction>, oact: Option<&mut SigAction>) -> isize {
+        let a = act.map_or(0, |a| a as *const SigAction as usize);
+        let o = oact.map_or(0, |o| o as *mut SigAction as usize);
+        syscall6(nr::RT_SIGACTION, [sig, a, o, 8, 0, 0])
+    }
+
+    /// `rt_sigprocmask(how, set, &old, 8)`: (result, old mask).
+    pub fn sigprocmask(how: usize, set: Option<u64>) -> (isize, u64) {
+        let mut old = 0u64;
+        let s = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+        let r = syscall6(nr::RT_SIGPROCMASK, [how, s, &mut old as *mut u64 as usize, 8, 0, 0]);
+        (r, old)
+    }
+
+    /// `rt_sigpending(&set, 8)`.
+    pub fn sigpending() -> u64 {
+        let mut set = 0u64;
+        syscall6(nr::RT_SIGPENDING, [&mut set as *mut u64 as usize, 8, 0, 0, 0, 0]);
+        set
+    }
+
+    /// `rt_sigsuspend(&mask, 8)`.
+    pub fn sigsuspend(mask: u64) -> isize {
+        syscall6(nr::RT_SIGSUSPEND, [&mask as *const u64 as usize, 8, 0, 0, 0, 0])
+    }
+
+    /// `sigaltstack(new, &old)`: (result, old).
+    pub fn sigaltstack(new: Option<&StackT>) -> (isize, StackT) {
+        let mut old = StackT::default();
+        let n = new.map_or(0, |n| n as *const StackT as usize);
+        let r = syscall6(nr::SIGALTSTACK, [n, &mut old as *mut StackT as usize, 0, 0, 0, 0]);
+        (r, old)
+    }
+
+    /// `tgkill(tgid, tid, sig)`.
+    pub fn tgkill(tgid: isize, tid: isize, sig: usize) -> isize {
+        syscall6(nr::TGKILL, [tgid as usize, tid as usize, sig, 0, 0, 0])
     }
 }

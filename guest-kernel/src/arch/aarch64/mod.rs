@@ -12,6 +12,7 @@ pub mod process;
 pub mod psci;
 pub mod pvtime;
 pub mod shm;
+pub mod signal;
 pub mod smp;
 pub mod spinlock;
 pub mod sysreg;

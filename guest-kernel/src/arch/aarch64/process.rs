@@ -24,7 +24,7 @@ use super::uaccess::put_user_i32;
 use crate::irq::IrqReturn;
 use crate::irq::softirq::TIMER_SOFTIRQ;
 use crate::kernel::fault::user_fault;
-use crate::kernel::signal::{ret_to_user, segv};
+use crate::kernel::signal::{Syscall, ret_to_user, segv};
 use crate::kernel::{KGuard, Kernel, lock, switched_to};
 use crate::sched::TaskId;
 use crate::task::task_struct::ExitState;
@@ -331,8 +331,14 @@ pub(crate) fn new_thread(
 pub fn el0_sync(frame: &mut TrapFrame) {
     local_irq_enable();
     let e = esr_ec(frame.esr);
+    let mut syscall = None;
     match e {
         ec::SVC64 => {
+            // rt_sigreturn's x0 is the restored one, not a result to act
+            // on (Linux's `forget_syscall`).
+            if frame.x[8] != crate::syscall::nr::RT_SIGRETURN {
+                syscall = Some(Syscall { orig_x0: frame.x[0] });
+            }
             let ret = crate::syscall::dispatch(frame);
             frame.x[0] = ret as u64;
         }
@@ -349,7 +355,7 @@ pub fn el0_sync(frame: &mut TrapFrame) {
         _ => segv(frame, "unhandled exception"),
     }
     local_irq_disable();
-    ret_to_user(frame);
+    ret_to_user(frame, syscall);
 }
 
 /// Stops the other CPUs and powers off (PSCI SYSTEM_OFF).

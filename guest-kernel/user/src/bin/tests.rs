@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 46;
+const CHECKS: u32 = 57;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1346,6 +1346,8 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     );
 
     deadline_tests(&mut s);
+    #[cfg(target_arch = "aarch64")]
+    signals::signal_tests(&mut s);
 
     let ran = s.passed + s.failed + s.skipped;
     let skippable = if ncpus() >= 2 { 0 } else { CHECKS_NEED_2_CPUS };
@@ -1358,6 +1360,353 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     }
     println!("{} passed, {} failed", s.passed, s.failed);
     i32::from(s.failed != 0)
+}
+
+// ----- signals ---------------------------------------------------------------
+
+/// The signal checks (aarch64 only: they need `svc` and the frame).
+#[cfg(target_arch = "aarch64")]
+mod signals {
+    use super::*;
+
+    const EINTR: isize = -4;
+
+    /// What the last handler saw: signal, si_signo, si_code, si_pid, whether
+    /// its own signal was blocked while it ran, and a count of runs.
+    static H_SIG: AtomicU64 = AtomicU64::new(0);
+    static H_INFO: AtomicU64 = AtomicU64::new(0);
+    static H_BLOCKED: AtomicU64 = AtomicU64::new(0);
+    static H_RUNS: AtomicU64 = AtomicU64::new(0);
+    static H_LOCAL: AtomicUsize = AtomicUsize::new(0);
+
+    /// Offsets in `ucontext_t` (arm64): `uc_mcontext.regs[i]` and `pc`.
+    const UC_REGS: usize = 176 + 8;
+    const UC_PC: usize = UC_REGS + 31 * 8 + 8;
+
+    extern "C" fn record_handler(sig: i32, info: *const u8, _uc: *mut u8) {
+        let (_, blocked) = sys::signal::sigprocmask(sys::signal::SIG_BLOCK, None);
+        H_SIG.store(sig as u64, Ordering::SeqCst);
+        if !info.is_null() {
+            // SAFETY: with SA_SIGINFO the kernel passes a siginfo_t: si_signo
+            // at 0, si_code at 8, si_pid at 16.
+            let (signo, code, pid) =
+                unsafe { (*(info as *const i32), *(info.add(8) as *const i32), *(info.add(16) as *const i32)) };
+            H_INFO.store(((signo as u64) << 40) | (((code as u32) as u64) << 20) | pid as u64, Ordering::SeqCst);
+        }
+        H_BLOCKED.store(blocked, Ordering::SeqCst);
+        let local = 0u8;
+        H_LOCAL.store(&local as *const u8 as usize, Ordering::SeqCst);
+        H_RUNS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Rewrites the interrupted x19 in the frame and clobbers v16: the
+    /// registers after `rt_sigreturn` must be the frame's.
+    extern "C" fn rewrite_handler(_sig: i32, _info: *const u8, uc: *mut u8) {
+        // SAFETY: uc is the kernel's ucontext_t; regs[19] is inside it.
+        unsafe { (uc.add(UC_REGS + 19 * 8) as *mut u64).write_volatile(0xfeed) };
+        // SAFETY: only v16 is written; the kernel restores it from the frame.
+        unsafe { core::arch::asm!("movi v16.16b, #0", out("v16") _) };
+        H_RUNS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Skips the faulting instruction and records si_addr and si_code.
+    extern "C" fn segv_handler(_sig: i32, info: *const u8, uc: *mut u8) {
+        // SAFETY: siginfo_t from the kernel: si_code at 8, si_addr at 16; the
+        // ucontext's pc is inside it.
+        unsafe {
+            H_INFO.store(*(info.add(16) as *const u64), Ordering::SeqCst);
+            H_SIG.store(*(info.add(8) as *const i32) as u64, Ordering::SeqCst);
+            let pc = uc.add(UC_PC) as *mut u64;
+            pc.write_volatile(pc.read_volatile() + 4);
+        }
+    }
+
+    core::arch::global_asm!(
+        // sig_regs_probe(out: *mut [u64; 11], pid): x19-x28 and d16 set to
+        // known values around `kill(pid, SIGUSR2)`, stored to out afterwards.
+        ".global sig_regs_probe",
+        "sig_regs_probe:",
+        "stp x19, x20, [sp, #-96]!",
+        "stp x21, x22, [sp, #16]",
+        "stp x23, x24, [sp, #32]",
+        "stp x25, x26, [sp, #48]",
+        "stp x27, x28, [sp, #64]",
+        "stp x0, x30, [sp, #80]",
+        "mov x19, #0xa019",
+        "mov x20, #0xa020",
+        "mov x21, #0xa021",
+        "mov x22, #0xa022",
+        "mov x23, #0xa023",
+        "mov x24, #0xa024",
+        "mov x25, #0xa025",
+        "mov x26, #0xa026",
+        "mov x27, #0xa027",
+        "mov x28, #0xa028",
+        "mov x10, #0x1234",
+        "fmov d16, x10",
+        "mov x0, x1",
+        "mov x1, #12",
+        "mov x8, #129",
+        "svc #0",
+        "ldr x9, [sp, #80]",
+        "stp x19, x20, [x9, #0]",
+        "stp x21, x22, [x9, #16]",
+        "stp x23, x24, [x9, #32]",
+        "stp x25, x26, [x9, #48]",
+        "stp x27, x28, [x9, #64]",
+        "fmov x10, d16",
+        "str x10, [x9, #80]",
+        "ldp x21, x22, [sp, #16]",
+        "ldp x23, x24, [sp, #32]",
+        "ldp x25, x26, [sp, #48]",
+        "ldp x27, x28, [sp, #64]",
+        "ldr x30, [sp, #88]",
+        "ldp x19, x20, [sp], #96",
+        "ret",
+        // bad_sigreturn(sp) -> !: rt_sigreturn with sp at a frame of garbage.
+        ".global bad_sigreturn",
+        "bad_sigreturn:",
+        "mov sp, x0",
+        "mov x8, #139",
+        "svc #0",
+        "brk #0",
+        // fault_at(addr): a load from addr (a signal handler skips it).
+        ".global fault_at",
+        "fault_at:",
+        "ldr x0, [x0]",
+        "ret",
+    );
+
+    unsafe extern "C" {
+        fn sig_regs_probe(out: *mut [u64; 11], pid: isize);
+        fn bad_sigreturn(sp: usize) -> !;
+        fn fault_at(addr: usize);
+    }
+
+    fn handler_action(h: extern "C" fn(i32, *const u8, *mut u8), flags: u64) -> sys::signal::SigAction {
+        sys::signal::SigAction { handler: h as usize, flags: flags | sys::signal::SA_SIGINFO, restorer: 0, mask: 0 }
+    }
+
+    fn reset_handler_state() {
+        for a in [&H_SIG, &H_INFO, &H_BLOCKED, &H_RUNS] {
+            a.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// The signal checks (LKD ch. 3; ULK ch. 11): handlers, frames, masks,
+    /// sigsuspend, the alternate stack, job-control stops, bad frames.
+    pub(super) fn signal_tests(s: &mut Suite) {
+        use sys::signal::*;
+        let me = sys::getpid();
+
+        // 1. A handler with SA_SIGINFO and SA_RESTORER runs before kill returns.
+        reset_handler_state();
+        let mut act = handler_action(record_handler, SA_RESTORER);
+        act.restorer = restorer();
+        let r = sigaction(SIGUSR1, Some(&act), None);
+        let k = sys::kill(me, SIGUSR1);
+        let info = H_INFO.load(Ordering::SeqCst);
+        let want_info = ((SIGUSR1 as u64) << 40) | me as u64; // si_code SI_USER = 0
+        let blocked = H_BLOCKED.load(Ordering::SeqCst);
+        let (_, after) = sigprocmask(SIG_BLOCK, None);
+        s.check(
+            "a handler runs before kill returns, with siginfo, its signal blocked meanwhile",
+            r == 0
+                && k == 0
+                && H_RUNS.load(Ordering::SeqCst) == 1
+                && H_SIG.load(Ordering::SeqCst) == SIGUSR1 as u64
+                && info == want_info
+                && blocked & bit(SIGUSR1) != 0
+                && after & bit(SIGUSR1) == 0,
+            format_args!("sigaction {r}, kill {k}, runs {}, info {info:#x} (want {want_info:#x}), blocked in handler {blocked:#x}, after {after:#x}", H_RUNS.load(Ordering::SeqCst)),
+        );
+
+        // 2. rt_sigreturn restores the registers the frame holds (no SA_RESTORER:
+        // the kernel's trampoline).
+        reset_handler_state();
+        let r = sigaction(SIGUSR2, Some(&handler_action(rewrite_handler, 0)), None);
+        let mut out = [0u64; 11];
+        // SAFETY: the probe saves and restores the callee-saved registers it uses.
+        unsafe { sig_regs_probe(&mut out, me) };
+        let want: [u64; 11] = [0xfeed, 0xa020, 0xa021, 0xa022, 0xa023, 0xa024, 0xa025, 0xa026, 0xa027, 0xa028, 0x1234];
+        s.check(
+            "rt_sigreturn restores x0-x30 and the FP registers from the frame the handler sees",
+            r == 0 && out == want && H_RUNS.load(Ordering::SeqCst) == 1,
+            format_args!("x19..x28, d16 after: {out:x?}"),
+        );
+
+        // 3. SA_RESETHAND and SA_NODEFER.
+        reset_handler_state();
+        let r = sigaction(SIGUSR1, Some(&handler_action(record_handler, SA_RESETHAND | SA_NODEFER)), None);
+        sys::kill(me, SIGUSR1);
+        let mut old = SigAction::default();
+        sigaction(SIGUSR1, None, Some(&mut old));
+        let blocked = H_BLOCKED.load(Ordering::SeqCst);
+        s.check(
+            "SA_NODEFER leaves the signal unblocked in its handler; SA_RESETHAND restores SIG_DFL",
+            r == 0 && H_RUNS.load(Ordering::SeqCst) == 1 && blocked & bit(SIGUSR1) == 0 && old.handler == SIG_DFL,
+            format_args!(
+                "runs {}, blocked in handler {blocked:#x}, handler after {:#x}",
+                H_RUNS.load(Ordering::SeqCst),
+                old.handler
+            ),
+        );
+
+        // 4. A blocked signal stays pending until unblocked.
+        reset_handler_state();
+        sigaction(SIGUSR1, Some(&handler_action(record_handler, 0)), None);
+        sigprocmask(SIG_BLOCK, Some(bit(SIGUSR1)));
+        sys::kill(me, SIGUSR1);
+        let (runs_blocked, pending) = (H_RUNS.load(Ordering::SeqCst), sigpending());
+        sigprocmask(SIG_UNBLOCK, Some(bit(SIGUSR1)));
+        let runs = H_RUNS.load(Ordering::SeqCst);
+        s.check(
+            "a blocked signal waits in rt_sigpending and is delivered when unblocked",
+            runs_blocked == 0 && pending == bit(SIGUSR1) && runs == 1 && sigpending() == 0,
+            format_args!("ran {runs_blocked} while blocked, pending {pending:#x}, ran {runs} after"),
+        );
+
+        // 5. Ignoring discards; SIGCHLD ignored means no zombies.
+        sigaction(SIGUSR1, Some(&SigAction { handler: SIG_IGN, ..Default::default() }), None);
+        sigprocmask(SIG_BLOCK, Some(bit(SIGUSR1)));
+        sys::kill(me, SIGUSR1);
+        let pend_ign = sigpending();
+        sigaction(SIGUSR1, Some(&SigAction { handler: SIG_IGN, ..Default::default() }), None);
+        let pend_after = sigpending();
+        sigprocmask(SIG_UNBLOCK, Some(bit(SIGUSR1)));
+        sigaction(sys::SIGCHLD, Some(&SigAction { handler: SIG_IGN, ..Default::default() }), None);
+        let c = sys::fork();
+        if c == 0 {
+            sys::exit_group(3);
+        }
+        let (w, _) = sys::wait4(-1, 0);
+        sigaction(sys::SIGCHLD, Some(&SigAction::default()), None);
+        s.check(
+            "SIG_IGN discards the pending signal; with SIGCHLD ignored, children leave no zombie",
+            c > 0 && pend_ign == bit(SIGUSR1) && pend_after == 0 && w == ECHILD,
+            format_args!("pending {pend_ign:#x} then {pend_after:#x}; wait4 {w}"),
+        );
+
+        // 6. rt_sigsuspend: sleeps with the given mask, EINTR after the
+        // handler, the old mask back.
+        reset_handler_state();
+        sigaction(SIGUSR1, Some(&handler_action(record_handler, 0)), None);
+        sigprocmask(SIG_BLOCK, Some(bit(SIGUSR1)));
+        let c = sys::fork();
+        if c == 0 {
+            sys::exit_group(if sys::kill(sys::getppid(), SIGUSR1) == 0 { 0 } else { 1 });
+        }
+        let r = sigsuspend(0);
+        let (_, mask) = sigprocmask(SIG_UNBLOCK, Some(bit(SIGUSR1)));
+        let (w, st) = sys::wait4(c, 0);
+        s.check(
+            "rt_sigsuspend waits for a signal, returns EINTR after its handler, and restores the mask",
+            r == EINTR && H_RUNS.load(Ordering::SeqCst) == 1 && mask == bit(SIGUSR1) && w == c && st == 0,
+            format_args!(
+                "sigsuspend {r}, runs {}, mask after {mask:#x}, child {w} {st:#x}",
+                H_RUNS.load(Ordering::SeqCst)
+            ),
+        );
+
+        // 7. A SIGSEGV handler sees si_addr and can step over the fault.
+        let st = in_child(|| {
+            reset_handler_state();
+            sigaction(SIGSEGV, Some(&handler_action(segv_handler, 0)), None);
+            // SAFETY: the load faults; the handler moves the pc past it.
+            unsafe { fault_at(0x18) };
+            let (addr, code) = (H_INFO.load(Ordering::SeqCst), H_SIG.load(Ordering::SeqCst));
+            if addr == 0x18 && code == 1 { 0 } else { 10 }
+        });
+        s.check(
+            "a SIGSEGV handler gets si_addr and SEGV_MAPERR and resumes past the fault",
+            st == 0,
+            format_args!("child status {st:#x}"),
+        );
+
+        // 8. A corrupt frame given to rt_sigreturn kills only the caller.
+        let st = in_child(|| {
+            static mut GARBAGE: [u64; 1024] = [0x4141_4141_4141_4141; 1024];
+            // SAFETY: the frame is garbage on purpose; the kernel must refuse
+            // it with SIGSEGV. Nothing returns here.
+            unsafe { bad_sigreturn(core::ptr::addr_of_mut!(GARBAGE) as usize + 16) }
+        });
+        s.check(
+            "rt_sigreturn of a corrupt frame kills the caller with SIGSEGV",
+            st == SIGSEGV as i32,
+            format_args!("child status {st:#x}"),
+        );
+
+        // 9. The alternate stack.
+        reset_handler_state();
+        static mut ALT: [u8; 16384] = [0; 16384];
+        let base = core::ptr::addr_of_mut!(ALT) as usize;
+        let ss = StackT { sp: base, flags: 0, size: 16384 };
+        let (r, old) = sigaltstack(Some(&ss));
+        sigaction(SIGUSR1, Some(&handler_action(record_handler, SA_ONSTACK)), None);
+        sys::kill(me, SIGUSR1);
+        let local = H_LOCAL.load(Ordering::SeqCst);
+        let (_, now) = sigaltstack(Some(&StackT { sp: 0, flags: SS_DISABLE, size: 0 }));
+        let small = sigaltstack(Some(&StackT { sp: base, flags: 0, size: 1024 })).0;
+        s.check(
+            "an SA_ONSTACK handler runs on the sigaltstack stack; a stack under MINSIGSTKSZ is ENOMEM",
+            r == 0 && old.flags == SS_DISABLE && local > base && local < base + 16384 && now == ss && small == -12,
+            format_args!(
+                "sigaltstack {r}, old flags {}, handler local at {local:#x} (stack {base:#x}), {now:?}, small {small}",
+                old.flags
+            ),
+        );
+
+        // 10. Bad arguments.
+        let kill_handler = sigaction(SIGKILL, Some(&handler_action(record_handler, 0)), None);
+        let zero = sigaction(0, None, None);
+        let big = sigaction(65, None, None);
+        let size = sys::syscall6(sys::nr::RT_SIGACTION, [SIGUSR1, 0, 0, 4, 0, 0]);
+        let fault = sys::syscall6(sys::nr::RT_SIGACTION, [SIGUSR1, 0x10, 0, 8, 0, 0]);
+        let how = sys::syscall6(sys::nr::RT_SIGPROCMASK, [7, &0u64 as *const u64 as usize, 0, 8, 0, 0]);
+        let tg = tgkill(1, me, SIGUSR1);
+        s.check(
+            "rt_sigaction/rt_sigprocmask/tgkill refuse SIGKILL handlers, bad numbers, sizes, pointers and tgids",
+            kill_handler == EINVAL
+                && zero == EINVAL
+                && big == EINVAL
+                && size == EINVAL
+                && fault == EFAULT
+                && how == EINVAL
+                && tg == ESRCH,
+            format_args!(
+                "SIGKILL {kill_handler}, 0 {zero}, 65 {big}, size {size}, fault {fault}, how {how}, tgkill {tg}"
+            ),
+        );
+
+        // 11. Job control: SIGSTOP, wait4 WUNTRACED, SIGCONT, WCONTINUED.
+        let c = sys::fork();
+        if c == 0 {
+            loop {
+                sys::sleep_ms(5);
+            }
+        }
+        let k1 = sys::kill(c, SIGSTOP);
+        let (w1, st1) = sys::wait4(c, 2);
+        let k2 = sys::kill(c, SIGCONT);
+        let (w2, st2) = sys::wait4(c, 8);
+        sys::kill(c, SIGKILL);
+        let (w3, st3) = sys::wait4(c, 0);
+        s.check(
+            "SIGSTOP stops a child (wait4 WUNTRACED), SIGCONT resumes it (WCONTINUED)",
+            k1 == 0
+                && w1 == c
+                && st1 == 0x137f
+                && k2 == 0
+                && w2 == c
+                && st2 == 0xffff
+                && w3 == c
+                && st3 == SIGKILL as i32,
+            format_args!("stop: {w1} {st1:#x}; cont: {w2} {st2:#x}; kill: {w3} {st3:#x}"),
+        );
+        for sig in [SIGUSR1, SIGUSR2] {
+            sigaction(sig, Some(&SigAction::default()), None);
+        }
+    }
 }
 
 guest_user::entry!(tests_main);
