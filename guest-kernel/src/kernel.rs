@@ -41,6 +41,7 @@ pub mod exit;
 pub mod fault;
 pub mod fork;
 pub mod futex;
+pub mod itimer;
 pub mod kthread;
 pub mod oom;
 pub mod sched;

@@ -7,11 +7,14 @@
 //! scheduler's, in [`crate::sched::SchedTask::state`]; a [`TaskStruct`] holds
 //! identity, family links, signal and reaper flags, and `exit_state`.
 
+pub mod cred;
 pub mod exit;
 pub mod fork;
 pub mod kthread;
+pub mod pgrp;
 pub mod pid;
 pub mod pids_limit;
+pub mod rlimit;
 pub mod sigframe;
 pub mod signal;
 pub mod table;
@@ -31,6 +34,7 @@ pub enum Errno {
     ECHILD = 10,
     EAGAIN = 11,
     ENOMEM = 12,
+    EACCES = 13,
     EBUSY = 16,
     EINVAL = 22,
 }

@@ -5,6 +5,8 @@
 //! or negative errno in x0) with the handlers grouped by subsystem.
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod cred;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod fs;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod mm;
@@ -37,7 +39,11 @@ pub mod nr {
     pub const SET_TID_ADDRESS: u64 = 96;
     pub const FUTEX: u64 = 98;
     pub const NANOSLEEP: u64 = 101;
+    pub const GETITIMER: u64 = 102;
+    pub const SETITIMER: u64 = 103;
     pub const CLOCK_GETTIME: u64 = 113;
+    pub const CLOCK_GETRES: u64 = 114;
+    pub const CLOCK_NANOSLEEP: u64 = 115;
     pub const SCHED_SETPARAM: u64 = 118;
     pub const SCHED_SETSCHEDULER: u64 = 119;
     pub const SCHED_GETSCHEDULER: u64 = 120;
@@ -61,10 +67,35 @@ pub mod nr {
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
     pub const REBOOT: u64 = 142;
+    pub const SETREGID: u64 = 143;
+    pub const SETGID: u64 = 144;
+    pub const SETREUID: u64 = 145;
+    pub const SETUID: u64 = 146;
+    pub const SETRESUID: u64 = 147;
+    pub const GETRESUID: u64 = 148;
+    pub const SETRESGID: u64 = 149;
+    pub const GETRESGID: u64 = 150;
+    pub const SETFSUID: u64 = 151;
+    pub const SETFSGID: u64 = 152;
+    pub const SETPGID: u64 = 154;
+    pub const GETPGID: u64 = 155;
+    pub const GETSID: u64 = 156;
+    pub const SETSID: u64 = 157;
+    pub const GETGROUPS: u64 = 158;
+    pub const SETGROUPS: u64 = 159;
+    pub const TIMES: u64 = 153;
+    pub const GETRLIMIT: u64 = 163;
+    pub const SETRLIMIT: u64 = 164;
+    pub const GETRUSAGE: u64 = 165;
     pub const UNAME: u64 = 160;
     pub const PRCTL: u64 = 167;
     pub const GETPID: u64 = 172;
     pub const GETPPID: u64 = 173;
+    pub const GETTIMEOFDAY: u64 = 169;
+    pub const GETUID: u64 = 174;
+    pub const GETEUID: u64 = 175;
+    pub const GETGID: u64 = 176;
+    pub const GETEGID: u64 = 177;
     pub const GETTID: u64 = 178;
     pub const SYSINFO: u64 = 179;
     pub const BRK: u64 = 214;
@@ -74,8 +105,10 @@ pub mod nr {
     pub const MMAP: u64 = 222;
     pub const MPROTECT: u64 = 226;
     pub const WAIT4: u64 = 260;
+    pub const PRLIMIT64: u64 = 261;
     pub const SCHED_SETATTR: u64 = 274;
     pub const SCHED_GETATTR: u64 = 275;
+    pub const GETRANDOM: u64 = 278;
 }
 
 /// `PR_SET_CHILD_SUBREAPER`.

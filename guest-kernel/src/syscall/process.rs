@@ -1,6 +1,7 @@
 //! Process calls (LKD ch. 3; Linux kernel/exit.c, kernel/sys.c,
 //! kernel/signal.c, fs/exec.c): `getppid`, `execve`, `wait4`, `kill`,
-//! `prctl`, `reboot` (`kill` is with the signal calls).
+//! `prctl`, `reboot`, process groups and sessions (`kill` is with the
+//! signal calls).
 
 use alloc::vec::Vec;
 
@@ -87,7 +88,8 @@ pub(super) fn sys_wait4(pid: i32, status: usize, options: u32) -> R {
     loop {
         let t = now_ns();
         let k2 = &mut *k;
-        match k2.tasks.wait4(&mut k2.sched, me, WaitPid::from_raw(pid), options, t) {
+        let which = WaitPid::from_raw(pid, k2.tasks.pgid(me));
+        match k2.tasks.wait4(&mut k2.sched, me, which, options, t) {
             Ok(WaitResult::Reaped { pid, status: st }) => {
                 k.oom_victims.retain(|&p| p != pid);
                 drop(k);
@@ -134,4 +136,25 @@ pub(super) fn sys_prctl(option: u64, arg2: u64) -> R {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// `setpgid(pid, pgid)` (rules: `TaskTable::setpgid`).
+pub(super) fn sys_setpgid(pid: i32, pgid: i32) -> R {
+    let mut k = lock();
+    k.tasks.setpgid(current(), pid, pgid).map(|()| 0).map_err(Errno::from)
+}
+
+/// `getpgid(pid)`.
+pub(super) fn sys_getpgid(pid: i32) -> R {
+    lock().tasks.getpgid(current(), pid).map(|g| g as isize).map_err(Errno::from)
+}
+
+/// `getsid(pid)`.
+pub(super) fn sys_getsid(pid: i32) -> R {
+    lock().tasks.getsid(current(), pid).map(|s| s as isize).map_err(Errno::from)
+}
+
+/// `setsid()`.
+pub(super) fn sys_setsid() -> R {
+    lock().tasks.setsid(current()).map(|s| s as isize).map_err(Errno::from)
 }

@@ -167,10 +167,11 @@ pub(super) fn sys_sigaltstack(ss: usize, old_ss: usize, sp: u64) -> R {
     Ok(0)
 }
 
-/// `kill(pid, sig)`: `pid` > 0 names a process; -1 every process but
-/// init and the caller (ESRCH if there is none). Process groups (0 and
-/// below -1) are not modelled yet: EINVAL. Signal 0 checks that the
-/// target exists.
+/// `kill(pid, sig)` (`kill_something_info`): `pid` > 0 names a process;
+/// 0 the caller's process group, below -1 group `-pid`; -1 every process
+/// but init and the caller. A target the caller may not signal (its
+/// credentials) is EPERM; a group or -1 succeeds if any one target was
+/// signalled. Signal 0 only checks.
 pub(super) fn sys_kill(pid: i32, sig: u32) -> R {
     if sig > NSIG {
         return Err(Errno::EINVAL);
@@ -187,15 +188,21 @@ pub(super) fn sys_kill(pid: i32, sig: u32) -> R {
             .filter(|t| t.thread_group_leader() && t.pid > 1 && t.tgid != from && !t.is_kthread())
             .map(|t| t.id)
             .collect(),
-        _ => return Err(Errno::EINVAL),
+        0 => k.tasks.pgrp_members(k.tasks.pgid(me)),
+        p => k.tasks.pgrp_members(p.saturating_neg()),
     };
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    if sig == 0 {
-        return Ok(0);
-    }
+    let mut result = Err(Errno::EPERM);
     for id in targets {
+        if !k.tasks.may_kill(me, id, sig) {
+            continue;
+        }
+        result = Ok(0);
+        if sig == 0 {
+            continue;
+        }
         let k2 = &mut *k;
         let leader = k2.tasks.get(id).map_or(id, |t| t.group_leader);
         k2.tasks.send_signal_info(&mut k2.sched, leader, SigInfo::user(sig, from), true, true, t);
@@ -206,7 +213,7 @@ pub(super) fn sys_kill(pid: i32, sig: u32) -> R {
             k.sched.resched_curr(cpu);
         }
     }
-    Ok(0)
+    result
 }
 
 /// `tgkill(tgid, tid, sig)` (and `tkill`: no `tgid`): signal one
@@ -220,6 +227,9 @@ pub(super) fn sys_tgkill(tgid: Option<i32>, tid: i32, sig: u32) -> R {
     let id = k.tasks.find_by_pid(tid).ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|g| k.tasks.get(id).map(|t| t.tgid) != Some(g)) {
         return Err(Errno::ESRCH);
+    }
+    if !k.tasks.may_kill(me, id, sig) {
+        return Err(Errno::EPERM);
     }
     if sig == 0 {
         return Ok(0);

@@ -8,6 +8,7 @@
 //! passes is checked, and a bad one gives -EFAULT. An unknown number gives
 //! -ENOSYS.
 
+use super::cred::*;
 use super::fs::*;
 use super::mm::*;
 use super::process::*;
@@ -45,6 +46,17 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SCHED_YIELD => sys_sched_yield(),
         nr::NANOSLEEP => sys_nanosleep(a[0] as usize, a[1] as usize),
         nr::CLOCK_GETTIME => sys_clock_gettime(a[0], a[1] as usize),
+        nr::CLOCK_GETRES => sys_clock_getres(a[0], a[1] as usize),
+        nr::CLOCK_NANOSLEEP => sys_clock_nanosleep(a[0], a[1], a[2] as usize, a[3] as usize),
+        nr::GETTIMEOFDAY => sys_gettimeofday(a[0] as usize, a[1] as usize),
+        nr::TIMES => sys_times(a[0] as usize),
+        nr::SETITIMER => sys_setitimer(a[0], a[1] as usize, a[2] as usize),
+        nr::GETITIMER => sys_getitimer(a[0], a[1] as usize),
+        nr::PRLIMIT64 => sys_prlimit64(a[0] as i32, a[1] as u32, a[2] as usize, a[3] as usize),
+        nr::GETRLIMIT => sys_prlimit64(0, a[0] as u32, 0, a[1] as usize),
+        nr::SETRLIMIT => sys_prlimit64(0, a[0] as u32, a[1] as usize, 0),
+        nr::GETRUSAGE => sys_getrusage(a[0] as i32, a[1] as usize),
+        nr::GETRANDOM => sys_getrandom(a[0] as usize, a[1] as usize, a[2] as u32),
         nr::CLONE => do_clone(
             f,
             CloneArgs { flags: a[0], newsp: a[1], parent_tid: a[2] as usize, tls: a[3], child_tid: a[4] as usize },
@@ -75,6 +87,26 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::SETPRIORITY => sys_setpriority(a[0], a[1] as i32, a[2] as i32),
         nr::GETPRIORITY => sys_getpriority(a[0], a[1] as i32),
         nr::REBOOT => sys_reboot(a[0], a[1], a[2]),
+        nr::GETUID => sys_getid(|c| c.uid),
+        nr::GETEUID => sys_getid(|c| c.euid),
+        nr::GETGID => sys_getid(|c| c.gid),
+        nr::GETEGID => sys_getid(|c| c.egid),
+        nr::SETUID => sys_setid(|c| c.setuid(a[0] as u32)),
+        nr::SETGID => sys_setid(|c| c.setgid(a[0] as u32)),
+        nr::SETREUID => sys_setid(|c| c.setreuid(a[0] as u32, a[1] as u32)),
+        nr::SETREGID => sys_setid(|c| c.setregid(a[0] as u32, a[1] as u32)),
+        nr::SETRESUID => sys_setid(|c| c.setresuid(a[0] as u32, a[1] as u32, a[2] as u32)),
+        nr::SETRESGID => sys_setid(|c| c.setresgid(a[0] as u32, a[1] as u32, a[2] as u32)),
+        nr::GETRESUID => sys_getres(|c| [c.uid, c.euid, c.suid], [a[0] as usize, a[1] as usize, a[2] as usize]),
+        nr::GETRESGID => sys_getres(|c| [c.gid, c.egid, c.sgid], [a[0] as usize, a[1] as usize, a[2] as usize]),
+        nr::SETFSUID => sys_setfsid(|c| c.setfsuid(a[0] as u32)),
+        nr::SETFSGID => sys_setfsid(|c| c.setfsgid(a[0] as u32)),
+        nr::GETGROUPS => sys_getgroups(a[0] as i32, a[1] as usize),
+        nr::SETGROUPS => sys_setgroups(a[0] as i32, a[1] as usize),
+        nr::SETPGID => sys_setpgid(a[0] as i32, a[1] as i32),
+        nr::GETPGID => sys_getpgid(a[0] as i32),
+        nr::GETSID => sys_getsid(a[0] as i32),
+        nr::SETSID => sys_setsid(),
         nr::UNAME => sys_uname(a[0] as usize),
         nr::SYSINFO => sys_sysinfo(a[0] as usize),
         nr::SCHED_SETAFFINITY => sys_sched_setaffinity(a[0] as i32, a[1] as usize, a[2] as usize),

@@ -47,14 +47,22 @@ pub enum WaitResult {
 pub enum WaitPid {
     /// `pid > 0`.
     Pid(Pid),
-    /// `pid == -1` (and, since process groups are not modelled, 0 and < -1).
+    /// `pid == -1`.
     Any,
+    /// `pid == 0` (the caller's group) or `pid < -1` (group `-pid`).
+    Pgrp(Pid),
 }
 
 impl WaitPid {
-    /// Decode wait4's pid argument.
-    pub fn from_raw(pid: Pid) -> Self {
-        if pid > 0 { WaitPid::Pid(pid) } else { WaitPid::Any }
+    /// Decode wait4's pid argument for a caller in process group
+    /// `own_pgid`.
+    pub fn from_raw(pid: Pid, own_pgid: Pid) -> Self {
+        match pid {
+            p if p > 0 => WaitPid::Pid(p),
+            -1 => WaitPid::Any,
+            0 => WaitPid::Pgrp(own_pgid),
+            p => WaitPid::Pgrp(p.saturating_neg()),
+        }
     }
 }
 
@@ -263,10 +271,10 @@ impl TaskTable {
                 if ct.group_leader != c {
                     continue;
                 }
-                if let WaitPid::Pid(p) = which
-                    && ct.pid != p
-                {
-                    continue;
+                match which {
+                    WaitPid::Pid(p) if ct.pid != p => continue,
+                    WaitPid::Pgrp(g) if ct.pgid != g => continue,
+                    _ => {}
                 }
                 any_child = true;
                 // wait_consider_task: a zombie, then a stop, then a

@@ -98,6 +98,10 @@ impl TaskTable {
             child.has_child_subreaper = cur.has_child_subreaper || cur.is_child_subreaper;
         }
         child.blocked = cur.blocked;
+        child.cred = cur.cred.clone();
+        let cur_leader = self.ts(cur.group_leader);
+        (child.pgid, child.sid) = (cur_leader.pgid, cur_leader.sid);
+        child.rlim = cur_leader.rlim;
         child.sigtramp = cur.sigtramp;
         // A thread on the same stack must not inherit the parent's
         // alternate signal stack (copy_process).

@@ -428,6 +428,14 @@ impl TaskTable {
         true
     }
 
+    /// `check_kill_permission`: may task `from` send `sig` to task `to`?
+    /// By credentials (root, or matching real/saved uids), or SIGCONT
+    /// within one session.
+    pub fn may_kill(&self, from: TaskId, to: TaskId, sig: u32) -> bool {
+        let (f, t) = (self.ts(from), self.ts(to));
+        f.cred.may_signal(&t.cred) || (sig == 18 && self.sid(from) == self.sid(to))
+    }
+
     /// `signal_wake_up`: an interruptible sleeper sees the signal; SIGKILL
     /// also resumes a stopped task. A target running on another CPU sees
     /// it on its next way out.

@@ -7,6 +7,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::cred::Cred;
+use super::rlimit::Rlimits;
 use super::signal::{AltStack, SigPending, SighandId};
 use super::{Pid, TaskId};
 use crate::sched::WaitQueueHead;
@@ -25,6 +27,16 @@ pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;
 pub const SIGCHLD: u32 = 17;
 pub const SIGSTOP: u32 = 19;
+
+/// An armed ITIMER_REAL: the wheel timer that sends SIGALRM (its id),
+/// when it expires and its interval (ns of the counter clock; interval 0:
+/// one-shot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItimerReal {
+    pub timer: u32,
+    pub expires: u64,
+    pub interval: u64,
+}
 
 /// `task->exit_state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +88,16 @@ pub struct TaskStruct {
     /// `task->saved_sigmask`: the mask `rt_sigsuspend` replaced, put back
     /// once its handler has run.
     pub saved_sigmask: Option<u64>,
+    /// On the leader: the process group and session (`signal_struct`'s
+    /// PIDTYPE_PGID and PIDTYPE_SID), inherited at fork.
+    pub pgid: Pid,
+    pub sid: Pid,
+    /// On the leader: resource limits (`signal->rlim`), inherited at fork.
+    pub rlim: Rlimits,
+    /// On the leader: ITIMER_REAL (`signal->real_timer`), if armed.
+    pub itimer: Option<ItimerReal>,
+    /// `task->cred`: who the task acts as.
+    pub cred: Cred,
     /// The handler table (`task->sighand`).
     pub sighand: SighandId,
     /// `sigaltstack`.
@@ -139,6 +161,11 @@ impl TaskStruct {
             shared_pending: SigPending::default(),
             blocked: 0,
             saved_sigmask: None,
+            pgid: 0,
+            sid: 0,
+            cred: Cred::root(),
+            rlim: Rlimits::default(),
+            itimer: None,
             sighand: SighandId(0),
             altstack: AltStack::default(),
             sigtramp: 0,

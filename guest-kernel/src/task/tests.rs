@@ -43,7 +43,7 @@ impl Sys {
         self.t(id).real_parent.unwrap()
     }
     fn wait(&mut self, who: TaskId, pid: Pid, options: u32) -> Result<WaitResult, Errno> {
-        self.tasks.wait4(&mut self.sched, who, WaitPid::from_raw(pid), options, 0)
+        self.tasks.wait4(&mut self.sched, who, WaitPid::from_raw(pid, self.tasks.pgid(who)), options, 0)
     }
 }
 

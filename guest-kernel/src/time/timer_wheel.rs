@@ -113,6 +113,14 @@ impl<F: Copy> TimerWheel<F> {
         }
     }
 
+    /// Changes the data a timer's callback gets (e.g. to its own id, known
+    /// only once `timer_setup` returns).
+    pub fn set_data(&mut self, id: TimerId, data: u64) {
+        if let Some(t) = self.timers[id.0 as usize].as_mut() {
+            t.data = data;
+        }
+    }
+
     /// Forget a timer (deactivating it first).
     pub fn destroy_timer(&mut self, id: TimerId) {
         self.del_timer(id);

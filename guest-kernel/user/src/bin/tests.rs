@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 57;
+const CHECKS: u32 = 61;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1348,6 +1348,8 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     deadline_tests(&mut s);
     #[cfg(target_arch = "aarch64")]
     signals::signal_tests(&mut s);
+    #[cfg(target_arch = "aarch64")]
+    signals::process_tests(&mut s);
 
     let ran = s.passed + s.failed + s.skipped;
     let skippable = if ncpus() >= 2 { 0 } else { CHECKS_NEED_2_CPUS };
@@ -1706,6 +1708,183 @@ mod signals {
         for sig in [SIGUSR1, SIGUSR2] {
             sigaction(sig, Some(&SigAction::default()), None);
         }
+    }
+
+    fn raw(n: usize, a: [usize; 6]) -> isize {
+        sys::syscall6(n, a)
+    }
+
+    /// Process groups, sessions, credentials, the interval timer and the
+    /// small calls a libc makes at startup.
+    pub(super) fn process_tests(s: &mut Suite) {
+        use sys::signal::*;
+        const SETSID: usize = 157;
+        const GETSID: usize = 156;
+        const SETPGID: usize = 154;
+        const GETPGID: usize = 155;
+
+        // 12. Sessions and process groups.
+        let st = in_child(|| {
+            let me = sys::getpid();
+            let sid = raw(SETSID, [0; 6]);
+            let ok1 = sid == me && raw(GETSID, [0; 6]) == me && raw(GETPGID, [0; 6]) == me;
+            let again = raw(SETSID, [0; 6]);
+            let spin = || -> ! {
+                loop {
+                    sys::sleep_ms(5);
+                }
+            };
+            let b = sys::fork();
+            if b == 0 {
+                spin();
+            }
+            let c = sys::fork();
+            if c == 0 {
+                spin();
+            }
+            let moved = raw(SETPGID, [b as usize, 0, 0, 0, 0, 0]) == 0
+                && raw(SETPGID, [c as usize, b as usize, 0, 0, 0, 0]) == 0
+                && raw(GETPGID, [c as usize, 0, 0, 0, 0, 0]) == b;
+            let leader_move = raw(SETPGID, [0, 0, 0, 0, 0, 0]);
+            let killed = sys::kill(-b, SIGKILL);
+            let (w1, s1) = sys::wait4(-b, 0);
+            let (w2, s2) = sys::wait4(-b, 0);
+            let (w3, _) = sys::wait4(-b, 0);
+            let reaped = (w1 == b || w1 == c) && (w2 == b || w2 == c) && w1 != w2;
+            let code = [
+                ok1,
+                again == EPERM,
+                moved,
+                leader_move == EPERM,
+                killed == 0,
+                reaped && s1 == SIGKILL as i32 && s2 == SIGKILL as i32,
+                w3 == ECHILD,
+            ]
+            .iter()
+            .position(|&ok| !ok);
+            code.map_or(0, |i| 10 + i as i32)
+        });
+        s.check(
+            "setsid and setpgid make a session and a job group; kill and wait4 of -pgid reach only that group",
+            st == 0,
+            format_args!("child status {st:#x} (10 + the first failing step)"),
+        );
+
+        // 13. Credentials.
+        let st = in_child(|| {
+            let groups = [5u32, 6];
+            let g = raw(159, [2, groups.as_ptr() as usize, 0, 0, 0, 0]);
+            let n = raw(158, [0; 6]);
+            let sg = raw(149, [100, 100, 100, 0, 0, 0]);
+            let su = raw(147, [1000, 1000, 1000, 0, 0, 0]);
+            let mut ids = [0u32; 3];
+            let gr = raw(
+                148,
+                [
+                    &mut ids[0] as *mut u32 as usize,
+                    &mut ids[1] as *mut u32 as usize,
+                    &mut ids[2] as *mut u32 as usize,
+                    0,
+                    0,
+                    0,
+                ],
+            );
+            let back = raw(146, [0; 6]);
+            let kill_root = sys::kill(sys::getppid(), 0);
+            let regroup = raw(159, [0, 0, 0, 0, 0, 0]);
+            let (uid, euid, gid) = (raw(174, [0; 6]), raw(175, [0; 6]), raw(176, [0; 6]));
+            let steps = [
+                g == 0 && n == 2,
+                sg == 0 && su == 0,
+                gr == 0 && ids == [1000; 3],
+                back == EPERM,
+                kill_root == EPERM,
+                regroup == EPERM,
+                uid == 1000 && euid == 1000 && gid == 100,
+            ];
+            steps.iter().position(|&ok| !ok).map_or(0, |i| 10 + i as i32)
+        });
+        s.check(
+            "a process that drops root cannot take it back, set groups or signal root's processes",
+            st == 0,
+            format_args!("child status {st:#x} (10 + the first failing step)"),
+        );
+
+        // 14. ITIMER_REAL.
+        const SIGALRM: usize = 14;
+        reset_handler_state();
+        sigaction(SIGALRM, Some(&handler_action(record_handler, 0)), None);
+        sigprocmask(SIG_BLOCK, Some(bit(SIGALRM)));
+        let arm = |value_us: i64, interval_us: i64| {
+            let v = [interval_us / 1_000_000, interval_us % 1_000_000, value_us / 1_000_000, value_us % 1_000_000];
+            let mut old = [0i64; 4];
+            let r = raw(103, [0, v.as_ptr() as usize, old.as_mut_ptr() as usize, 0, 0, 0]);
+            (r, old)
+        };
+        let (r1, _) = arm(20_000, 0);
+        let sus = sigsuspend(0);
+        let sig = H_SIG.load(Ordering::SeqCst);
+        let (r2, _) = arm(1_000_000, 1_000_000);
+        let mut cur = [0i64; 4];
+        let g = raw(102, [0, cur.as_mut_ptr() as usize, 0, 0, 0, 0]);
+        let (r3, old) = arm(0, 0);
+        let mut after = [1i64; 4];
+        raw(102, [0, after.as_mut_ptr() as usize, 0, 0, 0, 0]);
+        sigprocmask(SIG_UNBLOCK, Some(bit(SIGALRM)));
+        sigaction(SIGALRM, Some(&SigAction::default()), None);
+        let left = cur[2] * 1_000_000 + cur[3];
+        s.check(
+            "setitimer's SIGALRM ends rt_sigsuspend; getitimer reports the interval and the time left",
+            r1 == 0
+                && sus == EINTR
+                && sig == SIGALRM as u64
+                && r2 == 0
+                && g == 0
+                && cur[0] == 1
+                && cur[1] == 0
+                && left > 0
+                && left <= 1_000_000
+                && r3 == 0
+                && old[0] == 1
+                && after == [0; 4],
+            format_args!("arm {r1}, sigsuspend {sus}, signal {sig}, getitimer {g} {cur:?}, disarm {r3} old {old:?}, after {after:?}"),
+        );
+
+        // 15. getrandom, prlimit64, clock_nanosleep TIMER_ABSTIME, getrusage.
+        let mut buf = [0u8; 64];
+        let n = raw(278, [buf.as_mut_ptr() as usize, 64, 0, 0, 0, 0]);
+        let bad_flags = raw(278, [buf.as_mut_ptr() as usize, 64, 0x100, 0, 0, 0]);
+        let mut old = [0u64; 2];
+        let g = raw(261, [0, 7, 0, old.as_mut_ptr() as usize, 0, 0]);
+        let new = [64u64, old[1]];
+        let set = raw(261, [0, 7, new.as_ptr() as usize, 0, 0, 0]);
+        let mut now = [0u64; 2];
+        raw(261, [0, 7, old.as_ptr() as usize, now.as_mut_ptr() as usize, 0, 0]);
+        let mut ts = [0i64; 2];
+        raw(113, [1, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+        let deadline = ts[0] * 1_000_000_000 + ts[1] + 5_000_000;
+        let req = [deadline / 1_000_000_000, deadline % 1_000_000_000];
+        let slept = raw(115, [1, 1, req.as_ptr() as usize, 0, 0, 0]);
+        raw(113, [1, ts.as_mut_ptr() as usize, 0, 0, 0, 0]);
+        let woke = ts[0] * 1_000_000_000 + ts[1];
+        let mut ru = [0i64; 18];
+        let r = raw(165, [0, ru.as_mut_ptr() as usize, 0, 0, 0, 0]);
+        let cpu_us = (ru[0] + ru[2]) * 1_000_000 + ru[1] + ru[3];
+        s.check(
+            "getrandom, prlimit64 (RLIMIT_NOFILE 1024/4096), clock_nanosleep TIMER_ABSTIME and getrusage work as on Linux",
+            n == 64
+                && buf.iter().any(|&b| b != 0)
+                && bad_flags == EINVAL
+                && g == 0
+                && old == [1024, 4096]
+                && set == 0
+                && now == [64, 4096]
+                && slept == 0
+                && woke >= deadline
+                && r == 0
+                && cpu_us > 0,
+            format_args!("getrandom {n}/{bad_flags}, nofile {old:?} then {now:?} (set {set}), clock_nanosleep {slept} woke {} ns past, getrusage {r} cpu {cpu_us} us", woke - deadline),
+        );
     }
 }
 
