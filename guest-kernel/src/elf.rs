@@ -41,6 +41,11 @@ pub struct LoadPlan {
     pub copies: Vec<Copy>,
     /// End of the highest segment (bss included): the heap starts above.
     pub end_of_bss: usize,
+    /// Where the program header table is in memory, for AT_PHDR (inside
+    /// the PT_LOAD segment whose file bytes hold it; 0 if none does), and
+    /// its entry count (AT_PHNUM).
+    pub phdr: usize,
+    pub phnum: usize,
 }
 
 /// Why a file is not a program we run (execve's ENOEXEC).
@@ -142,6 +147,7 @@ fn plan(headers: &[u8], file_len: usize) -> Result<LoadPlan, ElfError> {
     let mut events: Vec<(usize, bool, u32)> = Vec::new();
     let mut copies = Vec::new();
     let mut end_of_bss = 0;
+    let mut phdr = 0;
     for ph in elf.program_iter() {
         let ProgramHeader::Ph64(p) = ph else { return Err(ElfError::NotAarch64Exec) };
         if p.get_type() != Ok(PType::Load) || p.mem_size == 0 {
@@ -170,6 +176,12 @@ fn plan(headers: &[u8], file_len: usize) -> Result<LoadPlan, ElfError> {
         events.push((align_up(end, PAGE_SIZE), false, prot));
         if filesz > 0 {
             copies.push(Copy { vaddr: va, offset: off, len: filesz });
+            // The table lies in this segment's file bytes (Linux: e_phoff
+            // relative to the first load segment).
+            let table = usize::from(phnum) * size_of::<ProgramHeader64>();
+            if phdr == 0 && (phoff as usize) >= off && phoff as usize + table <= off + filesz {
+                phdr = va + (phoff as usize - off);
+            }
         }
         end_of_bss = end_of_bss.max(end);
     }
@@ -207,12 +219,26 @@ fn plan(headers: &[u8], file_len: usize) -> Result<LoadPlan, ElfError> {
     if !mappings.iter().any(|m| m.prot & prot::PROT_EXEC != 0 && (m.start..m.end).contains(&entry)) {
         return Err(ElfError::BadSegment);
     }
-    Ok(LoadPlan { entry, mappings, copies, end_of_bss: align_up(end_of_bss, 1) })
+    Ok(LoadPlan { entry, mappings, copies, end_of_bss: align_up(end_of_bss, 1), phdr, phnum: usize::from(phnum) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_program_headers_are_found_in_the_segment_that_holds_them() {
+        // minimal_elf's segment starts after the headers: AT_PHDR is 0, as
+        // Linux 6.1 gives for such a file.
+        let mut f = minimal_elf(0x40_0010, &[(0x40_0000, 0x100, 0x100, 5)], 0x100);
+        let p = load_plan(&f).unwrap();
+        assert_eq!((p.phdr, p.phnum), (0, 1));
+        // From file offset 0 (p_offset at 64 + 8), the headers at 64 are
+        // mapped at vaddr + 64.
+        f[72..80].copy_from_slice(&0u64.to_le_bytes());
+        let p = load_plan(&f).unwrap();
+        assert_eq!((p.phdr, p.phnum), (0x40_0040, 1));
+    }
 
     /// A minimal ELF64 aarch64 executable with the given (vaddr, filesz,
     /// memsz, flags) segments; file data is zeros.

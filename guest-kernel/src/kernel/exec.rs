@@ -23,6 +23,9 @@ use crate::sched::TaskId;
 
 /// Size of the initial stack VMA (it grows on demand below).
 pub const STACK_SIZE: usize = 128 * 1024;
+/// A stack top to lay the image out against before the real one is
+/// known (only its length is used).
+const TASK_SIZE_PROBE: usize = 1 << 47;
 const AT_NULL: u64 = 0;
 const AT_PAGESZ: u64 = 6;
 const AT_ENTRY: u64 = 9;
@@ -52,28 +55,91 @@ fn populate(pt: &mut UserPageTable, start: usize, end: usize, p: PteProt) -> Res
     Ok(())
 }
 
-/// The initial stack image (argc, argv[], NULL, envp[] = NULL, auxv,
-/// then the strings), for a stack ending at `top`. Returns (sp, bytes).
-fn build_stack(top: usize, argv: &[&[u8]], entry: usize, random: u64) -> (usize, Vec<u8>) {
-    let strings_len: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>() + 16;
-    let str_base = top - strings_len;
+/// What the auxiliary vector tells a program (`create_elf_tables`).
+struct Aux<'a> {
+    entry: usize,
+    phdr: usize,
+    phnum: usize,
+    /// uid, euid, gid, egid.
+    ids: [u32; 4],
+    random: u64,
+    /// The path execve was given (AT_EXECFN).
+    execfn: &'a [u8],
+}
+
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_BASE: u64 = 7;
+const AT_FLAGS: u64 = 8;
+const AT_UID: u64 = 11;
+const AT_EUID: u64 = 12;
+const AT_GID: u64 = 13;
+const AT_EGID: u64 = 14;
+const AT_PLATFORM: u64 = 15;
+const AT_HWCAP: u64 = 16;
+const AT_CLKTCK: u64 = 17;
+const AT_SECURE: u64 = 23;
+const AT_HWCAP2: u64 = 26;
+const AT_EXECFN: u64 = 31;
+const AT_MINSIGSTKSZ: u64 = 51;
+/// `HWCAP_FP | HWCAP_ASIMD`: what every core this kernel runs on has
+/// (the rest of ID_AA64ISAR0 is not reported yet).
+const HWCAP: u64 = 0b11;
+
+/// The initial stack image for a stack ending at `top` (Linux
+/// fs/binfmt_elf.c `create_elf_tables`): argc, argv[], NULL, envp[],
+/// NULL, the auxiliary vector, then the strings (arguments, environment,
+/// AT_EXECFN, AT_PLATFORM) and AT_RANDOM's 16 bytes. Returns (sp, bytes).
+fn build_stack(top: usize, argv: &[&[u8]], envp: &[&[u8]], aux: &Aux) -> (usize, Vec<u8>) {
     let mut strs = Vec::new();
-    let mut ptrs = Vec::new();
-    for a in argv {
-        ptrs.push((str_base + strs.len()) as u64);
-        strs.extend_from_slice(a);
+    let mut put = |s: &[u8]| {
+        let at = strs.len();
+        strs.extend_from_slice(s);
         strs.push(0);
-    }
-    let random_at = (str_base + strs.len()) as u64;
-    strs.extend_from_slice(&random.to_le_bytes());
-    strs.extend_from_slice(&(!random).to_le_bytes());
+        at
+    };
+    let argv_at: Vec<usize> = argv.iter().map(|a| put(a)).collect();
+    let envp_at: Vec<usize> = envp.iter().map(|e| put(e)).collect();
+    let execfn_at = put(aux.execfn);
+    let platform_at = put(b"aarch64");
+    let random_at = strs.len();
+    strs.extend_from_slice(&aux.random.to_le_bytes());
+    strs.extend_from_slice(&(!aux.random).to_le_bytes());
+    let strings_len = strs.len().next_multiple_of(16);
     strs.resize(strings_len, 0);
+    let str_base = top - strings_len;
+    let addr = |off: usize| (str_base + off) as u64;
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
-    words.extend_from_slice(&ptrs);
-    words.push(0); // argv terminator
-    words.push(0); // envp terminator
-    for (k, v) in [(AT_PAGESZ, PAGE_SIZE as u64), (AT_ENTRY, entry as u64), (AT_RANDOM, random_at), (AT_NULL, 0)] {
+    words.extend(argv_at.iter().map(|&o| addr(o)));
+    words.push(0);
+    words.extend(envp_at.iter().map(|&o| addr(o)));
+    words.push(0);
+    let [uid, euid, gid, egid] = aux.ids.map(u64::from);
+    let auxv = [
+        (AT_HWCAP, HWCAP),
+        (AT_PAGESZ, PAGE_SIZE as u64),
+        (AT_CLKTCK, 100),
+        (AT_PHDR, aux.phdr as u64),
+        (AT_PHENT, 56),
+        (AT_PHNUM, aux.phnum as u64),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, aux.entry as u64),
+        (AT_UID, uid),
+        (AT_EUID, euid),
+        (AT_GID, gid),
+        (AT_EGID, egid),
+        (AT_SECURE, 0),
+        (AT_RANDOM, addr(random_at)),
+        (AT_HWCAP2, 0),
+        (AT_EXECFN, addr(execfn_at)),
+        (AT_PLATFORM, addr(platform_at)),
+        (AT_MINSIGSTKSZ, (crate::task::sigframe::FRAME_SIZE + 16) as u64),
+        (AT_NULL, 0),
+    ];
+    for (k, v) in auxv {
         words.push(k);
         words.push(v);
     }
@@ -116,12 +182,14 @@ fn find_program(initrd: &'static [u8], path: &[u8], argv: &[&[u8]]) -> Result<(E
 /// success its user frame starts the new program.
 /// A `#!` script runs its interpreter instead (`binfmt_script`), up to
 /// [`binfmt_script::MAX_RECURSION`] interpreters deep (then ELOOP).
-pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errno> {
+pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), Errno> {
     // The new address space is private to us until it is installed: it is
     // built without the kernel lock (and without its own locks).
-    let (initrd, cfg) = {
+    let (initrd, cfg, ids) = {
         let mut k = lock();
-        (k.initrd, mm_config(&mut k))
+        let c = &k.tasks.get(me).expect("current task").cred;
+        let ids = [c.uid, c.euid, c.gid, c.egid];
+        (k.initrd, mm_config(&mut k), ids)
     };
     // comm is the name of the file execve was given, a script's included
     // (Linux: `kbasename(bprm->filename)`).
@@ -149,9 +217,13 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(), Errn
         for c in &plan.copies {
             pt.write_bytes(c.vaddr, &file.data[c.offset..c.offset + c.len])?;
         }
-        mm.setup_stack(STACK_SIZE, &mut GlobalAcct)?;
+        let aux = Aux { entry: plan.entry, phdr: plan.phdr, phnum: plan.phnum, ids, random: cfg.seed, execfn: path };
+        // The image decides the stack's first size: 128 KiB, or more
+        // for large arguments (the VMA grows on demand below it).
+        let (_, probe) = build_stack(TASK_SIZE_PROBE, argv, envp, &aux);
+        mm.setup_stack(STACK_SIZE.max((probe.len() + STACK_SIZE / 2).next_multiple_of(PAGE_SIZE)), &mut GlobalAcct)?;
         let top = mm.stack_top;
-        let (sp, img) = build_stack(top, argv, plan.entry, cfg.seed);
+        let (sp, img) = build_stack(top, argv, envp, &aux);
         populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
         pt.write_bytes(sp, &img)?;
         mm.setup_brk(plan.end_of_bss);

@@ -85,7 +85,9 @@ extern "C" fn init_thread(_: usize) {
     let name = path.rsplit('/').next().unwrap_or(path);
     let argv: Vec<&[u8]> =
         core::iter::once(name.as_bytes()).chain(args.split_ascii_whitespace().map(str::as_bytes)).collect();
-    let r = crate::kernel::exec::kernel_execve(me, path.as_bytes(), &argv);
+    // Linux's `envp_init`: HOME=/ and TERM=linux.
+    let envp: [&[u8]; 2] = [b"HOME=/", b"TERM=linux"];
+    let r = crate::kernel::exec::kernel_execve(me, path.as_bytes(), &argv, &envp);
     if let Err(e) = r {
         crate::println!("guest-kernel: cannot run {path} ({e:?}); powering off");
         crate::arch::aarch64::psci::system_off();

@@ -128,10 +128,6 @@ pub mod reboot {
 pub const PRIO_PROCESS: u64 = 0;
 /// Longest path execve accepts (PATH_MAX).
 pub const PATH_MAX: usize = 4096;
-/// Most argv entries execve accepts here.
-pub const MAX_ARGS: usize = 32;
-/// Longest single argument here.
-pub const MAX_ARG_LEN: usize = 256;
 
 /// Nanoseconds of a `struct timespec`, or None if tv_nsec is out of range
 /// (EINVAL) or the time is negative.

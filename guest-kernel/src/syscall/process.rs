@@ -37,41 +37,67 @@ pub(super) fn sys_getppid() -> R {
     Ok(kernel::current_ppid() as isize)
 }
 
-/// Copies a NUL-terminated string of at most `max` bytes from user memory.
+/// Copies a NUL-terminated string of at most `max` bytes from user
+/// memory (`strncpy_from_user`): in chunks that never cross a page, so a
+/// string that ends just before an unmapped page is read.
 pub(super) fn strncpy_from_user(addr: usize, max: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
-    let mut b = [0u8; 1];
+    let mut chunk = [0u8; 64];
     loop {
-        copy_from_user(&mut b, addr + out.len())?;
-        if b[0] == 0 {
-            return Ok(out);
+        let at = addr.checked_add(out.len()).ok_or(Errno::EFAULT)?;
+        let to_page_end = crate::mm::page::PAGE_SIZE - at % crate::mm::page::PAGE_SIZE;
+        let n = chunk.len().min(to_page_end);
+        copy_from_user(&mut chunk[..n], at)?;
+        for &c in &chunk[..n] {
+            if c == 0 {
+                return Ok(out);
+            }
+            if out.len() == max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            out.push(c);
         }
-        if out.len() == max {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        out.push(b[0]);
     }
 }
 
-pub(super) fn sys_execve(path: usize, argv: usize) -> R {
-    let path = strncpy_from_user(path, PATH_MAX)?;
-    let mut args: Vec<Vec<u8>> = Vec::new();
-    if argv != 0 {
-        loop {
-            let p = get_user_u64(argv + 8 * args.len())? as usize;
-            if p == 0 {
-                break;
-            }
-            if args.len() == MAX_ARGS {
-                return Err(Errno::E2BIG);
-            }
-            args.push(
-                strncpy_from_user(p, MAX_ARG_LEN).map_err(|e| if e == Errno::EFAULT { e } else { Errno::E2BIG })?,
-            );
-        }
+/// `MAX_ARG_STRLEN`: the longest argument or environment string, its NUL
+/// included (32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+/// The most bytes of argument and environment strings and pointers
+/// together: a quarter of the 8 MiB stack limit, as Linux's
+/// `bprm->rlim_stack.rlim_cur / 4`.
+const ARG_MAX: usize = 2 << 20;
+
+/// An `argv` or `envp` array from user memory (`copy_strings`); `budget`
+/// is what is left of [`ARG_MAX`]. A string too long, or too many bytes
+/// in all, is E2BIG.
+fn copy_strings(array: usize, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    if array == 0 {
+        return Ok(out);
     }
+    loop {
+        let p = get_user_u64(array + 8 * out.len())? as usize;
+        if p == 0 {
+            return Ok(out);
+        }
+        let s =
+            strncpy_from_user(p, MAX_ARG_STRLEN - 1).map_err(|e| if e == Errno::EFAULT { e } else { Errno::E2BIG })?;
+        let cost = s.len() + 1 + 8;
+        *budget = budget.checked_sub(cost).ok_or(Errno::E2BIG)?;
+        out.push(s);
+    }
+}
+
+/// `execve(path, argv, envp)`.
+pub(super) fn sys_execve(path: usize, argv: usize, envp: usize) -> R {
+    let path = strncpy_from_user(path, PATH_MAX)?;
+    let mut budget = ARG_MAX;
+    let args = copy_strings(argv, &mut budget)?;
+    let env = copy_strings(envp, &mut budget)?;
     let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-    crate::kernel::exec::kernel_execve(current(), &path, &refs)?;
+    let env_refs: Vec<&[u8]> = env.iter().map(|a| a.as_slice()).collect();
+    crate::kernel::exec::kernel_execve(current(), &path, &refs, &env_refs)?;
     Ok(0)
 }
 

@@ -71,7 +71,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
             a[5] as u32,
         ),
         nr::SET_TID_ADDRESS => crate::kernel::futex::sys_set_tid_address(a[0] as usize),
-        nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize),
+        nr::EXECVE => sys_execve(a[0] as usize, a[1] as usize, a[2] as usize),
         nr::WAIT4 => sys_wait4(a[0] as i32, a[1] as usize, a[2] as u32),
         nr::KILL => sys_kill(a[0] as i32, a[1] as u32),
         nr::TKILL => sys_tgkill(None, a[0] as i32, a[1] as u32),

@@ -324,6 +324,11 @@ pub fn execve(path: &[u8], argv: &[*const u8]) -> isize {
     syscall6(nr::EXECVE, [path.as_ptr() as usize, argv.as_ptr() as usize, 0, 0, 0, 0])
 }
 
+/// `execve(path, argv, envp)`; both arrays NULL-terminated.
+pub fn execve_env(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> isize {
+    syscall6(nr::EXECVE, [path.as_ptr() as usize, argv.as_ptr() as usize, envp.as_ptr() as usize, 0, 0, 0])
+}
+
 /// `reboot(LINUX_REBOOT_CMD_POWER_OFF)`: returns only on failure.
 pub fn power_off() -> isize {
     syscall6(nr::REBOOT, [0xfee1_dead, 672_274_793, 0x4321_fedc, 0, 0, 0])

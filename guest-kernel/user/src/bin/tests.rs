@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 61;
+const CHECKS: u32 = 62;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -782,6 +782,44 @@ fn cputime(ms: u64) -> i32 {
     0
 }
 
+/// The child half of the execve environment check: envp is A=1, B=two;
+/// the auxiliary vector has what Linux's has. 44 if so, else 60 + the
+/// first failing step.
+fn env_and_auxv(argc: usize, argv: *const *const u8) -> i32 {
+    // SAFETY: the kernel's initial stack: argv[argc] is NULL, envp
+    // follows, NULL-terminated, then the auxv pairs up to AT_NULL.
+    unsafe {
+        let envp = argv.add(argc + 1);
+        let env = |i: usize| arg(envp, i);
+        let mut p = envp;
+        while !(*p).is_null() {
+            p = p.add(1);
+        }
+        let mut aux = p.add(1) as *const u64;
+        let mut get = [0u64; 64];
+        while *aux != 0 {
+            if (*aux as usize) < get.len() {
+                get[*aux as usize] = *aux.add(1);
+            }
+            aux = aux.add(2);
+        }
+        let (phdr, phent, phnum) = (get[3] as *const u32, get[4], get[5] as usize);
+        // AT_PHDR is where a load segment maps the headers, or 0 when none
+        // does (Linux 6.1's load_elf_binary; this program's first segment
+        // starts past them).
+        let phdr_ok = phdr.is_null() || (0..phnum).any(|i| *phdr.add(i * 14) == 1);
+        let execfn = get[31] as *const u8;
+        let execfn_ok = !execfn.is_null() && core::slice::from_raw_parts(execfn, 11) == b"/bin/tests\0";
+        let steps = [
+            env(0) == b"A=1" && env(1) == b"B=two" && (*envp.add(2)).is_null(),
+            get[6] == 4096 && phent == 56 && phnum > 0 && phdr_ok,
+            execfn_ok,
+            get[11] == 0 && get[12] == 0 && get[16] & 1 != 0 && get[25] != 0,
+        ];
+        steps.iter().position(|&ok| !ok).map_or(44, |i| 60 + i as i32)
+    }
+}
+
 fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     if argc >= 2 {
         // Re-exec'd by the execve test: prove we run and exit 42.
@@ -793,6 +831,10 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
         if arg(argv, 1) == b"shebang" {
             let want: [&[u8]; 5] = [b"/bin/tests", b"shebang", b"/bin/shebang-test", b"one", b"two"];
             return if argc == 5 && (0..5).all(|i| arg(argv, i) == want[i]) { 43 } else { 1 };
+        }
+        // Exec'd with an environment: check it and the auxiliary vector.
+        if arg(argv, 1) == b"env" {
+            return env_and_auxv(argc, argv);
         }
         if arg(argv, 1) == b"cputime" && argc >= 3 {
             let ms = core::str::from_utf8(arg(argv, 2)).ok().and_then(|a| a.parse().ok()).unwrap_or(1000);
@@ -1884,6 +1926,33 @@ mod signals {
                 && r == 0
                 && cpu_us > 0,
             format_args!("getrandom {n}/{bad_flags}, nofile {old:?} then {now:?} (set {set}), clock_nanosleep {slept} woke {} ns past, getrusage {r} cpu {cpu_us} us", woke - deadline),
+        );
+
+        // 16. execve's environment, auxiliary vector and argument limits.
+        let st = in_child(|| {
+            let argv = [c"tests".as_ptr().cast(), c"env".as_ptr().cast(), core::ptr::null()];
+            let envp = [c"A=1".as_ptr().cast(), c"B=two".as_ptr().cast(), core::ptr::null()];
+            sys::execve_env(b"/bin/tests\0", &argv, &envp) as i32
+        });
+        static mut LONG: [u8; 131074] = [b'x'; 131074];
+        // SAFETY: only this check touches LONG, one thread at a time.
+        let long = unsafe { &mut *core::ptr::addr_of_mut!(LONG) };
+        long[131072] = 0; // 131072 characters: over MAX_ARG_STRLEN with the NUL
+        let too_long = sys::execve(b"/bin/tests\0", &[c"tests".as_ptr().cast(), long.as_ptr(), core::ptr::null()]);
+        long[100_000] = 0;
+        let st_many = in_child(|| {
+            let mut argv = [core::ptr::null::<u8>(); 102];
+            argv[0] = c"tests".as_ptr().cast();
+            argv[1] = long.as_ptr();
+            for a in argv.iter_mut().take(101).skip(2) {
+                *a = c"y".as_ptr().cast();
+            }
+            sys::execve(b"/bin/tests\0", &argv) as i32
+        });
+        s.check(
+            "execve passes envp and Linux's auxv (AT_PHDR, AT_EXECFN, AT_HWCAP...); a 128 KiB argument is E2BIG, 100 arguments are fine",
+            st == 44 << 8 && too_long == -7 && st_many == 42 << 8,
+            format_args!("env child {st:#x}, long argument {too_long}, 100 arguments {st_many:#x}"),
         );
     }
 }
