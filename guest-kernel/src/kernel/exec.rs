@@ -23,9 +23,6 @@ use crate::sched::TaskId;
 
 /// Size of the initial stack VMA (it grows on demand below).
 pub const STACK_SIZE: usize = 128 * 1024;
-/// A stack top to lay the image out against before the real one is
-/// known (only its length is used).
-const TASK_SIZE_PROBE: usize = 1 << 47;
 const AT_NULL: u64 = 0;
 const AT_PAGESZ: u64 = 6;
 const AT_ENTRY: u64 = 9;
@@ -38,6 +35,22 @@ const SIGTRAMP: [u8; 8] = {
     let svc = 0xd400_0001u32.to_le_bytes();
     [mov[0], mov[1], mov[2], mov[3], svc[0], svc[1], svc[2], svc[3]]
 };
+
+/// Maps the `rt_sigreturn` trampoline page into an address space (its
+/// `mmap_lock` and page-table lock held); returns its address. Linux maps
+/// it with the vDSO at every exec; here it is mapped the first time a
+/// handler without SA_RESTORER runs (`kernel/signal.rs`), so that fork and
+/// exit of the many programs that never catch a signal do not pay for one
+/// more VMA.
+pub(crate) fn map_sigtramp(mm: &mut MmStruct, pt: &mut UserPageTable) -> Result<usize, Errno> {
+    let flags = map::MAP_PRIVATE | map::MAP_ANONYMOUS;
+    let at =
+        mm.mmap(pt, &mut LockedPages, &mut GlobalAcct, 0, PAGE_SIZE, prot::PROT_READ | prot::PROT_EXEC, flags, None)?;
+    populate(pt, at, at + PAGE_SIZE, PteProt { read: true, write: false, exec: true })?;
+    pt.write_bytes(at, &SIGTRAMP)?;
+    sync_icache_all();
+    Ok(at)
+}
 
 /// Maps zeroed pages over `[start, end)` with `prot`.
 fn populate(pt: &mut UserPageTable, start: usize, end: usize, p: PteProt) -> Result<(), Errno> {
@@ -207,7 +220,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
     let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;
-    let built = (|| -> Result<(usize, usize), Errno> {
+    let built = (|| -> Result<usize, Errno> {
         for m in &plan.mappings {
             let flags = map::MAP_PRIVATE | map::MAP_ANONYMOUS | map::MAP_FIXED;
             mm.mmap(&mut pt, &mut LockedPages, &mut GlobalAcct, m.start, m.end - m.start, m.prot, flags, None)?;
@@ -220,31 +233,18 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
         let aux = Aux { entry: plan.entry, phdr: plan.phdr, phnum: plan.phnum, ids, random: cfg.seed, execfn: path };
         // The image decides the stack's first size: 128 KiB, or more
         // for large arguments (the VMA grows on demand below it).
-        let (_, probe) = build_stack(TASK_SIZE_PROBE, argv, envp, &aux);
-        mm.setup_stack(STACK_SIZE.max((probe.len() + STACK_SIZE / 2).next_multiple_of(PAGE_SIZE)), &mut GlobalAcct)?;
+        let strings: usize = argv.iter().chain(envp).map(|a| a.len() + 1).sum();
+        let image = strings + 8 * (argv.len() + envp.len()) + 1024;
+        mm.setup_stack(STACK_SIZE.max((image + STACK_SIZE / 2).next_multiple_of(PAGE_SIZE)), &mut GlobalAcct)?;
         let top = mm.stack_top;
         let (sp, img) = build_stack(top, argv, envp, &aux);
         populate(&mut pt, align_down(sp, PAGE_SIZE), top, PteProt { read: true, write: true, exec: false })?;
         pt.write_bytes(sp, &img)?;
         mm.setup_brk(plan.end_of_bss);
-        // The page handlers return through when they have no SA_RESTORER
-        // (Linux maps the vDSO, whose `__kernel_rt_sigreturn` this is).
-        let tramp = mm.mmap(
-            &mut pt,
-            &mut LockedPages,
-            &mut GlobalAcct,
-            0,
-            PAGE_SIZE,
-            prot::PROT_READ | prot::PROT_EXEC,
-            map::MAP_PRIVATE | map::MAP_ANONYMOUS,
-            None,
-        )?;
-        populate(&mut pt, tramp, tramp + PAGE_SIZE, PteProt { read: true, write: false, exec: true })?;
-        pt.write_bytes(tramp, &SIGTRAMP)?;
-        Ok((sp, tramp))
+        Ok(sp)
     })();
-    let (sp, tramp) = match built {
-        Ok(b) => b,
+    let sp = match built {
+        Ok(sp) => sp,
         Err(e) => {
             mm.exit_mmap(&mut pt, &mut LockedPages, &mut GlobalAcct);
             pt.destroy();
@@ -270,7 +270,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
     let last = old.and_then(|o| mmput(&mut k, o));
     if let Some(ts) = k.tasks.get_mut(me) {
         ts.comm = comm;
-        ts.sigtramp = tramp as u64;
+        ts.sigtramp = 0;
     }
     k.tasks.flush_signal_handlers(me);
     process::tls_thread_flush();

@@ -12,6 +12,7 @@ use super::exit::do_group_exit;
 use super::{Kernel, THREAD_INFO, lock};
 use crate::arch::aarch64::cpu::smp_processor_id;
 use crate::arch::aarch64::irq::now_ns;
+use crate::arch::aarch64::mm::current_mm;
 use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::signal::{fpsimd_current, fpsimd_set_current, set_user_regs, user_regs};
 use crate::arch::aarch64::trap::TrapFrame;
@@ -21,7 +22,7 @@ use crate::mm::Errno;
 use crate::sched::{TaskId, TaskState};
 use crate::syscall::nr;
 use crate::task::sigframe::{self, FRAME_SIZE};
-use crate::task::signal::{Delivery, Restart, SEGV_MAPERR, SigAction, SigInfo, restart};
+use crate::task::signal::{Delivery, Restart, SA_RESTORER, SEGV_MAPERR, SigAction, SigInfo, restart};
 use crate::task::task_struct::SIGSEGV;
 
 /// A system call's number and first argument, for restarting it.
@@ -62,7 +63,8 @@ pub fn ret_to_user(frame: &mut TrapFrame, mut syscall: Option<Syscall>) {
     // Interrupts are masked: an IPI that sets `work` after this load is
     // taken as soon as `eret` unmasks them, and comes back here. A
     // restart code means a signal woke the call: the slow path.
-    let restarting = syscall.is_some() && restart_code(frame.x[0]).is_some();
+    // (The codes are -512..=-516: one compare rules out everything else.)
+    let restarting = syscall.is_some() && frame.x[0].wrapping_add(516) <= 4 && restart_code(frame.x[0]).is_some();
     if !restarting && !THREAD_INFO[smp_processor_id()].work.load(Ordering::Relaxed) {
         return;
     }
@@ -116,6 +118,16 @@ pub fn ret_to_user(frame: &mut TrapFrame, mut syscall: Option<Syscall>) {
                 let saved = t.saved_sigmask.take().unwrap_or(old_blocked);
                 let (alt, tramp) = (t.altstack, t.sigtramp);
                 drop(k);
+                let tramp = match tramp {
+                    0 if action.flags & SA_RESTORER == 0 => match sigtramp(me) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            force_sigsegv(me, 0);
+                            continue;
+                        }
+                    },
+                    t => t,
+                };
                 let fp = fpsimd_current();
                 let esr = (info.signo == SIGSEGV && info.addr != 0).then_some(frame.esr);
                 let b = sigframe::build(&user_regs(frame), &fp, &info, &action, saved, &alt, tramp, esr);
@@ -131,6 +143,27 @@ pub fn ret_to_user(frame: &mut TrapFrame, mut syscall: Option<Syscall>) {
             }
         }
     }
+}
+
+/// The current address space's `rt_sigreturn` trampoline, mapped now if
+/// it is not yet (`exec::map_sigtramp`); every task of the address space
+/// learns where it is.
+fn sigtramp(me: TaskId) -> Result<u64, Errno> {
+    let m = current_mm().ok_or(Errno::EFAULT)?;
+    let at = {
+        let mut vmas = m.mmap_lock.write();
+        let mut pt = m.page_table_lock.lock_irqsave();
+        super::exec::map_sigtramp(&mut vmas, &mut pt)? as u64
+    };
+    let mut k = lock();
+    let mm = k.tasks.get(me).and_then(|t| t.mm);
+    let sharing: alloc::vec::Vec<TaskId> = k.tasks.iter().filter(|t| t.mm == mm).map(|t| t.id).collect();
+    for t in sharing {
+        if let Some(ts) = k.tasks.get_mut(t) {
+            ts.sigtramp = at;
+        }
+    }
+    Ok(at)
 }
 
 /// Queues SIGSEGV for `me` with SIG_DFL put back (`force_sigsegv`): a

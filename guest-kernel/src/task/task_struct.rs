@@ -103,8 +103,9 @@ pub struct TaskStruct {
     /// `sigaltstack`.
     pub altstack: AltStack,
     /// Where the address space's `rt_sigreturn` trampoline is
-    /// (`mm->context.vdso`, kept per task: all tasks of an mm agree, and
-    /// a fork's copy has it at the same place); 0 before the first exec.
+    /// (`mm->context.vdso`, kept per task: the tasks of an mm agree, and a
+    /// fork's copy has it at the same place); 0 until the first handler
+    /// that needs it runs.
     pub sigtramp: u64,
     /// `restart_block` of an interrupted `nanosleep`: its deadline (ns)
     /// and `rem` pointer, for `restart_syscall`.
