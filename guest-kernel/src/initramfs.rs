@@ -94,6 +94,7 @@ impl<'a> Cpio<'a> {
             return Err(CpioError::Truncated(h));
         }
         if name == "TRAILER!!!" {
+            self.off = pad4(data_end);
             return Ok(None);
         }
         self.off = pad4(data_end);
@@ -112,6 +113,20 @@ fn normalize(mut p: &str) -> &str {
             return p;
         }
         p = q;
+    }
+}
+
+impl<'a> Cpio<'a> {
+    /// What follows this archive's trailer, past the zeros that pad it:
+    /// the next archive of an initramfs made of several (Linux unpacks
+    /// them all, in order), or nothing.
+    pub fn rest(&self) -> &'a [u8] {
+        if !self.done {
+            return &[];
+        }
+        let r = &self.data[self.off.min(self.data.len())..];
+        let skip = r.iter().position(|&b| b != 0).unwrap_or(r.len());
+        &r[skip..]
     }
 }
 
@@ -141,14 +156,25 @@ impl<'a> Iterator for Cpio<'a> {
 /// archive's modes, owners and modification times. As Linux's, an entry
 /// whose directory is missing is skipped, a directory already there gets
 /// the archive's mode, and a later file of the same name replaces an
-/// earlier one (so a second archive appended to the first wins). Returns
+/// earlier one (so a second archive appended to the first wins: each
+/// archive after a trailer is unpacked in turn). Returns
 /// how many entries were unpacked, or the archive's first error.
 pub fn unpack_to_rootfs(v: &mut crate::fs::Vfs, data: &'static [u8]) -> Result<usize, CpioError> {
     use crate::fs::inode::{FileData, InodeKind, Timespec, mkdev};
     use crate::fs::namei::At;
     let at = At { root: v.root, dir: v.root };
     let mut n = 0;
-    for e in Cpio::new(data) {
+    let mut archive = Cpio::new(data);
+    loop {
+        let Some(e) = archive.next() else {
+            // The next archive, if another follows.
+            let rest = archive.rest();
+            if rest.is_empty() {
+                break;
+            }
+            archive = Cpio::new(rest);
+            continue;
+        };
         let e = e?;
         let t = Some(Timespec { sec: i64::from(e.mtime), nsec: 0 });
         if e.name.is_empty() || e.name == "." {
