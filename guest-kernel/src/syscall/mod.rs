@@ -13,6 +13,8 @@ mod namei;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod pipe;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod poll;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod process;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod sched;
@@ -65,6 +67,7 @@ pub mod nr {
     pub const PREAD64: u64 = 67;
     pub const PWRITE64: u64 = 68;
     pub const SENDFILE: u64 = 71;
+    pub const PPOLL: u64 = 73;
     pub const READLINKAT: u64 = 78;
     pub const NEWFSTATAT: u64 = 79;
     pub const FSTAT: u64 = 80;

@@ -13,6 +13,7 @@ use super::fs::*;
 use super::mm::*;
 use super::namei::*;
 use super::pipe::*;
+use super::poll::*;
 use super::process::*;
 use super::sched::*;
 use super::sys::*;
@@ -80,6 +81,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::MOUNT => sys_mount(a[0] as usize, a[1] as usize, a[2] as usize, a[3], a[4] as usize),
         nr::UMOUNT2 => sys_umount2(a[0] as usize, a[1] as u32),
         nr::SENDFILE => sys_sendfile(a[0] as i32, a[1] as i32, a[2] as usize, a[3] as usize),
+        nr::PPOLL => sys_ppoll(a[0] as usize, a[1] as usize, a[2] as usize, a[3] as usize, a[4] as usize),
         nr::SYNC => Ok(0),
         nr::FSYNC | nr::FDATASYNC => sys_fsync(a[0] as i32),
         nr::GETRANDOM => sys_getrandom(a[0] as usize, a[1] as usize, a[2] as u32),
