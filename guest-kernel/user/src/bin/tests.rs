@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 59;
+const CHECKS: u32 = 60;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1709,6 +1709,31 @@ fn file_tests(s: &mut Suite) {
             && rq == 4
             && &q[..4] == b"fifo",
         format_args!("mknod {m:?} null w {wn} r {rn}, zero r {rz}, full w {wf}, fifo w {wq} r {rq}"),
+    );
+
+    // A FIFO's open waits for the other side: the child's O_WRONLY open
+    // returns once the parent opens for reading; without a reader,
+    // O_WRONLY|O_NONBLOCK is ENXIO, and O_RDONLY|O_NONBLOCK opens at once.
+    sys::syscall6(33, [AT_FDCWD, c"/tmp/el0/fifo2".as_ptr() as usize, 0o10644, 0, 0, 0]);
+    let enxio = openat(c"/tmp/el0/fifo2", O_WRONLY | O_NONBLOCK, 0);
+    let nb = openat(c"/tmp/el0/fifo2", O_RDONLY | O_NONBLOCK, 0);
+    close(nb);
+    let pid = sys::fork();
+    if pid == 0 {
+        let w = openat(c"/tmp/el0/fifo2", O_WRONLY, 0);
+        let n = fd_write(w, b"met");
+        sys::exit_group(if n == 3 { 0 } else { 1 });
+    }
+    let r = openat(c"/tmp/el0/fifo2", O_RDONLY, 0);
+    let mut b = [0u8; 8];
+    let n = fd_read(r, &mut b);
+    let eof = fd_read(r, &mut b[4..]);
+    let (_, st) = sys::wait4(pid, 0);
+    close(r);
+    s.check(
+        "FIFOs: a blocking open waits for the other side; O_WRONLY|O_NONBLOCK without a reader gives ENXIO",
+        enxio == -6 && nb >= 0 && n == 3 && &b[..3] == b"met" && eof == 0 && st == 0,
+        format_args!("enxio {enxio} nonblock {nb} read {n} eof {eof} status {st:#x}"),
     );
 
     // fork shares an open file's offset with the child.
