@@ -32,6 +32,8 @@ pub mod inode;
 pub mod namei;
 pub mod pipe;
 pub mod super_block;
+#[cfg(test)]
+mod tests;
 pub mod tmpfs;
 
 use alloc::collections::BTreeMap;
