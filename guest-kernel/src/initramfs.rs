@@ -11,6 +11,12 @@ pub struct Entry<'a> {
     pub name: &'a str,
     /// `c_mode`.
     pub mode: u32,
+    /// `c_uid`, `c_gid`, `c_mtime`.
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u32,
+    /// A device node's `c_rdevmajor` and `c_rdevminor`.
+    pub rdev: (u32, u32),
     /// File contents.
     pub data: &'a [u8],
 }
@@ -88,10 +94,12 @@ impl<'a> Cpio<'a> {
             return Err(CpioError::Truncated(h));
         }
         if name == "TRAILER!!!" {
+            self.off = pad4(data_end);
             return Ok(None);
         }
         self.off = pad4(data_end);
-        Ok(Some(Entry { name: normalize(name), mode, data: &b[data_start..data_end] }))
+        let (uid, gid, mtime, rdev) = (field(2)?, field(3)?, field(5)?, (field(9)?, field(10)?));
+        Ok(Some(Entry { name: normalize(name), mode, uid, gid, mtime, rdev, data: &b[data_start..data_end] }))
     }
 }
 
@@ -105,6 +113,20 @@ fn normalize(mut p: &str) -> &str {
             return p;
         }
         p = q;
+    }
+}
+
+impl<'a> Cpio<'a> {
+    /// What follows this archive's trailer, past the zeros that pad it:
+    /// the next archive of an initramfs made of several (Linux unpacks
+    /// them all, in order), or nothing.
+    pub fn rest(&self) -> &'a [u8] {
+        if !self.done {
+            return &[];
+        }
+        let r = &self.data[self.off.min(self.data.len())..];
+        let skip = r.iter().position(|&b| b != 0).unwrap_or(r.len());
+        &r[skip..]
     }
 }
 
@@ -126,6 +148,73 @@ impl<'a> Iterator for Cpio<'a> {
             }
         }
     }
+}
+
+/// `unpack_to_rootfs` (Linux init/initramfs.c): every entry of the archive
+/// made a file of the VFS under its root: directories, regular files
+/// (their data read in place), symlinks, device nodes and FIFOs, with the
+/// archive's modes, owners and modification times. As Linux's, an entry
+/// whose directory is missing is skipped, a directory already there gets
+/// the archive's mode, and a later file of the same name replaces an
+/// earlier one (so a second archive appended to the first wins: each
+/// archive after a trailer is unpacked in turn). Returns
+/// how many entries were unpacked, or the archive's first error.
+pub fn unpack_to_rootfs(v: &mut crate::fs::Vfs, data: &'static [u8]) -> Result<usize, CpioError> {
+    use crate::fs::inode::{FileData, InodeKind, Timespec, mkdev};
+    use crate::fs::namei::At;
+    let at = At { root: v.root, dir: v.root };
+    let mut n = 0;
+    let mut archive = Cpio::new(data);
+    loop {
+        let Some(e) = archive.next() else {
+            // The next archive, if another follows.
+            let rest = archive.rest();
+            if rest.is_empty() {
+                break;
+            }
+            archive = Cpio::new(rest);
+            continue;
+        };
+        let e = e?;
+        let t = Some(Timespec { sec: i64::from(e.mtime), nsec: 0 });
+        if e.name.is_empty() || e.name == "." {
+            v.chmod(v.root, e.mode);
+            v.chown(v.root, e.uid, e.gid);
+            continue;
+        }
+        let Ok(p) = v.lookup_parent(at, e.name.as_bytes()) else { continue };
+        let Some(kind) = InodeKind::of_mode(e.mode) else { continue };
+        let old = v.dcache.d_lookup(p.dir, &p.last);
+        let ino = match (kind, old) {
+            (InodeKind::Dir, Some(i)) if v.inode(i).is_dir() => i,
+            (_, old) => {
+                if let Some(i) = old {
+                    let r = if v.inode(i).is_dir() { v.rmdir(p.dir, &p.last) } else { v.unlink(p.dir, &p.last) };
+                    if r.is_err() {
+                        continue;
+                    }
+                }
+                let r = match kind {
+                    InodeKind::Symlink => v.symlink(p.dir, &p.last, e.data, e.uid, e.gid),
+                    _ => v.create(p.dir, &p.last, e.mode, mkdev(e.rdev.0, e.rdev.1), e.uid, e.gid),
+                };
+                let Ok(i) = r else { continue };
+                if kind == InodeKind::Reg && !e.data.is_empty() {
+                    if v.charge_static(i, e.data.len()).is_err() {
+                        let _ = v.unlink(p.dir, &p.last);
+                        continue;
+                    }
+                    v.inode_mut(i).data = FileData::Static(e.data);
+                }
+                i
+            }
+        };
+        v.chmod(ino, e.mode);
+        v.chown(ino, e.uid, e.gid);
+        v.set_times(ino, t, t);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Appends one cpio "newc" entry (inode 1, one link, the given mode) to
@@ -191,6 +280,33 @@ mod tests {
         entry(&mut b, "TRAILER!!!", 0, b"");
         assert_eq!(Cpio::new(&b).next().unwrap().unwrap().name, "bin/x");
         assert_eq!(Cpio::find(&b, "bin/x").unwrap().data, b"x");
+    }
+
+    #[test]
+    fn unpacks_directories_files_symlinks_and_devices_with_their_modes() {
+        let mut a = Vec::new();
+        entry(&mut a, ".", 0o40755, b"");
+        entry(&mut a, "bin", 0o40700, b"");
+        entry(&mut a, "bin/busybox", S_IFREG | 0o755, b"\x7fELF");
+        entry(&mut a, "bin/sh", 0o120777, b"busybox");
+        entry(&mut a, "dev", 0o40755, b"");
+        entry(&mut a, "nodir/x", S_IFREG | 0o644, b"lost");
+        entry(&mut a, "TRAILER!!!", 0, b"");
+        let a: &'static [u8] = a.leak();
+        let mut v = crate::fs::testing::vfs();
+        assert_eq!(unpack_to_rootfs(&mut v, a), Ok(4));
+        let at = crate::fs::namei::At { root: v.root, dir: v.root };
+        let sh = v.lookup(at, b"/bin/sh", true).unwrap();
+        assert_eq!(v.inode(sh).data.as_slice(), b"\x7fELF");
+        assert_eq!(v.inode(sh).mode, S_IFREG | 0o755);
+        let bin = v.lookup(at, b"/bin", true).unwrap();
+        assert_eq!(v.inode(bin).mode & 0o7777, 0o700);
+        assert_eq!(v.readlink(v.lookup(at, b"/bin/sh", false).unwrap()), Ok(b"busybox".as_slice()));
+        assert_eq!(
+            v.lookup(at, b"/nodir/x", true),
+            Err(crate::mm::Errno::ENOENT),
+            "a missing directory skips its files"
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod exec;
 pub mod exit;
 pub mod fault;
 pub mod fork;
+pub mod fs;
 pub mod futex;
 pub mod itimer;
 pub mod kthread;
@@ -286,6 +287,11 @@ pub struct Kernel {
     pub events: Workqueue<WorkFn>,
     /// The console tty.
     pub tty: crate::arch::aarch64::tty::ConsoleTty,
+    /// The VFS: files, directories, open files, descriptor tables, pipes
+    /// (`kernel/fs.rs`). Behind the kernel lock because pipes sleep and
+    /// wake through the scheduler; the dentry tree and file data could
+    /// have their own lock once the scheduler has its own.
+    pub vfs: crate::fs::Vfs,
     /// A dead task's thread, freed by the next task on that CPU.
     pub dead: [Option<Box<Thread>>; MAX_CPUS],
     pub randomize: bool,
@@ -335,6 +341,7 @@ pub fn init(nr_cpus: usize, hz: u32, randomize: bool, overcommit: OvercommitPoli
         tasklets: core::array::from_fn(|_| TaskletQueue::new()),
         events: Workqueue::new(),
         tty: Default::default(),
+        vfs: fs::boot_vfs(initrd, total),
         dead: core::array::from_fn(|_| None),
         randomize,
         initrd,

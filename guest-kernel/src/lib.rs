@@ -24,6 +24,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod console;
 pub mod elf;
+pub mod fs;
 pub mod futex;
 /// The hypervisor's self-tests and benchmarks (`test=NAME`): a payload for
 /// the QEMU tests, not part of the kernel; built with the `hyptest` feature

@@ -85,6 +85,36 @@ impl Errno {
     pub const ENOSYS: Errno = Errno(38);
     /// Too many levels of symbolic links (or of `#!` interpreters).
     pub const ELOOP: Errno = Errno(40);
+    /// No such device or address (a FIFO opened for writing, O_NONBLOCK, no reader).
+    pub const ENXIO: Errno = Errno(6);
+    /// Cross-device link.
+    pub const EXDEV: Errno = Errno(18);
+    /// Not a directory.
+    pub const ENOTDIR: Errno = Errno(20);
+    /// Is a directory.
+    pub const EISDIR: Errno = Errno(21);
+    /// File table overflow.
+    pub const ENFILE: Errno = Errno(23);
+    /// Too many open files.
+    pub const EMFILE: Errno = Errno(24);
+    /// Not a typewriter.
+    pub const ENOTTY: Errno = Errno(25);
+    /// File too large.
+    pub const EFBIG: Errno = Errno(27);
+    /// No space left on device.
+    pub const ENOSPC: Errno = Errno(28);
+    /// Illegal seek.
+    pub const ESPIPE: Errno = Errno(29);
+    /// Too many links.
+    pub const EMLINK: Errno = Errno(31);
+    /// Broken pipe.
+    pub const EPIPE: Errno = Errno(32);
+    /// Result out of range.
+    pub const ERANGE: Errno = Errno(34);
+    /// Operation not supported.
+    pub const EOPNOTSUPP: Errno = Errno(95);
+    /// Directory not empty.
+    pub const ENOTEMPTY: Errno = Errno(39);
     /// Connection timed out (a futex wait's timeout ran out).
     pub const ETIMEDOUT: Errno = Errno(110);
     /// A sleep a signal interrupted: restarted if no handler runs or the

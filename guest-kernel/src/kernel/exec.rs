@@ -1,4 +1,4 @@
-//! `execve` of a static ELF program from the initramfs (Linux fs/exec.c
+//! `execve` of a static ELF program found through the VFS (Linux fs/exec.c
 //! `do_execve` → fs/binfmt_elf.c `load_elf_binary`): a new address space
 //! with the program's segments, a stack holding argc, argv, envp and the
 //! auxiliary vector, the heap start (brk) above the bss; the old address
@@ -12,7 +12,9 @@ use crate::arch::aarch64::pgtable::{UserPageTable, switch_ttbr0};
 use crate::arch::aarch64::process;
 use crate::binfmt_script;
 use crate::elf::load_plan;
-use crate::initramfs::{Cpio, Entry};
+use alloc::borrow::Cow;
+
+use crate::fs::inode::{FileData, InodeKind};
 use crate::kernel::fault::LockedPages;
 use crate::kernel::fork::{mm_config, mm_install, mm_release_child_tid, mmput};
 use crate::kernel::lock;
@@ -173,13 +175,13 @@ type Argv = Vec<Vec<u8>>;
 /// interpreter its `#!` line names (`binfmt_script`), followed through up
 /// to [`binfmt_script::MAX_RECURSION`] rewrites (then ELOOP), with the
 /// interpreter's argv (None: `argv` as given, no copy).
-fn find_program(initrd: &'static [u8], path: &[u8], argv: &[&[u8]]) -> Result<(Entry<'static>, Option<Argv>), Errno> {
+fn find_program(me: TaskId, path: &[u8], argv: &[&[u8]]) -> Result<(Cow<'static, [u8]>, Option<Argv>), Errno> {
     // The path and argv after the rewrites so far.
     let mut script: Option<(Vec<u8>, Argv)> = None;
     for _ in 0..=binfmt_script::MAX_RECURSION {
         let name = script.as_ref().map_or(path, |(p, _)| p.as_slice());
-        let file = Cpio::find(initrd, core::str::from_utf8(name).map_err(|_| Errno::ENOENT)?).ok_or(Errno::ENOENT)?;
-        let Some(line) = binfmt_script::parse(file.data) else { return Ok((file, script.map(|(_, a)| a))) };
+        let file = open_exec(me, name)?;
+        let Some(line) = binfmt_script::parse(&file) else { return Ok((file, script.map(|(_, a)| a))) };
         let s = line.map_err(|_| Errno::ENOEXEC)?;
         let args: Vec<&[u8]> = match &script {
             Some((_, a)) => a.iter().map(Vec::as_slice).collect(),
@@ -191,6 +193,25 @@ fn find_program(initrd: &'static [u8], path: &[u8], argv: &[&[u8]]) -> Result<(E
     Err(Errno::ELOOP)
 }
 
+/// `open_exec`: the contents of the program at `path`, looked up from
+/// `me`'s working directory with symlinks followed (busybox's applets
+/// are symlinks to it). Not a regular file, or no execute bit: EACCES.
+/// The initramfs's files are used in place; a file written since is
+/// copied (its data can change once the kernel lock is released).
+fn open_exec(me: TaskId, path: &[u8]) -> Result<Cow<'static, [u8]>, Errno> {
+    let k = lock();
+    let at = super::fs::at_cwd(&k, me);
+    let ino = k.vfs.lookup(at, path, true)?;
+    let i = k.vfs.inode(ino);
+    if i.kind() != InodeKind::Reg || i.mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(match &i.data {
+        FileData::Static(s) => Cow::Borrowed(s),
+        FileData::Owned(v) => Cow::Owned(v.clone()),
+    })
+}
+
 /// `execve` for task `me` (the caller runs on its kernel stack): on
 /// success its user frame starts the new program.
 /// A `#!` script runs its interpreter instead (`binfmt_script`), up to
@@ -198,17 +219,17 @@ fn find_program(initrd: &'static [u8], path: &[u8], argv: &[&[u8]]) -> Result<(E
 pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<(), Errno> {
     // The new address space is private to us until it is installed: it is
     // built without the kernel lock (and without its own locks).
-    let (initrd, cfg, ids) = {
+    let (cfg, ids) = {
         let mut k = lock();
         let c = &k.tasks.get(me).expect("current task").cred;
         let ids = [c.uid, c.euid, c.gid, c.egid];
-        (k.initrd, mm_config(&mut k), ids)
+        (mm_config(&mut k), ids)
     };
     // comm is the name of the file execve was given, a script's included
     // (Linux: `kbasename(bprm->filename)`).
     let comm = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
     let comm = alloc::string::String::from_utf8_lossy(comm).into_owned();
-    let (file, script_argv) = find_program(initrd, path, argv)?;
+    let (file, script_argv) = find_program(me, path, argv)?;
     let script_refs: Vec<&[u8]>;
     let argv = match &script_argv {
         Some(a) => {
@@ -217,7 +238,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
         }
         None => argv,
     };
-    let plan = load_plan(file.data).map_err(|_| Errno::ENOEXEC)?;
+    let plan = load_plan(&file).map_err(|_| Errno::ENOEXEC)?;
     let mut mm = MmStruct::new(cfg);
     let mut pt = UserPageTable::new()?;
     let built = (|| -> Result<usize, Errno> {
@@ -228,7 +249,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
             populate(&mut pt, m.start, m.end, p)?;
         }
         for c in &plan.copies {
-            pt.write_bytes(c.vaddr, &file.data[c.offset..c.offset + c.len])?;
+            pt.write_bytes(c.vaddr, &file[c.offset..c.offset + c.len])?;
         }
         let aux = Aux { entry: plan.entry, phdr: plan.phdr, phnum: plan.phnum, ids, random: cfg.seed, execfn: path };
         // The image decides the stack's first size: 128 KiB, or more
@@ -273,6 +294,7 @@ pub fn kernel_execve(me: TaskId, path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) ->
         ts.sigtramp = 0;
     }
     k.tasks.flush_signal_handlers(me);
+    super::fs::close_on_exec(&mut k, me);
     process::tls_thread_flush();
     let frame = process::user_frame_of(&mut k, me);
     *frame = crate::arch::aarch64::trap::TrapFrame::default();

@@ -39,6 +39,7 @@ pub fn do_exit(status: i32) -> ! {
     let cpu = smp_processor_id();
     let me = k.sched.current(cpu);
     let pid = k.tasks.get(me).map_or(0, |t| t.pid);
+    super::fs::exit_files(&mut k, me);
     let t = now_ns();
     let k2 = &mut *k;
     if k2.tasks.do_exit(&mut k2.sched, me, status, t).is_err() {

@@ -129,6 +129,7 @@ pub fn do_clone(frame: &TrapFrame, args: CloneArgs) -> Result<i32, Errno> {
         }
         _ => {}
     }
+    super::fs::copy_files(&mut k, me, child, flags);
     let pid = k.tasks.get(child).map_or(0, |t| t.pid);
     copy_thread(
         &mut thread,

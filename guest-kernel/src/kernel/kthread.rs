@@ -85,6 +85,9 @@ extern "C" fn init_thread(_: usize) {
     let name = path.rsplit('/').next().unwrap_or(path);
     let argv: Vec<&[u8]> =
         core::iter::once(name.as_bytes()).chain(args.split_ascii_whitespace().map(str::as_bytes)).collect();
+    if let Err(e) = crate::kernel::fs::init_files(&mut lock(), me) {
+        crate::println!("guest-kernel: init's files: {e:?}");
+    }
     // Linux's `envp_init`: HOME=/ and TERM=linux.
     let envp: [&[u8]; 2] = [b"HOME=/", b"TERM=linux"];
     let r = crate::kernel::exec::kernel_execve(me, path.as_bytes(), &argv, &envp);

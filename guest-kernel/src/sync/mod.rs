@@ -22,7 +22,7 @@
 //! | rank | class | what it guards | taken inside |
 //! | ---: | --- | --- | --- |
 //! | 1 | [`MMAP_LOCK`] | an address space's VMAs: `Mm::mmap_lock`, a [`RwSemaphore`] (`arch/aarch64/mm.rs`); read by faults, written by mmap, munmap, mprotect, brk, fork's copy, stack growth, exit_mmap | nothing (sleeping lock) |
-//! | 2 | [`KLOCK`] | the kernel lock: scheduler, task table and the table of address spaces (not their contents), timers, futexes, tty (`kernel.rs`) | nothing; held across `cpu_switch_to` and released by the next task on the same CPU |
+//! | 2 | [`KLOCK`] | the kernel lock: scheduler, task table and the table of address spaces (not their contents), timers, futexes, tty, the VFS with its pipes (`kernel.rs`, `fs/`) | nothing; held across `cpu_switch_to` and released by the next task on the same CPU |
 //! | 3 | [`BLOCK`] | the disks found at boot and their devices (`arch/aarch64/virtio.rs`): a request is sent and polled to completion with it held | nothing |
 //! | 4 | [`KERNEL_MAP`] | the kernel's TTBR1 tables (`mmu::map_probe_page`) | nothing (self-tests) |
 //! | 5 | [`ASIDS`] | the ASID bitmap (`pgtable.rs`) | KLOCK (the last reference to an address space dropped at a context switch) |

@@ -11,6 +11,12 @@ mod fs;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod mm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod namei;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod pipe;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod poll;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod process;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod sched;
@@ -32,8 +38,49 @@ pub use table::dispatch;
 
 /// Syscall numbers.
 pub mod nr {
+    pub const GETCWD: u64 = 17;
+    pub const DUP: u64 = 23;
+    pub const DUP3: u64 = 24;
+    pub const FCNTL: u64 = 25;
+    pub const IOCTL: u64 = 29;
+    pub const MKNODAT: u64 = 33;
+    pub const MKDIRAT: u64 = 34;
+    pub const UNLINKAT: u64 = 35;
+    pub const SYMLINKAT: u64 = 36;
+    pub const LINKAT: u64 = 37;
+    pub const RENAMEAT: u64 = 38;
+    pub const UMOUNT2: u64 = 39;
+    pub const MOUNT: u64 = 40;
+    pub const TRUNCATE: u64 = 45;
+    pub const FTRUNCATE: u64 = 46;
+    pub const FACCESSAT: u64 = 48;
+    pub const CHDIR: u64 = 49;
+    pub const FCHDIR: u64 = 50;
+    pub const CHROOT: u64 = 51;
+    pub const FCHMOD: u64 = 52;
+    pub const FCHMODAT: u64 = 53;
+    pub const FCHOWNAT: u64 = 54;
+    pub const FCHOWN: u64 = 55;
+    pub const OPENAT: u64 = 56;
+    pub const CLOSE: u64 = 57;
+    pub const PIPE2: u64 = 59;
+    pub const GETDENTS64: u64 = 61;
+    pub const LSEEK: u64 = 62;
     pub const READ: u64 = 63;
     pub const WRITE: u64 = 64;
+    pub const READV: u64 = 65;
+    pub const WRITEV: u64 = 66;
+    pub const PREAD64: u64 = 67;
+    pub const PWRITE64: u64 = 68;
+    pub const SENDFILE: u64 = 71;
+    pub const PPOLL: u64 = 73;
+    pub const READLINKAT: u64 = 78;
+    pub const NEWFSTATAT: u64 = 79;
+    pub const FSTAT: u64 = 80;
+    pub const SYNC: u64 = 81;
+    pub const FSYNC: u64 = 82;
+    pub const FDATASYNC: u64 = 83;
+    pub const UTIMENSAT: u64 = 88;
     pub const EXIT: u64 = 93;
     pub const EXIT_GROUP: u64 = 94;
     pub const SET_TID_ADDRESS: u64 = 96;
@@ -88,6 +135,7 @@ pub mod nr {
     pub const SETRLIMIT: u64 = 164;
     pub const GETRUSAGE: u64 = 165;
     pub const UNAME: u64 = 160;
+    pub const UMASK: u64 = 166;
     pub const PRCTL: u64 = 167;
     pub const GETPID: u64 = 172;
     pub const GETPPID: u64 = 173;
@@ -108,7 +156,10 @@ pub mod nr {
     pub const PRLIMIT64: u64 = 261;
     pub const SCHED_SETATTR: u64 = 274;
     pub const SCHED_GETATTR: u64 = 275;
+    pub const RENAMEAT2: u64 = 276;
     pub const GETRANDOM: u64 = 278;
+    pub const STATX: u64 = 291;
+    pub const FACCESSAT2: u64 = 439;
 }
 
 /// `PR_SET_CHILD_SUBREAPER`.

@@ -1,7 +1,8 @@
 //! The system-call table (Linux arch/arm64/kernel/syscall.c
 //! `invoke_syscall` and include/uapi/asm-generic/unistd.h): one line per
 //! call, from the number in x8 to its handler, which lives with its
-//! subsystem's calls (`fs.rs`, `process.rs`, `sched.rs`, `time.rs`,
+//! subsystem's calls (`fs.rs` for descriptors, `namei.rs` for paths,
+//! `pipe.rs`, `process.rs`, `sched.rs`, `time.rs`,
 //! `mm.rs`; the futex glue is `kernel/futex.rs`, `execve`'s loader
 //! `kernel/exec.rs`). User memory is reached only through
 //! `uaccess`, never with the kernel lock held; every pointer a program
@@ -11,6 +12,9 @@
 use super::cred::*;
 use super::fs::*;
 use super::mm::*;
+use super::namei::*;
+use super::pipe::*;
+use super::poll::*;
 use super::process::*;
 use super::sched::*;
 use super::signal::*;
@@ -36,8 +40,52 @@ pub(super) type R = Result<isize, Errno>;
 pub fn dispatch(f: &mut TrapFrame) -> isize {
     let a = f.x;
     let r: R = match a[8] {
-        nr::WRITE => sys_write(a[0], a[1] as usize, a[2] as usize),
-        nr::READ => sys_read(a[0], a[1] as usize, a[2] as usize),
+        nr::WRITE => sys_write(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::READ => sys_read(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::READV => sys_readv(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::WRITEV => sys_writev(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::PREAD64 => sys_pread64(a[0] as i32, a[1] as usize, a[2] as usize, a[3] as i64),
+        nr::PWRITE64 => sys_pwrite64(a[0] as i32, a[1] as usize, a[2] as usize, a[3] as i64),
+        nr::LSEEK => sys_lseek(a[0] as i32, a[1] as i64, a[2] as u32),
+        nr::OPENAT => sys_openat(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32),
+        nr::CLOSE => sys_close(a[0] as i32),
+        nr::DUP => sys_dup(a[0] as i32),
+        nr::DUP3 => sys_dup3(a[0] as i32, a[1] as i32, a[2] as u32),
+        nr::FCNTL => sys_fcntl(a[0] as i32, a[1] as u32, a[2]),
+        nr::IOCTL => sys_ioctl(a[0] as i32, a[1] as u32, a[2] as usize),
+        nr::PIPE2 => sys_pipe2(a[0] as usize, a[1] as u32),
+        nr::GETDENTS64 => sys_getdents64(a[0] as i32, a[1] as usize, a[2] as usize),
+        nr::FSTAT => sys_fstat(a[0] as i32, a[1] as usize),
+        nr::NEWFSTATAT => sys_newfstatat(a[0] as i32, a[1] as usize, a[2] as usize, a[3] as u32),
+        nr::STATX => sys_statx(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as usize),
+        nr::FACCESSAT => sys_faccessat2(a[0] as i32, a[1] as usize, a[2] as u32, 0),
+        nr::FACCESSAT2 => sys_faccessat2(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32),
+        nr::READLINKAT => sys_readlinkat(a[0] as i32, a[1] as usize, a[2] as usize, a[3] as i32),
+        nr::SYMLINKAT => sys_symlinkat(a[0] as usize, a[1] as i32, a[2] as usize),
+        nr::LINKAT => sys_linkat(a[0] as i32, a[1] as usize, a[2] as i32, a[3] as usize, a[4] as u32),
+        nr::UNLINKAT => sys_unlinkat(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::RENAMEAT => sys_renameat2(a[0] as i32, a[1] as usize, a[2] as i32, a[3] as usize, 0),
+        nr::RENAMEAT2 => sys_renameat2(a[0] as i32, a[1] as usize, a[2] as i32, a[3] as usize, a[4] as u32),
+        nr::MKDIRAT => sys_mkdirat(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::MKNODAT => sys_mknodat(a[0] as i32, a[1] as usize, a[2] as u32, a[3]),
+        nr::FCHMODAT => sys_fchmodat(a[0] as i32, a[1] as usize, a[2] as u32),
+        nr::FCHMOD => sys_fchmod(a[0] as i32, a[1] as u32),
+        nr::FCHOWNAT => sys_fchownat(a[0] as i32, a[1] as usize, a[2] as u32, a[3] as u32, a[4] as u32),
+        nr::FCHOWN => sys_fchown(a[0] as i32, a[1] as u32, a[2] as u32),
+        nr::UTIMENSAT => sys_utimensat(a[0] as i32, a[1] as usize, a[2] as usize, a[3] as u32),
+        nr::FTRUNCATE => sys_ftruncate(a[0] as i32, a[1] as i64),
+        nr::TRUNCATE => sys_truncate(a[0] as usize, a[1] as i64),
+        nr::CHDIR => sys_chdir(a[0] as usize),
+        nr::FCHDIR => sys_fchdir(a[0] as i32),
+        nr::CHROOT => sys_chroot(a[0] as usize),
+        nr::GETCWD => sys_getcwd(a[0] as usize, a[1] as usize),
+        nr::UMASK => sys_umask(a[0] as u32),
+        nr::MOUNT => sys_mount(a[0] as usize, a[1] as usize, a[2] as usize, a[3], a[4] as usize),
+        nr::UMOUNT2 => sys_umount2(a[0] as usize, a[1] as u32),
+        nr::SENDFILE => sys_sendfile(a[0] as i32, a[1] as i32, a[2] as usize, a[3] as usize),
+        nr::PPOLL => sys_ppoll(a[0] as usize, a[1] as usize, a[2] as usize, a[3] as usize, a[4] as usize),
+        nr::SYNC => Ok(0),
+        nr::FSYNC | nr::FDATASYNC => sys_fsync(a[0] as i32),
         nr::EXIT => do_exit(exit_status(a[0] as i32)),
         nr::EXIT_GROUP => do_group_exit(exit_status(a[0] as i32)),
         nr::GETPID => Ok(with_me(|t| t.tgid) as isize),

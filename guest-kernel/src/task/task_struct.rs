@@ -139,6 +139,10 @@ pub struct TaskStruct {
     /// fatal signal) has started ending the whole group
     /// (SIGNAL_GROUP_EXIT); wait4 reports it for the process.
     pub group_exit_code: Option<i32>,
+    /// Its `files_struct` and `fs_struct` in the VFS (`crate::fs::Vfs`'s
+    /// tables), or 0 for none (kernel threads, a task that has exited).
+    pub files: u32,
+    pub fs: u32,
 }
 
 impl TaskStruct {
@@ -183,6 +187,8 @@ impl TaskStruct {
             wait_chldexit: WaitQueueHead::new(),
             clear_child_tid: 0,
             group_exit_code: None,
+            files: 0,
+            fs: 0,
         }
     }
 

@@ -53,6 +53,13 @@ impl ConsoleTty {
         self.ldisc.read(max)
     }
 
+    /// Whether a `read` would return at once (`n_tty_poll`'s POLLIN): a
+    /// line or an end of file is ready and echoed, or there is no input
+    /// driver (end of file).
+    pub fn readable(&self) -> bool {
+        !self.has_input() || (self.ldisc.readable() && !self.ldisc.has_echo() && !self.echo_in_flight)
+    }
+
     /// Whether the console has an input driver (without one, stdin is at
     /// end of file).
     pub fn has_input(&self) -> bool {

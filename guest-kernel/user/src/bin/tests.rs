@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 62;
+const CHECKS: u32 = 76;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1392,6 +1392,7 @@ fn tests_main(argc: usize, argv: *const *const u8) -> i32 {
     signals::signal_tests(&mut s);
     #[cfg(target_arch = "aarch64")]
     signals::process_tests(&mut s);
+    file_tests(&mut s);
 
     let ran = s.passed + s.failed + s.skipped;
     let skippable = if ncpus() >= 2 { 0 } else { CHECKS_NEED_2_CPUS };
@@ -1955,6 +1956,396 @@ mod signals {
             format_args!("env child {st:#x}, long argument {too_long}, 100 arguments {st_many:#x}"),
         );
     }
+}
+
+// ----- files, directories and pipes (issue 15) ----------------------------------
+
+const AT_FDCWD: usize = -100isize as usize;
+const O_RDONLY: usize = 0;
+const O_WRONLY: usize = 1;
+const O_RDWR: usize = 2;
+const O_CREAT: usize = 0o100;
+const O_EXCL: usize = 0o200;
+const O_TRUNC: usize = 0o1000;
+const O_NONBLOCK: usize = 0o4000;
+const O_DIRECTORY: usize = 0o40000;
+const O_NOFOLLOW: usize = 0o100000;
+const O_CLOEXEC: usize = 0o2000000;
+const EEXIST: isize = -17;
+const EBADF: isize = -9;
+const ENOTDIR: isize = -20;
+const ENOTEMPTY: isize = -39;
+const ENAMETOOLONG: isize = -36;
+const SIGPIPE: i32 = 13;
+
+fn openat(path: &core::ffi::CStr, flags: usize, mode: usize) -> isize {
+    sys::syscall6(56, [AT_FDCWD, path.as_ptr() as usize, flags, mode, 0, 0])
+}
+fn close(fd: isize) -> isize {
+    sys::syscall6(57, [fd as usize, 0, 0, 0, 0, 0])
+}
+fn lseek(fd: isize, off: isize, whence: usize) -> isize {
+    sys::syscall6(62, [fd as usize, off as usize, whence, 0, 0, 0])
+}
+fn pipe2(flags: usize) -> (isize, [i32; 2]) {
+    let mut fds = [-1i32; 2];
+    let r = sys::syscall6(59, [fds.as_mut_ptr() as usize, flags, 0, 0, 0, 0]);
+    (r, fds)
+}
+fn unlink(path: &core::ffi::CStr) -> isize {
+    sys::syscall6(35, [AT_FDCWD, path.as_ptr() as usize, 0, 0, 0, 0])
+}
+fn rmdir(path: &core::ffi::CStr) -> isize {
+    sys::syscall6(35, [AT_FDCWD, path.as_ptr() as usize, 0x200, 0, 0, 0])
+}
+fn mkdir(path: &core::ffi::CStr, mode: usize) -> isize {
+    sys::syscall6(34, [AT_FDCWD, path.as_ptr() as usize, mode, 0, 0, 0])
+}
+fn fd_read(fd: isize, buf: &mut [u8]) -> isize {
+    sys::read(fd as usize, buf)
+}
+fn fd_write(fd: isize, buf: &[u8]) -> isize {
+    sys::write(fd as usize, buf)
+}
+
+/// The names a getdents64 buffer lists.
+fn dirent_names(buf: &[u8], out: &mut [[u8; 16]; 8]) -> usize {
+    let (mut off, mut n) = (0, 0);
+    while off + 19 < buf.len() && n < out.len() {
+        let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
+        if reclen == 0 {
+            break;
+        }
+        let name = &buf[off + 19..off + reclen];
+        let len = name.iter().position(|&c| c == 0).unwrap_or(name.len()).min(16);
+        out[n] = [0; 16];
+        out[n][..len].copy_from_slice(&name[..len]);
+        n += 1;
+        off += reclen;
+    }
+    n
+}
+
+fn has_name(names: &[[u8; 16]], want: &[u8]) -> bool {
+    names.iter().any(|n| &n[..want.len()] == want && (want.len() == 16 || n[want.len()] == 0))
+}
+
+/// Files, directories and pipes, as Linux has them: every check here
+/// passes on Linux 6.1 too. Works under /tmp (made if missing).
+fn file_tests(s: &mut Suite) {
+    let _ = mkdir(c"/tmp", 0o1777);
+    let _ = mkdir(c"/tmp/el0", 0o755);
+
+    // A file: create exclusively, write, seek to the end, read back.
+    let fd = openat(c"/tmp/el0/f", O_CREAT | O_EXCL | O_RDWR, 0o644);
+    let w = fd_write(fd, b"hello, file");
+    let end = lseek(fd, 0, 2);
+    let back = lseek(fd, -4, 2);
+    let mut b = [0u8; 16];
+    let r = fd_read(fd, &mut b);
+    let excl = openat(c"/tmp/el0/f", O_CREAT | O_EXCL | O_RDWR, 0o644);
+    close(fd);
+    let fd = openat(c"/tmp/el0/f", O_RDONLY, 0);
+    let mut all = [0u8; 32];
+    let r2 = fd_read(fd, &mut all);
+    close(fd);
+    s.check(
+        "files: O_CREAT|O_EXCL, write, lseek SEEK_END, read back; O_EXCL on an existing file gives EEXIST",
+        fd >= 0
+            && w == 11
+            && end == 11
+            && back == 7
+            && r == 4
+            && &b[..4] == b"file"
+            && excl == EEXIST
+            && r2 == 11
+            && &all[..11] == b"hello, file",
+        format_args!("fd {fd} w {w} end {end} back {back} r {r} excl {excl} r2 {r2}"),
+    );
+
+    // O_TRUNC empties it; unlinking an open file keeps its data until close.
+    let fd = openat(c"/tmp/el0/f", O_RDWR | O_TRUNC, 0);
+    let t = lseek(fd, 0, 2);
+    fd_write(fd, b"kept");
+    let u = unlink(c"/tmp/el0/f");
+    let gone = openat(c"/tmp/el0/f", O_RDONLY, 0);
+    lseek(fd, 0, 0);
+    let mut b = [0u8; 8];
+    let r = fd_read(fd, &mut b);
+    close(fd);
+    s.check(
+        "files: O_TRUNC empties; an unlinked open file keeps its data until closed",
+        t == 0 && u == 0 && gone == ENOENT && r == 4 && &b[..4] == b"kept",
+        format_args!("trunc {t} unlink {u} reopen {gone} read {r}"),
+    );
+
+    // Pipes: a round trip, then end of file once the writer is closed.
+    let (pr, fds) = pipe2(0);
+    let (rd, wr) = (fds[0] as isize, fds[1] as isize);
+    let w = fd_write(wr, b"through the pipe");
+    let mut b = [0u8; 32];
+    let r = fd_read(rd, &mut b);
+    close(wr);
+    let eof = fd_read(rd, &mut b);
+    close(rd);
+    s.check(
+        "pipes: pipe2, write then read the same bytes; EOF once no writer is left",
+        pr == 0 && w == 16 && r == 16 && &b[..16] == b"through the pipe" && eof == 0,
+        format_args!("pipe2 {pr} w {w} r {r} eof {eof}"),
+    );
+
+    // A child writes, the parent reads: data crosses fork, and the reader
+    // sleeps until it comes.
+    let (_, fds) = pipe2(0);
+    let (rd, wr) = (fds[0] as isize, fds[1] as isize);
+    let pid = sys::fork();
+    if pid == 0 {
+        close(rd);
+        sys::sleep_ms(20);
+        fd_write(wr, b"from the child");
+        sys::exit_group(0);
+    }
+    close(wr);
+    let mut b = [0u8; 32];
+    let r = fd_read(rd, &mut b);
+    let eof = fd_read(rd, &mut b[16..]);
+    let (_, st) = sys::wait4(pid, 0);
+    close(rd);
+    s.check(
+        "pipes: a reader sleeps until a forked child writes, then sees EOF when it exits",
+        r == 14 && &b[..14] == b"from the child" && eof == 0 && st == 0,
+        format_args!("r {r} eof {eof} status {st:#x}"),
+    );
+
+    // O_NONBLOCK: an empty pipe gives EAGAIN; a full one too.
+    let (_, fds) = pipe2(O_NONBLOCK);
+    let (rd, wr) = (fds[0] as isize, fds[1] as isize);
+    let mut b = [0u8; 8];
+    let again = fd_read(rd, &mut b);
+    let big = [7u8; 4096];
+    let mut total = 0;
+    loop {
+        let w = fd_write(wr, &big);
+        if w <= 0 {
+            total = if w == EAGAIN { total } else { w };
+            break;
+        }
+        total += w;
+    }
+    close(rd);
+    close(wr);
+    s.check(
+        "pipes: O_NONBLOCK gives EAGAIN on an empty pipe, and on a full one after 64 KiB",
+        again == EAGAIN && total == 65536,
+        format_args!("read {again}, wrote {total} before EAGAIN"),
+    );
+
+    // No reader: the writer gets SIGPIPE (and dies of it: the default).
+    let st = in_child(|| {
+        let (_, fds) = pipe2(0);
+        close(fds[0] as isize);
+        let w = fd_write(fds[1] as isize, b"x");
+        100 + (-w) as i32
+    });
+    s.check(
+        "pipes: a write with no reader left kills the writer with SIGPIPE",
+        st & 0x7f == SIGPIPE,
+        format_args!("status {st:#x}"),
+    );
+
+    // Directories: getdents64 lists what mkdir and open made.
+    mkdir(c"/tmp/el0/d", 0o755);
+    close(openat(c"/tmp/el0/d/one", O_CREAT | O_WRONLY, 0o644));
+    mkdir(c"/tmp/el0/d/two", 0o755);
+    let dfd = openat(c"/tmp/el0/d", O_RDONLY | O_DIRECTORY, 0);
+    let mut buf = [0u8; 512];
+    let n = sys::syscall6(61, [dfd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]);
+    let mut names = [[0u8; 16]; 8];
+    let count = dirent_names(&buf[..n.max(0) as usize], &mut names);
+    let end = sys::syscall6(61, [dfd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]);
+    close(dfd);
+    let notdir = openat(c"/tmp/el0/d/one", O_RDONLY | O_DIRECTORY, 0);
+    let notempty = rmdir(c"/tmp/el0/d");
+    s.check(
+        "directories: getdents64 lists . .. and the entries, then 0; O_DIRECTORY on a file ENOTDIR; rmdir non-empty ENOTEMPTY",
+        count == 4
+            && [&b"."[..], b"..", b"one", b"two"].iter().all(|w| has_name(&names[..count], w))
+            && end == 0
+            && notdir == ENOTDIR
+            && notempty == ENOTEMPTY,
+        format_args!("n {n} count {count} end {end} notdir {notdir} rmdir {notempty}"),
+    );
+
+    // Symlinks: readlinkat gives the target, open follows it, O_NOFOLLOW
+    // refuses it, a loop is ELOOP.
+    let fd = openat(c"/tmp/el0/target", O_CREAT | O_WRONLY, 0o644);
+    fd_write(fd, b"via link");
+    close(fd);
+    let sl = sys::syscall6(36, [c"target".as_ptr() as usize, AT_FDCWD, c"/tmp/el0/link".as_ptr() as usize, 0, 0, 0]);
+    let mut t = [0u8; 32];
+    let rl = sys::syscall6(78, [AT_FDCWD, c"/tmp/el0/link".as_ptr() as usize, t.as_mut_ptr() as usize, t.len(), 0, 0]);
+    let fd = openat(c"/tmp/el0/link", O_RDONLY, 0);
+    let mut b = [0u8; 16];
+    let r = fd_read(fd, &mut b);
+    close(fd);
+    let nofollow = openat(c"/tmp/el0/link", O_RDONLY | O_NOFOLLOW, 0);
+    sys::syscall6(36, [c"loop2".as_ptr() as usize, AT_FDCWD, c"/tmp/el0/loop1".as_ptr() as usize, 0, 0, 0]);
+    sys::syscall6(36, [c"loop1".as_ptr() as usize, AT_FDCWD, c"/tmp/el0/loop2".as_ptr() as usize, 0, 0, 0]);
+    let lp = openat(c"/tmp/el0/loop1", O_RDONLY, 0);
+    s.check(
+        "symlinks: symlinkat and readlinkat; open follows a link, O_NOFOLLOW gives ELOOP, a loop gives ELOOP",
+        sl == 0
+            && rl == 6
+            && &t[..6] == b"target"
+            && r == 8
+            && &b[..8] == b"via link"
+            && nofollow == ELOOP
+            && lp == ELOOP,
+        format_args!("symlink {sl} readlink {rl} read {r} nofollow {nofollow} loop {lp}"),
+    );
+
+    // dup3: the new descriptor shares the open file (and its offset);
+    // dup3(fd, fd) is EINVAL; fcntl's FD_CLOEXEC and F_DUPFD.
+    let fd = openat(c"/tmp/el0/target", O_RDONLY, 0);
+    let d = sys::syscall6(24, [fd as usize, 40, 0, 0, 0, 0]);
+    let mut b = [0u8; 4];
+    fd_read(40, &mut b);
+    let shared = lseek(fd, 0, 1);
+    let same = sys::syscall6(24, [fd as usize, fd as usize, 0, 0, 0, 0]);
+    let d2 = sys::syscall6(24, [fd as usize, 41, O_CLOEXEC, 0, 0, 0]);
+    let getfd = sys::syscall6(25, [41, 1, 0, 0, 0, 0]);
+    let dupfd = sys::syscall6(25, [fd as usize, 0, 30, 0, 0, 0]);
+    let badfd = sys::syscall6(24, [999, 42, 0, 0, 0, 0]);
+    close(fd);
+    close(40);
+    close(41);
+    close(dupfd);
+    s.check(
+        "descriptors: dup3 shares the file offset; dup3(fd, fd) EINVAL; O_CLOEXEC sets FD_CLOEXEC; F_DUPFD takes the lowest free from its argument; EBADF",
+        d == 40 && shared == 4 && same == EINVAL && d2 == 41 && getfd == 1 && dupfd == 30 && badfd == EBADF,
+        format_args!("dup3 {d} offset {shared} same {same} cloexec {d2}/{getfd} dupfd {dupfd} badfd {badfd}"),
+    );
+
+    // Working directory: mkdir, chdir, getcwd, relative open.
+    let md = mkdir(c"/tmp/el0/wd", 0o755);
+    let cd = sys::syscall6(49, [c"/tmp/el0/wd".as_ptr() as usize, 0, 0, 0, 0, 0]);
+    let mut cwd = [0u8; 64];
+    let gc = sys::syscall6(17, [cwd.as_mut_ptr() as usize, cwd.len(), 0, 0, 0, 0]);
+    let rel = openat(c"../target", O_RDONLY, 0);
+    close(rel);
+    let small = sys::syscall6(17, [cwd.as_mut_ptr() as usize, 4, 0, 0, 0, 0]);
+    sys::syscall6(49, [c"/".as_ptr() as usize, 0, 0, 0, 0, 0]);
+    s.check(
+        "working directory: chdir, getcwd (ERANGE when small), a relative path from it",
+        md == 0 && cd == 0 && gc == 12 && &cwd[..12] == b"/tmp/el0/wd\0" && rel >= 0 && small == -34,
+        format_args!("mkdir {md} chdir {cd} getcwd {gc} relative open {rel} small {small}"),
+    );
+
+    // Bad input: bad pointers give EFAULT, a path of PATH_MAX bytes and a
+    // 256-byte name ENAMETOOLONG.
+    let e1 = sys::syscall6(56, [AT_FDCWD, 0x10, O_RDONLY, 0, 0, 0]);
+    let e2 = sys::syscall6(59, [0x10, 0, 0, 0, 0, 0]);
+    let fd = openat(c"/tmp/el0/target", O_RDONLY, 0);
+    let e3 = sys::syscall6(80, [fd as usize, 0x10, 0, 0, 0, 0]);
+    let e4 = sys::syscall6(63, [fd as usize, 0xffff_0000_4000_0000, 8, 0, 0, 0]);
+    let dfd = openat(c"/tmp/el0", O_RDONLY | O_DIRECTORY, 0);
+    let e5 = sys::syscall6(61, [dfd as usize, 0x10, 512, 0, 0, 0]);
+    close(fd);
+    close(dfd);
+    let mut long = [b'a'; 4097];
+    long[0] = b'/';
+    long[4096] = 0;
+    let e6 = sys::syscall6(56, [AT_FDCWD, long.as_ptr() as usize, O_RDONLY, 0, 0, 0]);
+    let mut name = [b'n'; 262];
+    name[..5].copy_from_slice(b"/tmp/");
+    name[261] = 0;
+    let e7 = sys::syscall6(56, [AT_FDCWD, name.as_ptr() as usize, O_RDONLY, 0, 0, 0]);
+    s.check(
+        "file calls: bad pointers give EFAULT; a PATH_MAX path and a 256-byte name give ENAMETOOLONG",
+        [e1, e2, e3, e4, e5] == [EFAULT; 5] && e6 == ENAMETOOLONG && e7 == ENAMETOOLONG,
+        format_args!("{e1} {e2} {e3} {e4} {e5} {e6} {e7}"),
+    );
+
+    // Device nodes and FIFOs made with mknodat (Linux's initramfs run has
+    // no devtmpfs): null swallows and reads EOF, zero reads zeros, full is
+    // full; a FIFO opened read-write passes bytes through.
+    let mknod = |p: &core::ffi::CStr, mode: usize, dev: usize| {
+        sys::syscall6(33, [AT_FDCWD, p.as_ptr() as usize, mode, dev, 0, 0])
+    };
+    let m = [
+        mknod(c"/tmp/el0/null", 0o20666, 0x103),
+        mknod(c"/tmp/el0/zero", 0o20666, 0x105),
+        mknod(c"/tmp/el0/full", 0o20666, 0x107),
+        mknod(c"/tmp/el0/fifo", 0o10644, 0),
+    ];
+    let null = openat(c"/tmp/el0/null", O_RDWR, 0);
+    let wn = fd_write(null, b"gone");
+    let mut b = [1u8; 8];
+    let rn = fd_read(null, &mut b);
+    let zero = openat(c"/tmp/el0/zero", O_RDONLY, 0);
+    let rz = fd_read(zero, &mut b);
+    let full = openat(c"/tmp/el0/full", O_WRONLY, 0);
+    let wf = fd_write(full, b"x");
+    let fifo = openat(c"/tmp/el0/fifo", O_RDWR, 0);
+    let wq = fd_write(fifo, b"fifo");
+    let mut q = [0u8; 8];
+    let rq = fd_read(fifo, &mut q);
+    close(null);
+    close(zero);
+    close(full);
+    close(fifo);
+    s.check(
+        "mknodat: null, zero and full devices and a FIFO behave as Linux's",
+        m == [0; 4]
+            && wn == 4
+            && rn == 0
+            && rz == 8
+            && b == [0; 8]
+            && wf == -28
+            && wq == 4
+            && rq == 4
+            && &q[..4] == b"fifo",
+        format_args!("mknod {m:?} null w {wn} r {rn}, zero r {rz}, full w {wf}, fifo w {wq} r {rq}"),
+    );
+
+    // A FIFO's open waits for the other side: the child's O_WRONLY open
+    // returns once the parent opens for reading; without a reader,
+    // O_WRONLY|O_NONBLOCK is ENXIO, and O_RDONLY|O_NONBLOCK opens at once.
+    sys::syscall6(33, [AT_FDCWD, c"/tmp/el0/fifo2".as_ptr() as usize, 0o10644, 0, 0, 0]);
+    let enxio = openat(c"/tmp/el0/fifo2", O_WRONLY | O_NONBLOCK, 0);
+    let nb = openat(c"/tmp/el0/fifo2", O_RDONLY | O_NONBLOCK, 0);
+    close(nb);
+    let pid = sys::fork();
+    if pid == 0 {
+        let w = openat(c"/tmp/el0/fifo2", O_WRONLY, 0);
+        let n = fd_write(w, b"met");
+        sys::exit_group(if n == 3 { 0 } else { 1 });
+    }
+    let r = openat(c"/tmp/el0/fifo2", O_RDONLY, 0);
+    let mut b = [0u8; 8];
+    let n = fd_read(r, &mut b);
+    let eof = fd_read(r, &mut b[4..]);
+    let (_, st) = sys::wait4(pid, 0);
+    close(r);
+    s.check(
+        "FIFOs: a blocking open waits for the other side; O_WRONLY|O_NONBLOCK without a reader gives ENXIO",
+        enxio == -6 && nb >= 0 && n == 3 && &b[..3] == b"met" && eof == 0 && st == 0,
+        format_args!("enxio {enxio} nonblock {nb} read {n} eof {eof} status {st:#x}"),
+    );
+
+    // fork shares an open file's offset with the child.
+    let fd = openat(c"/tmp/el0/target", O_RDONLY, 0);
+    let st = in_child(|| {
+        let mut b = [0u8; 4];
+        if fd_read(fd, &mut b) == 4 { 0 } else { 1 }
+    });
+    let off = lseek(fd, 0, 1);
+    close(fd);
+    s.check(
+        "fork: the child's read moves the offset of the file it shares with its parent",
+        st == 0 && off == 4,
+        format_args!("status {st:#x} offset {off}"),
+    );
 }
 
 guest_user::entry!(tests_main);
