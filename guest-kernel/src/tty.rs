@@ -1,5 +1,8 @@
-//! The console tty's line discipline: Linux's `n_tty` in canonical mode
-//! (drivers/tty/n_tty.c; termios(3) "Canonical and noncanonical mode").
+//! The console tty's line discipline: Linux's `n_tty`
+//! (drivers/tty/n_tty.c; termios(3) "Canonical and noncanonical mode"),
+//! steered by a `struct termios`: canonical or raw input, echo, and the
+//! signal characters (ISIG: ^C SIGINT, ^\ SIGQUIT, ^Z SIGTSTP, which
+//! the tty sends to its foreground process group).
 //!
 //! The driver's interrupt top half only moves received bytes into a flip
 //! buffer; a tasklet hands them to [`NTty::receive_buf`], which edits the
@@ -25,9 +28,89 @@ pub const BACKSPACE: u8 = 0x08;
 /// `VKILL` (`^U`): erase the whole line.
 pub const KILL_CHAR: u8 = 0x15;
 
+/// `c_lflag` bits (include/uapi/asm-generic/termbits.h).
+pub const ISIG: u32 = 0o1;
+pub const ICANON: u32 = 0o2;
+pub const ECHO: u32 = 0o10;
+pub const ECHOCTL: u32 = 0o1000;
+pub const NOFLSH: u32 = 0o200;
+/// `c_iflag` bits.
+pub const INLCR: u32 = 0o100;
+pub const IGNCR: u32 = 0o200;
+pub const ICRNL: u32 = 0o400;
+/// `c_cc` indices.
+pub const VINTR: usize = 0;
+pub const VQUIT: usize = 1;
+pub const VERASE: usize = 2;
+pub const VKILL: usize = 3;
+pub const VEOF: usize = 4;
+pub const VTIME: usize = 5;
+pub const VMIN: usize = 6;
+pub const VSUSP: usize = 10;
+/// `NCCS` of the kernel's `struct termios`.
+pub const NCCS: usize = 19;
+
+/// The kernel's `struct termios` (36 bytes: four flag words, the line
+/// discipline number, 19 control characters), as TCGETS/TCSETS move it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Termios {
+    pub iflag: u32,
+    pub oflag: u32,
+    pub cflag: u32,
+    pub lflag: u32,
+    pub line: u8,
+    pub cc: [u8; NCCS],
+}
+
+impl Default for Termios {
+    /// A login terminal's settings (`tty_std_termios`): ICRNL; OPOST|ONLCR;
+    /// B38400|CS8|CREAD|HUPCL; ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|
+    /// IEXTEN; `INIT_C_CC` (^C ^\ DEL ^U ^D, VTIME 0, VMIN 1, ..., ^Z).
+    fn default() -> Self {
+        Termios {
+            iflag: 0o000400,
+            oflag: 0o000005,
+            cflag: 0o002277,
+            lflag: 0o105073,
+            line: 0,
+            cc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0],
+        }
+    }
+}
+
+impl Termios {
+    pub fn to_bytes(&self) -> [u8; 36] {
+        let mut t = [0u8; 36];
+        for (i, w) in [self.iflag, self.oflag, self.cflag, self.lflag].into_iter().enumerate() {
+            t[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        t[16] = self.line;
+        t[17..36].copy_from_slice(&self.cc);
+        t
+    }
+    pub fn from_bytes(t: &[u8; 36]) -> Self {
+        let w = |i: usize| u32::from_le_bytes(t[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let mut cc = [0u8; NCCS];
+        cc.copy_from_slice(&t[17..36]);
+        Termios { iflag: w(0), oflag: w(1), cflag: w(2), lflag: w(3), line: t[16], cc }
+    }
+}
+
+/// `SIGINT`, `SIGQUIT`, `SIGTSTP`: what ISIG's characters send.
+pub const SIGINT: u32 = 2;
+pub const SIGQUIT: u32 = 3;
+pub const SIGTSTP: u32 = 20;
+
 /// The line discipline state of one tty.
 #[derive(Default, Debug)]
 pub struct NTty {
+    /// The settings.
+    pub termios: Termios,
+    /// Non-canonical input not yet read.
+    raw: VecDeque<u8>,
+    /// Signals the input asked for (ISIG), for the tty to send to its
+    /// foreground group.
+    signals: Vec<u32>,
     /// Finished lines, oldest first; an empty line here is an EOF mark.
     lines: VecDeque<Vec<u8>>,
     /// The line being edited.
@@ -41,12 +124,53 @@ pub struct NTty {
 }
 
 impl NTty {
-    pub const fn new() -> Self {
-        NTty { lines: VecDeque::new(), line: Vec::new(), held: 0, echo: Vec::new(), overruns: 0 }
+    pub fn new() -> Self {
+        NTty::default()
     }
 
-    /// `n_tty_receive_buf`: process bytes from the driver (ICRNL, ECHO,
-    /// ECHOE, ECHOK and ICANON set, as a login terminal has them).
+    /// `n_tty_set_termios`: new settings; input already typed moves
+    /// between the line buffer and the raw queue when ICANON changes;
+    /// `flush` (TCSETSF) drops it.
+    pub fn set_termios(&mut self, t: Termios, flush: bool) {
+        let was_canon = self.canon();
+        self.termios = t;
+        if flush {
+            self.flush_input();
+        } else if was_canon && !self.canon() {
+            for l in self.lines.drain(..) {
+                self.raw.extend(l);
+            }
+            self.raw.extend(self.line.drain(..));
+        } else if !was_canon && self.canon() {
+            self.line.extend(self.raw.drain(..));
+        }
+        self.held = self.line.len() + self.lines.iter().map(Vec::len).sum::<usize>();
+    }
+
+    fn canon(&self) -> bool {
+        self.termios.lflag & ICANON != 0
+    }
+
+    fn echoing(&self) -> bool {
+        self.termios.lflag & ECHO != 0
+    }
+
+    /// Drops all typed input (`n_tty_flush_buffer`; TCSETSF, a signal
+    /// character without NOFLSH).
+    pub fn flush_input(&mut self) {
+        self.lines.clear();
+        self.line.clear();
+        self.raw.clear();
+        self.held = 0;
+    }
+
+    /// Takes the signals the input asked for, oldest first.
+    pub fn take_signals(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.signals)
+    }
+
+    /// `n_tty_receive_buf`: process bytes from the driver as the termios
+    /// says.
     pub fn receive_buf(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.receive_char(b);
@@ -54,22 +178,61 @@ impl NTty {
     }
 
     fn receive_char(&mut self, b: u8) {
-        let c = if b == b'\r' { b'\n' } else { b }; // ICRNL
+        let t = self.termios;
+        let c = match b {
+            b'\r' if t.iflag & IGNCR != 0 => return,
+            b'\r' if t.iflag & ICRNL != 0 => b'\n',
+            b'\n' if t.iflag & INLCR != 0 => b'\r',
+            b => b,
+        };
+        if t.lflag & ISIG != 0 {
+            let sig = [(VINTR, SIGINT), (VQUIT, SIGQUIT), (VSUSP, SIGTSTP)]
+                .into_iter()
+                .find(|&(i, _)| t.cc[i] != 0 && t.cc[i] == c)
+                .map(|(_, s)| s);
+            if let Some(sig) = sig {
+                // isig(): flush unless NOFLSH, echo the character (^C).
+                if t.lflag & NOFLSH == 0 {
+                    self.flush_input();
+                }
+                if self.echoing() {
+                    self.echo_ctl(c);
+                }
+                self.signals.push(sig);
+                return;
+            }
+        }
+        if !self.canon() {
+            if self.raw.len() < N_TTY_BUF_SIZE {
+                self.raw.push_back(c);
+                if self.echoing() {
+                    self.echo.push(c);
+                }
+            } else {
+                self.overruns += 1;
+            }
+            return;
+        }
+        let erase = |x: u8| x == t.cc[VERASE] || x == BACKSPACE;
         match c {
-            ERASE_CHAR | BACKSPACE => {
+            c if erase(c) => {
                 if self.line.pop().is_some() {
                     self.held -= 1;
-                    self.echo.extend_from_slice(b"\x08 \x08"); // ECHOE
+                    if self.echoing() {
+                        self.echo.extend_from_slice(b"\x08 \x08"); // ECHOE
+                    }
                 }
             }
-            KILL_CHAR => {
-                for _ in 0..self.line.len() {
-                    self.echo.extend_from_slice(b"\x08 \x08"); // ECHOK, ECHOKE
+            c if c == t.cc[VKILL] => {
+                if self.echoing() {
+                    for _ in 0..self.line.len() {
+                        self.echo.extend_from_slice(b"\x08 \x08"); // ECHOK, ECHOKE
+                    }
                 }
                 self.held -= self.line.len();
                 self.line.clear();
             }
-            EOF_CHAR => {
+            c if c == t.cc[VEOF] => {
                 // The line so far is readable as it is, without a newline;
                 // on an empty line, this is an end-of-file mark.
                 self.lines.push_back(core::mem::take(&mut self.line));
@@ -82,7 +245,9 @@ impl NTty {
                 }
                 self.held += 1;
                 self.line.push(c);
-                self.echo.push(c);
+                if self.echoing() {
+                    self.echo.push(c);
+                }
                 if c == b'\n' {
                     self.lines.push_back(core::mem::take(&mut self.line));
                 }
@@ -90,15 +255,34 @@ impl NTty {
         }
     }
 
-    /// Whether a `read` would return now (data or end of file).
-    pub fn readable(&self) -> bool {
-        !self.lines.is_empty()
+    /// ECHOCTL: a control character echoes as `^X`.
+    fn echo_ctl(&mut self, c: u8) {
+        if self.termios.lflag & ECHOCTL != 0 && c < 0x20 {
+            self.echo.extend_from_slice(&[b'^', c + 0x40]);
+        } else {
+            self.echo.push(c);
+        }
     }
 
-    /// `n_tty_read` in canonical mode: up to `max` bytes of the oldest
-    /// finished line (the rest stays for the next read); `Some(empty)` is end
-    /// of file; `None` means the caller must sleep until [`Self::readable`].
+    /// Whether a `read` would return now (data or end of file; in raw
+    /// mode with VMIN 0, always).
+    pub fn readable(&self) -> bool {
+        if self.canon() { !self.lines.is_empty() } else { !self.raw.is_empty() || self.termios.cc[VMIN] == 0 }
+    }
+
+    /// `n_tty_read`: in canonical mode up to `max` bytes of the oldest
+    /// finished line (the rest stays for the next read), `Some(empty)` being
+    /// end of file; in raw mode what has been typed, up to `max` (VMIN 1;
+    /// VMIN 0 returns at once, VTIME is not kept). `None` means the caller
+    /// must sleep until [`Self::readable`].
     pub fn read(&mut self, max: usize) -> Option<Vec<u8>> {
+        if !self.canon() {
+            if self.raw.is_empty() {
+                return (self.termios.cc[VMIN] == 0).then(Vec::new);
+            }
+            let n = max.min(self.raw.len());
+            return Some(self.raw.drain(..n).collect());
+        }
         let first = self.lines.front_mut()?;
         if first.is_empty() {
             self.lines.pop_front();
@@ -194,6 +378,47 @@ mod tests {
         // Reading frees the space again.
         t.receive_buf(b"more\n");
         assert_eq!(t.read(100).unwrap(), b"more\n");
+    }
+
+    #[test]
+    fn isig_characters_become_signals_and_flush_the_line() {
+        let mut t = NTty::new();
+        t.receive_buf(b"half a line\x03");
+        assert_eq!(t.take_signals(), [SIGINT]);
+        assert!(t.take_echo().ends_with(b"^C"));
+        t.receive_buf(b"\n");
+        assert_eq!(t.read(100).unwrap(), b"\n", "the typed half was flushed");
+        t.receive_buf(b"\x1a\x1c");
+        assert_eq!(t.take_signals(), [SIGTSTP, SIGQUIT]);
+        let mut raw = t.termios;
+        raw.lflag &= !ISIG;
+        t.set_termios(raw, false);
+        t.receive_buf(b"\x03\n");
+        assert!(t.take_signals().is_empty());
+        assert_eq!(t.read(100).unwrap(), b"\x03\n");
+    }
+
+    #[test]
+    fn raw_mode_reads_each_byte_without_echo_and_canonical_input_carries_over() {
+        let mut t = NTty::new();
+        t.receive_buf(b"ab");
+        let mut raw = t.termios;
+        raw.lflag &= !(ICANON | ECHO);
+        t.set_termios(raw, false);
+        t.take_echo();
+        t.receive_buf(b"c");
+        assert!(!t.has_echo());
+        assert!(t.readable());
+        assert_eq!(t.read(2).unwrap(), b"ab");
+        assert_eq!(t.read(8).unwrap(), b"c");
+        assert_eq!(t.read(8), None, "VMIN 1: wait");
+        raw.cc[VMIN] = 0;
+        t.set_termios(raw, false);
+        assert_eq!(t.read(8), Some(alloc::vec![]), "VMIN 0: return at once");
+        t.set_termios(Termios::default(), false);
+        t.receive_buf(b"x\n");
+        assert_eq!(t.read(8).unwrap(), b"x\n");
+        assert_eq!(Termios::from_bytes(&t.termios.to_bytes()), t.termios);
     }
 
     /// Random input against a simple model of canonical mode.

@@ -40,6 +40,17 @@ pub fn do_exit(status: i32) -> ! {
     let me = k.sched.current(cpu);
     let pid = k.tasks.get(me).map_or(0, |t| t.pid);
     super::fs::exit_files(&mut k, me);
+    // disassociate_ctty: the session leader's last thread leaves its
+    // terminal to the next session.
+    if let Some(ts) = k.tasks.get(me)
+        && ts.thread_group_leader()
+        && ts.thread_group.is_empty()
+        && ts.pid == ts.sid
+        && ts.ctty
+    {
+        let sid = ts.sid;
+        crate::arch::aarch64::tty::session_leader_exit(&mut k, sid);
+    }
     let t = now_ns();
     let k2 = &mut *k;
     if k2.tasks.do_exit(&mut k2.sched, me, status, t).is_err() {

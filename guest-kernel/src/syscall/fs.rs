@@ -63,7 +63,7 @@ fn with_fd(fd: i32, f: impl FnOnce(FileId, File) -> R) -> R {
 }
 
 /// The device an inode file is, if it is a character device.
-fn chrdev(k: &Kernel, f: &File) -> Option<CharDev> {
+pub(super) fn chrdev(k: &Kernel, f: &File) -> Option<CharDev> {
     match f.kind {
         FileKind::Inode(i) if k.vfs.inode(i).kind() == InodeKind::Chr => CharDev::of(k.vfs.inode(i).rdev),
         _ => None,
@@ -197,7 +197,9 @@ fn do_read(id: FileId, f: File, buf: usize, len: usize, pos: Option<u64>) -> R {
             if pos.is_some() {
                 return Err(Errno::ESPIPE);
             }
-            tty_read(buf, len)
+            // Linux skips job control for /dev/console (`job_control`:
+            // "we're the console"); /dev/tty gets it.
+            tty_read(buf, len, d == CharDev::Tty)
         }
         (_, Some(d)) => {
             let mut chunk = vec![0u8; len.min(CHUNK)];
@@ -318,12 +320,15 @@ fn console_write(buf: usize, len: usize) -> R {
 /// ends the wait (EINTR, or a restart under SA_RESTART); the buffer is
 /// checked before anything is taken from the tty, so a bad pointer loses
 /// no input.
-fn tty_read(buf: usize, len: usize) -> R {
+fn tty_read(buf: usize, len: usize, job_control: bool) -> R {
     let mut k = lock();
     let me = current();
     loop {
         if !k.tty.has_input() {
             return Ok(0);
+        }
+        if job_control {
+            super::tty::check_read(&mut k, me)?;
         }
         if let Some(data) = k.tty.read(len) {
             drop(k);
@@ -447,32 +452,10 @@ pub(super) fn sys_getdents64(fd: i32, buf: usize, count: usize) -> R {
 
 // ----- ioctl ----------------------------------------------------------------------
 
-const TCGETS: u32 = 0x5401;
-const TCSETS: u32 = 0x5402;
-const TCSETSW: u32 = 0x5403;
-const TCSETSF: u32 = 0x5404;
-const TIOCGPGRP: u32 = 0x540f;
-const TIOCGWINSZ: u32 = 0x5413;
-const TIOCSWINSZ: u32 = 0x5414;
 const FIONREAD: u32 = 0x541b;
 const FIONBIO: u32 = 0x5421;
 const FIONCLEX: u32 = 0x5450;
 const FIOCLEX: u32 = 0x5451;
-
-/// The console's `struct termios` (36 bytes): what n_tty does here,
-/// canonical mode with echo (ICRNL; OPOST|ONLCR; B38400|CS8|CREAD|HUPCL;
-/// ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN), the default
-/// control characters (`INIT_C_CC`).
-fn console_termios() -> [u8; 36] {
-    let mut t = [0u8; 36];
-    t[0..4].copy_from_slice(&0o000400u32.to_le_bytes());
-    t[4..8].copy_from_slice(&0o000005u32.to_le_bytes());
-    t[8..12].copy_from_slice(&0o002277u32.to_le_bytes());
-    t[12..16].copy_from_slice(&0o105073u32.to_le_bytes());
-    let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0];
-    t[17..36].copy_from_slice(&cc);
-    t
-}
 
 pub(super) fn sys_ioctl(fd: i32, cmd: u32, arg: usize) -> R {
     with_fd(fd, |id, f| {
@@ -505,24 +488,7 @@ pub(super) fn sys_ioctl(fd: i32, cmd: u32, arg: usize) -> R {
                 copy_to_user(arg, &(pipe_len.unwrap_or(0) as u32).to_le_bytes())?;
                 Ok(0)
             }
-            TCGETS if tty => copy_to_user(arg, &console_termios()).map(|_| 0),
-            TCSETS | TCSETSW | TCSETSF if tty => {
-                // The line discipline's settings are fixed here: accepted
-                // (the buffer must be readable) and ignored.
-                let mut t = [0u8; 36];
-                copy_from_user(&mut t, arg).map(|_| 0)
-            }
-            TIOCGWINSZ if tty => {
-                let ws: [u16; 4] = [24, 80, 0, 0];
-                let mut b = [0u8; 8];
-                for (i, w) in ws.iter().enumerate() {
-                    b[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
-                }
-                copy_to_user(arg, &b).map(|_| 0)
-            }
-            TIOCSWINSZ if tty => Ok(0),
-            // Job control (process groups) is not here yet.
-            TIOCGPGRP => Err(Errno::ENOTTY),
+            _ if tty => super::tty::tty_ioctl(cmd, arg).unwrap_or(Err(Errno::ENOTTY)),
             _ => Err(Errno::ENOTTY),
         }
     })

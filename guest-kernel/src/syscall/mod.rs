@@ -28,6 +28,8 @@ mod sys;
 mod table;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod time;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod tty;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use signal::set_altstack;

@@ -11,6 +11,7 @@ use super::process::strncpy_from_user;
 use super::table::R;
 use crate::arch::aarch64::process::current;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
+use crate::fs::devices::CharDev;
 use crate::fs::file::{FileKind, Opened};
 use crate::fs::inode::{
     Ino, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, Stat, Timespec, new_decode_dev,
@@ -110,6 +111,12 @@ pub(super) fn sys_openat(dirfd: i32, path: usize, flags: u32, mode: u32) -> R {
         Opened::Fifo(ino) => super::pipe::fifo_open(ino, flags)?,
     };
     let mut k = lock();
+    // /dev/tty is the caller's controlling terminal: without one, ENXIO.
+    let tty = k.vfs.files.get(&file).and_then(|f| super::fs::chrdev(&k, f)) == Some(CharDev::Tty);
+    if tty && !super::tty::has_ctty(&k, current()) {
+        let _ = k.vfs.fput(file);
+        return Err(Errno::ENXIO);
+    }
     let files = match my_files(&k) {
         Ok(f) => f,
         Err(e) => {

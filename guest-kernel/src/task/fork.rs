@@ -100,7 +100,7 @@ impl TaskTable {
         child.blocked = cur.blocked;
         child.cred = cur.cred.clone();
         let cur_leader = self.ts(cur.group_leader);
-        (child.pgid, child.sid) = (cur_leader.pgid, cur_leader.sid);
+        (child.pgid, child.sid, child.ctty) = (cur_leader.pgid, cur_leader.sid, cur_leader.ctty);
         child.rlim = cur_leader.rlim;
         child.sigtramp = cur.sigtramp;
         // A thread on the same stack must not inherit the parent's

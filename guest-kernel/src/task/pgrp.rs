@@ -33,6 +33,19 @@ impl TaskTable {
             .collect()
     }
 
+    /// `will_become_orphaned_pgrp`/`is_current_pgrp_orphaned`: no process
+    /// of group `pgid` has a parent in another group of the same session
+    /// (so nobody is there to continue it if it stops).
+    pub fn pgrp_orphaned(&self, pgid: Pid) -> bool {
+        !self.pgrp_members(pgid).into_iter().any(|m| {
+            let t = self.ts(m);
+            t.real_parent
+                .and_then(|p| self.get(p))
+                .map(|p| self.ts(p.group_leader))
+                .is_some_and(|p| p.pgid != pgid && p.sid == t.sid && p.pid > 0)
+        })
+    }
+
     /// `getpgid(pid)` / `getsid(pid)` target: 0 is the caller.
     fn target(&self, caller: TaskId, pid: Pid) -> Result<TaskId, Errno> {
         match pid {
@@ -91,8 +104,9 @@ impl TaskTable {
     }
 
     /// `setsid()`: the caller's process becomes the leader of a new
-    /// session and group, both named by its pid, unless it already leads
-    /// a process group (EPERM). Returns the new session id.
+    /// session and group, both named by its pid, without a controlling
+    /// terminal, unless it already leads a process group (EPERM). Returns
+    /// the new session id.
     pub fn setsid(&mut self, caller: TaskId) -> Result<Pid, Errno> {
         let me = self.leader_of(caller);
         let pid = self.ts(me).pid;
@@ -102,6 +116,7 @@ impl TaskTable {
         let t = self.tsm(me);
         t.sid = pid;
         t.pgid = pid;
+        t.ctty = false;
         Ok(pid)
     }
 }

@@ -412,7 +412,15 @@ impl TaskTable {
         } else {
             self.tsm(id).pending.add(info);
         }
-        // complete_signal: wake a thread that can take it, the target first.
+        // complete_signal: SIGKILL to a group wakes every thread (even a
+        // stopped one) to die; otherwise wake a thread that can take it,
+        // the target first.
+        if group && sig == SIGKILL {
+            for t in self.group_of(leader) {
+                self.signal_wake_up(sched, t, true, now);
+            }
+            return true;
+        }
         let wants = |tt: &TaskTable, t: TaskId| {
             let ts = tt.ts(t);
             ts.blocked & sigmask(sig) == 0 && !ts.is_exiting()
@@ -506,10 +514,13 @@ impl TaskTable {
         })
     }
 
-    /// `fatal_signal_pending`: SIGKILL is pending (a group exit sends it to
-    /// every thread).
+    /// `fatal_signal_pending`: SIGKILL is pending, for the thread (a group
+    /// exit sends it to every thread) or its group (`kill`).
     pub fn fatal_signal_pending(&self, id: TaskId) -> bool {
-        self.get(id).is_some_and(|t| t.pending.signal & sigmask(SIGKILL) != 0)
+        self.get(id).is_some_and(|t| {
+            let shared = self.get(t.group_leader).map_or(0, |l| l.shared_pending.signal);
+            (t.pending.signal | shared) & sigmask(SIGKILL) != 0
+        })
     }
 
     /// `dequeue_signal`: the next signal task `id` does not block, its own
@@ -755,6 +766,14 @@ mod tests {
         tt.send_signal(&mut s, pid, 18, true, 0).unwrap();
         assert!(!tt.group_stopped(c));
         assert_eq!(w(&mut tt, &mut s, 1 | WCONTINUED), Ok(WaitResult::Reaped { pid, status: 0xffff }));
+        // A stopped group sees a SIGKILL sent to it.
+        tt.send_signal(&mut s, pid, SIGSTOP, true, 0).unwrap();
+        assert_eq!(tt.get_signal(c), Some(Delivery::Stop { sig: SIGSTOP }));
+        tt.do_signal_stop(&mut s, c, SIGSTOP, 0);
+        assert!(!tt.fatal_signal_pending(c));
+        tt.send_signal(&mut s, pid, SIGKILL, true, 0).unwrap();
+        assert!(tt.group_stopped(c) && tt.fatal_signal_pending(c), "it must wake and die");
+        assert_eq!(tt.get_signal(c), Some(Delivery::Fatal { status: SIGKILL as i32 }));
     }
 
     #[test]

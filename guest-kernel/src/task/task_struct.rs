@@ -92,6 +92,9 @@ pub struct TaskStruct {
     /// PIDTYPE_PGID and PIDTYPE_SID), inherited at fork.
     pub pgid: Pid,
     pub sid: Pid,
+    /// On the leader: the console is the process's controlling terminal
+    /// (`signal->tty`), inherited at fork, lost by `setsid`.
+    pub ctty: bool,
     /// On the leader: resource limits (`signal->rlim`), inherited at fork.
     pub rlim: Rlimits,
     /// On the leader: ITIMER_REAL (`signal->real_timer`), if armed.
@@ -168,6 +171,7 @@ impl TaskStruct {
             saved_sigmask: None,
             pgid: 0,
             sid: 0,
+            ctty: false,
             cred: Cred::root(),
             rlim: Rlimits::default(),
             itimer: None,

@@ -41,6 +41,10 @@ pub struct ConsoleTty {
     echo: Option<WorkId>,
     /// Echo taken by [`echo_work`] and not yet written.
     echo_in_flight: bool,
+    /// The session this is the controlling terminal of (`tty->session`),
+    /// and its foreground process group (`tty->pgrp`).
+    pub session: Option<crate::task::Pid>,
+    pub pgrp: crate::task::Pid,
 }
 
 impl ConsoleTty {
@@ -119,6 +123,13 @@ pub fn flip_tasklet(k: &mut Kernel, _data: u64) {
     let now = super::irq::now_ns();
     let bytes: alloc::vec::Vec<u8> = k.tty.flip.drain(..).collect();
     k.tty.ldisc.receive_buf(&bytes);
+    // ISIG: ^C, ^\ and ^Z go to the foreground process group
+    // (`isig` → `kill_pgrp`), if the tty has one.
+    for sig in k.tty.ldisc.take_signals() {
+        if k.tty.session.is_some() {
+            kill_pgrp(k, k.tty.pgrp, sig, now);
+        }
+    }
     if k.tty.ldisc.has_echo()
         && let Some(w) = k.tty.echo
     {
@@ -144,4 +155,26 @@ pub fn echo_work(_data: u64) {
         let now = super::irq::now_ns();
         k.tty.read_wait.wake_up_nr(&mut k.sched, 0, now);
     }
+}
+
+/// `kill_pgrp` from the kernel: `sig` to every process of group `pgrp`.
+pub fn kill_pgrp(k: &mut Kernel, pgrp: crate::task::Pid, sig: u32, now: u64) {
+    for id in k.tasks.pgrp_members(pgrp) {
+        let info = crate::task::signal::SigInfo { signo: sig, code: 0x80, ..Default::default() }; // SI_KERNEL
+        k.tasks.send_signal_info(&mut k.sched, id, info, true, false, now);
+    }
+}
+
+/// `disassociate_ctty` when a session leader exits: its terminal's
+/// foreground group gets SIGHUP and SIGCONT, and the terminal is free for
+/// another session.
+pub fn session_leader_exit(k: &mut Kernel, sid: crate::task::Pid) {
+    if k.tty.session != Some(sid) {
+        return;
+    }
+    let (pgrp, now) = (k.tty.pgrp, super::irq::now_ns());
+    k.tty.session = None;
+    k.tty.pgrp = 0;
+    kill_pgrp(k, pgrp, 1, now); // SIGHUP
+    kill_pgrp(k, pgrp, 18, now); // SIGCONT
 }

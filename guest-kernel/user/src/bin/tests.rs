@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 76;
+const CHECKS: u32 = 77;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1927,6 +1927,72 @@ mod signals {
                 && r == 0
                 && cpu_us > 0,
             format_args!("getrandom {n}/{bad_flags}, nofile {old:?} then {now:?} (set {set}), clock_nanosleep {slept} woke {} ns past, getrusage {r} cpu {cpu_us} us", woke - deadline),
+        );
+
+        // 17. The controlling terminal and its foreground group.
+        let st = in_child(|| {
+            const IOCTL: usize = 29;
+            let ioctl = |cmd: usize, arg: usize| raw(IOCTL, [0, cmd, arg, 0, 0, 0]);
+            let me = sys::getpid();
+            raw(SETSID, [0; 6]);
+            let mut v = 0i32;
+            let vp = &mut v as *mut i32 as usize;
+            let before = ioctl(0x540f, vp);
+            // As a shell does around tcsetpgrp: a background TIOCSPGRP or
+            // TCSETS would stop us with SIGTTOU.
+            sys::signal::sigaction(
+                22,
+                Some(&sys::signal::SigAction { handler: sys::signal::SIG_IGN, ..Default::default() }),
+                None,
+            );
+            let take = ioctl(0x540e, 0);
+            let fg = ioctl(0x540f, vp) == 0 && v == me as i32;
+            let sid = ioctl(0x5429, vp) == 0 && v == me as i32;
+            let g = sys::fork();
+            if g == 0 {
+                loop {
+                    sys::sleep_ms(5);
+                }
+            }
+            raw(SETPGID, [g as usize, 0, 0, 0, 0, 0]);
+            let gg = g as i32;
+            let to_g = ioctl(0x5410, &gg as *const i32 as usize);
+            let fg_g = ioctl(0x540f, vp) == 0 && v == gg;
+            let nope = 99999i32;
+            let bad = ioctl(0x5410, &nope as *const i32 as usize);
+            let mine = me as i32;
+            let back = ioctl(0x5410, &mine as *const i32 as usize);
+            sys::kill(g, SIGKILL);
+            sys::wait4(g, 0);
+            let mut t = [0u8; 36];
+            let get = ioctl(0x5401, t.as_mut_ptr() as usize);
+            let lflag = u32::from_le_bytes([t[12], t[13], t[14], t[15]]);
+            let mut quiet = t;
+            quiet[12..16].copy_from_slice(&(lflag & !0o10).to_le_bytes());
+            let set = ioctl(0x5402, quiet.as_ptr() as usize);
+            let mut t2 = [0u8; 36];
+            ioctl(0x5401, t2.as_mut_ptr() as usize);
+            let off = u32::from_le_bytes([t2[12], t2[13], t2[14], t2[15]]) & 0o10 == 0;
+            ioctl(0x5402, t.as_ptr() as usize);
+            let steps = [
+                before == -25,
+                take == 0 && fg && sid,
+                to_g == 0 && fg_g,
+                bad == ESRCH && back == 0,
+                get == 0 && lflag & 0o12 == 0o12 && set == 0 && off,
+            ];
+            let r = steps.iter().position(|&ok| !ok).map_or(0, |i| 10 + i as i32);
+            if r != 0 {
+                println!(
+                    "tests: ctty: before {before:?}, take {take} fg {fg} sid {sid} to_g {to_g} fg_g {fg_g} bad {bad} back {back} get {get} lflag {lflag:#o} set {set} off {off}"
+                );
+            }
+            r
+        });
+        s.check(
+            "a session leader takes the console as its controlling terminal (TIOCSCTTY) and moves the foreground group (TIOCSPGRP); termios set and read back",
+            st == 0,
+            format_args!("child status {st:#x} (10 + the first failing step)"),
         );
 
         // 16. execve's environment, auxiliary vector and argument limits.
