@@ -73,6 +73,17 @@ fn pipe_wait(k: &mut KGuard, pipe: u32, q: Queue) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `send_sig(SIGPIPE, current, 0)`: a write found no reader. The signal
+/// is taken on the way back to user space (its default action ends the
+/// process). The one place that raises a signal from the VFS.
+fn send_sigpipe(k: &mut KGuard) {
+    let me = current();
+    if let Some(t) = k.tasks.get_mut(me) {
+        t.pending |= 1 << SIGPIPE;
+    }
+    k.sched.kick_process(me);
+}
+
 /// `pipe_read` into user `buf`.
 pub(super) fn pipe_read(pipe: u32, flags: u32, buf: usize, len: usize) -> R {
     let mut data = vec![0u8; len.min(PIPE_SIZE)];
@@ -150,12 +161,7 @@ pub(super) fn pipe_write_kernel(pipe: u32, flags: u32, data: &[u8]) -> Result<us
                 if done > 0 {
                     return Ok(done);
                 }
-                // send_sig(SIGPIPE, current, 0): taken on the way out.
-                let me = current();
-                if let Some(t) = k.tasks.get_mut(me) {
-                    t.pending |= 1 << SIGPIPE;
-                }
-                k.sched.kick_process(me);
+                send_sigpipe(&mut k);
                 return Err(Errno::EPIPE);
             }
             PipeWrite::Wait if flags & O_NONBLOCK != 0 => {
