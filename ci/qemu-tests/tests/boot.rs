@@ -13,6 +13,12 @@ fn two_vms(args: &[&str]) {
         .expect("el2-hyp: VM 1 \"beta\"")
         .expect("[alpha] guest-kernel: hello from VM \"alpha\": 64 MiB RAM, 1 CPU(s)")
         .expect("[beta] guest-kernel: hello from VM \"beta\": 64 MiB RAM, 1 CPU(s)")
+        // The demo (scripts/build's /etc/demo.sh through busybox's sh).
+        .expect("[alpha] demo: alpha runs Linux 6.1.0-guest-kernel on 1 CPU(s)")
+        .expect("[beta] demo: beta runs Linux 6.1.0-guest-kernel on 1 CPU(s)")
+        .expect("[alpha]     1 root     sh")
+        .expect("[beta] demo: a pipeline: 271 of 1..1000 have a 7")
+        .expect("[alpha] guest-kernel: init (pid 1) exited with status 0; powering off")
         .expect("el2-hyp: VM \"alpha\" stopped: PSCI SYSTEM_OFF")
         .expect("el2-hyp: VM \"beta\" stopped: PSCI SYSTEM_OFF")
         .expect("el2-hyp: all VMs have stopped; powering off")

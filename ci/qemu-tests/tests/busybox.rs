@@ -3,7 +3,8 @@
 //! symlinks) on the guest kernel, and the same script on Debian's Linux
 //! 6.1 as the reference: `sh` runs a script of file, directory, symlink
 //! and pipe work (command substitution, pipelines of several applets,
-//! redirections), and both kernels must print the same lines. And an
+//! redirections, `ps` on a mounted procfs), and both kernels must print
+//! the same lines. And an
 //! interactive `sh` on the console: busybox's line editing waits for a key
 //! in `ppoll`, and a pipeline typed at the prompt runs.
 
@@ -25,10 +26,12 @@ seq 1 1000 > big && echo "bb: big $(wc -l < big) $(tail -n 1 big)"
 echo "bb: grep $(grep -c 99 big)"
 mv big big2 && rm big2 && echo "bb: rm $(ls | wc -l)"
 cat /tmp/bb/nope 2>/dev/null || echo "bb: missing file fails"
+mkdir -p /proc && mount -t proc proc /proc
+echo "bb: ps $(ps -o pid,comm | awk '$1 == 1 { print $2 }') self $(cut -d' ' -f2 /proc/self/stat)"
 echo bb: done
 "#;
 
-const EXPECTED: [&str; 14] = [
+const EXPECTED: [&str; 15] = [
     "bb: start",
     "hello",
     "world",
@@ -41,6 +44,7 @@ const EXPECTED: [&str; 14] = [
     "bb: grep 19",
     "bb: rm 2",
     "bb: missing file fails",
+    "bb: ps sh self (cut)",
     "bb: done",
     "",
 ];

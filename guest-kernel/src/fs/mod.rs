@@ -15,6 +15,7 @@
 //! | [`fs_struct`] | root, working directory, umask | fs/fs_struct.c |
 //! | [`pipe`] | pipes and FIFOs: the 64 KiB ring, reader and writer counts | fs/pipe.c |
 //! | [`devices`] | the character devices: null, zero, full, urandom, console, tty | drivers/char/mem.c, drivers/tty/tty_io.c |
+//! | [`proc`] | procfs: a directory per process (`stat`, `status`, `cmdline`, `comm`), `self`, `uptime`, `meminfo` | fs/proc/ |
 //!
 //! Everything lives in one [`Vfs`] value: inodes by number, the dentry
 //! cache, the superblocks and mounts, the open files, the processes'
@@ -31,6 +32,7 @@ pub mod fs_struct;
 pub mod inode;
 pub mod namei;
 pub mod pipe;
+pub mod proc;
 pub mod super_block;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,8 @@ pub struct SuperBlock {
     pub used_bytes: usize,
     /// Inodes alive.
     pub inodes: usize,
+    /// A procfs (`fs/proc.rs`), whose tree follows the task table.
+    pub proc: bool,
 }
 
 /// The mount table: which directory each mounted root hides, both ways.
@@ -59,7 +61,7 @@ impl Vfs {
         };
         self.inodes.insert(ino, root);
         let dev = mkdev(0, id + 20);
-        self.supers.insert(id, SuperBlock { id, dev, root: ino, max_bytes, used_bytes: 0, inodes: 1 });
+        self.supers.insert(id, SuperBlock { id, dev, root: ino, max_bytes, used_bytes: 0, inodes: 1, proc: false });
         ino
     }
 

@@ -132,3 +132,49 @@ pub fn at_cwd(k: &Kernel, me: TaskId) -> At {
         None => At { root: k.vfs.root, dir: k.vfs.root },
     }
 }
+
+/// Brings a mounted procfs up to date with the task table (`fs/proc.rs`),
+/// before a path walk or a read that may enter it: one entry per thread
+/// group (kernel threads included, as Linux lists them), `self` for the
+/// caller. Nothing to do without a procfs.
+pub fn proc_refresh(k: &mut Kernel) {
+    use crate::fs::proc::{ProcSnapshot, ProcTask};
+    use crate::sched::TaskState;
+    use crate::task::task_struct::ExitState;
+    if !k.vfs.has_proc() {
+        return;
+    }
+    let now = now_ns();
+    let me = k.sched.current(crate::arch::aarch64::cpu::smp_processor_id());
+    let self_pid = k.tasks.get(me).map_or(0, |t| t.tgid);
+    let leaders: Vec<TaskId> = k.tasks.iter().filter(|t| t.pid > 0 && t.pid == t.tgid).map(|t| t.id).collect();
+    let mut tasks = Vec::with_capacity(leaders.len());
+    for id in leaders {
+        let Some(t) = k.tasks.get(id) else { continue };
+        let group: Vec<TaskId> = core::iter::once(id).chain(t.thread_group.iter().copied()).collect();
+        let ppid = t.real_parent.and_then(|p| k.tasks.get(p)).map_or(0, |p| p.tgid);
+        let state = if t.exit_state != ExitState::None {
+            b'Z'
+        } else {
+            match k.sched.task(id).map(|s| s.state) {
+                Some(TaskState::Running) => b'R',
+                Some(TaskState::Uninterruptible) => b'D',
+                Some(TaskState::Stopped) => b'T',
+                _ => b'S',
+            }
+        };
+        let (pid, comm, threads) = (t.pid, t.comm.clone(), group.len() as u32);
+        let ns: u64 = group.iter().map(|&g| k.sched.task_sched_runtime(g, now)).sum();
+        tasks.push(ProcTask { pid, ppid, comm, state, num_threads: threads, utime: ns / 10_000_000, uid: 0 });
+    }
+    let (total, free) = crate::arch::aarch64::memory::with_pages(|pa| (pa.totalram_pages(), pa.nr_free_pages()));
+    let page_kb = (crate::mm::page::PAGE_SIZE / 1024) as u64;
+    let snap = ProcSnapshot {
+        tasks,
+        self_pid,
+        uptime_ns: now,
+        mem_total_kb: total as u64 * page_kb,
+        mem_free_kb: free as u64 * page_kb,
+    };
+    k.vfs.proc_refresh(&snap);
+}

@@ -442,6 +442,7 @@ pub(super) fn sys_getdents64(fd: i32, buf: usize, count: usize) -> R {
     with_fd(fd, |id, _| {
         let recs = {
             let mut k = lock();
+            crate::kernel::fs::proc_refresh(&mut k);
             let root = crate::kernel::fs::at_cwd(&k, current()).root;
             k.vfs.getdents64(id, root, count.min(64 * 1024))?
         };

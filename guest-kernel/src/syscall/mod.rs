@@ -164,6 +164,9 @@ pub mod nr {
     pub const FACCESSAT2: u64 = 439;
 }
 
+/// `PR_SET_NAME`, `PR_GET_NAME`.
+pub const PR_SET_NAME: u64 = 15;
+pub const PR_GET_NAME: u64 = 16;
 /// `PR_SET_CHILD_SUBREAPER`.
 pub const PR_SET_CHILD_SUBREAPER: u64 = 36;
 /// `PR_GET_CHILD_SUBREAPER`.

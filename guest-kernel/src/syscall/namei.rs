@@ -18,7 +18,7 @@ use crate::fs::inode::{
 };
 use crate::fs::namei::{At, LastType, PATH_MAX, Parent};
 use crate::fs::o::*;
-use crate::kernel::fs::at_cwd;
+use crate::kernel::fs::{at_cwd, proc_refresh};
 use crate::kernel::{Kernel, lock};
 use crate::mm::Errno;
 
@@ -102,6 +102,7 @@ pub(super) fn sys_openat(dirfd: i32, path: usize, flags: u32, mode: u32) -> R {
     let flags = if flags & O_PATH == 0 { flags | O_LARGEFILE } else { flags };
     let opened = {
         let mut k = lock();
+        proc_refresh(&mut k);
         let at = at_dirfd(&k, dirfd, &path)?;
         let um = umask(&k);
         k.vfs.open(at, &path, flags, mode, um, 0, 0)?
@@ -231,7 +232,8 @@ pub(super) fn sys_readlinkat(dirfd: i32, path: usize, buf: usize, size: i32) -> 
     }
     let path = getname(path)?;
     let target = {
-        let k = lock();
+        let mut k = lock();
+        proc_refresh(&mut k);
         let at = at_dirfd(&k, dirfd, &path)?;
         let ino = k.vfs.lookup(at, &path, false)?;
         k.vfs.readlink(ino)?.to_vec()
@@ -252,7 +254,8 @@ fn stat_at(dirfd: i32, path: usize, flags: u32) -> Result<Stat, Errno> {
         }
         return with_fd_stat(dirfd);
     }
-    let k = lock();
+    let mut k = lock();
+    proc_refresh(&mut k);
     let at = at_dirfd(&k, dirfd, &path)?;
     let ino = k.vfs.lookup(at, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
     Ok(k.vfs.inode(ino).stat(k.vfs.sb_of(ino).dev))
@@ -287,7 +290,8 @@ pub(super) fn sys_faccessat2(dirfd: i32, path: usize, mode: u32, flags: u32) -> 
         return Err(Errno::EINVAL);
     }
     let path = getname(path)?;
-    let k = lock();
+    let mut k = lock();
+    proc_refresh(&mut k);
     let ino = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         fd_itself(&k, dirfd)?
     } else {
@@ -382,6 +386,7 @@ pub(super) fn sys_truncate(path: usize, len: i64) -> R {
 pub(super) fn sys_chdir(path: usize) -> R {
     let path = getname(path)?;
     let mut k = lock();
+    proc_refresh(&mut k);
     let at = at_cwd(&k, current());
     let ino = k.vfs.lookup(at, &path, true)?;
     let fs = k.tasks.get(current()).map_or(0, |t| t.fs);
@@ -430,8 +435,8 @@ const MS_REMOUNT: u64 = 32;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
 
-/// `mount(source, target, type, flags, data)`: a new tmpfs (or ramfs)
-/// on a directory; other filesystem types: ENODEV; remount, bind and
+/// `mount(source, target, type, flags, data)`: a new tmpfs (or ramfs),
+/// or a procfs, on a directory; other filesystem types: ENODEV; remount, bind and
 /// move: EINVAL here.
 pub(super) fn sys_mount(_source: usize, target: usize, fstype: usize, flags: u64, _data: usize) -> R {
     let target = getname(target)?;
@@ -439,12 +444,17 @@ pub(super) fn sys_mount(_source: usize, target: usize, fstype: usize, flags: u64
     if flags & (MS_REMOUNT | MS_BIND | MS_MOVE) != 0 {
         return Err(Errno::EINVAL);
     }
-    if ty != b"tmpfs" && ty != b"ramfs" {
+    if ty != b"tmpfs" && ty != b"ramfs" && ty != b"proc" {
         return Err(Errno::ENODEV);
     }
     let mut k = lock();
     let at = at_cwd(&k, current());
     let ino = k.vfs.lookup(at, &target, true)?;
+    if ty == b"proc" {
+        k.vfs.mount_proc(ino)?;
+        proc_refresh(&mut k);
+        return Ok(0);
+    }
     let max = k.vfs.sb_of(k.vfs.root).max_bytes;
     k.vfs.mount_tmpfs(ino, max).map(|_| 0)
 }

@@ -72,6 +72,18 @@ fn pipe_wait(k: &mut KGuard, pipe: u32, q: Queue) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `send_sig(SIGPIPE, current, 0)`: a write found no reader. The signal
+/// is taken on the way back to user space (its default action ends the
+/// process). The one place that raises a signal from the VFS.
+fn send_sigpipe(k: &mut KGuard) {
+    // Taken on the way out (dropped if ignored: then only EPIPE).
+    let me = current();
+    let tgid = k.tasks.get(me).map_or(0, |t| t.tgid);
+    let info = crate::task::signal::SigInfo::user(SIGPIPE, tgid);
+    let k2 = &mut **k;
+    k2.tasks.send_signal_info(&mut k2.sched, me, info, false, false, now_ns());
+}
+
 /// `pipe_read` into user `buf`.
 pub(super) fn pipe_read(pipe: u32, flags: u32, buf: usize, len: usize) -> R {
     let mut data = vec![0u8; len.min(PIPE_SIZE)];
@@ -149,13 +161,7 @@ pub(super) fn pipe_write_kernel(pipe: u32, flags: u32, data: &[u8]) -> Result<us
                 if done > 0 {
                     return Ok(done);
                 }
-                // send_sig(SIGPIPE, current, 0): taken on the way out
-                // (dropped if ignored: then only EPIPE).
-                let me = current();
-                let tgid = k.tasks.get(me).map_or(0, |t| t.tgid);
-                let info = crate::task::signal::SigInfo::user(SIGPIPE, tgid);
-                let k2 = &mut *k;
-                k2.tasks.send_signal_info(&mut k2.sched, me, info, false, false, now_ns());
+                send_sigpipe(&mut k);
                 return Err(Errno::EPIPE);
             }
             PipeWrite::Wait if flags & O_NONBLOCK != 0 => {

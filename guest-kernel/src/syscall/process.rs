@@ -160,6 +160,28 @@ pub(super) fn sys_prctl(option: u64, arg2: u64) -> R {
             put_user_i32(arg2 as usize, i32::from(v))?;
             Ok(0)
         }
+        // `comm`, at most TASK_COMM_LEN - 1 = 15 bytes (busybox names a
+        // forked applet that does not exec this way).
+        PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            copy_from_user(&mut name[..1], arg2 as usize)?;
+            let mut n = 0;
+            while n < 15 && name[n] != 0 {
+                n += 1;
+                copy_from_user(&mut name[n..n + 1], arg2 as usize + n)?;
+            }
+            let comm = alloc::string::String::from_utf8_lossy(&name[..n]).into_owned();
+            lock().tasks.get_mut(current()).expect("current").comm = comm;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let comm = with_me(|t| t.comm.clone());
+            let mut name = [0u8; 16];
+            let n = comm.len().min(15);
+            name[..n].copy_from_slice(&comm.as_bytes()[..n]);
+            crate::arch::aarch64::uaccess::copy_to_user(arg2 as usize, &name)?;
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
