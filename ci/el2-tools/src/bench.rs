@@ -882,6 +882,9 @@ const KERNEL_ROWS: &[(&str, &str)] = &[
     ("fork_execve_exit", "`fork` + `execve` + `exit`"),
     ("anon_page_fault", "anonymous page fault (first write)"),
     ("cow_page_fault", "copy-on-write fault (child's first write)"),
+    ("pipe_round_trip", "pipe round trip (a byte there and back, two processes on one CPU)"),
+    ("open_close", "`openat` + `close` of `/bin/bench`"),
+    ("stat", "`newfstatat` of `/bin/bench`"),
 ];
 
 /// The CPU counts of the SMP runs beside the 1-CPU table.

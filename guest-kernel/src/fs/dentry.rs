@@ -11,42 +11,48 @@ use alloc::vec::Vec;
 
 use super::inode::Ino;
 
-/// The dentry cache: (parent directory, name) → inode, ordered by name
-/// within a directory (the order getdents64 lists them).
+/// The dentry cache: parent directory → (name → inode), ordered by name
+/// within a directory (the order getdents64 lists them). A map per
+/// directory lets a lookup borrow the name instead of allocating a key
+/// (a path walk makes one per component).
 #[derive(Debug, Default)]
 pub struct Dcache {
-    map: BTreeMap<(Ino, Vec<u8>), Ino>,
+    map: BTreeMap<Ino, BTreeMap<Vec<u8>, Ino>>,
+    len: usize,
 }
 
 impl Dcache {
     pub const fn new() -> Self {
-        Dcache { map: BTreeMap::new() }
+        Dcache { map: BTreeMap::new(), len: 0 }
     }
 
     /// `d_lookup`: the inode `name` names in `parent`.
     pub fn d_lookup(&self, parent: Ino, name: &[u8]) -> Option<Ino> {
-        // A borrowed key cannot be built for the tuple; names are short.
-        self.map.get(&(parent, name.to_vec())).copied()
+        self.map.get(&parent)?.get(name).copied()
     }
 
     /// `d_add`: `name` in `parent` now names `ino` (replacing any old
     /// name, which a rename over an existing file does).
     pub fn d_add(&mut self, parent: Ino, name: &[u8], ino: Ino) -> Option<Ino> {
-        self.map.insert((parent, name.to_vec()), ino)
+        let old = self.map.entry(parent).or_default().insert(name.to_vec(), ino);
+        self.len += usize::from(old.is_none());
+        old
     }
 
     /// `d_delete`: forget `name` in `parent`; returns what it named.
     pub fn d_delete(&mut self, parent: Ino, name: &[u8]) -> Option<Ino> {
-        self.map.remove(&(parent, name.to_vec()))
+        let dir = self.map.get_mut(&parent)?;
+        let old = dir.remove(name)?;
+        if dir.is_empty() {
+            self.map.remove(&parent);
+        }
+        self.len -= 1;
+        Some(old)
     }
 
     /// The children of `parent`, by name, starting at the `skip`th.
     pub fn children(&self, parent: Ino, skip: usize) -> impl Iterator<Item = (&[u8], Ino)> {
-        self.map
-            .range((parent, Vec::new())..)
-            .take_while(move |((p, _), _)| *p == parent)
-            .skip(skip)
-            .map(|((_, n), &i)| (n.as_slice(), i))
+        self.map.get(&parent).into_iter().flat_map(|d| d.iter()).skip(skip).map(|(n, &i)| (n.as_slice(), i))
     }
 
     /// Whether `parent` has no children (`simple_empty`).
@@ -56,10 +62,10 @@ impl Dcache {
 
     /// Number of cached names.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 }
 

@@ -61,6 +61,9 @@ const IDS: &[&str] = &[
     "fork_execve_exit",
     "anon_page_fault",
     "cow_page_fault",
+    "pipe_round_trip",
+    "open_close",
+    "stat",
     "scale_fork_alone",
     "scale_fork_pair",
     "scale_fault_alone",
@@ -217,6 +220,21 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
     if select.run("cow_page_fault") {
         cow_fault(reps(FAULT_PAGES as u64) as usize);
     }
+    if select.run("pipe_round_trip") {
+        pipe_round_trip(reps(100));
+    }
+    if select.run("open_close") {
+        time("open_close", reps(100), || {
+            let fd = sys::syscall6(56, [AT_FDCWD, BENCH_PATH.as_ptr() as usize, 0, 0, 0, 0]);
+            sys::syscall6(57, [fd as usize, 0, 0, 0, 0, 0]);
+        });
+    }
+    if select.run("stat") {
+        let mut st = [0u8; 128];
+        time("stat", reps(100), || {
+            sys::syscall6(79, [AT_FDCWD, BENCH_PATH.as_ptr() as usize, st.as_mut_ptr() as usize, 0, 0, 0]);
+        });
+    }
     if cpus >= 2 {
         // Scaling: the same loop in one process pinned to CPU 0, then in
         // two processes pinned to CPUs 0 and 1 at once.
@@ -234,6 +252,39 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
     println!("bench: done");
     sys::power_off();
     0
+}
+
+/// `AT_FDCWD`, and the file the file-system rows open and stat (this
+/// program, in both kernels' initramfs).
+const AT_FDCWD: usize = -100isize as usize;
+const BENCH_PATH: &[u8] = b"/bin/bench\0";
+
+/// A byte there and back through two pipes between this process and a
+/// child on the same CPU (`pipe2`, `read`, `write`; two context switches
+/// per round trip); the child ends at the first pipe's end of file.
+fn pipe_round_trip(reps: u64) {
+    let (mut a, mut b) = ([0i32; 2], [0i32; 2]);
+    sys::syscall6(59, [a.as_mut_ptr() as usize, 0, 0, 0, 0, 0]);
+    sys::syscall6(59, [b.as_mut_ptr() as usize, 0, 0, 0, 0, 0]);
+    let pid = sys::fork();
+    let mut byte = [0u8; 1];
+    if pid == 0 {
+        sys::syscall6(57, [a[1] as usize, 0, 0, 0, 0, 0]);
+        sys::syscall6(57, [b[0] as usize, 0, 0, 0, 0, 0]);
+        while sys::read(a[0] as usize, &mut byte) == 1 {
+            sys::write(b[1] as usize, &byte);
+        }
+        sys::exit_group(0);
+    }
+    sys::syscall6(57, [a[0] as usize, 0, 0, 0, 0, 0]);
+    sys::syscall6(57, [b[1] as usize, 0, 0, 0, 0, 0]);
+    time("pipe_round_trip", reps, || {
+        sys::write(a[1] as usize, b"x");
+        sys::read(b[0] as usize, &mut byte);
+    });
+    sys::syscall6(57, [a[1] as usize, 0, 0, 0, 0, 0]);
+    sys::wait4(pid, 0);
+    sys::syscall6(57, [b[0] as usize, 0, 0, 0, 0, 0]);
 }
 
 /// Pins the calling process to CPU `cpu` (`sched_setaffinity`); exits 1 if
