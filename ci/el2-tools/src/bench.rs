@@ -885,6 +885,7 @@ const KERNEL_ROWS: &[(&str, &str)] = &[
     ("pipe_round_trip", "pipe round trip (a byte there and back, two processes on one CPU)"),
     ("open_close", "`openat` + `close` of `/bin/bench`"),
     ("stat", "`newfstatat` of `/bin/bench`"),
+    ("shell_true_loop", "busybox `sh`: a `while` loop running `/bin/true` (per iteration)"),
 ];
 
 /// The CPU counts of the SMP runs beside the 1-CPU table.

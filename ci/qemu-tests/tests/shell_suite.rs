@@ -1,7 +1,7 @@
 //! The shell suite (issue 15): `ci/qemu-tests/shell/suite.sh`, run as
 //! init by Debian's unmodified busybox `sh`, on Debian's Linux 6.1 (the
 //! reference) and on the guest kernel natively and under the hypervisor,
-//! with 1 and 2 CPUs. Each check prints `ok - NAME` or `FAIL - NAME: got
+//! with 1, 2 and 4 CPUs. Each check prints `ok - NAME` or `FAIL - NAME: got
 //! [...], want [...]`; the last line is `shell: N passed, N failed`, and
 //! N must be every check of the file (one `t "` line each), so a check
 //! cannot be skipped by a script that stops early.
@@ -37,6 +37,13 @@ fn on_the_guest_kernel_one_cpu() {
 #[test]
 fn on_the_guest_kernel_two_cpus() {
     let r = native(2);
+    r.expect_clean_exit().expect("guest-kernel: init (pid 1) exited with status 0; powering off");
+    expect_suite(&r);
+}
+
+#[test]
+fn on_the_guest_kernel_four_cpus() {
+    let r = native(4);
     r.expect_clean_exit().expect("guest-kernel: init (pid 1) exited with status 0; powering off");
     expect_suite(&r);
 }

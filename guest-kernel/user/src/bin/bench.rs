@@ -64,6 +64,7 @@ const IDS: &[&str] = &[
     "pipe_round_trip",
     "open_close",
     "stat",
+    "shell_true_loop",
     "scale_fork_alone",
     "scale_fork_pair",
     "scale_fault_alone",
@@ -235,6 +236,9 @@ fn bench_main(argc: usize, argv: *const *const u8) -> i32 {
             sys::syscall6(79, [AT_FDCWD, BENCH_PATH.as_ptr() as usize, st.as_mut_ptr() as usize, 0, 0, 0]);
         });
     }
+    if select.run("shell_true_loop") {
+        shell_true_loop(reps(10));
+    }
     if cpus >= 2 {
         // Scaling: the same loop in one process pinned to CPU 0, then in
         // two processes pinned to CPUs 0 and 1 at once.
@@ -285,6 +289,54 @@ fn pipe_round_trip(reps: u64) {
     sys::syscall6(57, [a[1] as usize, 0, 0, 0, 0, 0]);
     sys::wait4(pid, 0);
     sys::syscall6(57, [b[0] as usize, 0, 0, 0, 0, 0]);
+}
+
+/// Busybox's `sh` running `/bin/true` `reps` times in a `while` loop (a
+/// fork and an exec of busybox each time, and the shell's own work), per
+/// iteration: what a shell script costs. Skipped (no BENCH line) without
+/// /bin/sh.
+fn shell_true_loop(reps: u64) {
+    let mut script = [0u8; 96];
+    let mut w = Cursor { buf: &mut script, at: 0 };
+    let _ = core::fmt::Write::write_fmt(
+        &mut w,
+        format_args!("i=0; while [ $i -lt {reps} ]; do /bin/true; i=$((i+1)); done\0"),
+    );
+    let argv = [c"sh".as_ptr().cast(), c"-c".as_ptr().cast(), script.as_ptr(), core::ptr::null()];
+    let run = |argv: &[*const u8; 4]| {
+        let pid = sys::fork();
+        if pid == 0 {
+            sys::execve(b"/bin/sh\0", argv);
+            sys::exit_group(127);
+        }
+        sys::wait4(pid, 0).1
+    };
+    // A first run outside the window (and the check that sh is there).
+    if run(&argv) != 0 {
+        println!("bench: shell_true_loop: no /bin/sh; skipped");
+        return;
+    }
+    let t0 = cntvct();
+    run(&argv);
+    report("shell_true_loop", reps, cntvct() - t0);
+}
+
+/// A fixed buffer that `write!` fills.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl core::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.at + s.len();
+        if end > self.buf.len() {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.at..end].copy_from_slice(s.as_bytes());
+        self.at = end;
+        Ok(())
+    }
 }
 
 /// Pins the calling process to CPU `cpu` (`sched_setaffinity`); exits 1 if
