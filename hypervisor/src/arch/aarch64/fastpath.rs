@@ -5,10 +5,11 @@
 //! no host register restore and save, no list-register read-back, no
 //! timer resample, no full syndrome decode.
 
-use super::exit::{self, Action};
+use super::exit;
 use super::vmm::{Vcpu, Vm};
 #[cfg(feature = "trace")]
 use super::{switch::ExitKind, timer};
+use crate::exit::Action;
 use crate::fastpath::{FastExit, classify};
 use crate::mmio::{MmioAccess, decode};
 use crate::stats::ExitReason;
@@ -81,7 +82,7 @@ fn mmio_locked(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> 
     if lrs_loaded && !uart.contains(&access.ipa) {
         return None;
     }
-    match exit::emulate_mmio(vm, v, access) {
+    match exit::emulate_mmio(vm, v.index, &v.regs, access) {
         Ok(read) => {
             v.stats.record(ExitReason::for_mmio(access.write));
             if !access.write {

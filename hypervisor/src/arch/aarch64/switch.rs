@@ -108,9 +108,7 @@ const _: () = assert!(HCR_GUEST == crate::vcpu::HCR_GUEST, "the bits listed abov
 /// HCR_EL2 between vCPUs: only RW (EL1 is AArch64), no stage-2, no traps.
 pub const HCR_HOST: u64 = HCR_EL2::RW::EL1IsAarch64.value;
 
-/// HCR_EL2.TVM (bit 26): writes to the EL1 virtual-memory controls trap
-/// (ARM ARM D19.2.48).
-pub const HCR_TVM: u64 = HCR_EL2::TVM::SET.value;
+const _: () = assert!(HCR_EL2::TVM::SET.value == crate::vcpu::HCR_TVM, "HCR_EL2.TVM");
 
 /// Loads a vCPU's EL1 context into the CPU.
 pub fn restore_el1(s: &El1Sysregs) {

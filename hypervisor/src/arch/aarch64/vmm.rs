@@ -10,12 +10,13 @@
 //! ([`pause_vm`], [`unpause_vm`], [`start_vm`]).
 
 use super::boot::FRAMES;
-use super::exit::{self, Action};
+use super::exit;
 use super::fastpath::FastCtx;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
 use super::vgic_hw;
 use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
+use crate::exit::Action;
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
 use crate::mmio::MmioBus;
@@ -33,7 +34,7 @@ use crate::vmreq::{Request, VmRequests};
 use crate::vmspec;
 use crate::vpl011::Pl011;
 use crate::vsched::{self, Candidate};
-use crate::vtimer;
+use crate::vtimer::{self, ptimer};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2, Writeable};
 use alloc::format;
@@ -891,9 +892,9 @@ fn wake_waiting(
                     wake_at(d);
                 }
             }
-            // The emulated physical timer (timer::ptimer_access): raised
+            // The emulated physical timer (exit::ptimer_access): raised
             // when due, else its deadline is one to wake up for.
-            if let Some(d) = timer::update_ptimer_line(&mut vgic, i, &v.sys, now) {
+            if let Some(d) = ptimer::update_line(&mut vgic, i, v.sys.cntp_ctl, v.sys.cntp_cval, now) {
                 wake_at(d);
             }
             if vgic.has_pending(i) {
@@ -1001,7 +1002,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     }
     // The emulated physical timer may have expired while the vCPU was not
     // running; if not, the EL2 timer takes the CPU back when it does.
-    if let Some(d) = timer::update_ptimer_line(&mut vm.vgic.lock(), v.index, &v.sys, timer::now()) {
+    if let Some(d) = ptimer::update_line(&mut vm.vgic.lock(), v.index, v.sys.cntp_ctl, v.sys.cntp_cval, timer::now()) {
         timer::arm_hyp_by(d);
     }
     let nr_lrs = vgic_hw::nr_lrs();
