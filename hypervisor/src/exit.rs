@@ -60,9 +60,9 @@ pub enum Decision {
     /// Give the physical CPU away (the vCPU waits, is off, yielded, or
     /// has a set/way flush to do).
     Yield,
-    /// Stop the VM, for this reason (`vmm::stop_vm`); only this VM.
+    /// Stop the VM, for this reason (`vmops::stop_vm`); only this VM.
     Stop(Cow<'static, str>),
-    /// Reset the VM (PSCI SYSTEM_RESET, `vmm::reset_vm`).
+    /// Reset the VM (PSCI SYSTEM_RESET, `vmops::reset_vm`).
     Reset,
 }
 

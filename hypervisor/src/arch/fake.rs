@@ -1,7 +1,8 @@
 //! A fake arch layer for host tests (Hafnium's `src/arch/fake`): the VM
 //! and CPU operations the pure exit core needs (`crate::exit::ExitEnv`),
 //! backed by the real pure models (`Psci`, `Vgic`) and a record of every
-//! hardware operation, which tests assert on.
+//! hardware operation, which tests assert on. Also the stand-ins for the
+//! arch types `crate::vm::Vm` holds.
 
 use crate::esr::{FaultStatus, SysReg};
 use crate::exit::{ExitEnv, SpWriteback};
@@ -215,3 +216,13 @@ impl ExitEnv for Fake {
         self.record(Op::ExceptionRegs { elr, spsr, esr, far });
     }
 }
+
+/// Stands in for the aarch64 devices on a VM's MMIO bus (none on the host).
+pub enum Device {}
+
+/// Stands in for the aarch64 virtio-net card.
+pub struct VirtioNet;
+
+/// Stands in for the aarch64 saved FP/SIMD registers.
+#[derive(Clone, Copy, Default)]
+pub struct FpState;

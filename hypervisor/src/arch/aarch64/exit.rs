@@ -4,19 +4,19 @@
 //! stop, reset). Interrupt exits and fatal exceptions are handled here.
 
 use super::switch::ExitKind;
-use super::vmm::{self, Vcpu, Vm};
+use super::vmops;
 use super::{gic, timer};
 use crate::esr::{Esr, FaultStatus, SysReg};
 use crate::exit::{Action, Decision, ExitEnv, SpWriteback, SyncExit};
 use crate::mmio::MmioAccess;
 use crate::mmio::bus::AccessError;
-use crate::println;
 use crate::psci::Psci;
-use crate::ratelimit::{self, Verdict};
 use crate::shm::{Membership, Ring};
 use crate::stats::ExitReason;
 use crate::vcpu::GuestRegs;
+use crate::vcpu::Vcpu;
 use crate::vgic::Vgic;
+use crate::vm::{self, Vm};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     AFSR0_EL1, AFSR1_EL1, AMAIR_EL1, CONTEXTIDR_EL1, ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HCR_EL2, HPFAR_EL2,
@@ -37,8 +37,8 @@ pub fn handle_sync(vm: &Vm, v: &mut Vcpu, generation: usize) -> Action {
         Decision::Resume | Decision::Yield => {}
         Decision::Kick(targets) => vm.kick(targets, Some(v.index)),
         Decision::Inject { esr, far } => crate::exit::inject(&mut hw, v, esr, far),
-        Decision::Stop(why) => vmm::stop_vm(vm, &why),
-        Decision::Reset => vmm::reset_vm(vm),
+        Decision::Stop(why) => vmops::stop_vm(vm, &why),
+        Decision::Reset => vmops::reset_vm(vm),
     }
     action
 }
@@ -74,7 +74,7 @@ impl ExitEnv for Hw<'_> {
         self.vm.id_regs.get(reg)
     }
     fn mmio(&self, vcpu: usize, regs: &GuestRegs, a: &MmioAccess) -> Result<u64, AccessError> {
-        emulate_mmio(self.vm, vcpu, regs, a)
+        super::devices::emulate_mmio(self.vm, vcpu, regs, a)
     }
     fn console_write(&self, vcpu: usize, bytes: &[u8]) {
         let mut c = self.vm.console.lock();
@@ -86,7 +86,7 @@ impl ExitEnv for Hw<'_> {
         self.vm.console.lock().idle(&self.vm.name, vcpu);
     }
     fn print_stats(&self, v: &Vcpu) {
-        vmm::print_stats(self.vm, Some(v));
+        vm::print_stats(self.vm, Some(v));
     }
     fn booted(&self) {
         let _ = self.vm.booted_at.compare_exchange(0, timer::now(), Ordering::Relaxed, Ordering::Relaxed);
@@ -100,7 +100,7 @@ impl ExitEnv for Hw<'_> {
         }
     }
     fn report(&self, vcpu: usize, what: core::fmt::Arguments) {
-        report_index(self.vm, vcpu, what);
+        vmops::report(self.vm, vcpu, what);
     }
     fn fp_trap(&mut self, v: &mut Vcpu) {
         super::fp::handle_trap(self.vm, v, self.generation);
@@ -174,19 +174,6 @@ impl ExitEnv for Hw<'_> {
     }
 }
 
-/// Prints a report about something vCPU `index` of `vm` did that the
-/// hypervisor refused, within the VM's report budget (`ratelimit`): a
-/// guest looping over bad accesses must not flood the console.
-pub fn report_index(vm: &Vm, index: usize, what: core::fmt::Arguments) {
-    let verdict = vm.reports.lock().check(timer::now(), timer::frequency() * ratelimit::INTERVAL_S);
-    if let Verdict::Print { suppressed } = verdict {
-        if suppressed > 0 {
-            println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
-        }
-        println!("el2-hyp: VM \"{}\" vCPU {index}: {what}", vm.name);
-    }
-}
-
 /// A physical interrupt arrived while the guest ran (HCR_EL2.IMO).
 pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
     v.stats.record(ExitReason::Irq);
@@ -227,14 +214,14 @@ pub fn handle_irq(vm: &Vm, v: &mut Vcpu) -> Action {
             // guest: the run loop chooses again (wake-up preemption,
             // `vmm::run_cpu`). Any other kick is for the running vCPU,
             // whose interrupts the next entry loads.
-            gic::SGI_KICK if vmm::take_wakeup() => {
+            gic::SGI_KICK if vmops::take_wakeup() => {
                 v.preempted = true;
                 action = Action::Yield;
             }
             // Any other kick may still have made a vCPU of this CPU
             // runnable (a VM's request carried out elsewhere, a CPU_ON):
             // the running one gets at most a time slice more.
-            gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmm::SLICE_MS / 1000),
+            gic::SGI_KICK => timer::arm_hyp_by(timer::now() + timer::frequency() * vmops::SLICE_MS / 1000),
             // Maintenance (list registers are resynced on every exit) and
             // kicks (the vGIC state is re-read before the next entry).
             _ => {}
@@ -256,7 +243,7 @@ pub fn handle_fatal(vm: &Vm, v: &mut Vcpu, kind: ExitKind) -> Action {
         _ => ExitReason::Undefined,
     });
     let why = alloc::format!("fatal {kind:?} exception at {:#x} (ESR_EL2 {:#x})", v.regs.pc, ESR_EL2.get());
-    vmm::stop_vm(vm, &why);
+    vmops::stop_vm(vm, &why);
     Action::Yield
 }
 
@@ -277,23 +264,10 @@ fn fetch_instruction(pc: u64) -> Option<u32> {
     // PA bits [51:12] (the crate's PAR_EL1::PA stops at bit 47).
     let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
     // Only RAM is identity mapped at EL2; the guest's RAM is RAM.
-    let ram = super::boot::PLATFORM.get()?.memory.iter().any(|r| pa >= r.base && pa + 4 <= r.end());
+    let ram = super::platform::PLATFORM.get()?.memory.iter().any(|r| pa >= r.base && pa + 4 <= r.end());
     if !ram || !pa.is_multiple_of(4) {
         return None;
     }
     // SAFETY: `pa` is 4-byte aligned, inside RAM, which EL2 maps.
     Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
-}
-
-/// The device side of an MMIO access: a dispatch on the VM's bus
-/// (`devices`). The value a load reads (0 for a store), or why the access
-/// is refused, having changed nothing. Also the fast path's
-/// (`fastpath.rs`).
-#[inline(always)]
-pub(super) fn emulate_mmio(vm: &Vm, vcpu: usize, regs: &GuestRegs, a: &MmioAccess) -> Result<u64, AccessError> {
-    if a.write {
-        vm.bus.write(vm, vcpu, a.ipa, a.size, a.store_value(&regs.x)).map(|()| 0)
-    } else {
-        vm.bus.read(vm, vcpu, a.ipa, a.size)
-    }
 }

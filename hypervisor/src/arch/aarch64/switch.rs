@@ -6,7 +6,6 @@
 //! vCPU starts running on a CPU and saved when it stops, the way Hafnium
 //! and KVM's nVHE `__kvm_vcpu_run` do.
 
-use super::fastpath::FastCtx;
 use crate::vcpu::{El1Sysregs, GuestRegs};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
@@ -59,7 +58,7 @@ unsafe extern "C" {
 /// configuration must be loaded, so that nothing the guest does can reach
 /// memory outside its VM. `regs` is the vCPU's in `fast` (`FastCtx::vcpu`);
 /// all three are valid and used by nothing else until this returns.
-pub unsafe fn enter(regs: *mut GuestRegs, host: *mut HostRegs, fast: *mut FastCtx) -> ExitKind {
+pub unsafe fn enter(regs: *mut GuestRegs, host: *mut HostRegs, fast: *mut core::ffi::c_void) -> ExitKind {
     // SAFETY: the caller's contract; the assembly stores to `regs` and
     // `host`, and the fast path uses `fast`'s pointers, one at a time.
     let code = unsafe { __guest_enter(regs, host, fast.cast()) };

@@ -36,11 +36,11 @@ use core::sync::atomic::Ordering;
 
 use super::timer;
 use super::vdisk::VmRam;
-use super::vmm::{Vm, vms};
 use crate::mmio::bus::{MmioDevice, MmioError};
 use crate::sync::{self, Mutex};
 use crate::virtio::mmio::{Effect, Fill, VirtioMmio};
 use crate::virtio::net::{self, Net};
+use crate::vm::{Vm, vms};
 use crate::vswitch::{Limits, PortId, Switch};
 use shared::layout;
 
@@ -189,7 +189,7 @@ impl VirtioNet {
     fn after(&self, vm: &Vm, s: &mut NetState, vcpu: usize) -> bool {
         if let (Some(why), false) = (s.mmio.error(), s.reported) {
             s.reported = true;
-            super::exit::report_index(
+            super::vmops::report(
                 vm,
                 vcpu,
                 format_args!("net[{}]: the driver broke a virtio rule ({why:?}): DEVICE_NEEDS_RESET", self.index),
