@@ -68,6 +68,7 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
     }
     let checks = vmspec::validate(&platform.vms, &facts);
     let mut regions = super::vshm::create(platform);
+    super::vnet::configure(platform);
     for (spec, check) in platform.vms.iter().zip(checks.iter()) {
         if let Err(e) = check {
             println!("el2-hyp: VM \"{}\" not started: {e}", spec.name);
