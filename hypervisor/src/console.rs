@@ -184,6 +184,26 @@ macro_rules! print {
     ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
 }
 
+/// The VM with the input focus (`arch/aarch64/console_in.rs` moves it).
+/// Only its console output reaches the terminal raw; every other VM's has
+/// its control characters made visible (`VmConsole::flush`).
+static FOCUS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Whether VM `id` has the input focus.
+pub fn has_focus(id: usize) -> bool {
+    focus() == id
+}
+
+/// The VM that has the input focus.
+pub fn focus() -> usize {
+    FOCUS.load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Gives VM `id` the input focus.
+pub fn set_focus(id: usize) {
+    FOCUS.store(id, core::sync::atomic::Ordering::Release);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

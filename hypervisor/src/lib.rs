@@ -36,6 +36,7 @@ pub mod shm;
 pub mod skip;
 pub mod smccc;
 pub mod stats;
+pub mod switchconf;
 pub mod sync;
 pub mod vcpu;
 pub mod vdebug;

@@ -15,7 +15,7 @@
 //!
 //! | rank | class | what it guards | taken inside |
 //! | ---: | --- | --- | --- |
-//! | 1 | [`VCPU`] | a vCPU's registers and state (`vmm::Vm::vcpus`) | nothing: held by the CPU running it, for the whole run |
+//! | 1 | [`VCPU`] | a vCPU's registers and state (`vm::Vm::vcpus`) | nothing: held by the CPU running it, for the whole run |
 //! | 2 | [`CONSOLE_RX`] | the console UART's input side | vCPU (an IRQ exit) |
 //! | 3 | [`PSCI`] | a VM's PSCI power states | vCPU (a hypercall; a vCPU picking up its CPU_ON) |
 //! | 4 | [`VM_CONSOLE`] | a VM's vPL011 and line buffer | vCPU, console input |
@@ -110,7 +110,7 @@ macro_rules! classes {
 }
 
 classes! {
-    /// A vCPU (`vmm::Vm::vcpus`).
+    /// A vCPU (`vm::Vm::vcpus`).
     VCPU = 1;
     /// The console UART's input side (`console_in`).
     CONSOLE_RX = 2;

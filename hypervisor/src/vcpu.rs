@@ -106,6 +106,10 @@ pub enum VcpuState {
 /// this value.
 pub const HCR_GUEST: u64 = 0x807c_663b;
 
+/// HCR_EL2.TVM (bit 26): writes to the EL1 virtual-memory controls trap
+/// (ARM ARM D19.2.48); set while a set/way flush waits (`exit`).
+pub const HCR_TVM: u64 = 1 << 26;
+
 /// A vCPU: its registers and what the scheduler needs; plain data, which
 /// the arch layer's run loop loads into a physical CPU.
 pub struct Vcpu {

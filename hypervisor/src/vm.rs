@@ -1,98 +1,239 @@
-//! Where a VM's pieces go in its guest-physical RAM (Linux booting.rst
-//! rules: kernel at a 2 MiB aligned base + text_offset, DTB 8-byte aligned
-//! and at most 2 MiB, initrd anywhere in RAM not overlapping either).
+//! A virtual machine as plain data (issue 18): [`Vm`] holds what every
+//! part of the hypervisor knows of a VM (its configuration, stage 2,
+//! vCPUs, vGIC, PSCI state, devices on its MMIO bus, requests, counts),
+//! built and run by the arch layer (`arch/aarch64/vmm.rs`), decided on by
+//! the pure cores. Only three of its types are the arch layer's
+//! ([`crate::arch::Device`], [`crate::arch::VirtioNet`],
+//! [`crate::arch::FpState`]; stand-ins on the host). Its cross-CPU
+//! operations (kicks, VM-wide requests, reports) are
+//! `arch/aarch64/vmops.rs`'s. Also here: the VMs built at boot ([`vms`]),
+//! its console ([`console`]) and the layout of its RAM ([`layout`]).
 
-use shared::platform::Region;
+pub mod console;
+pub mod layout;
 
-/// Space kept at the top of RAM for the DTB (booting.rst's 2 MiB limit).
-pub const DTB_MAX: u64 = 2 << 20;
+pub use console::VmConsole;
+pub use layout::{DTB_MAX, LayoutError, VmLayout, plan};
 
-/// Guest-physical addresses of a VM's boot pieces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmLayout {
-    /// Guest RAM.
-    pub ram: Region,
-    /// Where the kernel image is copied (entry point).
-    pub kernel: Region,
-    /// Where the generated DTB goes (x0 at entry).
-    pub dtb: u64,
-    /// Where the initrd is copied.
-    pub initrd: Option<Region>,
+use crate::fdtgen;
+use crate::mm::stage2::Stage2Table;
+use crate::mmio::MmioBus;
+use crate::println;
+use crate::psci::Psci;
+use crate::pvtime;
+use crate::ratelimit::ReportLimit;
+use crate::stats::ExitStats;
+use crate::sync::{CountedMutex, Mutex};
+use crate::vcpu::Vcpu;
+use crate::vgic::Vgic;
+use crate::vmreq::VmRequests;
+use crate::vsched;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use shared::image::ImageHeader;
+use shared::platform::{GicVersion, VmSpec};
+
+/// A virtual machine.
+pub struct Vm {
+    pub id: usize,
+    pub name: String,
+    pub spec: VmSpec,
+    pub header: ImageHeader,
+    pub layout: VmLayout,
+    /// Host-physical base of the VM's RAM.
+    pub host_ram: u64,
+    pub gic: GicVersion,
+    pub vttbr: u64,
+    pub vtcr: u64,
+    pub stage2: Mutex<Stage2Table>,
+    pub vcpus: Vec<Mutex<Vcpu>>,
+    pub stopped: AtomicBool,
+    pub console: Mutex<VmConsole>,
+    /// The vPL011's flag register as the console's model had it when a
+    /// UART access or typed input last released the console's lock
+    /// (`devices::Uart::publish`): a guest polling UARTFR (Linux's
+    /// `pl011_console_write` reads it around every byte) reads this
+    /// without the lock. Only those paths change what FR shows (the
+    /// receive FIFO and LCR_H.FEN).
+    pub uart_fr: AtomicU32,
+    /// Bumped on SYSTEM_RESET (while every vCPU is out of the guest): the
+    /// VM's life, which FP/SIMD ownership tokens carry (fp.rs).
+    pub generation: AtomicUsize,
+    /// PSCI power state of the vCPUs.
+    pub psci: Mutex<Psci>,
+    /// The virtual GIC (distributor, redistributors, pending interrupts).
+    pub vgic: CountedMutex<Vgic>,
+    /// Its emulated devices by guest-physical range, where a trapped MMIO
+    /// access goes (`devices::bus`).
+    pub bus: MmioBus<Vm, crate::arch::Device>,
+    /// Its virtio-net cards (`vnet`): on its bus as `Device::Net(k)`, and
+    /// reached by the other ports of their switches.
+    pub nets: Vec<crate::arch::VirtioNet>,
+    /// The physical CPU each vCPU runs on or ran on last, for kicks
+    /// (pinned vCPUs never move; the others migrate, see `vmm::run_cpu`).
+    pub vcpu_pcpu: Vec<AtomicUsize>,
+    /// The scheduler's weight of each of its vCPUs (`vsched::weight`).
+    pub weight: u32,
+    /// Each vCPU's virtual run time (`vsched`): written by the CPU that
+    /// holds the vCPU's lock, read by any CPU choosing what to run.
+    pub vruntime: Vec<AtomicU64>,
+    /// Its vCPUs' stolen-time structures (`pvtime`), mapped read-only at
+    /// `layout::PVTIME_BASE`.
+    pub pvtime: alloc::boxed::Box<PvTimePage>,
+    /// The VM's CPU cap, if its configuration has one (`vsched::Cap`).
+    pub cap: Option<Mutex<vsched::Cap>>,
+    /// The vCPU of this VM each physical CPU ran last (`usize::MAX`:
+    /// none): another of its vCPUs there must not see the TLB entries
+    /// that one left (KVM's `last_vcpu_ran`, `vmm::flush_if_other_vcpu_ran`).
+    pub last_vcpu_ran: [AtomicUsize; shared::platform::MAX_CPUS],
+    /// Physical counter when the guest said it had booted (vendor BOOTED
+    /// call), 0 if it has not.
+    pub booted_at: AtomicU64,
+    /// Each vCPU's FP/SIMD registers while they are not live in some
+    /// physical CPU (switched lazily, see `fp.rs`). A lock of their own,
+    /// held only for one save or restore, so that another CPU can save a
+    /// vCPU's values without its vCPU lock.
+    pub fp: Vec<Mutex<crate::arch::FpState>>,
+    /// Its pass-through devices as its DTB describes them (passthrough.rs).
+    pub devices: Vec<fdtgen::GuestDevice>,
+    /// The VM's virtual counter offset, CNTVOFF_EL2 (ARM ARM D11.2.2): the
+    /// physical count when the VM was built or last reset, so that its
+    /// virtual counter starts near zero.
+    pub cntvoff: AtomicU64,
+    /// The budget of the hypervisor's reports about this VM's faults
+    /// (`vmops::report`).
+    pub reports: Mutex<ReportLimit>,
+    /// VM-wide requests (stop, reset) and which vCPUs are in the guest.
+    pub requests: VmRequests,
+    /// Why the VM is being stopped (the first reason given wins).
+    pub stop_reason: Mutex<Option<String>>,
+    /// Each vCPU's pending PSCI CPU_ON (entry, context id): left here by
+    /// the caller, taken by the target's own CPU, so that no CPU ever
+    /// waits for another vCPU's lock while holding its own (sync.rs).
+    pub cpu_on: Vec<Mutex<Option<(u64, u64)>>>,
+    /// Each vCPU's exits since boot, readable without its lock (the
+    /// console's `list`; `stats` has them by reason, under the lock).
+    pub exits: Vec<ExitCount>,
+    /// What its vCPUs read from the ID registers (HCR_EL2.TID3),
+    /// sanitized once (sysregs.rs).
+    pub id_regs: crate::idregs::IdTable,
+    /// The shared-memory regions it is a peer of (`vshm`), and their
+    /// nodes in its DTB.
+    pub shm: Vec<crate::shm::Membership>,
+    pub shm_dt: Vec<fdtgen::GuestShm>,
 }
 
-/// Why a VM's images do not fit its RAM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayoutError {
-    /// Kernel (its `image_size`, with BSS) plus DTB space exceed RAM.
-    KernelTooBig { image_size: u64, ram: u64 },
-    /// No room for the initrd between the kernel and the DTB.
-    InitrdTooBig { initrd: u64, room: u64 },
+/// One vCPU's exit count: written only by the CPU running the vCPU (a
+/// plain load and store, no atomic read-modify-write on the exit path),
+/// read by anyone. A cache line of its own, so that vCPUs of one VM on
+/// different CPUs do not share the line they write on every exit.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct ExitCount(AtomicU64);
+
+impl ExitCount {
+    /// Counts one exit; only the CPU holding the vCPU's lock calls it.
+    pub fn bump(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// The count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
-impl core::fmt::Display for LayoutError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::KernelTooBig { image_size, ram } => write!(
-                f,
-                "kernel: image_size {} plus 2 MiB for the DTB does not fit in memory ({})",
-                crate::vmspec::Size(*image_size),
-                crate::vmspec::Size(*ram)
-            ),
-            Self::InitrdTooBig { initrd, room } => {
-                write!(
-                    f,
-                    "initrd: {} do not fit in the {} left after the kernel",
-                    crate::vmspec::Size(*initrd),
-                    crate::vmspec::Size(*room)
-                )
-            }
+impl Vm {
+    /// The VM's RAM, for the stage-2 fill on first touch (guestram.rs).
+    pub fn ram(&self) -> crate::guestram::GuestRam {
+        crate::guestram::GuestRam { ipa: self.layout.ram.base, size: self.layout.ram.size, host: self.host_ram }
+    }
+}
+
+/// The page of a VM's stolen-time structures (DEN0057 §3.2): 64-bit
+/// words the run loop stores and the guest loads (single-copy atomic).
+#[repr(C, align(4096))]
+pub struct PvTimePage([AtomicU64; 512]);
+
+impl PvTimePage {
+    pub fn new() -> alloc::boxed::Box<Self> {
+        alloc::boxed::Box::new(PvTimePage([const { AtomicU64::new(0) }; 512]))
+    }
+
+    /// Writes vCPU `vcpu`'s `stolen_time` (nanoseconds).
+    pub fn set_stolen(&self, vcpu: usize, ns: u64) {
+        if let Some(w) = self.0.get(pvtime::stolen_time_offset(vcpu) / 8) {
+            w.store(ns.to_le(), Ordering::Relaxed);
         }
     }
-}
 
-/// Plans a VM's RAM: kernel at the bottom, DTB in the top 2 MiB, initrd
-/// just below the DTB.
-pub fn plan(ram: Region, text_offset: u64, image_size: u64, initrd_size: Option<u64>) -> Result<VmLayout, LayoutError> {
-    let kernel = Region { base: ram.base + text_offset, size: image_size };
-    let dtb = ram.end().saturating_sub(DTB_MAX);
-    if text_offset.saturating_add(image_size).saturating_add(DTB_MAX) > ram.size {
-        return Err(LayoutError::KernelTooBig { image_size, ram: ram.size });
-    }
-    let initrd = match initrd_size {
-        None => None,
-        Some(size) => {
-            let room = dtb - kernel.end();
-            let base = (dtb.saturating_sub(size)) & !0xfff;
-            if size > room || base < kernel.end() {
-                return Err(LayoutError::InitrdTooBig { initrd: size, room });
-            }
-            Some(Region { base, size })
+    /// Zeroes every structure (a new VM life).
+    pub fn clear(&self) {
+        for w in self.0.iter() {
+            w.store(0, Ordering::Relaxed);
         }
-    };
-    Ok(VmLayout { ram, kernel, dtb, initrd })
+    }
+
+    /// The page's host-physical address (the heap is identity mapped).
+    pub fn pa(&self) -> u64 {
+        self as *const Self as u64
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+static VMS: crate::sync::Once<Vec<Vm>> = crate::sync::Once::new();
 
-    const RAM: Region = Region { base: 0x4000_0000, size: 0x400_0000 };
+/// The VMs that were built at boot (none before [`install`]).
+pub fn vms() -> &'static [Vm] {
+    VMS.get().map(|v| v.as_slice()).unwrap_or(&[])
+}
 
-    #[test]
-    fn pieces_do_not_overlap() {
-        let l = plan(RAM, 0, 0x20_0000, Some(0x10_0123)).unwrap();
-        assert_eq!(l.kernel.base, 0x4000_0000);
-        assert_eq!(l.dtb, 0x43e0_0000);
-        let rd = l.initrd.unwrap();
-        assert!(rd.base >= l.kernel.end() && rd.end() <= l.dtb);
-        assert_eq!(rd.base % 4096, 0);
+/// Makes `vms` the VMs of [`vms`]; once, at boot (`vmm::create_vms`).
+pub fn install(vms: Vec<Vm>) {
+    VMS.call_once(|| vms);
+}
+
+/// The VM's state, as the console's `list` shows it.
+pub fn state(vm: &Vm) -> crate::vmctl::VmState {
+    crate::vmctl::VmState::of(
+        vm.stopped.load(Ordering::Acquire),
+        vm.requests.pending(),
+        vm.requests.is_paused(),
+        vm.requests.is_parked(),
+    )
+}
+
+/// Prints the exit statistics of a VM whose vCPUs are all parked (a
+/// claimed request): every count is final, each lock is taken in turn.
+pub fn print_stats_parked(vm: &Vm) {
+    let mut total = ExitStats::default();
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        let stats = v.lock().stats;
+        println!("el2-hyp:   vCPU {i} exits: {stats}");
+        total.add(&stats);
     }
+    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
+}
 
-    #[test]
-    fn too_big_is_an_error_naming_the_field() {
-        let e = plan(RAM, 0, 0x400_0000, None).unwrap_err();
-        assert!(format!("{e}").starts_with("kernel:"));
-        let e = plan(RAM, 0, 0x20_0000, Some(0x3e0_0000)).unwrap_err();
-        assert!(format!("{e}").starts_with("initrd:"));
+/// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
+/// whose lock the caller holds. A vCPU that another CPU is running is named
+/// but not counted: taking its lock would wait for its next exit.
+pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
+    let mut total = ExitStats::default();
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        let stats = match me {
+            Some(m) if m.index == i => m.stats,
+            _ => match v.try_lock() {
+                Some(v) => v.stats,
+                None => {
+                    // Its CPU is running it: the counts live under its lock.
+                    println!("el2-hyp:   vCPU {i} exits: (running on another CPU; not in the total)");
+                    continue;
+                }
+            },
+        };
+        println!("el2-hyp:   vCPU {i} exits: {stats}");
+        total.add(&stats);
     }
+    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
 }

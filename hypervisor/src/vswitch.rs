@@ -51,11 +51,19 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The defaults: a receive ring's worth of backlog (256 frames), 64 MiB/s
-    /// with 256 KiB bursts: far above what a VM sends under emulation, far
-    /// below what would starve the other VMs' CPUs of copies.
-    pub const DEFAULT: Limits = Limits { backlog: 256, rate: 64 << 20, burst: 256 << 10 };
+    /// The defaults (`switchconf`): a receive ring's worth of backlog (256
+    /// frames), 64 MiB/s with 256 KiB bursts: far above what a VM sends
+    /// under emulation, far below what would starve the other VMs' CPUs of
+    /// copies. A `[[switch]]` table changes them for its switch.
+    pub const DEFAULT: Limits = Limits::of(crate::switchconf::SwitchLimits::DEFAULT);
+
+    /// The limits a configuration gave (validated by `switchconf`).
+    pub const fn of(l: crate::switchconf::SwitchLimits) -> Limits {
+        Limits { backlog: l.backlog as usize, rate: l.rate, burst: l.burst }
+    }
 }
+
+const _: () = assert!(crate::switchconf::FRAME_MAX == FRAME_MAX as u64, "switchconf's largest frame");
 
 /// What happened to one frame given to [`Switch::send`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

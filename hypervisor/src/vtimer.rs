@@ -100,6 +100,26 @@ pub mod ptimer {
     pub const fn deadline(ctl: u64, cval: u64) -> Option<u64> {
         super::deadline(ctl, cval, 0)
     }
+
+    /// Sets the timer's PPI line in vCPU `vcpu`'s vGIC to its output level
+    /// at physical count `now` (a level: high while enabled, unmasked and
+    /// due; ARM ARM D11.2.4). Only a change is a vGIC change. Returns the
+    /// deadline when the output is low but will rise. `vgic` is the locked
+    /// vGIC, taken mutably only for a change (`sync::CountedMutex`).
+    pub fn update_line(
+        vgic: &mut impl core::ops::DerefMut<Target = crate::vgic::Vgic>,
+        vcpu: usize,
+        ctl: u64,
+        cval: u64,
+        now: u64,
+    ) -> Option<u64> {
+        let level = asserted(ctl, cval, now);
+        let high = vgic.irq_state(vcpu, INTID).is_some_and(|irq| irq.line_level);
+        if level != high {
+            let _ = vgic.set_level(vcpu, INTID, level);
+        }
+        if level { None } else { deadline(ctl, cval) }
+    }
 }
 
 #[cfg(test)]

@@ -281,6 +281,25 @@ pub struct ShmSpec {
     pub vms: Vec<String<16>, MAX_SHM_PEERS>,
 }
 
+/// Most `[[switch]]` tables (switches with limits of their own).
+pub const MAX_SWITCHES: usize = 4;
+
+/// A `/chosen/hypervisor/switch@N` node (`docs/vm-config.md`, "Network
+/// cards"): the limits of the virtual switch `name` for each of its
+/// ports, where given (the others keep their defaults). Unchecked:
+/// `hypervisor::switchconf::validate` checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SwitchSpec {
+    /// `switch-name`: the name `[[vm.net]] switch` uses.
+    pub name: String<MAX_SWITCH_NAME>,
+    /// `rate`: bytes per second each port may send.
+    pub rate: Option<u64>,
+    /// `burst`: bytes each port may send at once.
+    pub burst: Option<u64>,
+    /// `backlog`: frames each port's queue holds.
+    pub backlog: Option<u32>,
+}
+
 /// A guest's view of one shared-memory region: an `el2-hyp,shm` node of
 /// the DTB the hypervisor wrote for it (docs/devices.md).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -343,6 +362,10 @@ pub struct Platform {
     pub shm_errors: Vec<(String<32>, DtbError), MAX_SHM>,
     /// `el2-hyp,shm` nodes: the regions this VM shares (a guest's DTB).
     pub guest_shm: Vec<GuestShm, MAX_SHM>,
+    /// Switch limits from `/chosen/hypervisor/switch@N`, in order.
+    pub switches: Vec<SwitchSpec, MAX_SWITCHES>,
+    /// `switch@N` nodes that could not be read (or beyond [`MAX_SWITCHES`]).
+    pub switch_errors: Vec<(String<32>, DtbError), MAX_SWITCHES>,
 }
 
 /// Why a DTB could not be turned into a [`Platform`]. Each names what was wrong.

@@ -35,7 +35,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
 
     let script = temp_file(
         "session.gdb",
-        b"hbreak hypervisor::arch::aarch64::exit::hypercall\n\
+        b"hbreak hypervisor::exit::hypercall<hypervisor::arch::aarch64::exit::Hw>\n\
           continue\n\
           bt\n\
           delete\n\
@@ -51,7 +51,7 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
     let out = &g.output;
 
     // Both breakpoints hit.
-    let hyp = section(out, "Breakpoint 1, hypervisor::arch::aarch64::exit::hypercall");
+    let hyp = section(out, "Breakpoint 1, hypervisor::exit::hypercall<hypervisor::arch::aarch64::exit::Hw>");
     let gk = section(out, "Breakpoint 2, guest_kernel::syscall::table::dispatch");
     assert!(!hyp.is_empty(), "the hvc handler's breakpoint did not hit:\n{out}");
     assert!(!gk.is_empty(), "dispatch's breakpoint did not hit:\n{out}");
@@ -61,7 +61,9 @@ fn gdb_stops_in_both_kernels_with_sane_backtraces() {
         assert!(!out.contains(bad), "gdb said {bad:?}:\n{out}");
     }
 
-    // The hypervisor: hypercall <- handle_sync <- ... <- hyp_main <- the
+    // The hypervisor: the exit core's hypercall (generic over the arch
+    // layer's `ExitEnv`, hence gdb's `<...Hw>`) <- handle_sync (the core's,
+    // then the arch layer's) <- ... <- hyp_main <- the
     // boot path (entry.S's common_setup, part of primary_entry), where the
     // backtrace ends (x30 undefined there).
     let frames = |s: &[&str]| s.iter().filter(|l| l.starts_with('#')).map(|l| l.to_string()).collect::<Vec<_>>();

@@ -45,10 +45,17 @@ fn set_up(s: &mut Session, n: usize, name: &str, addr: &str) {
 fn two_linux_vms_ping_and_copy_a_file_over_tcp_a_third_on_another_switch_cannot() {
     fetch_linux();
     let initrd = initrd_with_modules();
-    let cfg = [vm("a", &initrd, "lan"), vm("b", &initrd, "lan"), vm("c", &initrd, "dmz")].concat();
+    // dmz's limits are configured ([[switch]]); c is alone on it, so they
+    // change nothing it does, but the hypervisor says what it applied.
+    let dmz = "[[switch]]\nname = \"dmz\"\nrate = \"8M\"\nbacklog = 64\n";
+    let cfg = [vm("a", &initrd, "lan"), vm("b", &initrd, "lan"), vm("c", &initrd, "dmz"), dmz.to_string()].concat();
     let cfg = temp_file("linux-virtio-net.toml", cfg.as_bytes());
     let mut s = Session::start(600, &["--config", cfg.to_str().unwrap(), "--gic", "3", "--cpus", "2"]);
     s.wait_for_each(&[&format!("[a] {PROMPT}"), &format!("[b] {PROMPT}"), &format!("[c] {PROMPT}")], 300);
+    let out = s.output();
+    let applied = "el2-hyp: switch \"dmz\": each port at most 8 MiB per second, bursts of 256 KiB, 64 frames queued";
+    assert!(out.contains(applied), "the [[switch]] limits reach the hypervisor:\n{out}");
+    assert!(!out.contains("switch \"lan\": each port"), "lan has no table: its defaults are not announced");
     set_up(&mut s, 0, "a", "10.0.0.1");
     set_up(&mut s, 1, "b", "10.0.0.2");
     set_up(&mut s, 2, "c", "10.0.0.3");

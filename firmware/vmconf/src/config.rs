@@ -71,6 +71,19 @@ pub struct ShmConfig {
     pub vms: Vec<String>,
 }
 
+/// A `[[switch]]` table, as written: limits of the virtual switch `name`
+/// for each of its ports (docs/vm-config.md, "Network cards").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwitchConfig {
+    pub name: String,
+    /// Bytes per second.
+    pub rate: Option<u64>,
+    /// Bytes.
+    pub burst: Option<u64>,
+    /// Frames.
+    pub backlog: Option<u64>,
+}
+
 /// A configuration error: which VM (index and name, when known), which field, what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -125,8 +138,8 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
         message: format!("not valid TOML: {}", e.to_string().trim_end()),
     })?;
     let plain = |field: &str, message: String| ConfigError { vm: None, field: field.into(), message };
-    if let Some(key) = top.keys().find(|k| k.as_str() != "vm" && k.as_str() != "shm") {
-        return Err(plain(key, "unknown key (the file holds only [[vm]] and [[shm]] tables)".into()));
+    if let Some(key) = top.keys().find(|k| !["vm", "shm", "switch"].contains(&k.as_str())) {
+        return Err(plain(key, "unknown key (the file holds only [[vm]], [[shm]] and [[switch]] tables)".into()));
     }
     let Some(vms) = top.get("vm") else {
         return Err(plain("", "no [[vm]] table".into()));
@@ -199,6 +212,64 @@ pub fn parse_shm(text: &str) -> Result<Vec<ShmConfig>, ConfigError> {
             None => return Err(err(f("vms"), "missing".into())),
         };
         out.push(ShmConfig { name, size, vms });
+    }
+    Ok(out)
+}
+
+const SWITCH_KEYS: &[&str] = &["name", "rate", "burst", "backlog"];
+
+/// The `[[switch]]` tables of a configuration file (none is fine). Their
+/// rules against the VMs are `hypervisor::switchconf::validate`'s; here
+/// only the shapes: errors name the table by index (`switch[0].rate: ...`).
+pub fn parse_switch(text: &str) -> Result<Vec<SwitchConfig>, ConfigError> {
+    let top: Table = toml::from_str(text).map_err(|e| ConfigError {
+        vm: None,
+        field: String::new(),
+        message: format!("not valid TOML: {}", e.to_string().trim_end()),
+    })?;
+    let err = |field: String, message: String| ConfigError { vm: None, field, message };
+    let switches = match top.get("switch") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(err("switch".into(), wrong_type("an array of tables: write [[switch]]", v))),
+    };
+    if switches.len() > shared::platform::MAX_SWITCHES {
+        let message = format!("{} tables, at most {} allowed", switches.len(), shared::platform::MAX_SWITCHES);
+        return Err(err("switch".into(), message));
+    }
+    let mut out = Vec::new();
+    for (i, v) in switches.iter().enumerate() {
+        let f = |key: &str| format!("switch[{i}].{key}");
+        let Value::Table(t) = v else {
+            return Err(err(format!("switch[{i}]"), wrong_type("a table", v)));
+        };
+        if let Some(key) = t.keys().find(|k| !SWITCH_KEYS.contains(&k.as_str())) {
+            return Err(err(f(key), format!("unknown key (known: {})", SWITCH_KEYS.join(", "))));
+        }
+        let name = match t.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return Err(err(f("name"), wrong_type("a switch name", v))),
+            None => return Err(err(f("name"), "missing".into())),
+        };
+        // A number of bytes, or a size with a K/M/G suffix.
+        let bytes = |key: &str| -> Result<Option<u64>, ConfigError> {
+            match t.get(key) {
+                None => Ok(None),
+                Some(Value::Integer(n)) if *n >= 0 => Ok(Some(*n as u64)),
+                Some(Value::String(s)) => parse_size(s)
+                    .map(Some)
+                    .ok_or_else(|| err(f(key), format!("{s:?} is not a size (use 256K, 64M, ...)"))),
+                Some(v) => Err(err(f(key), wrong_type("a size like \"64M\"", v))),
+            }
+        };
+        let rate = bytes("rate")?;
+        let burst = bytes("burst")?;
+        let backlog = match t.get("backlog") {
+            None => None,
+            Some(Value::Integer(n)) if *n >= 0 => Some(*n as u64),
+            Some(v) => return Err(err(f("backlog"), wrong_type("a number of frames", v))),
+        };
+        out.push(SwitchConfig { name, rate, burst, backlog });
     }
     Ok(out)
 }
@@ -548,6 +619,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn switch_tables_parse_and_name_their_errors() {
+        let vm = "[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = \"64M\"\n";
+        assert!(parse_switch(vm).unwrap().is_empty());
+        let ok = format!(
+            "{vm}[[switch]]\nname = \"lan\"\nrate = \"1M\"\nburst = 65536\nbacklog = 64\n[[switch]]\nname = \"b\"\n"
+        );
+        assert_eq!(
+            parse_switch(&ok).unwrap(),
+            [
+                SwitchConfig { name: "lan".into(), rate: Some(1 << 20), burst: Some(65536), backlog: Some(64) },
+                SwitchConfig { name: "b".into(), rate: None, burst: None, backlog: None }
+            ]
+        );
+        assert!(parse(&ok).is_ok(), "a [[switch]] table is not an unknown key");
+        let e = |t: &str| parse_switch(&format!("{vm}{t}")).unwrap_err().to_string();
+        assert_eq!(e("[[switch]]\nrate = 1\n"), "switch[0].name: missing");
+        assert_eq!(
+            e("[[switch]]\nname = \"l\"\nrate = \"fast\"\n"),
+            "switch[0].rate: \"fast\" is not a size (use 256K, 64M, ...)"
+        );
+        assert_eq!(
+            e("[[switch]]\nname = \"l\"\nburst = -1\n"),
+            "switch[0].burst: expected a size like \"64M\", found -1"
+        );
+        assert_eq!(
+            e("[[switch]]\nname = \"l\"\nbacklog = \"64\"\n"),
+            "switch[0].backlog: expected a number of frames, found \"64\""
+        );
+        assert_eq!(
+            e("[[switch]]\nname = \"l\"\nmtu = 9000\n"),
+            "switch[0].mtu: unknown key (known: name, rate, burst, backlog)"
+        );
+        assert_eq!(e(&"[[switch]]\nname = \"l\"\n".repeat(5)), "switch: 5 tables, at most 4 allowed");
+    }
+
+    #[test]
     fn shm_tables_parse_and_name_their_errors() {
         let vm = "[[vm]]\nname = \"a\"\nkernel = \"k\"\nmemory = \"64M\"\n";
         assert!(parse_shm(vm).unwrap().is_empty());
@@ -621,7 +728,7 @@ mod tests {
         let e = |t: &str| parse(t).unwrap_err().to_string();
         let vm = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"64M\"\n";
         assert_eq!(e(""), "no [[vm]] table");
-        assert_eq!(e("x = 1\n"), "x: unknown key (the file holds only [[vm]] and [[shm]] tables)");
+        assert_eq!(e("x = 1\n"), "x: unknown key (the file holds only [[vm]], [[shm]] and [[switch]] tables)");
         assert_eq!(e("[[vm]]\nkernel = \"k\"\n"), "vm[0]: name: missing");
         assert_eq!(e("[[vm]]\nname = 3\n"), "vm[0]: name: expected a string, found 3");
         assert_eq!(e("[[vm]]\nname = \"A\"\n"), "vm[0]: name: 'A' is not allowed (use a-z, 0-9, '_', '-')");

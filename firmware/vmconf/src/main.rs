@@ -36,6 +36,11 @@ mod vmspec;
 #[allow(dead_code)]
 mod shm;
 
+/// The rules of `[[switch]]` tables, from the hypervisor as `vmspec`.
+#[path = "../../../hypervisor/src/switchconf.rs"]
+#[allow(dead_code)]
+mod switchconf;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -128,6 +133,7 @@ fn run(argv: Vec<String>) -> Result<(), String> {
     let text = std::fs::read_to_string(&config_path).map_err(|e| format!("{src}: {e}"))?;
     let confs = config::parse(&text).map_err(|e| format!("{src}: {e}"))?;
     let shm_confs = config::parse_shm(&text).map_err(|e| format!("{src}: {e}"))?;
+    let switch_confs = config::parse_switch(&text).map_err(|e| format!("{src}: {e}"))?;
 
     let dirs = Dirs {
         images: args.images.clone(),
@@ -218,6 +224,10 @@ fn run(argv: Vec<String>) -> Result<(), String> {
     let shms = shm_specs(&shm_confs).map_err(|e| format!("{src}: {e}"))?;
     let mut errors = errors;
     errors.extend(shm::validate(&shms, &specs).iter().filter_map(|r| r.as_ref().err()).map(|e| format!("{src}: {e}")));
+    let switches = switch_specs(&switch_confs).map_err(|e| format!("{src}: {e}"))?;
+    errors.extend(
+        switchconf::validate(&switches, &specs).iter().filter_map(|r| r.as_ref().err()).map(|e| format!("{src}: {e}")),
+    );
     if !errors.is_empty() {
         if !args.allow_invalid {
             return Err(errors.join("\n"));
@@ -229,14 +239,15 @@ fn run(argv: Vec<String>) -> Result<(), String> {
 
     let name = config_path.file_name().map_or(src.clone(), |n| n.to_string_lossy().into_owned());
     let pairs: Vec<(VmConfig, VmSpec)> = confs.into_iter().zip(specs).collect();
-    write_out(&args.out_dts, &emit::dts(&name, &pairs, &shms))?;
+    write_out(&args.out_dts, &emit::dts(&name, &pairs, &shms, &switches))?;
     write_out(&args.out_qemu_args, &emit::qemu_args(&placer.placed))?;
     if args.out_uboot.is_some() {
         let cmds = emit::uboot(&placer.placed).map_err(|m| format!("{src}: {m}"))?;
         write_out(&args.out_uboot, &cmds)?;
     }
     if args.out_uboot_script.is_some() {
-        let script = emit::uboot_script(&name, &pairs, &shms, &placer.placed).map_err(|m| format!("{src}: {m}"))?;
+        let script =
+            emit::uboot_script(&name, &pairs, &shms, &switches, &placer.placed).map_err(|m| format!("{src}: {m}"))?;
         write_out(&args.out_uboot_script, &script)?;
     }
     Ok(())
@@ -323,6 +334,27 @@ fn shm_specs(confs: &[config::ShmConfig]) -> Result<Vec<shared::platform::ShmSpe
             let _ = spec.vms.push(name);
         }
         out.push(spec);
+    }
+    Ok(out)
+}
+
+/// The `SwitchSpec`s the hypervisor will read back from the DTB; what
+/// cannot be one (a name too long to hold, a backlog beyond 32 bits) is
+/// refused here, the rest by `switchconf::validate`.
+fn switch_specs(confs: &[config::SwitchConfig]) -> Result<Vec<shared::platform::SwitchSpec>, String> {
+    let mut out = Vec::new();
+    for (i, c) in confs.iter().enumerate() {
+        let err = |field: &str, message: String| format!("switch[{i}].{field}: {message}");
+        let name = heapless::String::try_from(c.name.as_str())
+            .map_err(|_| err("name", format!("{:?}: a switch name is 1 to 15 of a-z, 0-9, - and _", c.name)))?;
+        let backlog = match c.backlog {
+            None => None,
+            Some(n) => Some(
+                u32::try_from(n)
+                    .map_err(|_| err("backlog", format!("{n} frames, at most {} allowed", switchconf::MAX_BACKLOG)))?,
+            ),
+        };
+        out.push(shared::platform::SwitchSpec { name, rate: c.rate, burst: c.burst, backlog });
     }
     Ok(out)
 }

@@ -576,7 +576,7 @@ fn bad_inline_configs() {
             "vm[0] \"alpha\": passthrough: expected an array of tables: write [[vm.passthrough]], found a table",
         ),
         ("[vm]\nname = \"a\"\n".into(), "vm: must be an array of tables: write [[vm]]"),
-        ("name = \"a\"\n".into(), "name: unknown key (the file holds only [[vm]] and [[shm]] tables)"),
+        ("name = \"a\"\n".into(), "name: unknown key (the file holds only [[vm]], [[shm]] and [[switch]] tables)"),
         ("# nothing\n".into(), "no [[vm]] table"),
     ];
     for (text, expected) in cases {
@@ -905,6 +905,59 @@ fn shared_memory_regions_are_described_in_order() {
     );
     assert!(e.contains("shm \"r\": name: is already the name of shm[0]"), "{e}");
     assert!(bad("name = \"R\"\nsize = \"4K\"\nvms = [\"a\", \"b\"]\n").contains("shm[0].name: 'R' is not allowed"));
+}
+
+/// `[[switch]]`: switch@N nodes with the limits given (and only those),
+/// in the device tree and in the U-Boot script, read back as the same
+/// tables; the hypervisor's rules refuse bad ones by name and key.
+#[test]
+fn switch_limits_are_described_and_checked() {
+    let t = with_images();
+    let vms = "[[vm]]\nname = \"a\"\nkernel = \"guest-kernel\"\nmemory = \"32M\"\n\
+               [[vm.net]]\nswitch = \"lan\"\n[[vm.net]]\nswitch = \"dmz\"\n";
+    let c = config(
+        &t,
+        &format!(
+            "{vms}[[switch]]\nname = \"lan\"\nrate = \"1M\"\nburst = \"16K\"\nbacklog = 32\n[[switch]]\nname = \"dmz\"\nbacklog = 8\n"
+        ),
+    );
+    dts_and_script(&t, &c, "0x48000000");
+    let dts = t.read("out.dtsi");
+    assert!(
+        dts.contains("\t\t\tswitch@0 {\n\t\t\t\tswitch-name = \"lan\";\n\t\t\t\trate = <0x0 0x100000>;\n\t\t\t\tburst = <0x0 0x4000>;\n\t\t\t\tbacklog = <32>;\n"),
+        "{dts}"
+    );
+    assert!(
+        dts.contains("\t\t\tswitch@1 {\n\t\t\t\tswitch-name = \"dmz\";\n\t\t\t\tbacklog = <8>;\n\t\t\t};\n"),
+        "{dts}"
+    );
+    t.write("script.dtsi", uboot_script_to_dts(&t.read("vms.cmd")).as_bytes());
+    let (from_dts, from_script) = (compile_with_machine(&t, "out.dtsi"), compile_with_machine(&t, "script.dtsi"));
+    assert!(from_dts.switch_errors.is_empty(), "{:?}", from_dts.switch_errors);
+    let sw = |name: &str, rate, burst, backlog| shared::platform::SwitchSpec {
+        name: name.try_into().unwrap(),
+        rate,
+        burst,
+        backlog,
+    };
+    assert_eq!(
+        from_dts.switches[..],
+        [sw("lan", Some(1 << 20), Some(16 << 10), Some(32)), sw("dmz", None, None, Some(8))]
+    );
+    assert_eq!(from_script.switches[..], from_dts.switches[..]);
+
+    std::fs::remove_file(t.path("out.dtsi")).unwrap();
+    let bad = |table: &str| error_of(&t, &config(&t, &format!("{vms}[[switch]]\n{table}")), &[]);
+    let e = bad("name = \"lan\"\nburst = 1000\n");
+    assert!(e.contains("switch \"lan\": burst: 1000 bytes is below the largest frame (1514 bytes)"), "{e}");
+    let e = bad("name = \"wan\"\n");
+    assert!(e.contains("switch \"wan\": name: no [[vm.net]] of this configuration plugs into it"), "{e}");
+    let e = bad("name = \"lan\"\nbacklog = 0\n");
+    assert!(e.contains("switch \"lan\": backlog: zero frames"), "{e}");
+    let e = bad("name = \"lan\"\nbacklog = 5000000000\n");
+    assert!(e.contains("switch[0].backlog: 5000000000 frames, at most 1024 allowed"), "{e}");
+    let e = bad("name = \"a-very-long-switch-name\"\n");
+    assert!(e.contains("switch[0].name: \"a-very-long-switch-name\": a switch name is 1 to 15"), "{e}");
 }
 
 #[test]

@@ -717,6 +717,12 @@ impl<'r, 'a> Builder<'r, 'a> {
             {
                 self.shm_spec(stack)
             }
+            3 if parent_name(1) == Some("hypervisor")
+                && parent_name(2) == Some("chosen")
+                && (node.name == "switch" || node.name.starts_with("switch@")) =>
+            {
+                self.switch_spec(stack)
+            }
             4 if self.vm.is_some() && node.name.starts_with("passthrough") => {
                 self.passthrough(stack);
             }
@@ -769,6 +775,24 @@ impl<'r, 'a> Builder<'r, 'a> {
             push_truncated(&mut name, node.name);
             // Beyond MAX_SHM errors, the rest are dropped.
             let _ = self.p.shm_errors.push((name, e));
+        }
+    }
+
+    /// A `/chosen/hypervisor/switch@N` node; a malformed one is recorded
+    /// in `switch_errors` and the others are still read.
+    fn switch_spec(&mut self, stack: &[Node<'a>]) {
+        let Some(node) = stack.last() else { return };
+        let result = read_switch(self.blob, node).and_then(|spec| {
+            self.p.switches.push(spec).map_err(|_| DtbError::BadProperty {
+                node: "/chosen/hypervisor",
+                property: "switch@N (more than MAX_SWITCHES)",
+            })
+        });
+        if let Err(e) = result {
+            let mut name = String::new();
+            push_truncated(&mut name, node.name);
+            // Beyond MAX_SWITCHES errors, the rest are dropped.
+            let _ = self.p.switch_errors.push((name, e));
         }
     }
 
@@ -1324,6 +1348,30 @@ fn read_shm(blob: &Blob<'_>, node: &Node<'_>, sc: u32) -> Result<ShmSpec, DtbErr
     let vms = node.prop(blob, "vms")?.ok_or(bad("vms"))?;
     let vms = string_list(vms).ok_or(bad("vms"))?;
     Ok(ShmSpec { name, size, vms })
+}
+
+/// A `switch@N` node: `switch-name` (string), and optional `rate` and
+/// `burst` (two cells each, a u64) and `backlog` (one cell).
+fn read_switch(blob: &Blob<'_>, node: &Node<'_>) -> Result<SwitchSpec, DtbError> {
+    const NODE: &str = "/chosen/hypervisor/switch";
+    let bad = |property| DtbError::BadProperty { node: NODE, property };
+    let name = node.prop(blob, "switch-name")?.and_then(str_prop).ok_or(bad("switch-name"))?;
+    let name = String::try_from(name).map_err(|_| bad("switch-name"))?;
+    let u64_prop = |property: &'static str| -> Result<Option<u64>, DtbError> {
+        match node.prop(blob, property)? {
+            None => Ok(None),
+            Some(raw) if raw.len() == 8 => Ok(take_cells(raw, &mut 0, 2)),
+            Some(_) => Err(bad(property)),
+        }
+    };
+    let rate = u64_prop("rate")?;
+    let burst = u64_prop("burst")?;
+    let backlog = match node.prop(blob, "backlog")? {
+        None => None,
+        Some(raw) if raw.len() == 4 => Some(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]])),
+        Some(_) => return Err(bad("backlog")),
+    };
+    Ok(SwitchSpec { name, rate, burst, backlog })
 }
 
 /// A string-list property (`"a", "b"`): each entry UTF-8 of at most 16

@@ -35,13 +35,13 @@
 //!    [`cpu_loop`].
 
 use super::mmu::El2Map;
+use super::platform::{DTB, FRAMES, PLATFORM};
 use super::sysreg::{PMCR_EL0, VPIDR_EL2};
 use super::uart::{UartDriver, early_print};
 use super::{firmware, smp, vmm};
 use crate::console::ByteSink;
-use crate::mm::frame::FrameAllocator;
 use crate::println;
-use crate::sync::{MmuChecked, Mutex, Once};
+use crate::sync::MmuChecked;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, ICC_SRE_EL2, MDCR_EL2, MIDR_EL1, ReadWriteable, Readable, VBAR_EL2,
@@ -57,16 +57,6 @@ static HEAP: MmuChecked<LockedHeap<32>> = MmuChecked(LockedHeap::empty());
 
 /// Heap size taken from RAM at boot (page tables, VM state, DTBs).
 const HEAP_SIZE: u64 = 16 << 20;
-
-/// Physical memory, after boot reservations.
-pub static FRAMES: Mutex<FrameAllocator> = Mutex::ranked(crate::sync::FRAMES, FrameAllocator::new());
-
-/// What boot learnt about the machine.
-pub static PLATFORM: Once<Platform> = Once::new();
-
-/// Where the machine's DTB lies (reserved, identity-mapped RAM), for
-/// looking up pass-through devices.
-pub static DTB: Once<Region> = Once::new();
 
 static mut UART: Option<UartDriver> = None;
 
@@ -321,7 +311,7 @@ pub fn cpu_loop(cpu: usize) -> ! {
         // Wait a moment for other CPUs to finish printing, then power off.
         #[cfg(feature = "trace")]
         super::trace::dump();
-        if vmm::vms().is_empty() {
+        if crate::vm::vms().is_empty() {
             // scripts/run looks for this line: a run where no VM started
             // exits non-zero there, not 0 as a clean power-off would.
             println!("el2-hyp: no VM could start; powering off");
@@ -334,4 +324,14 @@ pub fn cpu_loop(cpu: usize) -> ! {
         firmware::cpu_off();
     }
     super::halt()
+}
+
+/// Rust entry of a secondary CPU (entry.S `secondary_entry`).
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: usize) -> ! {
+    smp::set_this_cpu(index, super::sysreg::mpidr());
+    init_el2_controls();
+    super::gic::init_cpu(index);
+    smp::report_started(index);
+    cpu_loop(index)
 }

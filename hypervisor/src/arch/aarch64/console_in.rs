@@ -20,22 +20,16 @@
 
 use super::timer;
 use super::uart::UartDriver;
-use super::vmm::{self, Vcpu, Vm};
+use super::vmops;
+use crate::vcpu::Vcpu;
+use crate::vm::{self, Vm};
 use crate::vmctl::{self, Command, Key, Keys, VmOp};
 use crate::{console, println};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-static FOCUS: AtomicUsize = AtomicUsize::new(0);
 static UART: crate::sync::Once<UartDriver> = crate::sync::Once::new();
 static INTID: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-/// Whether VM `id` has the input focus. Only its console output reaches
-/// the terminal raw; every other VM's has its control characters made
-/// visible (`VmConsole::flush`).
-pub fn has_focus(id: usize) -> bool {
-    FOCUS.load(Ordering::Acquire) == id
-}
 
 /// Sets up input from the console UART (boot CPU, after the GIC).
 pub fn init(uart: &shared::platform::Uart) {
@@ -87,8 +81,8 @@ fn input(st: &mut Input, b: u8, running: Option<(&Vm, &Vcpu)>) -> bool {
         Key::FocusNext => focus_next(),
         Key::Focus(id) => set_focus(id),
         Key::AllStats => {
-            for vm in vmm::vms() {
-                vmm::print_stats(vm, me(vm, running));
+            for vm in vm::vms() {
+                vm::print_stats(vm, me(vm, running));
             }
         }
         Key::KeysHelp => {
@@ -137,7 +131,7 @@ fn run(st: &mut Input, line: &str, running: Option<(&Vm, &Vcpu)>) -> bool {
         }
         Command::Vm(op, target) => (op, target),
     };
-    let vms = vmm::vms();
+    let vms = vm::vms();
     let names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
     let vm = match vmctl::resolve(target, &names) {
         Ok(i) => &vms[i],
@@ -146,36 +140,36 @@ fn run(st: &mut Input, line: &str, running: Option<(&Vm, &Vcpu)>) -> bool {
             return false;
         }
     };
-    if let Err(e) = vmctl::plan(op, vmm::vm_state(vm)) {
+    if let Err(e) = vmctl::plan(op, vm::state(vm)) {
         println!("el2-hyp: {}: VM {} \"{}\" {e}", op.name(), vm.id, vm.name);
         return false;
     }
     match op {
         VmOp::Stats => {
-            vmm::print_stats(vm, me(vm, running));
+            vm::print_stats(vm, me(vm, running));
             return false;
         }
         // Each says what it does before doing it: another CPU may report
         // the result (paused, the VM's own output) at once.
         VmOp::Pause => {
             println!("el2-hyp: pausing VM {} \"{}\"", vm.id, vm.name);
-            vmm::pause_vm(vm);
+            vmops::pause_vm(vm);
         }
         VmOp::Unpause => {
             println!("el2-hyp: VM {} \"{}\" unpaused", vm.id, vm.name);
-            vmm::unpause_vm(vm);
+            vmops::unpause_vm(vm);
         }
         VmOp::Reset => {
             println!("el2-hyp: resetting VM {} \"{}\"", vm.id, vm.name);
-            vmm::reset_vm(vm);
+            vmops::reset_vm(vm);
         }
         VmOp::Stop => {
             println!("el2-hyp: stopping VM {} \"{}\"", vm.id, vm.name);
-            vmm::stop_vm(vm, "stopped from the console");
+            vmops::stop_vm(vm, "stopped from the console");
         }
         VmOp::Start => {
             println!("el2-hyp: starting VM {} \"{}\"", vm.id, vm.name);
-            if !vmm::start_vm(vm) {
+            if !vmops::start_vm(vm) {
                 println!("el2-hyp: start: VM {} \"{}\" is being stopped", vm.id, vm.name);
             }
         }
@@ -185,7 +179,7 @@ fn run(st: &mut Input, line: &str, running: Option<(&Vm, &Vcpu)>) -> bool {
 
 /// `list`: one row per VM, exits/s since the last `list` (or boot).
 fn list(st: &mut Input) {
-    let vms = vmm::vms();
+    let vms = vm::vms();
     let now = timer::now();
     let freq = timer::frequency();
     let totals: Vec<u64> = vms.iter().map(|vm| vm.exits.iter().map(|e| e.get()).sum()).collect();
@@ -200,7 +194,7 @@ fn list(st: &mut Input) {
         .map(|(vm, (&exits, &was))| vmctl::Row {
             id: vm.id,
             name: &vm.name,
-            state: vmm::vm_state(vm),
+            state: vm::state(vm),
             pcpus: vm.vcpu_pcpu.iter().map(|p| p.load(Ordering::Relaxed)).collect(),
             memory: vm.spec.memory.size,
             exits,
@@ -215,9 +209,9 @@ fn list(st: &mut Input) {
 }
 
 fn set_focus(id: usize) {
-    match vmm::vms().get(id) {
+    match vm::vms().get(id) {
         Some(vm) if !vm.stopped.load(Ordering::Acquire) => {
-            FOCUS.store(id, Ordering::Release);
+            console::set_focus(id);
             println!("el2-hyp: console input goes to VM {id} \"{}\"", vm.name);
         }
         _ => println!("el2-hyp: no running VM {id}"),
@@ -225,8 +219,8 @@ fn set_focus(id: usize) {
 }
 
 fn focus_next() {
-    let vms = vmm::vms();
-    let start = FOCUS.load(Ordering::Acquire);
+    let vms = vm::vms();
+    let start = console::focus();
     for k in 1..=vms.len() {
         let id = (start + k) % vms.len();
         if !vms[id].stopped.load(Ordering::Acquire) {
@@ -238,13 +232,13 @@ fn focus_next() {
 /// Hands one byte to the focused VM (the first running one if the focus
 /// is on a VM that stopped).
 fn deliver(b: u8) {
-    let vms = vmm::vms();
-    let mut id = FOCUS.load(Ordering::Acquire);
+    let vms = vm::vms();
+    let mut id = console::focus();
     if vms.get(id).is_none_or(|vm| vm.stopped.load(Ordering::Acquire)) {
         match vms.iter().position(|vm| !vm.stopped.load(Ordering::Acquire)) {
             Some(i) => {
                 id = i;
-                FOCUS.store(i, Ordering::Release);
+                console::set_focus(i);
             }
             None => return,
         }

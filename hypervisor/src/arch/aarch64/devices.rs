@@ -2,7 +2,7 @@
 //! vPL011, behind the VM's console lock, the vGIC's distributor and
 //! GICv3 redistributors, behind the vGIC lock, and its virtio-blk disks,
 //! each behind its own lock (`vdisk`). Each is one registered device;
-//! `exit::emulate_mmio` is a bus dispatch.
+//! [`emulate_mmio`] is a bus dispatch.
 //!
 //! The GICv2 CPU interface and pass-through registers are not on the bus:
 //! they are mapped in stage 2 (`vmm::build_vm`, `passthrough::map`) and
@@ -11,10 +11,12 @@
 
 use super::passthrough;
 use super::vdisk::VirtioDisk;
-use super::vmm::{Vm, VmConsole};
 use super::vnet::VirtioNet;
-use crate::mmio::bus::{MmioBus, MmioDevice, MmioError, RegisterError};
+use crate::mmio::MmioAccess;
+use crate::mmio::bus::{AccessError, MmioBus, MmioDevice, MmioError, RegisterError};
+use crate::vcpu::GuestRegs;
 use crate::vgic::{FixedRegs, Frame, GICD_FRAME_SIZE, GICR_FRAME_SIZE, GicVersion, Vgic};
+use crate::vm::{Vm, VmConsole};
 use crate::vpl011;
 use core::sync::atomic::Ordering;
 use shared::layout;
@@ -269,5 +271,18 @@ impl MmioDevice<Vm> for VgicFrame {
 
     fn irq(&self) -> Option<u32> {
         None
+    }
+}
+
+/// The device side of an MMIO access: a dispatch on the VM's bus
+/// (this file's [`bus`]). The value a load reads (0 for a store), or why the access
+/// is refused, having changed nothing. Also the fast path's
+/// (`fastpath.rs`).
+#[inline(always)]
+pub fn emulate_mmio(vm: &Vm, vcpu: usize, regs: &GuestRegs, a: &MmioAccess) -> Result<u64, AccessError> {
+    if a.write {
+        vm.bus.write(vm, vcpu, a.ipa, a.size, a.store_value(&regs.x)).map(|()| 0)
+    } else {
+        vm.bus.read(vm, vcpu, a.ipa, a.size)
     }
 }

@@ -5,13 +5,14 @@
 //! no host register restore and save, no list-register read-back, no
 //! timer resample, no full syndrome decode.
 
-use super::exit::{self, Action};
-use super::vmm::{Vcpu, Vm};
 #[cfg(feature = "trace")]
 use super::{switch::ExitKind, timer};
+use crate::exit::Action;
 use crate::fastpath::{FastExit, classify};
 use crate::mmio::{MmioAccess, decode};
 use crate::stats::ExitReason;
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
 use shared::layout;
 
@@ -81,7 +82,7 @@ fn mmio_locked(vm: &Vm, v: &mut Vcpu, access: &MmioAccess, lrs_loaded: bool) -> 
     if lrs_loaded && !uart.contains(&access.ipa) {
         return None;
     }
-    match exit::emulate_mmio(vm, v, access) {
+    match super::devices::emulate_mmio(vm, v.index, &v.regs, access) {
         Ok(read) => {
             v.stats.record(ExitReason::for_mmio(access.write));
             if !access.write {

@@ -2,14 +2,15 @@
 //! documentation and docs/world-switch.md "Lazy FP/SIMD").
 //!
 //! Each physical CPU's owner lives in [`FP_OWNER`]; a vCPU's saved values
-//! live in its VM's `fp` slots (`vmm::Vm::fp`), behind a mutex of their
+//! live in its VM's `fp` slots (`vm::Vm::fp`), behind a mutex of their
 //! own that is only ever held for one save or restore, so that any CPU can
 //! save a vCPU's values without taking the vCPU's lock.
 
-use super::vmm::{self, Vcpu, Vm};
 use super::{MAX_CPUS, gic, smp, switch};
 use crate::fpowner::{self, Evict, FpToken};
 use crate::stats::ExitReason;
+use crate::vcpu::Vcpu;
+use crate::vm::{self, Vm};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CPTR_EL2, Readable, Writeable};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,7 +58,7 @@ pub fn token(vm: &Vm, v: &Vcpu, generation: usize) -> FpToken {
 /// SYSTEM_RESET, which bumps the generation before clearing the slot,
 /// wins). FP/SIMD must not be trapped at EL2.
 fn save_for(owner: FpToken) {
-    let Some(vm) = vmm::vms().get(owner.vm()) else { return };
+    let Some(vm) = vm::vms().get(owner.vm()) else { return };
     let Some(slot) = vm.fp.get(owner.vcpu()) else { return };
     let mut s = slot.lock();
     if owner.is_current(vm.generation.load(Ordering::Acquire)) {
@@ -115,7 +116,7 @@ pub fn handle_trap(vm: &Vm, v: &mut Vcpu, generation: usize) {
     let here = smp::cpu_index();
     let me = token(vm, v, generation);
     set_trap(false);
-    let generation_of = |i: usize| vmm::vms().get(i).map(|vm| vm.generation.load(Ordering::Acquire));
+    let generation_of = |i: usize| vm::vms().get(i).map(|vm| vm.generation.load(Ordering::Acquire));
     match fpowner::evict(owner(here), me, generation_of) {
         Evict::Save(o) => save_for(o),
         Evict::Discard | Evict::Nothing => {}

@@ -181,12 +181,12 @@ pub fn init_cpu(cpu: usize) {
 
 /// The GICv2 CPU interface (GICC) base.
 fn gicc_base() -> Option<usize> {
-    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base as usize)
+    super::platform::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base as usize)
 }
 
 /// The distributor (GICD) base.
 fn gicd_base() -> Option<usize> {
-    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize)
+    super::platform::PLATFORM.get().and_then(|p| p.gic.as_ref()).map(|g| g.gicd.base as usize)
 }
 
 /// GICv2 GICD_ITARGETSR0 (the register array's start).
@@ -293,7 +293,7 @@ pub fn priority_drop(raw: u32) {
             if let Some(Driver::V2 { group, .. }) = g.as_ref() {
                 let off = if *group == InterruptGroup::Group1 { v2::GICC_AEOIR } else { v2::GICC_EOIR };
                 let gicc =
-                    super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base);
+                    super::platform::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicc).map(|r| r.base);
                 if let Some(base) = gicc {
                     // SAFETY: GICC_(A)EOIR of the CPU interface we own.
                     unsafe { core::ptr::write_volatile((base as usize + off) as *mut u32, raw) };

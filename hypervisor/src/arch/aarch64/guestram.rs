@@ -6,11 +6,12 @@
 
 use super::switch;
 use super::sysreg::{clean_invalidate_dcache_range, zero_range};
-use super::vmm::{Vcpu, Vm};
 use crate::esr::FaultStatus;
 use crate::guestram::{self, GuestRam};
 use crate::mm::stage2::{MapKind, Stage2Table};
 use crate::stats::ExitReason;
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
 use aarch64_cpu::asm::barrier;
 use alloc::format;
 use alloc::string::String;
@@ -75,7 +76,7 @@ pub fn handle_fault(vm: &Vm, v: &mut Vcpu, ipa: u64, status: FaultStatus) -> boo
         // Only a bad range can fail, and RAM's blocks are checked when the
         // VM is built; say so rather than loop on the fault.
         drop(s2);
-        super::vmm::stop_vm(vm, &format!("stage 2 of RAM at IPA {ipa:#x}: {e}"));
+        super::vmops::stop_vm(vm, &format!("stage 2 of RAM at IPA {ipa:#x}: {e}"));
     }
     true
 }

@@ -4,6 +4,28 @@
 //! Everything that executes `mrs`/`msr`, touches MMIO or needs an
 //! address to be mapped lives here; the decisions it acts on come from the
 //! pure modules one level up.
+//!
+//! The files use each other in one direction (issue 18), each only files
+//! of the lines above its own (and this file's constants, `halt`, `park`)
+//! plus the pure crate modules; `arch/layering_tests.rs` fails on any
+//! import circle:
+//!
+//! 1. `sysreg`, `firmware`, `uart`, `vgic_hw`, `switch` (the world switch),
+//!    `platform` (what boot found: DTB, memory)
+//! 2. `mmu` (uart), `smp` (firmware, switch, sysreg)
+//! 3. `gic` (platform, smp, sysreg)
+//! 4. `timer`, `passthrough`, `fp` (gic, smp, switch), `sysregs`, `vshm`
+//! 5. `vmops`: kicks, VM-wide requests, fault reports (gic, smp, timer);
+//!    `trace`
+//! 6. `guestram` (switch, sysreg, vmops), then `vdisk`, then `vnet`
+//! 7. `devices`: the MMIO bus (passthrough, vdisk, vnet)
+//! 8. `console_in`, `fastpath` (devices, switch, timer, trace)
+//! 9. `exit`: applies the pure `crate::exit` core's decisions
+//! 10. `vmm`: VM build and the run loop (everything above)
+//! 11. `boot`: `hyp_main`, `secondary_main` (vmm, smp, ...)
+//!
+//! The VM and vCPU objects they share are pure: `crate::vm::Vm`,
+//! `crate::vcpu::Vcpu`.
 
 pub mod boot;
 pub mod console_in;
@@ -16,6 +38,7 @@ pub mod gic;
 pub mod guestram;
 pub mod mmu;
 pub mod passthrough;
+pub mod platform;
 pub mod smp;
 pub mod switch;
 pub mod sysreg;
@@ -27,6 +50,7 @@ pub mod uart;
 pub mod vdisk;
 pub mod vgic_hw;
 pub mod vmm;
+pub mod vmops;
 pub mod vnet;
 pub mod vshm;
 

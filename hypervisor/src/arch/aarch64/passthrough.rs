@@ -13,11 +13,11 @@
 //! until then — so a level-sensitive device is not re-signalled before its
 //! driver has cleared it, and the hypervisor never has to know the line.
 
-use super::vmm::{self, Vm};
 use super::{gic, smp};
 use crate::fdtgen::GuestDevice;
 use crate::mm::stage2::MapKind;
 use crate::vgic::{self, Vgic};
+use crate::vm::{self, Vm};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -110,7 +110,7 @@ fn route(intid: u32, cpu: usize) {
 /// Configures, routes and enables every VM's pass-through SPIs in the
 /// physical GIC (once the vCPUs have physical CPUs).
 pub fn enable_all() {
-    for vm in vmm::vms() {
+    for vm in vm::vms() {
         for d in vm.devices.iter() {
             for &(intid, flags) in d.interrupts.iter() {
                 gic::set_spi_trigger(intid, flags & IRQ_TYPE_EDGE_BOTH != 0);
@@ -124,7 +124,7 @@ pub fn enable_all() {
 
 /// The VM that owns pass-through INTID `intid`.
 fn owner(intid: u32) -> Option<&'static Vm> {
-    vmm::vms().iter().find(|vm| vm.devices.iter().any(|d| d.interrupts.iter().any(|&(i, _)| i == intid)))
+    vm::vms().iter().find(|vm| vm.devices.iter().any(|d| d.interrupts.iter().any(|&(i, _)| i == intid)))
 }
 
 /// Forwards an acknowledged physical interrupt if it is a pass-through

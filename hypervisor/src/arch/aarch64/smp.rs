@@ -135,13 +135,3 @@ pub fn report_started(index: usize) {
     STARTED[index].store(true, Ordering::Release);
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
 }
-
-/// Rust entry of a secondary CPU (entry.S `secondary_entry`).
-#[unsafe(no_mangle)]
-extern "C" fn secondary_main(index: usize) -> ! {
-    set_this_cpu(index, super::sysreg::mpidr());
-    super::boot::init_el2_controls();
-    super::gic::init_cpu(index);
-    report_started(index);
-    super::boot::cpu_loop(index)
-}

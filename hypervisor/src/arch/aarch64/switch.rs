@@ -6,7 +6,6 @@
 //! vCPU starts running on a CPU and saved when it stops, the way Hafnium
 //! and KVM's nVHE `__kvm_vcpu_run` do.
 
-use super::fastpath::FastCtx;
 use crate::vcpu::{El1Sysregs, GuestRegs};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
@@ -59,7 +58,7 @@ unsafe extern "C" {
 /// configuration must be loaded, so that nothing the guest does can reach
 /// memory outside its VM. `regs` is the vCPU's in `fast` (`FastCtx::vcpu`);
 /// all three are valid and used by nothing else until this returns.
-pub unsafe fn enter(regs: *mut GuestRegs, host: *mut HostRegs, fast: *mut FastCtx) -> ExitKind {
+pub unsafe fn enter(regs: *mut GuestRegs, host: *mut HostRegs, fast: *mut core::ffi::c_void) -> ExitKind {
     // SAFETY: the caller's contract; the assembly stores to `regs` and
     // `host`, and the fast path uses `fast`'s pointers, one at a time.
     let code = unsafe { __guest_enter(regs, host, fast.cast()) };
@@ -108,9 +107,7 @@ const _: () = assert!(HCR_GUEST == crate::vcpu::HCR_GUEST, "the bits listed abov
 /// HCR_EL2 between vCPUs: only RW (EL1 is AArch64), no stage-2, no traps.
 pub const HCR_HOST: u64 = HCR_EL2::RW::EL1IsAarch64.value;
 
-/// HCR_EL2.TVM (bit 26): writes to the EL1 virtual-memory controls trap
-/// (ARM ARM D19.2.48).
-pub const HCR_TVM: u64 = HCR_EL2::TVM::SET.value;
+const _: () = assert!(HCR_EL2::TVM::SET.value == crate::vcpu::HCR_TVM, "HCR_EL2.TVM");
 
 /// Loads a vCPU's EL1 context into the CPU.
 pub fn restore_el1(s: &El1Sysregs) {

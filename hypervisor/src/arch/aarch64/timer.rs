@@ -6,9 +6,6 @@
 //! the pure `vtimer` module's.
 
 use super::sysreg::CNTHP_CVAL_EL2;
-use crate::esr::{SysReg, SysRegAccess};
-use crate::vcpu::El1Sysregs;
-use crate::vtimer::ptimer;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0, CNTV_CTL_EL0, CNTVOFF_EL2, Readable, Writeable};
 
@@ -89,62 +86,4 @@ pub fn resample_vtimer_line(vgic: &mut impl core::ops::DerefMut<Target = crate::
         return false;
     }
     high
-}
-
-/// A trapped access to the EL1 physical timer (CNTHCTL_EL2.EL1PCEN is
-/// clear: boot.rs), answered from the vCPU's emulated timer
-/// (`vtimer::ptimer`, KVM's ptimer). A write moves the timer's PPI line
-/// at once and arms the EL2 timer for its deadline, so that it fires while
-/// the vCPU runs; `update_ptimer_line` at the next entry and the idle
-/// loop's deadline scan (vmm.rs) cover a vCPU that is not running.
-/// False if `acc` is not a physical timer register.
-pub fn ptimer_access(vm: &super::vmm::Vm, v: &mut super::vmm::Vcpu, acc: &SysRegAccess) -> bool {
-    let r = acc.reg;
-    if r != SysReg::CNTP_CTL_EL0 && r != SysReg::CNTP_CVAL_EL0 && r != SysReg::CNTP_TVAL_EL0 {
-        return false;
-    }
-    let now = now();
-    let (ctl, cval) = (v.sys.cntp_ctl, v.sys.cntp_cval);
-    if acc.read {
-        let value = if r == SysReg::CNTP_CTL_EL0 {
-            ptimer::read_ctl(ctl, cval, now)
-        } else if r == SysReg::CNTP_CVAL_EL0 {
-            cval
-        } else {
-            ptimer::read_tval(cval, now)
-        };
-        v.regs.set(acc.rt, value);
-        return true;
-    }
-    let value = v.regs.get(acc.rt);
-    if r == SysReg::CNTP_CTL_EL0 {
-        v.sys.cntp_ctl = ptimer::write_ctl(value);
-    } else if r == SysReg::CNTP_CVAL_EL0 {
-        v.sys.cntp_cval = value;
-    } else {
-        v.sys.cntp_cval = ptimer::write_tval(value, now);
-    }
-    let deadline = update_ptimer_line(&mut vm.vgic.lock(), v.index, &v.sys, now);
-    if let Some(d) = deadline {
-        arm_hyp_by(d);
-    }
-    true
-}
-
-/// Sets the emulated physical timer's PPI line in the vGIC to its output
-/// level at physical count `now` (a level: high while enabled, unmasked
-/// and due; ARM ARM D11.2.4). Only a change is a vGIC change. Returns the
-/// deadline when the output is low but will rise.
-pub fn update_ptimer_line(
-    vgic: &mut impl core::ops::DerefMut<Target = crate::vgic::Vgic>,
-    vcpu: usize,
-    sys: &El1Sysregs,
-    now: u64,
-) -> Option<u64> {
-    let level = ptimer::asserted(sys.cntp_ctl, sys.cntp_cval, now);
-    let high = vgic.irq_state(vcpu, ptimer::INTID).is_some_and(|irq| irq.line_level);
-    if level != high {
-        let _ = vgic.set_level(vcpu, ptimer::INTID, level);
-    }
-    if level { None } else { ptimer::deadline(sys.cntp_ctl, sys.cntp_cval) }
 }

@@ -13,9 +13,10 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::switch::ExitKind;
-use super::vmm::{Vcpu, Vm};
 use super::{MAX_CPUS, smp, timer};
 use crate::println;
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
 use aarch64_cpu::registers::{ESR_EL2, Readable};
 use shared::trace::{ByteRing, LINE_PREFIX};
 

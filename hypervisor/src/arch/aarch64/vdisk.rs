@@ -13,12 +13,12 @@
 //! only the transport (`MmioDevice::reset`).
 
 use super::guestram;
-use super::vmm::Vm;
 use crate::mmio::bus::{MmioDevice, MmioError};
 use crate::sync::{self, Mutex};
 use crate::virtio::blk::{Blk, ID_BYTES};
 use crate::virtio::mmio::{Effect, VirtioMmio};
 use crate::virtio::{GuestMemory, OutsideRam, ram_offset};
+use crate::vm::Vm;
 use shared::layout;
 use shared::platform::Disk;
 
@@ -105,7 +105,7 @@ impl VirtioDisk {
     fn after(&self, vm: &Vm, s: &mut DiskState, vcpu: usize) -> bool {
         if let (Some(why), false) = (s.mmio.error(), s.reported) {
             s.reported = true;
-            super::exit::report_index(
+            super::vmops::report(
                 vm,
                 vcpu,
                 format_args!("disk[{}]: the driver broke a virtio rule ({why:?}): DEVICE_NEEDS_RESET", self.index),

@@ -9,31 +9,28 @@
 //! `console_in.rs`) use the same requests, and the pause of `vmreq`
 //! ([`pause_vm`], [`unpause_vm`], [`start_vm`]).
 
-use super::boot::FRAMES;
-use super::exit::{self, Action};
+use super::exit;
 use super::fastpath::FastCtx;
+use super::platform::FRAMES;
 use super::switch::{self, ExitKind};
 use super::sysreg::clean_invalidate_dcache_range;
 use super::vgic_hw;
+use super::vmops::{IDLE_CPUS, SLICE_MS, pin};
 use super::{MAX_CPUS, fp, gic, passthrough, smp, timer};
+use crate::exit::Action;
 use crate::fdtgen::{self, GuestDtb};
 use crate::mm::stage2::{IpaConfig, MapKind, Stage2Table};
-use crate::mmio::MmioBus;
 use crate::println;
 use crate::psci::Psci;
-use crate::pvtime;
 use crate::ratelimit::ReportLimit;
-use crate::stats::ExitStats;
 use crate::sync::{self, CountedMutex};
-pub use crate::vcpu::Vcpu;
-use crate::vcpu::VcpuState;
+use crate::vcpu::{Vcpu, VcpuState};
 use crate::vgic::{self, Vgic};
-use crate::vm::{self, VmLayout};
+use crate::vm::{self, ExitCount, PvTimePage, Vm, VmConsole, vms};
 use crate::vmreq::{Request, VmRequests};
 use crate::vmspec;
-use crate::vpl011::Pl011;
 use crate::vsched::{self, Candidate};
-use crate::vtimer;
+use crate::vtimer::{self, ptimer};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTTBR_EL2, Writeable};
 use alloc::format;
@@ -44,350 +41,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use crate::sync::Mutex;
 use shared::image::ImageHeader;
 use shared::platform::{GicVersion, Platform, Region, VmSpec};
-
-/// The emulated console of a VM: the PL011 model and a line buffer, so
-/// that lines from different VMs do not interleave mid-line. A line shows
-/// when its newline comes, or, left open, when the vCPU that wrote it goes
-/// idle (a shell's prompt, the echo of a key: they appear at once); the
-/// same VM's next bytes continue it (`console::vm_text`).
-pub struct VmConsole {
-    /// The VM's number (for the input focus).
-    id: usize,
-    pub uart: Pl011,
-    line: heapless::Vec<u8, 160>,
-    /// Typed bytes the PL011's receive FIFO has no room for yet: they move
-    /// in as the guest reads (a pasted line is longer than the FIFO).
-    input: heapless::Deque<u8, 4096>,
-    /// Physical counter when the VM's first line was printed (the boot
-    /// benchmark's "first console line").
-    pub first_line_at: Option<u64>,
-    /// The vCPU that wrote the last byte.
-    last_writer: usize,
-    /// The level the vPL011's interrupt line was last driven to in the
-    /// vGIC. Whoever drives it holds this console's lock meanwhile
-    /// (`devices::Uart::drive_line`), so it is the vGIC's line level.
-    pub line_driven: bool,
-}
-
-impl VmConsole {
-    /// A console of VM `id` with nothing buffered.
-    pub fn new(id: usize) -> Self {
-        Self {
-            id,
-            uart: Pl011::new(),
-            line: heapless::Vec::new(),
-            input: heapless::Deque::new(),
-            first_line_at: None,
-            last_writer: 0,
-            line_driven: false,
-        }
-    }
-
-    /// Queues a typed byte and moves what fits into the receive FIFO.
-    /// Returns false if the queue was full and the byte was dropped.
-    pub fn type_byte(&mut self, b: u8) -> bool {
-        let ok = self.input.push_back(b).is_ok();
-        self.refill();
-        ok
-    }
-
-    /// Moves queued input into the receive FIFO while it has room. Inline
-    /// (every UART read calls it; there is rarely input queued), the move
-    /// out of line.
-    #[inline(always)]
-    pub fn refill(&mut self) {
-        if !self.input.is_empty() {
-            self.move_input();
-        }
-    }
-
-    /// [`VmConsole::refill`]'s loop.
-    #[inline(never)]
-    fn move_input(&mut self) {
-        while !self.input.is_empty() && self.uart.rx_has_room() {
-            match self.input.pop_front() {
-                Some(b) => {
-                    self.uart.push_input(b);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// Takes one byte vCPU `vcpu` wrote; prints the line when complete (a
-    /// line longer than the buffer goes out in parts, as one line).
-    pub fn output(&mut self, name: &str, vcpu: usize, b: u8) {
-        self.last_writer = vcpu;
-        if b == b'\r' {
-            return;
-        }
-        if b == b'\n' {
-            self.flush(name);
-        } else if self.line.push(b).is_err() {
-            self.flush_partial(name);
-            let _ = self.line.push(b);
-        }
-    }
-
-    /// Prints what is buffered as the end of a line.
-    pub fn flush(&mut self, name: &str) {
-        self.emit(name, self.line.len(), true);
-        self.first_line_at.get_or_insert_with(timer::now);
-    }
-
-    /// Prints what is buffered and leaves the line open (a prompt, the
-    /// echo of a key): called when the vCPU that wrote it goes idle
-    /// ([`Self::idle`]) or the buffer is full. A UTF-8 sequence cut at the
-    /// end waits for its rest.
-    pub fn flush_partial(&mut self, name: &str) {
-        let whole = match core::str::from_utf8(&self.line) {
-            Ok(_) => self.line.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => self.line.len(),
-        };
-        if whole > 0 {
-            self.emit(name, whole, false);
-        }
-    }
-
-    /// Prints the first `n` buffered bytes (`console::vm_text`): as they
-    /// are for the VM with the input focus, with control characters made
-    /// visible for any other (`vpl011::visible`), so that no VM can forge
-    /// another's line or the hypervisor's, or take over the terminal.
-    fn emit(&mut self, name: &str, n: usize, complete: bool) {
-        let bytes = &self.line[..n];
-        if super::console_in::has_focus(self.id) {
-            let text = core::str::from_utf8(bytes).unwrap_or("<non-UTF-8 output>");
-            crate::console::vm_text(self.id, name, text, complete);
-        } else {
-            crate::console::vm_text(self.id, name, &crate::vpl011::visible(bytes), complete);
-        }
-        let rest: heapless::Vec<u8, 160> = self.line[n..].iter().copied().collect();
-        self.line = rest;
-    }
-
-    /// vCPU `vcpu` waits (WFI/WFE): if it wrote the open line, show it.
-    /// Only the writer's own idling counts: a sibling vCPU's WFI while the
-    /// writer was merely descheduled mid-line must not cut its line.
-    pub fn idle(&mut self, name: &str, vcpu: usize) {
-        if vcpu == self.last_writer && !self.line.is_empty() {
-            self.flush_partial(name);
-        }
-    }
-}
-
-/// A virtual machine.
-pub struct Vm {
-    pub id: usize,
-    pub name: String,
-    pub spec: VmSpec,
-    pub header: ImageHeader,
-    pub layout: VmLayout,
-    /// Host-physical base of the VM's RAM.
-    pub host_ram: u64,
-    pub gic: GicVersion,
-    pub vttbr: u64,
-    pub vtcr: u64,
-    pub stage2: Mutex<Stage2Table>,
-    pub vcpus: Vec<Mutex<Vcpu>>,
-    pub stopped: AtomicBool,
-    pub console: Mutex<VmConsole>,
-    /// The vPL011's flag register as the console's model had it when a
-    /// UART access or typed input last released the console's lock
-    /// (`devices::Uart::publish`): a guest polling UARTFR (Linux's
-    /// `pl011_console_write` reads it around every byte) reads this
-    /// without the lock. Only those paths change what FR shows (the
-    /// receive FIFO and LCR_H.FEN).
-    pub uart_fr: AtomicU32,
-    /// Bumped on SYSTEM_RESET (while every vCPU is out of the guest): the
-    /// VM's life, which FP/SIMD ownership tokens carry (fp.rs).
-    pub generation: AtomicUsize,
-    /// PSCI power state of the vCPUs.
-    pub psci: Mutex<Psci>,
-    /// The virtual GIC (distributor, redistributors, pending interrupts).
-    pub vgic: CountedMutex<Vgic>,
-    /// Its emulated devices by guest-physical range, where a trapped MMIO
-    /// access goes (`devices::bus`).
-    pub bus: MmioBus<Vm, super::devices::Device>,
-    /// Its virtio-net cards (`vnet`): on its bus as `Device::Net(k)`, and
-    /// reached by the other ports of their switches.
-    pub nets: Vec<super::vnet::VirtioNet>,
-    /// The physical CPU each vCPU runs on or ran on last, for kicks
-    /// (pinned vCPUs never move; the others migrate, see [`run_cpu`]).
-    pub vcpu_pcpu: Vec<AtomicUsize>,
-    /// The scheduler's weight of each of its vCPUs (`vsched::weight`).
-    pub weight: u32,
-    /// Each vCPU's virtual run time (`vsched`): written by the CPU that
-    /// holds the vCPU's lock, read by any CPU choosing what to run.
-    pub vruntime: Vec<AtomicU64>,
-    /// Its vCPUs' stolen-time structures (`pvtime`), mapped read-only at
-    /// `layout::PVTIME_BASE`.
-    pub pvtime: alloc::boxed::Box<PvTimePage>,
-    /// The VM's CPU cap, if its configuration has one (`vsched::Cap`).
-    pub cap: Option<Mutex<vsched::Cap>>,
-    /// The vCPU of this VM each physical CPU ran last (`usize::MAX`:
-    /// none): another of its vCPUs there must not see the TLB entries
-    /// that one left (KVM's `last_vcpu_ran`, [`flush_if_other_vcpu_ran`]).
-    pub last_vcpu_ran: [AtomicUsize; MAX_CPUS],
-    /// Physical counter when the guest said it had booted (vendor BOOTED
-    /// call), 0 if it has not.
-    pub booted_at: AtomicU64,
-    /// Each vCPU's FP/SIMD registers while they are not live in some
-    /// physical CPU (switched lazily, see `fp.rs`). A lock of their own,
-    /// held only for one save or restore, so that another CPU can save a
-    /// vCPU's values without its vCPU lock.
-    pub fp: Vec<Mutex<switch::FpState>>,
-    /// Its pass-through devices as its DTB describes them (passthrough.rs).
-    pub devices: Vec<fdtgen::GuestDevice>,
-    /// The VM's virtual counter offset, CNTVOFF_EL2 (ARM ARM D11.2.2): the
-    /// physical count when the VM was built or last reset, so that its
-    /// virtual counter starts near zero.
-    pub cntvoff: AtomicU64,
-    /// The budget of the hypervisor's reports about this VM's faults
-    /// (`exit::report`).
-    pub reports: Mutex<ReportLimit>,
-    /// VM-wide requests (stop, reset) and which vCPUs are in the guest.
-    pub requests: VmRequests,
-    /// Why the VM is being stopped (the first reason given wins).
-    pub stop_reason: Mutex<Option<String>>,
-    /// Each vCPU's pending PSCI CPU_ON (entry, context id): left here by
-    /// the caller, taken by the target's own CPU, so that no CPU ever
-    /// waits for another vCPU's lock while holding its own (sync.rs).
-    pub cpu_on: Vec<Mutex<Option<(u64, u64)>>>,
-    /// Each vCPU's exits since boot, readable without its lock (the
-    /// console's `list`; `stats` has them by reason, under the lock).
-    pub exits: Vec<ExitCount>,
-    /// What its vCPUs read from the ID registers (HCR_EL2.TID3),
-    /// sanitized once (sysregs.rs).
-    pub id_regs: crate::idregs::IdTable,
-    /// The shared-memory regions it is a peer of (`vshm`), and their
-    /// nodes in its DTB.
-    pub shm: Vec<crate::shm::Membership>,
-    pub shm_dt: Vec<fdtgen::GuestShm>,
-}
-
-/// One vCPU's exit count: written only by the CPU running the vCPU (a
-/// plain load and store, no atomic read-modify-write on the exit path),
-/// read by anyone. A cache line of its own, so that vCPUs of one VM on
-/// different CPUs do not share the line they write on every exit.
-#[repr(align(64))]
-#[derive(Default)]
-pub struct ExitCount(AtomicU64);
-
-impl ExitCount {
-    /// Counts one exit; only the CPU holding the vCPU's lock calls it.
-    pub(super) fn bump(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// The count.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl Vm {
-    /// Makes every vCPU in `targets` (other than `me`) look at its
-    /// interrupts: a vCPU running on another physical CPU is kicked out of
-    /// the guest by an SGI; a waiting one is woken by the same SGI.
-    pub fn kick(&self, targets: vgic::VcpuSet, me: Option<usize>) {
-        let here = smp::cpu_index();
-        for t in targets.iter() {
-            if Some(t) == me {
-                continue;
-            }
-            let Some(last) = self.vcpu_pcpu.get(t).map(|p| p.load(Ordering::Relaxed)) else { continue };
-            if self.requests.in_guest() & (1 << t) == 0 {
-                // Not in the guest: a wake-up. Its last CPU re-chooses
-                // (wake-up preemption), and an idle CPU it may run on is
-                // woken too, so that it need not wait for a busy one.
-                if last != here {
-                    WAKEUP[last % MAX_CPUS].store(true, Ordering::Relaxed);
-                }
-                if pin(self, t, smp::CPUS_ONLINE.load(Ordering::Acquire)).is_none() {
-                    let idle = IDLE_CPUS.load(Ordering::Acquire) & !(1 << here);
-                    if idle != 0 && idle & (1 << last) == 0 {
-                        let q = idle.trailing_zeros() as usize;
-                        gic::kick(q, smp::cpu_mpidr(q));
-                    }
-                }
-            }
-            if last != here {
-                gic::kick(last, smp::cpu_mpidr(last));
-            } else if me.is_some() {
-                // Same CPU: the running vCPU must give way within a slice
-                // (it may be spinning, waiting for the one just woken).
-                timer::arm_hyp_by(timer::now() + timer::frequency() * SLICE_MS / 1000);
-            }
-        }
-    }
-
-    /// Kicks every physical CPU that has a vCPU of this VM in the guest,
-    /// other than this one, out of it (a pending VM-wide request makes the
-    /// vCPU leave at that exit), and wakes the CPUs that wait idle.
-    fn kick_all(&self) {
-        let here = smp::cpu_index();
-        let mut cpus = 0u64;
-        for p in self.vcpu_pcpu.iter() {
-            cpus |= 1 << (p.load(Ordering::Relaxed) % 64);
-        }
-        for cpu in (0..smp::CPUS_ONLINE.load(Ordering::Acquire)).filter(|&c| c != here && cpus & (1 << c) != 0) {
-            // The end of a request makes vCPUs runnable: choose again.
-            WAKEUP[cpu % MAX_CPUS].store(true, Ordering::Relaxed);
-            gic::kick(cpu, smp::cpu_mpidr(cpu));
-        }
-    }
-
-    /// The VM's RAM, for the stage-2 fill on first touch (guestram.rs).
-    pub fn ram(&self) -> crate::guestram::GuestRam {
-        crate::guestram::GuestRam { ipa: self.layout.ram.base, size: self.layout.ram.size, host: self.host_ram }
-    }
-
-    /// Sends out the kicks the vGIC has collected.
-    pub fn flush_kicks(&self, me: Option<usize>) {
-        let kicks = self.vgic.lock().take_kicks();
-        if !kicks.is_empty() {
-            self.kick(kicks, me);
-        }
-    }
-}
-
-/// The page of a VM's stolen-time structures (DEN0057 §3.2): 64-bit
-/// words the run loop stores and the guest loads (single-copy atomic).
-#[repr(C, align(4096))]
-pub struct PvTimePage([AtomicU64; 512]);
-
-impl PvTimePage {
-    fn new() -> alloc::boxed::Box<Self> {
-        alloc::boxed::Box::new(PvTimePage([const { AtomicU64::new(0) }; 512]))
-    }
-
-    /// Writes vCPU `vcpu`'s `stolen_time` (nanoseconds).
-    fn set_stolen(&self, vcpu: usize, ns: u64) {
-        if let Some(w) = self.0.get(pvtime::stolen_time_offset(vcpu) / 8) {
-            w.store(ns.to_le(), Ordering::Relaxed);
-        }
-    }
-
-    /// Zeroes every structure (a new VM life).
-    fn clear(&self) {
-        for w in self.0.iter() {
-            w.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The page's host-physical address (the heap is identity mapped).
-    fn pa(&self) -> u64 {
-        self as *const Self as u64
-    }
-}
-
-static VMS: crate::sync::Once<Vec<Vm>> = crate::sync::Once::new();
-
-/// The VMs that were built at boot.
-pub fn vms() -> &'static [Vm] {
-    VMS.get().map(|v| v.as_slice()).unwrap_or(&[])
-}
 
 /// Builds every VM the DTB describes. A VM that cannot be built is
 /// reported with its name and the reason, and the others still start.
@@ -415,6 +68,7 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
     }
     let checks = vmspec::validate(&platform.vms, &facts);
     let mut regions = super::vshm::create(platform);
+    super::vnet::configure(platform);
     for (spec, check) in platform.vms.iter().zip(checks.iter()) {
         if let Err(e) = check {
             println!("el2-hyp: VM \"{}\" not started: {e}", spec.name);
@@ -448,13 +102,13 @@ pub fn create_vms(platform: &Platform, reserved: &[Region]) {
             Err(msg) => println!("el2-hyp: VM \"{}\" not started: {msg}", spec.name),
         }
     }
-    VMS.call_once(|| vms);
+    vm::install(vms);
     super::vshm::publish(regions);
 }
 
 /// The machine's DTB.
 fn host_dtb() -> Option<&'static [u8]> {
-    let r = super::boot::DTB.get()?;
+    let r = super::platform::DTB.get()?;
     // SAFETY: boot reserved the DTB's RAM (it is never handed out) and the
     // EL2 map covers all RAM; nothing writes it after boot.
     Some(unsafe { phys_slice(r.base, r.size) })
@@ -537,8 +191,8 @@ fn build_vm(
         vcpus: (0..spec.vcpus as usize).map(|i| Mutex::ranked(sync::VCPU, Vcpu::new(i))).collect(),
         stopped: AtomicBool::new(false),
         booted_at: AtomicU64::new(0),
-        console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id)),
-        uart_fr: AtomicU32::new(VmConsole::new(id).uart.flags()),
+        console: Mutex::ranked(sync::VM_CONSOLE, VmConsole::new(id, timer::now)),
+        uart_fr: AtomicU32::new(VmConsole::new(id, timer::now).uart.flags()),
         reports: Mutex::new(ReportLimit::default()),
         generation: AtomicUsize::new(0),
         psci: Mutex::ranked(sync::PSCI, Psci::new(spec.vcpus as usize)),
@@ -570,7 +224,7 @@ fn build_vm(
     passthrough::map_hw(&vm, &mut vm.vgic.lock());
     if gic == GicVersion::V2 {
         // The guest's GICv2 CPU interface is the physical GICV frame.
-        let gicv = super::boot::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicv);
+        let gicv = super::platform::PLATFORM.get().and_then(|p| p.gic.as_ref()).and_then(|g| g.gicv);
         let Some(gicv) = gicv else {
             return Err(String::from("gic: the machine has no GICV frame for a GICv2 guest"));
         };
@@ -658,34 +312,10 @@ pub fn assign_vcpus(online: usize) {
 
 static ASSIGNED: AtomicBool = AtomicBool::new(false);
 
-/// Length of a vCPU's time slice when others wait for the same CPU.
-pub const SLICE_MS: u64 = 10;
-
 /// How far behind the running vCPU a woken one must be to take its CPU
 /// at once (`vsched::preempts`; CFS's `sysctl_sched_wakeup_granularity`
 /// is 1 ms too).
 const WAKEUP_GRANULARITY_MS: u64 = 1;
-
-/// Physical CPUs waiting in [`idle`] (bit per CPU): a vCPU woken while its
-/// last CPU is busy is run by one of these (`Vm::kick`).
-static IDLE_CPUS: AtomicU64 = AtomicU64::new(0);
-
-/// Set for a CPU when a vCPU that last ran there and is not in the guest
-/// was woken: its next kick exit gives the CPU back to [`run_cpu`] to
-/// choose again (wake-up preemption, `exit::handle_irq`).
-static WAKEUP: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-
-/// Whether a wake-up for this CPU is pending (and forgets it).
-pub fn take_wakeup() -> bool {
-    WAKEUP[smp::cpu_index() % MAX_CPUS].swap(false, Ordering::Relaxed)
-}
-
-/// The physical CPU vCPU `i` of `vm` is pinned to (`pin` in its
-/// configuration), if that CPU is one of the `online` ones; a pin to a CPU
-/// that did not come up is ignored. Unpinned vCPUs migrate.
-fn pin(vm: &Vm, i: usize, online: usize) -> Option<usize> {
-    vm.spec.affinity.get(i).map(|&p| p as usize).filter(|&p| p < online)
-}
 
 /// Whether vCPU `i` of `vm` may run on physical CPU `cpu`: a pinned one
 /// only on its CPU; the others anywhere.
@@ -891,9 +521,9 @@ fn wake_waiting(
                     wake_at(d);
                 }
             }
-            // The emulated physical timer (timer::ptimer_access): raised
+            // The emulated physical timer (exit::ptimer_access): raised
             // when due, else its deadline is one to wake up for.
-            if let Some(d) = timer::update_ptimer_line(&mut vgic, i, &v.sys, now) {
+            if let Some(d) = ptimer::update_line(&mut vgic, i, v.sys.cntp_ctl, v.sys.cntp_cval, now) {
                 wake_at(d);
             }
             if vgic.has_pending(i) {
@@ -1001,7 +631,7 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
     }
     // The emulated physical timer may have expired while the vCPU was not
     // running; if not, the EL2 timer takes the CPU back when it does.
-    if let Some(d) = timer::update_ptimer_line(&mut vm.vgic.lock(), v.index, &v.sys, timer::now()) {
+    if let Some(d) = ptimer::update_line(&mut vm.vgic.lock(), v.index, v.sys.cntp_ctl, v.sys.cntp_cval, timer::now()) {
         timer::arm_hyp_by(d);
     }
     let nr_lrs = vgic_hw::nr_lrs();
@@ -1044,7 +674,8 @@ fn run_vcpu(vm: &Vm, v: &mut Vcpu, alarm: Option<u64>) {
         // SAFETY: the VM's stage-2, trap configuration and EL1 context
         // were loaded just above; `v` is not used until `enter` returns,
         // only through `fast.vcpu`, and `fast` only by the fast path.
-        let kind = unsafe { switch::enter(&raw mut (*fast.vcpu).regs, &raw mut smp::this_cpu().host, &raw mut fast) };
+        let kind =
+            unsafe { switch::enter(&raw mut (*fast.vcpu).regs, &raw mut smp::this_cpu().host, (&raw mut fast).cast()) };
         let action = match fast.handled.take() {
             // The fast path answered it (counted and traced there) but
             // leaves the rest to this loop.
@@ -1113,71 +744,6 @@ fn sync_back(vm: &Vm, v: &mut Vcpu, lrs_loaded: bool) {
     }
 }
 
-/// Asks for VM `vm` to stop (SYSTEM_OFF, a fatal error, its last vCPU
-/// off) for reason `why`: the VM-wide request protocol (`vmreq`) gets every
-/// vCPU out of the guest, then [`act`] stops it once. The caller, a vCPU of
-/// the VM, returns to the run loop, which leaves the guest.
-pub fn stop_vm(vm: &Vm, why: &str) {
-    vm.stop_reason.lock().get_or_insert_with(|| String::from(why));
-    if vm.requests.post(Request::Stop) {
-        vm.kick_all();
-    }
-}
-
-/// PSCI SYSTEM_RESET: asks for the VM to be reloaded from its pristine
-/// images, vCPU 0 at the kernel entry and every other vCPU off. Two vCPUs
-/// asking at once get one reset (`vmreq`).
-pub fn reset_vm(vm: &Vm) {
-    if vm.requests.post(Request::Reset) {
-        vm.kick_all();
-    }
-}
-
-/// The console's `pause` (Xen's `xl pause`): no vCPU of `vm` enters the
-/// guest until [`unpause_vm`]; those in it are kicked out, and the CPU
-/// that finds them all out says `VM N "name" paused` (`vmreq`). Its
-/// registers, timers and pending interrupts stay as they are. False if it
-/// was paused already.
-pub fn pause_vm(vm: &Vm) -> bool {
-    let changed = vm.requests.pause();
-    if changed {
-        vm.kick_all();
-    }
-    changed
-}
-
-/// The console's `unpause`: the VM's vCPUs may enter the guest again,
-/// where they were; the CPUs that parked them are woken. False if it was
-/// not paused.
-pub fn unpause_vm(vm: &Vm) -> bool {
-    let changed = vm.requests.unpause();
-    if changed {
-        vm.kick_all();
-    }
-    changed
-}
-
-/// The console's `start`: a stopped VM boots again from its images (a
-/// reset of a stopped VM, see [`act`]). False if a stronger request (a
-/// stop) is pending.
-pub fn start_vm(vm: &Vm) -> bool {
-    let posted = vm.requests.post(Request::Start);
-    if posted {
-        vm.kick_all();
-    }
-    posted
-}
-
-/// The VM's state, as the console's `list` shows it.
-pub fn vm_state(vm: &Vm) -> crate::vmctl::VmState {
-    crate::vmctl::VmState::of(
-        vm.stopped.load(Ordering::Acquire),
-        vm.requests.pending(),
-        vm.requests.is_paused(),
-        vm.requests.is_parked(),
-    )
-}
-
 /// Carries out request `r` that this CPU claimed: every vCPU of `vm` is
 /// out of the guest and stays out until [`VmRequests::finish`]; no vCPU
 /// lock is held on entry. Then wakes the CPUs that parked its vCPUs.
@@ -1223,12 +789,7 @@ fn stop_now(vm: &Vm) -> bool {
     for v in vm.vcpus.iter() {
         v.lock().state = VcpuState::Stopped;
     }
-    {
-        let mut c = vm.console.lock();
-        if !c.line.is_empty() {
-            c.flush(&vm.name);
-        }
-    }
+    vm.console.lock().end(&vm.name);
     passthrough::release(vm);
     true
 }
@@ -1242,7 +803,7 @@ fn report_stop(vm: &Vm) {
         println!("el2-hyp: VM \"{}\": ... and {suppressed} more reports suppressed", vm.name);
     }
     println!("el2-hyp: VM \"{}\" stopped: {why}", vm.name);
-    print_stats_parked(vm);
+    vm::print_stats_parked(vm);
     print_boot_times(vm);
     // Idle CPUs wait in WFI: wake them to see that a VM is gone (the last
     // one to notice that all are gone powers the machine off).
@@ -1265,41 +826,6 @@ fn reset_now(vm: &Vm) -> Result<(), String> {
     // The virtual counter starts again near zero, as after a power-on.
     vm.cntvoff.store(timer::now(), Ordering::Relaxed);
     load_images(vm)
-}
-
-/// Prints the exit statistics of a VM whose vCPUs are all parked (a
-/// claimed request): every count is final, each lock is taken in turn.
-fn print_stats_parked(vm: &Vm) {
-    let mut total = ExitStats::default();
-    for (i, v) in vm.vcpus.iter().enumerate() {
-        let stats = v.lock().stats;
-        println!("el2-hyp:   vCPU {i} exits: {stats}");
-        total.add(&stats);
-    }
-    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
-}
-
-/// Prints a VM's exit statistics, per vCPU. `me` is the calling vCPU,
-/// whose lock the caller holds. A vCPU that another CPU is running is named
-/// but not counted: taking its lock would wait for its next exit.
-pub fn print_stats(vm: &Vm, me: Option<&Vcpu>) {
-    let mut total = ExitStats::default();
-    for (i, v) in vm.vcpus.iter().enumerate() {
-        let stats = match me {
-            Some(m) if m.index == i => m.stats,
-            _ => match v.try_lock() {
-                Some(v) => v.stats,
-                None => {
-                    // Its CPU is running it: the counts live under its lock.
-                    println!("el2-hyp:   vCPU {i} exits: (running on another CPU; not in the total)");
-                    continue;
-                }
-            },
-        };
-        println!("el2-hyp:   vCPU {i} exits: {stats}");
-        total.add(&stats);
-    }
-    println!("el2-hyp:   VM \"{}\" exits: {total}", vm.name);
 }
 
 /// The boot benchmarks' figures: physical-counter values (counted from

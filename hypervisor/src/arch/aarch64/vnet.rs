@@ -36,13 +36,15 @@ use core::sync::atomic::Ordering;
 
 use super::timer;
 use super::vdisk::VmRam;
-use super::vmm::{Vm, vms};
 use crate::mmio::bus::{MmioDevice, MmioError};
+use crate::switchconf;
 use crate::sync::{self, Mutex};
 use crate::virtio::mmio::{Effect, Fill, VirtioMmio};
 use crate::virtio::net::{self, Net};
+use crate::vm::{Vm, vms};
 use crate::vswitch::{Limits, PortId, Switch};
 use shared::layout;
+use shared::platform::{Platform, SwitchSpec};
 
 /// Most batches of transmit chains one trapped access serves (as a disk's,
 /// `vdisk`); the rest at the next access.
@@ -61,6 +63,48 @@ struct SwitchSlot {
 
 /// Every switch, by name, created by the first card plugged in.
 static SWITCHES: Mutex<Vec<SwitchSlot>> = Mutex::ranked(sync::SWITCH, Vec::new());
+
+/// The `[[switch]]` tables the configuration gave and which of them were
+/// accepted (`switchconf`), set once by [`configure`] before any card is
+/// plugged in.
+static CONFIG: crate::sync::Once<(Vec<SwitchSpec>, Vec<bool>)> = crate::sync::Once::new();
+
+/// Validates the DTB's `switch@N` tables against its VMs and reports each
+/// refused one (its switch then keeps the default limits) and each
+/// accepted one. Before any VM is built.
+pub fn configure(platform: &Platform) {
+    for (node, err) in platform.switch_errors.iter() {
+        crate::println!("el2-hyp: switch node {node} refused: {err}");
+    }
+    let checks = switchconf::validate(&platform.switches, &platform.vms);
+    let mut valid = Vec::with_capacity(checks.len());
+    for (spec, check) in platform.switches.iter().zip(checks) {
+        valid.push(check.is_ok());
+        match check {
+            Ok(()) => {
+                let l = switchconf::SwitchLimits::of(spec);
+                crate::println!(
+                    "el2-hyp: switch \"{}\": each port at most {} per second, bursts of {}, {} frames queued",
+                    spec.name,
+                    crate::vmspec::Size(l.rate),
+                    crate::vmspec::Size(l.burst),
+                    l.backlog
+                );
+            }
+            Err(e) => crate::println!("el2-hyp: {e}: the switch keeps the default limits"),
+        }
+    }
+    CONFIG.call_once(|| (platform.switches.to_vec(), valid));
+}
+
+/// The limits of switch `name` ([`configure`]).
+fn limits(name: &str) -> Limits {
+    let l = match CONFIG.get() {
+        Some((specs, valid)) => switchconf::limits(specs, valid, name),
+        None => switchconf::SwitchLimits::DEFAULT,
+    };
+    Limits::of(l)
+}
 
 /// The caller's time for the rate limits, in nanoseconds.
 fn now_ns() -> u64 {
@@ -189,7 +233,7 @@ impl VirtioNet {
     fn after(&self, vm: &Vm, s: &mut NetState, vcpu: usize) -> bool {
         if let (Some(why), false) = (s.mmio.error(), s.reported) {
             s.reported = true;
-            super::exit::report_index(
+            super::vmops::report(
                 vm,
                 vcpu,
                 format_args!("net[{}]: the driver broke a virtio rule ({why:?}): DEVICE_NEEDS_RESET", self.index),
@@ -215,8 +259,8 @@ pub fn plug(vm: &Vm) {
         let sw = match switches.iter().position(|slot| slot.name == card.switch) {
             Some(sw) => sw,
             None => {
-                let slot =
-                    SwitchSlot { name: card.switch.clone(), switch: Switch::new(Limits::DEFAULT), ports: Vec::new() };
+                let limits = limits(&card.switch);
+                let slot = SwitchSlot { name: card.switch.clone(), switch: Switch::new(limits), ports: Vec::new() };
                 switches.push(slot);
                 switches.len() - 1
             }

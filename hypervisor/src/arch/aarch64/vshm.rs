@@ -15,12 +15,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::boot::FRAMES;
-use super::vmm::{Vm, vms};
+use super::platform::FRAMES;
 use crate::fdtgen::GuestShm;
 use crate::mm::stage2::MapKind;
 use crate::println;
 use crate::shm::{self, Membership, Ring};
+use crate::vm::{Vm, vms};
 use shared::platform::{Platform, ShmSpec};
 
 /// One region that exists: its spec, its host memory, and the VM id of
