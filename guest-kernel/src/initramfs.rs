@@ -162,7 +162,7 @@ impl<'a> Iterator for Cpio<'a> {
 pub fn unpack_to_rootfs(v: &mut crate::fs::Vfs, data: &'static [u8]) -> Result<usize, CpioError> {
     use crate::fs::inode::{FileData, InodeKind, Timespec, mkdev};
     use crate::fs::namei::At;
-    let at = At { root: v.root, dir: v.root };
+    let at = At::root(v.root, v.root);
     let mut n = 0;
     let mut archive = Cpio::new(data);
     loop {
@@ -295,7 +295,7 @@ mod tests {
         let a: &'static [u8] = a.leak();
         let mut v = crate::fs::testing::vfs();
         assert_eq!(unpack_to_rootfs(&mut v, a), Ok(4));
-        let at = crate::fs::namei::At { root: v.root, dir: v.root };
+        let at = crate::fs::namei::At::root(v.root, v.root);
         let sh = v.lookup(at, b"/bin/sh", true).unwrap();
         assert_eq!(v.inode(sh).data.as_slice(), b"\x7fELF");
         assert_eq!(v.inode(sh).mode, S_IFREG | 0o755);

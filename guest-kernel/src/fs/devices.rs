@@ -115,7 +115,7 @@ mod tests {
         assert!(CharDev::of(mkdev(5, 1)).unwrap().is_tty());
         v.populate_dev().unwrap();
         v.populate_dev().unwrap();
-        let at = crate::fs::namei::At { root: v.root, dir: v.root };
+        let at = crate::fs::namei::At::root(v.root, v.root);
         let null = v.lookup(at, b"/dev/null", true).unwrap();
         assert_eq!(CharDev::of(v.inode(null).rdev), Some(CharDev::Null));
     }

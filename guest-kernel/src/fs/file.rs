@@ -12,7 +12,7 @@ use super::Vfs;
 use super::fdtable::{Fd, FilesStruct};
 use super::fs_struct::FsStruct;
 use super::inode::{Ino, InodeKind, S_IFMT, S_IFREG};
-use super::namei::{At, LastType};
+use super::namei::{At, LastType, MAY_EXEC, MAY_READ, MAY_WRITE, Who};
 use super::o::*;
 use super::pipe::Pipe;
 use crate::mm::Errno;
@@ -197,12 +197,23 @@ impl Vfs {
                     if p.trailing_slash {
                         return Err(Errno::EISDIR);
                     }
-                    self.create(p.dir, &p.last, S_IFREG | (mode & 0o7777 & !umask), 0, uid, gid)?
+                    // may_create: write and search permission on the directory.
+                    self.permission(p.dir, at.who, MAY_WRITE | MAY_EXEC)?;
+                    let created = self.create(p.dir, &p.last, S_IFREG | (mode & 0o7777 & !umask), 0, uid, gid)?;
+                    // A file it has just created is opened whatever its mode.
+                    return self.open_inode(created, flags, at.who, true);
                 }
             }
         } else {
             self.lookup(at, path, follow)?
         };
+        self.open_inode(ino, flags, at.who, false)
+    }
+
+    /// The rest of `do_open` for inode `ino`: the checks of its kind and,
+    /// unless the call has just created it, `may_open`'s permission for
+    /// the access mode (O_TRUNC needs write).
+    fn open_inode(&mut self, ino: Ino, flags: u32, who: Who, created: bool) -> Result<Opened, Errno> {
         let kind = self.inode(ino).kind();
         if flags & O_PATH != 0 {
             if flags & O_DIRECTORY != 0 && kind != InodeKind::Dir {
@@ -221,11 +232,24 @@ impl Vfs {
             InodeKind::Sock => return Err(Errno::ENXIO),
             InodeKind::Blk => return Err(Errno::ENXIO),
             InodeKind::Chr if super::devices::CharDev::of(self.inode(ino).rdev).is_none() => return Err(Errno::ENXIO),
-            InodeKind::Fifo => return Ok(Opened::Fifo(ino)),
             _ => {}
         }
         if acc == 3 {
             return Err(Errno::EINVAL);
+        }
+        if !created {
+            let mut mask = match acc {
+                O_WRONLY => MAY_WRITE,
+                O_RDWR => MAY_READ | MAY_WRITE,
+                _ => MAY_READ,
+            };
+            if flags & O_TRUNC != 0 {
+                mask |= MAY_WRITE;
+            }
+            self.permission(ino, who, mask)?;
+        }
+        if kind == InodeKind::Fifo {
+            return Ok(Opened::Fifo(ino));
         }
         if flags & O_TRUNC != 0 && writes && kind == InodeKind::Reg {
             self.truncate(ino, 0)?;
@@ -275,7 +299,7 @@ impl Vfs {
             let entry: Option<(Vec<u8>, Ino, u8)> = match pos {
                 0 => Some((b".".to_vec(), dir, 4)),
                 1 => {
-                    let up = self.lookup(At { root, dir }, b"..", false).unwrap_or(dir);
+                    let up = self.lookup(At::root(root, dir), b"..", false).unwrap_or(dir);
                     Some((b"..".to_vec(), up, 4))
                 }
                 _ if dead => None,
@@ -450,7 +474,7 @@ mod tests {
     use crate::fs::testing::vfs;
 
     fn at(v: &Vfs) -> At {
-        At { root: v.root, dir: v.root }
+        At::root(v.root, v.root)
     }
 
     fn open(v: &mut Vfs, path: &[u8], flags: u32) -> Result<FileId, Errno> {

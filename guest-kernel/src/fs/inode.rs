@@ -18,6 +18,9 @@ pub const S_IFBLK: u32 = 0o060000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
+/// The sticky bit: in a directory, only a name's owner (or the
+/// directory's, or root) may remove it.
+pub const S_ISVTX: u32 = 0o001000;
 
 /// What kind of file an inode is (its `S_IFMT` bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

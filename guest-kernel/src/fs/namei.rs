@@ -25,11 +25,75 @@ pub const NAME_MAX: usize = 255;
 pub const PATH_MAX: usize = 4096;
 
 /// Where a walk starts: the process's root (for absolute paths and as
-/// the ceiling of `..`) and the directory relative paths start from.
+/// the ceiling of `..`) and the directory relative paths start from, and
+/// who walks (whose search permission each directory checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct At {
     pub root: Ino,
     pub dir: Ino,
+    pub who: Who,
+}
+
+impl At {
+    /// A walk by root (the kernel's own: unpacking the initramfs, /dev).
+    pub const fn root(root: Ino, dir: Ino) -> At {
+        At { root, dir, who: Who::ROOT }
+    }
+}
+
+/// The credentials a file-system check uses (`current_fsuid()`,
+/// `current_fsgid()`, `in_group_p`): the fs ids and up to
+/// [`Who::GROUPS`] supplementary groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Who {
+    pub uid: u32,
+    pub gid: u32,
+    groups: [u32; Who::GROUPS],
+    ngroups: usize,
+}
+
+/// `MAY_EXEC`, `MAY_WRITE`, `MAY_READ` (the `rwx` bits of a mode).
+pub const MAY_EXEC: u32 = 1;
+pub const MAY_WRITE: u32 = 2;
+pub const MAY_READ: u32 = 4;
+
+impl Who {
+    /// Supplementary groups kept (the first ones of the task's).
+    pub const GROUPS: usize = 8;
+    /// Root: uid and gid 0.
+    pub const ROOT: Who = Who { uid: 0, gid: 0, groups: [0; Who::GROUPS], ngroups: 0 };
+
+    pub fn new(uid: u32, gid: u32, groups: &[u32]) -> Who {
+        let mut g = [0; Who::GROUPS];
+        let n = groups.len().min(Who::GROUPS);
+        g[..n].copy_from_slice(&groups[..n]);
+        Who { uid, gid, groups: g, ngroups: n }
+    }
+
+    /// `in_group_p`: `gid` is the fs gid or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups[..self.ngroups].contains(&gid)
+    }
+
+    /// `generic_permission` + `capable_wrt_inode_uidgid`: may `self` do
+    /// `mask` (MAY_*) to a file of `mode`, `uid`, `gid`? The owner's bits
+    /// for the owner, the group's for a member, the others' otherwise;
+    /// root may do anything but execute a file no one may execute
+    /// (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
+    pub fn may(&self, mode: u32, uid: u32, gid: u32, mask: u32) -> bool {
+        let is_dir = mode & 0o170000 == 0o040000;
+        if self.uid == 0 {
+            return mask & MAY_EXEC == 0 || is_dir || mode & 0o111 != 0;
+        }
+        let bits = if self.uid == uid {
+            mode >> 6
+        } else if self.in_group(gid) {
+            mode >> 3
+        } else {
+            mode
+        } & 7;
+        bits & mask == mask
+    }
 }
 
 /// What the last component is (`LAST_NORM`, `LAST_DOT`, `LAST_DOTDOT`,
@@ -54,12 +118,15 @@ pub struct Parent {
     /// Symlinks followed so far (a caller that follows the last
     /// component goes on counting from here).
     pub links: u32,
+    /// Who walked (a link followed from here walks as them too).
+    pub who: Who,
 }
 
 /// `struct nameidata`: one walk's root and symlink count.
 struct Nd {
     root: Ino,
     links: u32,
+    who: Who,
 }
 
 fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -77,6 +144,12 @@ fn check_path(path: &[u8]) -> Result<(), Errno> {
 }
 
 impl Vfs {
+    /// `inode_permission(ino, mask)` for `who`: EACCES if not allowed.
+    pub fn permission(&self, ino: Ino, who: Who, mask: u32) -> Result<(), Errno> {
+        let i = self.inode(ino);
+        if who.may(i.mode, i.uid, i.gid, mask) { Ok(()) } else { Err(Errno::EACCES) }
+    }
+
     /// `walk_component` for one name in the directory `dir`.
     fn step(&self, root: Ino, dir: Ino, name: &[u8]) -> Result<Ino, Errno> {
         match name {
@@ -132,6 +205,8 @@ impl Vfs {
             if !self.inode(cur).is_dir() {
                 return Err(Errno::ENOTDIR);
             }
+            // may_lookup: search permission on each directory walked.
+            self.permission(cur, nd.who, MAY_EXEC)?;
             let next = self.step(nd.root, cur, name)?;
             let follow = !last || follow_last || trailing;
             cur = if follow && self.inode(next).kind() == InodeKind::Symlink {
@@ -150,7 +225,7 @@ impl Vfs {
     /// symlink in the last component (not `AT_SYMLINK_NOFOLLOW`).
     pub fn lookup(&self, at: At, path: &[u8], follow: bool) -> Result<Ino, Errno> {
         check_path(path)?;
-        self.walk(&mut Nd { root: at.root, links: 0 }, at.dir, path, follow)
+        self.walk(&mut Nd { root: at.root, links: 0, who: at.who }, at.dir, path, follow)
     }
 
     /// `filename_parentat`: the directory holding the last component,
@@ -165,12 +240,19 @@ impl Vfs {
             }
             &path[..end]
         };
-        let mut nd = Nd { root: at.root, links: 0 };
+        let mut nd = Nd { root: at.root, links: 0, who: at.who };
         let cut = trimmed.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
         let (head, last) = trimmed.split_at(cut);
         if last.is_empty() {
             // "/", "///": the root itself.
-            return Ok(Parent { dir: at.root, last: Vec::new(), kind: LastType::Root, trailing_slash, links: 0 });
+            return Ok(Parent {
+                dir: at.root,
+                last: Vec::new(),
+                kind: LastType::Root,
+                trailing_slash,
+                links: 0,
+                who: at.who,
+            });
         }
         let dir = if head.is_empty() {
             at.dir
@@ -182,13 +264,14 @@ impl Vfs {
         if !self.inode(dir).is_dir() {
             return Err(Errno::ENOTDIR);
         }
+        self.permission(dir, at.who, MAY_EXEC)?;
         let kind = match last {
             b"." => LastType::Dot,
             b".." => LastType::DotDot,
             _ if last.len() > NAME_MAX => return Err(Errno::ENAMETOOLONG),
             _ => LastType::Norm,
         };
-        Ok(Parent { dir, last: last.to_vec(), kind, trailing_slash, links: nd.links })
+        Ok(Parent { dir, last: last.to_vec(), kind, trailing_slash, links: nd.links, who: at.who })
     }
 
     /// The inode the last component of `p` names now, if any (mounts
@@ -207,7 +290,7 @@ impl Vfs {
     /// Follows the symlink `link`, the last component of `p`, as the
     /// walk would have (counting on from `p.links`).
     pub fn follow_last_link(&self, root: Ino, p: &Parent, link: Ino) -> Result<Ino, Errno> {
-        let mut nd = Nd { root, links: p.links };
+        let mut nd = Nd { root, links: p.links, who: p.who };
         let i = self.follow_link(&mut nd, p.dir, link)?;
         if p.trailing_slash && !self.inode(i).is_dir() {
             return Err(Errno::ENOTDIR);
@@ -261,7 +344,7 @@ mod tests {
         v.symlink(r, b"loop1", b"loop2", 0, 0).unwrap();
         v.symlink(r, b"loop2", b"loop1", 0, 0).unwrap();
         v.symlink(r, b"dangling", b"/nope", 0, 0).unwrap();
-        (v, At { root: r, dir: r })
+        (v, At::root(r, r))
     }
 
     #[test]
@@ -270,13 +353,13 @@ mod tests {
         let etc = v.lookup(at, b"/etc", true).unwrap();
         let pw = v.lookup(at, b"/etc/passwd", true).unwrap();
         assert_eq!(v.lookup(at, b"etc/./passwd", true), Ok(pw));
-        assert_eq!(v.lookup(At { root: at.root, dir: etc }, b"passwd", true), Ok(pw));
+        assert_eq!(v.lookup(At::root(at.root, etc), b"passwd", true), Ok(pw));
         assert_eq!(v.lookup(at, b"//etc//passwd", true), Ok(pw));
         assert_eq!(v.lookup(at, b"/etc/../etc/passwd", true), Ok(pw));
         assert_eq!(v.lookup(at, b"/..", true), Ok(at.root), ".. at the root stays there");
         assert_eq!(v.lookup(at, b"/../../etc", true), Ok(etc));
         // A chroot-like root: .. never climbs above it.
-        assert_eq!(v.lookup(At { root: etc, dir: etc }, b"../..", true), Ok(etc));
+        assert_eq!(v.lookup(At::root(etc, etc), b"../..", true), Ok(etc));
         assert_eq!(v.lookup(at, b"/", true), Ok(at.root));
     }
 
@@ -371,8 +454,50 @@ mod tests {
         v.iget(b);
         v.rmdir(a, b"b").unwrap();
         assert_eq!(v.d_path(r, b), None);
-        assert_eq!(v.lookup(At { root: r, dir: b }, b"x", true), Err(Errno::ENOENT));
-        assert_eq!(v.lookup(At { root: r, dir: b }, b"..", true), Ok(a));
+        assert_eq!(v.lookup(At::root(r, b), b"x", true), Err(Errno::ENOENT));
+        assert_eq!(v.lookup(At::root(r, b), b"..", true), Ok(a));
         v.iput(b);
+    }
+}
+
+/// `chown_ok`/`chgrp_ok` (fs/attr.c): may `who` give a file owned by
+/// `owner`:`group` the owner `uid` and group `gid` (`u32::MAX`: keep)?
+/// Root may; an owner may only change the group, to one of its own.
+pub fn may_chown(who: Who, owner: u32, group: u32, uid: u32, gid: u32) -> bool {
+    let _ = group;
+    who.uid == 0 || ((uid == u32::MAX || uid == owner) && who.uid == owner && (gid == u32::MAX || who.in_group(gid)))
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+
+    #[test]
+    fn owner_group_other_bits_and_roots_override() {
+        let user = Who::new(1000, 100, &[5]);
+        assert!(user.may(0o100640, 1000, 0, MAY_READ | MAY_WRITE));
+        assert!(!user.may(0o100640, 1000, 0, MAY_EXEC));
+        assert!(user.may(0o100640, 0, 100, MAY_READ), "group bits for the fs gid");
+        assert!(user.may(0o100640, 0, 5, MAY_READ), "and for a supplementary group");
+        assert!(!user.may(0o100640, 0, 100, MAY_WRITE));
+        assert!(!user.may(0o100604, 0, 0, MAY_WRITE) && user.may(0o100604, 0, 0, MAY_READ), "others");
+        assert!(!user.may(0o100460, 1000, 100, MAY_WRITE), "the owner's bits, not the group's");
+        assert!(Who::ROOT.may(0o100000, 5, 5, MAY_READ | MAY_WRITE));
+        assert!(!Who::ROOT.may(0o100644, 5, 5, MAY_EXEC), "root executes only what someone may");
+        assert!(Who::ROOT.may(0o040000, 5, 5, MAY_EXEC), "but searches any directory");
+        assert!(may_chown(user, 1000, 0, u32::MAX, 5) && !may_chown(user, 1000, 0, 0, 5));
+        assert!(!may_chown(user, 0, 0, u32::MAX, 5) && may_chown(Who::ROOT, 0, 0, 7, 7));
+    }
+
+    #[test]
+    fn a_walk_needs_search_permission_on_each_directory() {
+        let mut v = crate::fs::testing::vfs();
+        let r = v.root;
+        let d = v.create(r, b"private", 0o040700, 0, 0, 0).unwrap();
+        let f = v.create(d, b"f", 0o100644, 0, 0, 0).unwrap();
+        let user = At { root: r, dir: r, who: Who::new(1000, 1000, &[]) };
+        assert_eq!(v.lookup(user, b"/private/f", true), Err(Errno::EACCES));
+        assert_eq!(v.lookup(At::root(r, r), b"/private/f", true), Ok(f));
+        assert_eq!(v.lookup_parent(user, b"/private/g").map(|_| ()), Err(Errno::EACCES));
     }
 }

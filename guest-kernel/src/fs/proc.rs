@@ -186,7 +186,7 @@ mod tests {
         let p = v.create(r, b"proc", S_IFDIR | 0o555, 0, 0, 0).unwrap();
         v.mount_proc(p).unwrap();
         assert!(v.has_proc());
-        let at = At { root: r, dir: r };
+        let at = At::root(r, r);
         let mut snap =
             ProcSnapshot { tasks: alloc::vec![task(1, "init"), task(7, "sh")], self_pid: 7, ..Default::default() };
         v.proc_refresh(&snap);

@@ -77,7 +77,7 @@ fn run(seed: u64, steps: usize, done: &mut [u32; 14]) {
     let files = v.files_new();
     let mut open: Vec<FileId> = Vec::new();
     for _ in 0..steps {
-        let at = At { root: v.fs_structs[&fs].root, dir: v.fs_structs[&fs].pwd };
+        let at = At::root(v.fs_structs[&fs].root, v.fs_structs[&fs].pwd);
         let p = *r.pick(&PATHS);
         let q = *r.pick(&PATHS);
         let op = (r.next() % 14) as usize;

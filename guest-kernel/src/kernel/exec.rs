@@ -203,9 +203,11 @@ fn open_exec(me: TaskId, path: &[u8]) -> Result<Cow<'static, [u8]>, Errno> {
     let at = super::fs::at_cwd(&k, me);
     let ino = k.vfs.lookup(at, path, true)?;
     let i = k.vfs.inode(ino);
-    if i.kind() != InodeKind::Reg || i.mode & 0o111 == 0 {
+    if i.kind() != InodeKind::Reg {
         return Err(Errno::EACCES);
     }
+    // may_open(MAY_EXEC): the caller's x bit (root: anyone's).
+    k.vfs.permission(ino, at.who, crate::fs::namei::MAY_EXEC)?;
     Ok(match &i.data {
         FileData::Static(s) => Cow::Borrowed(s),
         FileData::Owned(v) => Cow::Owned(v.clone()),

@@ -12,7 +12,7 @@ use super::Kernel;
 use crate::arch::aarch64::irq::now_ns;
 use crate::fs::Vfs;
 use crate::fs::inode::Timespec;
-use crate::fs::namei::At;
+use crate::fs::namei::{At, Who};
 use crate::mm::Errno;
 use crate::sched::TaskId;
 use crate::task::fork::{CLONE_FILES, CLONE_FS};
@@ -54,7 +54,7 @@ pub fn wake_pipes(k: &mut Kernel, pipes: &[u32]) {
 /// and 2 (read-write, as `console_on_rootfs`), working in the root.
 pub fn init_files(k: &mut Kernel, me: TaskId) -> Result<(), Errno> {
     let v = &mut k.vfs;
-    let at = At { root: v.root, dir: v.root };
+    let at = At::root(v.root, v.root);
     let files = v.files_new();
     let fs = v.fs_new(v.root);
     if let Ok(crate::fs::file::Opened::File(f)) =
@@ -124,13 +124,17 @@ pub fn close_on_exec(k: &mut Kernel, me: TaskId) {
 }
 
 /// Where `me`'s path walks start: its root, and its working directory
-/// (or the root, for a task without an `fs_struct`).
+/// (or the root, for a task without an `fs_struct`), walked with its
+/// filesystem credentials (fsuid, fsgid, groups).
 pub fn at_cwd(k: &Kernel, me: TaskId) -> At {
-    let fs = k.tasks.get(me).map_or(0, |t| t.fs);
-    match k.vfs.fs_structs.get(&fs) {
-        Some(f) => At { root: f.root, dir: f.pwd },
-        None => At { root: k.vfs.root, dir: k.vfs.root },
-    }
+    let t = k.tasks.get(me);
+    let fs = t.map_or(0, |t| t.fs);
+    let who = t.map_or(Who::ROOT, |t| Who::new(t.cred.fsuid, t.cred.fsgid, &t.cred.groups));
+    let (root, dir) = match k.vfs.fs_structs.get(&fs) {
+        Some(f) => (f.root, f.pwd),
+        None => (k.vfs.root, k.vfs.root),
+    };
+    At { root, dir, who }
 }
 
 /// Brings a mounted procfs up to date with the task table (`fs/proc.rs`),

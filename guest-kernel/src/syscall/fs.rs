@@ -559,13 +559,24 @@ pub(super) fn sys_ftruncate(fd: i32, len: i64) -> R {
 
 pub(super) fn sys_fchmod(fd: i32, mode: u32) -> R {
     let (ino, _) = fd_inode(fd)?;
-    lock().vfs.chmod(ino, mode);
+    let mut k = lock();
+    let who = crate::kernel::fs::at_cwd(&k, current()).who;
+    if who.uid != 0 && k.vfs.inode(ino).uid != who.uid {
+        return Err(Errno::EPERM);
+    }
+    k.vfs.chmod(ino, mode);
     Ok(0)
 }
 
 pub(super) fn sys_fchown(fd: i32, uid: u32, gid: u32) -> R {
     let (ino, _) = fd_inode(fd)?;
-    lock().vfs.chown(ino, uid, gid);
+    let mut k = lock();
+    let who = crate::kernel::fs::at_cwd(&k, current()).who;
+    let i = k.vfs.inode(ino);
+    if !crate::fs::namei::may_chown(who, i.uid, i.gid, uid, gid) {
+        return Err(Errno::EPERM);
+    }
+    k.vfs.chown(ino, uid, gid);
     Ok(0)
 }
 

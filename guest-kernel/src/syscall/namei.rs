@@ -16,7 +16,7 @@ use crate::fs::file::{FileKind, Opened};
 use crate::fs::inode::{
     Ino, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, Stat, Timespec, new_decode_dev,
 };
-use crate::fs::namei::{At, LastType, PATH_MAX, Parent};
+use crate::fs::namei::{At, LastType, MAY_EXEC, MAY_WRITE, PATH_MAX, Parent, Who, may_chown};
 use crate::fs::o::*;
 use crate::kernel::fs::{at_cwd, proc_refresh};
 use crate::kernel::{Kernel, lock};
@@ -52,7 +52,7 @@ fn at_dirfd(k: &Kernel, dirfd: i32, path: &[u8]) -> Result<At, Errno> {
     let files = my_files(k)?;
     let d = k.vfs.fd_get(files, dirfd)?;
     match k.vfs.files[&d.file].kind {
-        FileKind::Inode(i) if k.vfs.inode(i).is_dir() => Ok(At { root: at.root, dir: i }),
+        FileKind::Inode(i) if k.vfs.inode(i).is_dir() => Ok(At { dir: i, ..at }),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -91,7 +91,28 @@ fn create_parent(k: &Kernel, at: At, path: &[u8], dir: bool) -> Result<Parent, E
     if p.trailing_slash && !dir {
         return Err(Errno::ENOENT);
     }
+    // may_create: write and search permission on the directory.
+    k.vfs.permission(p.dir, at.who, MAY_WRITE | MAY_EXEC)?;
     Ok(p)
+}
+
+/// `may_delete`: write and search permission on the directory; in a
+/// sticky directory (`/tmp`), only the file's owner, the directory's
+/// owner or root may remove or rename a name (EPERM).
+fn may_delete(k: &Kernel, p: &Parent) -> Result<(), Errno> {
+    k.vfs.permission(p.dir, p.who, MAY_WRITE | MAY_EXEC)?;
+    let child = k.vfs.dcache.d_lookup(p.dir, &p.last).ok_or(Errno::ENOENT)?;
+    let (dir, file) = (k.vfs.inode(p.dir), k.vfs.inode(child));
+    if dir.mode & crate::fs::inode::S_ISVTX != 0 && p.who.uid != 0 && p.who.uid != dir.uid && p.who.uid != file.uid {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
+/// `inode_owner_or_capable`: the file's owner or root (chmod, utimes with
+/// explicit times), else EPERM.
+fn owner_or_root(k: &Kernel, ino: Ino, who: Who) -> Result<(), Errno> {
+    if who.uid == 0 || k.vfs.inode(ino).uid == who.uid { Ok(()) } else { Err(Errno::EPERM) }
 }
 
 pub(super) fn sys_openat(dirfd: i32, path: usize, flags: u32, mode: u32) -> R {
@@ -105,7 +126,7 @@ pub(super) fn sys_openat(dirfd: i32, path: usize, flags: u32, mode: u32) -> R {
         proc_refresh(&mut k);
         let at = at_dirfd(&k, dirfd, &path)?;
         let um = umask(&k);
-        k.vfs.open(at, &path, flags, mode, um, 0, 0)?
+        k.vfs.open(at, &path, flags, mode, um, at.who.uid, at.who.gid)?
     };
     let file = match opened {
         Opened::File(f) => f,
@@ -134,7 +155,7 @@ pub(super) fn sys_mkdirat(dirfd: i32, path: usize, mode: u32) -> R {
     let at = at_dirfd(&k, dirfd, &path)?;
     let p = create_parent(&k, at, &path, true)?;
     let m = mode & 0o1777 & !umask(&k);
-    k.vfs.create(p.dir, &p.last, S_IFDIR | m, 0, 0, 0).map(|_| 0)
+    k.vfs.create(p.dir, &p.last, S_IFDIR | m, 0, at.who.uid, at.who.gid).map(|_| 0)
 }
 
 pub(super) fn sys_mknodat(dirfd: i32, path: usize, mode: u32, dev: u64) -> R {
@@ -149,7 +170,11 @@ pub(super) fn sys_mknodat(dirfd: i32, path: usize, mode: u32, dev: u64) -> R {
     let at = at_dirfd(&k, dirfd, &path)?;
     let p = create_parent(&k, at, &path, false)?;
     let m = mode & 0o7777 & !umask(&k);
-    k.vfs.create(p.dir, &p.last, ty | m, new_decode_dev(dev), 0, 0).map(|_| 0)
+    // Device nodes need CAP_MKNOD: root.
+    if matches!(ty, S_IFCHR | S_IFBLK) && at.who.uid != 0 {
+        return Err(Errno::EPERM);
+    }
+    k.vfs.create(p.dir, &p.last, ty | m, new_decode_dev(dev), at.who.uid, at.who.gid).map(|_| 0)
 }
 
 pub(super) fn sys_symlinkat(target: usize, dirfd: i32, path: usize) -> R {
@@ -158,7 +183,7 @@ pub(super) fn sys_symlinkat(target: usize, dirfd: i32, path: usize) -> R {
     let mut k = lock();
     let at = at_dirfd(&k, dirfd, &path)?;
     let p = create_parent(&k, at, &path, false)?;
-    k.vfs.symlink(p.dir, &p.last, &target, 0, 0).map(|_| 0)
+    k.vfs.symlink(p.dir, &p.last, &target, at.who.uid, at.who.gid).map(|_| 0)
 }
 
 pub(super) fn sys_linkat(olddirfd: i32, old: usize, newdirfd: i32, new: usize, flags: u32) -> R {
@@ -194,6 +219,7 @@ pub(super) fn sys_unlinkat(dirfd: i32, path: usize, flags: u32) -> R {
             LastType::Root => return Err(Errno::EBUSY),
             LastType::Norm => {}
         }
+        may_delete(&k, &p)?;
         return k.vfs.rmdir(p.dir, &p.last).map(|_| 0);
     }
     if p.kind != LastType::Norm {
@@ -203,6 +229,7 @@ pub(super) fn sys_unlinkat(dirfd: i32, path: usize, flags: u32) -> R {
         let child = k.vfs.dcache.d_lookup(p.dir, &p.last).ok_or(Errno::ENOENT)?;
         return Err(if k.vfs.inode(child).is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
     }
+    may_delete(&k, &p)?;
     k.vfs.unlink(p.dir, &p.last).map(|_| 0)
 }
 
@@ -222,6 +249,11 @@ pub(super) fn sys_renameat2(olddirfd: i32, old: usize, newdirfd: i32, new: usize
         if !k.vfs.inode(src).is_dir() {
             return Err(Errno::ENOTDIR);
         }
+    }
+    may_delete(&k, &op)?;
+    k.vfs.permission(np.dir, np.who, MAY_WRITE | MAY_EXEC)?;
+    if k.vfs.dcache.d_lookup(np.dir, &np.last).is_some() {
+        may_delete(&k, &np)?;
     }
     k.vfs.rename(op.dir, &op.last, np.dir, &np.last, flags).map(|_| 0)
 }
@@ -298,11 +330,14 @@ pub(super) fn sys_faccessat2(dirfd: i32, path: usize, mode: u32, flags: u32) -> 
         let at = at_dirfd(&k, dirfd, &path)?;
         k.vfs.lookup(at, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
-    let i = k.vfs.inode(ino);
-    if mode & 1 != 0 && !i.is_dir() && i.mode & 0o111 == 0 {
-        return Err(Errno::EACCES);
-    }
-    Ok(0)
+    // access() checks with the real ids, unless AT_EACCESS.
+    let who = if flags & AT_EACCESS != 0 {
+        at_cwd(&k, current()).who
+    } else {
+        let c = &k.tasks.get(current()).expect("current task").cred;
+        Who::new(c.uid, c.gid, &c.groups)
+    };
+    k.vfs.permission(ino, who, mode).map(|()| 0)
 }
 
 pub(super) fn sys_fchmodat(dirfd: i32, path: usize, mode: u32) -> R {
@@ -310,6 +345,7 @@ pub(super) fn sys_fchmodat(dirfd: i32, path: usize, mode: u32) -> R {
     let mut k = lock();
     let at = at_dirfd(&k, dirfd, &path)?;
     let ino = k.vfs.lookup(at, &path, true)?;
+    owner_or_root(&k, ino, at.who)?;
     k.vfs.chmod(ino, mode);
     Ok(0)
 }
@@ -326,6 +362,11 @@ pub(super) fn sys_fchownat(dirfd: i32, path: usize, uid: u32, gid: u32, flags: u
         let at = at_dirfd(&k, dirfd, &path)?;
         k.vfs.lookup(at, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
+    let who = at_cwd(&k, current()).who;
+    let i = k.vfs.inode(ino);
+    if !may_chown(who, i.uid, i.gid, uid, gid) {
+        return Err(Errno::EPERM);
+    }
     k.vfs.chown(ino, uid, gid);
     Ok(0)
 }
@@ -362,6 +403,12 @@ pub(super) fn sys_utimensat(dirfd: i32, path: usize, times: usize, flags: u32) -
             k.vfs.lookup(at, p, flags & AT_SYMLINK_NOFOLLOW == 0)?
         }
     };
+    // Explicit times: the owner or root; "now": also anyone who may write.
+    let who = at_cwd(&k, current()).who;
+    let explicit = times != 0 && ts.iter().any(|&(_, n)| n != UTIME_NOW && n != UTIME_OMIT);
+    if owner_or_root(&k, ino, who).is_err() && (explicit || k.vfs.permission(ino, who, MAY_WRITE).is_err()) {
+        return Err(if explicit { Errno::EPERM } else { Errno::EACCES });
+    }
     let now = k.vfs.now();
     let conv = |(sec, nsec): (i64, i64)| match nsec {
         UTIME_OMIT => None,
@@ -380,6 +427,7 @@ pub(super) fn sys_truncate(path: usize, len: i64) -> R {
     let mut k = lock();
     let at = at_cwd(&k, current());
     let ino = k.vfs.lookup(at, &path, true)?;
+    k.vfs.permission(ino, at.who, MAY_WRITE)?;
     k.vfs.truncate(ino, len as u64).map(|_| 0)
 }
 

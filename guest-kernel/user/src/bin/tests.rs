@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 77;
+const CHECKS: u32 = 78;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -1993,6 +1993,64 @@ mod signals {
             "a session leader takes the console as its controlling terminal (TIOCSCTTY) and moves the foreground group (TIOCSPGRP); termios set and read back",
             st == 0,
             format_args!("child status {st:#x} (10 + the first failing step)"),
+        );
+
+        // 18. Permission checks on paths, as a user (root bypasses).
+        let cpath = |p: &core::ffi::CStr| p.as_ptr() as usize;
+        let at = -100isize as usize;
+        raw(34, [at, cpath(c"/tmp/perm"), 0o755, 0, 0, 0]);
+        raw(34, [at, cpath(c"/tmp/perm/closed"), 0o700, 0, 0, 0]);
+        for (p, mode) in [(c"/tmp/perm/secret", 0o600), (c"/tmp/perm/closed/x", 0o644), (c"/tmp/rootfile", 0o666)] {
+            let fd = raw(56, [at, cpath(p), 0o100 | 1, mode, 0, 0]);
+            raw(57, [fd as usize, 0, 0, 0, 0, 0]);
+        }
+        // Root opens a file with no permission bits at all.
+        raw(53, [at, cpath(c"/tmp/perm/secret"), 0, 0, 0, 0]);
+        let root_fd = raw(56, [at, cpath(c"/tmp/perm/secret"), 2, 0, 0, 0]);
+        raw(57, [root_fd as usize, 0, 0, 0, 0, 0]);
+        raw(53, [at, cpath(c"/tmp/perm/secret"), 0o600, 0, 0, 0]);
+        let st = in_child(|| {
+            let ids = raw(149, [1000, 1000, 1000, 0, 0, 0]) == 0 && raw(147, [1000, 1000, 1000, 0, 0, 0]) == 0;
+            let read_secret = raw(56, [at, cpath(c"/tmp/perm/secret"), 0, 0, 0, 0]);
+            let create_in_root_dir = raw(56, [at, cpath(c"/tmp/perm/new"), 0o100 | 1, 0o644, 0, 0]);
+            let mine = raw(56, [at, cpath(c"/tmp/mine"), 0o100 | 1, 0o644, 0, 0]);
+            let mut stat = [0u8; 128];
+            let fstat = raw(80, [mine as usize, stat.as_mut_ptr() as usize, 0, 0, 0, 0]);
+            let owner = u32::from_le_bytes([stat[24], stat[25], stat[26], stat[27]]);
+            raw(57, [mine as usize, 0, 0, 0, 0, 0]);
+            let sticky = raw(35, [at, cpath(c"/tmp/rootfile"), 0, 0, 0, 0]);
+            let chmod = raw(53, [at, cpath(c"/tmp/perm/secret"), 0o777, 0, 0, 0]);
+            let search = raw(79, [at, cpath(c"/tmp/perm/closed/x"), stat.as_mut_ptr() as usize, 0, 0, 0]);
+            let access = raw(48, [at, cpath(c"/tmp/perm/secret"), 4, 0, 0, 0]);
+            let own_unlink = raw(35, [at, cpath(c"/tmp/mine"), 0, 0, 0, 0]);
+            let steps = [
+                ids,
+                read_secret == -13,
+                create_in_root_dir == -13,
+                mine >= 0 && fstat == 0 && owner == 1000,
+                sticky == -1,
+                chmod == -1,
+                search == -13,
+                access == -13,
+                own_unlink == 0,
+            ];
+            let r = steps.iter().position(|&ok| !ok).map_or(0, |i| 10 + i as i32);
+            if r != 0 {
+                println!(
+                    "tests: perm: read {read_secret} create {create_in_root_dir} mine {mine} owner {owner} sticky {sticky} chmod {chmod} search {search} access {access} unlink {own_unlink}"
+                );
+            }
+            r
+        });
+        for p in [c"/tmp/perm/secret", c"/tmp/perm/closed/x", c"/tmp/rootfile"] {
+            raw(35, [at, cpath(p), 0, 0, 0, 0]);
+        }
+        raw(35, [at, cpath(c"/tmp/perm/closed"), 0x200, 0, 0, 0]);
+        raw(35, [at, cpath(c"/tmp/perm"), 0x200, 0, 0, 0]);
+        s.check(
+            "as a user: EACCES for a 0600 root file, a root 0755 directory and a 0700 one on the way, EPERM in sticky /tmp and for chmod; root opens mode 000",
+            root_fd >= 0 && st == 0,
+            format_args!("root open {root_fd}, child status {st:#x} (10 + the first failing step)"),
         );
 
         // 16. execve's environment, auxiliary vector and argument limits.
