@@ -112,6 +112,7 @@ pub mod nr {
     pub const RT_SIGACTION: u64 = 134;
     pub const RT_SIGPROCMASK: u64 = 135;
     pub const RT_SIGPENDING: u64 = 136;
+    pub const RT_SIGTIMEDWAIT: u64 = 137;
     pub const RT_SIGRETURN: u64 = 139;
     pub const SETPRIORITY: u64 = 140;
     pub const GETPRIORITY: u64 = 141;
@@ -154,6 +155,7 @@ pub mod nr {
     pub const EXECVE: u64 = 221;
     pub const MMAP: u64 = 222;
     pub const MPROTECT: u64 = 226;
+    pub const MSYNC: u64 = 227;
     pub const WAIT4: u64 = 260;
     pub const PRLIMIT64: u64 = 261;
     pub const SCHED_SETATTR: u64 = 274;

@@ -241,3 +241,57 @@ pub(super) fn sys_tgkill(tgid: Option<i32>, tid: i32, sig: u32) -> R {
     k2.tasks.send_signal_info(&mut k2.sched, id, info, false, true, t);
     Ok(0)
 }
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)`: take a pending
+/// signal of `set` (normally blocked) without running its handler,
+/// waiting for one until `timeout` (NULL: for ever); EAGAIN when the time
+/// runs out, EINTR when another signal comes. While it waits, `set` is
+/// unblocked so that its signals wake it (Linux's `do_sigtimedwait`).
+pub(super) fn sys_rt_sigtimedwait(set: usize, info: usize, timeout: usize, setsize: usize) -> R {
+    check_setsize(setsize)?;
+    let want = get_user_u64(set)? & !crate::task::signal::UNBLOCKABLE;
+    let deadline = if timeout != 0 {
+        let mut ts = [0u8; 16];
+        copy_from_user(&mut ts, timeout)?;
+        let sec = i64::from_le_bytes(ts[..8].try_into().expect("8 bytes"));
+        let nsec = i64::from_le_bytes(ts[8..].try_into().expect("8 bytes"));
+        Some(now_ns().saturating_add(super::timespec_to_ns(sec, nsec).ok_or(Errno::EINVAL)?))
+    } else {
+        None
+    };
+    let me = current();
+    let mut k = lock();
+    let blocked = k.tasks.get(me).expect("current task").blocked;
+    let got = loop {
+        if let Some(i) = k.tasks.dequeue_from(me, want) {
+            break Ok(i);
+        }
+        let now = now_ns();
+        if deadline.is_some_and(|d| now >= d) {
+            break Err(Errno::EAGAIN);
+        }
+        if k.tasks.signal_pending(me) {
+            break Err(Errno::EINTR);
+        }
+        k.tasks.set_blocked(me, blocked & !want);
+        match deadline {
+            Some(d) => {
+                let hz = k.jiffies.hz();
+                let j = super::ns_to_sleep_jiffies(d - now, hz);
+                crate::kernel::sched::schedule_timeout(&mut k, j, TaskState::Interruptible);
+            }
+            None => {
+                k.sched.set_current_state(smp_processor_id(), TaskState::Interruptible);
+                schedule_locked(&mut k);
+            }
+        }
+        k.tasks.set_blocked(me, blocked);
+    };
+    k.tasks.set_blocked(me, blocked);
+    drop(k);
+    let i = got?;
+    if info != 0 {
+        copy_to_user(info, &crate::task::sigframe::siginfo_bytes(&i))?;
+    }
+    Ok(i.signo as isize)
+}

@@ -131,6 +131,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(a[0], a[1] as usize, a[2] as usize, a[3] as usize),
         nr::RT_SIGPENDING => sys_rt_sigpending(a[0] as usize, a[1] as usize),
         nr::RT_SIGSUSPEND => sys_rt_sigsuspend(a[0] as usize, a[1] as usize),
+        nr::RT_SIGTIMEDWAIT => sys_rt_sigtimedwait(a[0] as usize, a[1] as usize, a[2] as usize, a[3] as usize),
         nr::RT_SIGRETURN => return crate::kernel::signal::sys_rt_sigreturn(f),
         nr::SIGALTSTACK => sys_sigaltstack(a[0] as usize, a[1] as usize, f.sp),
         nr::RESTART_SYSCALL => sys_restart_syscall(),
@@ -175,6 +176,7 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::MUNMAP => {
             with_mm(|mm, pt| mm.munmap(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize, a[1] as usize).map(|_| 0))
         }
+        nr::MSYNC => sys_msync(a[0] as usize, a[1] as usize, a[2] as u32),
         nr::MPROTECT => with_mm(|mm, pt| mm.mprotect(pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
         nr::BRK => with_mm(|mm, pt| Ok(mm.brk(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize) as isize)),
         _ => Err(Errno::ENOSYS),

@@ -81,6 +81,13 @@ fn get_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// The 128-byte `siginfo_t` of `i` (`rt_sigtimedwait`'s answer).
+pub fn siginfo_bytes(i: &SigInfo) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    write_siginfo(&mut b, i);
+    b
+}
+
 /// `copy_siginfo_to_user`: the 128-byte `siginfo_t`.
 fn write_siginfo(b: &mut [u8], i: &SigInfo) {
     put(b, 0, &(i.signo as i32).to_le_bytes());

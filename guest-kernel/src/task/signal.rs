@@ -536,6 +536,19 @@ impl TaskTable {
         Some(self.tsm(leader).shared_pending.take(sig))
     }
 
+    /// `dequeue_signal` for `rt_sigtimedwait`: the next pending signal of
+    /// task `id` that is in `set`, blocked or not, its own first.
+    pub fn dequeue_from(&mut self, id: TaskId, set: u64) -> Option<SigInfo> {
+        let set = set & !UNBLOCKABLE;
+        let t = self.ts(id);
+        if let Some(sig) = t.pending.next(set) {
+            return Some(self.tsm(id).pending.take(sig));
+        }
+        let leader = t.group_leader;
+        let sig = self.ts(leader).shared_pending.next(set)?;
+        Some(self.tsm(leader).shared_pending.take(sig))
+    }
+
     /// `get_signal`: what task `id` does with its next deliverable signal,
     /// if any. Ignored ones are dropped on the way; a handler's mask (and
     /// the signal itself, unless SA_NODEFER) is blocked while it runs, and
@@ -786,6 +799,19 @@ mod tests {
         assert_eq!(restart(ERESTARTSYS, Some(0)), Some(Restart::Eintr));
         assert_eq!(restart(ERESTARTNOHAND, Some(SA_RESTART)), Some(Restart::Eintr));
         assert_eq!(restart(ERESTART_RESTARTBLOCK, Some(SA_RESTART)), Some(Restart::Eintr));
+    }
+
+    #[test]
+    fn sigtimedwait_takes_a_blocked_signal_of_its_set() {
+        let (mut tt, mut s, c) = setup();
+        let pid = tt.ts(c).pid;
+        tt.do_sigaction(c, SIGUSR1, Some(handler(0x1000, 0, 0))).unwrap();
+        tt.set_blocked(c, sigmask(SIGUSR1) | sigmask(SIGUSR2));
+        tt.send_signal(&mut s, pid, SIGUSR2, true, 0).unwrap();
+        tt.send_signal(&mut s, pid, SIGUSR1, true, 0).unwrap();
+        assert_eq!(tt.dequeue_from(c, sigmask(SIGUSR1)).map(|i| i.signo), Some(SIGUSR1));
+        assert_eq!(tt.dequeue_from(c, sigmask(SIGUSR1)), None);
+        assert_eq!(tt.sigpending(c), sigmask(SIGUSR2), "the other stays pending");
     }
 
     #[test]

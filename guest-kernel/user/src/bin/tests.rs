@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 78;
+const CHECKS: u32 = 79;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -2051,6 +2051,38 @@ mod signals {
             "as a user: EACCES for a 0600 root file, a root 0755 directory and a 0700 one on the way, EPERM in sticky /tmp and for chmod; root opens mode 000",
             root_fd >= 0 && st == 0,
             format_args!("root open {root_fd}, child status {st:#x} (10 + the first failing step)"),
+        );
+
+        // 19. rt_sigtimedwait and msync.
+        let me = sys::getpid();
+        // A handler, so that a signal sigtimedwait failed to take cannot
+        // end the suite when it is unblocked.
+        sigaction(SIGUSR1, Some(&handler_action(record_handler, 0)), None);
+        sigprocmask(SIG_BLOCK, Some(bit(SIGUSR1)));
+        sys::kill(me, SIGUSR1);
+        let set = bit(SIGUSR1);
+        let mut info = [0u8; 128];
+        let got = raw(137, [&set as *const u64 as usize, info.as_mut_ptr() as usize, 0, 8, 0, 0]);
+        let (signo, pid) = (
+            i32::from_le_bytes([info[0], info[1], info[2], info[3]]),
+            i32::from_le_bytes([info[16], info[17], info[18], info[19]]),
+        );
+        let zero = [0i64; 2];
+        let again = raw(137, [&set as *const u64 as usize, 0, zero.as_ptr() as usize, 8, 0, 0]);
+        sigprocmask(SIG_UNBLOCK, Some(bit(SIGUSR1)));
+        sigaction(SIGUSR1, Some(&SigAction::default()), None);
+        let page = sys::mmap(0, 8192, 3, 0x22, -1, 0) as usize;
+        let ms = (
+            raw(227, [page, 8192, 4, 0, 0, 0]),
+            raw(227, [page + 1, 4096, 4, 0, 0, 0]),
+            raw(227, [page, 4096, 5, 0, 0, 0]),
+        );
+        sys::munmap(page, 8192);
+        let gone = raw(227, [page, 4096, 4, 0, 0, 0]);
+        s.check(
+            "rt_sigtimedwait takes a blocked signal with its siginfo (EAGAIN when none comes in time); msync checks its range and flags",
+            got == SIGUSR1 as isize && signo == SIGUSR1 as i32 && pid == me as i32 && again == EAGAIN && ms == (0, EINVAL, EINVAL) && gone == -12,
+            format_args!("sigtimedwait {got} (signo {signo}, pid {pid}), then {again}; msync {ms:?}, unmapped {gone}"),
         );
 
         // 16. execve's environment, auxiliary vector and argument limits.
