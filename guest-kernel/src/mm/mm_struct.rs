@@ -479,6 +479,50 @@ impl MmStruct {
         Ok(())
     }
 
+    /// `madvise()` (mm/madvise.c) for `[start, start + len)`: the hints
+    /// (MADV_NORMAL, RANDOM, SEQUENTIAL, WILLNEED, and the huge-page and
+    /// merge ones) change nothing here; MADV_DONTNEED and MADV_FREE drop
+    /// the private pages of the range, so that the next touch faults a
+    /// zero page (`zap_page_range`), and leave shared ones, whose data
+    /// stays in the shared object as in Linux. EINVAL for an unaligned
+    /// start or an unknown advice, ENOMEM if part of the range is not
+    /// mapped.
+    pub fn madvise<T: PageTable, P: PageOps>(
+        &mut self,
+        pt: &mut T,
+        pages: &mut P,
+        start: usize,
+        len: usize,
+        advice: u32,
+    ) -> Result<(), Errno> {
+        const MADV_DONTNEED: u32 = 4;
+        const MADV_FREE: u32 = 8;
+        let known = matches!(advice, 0..=4 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21);
+        if !start.is_multiple_of(PAGE_SIZE) || !known {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(Errno::EINVAL)?;
+        let mut at = start;
+        let mut private = Vec::new();
+        while at < end {
+            let v = self.vmas.find_vma(at).filter(|v| v.start <= at).ok_or(Errno::ENOMEM)?;
+            if v.flags & VM_SHARED == 0 {
+                private.push((at, v.end.min(end)));
+            }
+            at = v.end;
+        }
+        if advice == MADV_DONTNEED || advice == MADV_FREE {
+            for (s, e) in private {
+                for_each_mapped(pt, s, e, |pt, va, _| {
+                    if let Some(pfn) = pt.unmap(va) {
+                        pages.put_page(pfn);
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `mprotect()`: new access bits for `[start, start + len)`, splitting and
     /// merging VMAs; PTEs lose write at once, private pages regain it only
     /// through a write fault (COW or reuse).
@@ -742,6 +786,24 @@ pub(crate) mod tests {
         let mut e = MmStruct::new(MmConfig { seed: 3, ..MmConfig::default() });
         e.setup_brk(0x41_0123);
         assert!(e.start_brk >= 0x41_1000 && e.start_brk < 0x41_1000 + BRK_RND_RANGE);
+    }
+
+    #[test]
+    fn madvise_dontneed_drops_private_pages_and_checks_its_range() {
+        let (mut pt, mut pg, mut oc) = (FakePt::default(), FakePages::default(), acct());
+        let mut mm = MmStruct::new(norand());
+        let a = mm.mmap(&mut pt, &mut pg, &mut oc, 0, 2 * PAGE_SIZE, RW, ANON, None).unwrap();
+        for va in [a, a + PAGE_SIZE] {
+            let pfn = pg.alloc_user_page().unwrap();
+            pt.map(va, pfn, PteProt { read: true, write: true, exec: false }).unwrap();
+        }
+        assert_eq!(mm.madvise(&mut pt, &mut pg, a, PAGE_SIZE, 1), Ok(()), "a hint");
+        assert!(pt.lookup(a).is_some());
+        assert_eq!(mm.madvise(&mut pt, &mut pg, a, PAGE_SIZE, 4), Ok(()));
+        assert!(pt.lookup(a).is_none() && pt.lookup(a + PAGE_SIZE).is_some(), "only the range");
+        assert_eq!(mm.madvise(&mut pt, &mut pg, a + 1, PAGE_SIZE, 4), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(&mut pt, &mut pg, a, PAGE_SIZE, 99), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(&mut pt, &mut pg, a, 3 * PAGE_SIZE, 4), Err(Errno::ENOMEM), "past the mapping");
     }
 
     #[test]

@@ -176,6 +176,9 @@ pub fn dispatch(f: &mut TrapFrame) -> isize {
         nr::MUNMAP => {
             with_mm(|mm, pt| mm.munmap(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize, a[1] as usize).map(|_| 0))
         }
+        nr::MADVISE => {
+            with_mm(|mm, pt| mm.madvise(pt, &mut LockedPages, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0))
+        }
         nr::MSYNC => sys_msync(a[0] as usize, a[1] as usize, a[2] as u32),
         nr::MPROTECT => with_mm(|mm, pt| mm.mprotect(pt, a[0] as usize, a[1] as usize, a[2] as u32).map(|_| 0)),
         nr::BRK => with_mm(|mm, pt| Ok(mm.brk(pt, &mut LockedPages, &mut GlobalAcct, a[0] as usize) as isize)),

@@ -43,7 +43,7 @@ const PR_SET_CHILD_SUBREAPER: usize = 36;
 /// CPUs (skipped, and counted as such, with one). The suite prints both
 /// first; a run that reports a different number of checks fails, so a check
 /// cannot vanish (an early return, a lost branch) without a failure.
-const CHECKS: u32 = 79;
+const CHECKS: u32 = 80;
 const CHECKS_NEED_2_CPUS: u32 = 2;
 
 struct Suite {
@@ -2083,6 +2083,24 @@ mod signals {
             "rt_sigtimedwait takes a blocked signal with its siginfo (EAGAIN when none comes in time); msync checks its range and flags",
             got == SIGUSR1 as isize && signo == SIGUSR1 as i32 && pid == me as i32 && again == EAGAIN && ms == (0, EINVAL, EINVAL) && gone == -12,
             format_args!("sigtimedwait {got} (signo {signo}, pid {pid}), then {again}; msync {ms:?}, unmapped {gone}"),
+        );
+
+        // 20. madvise(MADV_DONTNEED) on private anonymous memory.
+        let p = sys::mmap(0, 8192, 3, 0x22, -1, 0) as usize;
+        // SAFETY: two fresh read-write pages of our own.
+        unsafe {
+            (p as *mut u8).write_volatile(0xab);
+            ((p + 4096) as *mut u8).write_volatile(0xcd);
+        }
+        let dn = raw(233, [p, 4096, 4, 0, 0, 0]);
+        // SAFETY: as above; the first page is zero again after DONTNEED.
+        let (first, second) = unsafe { ((p as *const u8).read_volatile(), ((p + 4096) as *const u8).read_volatile()) };
+        let (hint, bad) = (raw(233, [p, 8192, 3, 0, 0, 0]), raw(233, [p + 1, 4096, 4, 0, 0, 0]));
+        sys::munmap(p, 8192);
+        s.check(
+            "madvise(MADV_DONTNEED) zeroes a private page and leaves its neighbour; a hint is 0; an unaligned start EINVAL",
+            dn == 0 && first == 0 && second == 0xcd && hint == 0 && bad == EINVAL,
+            format_args!("dontneed {dn}, bytes {first:#x} {second:#x}, willneed {hint}, unaligned {bad}"),
         );
 
         // 16. execve's environment, auxiliary vector and argument limits.
