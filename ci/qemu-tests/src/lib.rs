@@ -164,6 +164,28 @@ pub fn native_guest_kernel_args(gic: u32, cpus: u32, append: &str) -> Vec<String
     args
 }
 
+/// Boots Debian's Linux 6.1 natively (QEMU virt, GICv3, cortex-a72, 128
+/// MiB, `cpus` CPUs) with Debian's busybox initramfs followed by ours
+/// (Linux unpacks concatenated archives in order, each at a 4-byte
+/// boundary) and `rdinit=RDINIT`: the reference runs of the EL0 suite and
+/// of the shell suite. `tag` names the temporary initramfs.
+pub fn linux_with_our_initramfs(tag: &str, cpus: u32, rdinit: &str) -> Run {
+    fetch_linux();
+    let linux = cache().join("linux");
+    let mut initrd = std::fs::read(linux.join("initramfs.cpio.gz")).expect("Debian's initramfs");
+    initrd.resize(initrd.len().next_multiple_of(4), 0);
+    initrd.extend(std::fs::read(root().join("build/initramfs.cpio")).expect("build/initramfs.cpio"));
+    let initrd = temp_file(&format!("linux-{tag}-{cpus}.cpio"), &initrd);
+    let (image, initrd, smp) = (linux.join("Image"), initrd.to_str().unwrap().to_string(), cpus.to_string());
+    let append = format!("console=ttyAMA0 quiet panic=-1 rdinit={rdinit}");
+    #[rustfmt::skip]
+    let args = [
+        "-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-smp", &smp, "-m", "128M", "-nographic", "-nic", "none",
+        "-no-reboot", "-kernel", image.to_str().unwrap(), "-initrd", &initrd, "-append", &append,
+    ];
+    qemu(300, &args)
+}
+
 /// Writes a temporary VM configuration (or any file) and returns its path.
 pub fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("el2-tests-{}", std::process::id()));

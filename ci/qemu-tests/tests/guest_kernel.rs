@@ -4,7 +4,7 @@
 //! exits; the kernel then powers off. The suite's last line is
 //! `N passed, N failed`.
 
-use qemu_tests::{Run, cache, fetch_linux, native_guest_kernel_args, qemu, root, run, temp_file};
+use qemu_tests::{Run, linux_with_our_initramfs, native_guest_kernel_args, qemu, root, run, temp_file};
 
 /// Boots build/guest-kernel.bin directly in QEMU with the initramfs.
 fn native(gic: u32, cpus: u32) -> Run {
@@ -61,20 +61,7 @@ fn check(r: &Run, name: &str, cpus: u32) {
 /// init", its own words: the proof that Linux ran it) and reboots, and
 /// QEMU exits.
 fn on_linux(cpus: u32) -> Run {
-    fetch_linux();
-    let linux = cache().join("linux");
-    let mut initrd = std::fs::read(linux.join("initramfs.cpio.gz")).expect("Debian's initramfs");
-    initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend(std::fs::read(root().join("build/initramfs.cpio")).expect("build/initramfs.cpio"));
-    let initrd = temp_file(&format!("linux-el0-suite-{cpus}.cpio"), &initrd);
-    let (image, initrd, smp) = (linux.join("Image"), initrd.to_str().unwrap().to_string(), cpus.to_string());
-    #[rustfmt::skip]
-    let args = [
-        "-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-smp", &smp, "-m", "128M", "-nographic", "-nic", "none",
-        "-no-reboot", "-kernel", image.to_str().unwrap(), "-initrd", &initrd,
-        "-append", "console=ttyAMA0 quiet panic=-1 rdinit=/bin/init",
-    ];
-    qemu(300, &args)
+    linux_with_our_initramfs("el0-suite", cpus, "/bin/init")
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! N must be every check of the file (one `t "` line each), so a check
 //! cannot be skipped by a script that stops early.
 
-use qemu_tests::{Run, cache, fetch_linux, native_guest_kernel_args, qemu, root, run, temp_file};
+use qemu_tests::{Run, fetch_linux, linux_with_our_initramfs, native_guest_kernel_args, qemu, root, run, temp_file};
 
 /// The checks in the suite file.
 fn checks() -> usize {
@@ -59,20 +59,7 @@ fn on_the_guest_kernel_in_a_vm() {
 }
 
 fn on_linux(cpus: u32) -> Run {
-    fetch_linux();
-    let linux = cache().join("linux");
-    let mut initrd = std::fs::read(linux.join("initramfs.cpio.gz")).expect("Debian's initramfs");
-    initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend(std::fs::read(root().join("build/initramfs.cpio")).expect("build/initramfs.cpio"));
-    let initrd = temp_file(&format!("linux-shell-suite-{cpus}.cpio"), &initrd);
-    let (image, initrd, smp) = (linux.join("Image"), initrd.to_str().unwrap().to_string(), cpus.to_string());
-    #[rustfmt::skip]
-    let args = [
-        "-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-smp", &smp, "-m", "128M", "-nographic", "-nic", "none",
-        "-no-reboot", "-kernel", image.to_str().unwrap(), "-initrd", &initrd,
-        "-append", "console=ttyAMA0 quiet panic=-1 rdinit=/bin/sh -- /etc/shell-suite.sh",
-    ];
-    qemu(300, &args)
+    linux_with_our_initramfs("shell-suite", cpus, "/bin/sh -- /etc/shell-suite.sh")
 }
 
 #[test]

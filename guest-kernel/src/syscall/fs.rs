@@ -131,12 +131,15 @@ fn import_iovec(iov: usize, cnt: usize) -> Result<Vec<(usize, usize)>, Errno> {
     Ok(v)
 }
 
-pub(super) fn sys_readv(fd: i32, iov: usize, cnt: usize) -> R {
+/// `do_loop_readv_writev`: `op` on each buffer of the vector in turn,
+/// until one comes back short; an error after some bytes moved ends the
+/// call with the count so far.
+fn rw_vector(fd: i32, iov: usize, cnt: usize, op: fn(FileId, File, usize, usize, Option<u64>) -> R) -> R {
     let v = import_iovec(iov, cnt)?;
     with_fd(fd, |id, f| {
         let mut done = 0;
         for (base, len) in v {
-            match do_read(id, f, base, len, None) {
+            match op(id, f, base, len, None) {
                 Ok(n) => {
                     done += n as usize;
                     if (n as usize) < len {
@@ -151,24 +154,12 @@ pub(super) fn sys_readv(fd: i32, iov: usize, cnt: usize) -> R {
     })
 }
 
+pub(super) fn sys_readv(fd: i32, iov: usize, cnt: usize) -> R {
+    rw_vector(fd, iov, cnt, do_read)
+}
+
 pub(super) fn sys_writev(fd: i32, iov: usize, cnt: usize) -> R {
-    let v = import_iovec(iov, cnt)?;
-    with_fd(fd, |id, f| {
-        let mut done = 0;
-        for (base, len) in v {
-            match do_write(id, f, base, len, None) {
-                Ok(n) => {
-                    done += n as usize;
-                    if (n as usize) < len {
-                        break;
-                    }
-                }
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(done as isize)
-    })
+    rw_vector(fd, iov, cnt, do_write)
 }
 
 /// `vfs_read`: `len` bytes into user `buf`, at `pos` (pread) or the
