@@ -159,34 +159,46 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig>, ConfigError> {
 
 const SHM_KEYS: &[&str] = &["name", "size", "vms"];
 
-/// The `[[shm]]` tables of a configuration file (none is fine). Their
-/// rules against the VMs are `hypervisor::shm::validate`'s; here only the
-/// shapes: errors name the region by index (`shm[1].size: ...`).
-pub fn parse_shm(text: &str) -> Result<Vec<ShmConfig>, ConfigError> {
-    let top: Table = toml::from_str(text).map_err(|e| ConfigError {
+/// The `[[KEY]]` tables of a configuration file (none is fine), each
+/// checked to be a table with only `known` keys, at most `max` of them
+/// (`noun` counts them in that error): the shapes `[[shm]]` and
+/// `[[switch]]` share.
+fn top_level_tables(text: &str, key: &str, noun: &str, max: usize, known: &[&str]) -> Result<Vec<Table>, ConfigError> {
+    let mut top: Table = toml::from_str(text).map_err(|e| ConfigError {
         vm: None,
         field: String::new(),
         message: format!("not valid TOML: {}", e.to_string().trim_end()),
     })?;
     let err = |field: String, message: String| ConfigError { vm: None, field, message };
-    let shms = match top.get("shm") {
+    let items = match top.remove(key) {
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
-        Some(v) => return Err(err("shm".into(), wrong_type("an array of tables: write [[shm]]", v))),
+        Some(v) => return Err(err(key.into(), wrong_type(&format!("an array of tables: write [[{key}]]"), &v))),
     };
-    if shms.len() > shared::platform::MAX_SHM {
-        let message = format!("{} regions, at most {} allowed", shms.len(), shared::platform::MAX_SHM);
-        return Err(err("shm".into(), message));
+    if items.len() > max {
+        return Err(err(key.into(), format!("{} {noun}, at most {max} allowed", items.len())));
     }
     let mut out = Vec::new();
-    for (i, v) in shms.iter().enumerate() {
-        let f = |key: &str| format!("shm[{i}].{key}");
+    for (i, v) in items.into_iter().enumerate() {
         let Value::Table(t) = v else {
-            return Err(err(format!("shm[{i}]"), wrong_type("a table", v)));
+            return Err(err(format!("{key}[{i}]"), wrong_type("a table", &v)));
         };
-        if let Some(key) = t.keys().find(|k| !SHM_KEYS.contains(&k.as_str())) {
-            return Err(err(f(key), format!("unknown key (known: {})", SHM_KEYS.join(", "))));
+        if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(err(format!("{key}[{i}].{k}"), format!("unknown key (known: {})", known.join(", "))));
         }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// The `[[shm]]` tables of a configuration file (none is fine). Their
+/// rules against the VMs are `hypervisor::shm::validate`'s; here only the
+/// shapes: errors name the region by index (`shm[1].size: ...`).
+pub fn parse_shm(text: &str) -> Result<Vec<ShmConfig>, ConfigError> {
+    let err = |field: String, message: String| ConfigError { vm: None, field, message };
+    let mut out = Vec::new();
+    for (i, t) in top_level_tables(text, "shm", "regions", shared::platform::MAX_SHM, SHM_KEYS)?.iter().enumerate() {
+        let f = |key: &str| format!("shm[{i}].{key}");
         let name = match t.get("name") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => return Err(err(f("name"), wrong_type("a string", v))),
@@ -222,30 +234,11 @@ const SWITCH_KEYS: &[&str] = &["name", "rate", "burst", "backlog"];
 /// rules against the VMs are `hypervisor::switchconf::validate`'s; here
 /// only the shapes: errors name the table by index (`switch[0].rate: ...`).
 pub fn parse_switch(text: &str) -> Result<Vec<SwitchConfig>, ConfigError> {
-    let top: Table = toml::from_str(text).map_err(|e| ConfigError {
-        vm: None,
-        field: String::new(),
-        message: format!("not valid TOML: {}", e.to_string().trim_end()),
-    })?;
     let err = |field: String, message: String| ConfigError { vm: None, field, message };
-    let switches = match top.get("switch") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(err("switch".into(), wrong_type("an array of tables: write [[switch]]", v))),
-    };
-    if switches.len() > shared::platform::MAX_SWITCHES {
-        let message = format!("{} tables, at most {} allowed", switches.len(), shared::platform::MAX_SWITCHES);
-        return Err(err("switch".into(), message));
-    }
     let mut out = Vec::new();
-    for (i, v) in switches.iter().enumerate() {
+    let tables = top_level_tables(text, "switch", "tables", shared::platform::MAX_SWITCHES, SWITCH_KEYS)?;
+    for (i, t) in tables.iter().enumerate() {
         let f = |key: &str| format!("switch[{i}].{key}");
-        let Value::Table(t) = v else {
-            return Err(err(format!("switch[{i}]"), wrong_type("a table", v)));
-        };
-        if let Some(key) = t.keys().find(|k| !SWITCH_KEYS.contains(&k.as_str())) {
-            return Err(err(f(key), format!("unknown key (known: {})", SWITCH_KEYS.join(", "))));
-        }
         let name = match t.get("name") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => return Err(err(f("name"), wrong_type("a switch name", v))),

@@ -19,6 +19,18 @@ pub fn schedule() {
     schedule_locked(&mut k);
 }
 
+/// The CPU time (ns, `sum_exec_runtime`) of task `me`, or of its whole
+/// thread group: what CLOCK_THREAD/PROCESS_CPUTIME_ID, `times` and
+/// `getrusage` report.
+pub fn cputime(k: &mut Kernel, me: crate::sched::TaskId, whole_group: bool, now: u64) -> u64 {
+    if !whole_group {
+        return k.sched.task_sched_runtime(me, now);
+    }
+    let tgid = k.tasks.get(me).map_or(0, |t| t.tgid);
+    let threads: alloc::vec::Vec<_> = k.tasks.iter().filter(|t| t.tgid == tgid).map(|t| t.id).collect();
+    threads.into_iter().map(|t| k.sched.task_sched_runtime(t, now)).sum()
+}
+
 /// `__schedule` with the lock held; returns with it held again (by hand-over).
 pub fn schedule_locked(k: &mut KGuard) {
     let cpu = smp_processor_id();

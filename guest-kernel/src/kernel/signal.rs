@@ -166,6 +166,14 @@ fn sigtramp(me: TaskId) -> Result<u64, Errno> {
     Ok(at)
 }
 
+/// `kill_pgrp` from the kernel: `sig` to every process of group `pgrp`.
+pub fn kill_pgrp(k: &mut Kernel, pgrp: crate::task::Pid, sig: u32, now: u64) {
+    for id in k.tasks.pgrp_members(pgrp) {
+        let info = crate::task::signal::SigInfo { signo: sig, code: 0x80, ..Default::default() }; // SI_KERNEL
+        k.tasks.send_signal_info(&mut k.sched, id, info, true, false, now);
+    }
+}
+
 /// Queues SIGSEGV for `me` with SIG_DFL put back (`force_sigsegv`): a
 /// frame that could not be written, or a bad `rt_sigreturn`.
 fn force_sigsegv(me: TaskId, addr: u64) {
@@ -240,10 +248,4 @@ pub fn segv(frame: &TrapFrame, what: &str) {
     }
     let k2 = &mut *k;
     k2.tasks.send_signal_info(&mut k2.sched, me, info, false, false, t);
-}
-
-/// Whether the current task `id` should stop sleeping for a signal
-/// (`signal_pending`).
-pub fn signal_pending(k: &Kernel, id: TaskId) -> bool {
-    k.tasks.signal_pending(id)
 }

@@ -135,7 +135,7 @@ pub(super) fn sys_openat(dirfd: i32, path: usize, flags: u32, mode: u32) -> R {
     let mut k = lock();
     // /dev/tty is the caller's controlling terminal: without one, ENXIO.
     let tty = k.vfs.files.get(&file).and_then(|f| super::fs::chrdev(&k, f)) == Some(CharDev::Tty);
-    if tty && !super::tty::has_ctty(&k, current()) {
+    if tty && !super::tty::is_ctty(&k, current()) {
         let _ = k.vfs.fput(file);
         return Err(Errno::ENXIO);
     }

@@ -89,15 +89,8 @@ pub(super) fn sys_getrusage(who: i32, usage: usize) -> R {
     let ns = match who {
         RUSAGE_CHILDREN => 0,
         RUSAGE_SELF | RUSAGE_THREAD => {
-            let mut k = lock();
             let me = crate::arch::aarch64::process::current();
-            let tgid = k.tasks.get(me).expect("current task").tgid;
-            let ids: alloc::vec::Vec<_> = if who == RUSAGE_THREAD {
-                alloc::vec![me]
-            } else {
-                k.tasks.iter().filter(|t| t.tgid == tgid).map(|t| t.id).collect()
-            };
-            ids.into_iter().map(|t| k.sched.task_sched_runtime(t, now)).sum::<u64>()
+            crate::kernel::sched::cputime(&mut lock(), me, who == RUSAGE_SELF, now)
         }
         _ => return Err(Errno::EINVAL),
     };

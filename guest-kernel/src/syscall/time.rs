@@ -3,8 +3,6 @@
 //! `times`, and the ITIMER_REAL interval timer (`setitimer`,
 //! `getitimer`).
 
-use alloc::vec::Vec;
-
 use super::table::R;
 use super::*;
 use crate::arch::aarch64::irq::now_ns;
@@ -13,7 +11,7 @@ use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
 use crate::kernel::lock;
 use crate::kernel::sched::schedule_timeout;
 use crate::mm::Errno;
-use crate::sched::{TaskId, TaskState};
+use crate::sched::TaskState;
 
 /// `nanosleep(req, rem)`: sleep for `req`. A signal ends the sleep with
 /// the time left in `rem`: EINTR if a handler runs, otherwise the sleep
@@ -78,15 +76,7 @@ pub(super) fn sys_clock_gettime(clk: u64, tp: usize) -> R {
     }
     let ns = match clk {
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
-            let mut k = lock();
-            let (me, now) = (current(), now_ns());
-            let tgid = k.tasks.get(me).expect("current task").tgid;
-            let threads: Vec<TaskId> = if clk == CLOCK_THREAD_CPUTIME_ID {
-                alloc::vec![me]
-            } else {
-                k.tasks.iter().filter(|t| t.tgid == tgid).map(|t| t.id).collect()
-            };
-            threads.into_iter().map(|t| k.sched.task_sched_runtime(t, now)).sum()
+            crate::kernel::sched::cputime(&mut lock(), current(), clk == CLOCK_PROCESS_CPUTIME_ID, now_ns())
         }
         _ => now_ns(),
     };
@@ -161,12 +151,7 @@ const USER_HZ: u64 = 100;
 /// ticks since boot.
 pub(super) fn sys_times(buf: usize) -> R {
     let now = now_ns();
-    let utime = {
-        let mut k = lock();
-        let tgid = k.tasks.get(current()).expect("current task").tgid;
-        let threads: Vec<TaskId> = k.tasks.iter().filter(|t| t.tgid == tgid).map(|t| t.id).collect();
-        threads.into_iter().map(|t| k.sched.task_sched_runtime(t, now)).sum::<u64>()
-    };
+    let utime = crate::kernel::sched::cputime(&mut lock(), current(), true, now);
     if buf != 0 {
         let mut out = [0u8; 32];
         out[..8].copy_from_slice(&(utime / (1_000_000_000 / USER_HZ)).to_le_bytes());

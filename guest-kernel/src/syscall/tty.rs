@@ -9,8 +9,8 @@
 use super::table::R;
 use crate::arch::aarch64::irq::now_ns;
 use crate::arch::aarch64::process::current;
-use crate::arch::aarch64::tty::kill_pgrp;
 use crate::arch::aarch64::uaccess::{copy_from_user, copy_to_user};
+use crate::kernel::signal::kill_pgrp;
 use crate::kernel::{Kernel, lock};
 use crate::mm::Errno;
 use crate::sched::TaskId;
@@ -34,13 +34,9 @@ const SIGTTOU: u32 = 22;
 /// `EIO`.
 const EIO: Errno = Errno(5);
 
-/// Whether `me` has a controlling terminal (the console).
-pub(super) fn has_ctty(k: &Kernel, me: TaskId) -> bool {
-    is_ctty(k, me)
-}
-
-/// Whether the console is `me`'s controlling terminal.
-fn is_ctty(k: &Kernel, me: TaskId) -> bool {
+/// Whether the console is `me`'s controlling terminal (`me` has one:
+/// there is only the console).
+pub(super) fn is_ctty(k: &Kernel, me: TaskId) -> bool {
     let leader = k.tasks.get(me).map(|t| t.group_leader);
     leader.and_then(|l| k.tasks.get(l)).is_some_and(|l| l.ctty) && k.tty.session == Some(k.tasks.sid(me))
 }

@@ -42,36 +42,28 @@ impl Cred {
         self.euid == 0
     }
 
+    /// The user ids, to change through [`Ids`]; `is_root` is read first.
+    fn uids(&mut self) -> Ids<'_> {
+        Ids { real: &mut self.uid, eff: &mut self.euid, saved: &mut self.suid, fs: &mut self.fsuid }
+    }
+
+    /// The group ids, as [`Cred::uids`].
+    fn gids(&mut self) -> Ids<'_> {
+        Ids { real: &mut self.gid, eff: &mut self.egid, saved: &mut self.sgid, fs: &mut self.fsgid }
+    }
+
     /// `setresuid(ruid, euid, suid)`: without privilege each new id must be
     /// one of the current real, effective or saved uids. fsuid follows the
     /// effective uid.
     pub fn setresuid(&mut self, r: u32, e: u32, s: u32) -> Result<(), Errno> {
-        if !self.is_root() {
-            let ok = |v: u32| v == KEEP || v == self.uid || v == self.euid || v == self.suid;
-            if !(ok(r) && ok(e) && ok(s)) {
-                return Err(Errno::EPERM);
-            }
-        }
-        keep_or(&mut self.uid, r);
-        keep_or(&mut self.euid, e);
-        keep_or(&mut self.suid, s);
-        self.fsuid = self.euid;
-        Ok(())
+        let root = self.is_root();
+        self.uids().setres(root, r, e, s)
     }
 
     /// `setresgid`: as [`Cred::setresuid`] for the group ids.
     pub fn setresgid(&mut self, r: u32, e: u32, s: u32) -> Result<(), Errno> {
-        if !self.is_root() {
-            let ok = |v: u32| v == KEEP || v == self.gid || v == self.egid || v == self.sgid;
-            if !(ok(r) && ok(e) && ok(s)) {
-                return Err(Errno::EPERM);
-            }
-        }
-        keep_or(&mut self.gid, r);
-        keep_or(&mut self.egid, e);
-        keep_or(&mut self.sgid, s);
-        self.fsgid = self.egid;
-        Ok(())
+        let root = self.is_root();
+        self.gids().setres(root, r, e, s)
     }
 
     /// `setreuid(ruid, euid)`: the real uid may become the effective one,
@@ -79,92 +71,40 @@ impl Cred {
     /// new effective uid when the real one is set or the effective one
     /// changes to something other than the old real uid.
     pub fn setreuid(&mut self, r: u32, e: u32) -> Result<(), Errno> {
-        let old = self.clone();
-        if !self.is_root() {
-            if r != KEEP && r != old.uid && r != old.euid {
-                return Err(Errno::EPERM);
-            }
-            if e != KEEP && e != old.uid && e != old.euid && e != old.suid {
-                return Err(Errno::EPERM);
-            }
-        }
-        keep_or(&mut self.uid, r);
-        keep_or(&mut self.euid, e);
-        if r != KEEP || (e != KEEP && e != old.uid) {
-            self.suid = self.euid;
-        }
-        self.fsuid = self.euid;
-        Ok(())
+        let root = self.is_root();
+        self.uids().setre(root, r, e)
     }
 
     /// `setregid`: as [`Cred::setreuid`] for the group ids.
     pub fn setregid(&mut self, r: u32, e: u32) -> Result<(), Errno> {
-        let old = self.clone();
-        if !self.is_root() {
-            if r != KEEP && r != old.gid && r != old.egid {
-                return Err(Errno::EPERM);
-            }
-            if e != KEEP && e != old.gid && e != old.egid && e != old.sgid {
-                return Err(Errno::EPERM);
-            }
-        }
-        keep_or(&mut self.gid, r);
-        keep_or(&mut self.egid, e);
-        if r != KEEP || (e != KEEP && e != old.gid) {
-            self.sgid = self.egid;
-        }
-        self.fsgid = self.egid;
-        Ok(())
+        let root = self.is_root();
+        self.gids().setre(root, r, e)
     }
 
     /// `setuid(uid)`: root sets all three; anyone else only the effective
     /// uid, to the real or saved one.
     pub fn setuid(&mut self, u: u32) -> Result<(), Errno> {
-        if u == KEEP {
-            return Err(Errno::EINVAL);
-        }
-        if self.is_root() {
-            (self.uid, self.suid) = (u, u);
-        } else if u != self.uid && u != self.suid {
-            return Err(Errno::EPERM);
-        }
-        self.euid = u;
-        self.fsuid = u;
-        Ok(())
+        let root = self.is_root();
+        self.uids().set(root, u)
     }
 
     /// `setgid(gid)`: as [`Cred::setuid`] for the group ids.
     pub fn setgid(&mut self, g: u32) -> Result<(), Errno> {
-        if g == KEEP {
-            return Err(Errno::EINVAL);
-        }
-        if self.is_root() {
-            (self.gid, self.sgid) = (g, g);
-        } else if g != self.gid && g != self.sgid {
-            return Err(Errno::EPERM);
-        }
-        self.egid = g;
-        self.fsgid = g;
-        Ok(())
+        let root = self.is_root();
+        self.gids().set(root, g)
     }
 
     /// `setfsuid(uid)`: the old fsuid, always; changed only to one of the
     /// other uids (or anything, by root).
     pub fn setfsuid(&mut self, u: u32) -> u32 {
-        let old = self.fsuid;
-        if u != KEEP && (self.is_root() || [self.uid, self.euid, self.suid, self.fsuid].contains(&u)) {
-            self.fsuid = u;
-        }
-        old
+        let root = self.is_root();
+        self.uids().setfs(root, u)
     }
 
     /// `setfsgid(gid)`: as [`Cred::setfsuid`].
     pub fn setfsgid(&mut self, g: u32) -> u32 {
-        let old = self.fsgid;
-        if g != KEEP && (self.is_root() || [self.gid, self.egid, self.sgid, self.fsgid].contains(&g)) {
-            self.fsgid = g;
-        }
-        old
+        let root = self.is_root();
+        self.gids().setfs(root, g)
     }
 
     /// `setgroups`: root only; at most NGROUPS_MAX.
@@ -195,6 +135,73 @@ impl Cred {
 fn keep_or(field: &mut u32, v: u32) {
     if v != KEEP {
         *field = v;
+    }
+}
+
+/// One kind of id of a [`Cred`], user or group: the rules of the `set*id`
+/// calls are the same for both (kernel/sys.c), with `root` standing for
+/// CAP_SETUID / CAP_SETGID.
+struct Ids<'a> {
+    real: &'a mut u32,
+    eff: &'a mut u32,
+    saved: &'a mut u32,
+    fs: &'a mut u32,
+}
+
+impl Ids<'_> {
+    fn setres(self, root: bool, r: u32, e: u32, s: u32) -> Result<(), Errno> {
+        if !root {
+            let ok = |v: u32| v == KEEP || v == *self.real || v == *self.eff || v == *self.saved;
+            if !(ok(r) && ok(e) && ok(s)) {
+                return Err(Errno::EPERM);
+            }
+        }
+        keep_or(self.real, r);
+        keep_or(self.eff, e);
+        keep_or(self.saved, s);
+        *self.fs = *self.eff;
+        Ok(())
+    }
+
+    fn setre(self, root: bool, r: u32, e: u32) -> Result<(), Errno> {
+        let (old_real, old_eff, old_saved) = (*self.real, *self.eff, *self.saved);
+        if !root {
+            if r != KEEP && r != old_real && r != old_eff {
+                return Err(Errno::EPERM);
+            }
+            if e != KEEP && e != old_real && e != old_eff && e != old_saved {
+                return Err(Errno::EPERM);
+            }
+        }
+        keep_or(self.real, r);
+        keep_or(self.eff, e);
+        if r != KEEP || (e != KEEP && e != old_real) {
+            *self.saved = *self.eff;
+        }
+        *self.fs = *self.eff;
+        Ok(())
+    }
+
+    fn set(self, root: bool, v: u32) -> Result<(), Errno> {
+        if v == KEEP {
+            return Err(Errno::EINVAL);
+        }
+        if root {
+            (*self.real, *self.saved) = (v, v);
+        } else if v != *self.real && v != *self.saved {
+            return Err(Errno::EPERM);
+        }
+        *self.eff = v;
+        *self.fs = v;
+        Ok(())
+    }
+
+    fn setfs(self, root: bool, v: u32) -> u32 {
+        let old = *self.fs;
+        if v != KEEP && (root || [*self.real, *self.eff, *self.saved, *self.fs].contains(&v)) {
+            *self.fs = v;
+        }
+        old
     }
 }
 

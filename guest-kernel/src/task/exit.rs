@@ -110,7 +110,7 @@ impl TaskTable {
         let c = self.ts(child);
         let (sig, pid, code) = (c.exit_signal, c.tgid, c.group_exit_code.unwrap_or(c.exit_code));
         let Some(parent) = c.parent else { return true };
-        let autoreap = sig == SIGCHLD as i32 && (self.ts(parent).ignore_sigchld || self.ignores_children(parent));
+        let autoreap = sig == SIGCHLD as i32 && self.ignores_children(parent);
         if sig > 0 && !autoreap {
             let (si_code, status) = match code & 0x7f {
                 0 => (CLD_EXITED, (code >> 8) & 0xff),

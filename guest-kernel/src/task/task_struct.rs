@@ -126,8 +126,6 @@ pub struct TaskStruct {
     pub is_child_subreaper: bool,
     /// Some ancestor is a subreaper (inherited at fork).
     pub has_child_subreaper: bool,
-    /// The parent ignores SIGCHLD / set SA_NOCLDWAIT for us: auto-reap.
-    pub ignore_sigchld: bool,
     /// `vfork_done`: the parent waiting in vfork until we exec or exit.
     pub vfork_done: Option<TaskId>,
     /// The pids cgroup charged for this task.
@@ -185,7 +183,6 @@ impl TaskStruct {
             signal_unkillable: false,
             is_child_subreaper: false,
             has_child_subreaper: false,
-            ignore_sigchld: false,
             vfork_done: None,
             pids_cgroup: 0,
             wait_chldexit: WaitQueueHead::new(),

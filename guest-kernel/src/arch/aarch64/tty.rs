@@ -127,7 +127,7 @@ pub fn flip_tasklet(k: &mut Kernel, _data: u64) {
     // (`isig` → `kill_pgrp`), if the tty has one.
     for sig in k.tty.ldisc.take_signals() {
         if k.tty.session.is_some() {
-            kill_pgrp(k, k.tty.pgrp, sig, now);
+            crate::kernel::signal::kill_pgrp(k, k.tty.pgrp, sig, now);
         }
     }
     if k.tty.ldisc.has_echo()
@@ -157,14 +157,6 @@ pub fn echo_work(_data: u64) {
     }
 }
 
-/// `kill_pgrp` from the kernel: `sig` to every process of group `pgrp`.
-pub fn kill_pgrp(k: &mut Kernel, pgrp: crate::task::Pid, sig: u32, now: u64) {
-    for id in k.tasks.pgrp_members(pgrp) {
-        let info = crate::task::signal::SigInfo { signo: sig, code: 0x80, ..Default::default() }; // SI_KERNEL
-        k.tasks.send_signal_info(&mut k.sched, id, info, true, false, now);
-    }
-}
-
 /// `disassociate_ctty` when a session leader exits: its terminal's
 /// foreground group gets SIGHUP and SIGCONT, and the terminal is free for
 /// another session.
@@ -175,6 +167,6 @@ pub fn session_leader_exit(k: &mut Kernel, sid: crate::task::Pid) {
     let (pgrp, now) = (k.tty.pgrp, super::irq::now_ns());
     k.tty.session = None;
     k.tty.pgrp = 0;
-    kill_pgrp(k, pgrp, 1, now); // SIGHUP
-    kill_pgrp(k, pgrp, 18, now); // SIGCONT
+    crate::kernel::signal::kill_pgrp(k, pgrp, 1, now); // SIGHUP
+    crate::kernel::signal::kill_pgrp(k, pgrp, 18, now); // SIGCONT
 }
